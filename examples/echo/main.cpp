@@ -1,0 +1,53 @@
+// Answers any method on any path with a JSON echo of the request: method, path, query,
+// headers and body size. `?delay_ms=N` (at most 60000) waits N ms first, without holding a
+// thread. The target of the conformance, drain and robustness tests.
+#include <charconv>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "squadron/service/service.hpp"
+
+namespace {
+
+boost::json::object describe(const squadron::Request& req) {
+  boost::json::object headers;
+  for (const auto& h : req.headers()) {
+    // Repeated fields are joined as a list would be (RFC 9110 §5.3).
+    auto key = std::string(h.name);
+    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto* existing = headers.if_contains(key)) {
+      existing->as_string().append(", ");
+      existing->as_string().append(h.value);
+    } else {
+      headers[key] = h.value;
+    }
+  }
+  return {{"method", req.method_name()}, {"path", req.path()},       {"query", req.query()},
+          {"headers", std::move(headers)}, {"body_bytes", req.body().size()}};
+}
+
+squadron::Task<squadron::Response> echo(const squadron::Request& req) {
+  if (auto delay = req.query_param("delay_ms")) {
+    long ms = 0;
+    const auto [ptr, ec] = std::from_chars(delay->data(), delay->data() + delay->size(), ms);
+    if (ec != std::errc{} || ptr != delay->data() + delay->size() || ms < 0 || ms > 60'000) {
+      co_return squadron::Response::problem(400, "delay_ms must be a whole number of milliseconds, 0 to 60000");
+    }
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    timer.expires_after(std::chrono::milliseconds(ms));
+    co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+  co_return squadron::Response::json(describe(req));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  squadron::Service app{"echo"};
+  app.fallback(echo);
+  return app.run(argc, argv);
+}

@@ -1,0 +1,29 @@
+#include "squadron/core/duration.hpp"
+
+#include <gtest/gtest.h>
+
+namespace squadron::core {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(ParseDuration, ReadsEveryUnit) {
+  EXPECT_EQ(parse_duration("250ms"), milliseconds(250));
+  EXPECT_EQ(parse_duration("10s"), milliseconds(10'000));
+  EXPECT_EQ(parse_duration("1.5s"), milliseconds(1'500));
+  EXPECT_EQ(parse_duration("2m"), milliseconds(120'000));
+  EXPECT_EQ(parse_duration("1h"), milliseconds(3'600'000));
+}
+
+TEST(ParseDuration, BareNumberIsSeconds) { EXPECT_EQ(parse_duration("3"), milliseconds(3'000)); }
+
+TEST(ParseDuration, RejectsGarbage) {
+  EXPECT_FALSE(parse_duration(""));
+  EXPECT_FALSE(parse_duration("-1s"));
+  EXPECT_FALSE(parse_duration("10 parsecs"));
+  EXPECT_FALSE(parse_duration("s"));
+  EXPECT_FALSE(parse_duration("1e300s"));
+}
+
+}  // namespace
+}  // namespace squadron::core

@@ -1,0 +1,121 @@
+#include "squadron/http/request.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/url/parse_query.hpp>
+#include <boost/url/params_encoded_view.hpp>
+#include <boost/url/pct_string_view.hpp>
+
+#include "squadron/core/check.hpp"
+#include "squadron/http/parser.hpp"
+
+namespace squadron::http {
+
+std::string_view method_name(Method m) noexcept {
+  switch (m) {
+    case Method::kGet: return "GET";
+    case Method::kHead: return "HEAD";
+    case Method::kPost: return "POST";
+    case Method::kPut: return "PUT";
+    case Method::kDelete: return "DELETE";
+    case Method::kPatch: return "PATCH";
+    case Method::kOptions: return "OPTIONS";
+    case Method::kTrace: return "TRACE";
+    case Method::kConnect: return "CONNECT";
+    case Method::kOther: break;
+  }
+  return "OTHER";
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]);
+    unsigned char y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+  }
+  return true;
+}
+
+Request::Request() {
+  head_.reserve(1024);
+  headers_.reserve(16);
+}
+
+void Request::reset() noexcept {
+  method_ = Method::kGet;
+  method_name_ = target_ = path_ = query_ = {};
+  version_minor_ = 1;
+  keep_alive_ = true;
+  expect_continue_ = false;
+  head_.clear();
+  headers_.clear();
+  body_.clear();
+  params_.clear();
+  request_id_.clear();
+  traceparent_ = {};
+  route_ = {};
+  route_index_ = 0;
+}
+
+std::optional<std::string_view> Request::header(std::string_view name) const noexcept {
+  for (const auto& h : headers_) {
+    if (iequals(h.name, name)) return h.value;
+  }
+  return std::nullopt;
+}
+
+boost::system::result<boost::json::value> Request::json() const {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body_, ec);
+  if (ec) return ec;
+  return v;
+}
+
+std::string_view Request::param(std::string_view name) const noexcept {
+  for (const auto& [n, v] : params_) {
+    if (n == name) return v;
+  }
+  return {};
+}
+
+std::optional<std::string> Request::query_param(std::string_view name) const {
+  if (query_.empty()) return std::nullopt;
+  auto params = boost::urls::parse_query(boost::core::string_view(query_.data(), query_.size()));
+  if (!params) return std::nullopt;
+  for (auto p : *params) {
+    if (p.key.decoded_size() != name.size()) continue;
+    std::string key;
+    p.key.decode({}, boost::urls::string_token::assign_to(key));
+    if (key != name) continue;
+    std::string value;
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;
+    if (p.has_value) p.value.decode(opts, boost::urls::string_token::assign_to(value));
+    return value;
+  }
+  return std::nullopt;
+}
+
+Request Request::make_for_test(std::string_view method, std::string_view target,
+                               std::vector<std::pair<std::string, std::string>> raw_headers,
+                               std::string body) {
+  std::string raw;
+  raw.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  for (const auto& [n, v] : raw_headers) {
+    has_host |= iequals(n, "host");
+    raw.append(n).append(": ").append(v).append("\r\n");
+  }
+  if (!has_host) raw.append("Host: test\r\n");
+  if (!body.empty()) raw.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  raw.append("\r\n").append(body);
+  Request req;
+  RequestParser parser;
+  auto r = parser.feed(raw, req);
+  if (r.status == ParseStatus::kHeadersDone) r = parser.feed(std::string_view(raw).substr(r.consumed), req);
+  SQUADRON_CHECK(r.status == ParseStatus::kComplete, "make_for_test needs a valid request");
+  return req;
+}
+
+}  // namespace squadron::http

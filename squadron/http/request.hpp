@@ -1,0 +1,149 @@
+// An HTTP/1.1 request as the server hands it to a handler: method, target split into path and
+// query, header fields, the (already de-chunked) body, and the route's path parameters.
+//
+//   std::string_view id = req.param("id");
+//   if (auto ua = req.header("user-agent")) log(*ua);
+//   auto doc = req.json();   // boost::system::result<boost::json::value>
+//
+// Thread safety: a Request belongs to one connection and is used on that connection's I/O
+// thread only. Views it returns stay valid until the handler's response has been produced.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/json/value.hpp>
+#include <boost/system/result.hpp>
+
+namespace squadron::http {
+
+// The methods Squadron dispatches on directly; every other registered method is kOther and
+// keeps its name in Request::method_name().
+enum class Method : std::uint8_t {
+  kGet,
+  kHead,
+  kPost,
+  kPut,
+  kDelete,
+  kPatch,
+  kOptions,
+  kTrace,
+  kConnect,
+  kOther,
+};
+inline constexpr std::size_t kMethodCount = 10;
+
+// Upper-case name of a method ("GET"); "OTHER" for kOther.
+std::string_view method_name(Method m) noexcept;
+
+// A header field as received: name in its original case, value without surrounding whitespace.
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+// ASCII case-insensitive equality, as header names compare (RFC 9110 §5.1).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+class RequestParser;
+
+class Request final {
+ public:
+  Request();
+  // Views point into the request's own heap buffers, so a move keeps them valid; a copy would not.
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  Request(Request&&) = default;
+  Request& operator=(Request&&) = default;
+  ~Request() = default;
+
+  Method method() const noexcept { return method_; }
+  // The method token exactly as received ("GET", "PURGE", "M-SEARCH").
+  std::string_view method_name() const noexcept { return method_name_; }
+  // The request-target as received (origin-form "/a?b", absolute-form "http://h/a", or "*").
+  std::string_view target() const noexcept { return target_; }
+  // The path of the target, still percent-encoded, without query or fragment ("/" at least).
+  std::string_view path() const noexcept { return path_; }
+  // The query string without '?' (empty when there is none).
+  std::string_view query() const noexcept { return query_; }
+  // 0 for HTTP/1.0, 1 for HTTP/1.1.
+  int version_minor() const noexcept { return version_minor_; }
+
+  std::span<const Header> headers() const noexcept { return headers_; }
+  // The first header field named `name` (case-insensitive), if any.
+  std::optional<std::string_view> header(std::string_view name) const noexcept;
+
+  // The message body, de-chunked. Empty when the request had none.
+  const std::string& body() const noexcept { return body_; }
+  // The body parsed as JSON; an error code (never an exception) when it is not valid JSON.
+  boost::system::result<boost::json::value> json() const;
+
+  // The value of path parameter `name` ("{id}" in the route), percent-decoded; empty if absent.
+  std::string_view param(std::string_view name) const noexcept;
+  // The first query parameter `name`, percent-decoded ('+' is a space); nullopt if absent.
+  std::optional<std::string> query_param(std::string_view name) const;
+
+  // Whether the connection stays open after this request (HTTP/1.1 default, Connection header).
+  bool keep_alive() const noexcept { return keep_alive_; }
+  // Whether the client sent `Expect: 100-continue`.
+  bool expects_continue() const noexcept { return expect_continue_; }
+
+  // The peer's address ("127.0.0.1"), set by the server.
+  std::string_view remote_address() const noexcept { return remote_address_; }
+  // The X-Request-Id of this request: the client's when it sent a valid one, otherwise made up.
+  std::string_view request_id() const noexcept { return request_id_; }
+  // The W3C trace context (`traceparent`) when the client sent a valid one, else empty.
+  std::string_view traceparent() const noexcept { return traceparent_; }
+
+  // The pattern of the route that matched ("/users/{id}"), empty before routing or if none.
+  std::string_view route() const noexcept { return route_; }
+  std::size_t route_index() const noexcept { return route_index_; }
+
+  // Mutators used by the server and the router.
+  void set_route(std::size_t index, std::string_view pattern) noexcept {
+    route_index_ = index;
+    route_ = pattern;
+  }
+  void set_remote_address(std::string_view a) { remote_address_.assign(a); }
+  void set_request_id(std::string_view id) { request_id_.assign(id); }
+  void set_traceparent(std::string_view tp) { traceparent_ = tp; }
+  void clear_params() noexcept { params_.clear(); }
+  void add_param(std::string_view name, std::string value) {
+    params_.emplace_back(name, std::move(value));
+  }
+
+  // Builds a request directly (tests, in-process dispatch). `raw_headers` are "name: value" pairs.
+  static Request make_for_test(std::string_view method, std::string_view target,
+                               std::vector<std::pair<std::string, std::string>> raw_headers = {},
+                               std::string body = {});
+
+ private:
+  friend class RequestParser;
+  void reset() noexcept;
+
+  Method method_ = Method::kGet;
+  std::string_view method_name_;
+  std::string_view target_;
+  std::string_view path_;
+  std::string_view query_;
+  int version_minor_ = 1;
+  bool keep_alive_ = true;
+  bool expect_continue_ = false;
+  std::string head_;  // raw bytes of the request head; every view above points into it
+  std::vector<Header> headers_;
+  std::string body_;
+  std::vector<std::pair<std::string_view, std::string>> params_;
+  std::string remote_address_;
+  std::string request_id_;
+  std::string_view traceparent_;
+  std::string_view route_;
+  std::size_t route_index_ = 0;
+};
+
+}  // namespace squadron::http

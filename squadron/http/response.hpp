@@ -1,0 +1,75 @@
+// A response a handler produces: status, content type, extra headers and a body that is
+// either a string sent whole (with Content-Length) or a stream of chunks (chunked encoding).
+//
+//   return Response::text("Hello World!");
+//   return Response::json(boost::json::object{{"id", 7}}, 201);
+//   return Response::problem(404, "no user 7");          // application/problem+json (RFC 9457)
+//
+// Thread safety: a value type; not shared between threads while being written.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/fwd.hpp>
+
+namespace squadron::http {
+
+inline constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
+inline constexpr std::string_view kApplicationJson = "application/json";
+inline constexpr std::string_view kProblemJson = "application/problem+json";
+
+// Produces the next chunk of a streamed body; std::nullopt ends the body. Runs on the
+// connection's I/O thread; may suspend (await a timer, another service...).
+using BodyStream = std::function<boost::asio::awaitable<std::optional<std::string>>()>;
+
+struct Response {
+  int status = 200;
+  // Must refer to storage that outlives the response (a literal); for a computed type,
+  // set a "Content-Type" header instead, which takes precedence.
+  std::string_view content_type = kTextPlain;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is this stream, sent chunked (close-delimited to HTTP/1.0 clients);
+  // `body` is ignored.
+  BodyStream stream;
+  // Close the connection after this response even if the client wants keep-alive.
+  bool close = false;
+
+  static Response text(std::string body, int status = 200);
+  static Response json(const boost::json::value& v, int status = 200);
+  // An RFC 9457 problem document: {"type":"about:blank","title":<reason>,"status":..,"detail":..}.
+  static Response problem(int status, std::string_view detail);
+
+  // Adds a header (no check for duplicates; names are sent as given).
+  Response& set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+  // The value of header `name` set on this response (case-insensitive), if any.
+  std::optional<std::string_view> header(std::string_view name) const noexcept;
+};
+
+// The reason phrase of a status code ("Not Found"); "Unknown" for unregistered codes.
+std::string_view reason_phrase(int status) noexcept;
+
+// Whether a response with this status carries no body by definition (1xx, 204, 304).
+constexpr bool status_has_no_body(int status) noexcept {
+  return status < 200 || status == 204 || status == 304;
+}
+
+// Appends the status line and header section of `res` to `out`. `date` is the IMF-fixdate to
+// send; `request_id` is echoed as X-Request-Id when not empty; `chunked` announces a streamed
+// body; `keep_alive` false adds `Connection: close`.
+void serialize_head(const Response& res, std::string_view date, std::string_view request_id,
+                    bool keep_alive, bool chunked, std::string& out);
+
+// Formats `t` (seconds since the epoch) as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
+std::string format_http_date(long long t);
+
+}  // namespace squadron::http

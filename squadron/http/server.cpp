@@ -1,0 +1,436 @@
+#include "squadron/http/server.hpp"
+
+#include <ctime>
+#include <exception>
+#include <algorithm>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "squadron/core/check.hpp"
+
+namespace squadron::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadBufferBytes = 64 * 1024;
+// Responses to pipelined requests are batched up to this size before a write.
+constexpr std::size_t kMaxBatchedOutput = 64 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+struct Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+  tcp::socket socket;
+  SteadyClock::time_point deadline = SteadyClock::time_point::max();
+  bool timed_out = false;  // the sweeper cancelled the socket because the deadline passed
+  bool idle = false;       // waiting for the first byte of a request
+};
+
+void log_exception(std::exception_ptr e) noexcept {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "squadron: connection task ended by exception: %s\n", ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "squadron: connection task ended by an unknown exception\n");
+  }
+}
+
+}  // namespace
+
+class Server::Worker {
+ public:
+  Worker(std::size_t index, const ServerConfig& config, Handler& handler)
+      : index_(index), config_(config), handler_(handler), read_buffer_(kReadBufferBytes) {
+    const auto shortest = std::min({config.header_timeout, config.idle_timeout, config.io_timeout});
+    tick_ = std::clamp<std::chrono::milliseconds>(shortest / 4, std::chrono::milliseconds(10),
+                                                  std::chrono::seconds(1));
+  }
+
+  asio::io_context& context() noexcept { return ctx_; }
+  std::size_t connections() const noexcept { return count_.load(std::memory_order_relaxed); }
+
+  void start() {
+    asio::co_spawn(ctx_, sweep_loop(), asio::detached);
+  }
+
+  // Adopts an accepted socket (on this worker's thread).
+  void adopt(tcp::socket socket) {
+    if (stopping_) return;  // socket closes on destruction
+    asio::co_spawn(ctx_, session(std::move(socket)), log_exception);
+  }
+
+  void set_acceptor(std::unique_ptr<tcp::acceptor> a) { acceptor_ = std::move(a); }
+  bool has_acceptor() const noexcept { return acceptor_ != nullptr; }
+
+  // Accepts on this (first) worker and spreads connections round-robin over `workers`.
+  asio::awaitable<void> accept_loop(const std::vector<std::unique_ptr<Worker>>* workers) {
+    std::size_t next = 0;
+    asio::steady_timer backoff(ctx_);
+    while (true) {
+      auto [ec, socket] = co_await acceptor_->async_accept(kAwait);
+      if (ec) {
+        if (stopping_ || ec == asio::error::operation_aborted) co_return;
+        // Out of descriptors or memory: the listen queue holds clients while we back off.
+        backoff.expires_after(std::chrono::milliseconds(50));
+        co_await backoff.async_wait(kAwait);
+        continue;
+      }
+      Worker& target = *(*workers)[next++ % workers->size()];
+      if (&target == this) {
+        adopt(std::move(socket));
+        continue;
+      }
+      // Hand the descriptor to the target thread, which registers it with its own reactor.
+      const auto protocol = acceptor_->local_endpoint(ec).protocol();
+      error_code release_ec;
+      const auto fd = socket.release(release_ec);
+      if (release_ec) continue;
+      asio::post(target.ctx_, [&target, protocol, fd] {
+        tcp::socket s(target.ctx_);
+        error_code assign_ec;
+        s.assign(protocol, fd, assign_ec);
+        if (!assign_ec) target.adopt(std::move(s));
+      });
+    }
+  }
+
+  void begin_stop(std::chrono::milliseconds grace) {
+    stopping_ = true;
+    error_code ec;
+    if (acceptor_) acceptor_->close(ec);
+    for (Connection* c : conns_) {
+      if (c->idle) c->socket.cancel(ec);
+    }
+    grace_timer_.expires_after(grace);
+    grace_timer_.async_wait([this](error_code wait_ec) {
+      if (wait_ec) return;
+      // Grace is over: whatever is still running is cut off.
+      error_code close_ec;
+      for (Connection* c : conns_) c->socket.close(close_ec);
+      ctx_.stop();
+    });
+    maybe_finish();
+  }
+
+ private:
+  asio::awaitable<void> sweep_loop() {
+    while (true) {
+      sweeper_.expires_after(tick_);
+      auto [ec] = co_await sweeper_.async_wait(kAwait);
+      if (ec || finished_) co_return;
+      const auto now = SteadyClock::now();
+      error_code cancel_ec;
+      for (Connection* c : conns_) {
+        if (!c->timed_out && c->deadline <= now) {
+          c->timed_out = true;
+          c->socket.cancel(cancel_ec);
+        }
+      }
+    }
+  }
+
+  void maybe_finish() {
+    if (!stopping_ || !conns_.empty() || finished_) return;
+    finished_ = true;
+    sweeper_.cancel();
+    grace_timer_.cancel();
+  }
+
+  std::string_view date() {
+    const std::time_t now = std::time(nullptr);
+    if (now != date_second_) {
+      date_second_ = now;
+      date_ = format_http_date(now);
+    }
+    return date_;
+  }
+
+  // Writes `out` whole: first a non-blocking attempt, then asynchronously under io_timeout.
+  asio::awaitable<bool> flush(Connection& conn, std::string& out) {
+    std::size_t written = 0;
+    error_code ec;
+    written = conn.socket.write_some(asio::buffer(out), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      out.clear();
+      co_return false;
+    }
+    if (ec) written = 0;
+    if (written < out.size()) {
+      conn.deadline = SteadyClock::now() + config_.io_timeout;
+      auto [wec, n] = co_await asio::async_write(
+          conn.socket, asio::buffer(out.data() + written, out.size() - written), kAwait);
+      if (wec) {
+        out.clear();
+        co_return false;
+      }
+    }
+    out.clear();
+    co_return true;
+  }
+
+  // Streams a chunked (or, to HTTP/1.0, close-delimited) body.
+  asio::awaitable<bool> write_stream(Connection& conn, Response& res, bool chunked, bool head_only,
+                                     std::string& out) {
+    if (!co_await flush(conn, out)) co_return false;
+    if (head_only) co_return true;
+    while (true) {
+      std::optional<std::string> chunk;
+      try {
+        chunk = co_await res.stream();
+      } catch (...) {
+        co_return false;  // the body cannot be finished: closing tells the client it is cut
+      }
+      if (!chunk) break;
+      if (chunk->empty()) continue;
+      if (chunked) {
+        char size[20];
+        const int len = std::snprintf(size, sizeof size, "%zx\r\n", chunk->size());
+        out.append(size, static_cast<std::size_t>(len));
+        out.append(*chunk);
+        out.append("\r\n");
+      } else {
+        out.append(*chunk);
+      }
+      if (!co_await flush(conn, out)) co_return false;
+    }
+    if (chunked) {
+      out.append("0\r\n\r\n");
+      if (!co_await flush(conn, out)) co_return false;
+    }
+    co_return true;
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    Connection conn{std::move(socket)};
+    conns_.push_front(&conn);
+    const auto self = conns_.begin();
+    count_.fetch_add(1, std::memory_order_relaxed);
+    struct Unregister {
+      Worker& w;
+      std::list<Connection*>::iterator it;
+      ~Unregister() {
+        w.conns_.erase(it);
+        w.count_.fetch_sub(1, std::memory_order_relaxed);
+        w.maybe_finish();
+      }
+    } unregister{*this, self};
+
+    error_code ec;
+    conn.socket.non_blocking(true, ec);
+    conn.socket.set_option(tcp::no_delay(true), ec);
+
+    Request req;
+    {
+      const auto remote = conn.socket.remote_endpoint(ec);
+      if (!ec) req.set_remote_address(remote.address().to_string());
+    }
+    RequestParser parser(config_.limits);
+    std::string out;
+    std::string stash;  // bytes of this connection not yet parsed while it is suspended
+    std::string_view data;
+    bool close_after = false;
+    bool served_any = false;
+    SteadyClock::time_point head_started = SteadyClock::now();
+
+    // Before suspending, move unparsed bytes out of the thread's shared read buffer.
+    auto keep_unparsed = [&] {
+      if (data.empty()) return;
+      const bool in_stash = data.data() >= stash.data() && data.data() < stash.data() + stash.size();
+      if (!in_stash) {
+        stash.assign(data);
+        data = stash;
+      }
+    };
+
+    while (true) {
+      while (!data.empty() && !close_after) {
+        if (!parser.started()) head_started = SteadyClock::now();
+        const ParseResult r = parser.feed(data, req);
+        data.remove_prefix(r.consumed);
+        if (r.status == ParseStatus::kNeedMore) break;
+        if (r.status == ParseStatus::kHeadersDone) {
+          if (req.expects_continue() && data.empty()) {
+            out.append(kContinue);
+            if (!co_await flush(conn, out)) co_return;
+          }
+          continue;
+        }
+        if (r.status == ParseStatus::kError) {
+          const auto& err = parser.error();
+          Response res = Response::problem(err.status, err.detail);
+          serialize_head(res, date(), {}, false, false, out);
+          out.append(res.body);
+          handler_.on_rejected(err.status, index_);
+          close_after = true;
+          break;
+        }
+
+        // A complete request.
+        served_any = true;
+        conn.deadline = SteadyClock::time_point::max();
+        Response res;
+        bool done = true;
+        try {
+          done = handler_.handle(req, res, index_);
+        } catch (const std::exception& e) {
+          res = Response::problem(500, "the handler failed");
+        }
+        if (!done) {
+          keep_unparsed();
+          try {
+            co_await handler_.handle_async(req, res, index_);
+          } catch (const std::exception& e) {
+            res = Response::problem(500, "the handler failed");
+          }
+        }
+        const bool head_only = req.method() == Method::kHead;
+        bool keep = req.keep_alive() && !res.close && !stopping_;
+        if (res.stream) {
+          const bool chunked = req.version_minor() >= 1 && !status_has_no_body(res.status);
+          if (!chunked) keep = false;
+          serialize_head(res, date(), req.request_id(), keep, chunked, out);
+          keep_unparsed();
+          if (!co_await write_stream(conn, res, chunked, head_only, out)) co_return;
+        } else {
+          serialize_head(res, date(), req.request_id(), keep, false, out);
+          if (!head_only && !status_has_no_body(res.status)) out.append(res.body);
+        }
+        parser.reset(req);
+        if (!keep) {
+          close_after = true;
+          break;
+        }
+        if (out.size() >= kMaxBatchedOutput) {
+          keep_unparsed();
+          if (!co_await flush(conn, out)) co_return;
+        }
+      }
+      if (!out.empty()) {
+        keep_unparsed();
+        if (!co_await flush(conn, out)) co_return;
+      }
+      if (close_after) break;
+      if (data.empty()) stash.clear();
+      if (!data.empty()) continue;  // a flush happened mid-batch; keep parsing
+      if (stopping_ && !parser.started()) break;
+
+      // Wait for more bytes, under the deadline that fits where the connection is.
+      const auto now = SteadyClock::now();
+      if (!parser.started()) {
+        conn.deadline = now + (served_any ? config_.idle_timeout : config_.header_timeout);
+        conn.idle = true;
+      } else if (parser.in_body()) {
+        conn.deadline = now + config_.io_timeout;
+      } else {
+        conn.deadline = head_started + config_.header_timeout;
+      }
+      auto [wait_ec] = co_await conn.socket.async_wait(tcp::socket::wait_read, kAwait);
+      conn.idle = false;
+      if (wait_ec) {
+        if (conn.timed_out && parser.started()) {
+          Response res = Response::problem(408, "the request did not arrive in time");
+          serialize_head(res, date(), {}, false, false, out);
+          out.append(res.body);
+          conn.socket.write_some(asio::buffer(out), ec);  // best effort
+          handler_.on_rejected(408, index_);
+        }
+        break;
+      }
+      const std::size_t n = conn.socket.read_some(asio::buffer(read_buffer_), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+      if (ec) break;  // EOF or reset
+      data = std::string_view(read_buffer_.data(), n);
+    }
+    // Lingering close: stop sending, so a client still sending gets our answer, not a reset.
+    conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+    conn.socket.close(ec);
+  }
+
+  const std::size_t index_;
+  const ServerConfig& config_;
+  Handler& handler_;
+  asio::io_context ctx_{1};
+  asio::steady_timer sweeper_{ctx_};
+  asio::steady_timer grace_timer_{ctx_};
+  std::unique_ptr<tcp::acceptor> acceptor_;  // worker 0 only
+  std::chrono::milliseconds tick_{1000};
+  std::list<Connection*> conns_;
+  std::atomic<std::size_t> count_{0};
+  std::vector<char> read_buffer_;
+  std::string date_;
+  std::time_t date_second_ = 0;
+  bool stopping_ = false;
+  bool finished_ = false;
+};
+
+Server::Server(ServerConfig config, Handler& handler) : config_(std::move(config)), handler_(handler) {
+  std::size_t n = config_.threads;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, config_, handler_));
+}
+
+Server::~Server() = default;
+
+std::size_t Server::threads() const noexcept { return workers_.size(); }
+
+asio::io_context& Server::main_context() noexcept { return workers_[0]->context(); }
+
+std::size_t Server::connections() const noexcept {
+  std::size_t n = 0;
+  for (const auto& w : workers_) n += w->connections();
+  return n;
+}
+
+error_code Server::listen() {
+  error_code ec;
+  const auto address = asio::ip::make_address(config_.host, ec);
+  if (ec) return ec;
+  auto acceptor = std::make_unique<tcp::acceptor>(main_context());
+  const tcp::endpoint ep(address, config_.port);
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(config_.backlog, ec);
+  if (ec) return ec;
+  port_ = acceptor->local_endpoint(ec).port();
+  workers_[0]->set_acceptor(std::move(acceptor));
+  return {};
+}
+
+void Server::run() {
+  SQUADRON_CHECK(workers_[0]->has_acceptor(), "Server::listen() must succeed before run()");
+  for (auto& w : workers_) w->start();
+  asio::co_spawn(main_context(), workers_[0]->accept_loop(&workers_), log_exception);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    threads.emplace_back([w = workers_[i].get()] { w->context().run(); });
+  }
+  workers_[0]->context().run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::stop(std::chrono::milliseconds grace) {
+  if (stopping_.exchange(true)) return;
+  for (auto& w : workers_) {
+    asio::post(w->context(), [w = w.get(), grace] { w->begin_stop(grace); });
+  }
+}
+
+}  // namespace squadron::http

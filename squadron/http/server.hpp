@@ -1,0 +1,96 @@
+// The HTTP/1.1 server: N I/O threads, each with its own io_context, serving keep-alive and
+// pipelined connections with C++20 coroutines, every wait bounded by a deadline.
+//
+//   Server server{config, handler};
+//   if (auto ec = server.listen()) fail(ec);
+//   server.run();                               // until stop(grace) is called
+//
+// Connections are accepted on thread 0 and spread round-robin over the threads; a connection
+// stays on its thread. Reads go into one buffer per thread (idle connections hold no buffer),
+// responses to pipelined requests leave in one write.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "squadron/http/parser.hpp"
+#include "squadron/http/request.hpp"
+#include "squadron/http/response.hpp"
+
+namespace squadron::http {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";  // address to listen on
+  std::uint16_t port = 8080;       // 0 picks a free port (see Server::port())
+  std::size_t threads = 0;         // I/O threads; 0 means one per core
+  ParserLimits limits;             // 414 / 431 / 413 limits (defaults in ParserLimits)
+  // A request head not complete this long after its first byte (or after accept) -> 408.
+  std::chrono::milliseconds header_timeout = std::chrono::seconds(10);
+  // A keep-alive connection with no request this long is closed.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // A body read or a response write making no progress this long ends the connection.
+  std::chrono::milliseconds io_timeout = std::chrono::seconds(60);
+  int backlog = 4096;
+};
+
+// What the server calls for every parsed request. Implementations are shared by all threads.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Fills `res` for `req` and returns true, or returns false to have handle_async() called
+  // (for handlers that suspend). Called on I/O thread `worker`; must not block.
+  // Exceptions thrown here become a 500 answer.
+  virtual bool handle(Request& req, Response& res, std::size_t worker) = 0;
+  virtual boost::asio::awaitable<void> handle_async(Request& req, Response& res,
+                                                    std::size_t worker) = 0;
+  // The server answered on its own (400/408/413/414/431/501/505) without calling handle().
+  virtual void on_rejected(int status, std::size_t worker) noexcept = 0;
+};
+
+class Server final {
+ public:
+  Server(ServerConfig config, Handler& handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the listening socket. Errors: address in use, permission, bad host.
+  [[nodiscard]] boost::system::error_code listen();
+  // The bound port (after listen()).
+  std::uint16_t port() const noexcept { return port_; }
+  std::size_t threads() const noexcept;
+
+  // Serves on the calling thread and threads()-1 more until stop() has finished.
+  void run();
+
+  // Graceful stop, callable from any thread, once: stops accepting, closes idle connections,
+  // lets requests in flight finish (their responses carry `Connection: close`), and after
+  // `grace` closes whatever is left. run() returns when every connection is gone.
+  void stop(std::chrono::milliseconds grace);
+
+  // The io_context of thread 0, for timers and signals of the embedding program.
+  boost::asio::io_context& main_context() noexcept;
+
+  // Number of open connections, summed over threads (approximate while serving).
+  std::size_t connections() const noexcept;
+
+  class Worker;
+
+ private:
+  ServerConfig config_;
+  Handler& handler_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace squadron::http

@@ -1,0 +1,406 @@
+#include "squadron/service/service.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "squadron/core/check.hpp"
+#include "squadron/core/duration.hpp"
+#include "squadron/http/router.hpp"
+#include "squadron/service/metrics.hpp"
+
+namespace squadron::service {
+
+namespace asio = boost::asio;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace internal {
+namespace {
+
+// Route indices for answers that matched no registered route.
+constexpr std::string_view kUnmatchedRoute = "(unmatched)";
+constexpr std::string_view kRejectedRoute = "(rejected)";
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 200) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// W3C Trace Context: version "00", 32 hex trace-id (not all zero), 16 hex parent-id, flags.
+bool valid_traceparent(std::string_view tp) {
+  if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return false;
+  if (tp.substr(0, 2) == "ff") return false;
+  if (tp.substr(0, 2) == "00" && tp.size() != 55) return false;
+  auto hex = [](std::string_view s) {
+    for (char c : s)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+  };
+  const auto trace = tp.substr(3, 32), parent = tp.substr(36, 16);
+  return hex(tp.substr(0, 2)) && hex(trace) && hex(parent) && hex(tp.substr(53, 2)) &&
+         trace != std::string(32, '0') && parent != std::string(16, '0');
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (u < 0x20 || u >= 0x7f) {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+class ServiceHandler final : public http::Handler {
+ public:
+  explicit ServiceHandler(std::string name) : name_(std::move(name)) {}
+
+  void add_route(std::string_view method, std::string_view pattern, RouteHandler h) {
+    const std::size_t id = routes_.size();
+    const auto ec = router_.add(method, pattern, id);
+    if (ec) {
+      std::fprintf(stderr, "squadron: cannot register route %.*s %.*s: %s\n",
+                   static_cast<int>(method.size()), method.data(), static_cast<int>(pattern.size()),
+                   pattern.data(), ec.message().c_str());
+      std::exit(2);
+    }
+    routes_.push_back({std::string(pattern), std::move(h)});
+  }
+  void set_fallback(RouteHandler h) { fallback_ = std::move(h); }
+  void add_before(std::function<std::optional<Response>(Request&)> mw) { before_.push_back(std::move(mw)); }
+  void add_after(std::function<void(const Request&, Response&)> mw) { after_.push_back(std::move(mw)); }
+
+  // Called once before serving: adds the built-in endpoints and sizes the metrics.
+  void prepare(std::size_t workers, const http::Server* server) {
+    server_ = server;
+    if (prepared_) return;
+    prepared_ = true;
+    auto builtin = [this](std::string_view pattern, std::function<Response(Request&)> fn) {
+      const std::size_t id = routes_.size();
+      if (!router_.add("GET", pattern, id)) routes_.push_back({std::string(pattern), {std::move(fn), {}}});
+    };
+    builtin("/healthz", [](Request&) { return Response::text("ok\n"); });
+    builtin("/readyz", [this](Request&) {
+      if (draining_.load(std::memory_order_relaxed)) return Response::text("draining\n", 503);
+      return Response::text("ready\n");
+    });
+    builtin("/metrics", [this](Request&) {
+      Response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = metrics_->render(name_, server_ ? server_->connections() : 0);
+      return r;
+    });
+    unmatched_ = routes_.size();
+    rejected_ = unmatched_ + 1;
+    std::vector<std::string> labels;
+    for (const auto& r : routes_) labels.push_back(r.pattern);
+    labels.emplace_back(kUnmatchedRoute);
+    labels.emplace_back(kRejectedRoute);
+    metrics_ = std::make_unique<Metrics>(std::move(labels), workers);
+    rngs_.resize(workers);
+    start_.resize(workers);
+    std::random_device rd;
+    for (auto& g : rngs_) g.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  }
+
+  void set_access_log(bool on) { access_log_ = on; }
+  void set_draining(bool d) { draining_.store(d, std::memory_order_relaxed); }
+  const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+
+  bool handle(Request& req, Response& res, std::size_t worker) override {
+    metrics_->add_in_flight(worker, 1);
+    const auto start = SteadyClock::now();
+    begin(req, worker);
+    const RouteHandler* h = nullptr;
+    for (const auto& mw : before_) {
+      if (auto early = mw(req)) {
+        res = std::move(*early);
+        finish(req, res, worker, start);
+        return true;
+      }
+    }
+    auto m = router_.match(req);
+    if (m.kind == http::Router::Match::kFound) {
+      req.set_route(m.id, routes_[m.id].pattern);
+      h = &routes_[m.id].handler;
+    } else if (fallback_.sync || fallback_.async) {
+      req.set_route(unmatched_, kUnmatchedRoute);
+      h = &fallback_;
+    } else {
+      req.set_route(unmatched_, kUnmatchedRoute);
+      if (m.kind == http::Router::Match::kMethodNotAllowed) {
+        res = Response::problem(405, fmt::format("{} is not allowed here; allowed: {}", req.method_name(), m.allow));
+        res.set_header("Allow", std::move(m.allow));
+      } else {
+        res = Response::problem(404, fmt::format("no route for {}", req.path()));
+      }
+      finish(req, res, worker, start);
+      return true;
+    }
+    if (h->async) {
+      start_[worker] = start;
+      return false;
+    }
+    try {
+      res = h->sync(req);
+    } catch (const std::exception& e) {
+      spdlog::error("handler of {} {} threw: {}", req.method_name(), req.route(), e.what());
+      res = Response::problem(500, "the handler failed");
+    }
+    finish(req, res, worker, start);
+    return true;
+  }
+
+  asio::awaitable<void> handle_async(Request& req, Response& res, std::size_t worker) override {
+    // Read before the first suspension: handle() stored it for this request on this thread.
+    const auto start = start_[worker];
+    const RouteHandler& h = req.route_index() < routes_.size() ? routes_[req.route_index()].handler : fallback_;
+    try {
+      res = co_await h.async(req);
+    } catch (const std::exception& e) {
+      spdlog::error("handler of {} {} threw: {}", req.method_name(), req.route(), e.what());
+      res = Response::problem(500, "the handler failed");
+    }
+    finish(req, res, worker, start);
+  }
+
+  void on_rejected(int status, std::size_t worker) noexcept override {
+    metrics_->record(worker, rejected_, status, std::chrono::nanoseconds(0));
+  }
+
+  Response handle_inline(Request& req) {
+    prepare(1, nullptr);
+    Response res;
+    if (!handle(req, res, 0)) {
+      // A coroutine handler: run it to completion on a private io_context.
+      asio::io_context ctx;
+      asio::co_spawn(ctx, handle_async(req, res, 0), asio::detached);
+      ctx.run();
+    }
+    return res;
+  }
+
+ private:
+  struct Route {
+    std::string pattern;
+    RouteHandler handler;
+  };
+
+  void begin(Request& req, std::size_t worker) {
+    auto id = req.header("x-request-id");
+    if (id && valid_request_id(*id)) {
+      req.set_request_id(*id);
+    } else {
+      auto& g = rngs_[worker];
+      char buf[33];
+      std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(g()),
+                    static_cast<unsigned long long>(g()));
+      req.set_request_id(std::string_view(buf, 32));
+    }
+    if (auto tp = req.header("traceparent"); tp && valid_traceparent(*tp)) req.set_traceparent(*tp);
+  }
+
+  void finish(const Request& req, Response& res, std::size_t worker, SteadyClock::time_point start) {
+    for (const auto& mw : after_) mw(req, res);
+    const auto elapsed = SteadyClock::now() - start;
+    metrics_->record(worker, req.route_index(), res.status, elapsed);
+    metrics_->add_in_flight(worker, -1);
+    if (access_log_) log_access(req, res, elapsed);
+  }
+
+  void log_access(const Request& req, const Response& res, SteadyClock::duration elapsed) {
+    std::string line;
+    line.reserve(256);
+    char ts[40];
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    line += "{\"time\":\"";
+    line += ts;
+    line += "\",\"service\":";
+    append_json_string(line, name_);
+    line += ",\"method\":";
+    append_json_string(line, req.method_name());
+    line += ",\"path\":";
+    append_json_string(line, req.path());
+    line += ",\"route\":";
+    append_json_string(line, req.route());
+    fmt::format_to(std::back_inserter(line), ",\"status\":{},\"duration_ms\":{:.3f},\"bytes\":{}", res.status,
+                   std::chrono::duration<double, std::milli>(elapsed).count(), res.body.size());
+    line += ",\"request_id\":";
+    append_json_string(line, req.request_id());
+    if (!req.traceparent().empty()) {
+      line += ",\"trace_id\":";
+      append_json_string(line, req.traceparent().substr(3, 32));
+    }
+    line += ",\"remote\":";
+    append_json_string(line, req.remote_address());
+    line += "}\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fflush(stdout);
+  }
+
+  std::string name_;
+  http::Router router_;
+  std::vector<Route> routes_;
+  RouteHandler fallback_;
+  std::vector<std::function<std::optional<Response>(Request&)>> before_;
+  std::vector<std::function<void(const Request&, Response&)>> after_;
+  std::unique_ptr<Metrics> metrics_;
+  std::vector<std::mt19937_64> rngs_;
+  std::vector<SteadyClock::time_point> start_;  // per worker: start of the request in handle_async
+  std::size_t unmatched_ = 0, rejected_ = 0;
+  const http::Server* server_ = nullptr;
+  std::atomic<bool> draining_{false};
+  bool access_log_ = false;
+  bool prepared_ = false;
+};
+
+}  // namespace internal
+
+Service::Service(std::string name) : name_(std::move(name)), handler_(std::make_unique<internal::ServiceHandler>(name_)) {}
+Service::~Service() = default;
+
+Service& Service::route(std::string_view method, std::string_view pattern, internal::RouteHandler h) {
+  handler_->add_route(method, pattern, std::move(h));
+  return *this;
+}
+Service& Service::set_fallback(internal::RouteHandler h) {
+  handler_->set_fallback(std::move(h));
+  return *this;
+}
+Service& Service::before(std::function<std::optional<Response>(Request&)> mw) {
+  handler_->add_before(std::move(mw));
+  return *this;
+}
+Service& Service::after(std::function<void(const Request&, Response&)> mw) {
+  handler_->add_after(std::move(mw));
+  return *this;
+}
+void Service::set_draining(bool draining) noexcept { handler_->set_draining(draining); }
+Response Service::handle_for_test(Request& req) { return handler_->handle_inline(req); }
+
+namespace {
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return false;
+  const std::string_view s(v);
+  return s == "1" || s == "true" || s == "yes" || s == "on";
+}
+
+}  // namespace
+
+int Service::run(int argc, char** argv) {
+  ServiceConfig config;
+  CLI::App cli{fmt::format("{} — a Squadron service", name_)};
+  int port = 8080;
+  std::size_t threads = 0;
+  std::string drain = "0s", grace = "10s", header_timeout = "10s", idle_timeout = "60s";
+  bool access_log = env_flag("SQUADRON_ACCESS_LOG");
+  std::size_t max_body = config.server.limits.max_body;
+  cli.add_option("--port", port, "TCP port to listen on (0 picks a free one)")
+      ->envname("PORT")->check(CLI::Range(0, 65535))->capture_default_str();
+  cli.add_option("--host", config.server.host, "address to listen on")->envname("HOST")->capture_default_str();
+  cli.add_option("--threads", threads, "I/O threads (0 = one per core)")->envname("SQUADRON_THREADS")
+      ->check(CLI::Range(0, 256))->capture_default_str();
+  cli.add_option("--drain-delay", drain, "after SIGTERM, keep accepting this long with /readyz at 503")
+      ->envname("SQUADRON_DRAIN_DELAY")->capture_default_str();
+  cli.add_option("--grace", grace, "how long requests in flight may take after the drain")
+      ->envname("SQUADRON_STOP_GRACE")->capture_default_str();
+  cli.add_option("--header-timeout", header_timeout, "a request head must arrive within this (408)")
+      ->capture_default_str();
+  cli.add_option("--idle-timeout", idle_timeout, "close keep-alive connections idle this long")
+      ->capture_default_str();
+  cli.add_option("--max-body", max_body, "largest request body in bytes (413 beyond)")->capture_default_str();
+  cli.add_flag("--access-log", access_log, "print one JSON line per request (SQUADRON_ACCESS_LOG=1)");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : 2;
+  }
+  struct {
+    const char* flag;
+    const std::string& text;
+    std::chrono::milliseconds& out;
+  } durations[] = {{"--drain-delay", drain, config.drain_delay},
+                   {"--grace", grace, config.stop_grace},
+                   {"--header-timeout", header_timeout, config.server.header_timeout},
+                   {"--idle-timeout", idle_timeout, config.server.idle_timeout}};
+  for (auto& d : durations) {
+    auto v = core::parse_duration(d.text);
+    if (!v) {
+      std::fprintf(stderr, "%s: %s must be a duration such as 500ms, 10s or 1m (got \"%s\")\n", name_.c_str(),
+                   d.flag, d.text.c_str());
+      return 2;
+    }
+    d.out = *v;
+  }
+  config.server.port = static_cast<std::uint16_t>(port);
+  config.server.threads = threads;
+  config.server.limits.max_body = max_body;
+  config.access_log = access_log;
+  return run(std::move(config));
+}
+
+int Service::run(ServiceConfig config) {
+  if (const char* s = std::getenv("SQUADRON_SERVICE"); s != nullptr && *s != '\0') {
+    name_ = s;
+    handler_->set_name(name_);
+  }
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  http::Server server(config.server, *handler_);
+  handler_->prepare(server.threads(), &server);
+  handler_->set_access_log(config.access_log);
+  if (auto ec = server.listen()) {
+    spdlog::error("{}: cannot listen on {}:{}: {} (is another process using the port? pick one with --port or PORT)",
+                  name_, config.server.host, config.server.port, ec.message());
+    return 1;
+  }
+  spdlog::info("{} listening on http://{}:{} ({} I/O thread{})", name_, config.server.host, server.port(),
+               server.threads(), server.threads() == 1 ? "" : "s");
+
+  asio::io_context& ctx = server.main_context();
+  asio::signal_set signals(ctx, SIGINT, SIGTERM);
+  asio::steady_timer drain_timer(ctx);
+  signals.async_wait([&](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    spdlog::info("{}: {} received: draining ({} delay, {} grace)", name_, signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                 config.drain_delay, config.stop_grace);
+    handler_->set_draining(true);
+    // A second signal gets the default action (ends the process at once).
+    boost::system::error_code ignored;
+    signals.clear(ignored);
+    drain_timer.expires_after(config.drain_delay);
+    drain_timer.async_wait([&](boost::system::error_code) { server.stop(config.stop_grace); });
+  });
+  server.run();
+  spdlog::info("{} stopped", name_);
+  return 0;
+}
+
+}  // namespace squadron::service
