@@ -1,7 +1,7 @@
 # Warnings every squadron target compiles with; applied by squadron_target().
 add_library(squadron_warnings INTERFACE)
 target_compile_options(squadron_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow
-  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+  -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
   -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   # GCC 12 reports false positives inside Asio's coroutine machinery and std::string SSO code.

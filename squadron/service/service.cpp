@@ -214,11 +214,15 @@ class ServiceHandler final : public http::Handler {
     if (id && valid_request_id(*id)) {
       req.set_request_id(*id);
     } else {
+      // 128 random bits as 32 hex digits (the shape of a W3C trace-id).
       auto& g = rngs_[worker];
-      char buf[33];
-      std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(g()),
-                    static_cast<unsigned long long>(g()));
-      req.set_request_id(std::string_view(buf, 32));
+      static constexpr char kHex[] = "0123456789abcdef";
+      char buf[32];
+      for (int half = 0; half < 2; ++half) {
+        std::uint64_t v = g();
+        for (int i = 0; i < 16; ++i, v >>= 4) buf[half * 16 + i] = kHex[v & 0xf];
+      }
+      req.set_request_id(std::string_view(buf, sizeof buf));
     }
     if (auto tp = req.header("traceparent"); tp && valid_traceparent(*tp)) req.set_traceparent(*tp);
   }
