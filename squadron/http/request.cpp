@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/url/parse_query.hpp>
 #include <boost/url/params_encoded_view.hpp>
+#include <boost/url/decode_view.hpp>
 #include <boost/url/pct_string_view.hpp>
 
 #include "squadron/core/check.hpp"
@@ -81,18 +82,19 @@ std::string_view Request::param(std::string_view name) const noexcept {
 
 std::optional<std::string> Request::query_param(std::string_view name) const {
   if (query_.empty()) return std::nullopt;
-  auto params = boost::urls::parse_query(boost::core::string_view(query_.data(), query_.size()));
+  // Boost.URL 1.81's query iteration finds the end of the last value by the terminating NUL
+  // (it read past query_ into the rest of the head), so hand it a NUL-terminated copy.
+  const std::string query(query_);
+  auto params = boost::urls::parse_query(query);
   if (!params) return std::nullopt;
+  boost::urls::encoding_opts opts;
+  opts.space_as_plus = true;
   for (auto p : *params) {
-    if (p.key.decoded_size() != name.size()) continue;
-    std::string key;
-    p.key.decode({}, boost::urls::string_token::assign_to(key));
-    if (key != name) continue;
-    std::string value;
-    boost::urls::encoding_opts opts;
-    opts.space_as_plus = true;
-    if (p.has_value) p.value.decode(opts, boost::urls::string_token::assign_to(value));
-    return value;
+    const boost::urls::decode_view key(p.key, opts);
+    if (key != boost::core::string_view(name.data(), name.size())) continue;
+    if (!p.has_value) return std::string();
+    const boost::urls::decode_view value(p.value, opts);
+    return std::string(value.begin(), value.end());
   }
   return std::nullopt;
 }

@@ -57,6 +57,13 @@ void log_exception(std::exception_ptr e) noexcept {
 
 }  // namespace
 
+// An io_context whose pending handlers (suspended coroutines) can be destroyed on demand.
+class Context : public asio::io_context {  // not final: Asio probes it as an executor
+ public:
+  using asio::io_context::io_context;
+  void destroy_pending() { shutdown(); }
+};
+
 class Server::Worker {
  public:
   Worker(std::size_t index, const ServerConfig& config, Handler& handler)
@@ -64,6 +71,13 @@ class Server::Worker {
     const auto shortest = std::min({config.header_timeout, config.idle_timeout, config.io_timeout});
     tick_ = std::clamp<std::chrono::milliseconds>(shortest / 4, std::chrono::milliseconds(10),
                                                   std::chrono::seconds(1));
+  }
+
+  ~Worker() {
+    // Coroutines still suspended (requests cut off after the grace period) are destroyed here,
+    // while every member they refer to is still alive.
+    destroying_ = true;
+    ctx_.destroy_pending();
   }
 
   asio::io_context& context() noexcept { return ctx_; }
@@ -229,6 +243,7 @@ class Server::Worker {
       Worker& w;
       std::list<Connection*>::iterator it;
       ~Unregister() {
+        if (w.destroying_) return;
         w.conns_.erase(it);
         w.count_.fetch_sub(1, std::memory_order_relaxed);
         w.maybe_finish();
@@ -355,7 +370,7 @@ class Server::Worker {
   Handler& handler_;
   // One thread per context, and every socket of a context is touched only by its thread (accepted
   // descriptors are handed over by post()), so the reactor may skip its per-descriptor locks.
-  asio::io_context ctx_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  Context ctx_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::steady_timer sweeper_{ctx_};
   asio::steady_timer grace_timer_{ctx_};
   std::unique_ptr<tcp::acceptor> acceptor_;  // worker 0 only
@@ -366,6 +381,7 @@ class Server::Worker {
   std::time_t date_second_ = 0;
   bool stopping_ = false;
   bool finished_ = false;
+  bool destroying_ = false;
 };
 
 Server::Server(ServerConfig config, Handler& handler) : config_(std::move(config)), handler_(handler) {

@@ -380,14 +380,7 @@ int Service::run(ServiceConfig config) {
   http::Server server(config.server, *handler_);
   handler_->prepare(server.threads(), &server);
   handler_->set_access_log(config.access_log);
-  if (auto ec = server.listen()) {
-    spdlog::error("{}: cannot listen on {}:{}: {} (is another process using the port? pick one with --port or PORT)",
-                  name_, config.server.host, config.server.port, ec.message());
-    return 1;
-  }
-  spdlog::info("{} listening on http://{}:{} ({} I/O thread{})", name_, config.server.host, server.port(),
-               server.threads(), server.threads() == 1 ? "" : "s");
-
+  // Signals are caught before the port opens: a SIGTERM right after start still drains.
   asio::io_context& ctx = server.main_context();
   asio::signal_set signals(ctx, SIGINT, SIGTERM);
   asio::steady_timer drain_timer(ctx);
@@ -402,6 +395,14 @@ int Service::run(ServiceConfig config) {
     drain_timer.expires_after(config.drain_delay);
     drain_timer.async_wait([&](boost::system::error_code) { server.stop(config.stop_grace); });
   });
+  if (auto ec = server.listen()) {
+    spdlog::error("{}: cannot listen on {}:{}: {} (is another process using the port? pick one with --port or PORT)",
+                  name_, config.server.host, config.server.port, ec.message());
+    return 1;
+  }
+  spdlog::info("{} listening on http://{}:{} ({} I/O thread{})", name_, config.server.host, server.port(),
+               server.threads(), server.threads() == 1 ? "" : "s");
+
   server.run();
   spdlog::info("{} stopped", name_);
   return 0;

@@ -1,0 +1,41 @@
+// Starts a real example binary on port 0 for each test and stops it afterwards.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.hpp"
+#include "raw_client.hpp"
+
+namespace squadron::testing {
+
+inline std::unique_ptr<ChildProcess> start_service(const std::string& name, std::vector<std::string> args = {},
+                                                   std::vector<std::string> env = {}) {
+  std::vector<std::string> argv{bin_dir() + "/" + name, "--port", "0", "--threads", "1"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<ChildProcess>(std::move(argv), std::move(env));
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void start(const std::string& name, std::vector<std::string> args = {}, std::vector<std::string> env = {}) {
+    proc_ = start_service(name, std::move(args), std::move(env));
+    auto port = proc_->wait_for_port();
+    ASSERT_TRUE(port) << "did not start: " << proc_->output();
+    port_ = *port;
+  }
+  void TearDown() override {
+    if (proc_ && proc_->running()) {
+      proc_->signal(SIGTERM);
+      auto code = proc_->wait_exit(std::chrono::seconds(15));
+      EXPECT_EQ(code, 0) << proc_->output();
+    }
+  }
+  std::unique_ptr<ChildProcess> proc_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace squadron::testing

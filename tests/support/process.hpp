@@ -1,0 +1,45 @@
+// Test-only child process control: start a real binary with arguments and environment, wait
+// for it to print its listening port, signal it, reap it, read its RSS.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace squadron::testing {
+
+// The directory of the built binaries (build/bin), set by CMake.
+std::string bin_dir();
+
+class ChildProcess final {
+ public:
+  // Starts `argv[0]` (a path) with `argv` and extra `env` ("K=V") on top of this environment.
+  ChildProcess(std::vector<std::string> argv, std::vector<std::string> env = {});
+  ~ChildProcess();  // SIGKILLs and reaps a child still running
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Waits until stderr shows "listening on http://HOST:PORT"; returns PORT.
+  std::optional<std::uint16_t> wait_for_port(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  void signal(int signo);
+  // Waits for exit; returns the exit status (or 128+signal), nullopt on timeout.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+  bool running();
+  // Resident set size in KiB (VmRSS).
+  long rss_kib() const;
+  const std::string& output() const { return output_; }
+
+ private:
+  void drain_output(std::chrono::milliseconds wait);
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string output_;
+  std::optional<int> status_;
+};
+
+}  // namespace squadron::testing
