@@ -26,8 +26,11 @@ boost::json::object describe(const squadron::Request& req) {
       headers[key] = h.value;
     }
   }
-  return {{"method", req.method_name()}, {"path", req.path()},       {"query", req.query()},
-          {"headers", std::move(headers)}, {"body_bytes", req.body().size()}};
+  return {{"method", req.method_name()},
+          {"path", req.path()},
+          {"query", req.query()},
+          {"headers", std::move(headers)},
+          {"body_bytes", req.body().size()}};
 }
 
 squadron::Task<squadron::Response> echo(const squadron::Request& req) {
@@ -35,7 +38,8 @@ squadron::Task<squadron::Response> echo(const squadron::Request& req) {
     long ms = 0;
     const auto [ptr, ec] = std::from_chars(delay->data(), delay->data() + delay->size(), ms);
     if (ec != std::errc{} || ptr != delay->data() + delay->size() || ms < 0 || ms > 60'000) {
-      co_return squadron::Response::problem(400, "delay_ms must be a whole number of milliseconds, 0 to 60000");
+      co_return squadron::Response::problem(
+          400, "delay_ms must be a whole number of milliseconds, 0 to 60000");
     }
     boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
     timer.expires_after(std::chrono::milliseconds(ms));

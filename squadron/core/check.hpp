@@ -16,10 +16,10 @@ namespace squadron::core::internal {
 }  // namespace squadron::core::internal
 
 // Always evaluated; crashes with a message when `cond` is false (Envoy RELEASE_ASSERT).
-#define SQUADRON_CHECK(cond, msg)                                                  \
-  do {                                                                             \
-    if (!(cond)) [[unlikely]]                                                      \
-      ::squadron::core::internal::check_failed(#cond, msg, __FILE__, __LINE__);    \
+#define SQUADRON_CHECK(cond, msg)                                               \
+  do {                                                                          \
+    if (!(cond)) [[unlikely]]                                                   \
+      ::squadron::core::internal::check_failed(#cond, msg, __FILE__, __LINE__); \
   } while (false)
 
 // Debug-only invariant (Envoy ASSERT); compiled out under NDEBUG.

@@ -28,7 +28,8 @@ constexpr Table kTchar = make_table([](unsigned c) {
 // request-target characters: visible ASCII (no space, no control, no raw UTF-8)
 constexpr Table kTargetChar = make_table([](unsigned c) { return c >= 0x21 && c <= 0x7e; });
 // field-vchar: visible ASCII and obs-text (RFC 9110 §5.5)
-constexpr Table kFieldVchar = make_table([](unsigned c) { return (c >= 0x21 && c <= 0x7e) || c >= 0x80; });
+constexpr Table kFieldVchar =
+    make_table([](unsigned c) { return (c >= 0x21 && c <= 0x7e) || c >= 0x80; });
 // qdtext (RFC 9110 §5.6.4)
 constexpr Table kQdtext = make_table([](unsigned c) {
   return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
@@ -51,24 +52,18 @@ struct KnownMethod {
 // The registered methods llhttp and common servers know (IANA HTTP Method Registry, WebDAV,
 // and a few de-facto ones such as PURGE). Anything else is answered 501.
 constexpr std::array<KnownMethod, 35> kKnownMethods{{
-    {"GET", Method::kGet},           {"HEAD", Method::kHead},
-    {"POST", Method::kPost},         {"PUT", Method::kPut},
-    {"DELETE", Method::kDelete},     {"PATCH", Method::kPatch},
-    {"OPTIONS", Method::kOptions},   {"TRACE", Method::kTrace},
-    {"CONNECT", Method::kConnect},   {"COPY", Method::kOther},
-    {"LOCK", Method::kOther},        {"MKCOL", Method::kOther},
-    {"MOVE", Method::kOther},        {"PROPFIND", Method::kOther},
-    {"PROPPATCH", Method::kOther},   {"SEARCH", Method::kOther},
-    {"UNLOCK", Method::kOther},      {"BIND", Method::kOther},
-    {"REBIND", Method::kOther},      {"UNBIND", Method::kOther},
-    {"ACL", Method::kOther},         {"REPORT", Method::kOther},
-    {"MKACTIVITY", Method::kOther},  {"CHECKOUT", Method::kOther},
-    {"MERGE", Method::kOther},       {"M-SEARCH", Method::kOther},
-    {"NOTIFY", Method::kOther},      {"SUBSCRIBE", Method::kOther},
-    {"UNSUBSCRIBE", Method::kOther}, {"PURGE", Method::kOther},
-    {"MKCALENDAR", Method::kOther},  {"LINK", Method::kOther},
-    {"UNLINK", Method::kOther},      {"SOURCE", Method::kOther},
-    {"QUERY", Method::kOther},
+    {"GET", Method::kGet},          {"HEAD", Method::kHead},         {"POST", Method::kPost},
+    {"PUT", Method::kPut},          {"DELETE", Method::kDelete},     {"PATCH", Method::kPatch},
+    {"OPTIONS", Method::kOptions},  {"TRACE", Method::kTrace},       {"CONNECT", Method::kConnect},
+    {"COPY", Method::kOther},       {"LOCK", Method::kOther},        {"MKCOL", Method::kOther},
+    {"MOVE", Method::kOther},       {"PROPFIND", Method::kOther},    {"PROPPATCH", Method::kOther},
+    {"SEARCH", Method::kOther},     {"UNLOCK", Method::kOther},      {"BIND", Method::kOther},
+    {"REBIND", Method::kOther},     {"UNBIND", Method::kOther},      {"ACL", Method::kOther},
+    {"REPORT", Method::kOther},     {"MKACTIVITY", Method::kOther},  {"CHECKOUT", Method::kOther},
+    {"MERGE", Method::kOther},      {"M-SEARCH", Method::kOther},    {"NOTIFY", Method::kOther},
+    {"SUBSCRIBE", Method::kOther},  {"UNSUBSCRIBE", Method::kOther}, {"PURGE", Method::kOther},
+    {"MKCALENDAR", Method::kOther}, {"LINK", Method::kOther},        {"UNLINK", Method::kOther},
+    {"SOURCE", Method::kOther},     {"QUERY", Method::kOther},
 }};
 
 bool lookup_method(std::string_view name, Method& out) {
@@ -104,7 +99,8 @@ bool starts_with_icase(std::string_view s, std::string_view prefix) {
 
 }  // namespace
 
-ParseResult RequestParser::fail(int status, std::string_view detail, std::size_t consumed) noexcept {
+ParseResult RequestParser::fail(int status, std::string_view detail,
+                                std::size_t consumed) noexcept {
   error_ = {status, detail};
   state_ = State::kDone;
   failed_ = true;
@@ -152,8 +148,9 @@ bool RequestParser::end_field(Request& req) {
     fail(431, "too many header fields", 0);
     return false;
   }
-  fields_.push_back({static_cast<std::uint32_t>(token_start_), static_cast<std::uint32_t>(name.size()),
-                     static_cast<std::uint32_t>(value_off_), static_cast<std::uint32_t>(value.size())});
+  fields_.push_back(
+      {static_cast<std::uint32_t>(token_start_), static_cast<std::uint32_t>(name.size()),
+       static_cast<std::uint32_t>(value_off_), static_cast<std::uint32_t>(value.size())});
   switch (name.size()) {
     case 4:
       if (iequals(name, "host")) ++host_count_;
@@ -170,8 +167,10 @@ bool RequestParser::end_field(Request& req) {
     case 10:
       if (iequals(name, "connection")) {
         for_each_element(value, [&](std::string_view opt) {
-          if (iequals(opt, "close")) conn_close_ = true;
-          else if (iequals(opt, "keep-alive")) conn_keep_alive_ = true;
+          if (iequals(opt, "close"))
+            conn_close_ = true;
+          else if (iequals(opt, "keep-alive"))
+            conn_keep_alive_ = true;
         });
       }
       break;
@@ -218,8 +217,10 @@ bool RequestParser::end_field(Request& req) {
           if (coding.empty()) return;
           for (char c : coding) bad |= !kTchar[uc(c)];
           if (chunked_) coding_after_chunked_ = true;
-          if (iequals(coding, "chunked")) chunked_ = true;
-          else other_coding_ = true;
+          if (iequals(coding, "chunked"))
+            chunked_ = true;
+          else
+            other_coding_ = true;
         });
         if (bad) {
           fail(400, "invalid Transfer-Encoding", 0);
@@ -238,7 +239,8 @@ bool RequestParser::end_head(Request& req) {
   req.headers_.clear();
   req.headers_.reserve(fields_.size());
   for (const auto& f : fields_) {
-    req.headers_.push_back({head.substr(f.name_off, f.name_len), head.substr(f.value_off, f.value_len)});
+    req.headers_.push_back(
+        {head.substr(f.name_off, f.name_len), head.substr(f.value_off, f.value_len)});
   }
   req.method_name_ = head.substr(line_start_, method_end_ - line_start_);
   std::string_view target = head.substr(target_start_, target_end_ - target_start_);
@@ -270,16 +272,18 @@ bool RequestParser::end_head(Request& req) {
         fail(400, "absolute-form request-target without a host", 0);
         return false;
       }
-      rest = authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
+      rest =
+          authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
       if (rest.empty() || rest.front() != '/') {
         // "http://h?x" has an empty path: the path is "/" and the rest is query/fragment
         static constexpr std::string_view kRoot = "/";
         req.path_ = kRoot;
         const auto q = rest.find('?');
         const auto hash = rest.find('#');
-        req.query_ = q == std::string_view::npos || (hash != std::string_view::npos && hash < q)
-                         ? std::string_view{}
-                         : rest.substr(q + 1, hash == std::string_view::npos ? rest.npos : hash - q - 1);
+        req.query_ =
+            q == std::string_view::npos || (hash != std::string_view::npos && hash < q)
+                ? std::string_view{}
+                : rest.substr(q + 1, hash == std::string_view::npos ? rest.npos : hash - q - 1);
         rest = {};
       }
     } else {
@@ -344,7 +348,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         state_ = State::kMethod;
         continue;
       case State::kStartLf:
-        if (c != '\n') return fail(400, "expected LF after CR before the request line", consumed(p));
+        if (c != '\n')
+          return fail(400, "expected LF after CR before the request line", consumed(p));
         state_ = State::kStart;
         ++p;
         continue;
@@ -377,12 +382,15 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
       case State::kVersion: {
         const std::size_t i = pos(p) - version_pos_;
         if (i < 5) {
-          if (c != uc("HTTP/"[i])) return fail(400, "expected HTTP/ in the request line", consumed(p));
+          if (c != uc("HTTP/"[i]))
+            return fail(400, "expected HTTP/ in the request line", consumed(p));
         } else if (i == 5 || i == 7) {
           if (!is_digit(c)) return fail(400, "invalid HTTP version", consumed(p));
           if (i == 7) {
-            const char major = (pos(p) - 2 >= req.head_.size()) ? p[-2] : req.head_[version_pos_ + 5];
-            if (major != '1') return fail(505, "only HTTP/1.0 and HTTP/1.1 are supported", consumed(p));
+            const char major =
+                (pos(p) - 2 >= req.head_.size()) ? p[-2] : req.head_[version_pos_ + 5];
+            if (major != '1')
+              return fail(505, "only HTTP/1.0 and HTTP/1.1 are supported", consumed(p));
           }
         } else if (i == 6) {
           if (c != '.') return fail(400, "invalid HTTP version", consumed(p));
@@ -450,8 +458,10 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         }
         if (p == end) continue;
         if (*p != '\r') {
-          return fail(400, *p == '\n' ? "bare LF where CRLF is required" : "invalid character in a header value",
-                      consumed(p));
+          return fail(
+              400,
+              *p == '\n' ? "bare LF where CRLF is required" : "invalid character in a header value",
+              consumed(p));
         }
         ++p;
         state_ = State::kFieldLf;
@@ -467,7 +477,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         state_ = State::kFieldStart;
         continue;
       case State::kHeadEndLf:
-        if (c != '\n') return fail(400, "expected LF after CR at the end of the header section", consumed(p));
+        if (c != '\n')
+          return fail(400, "expected LF after CR at the end of the header section", consumed(p));
         ++p;
         flush(p);
         if (!end_head(req)) return {ParseStatus::kError, consumed(p)};
@@ -493,7 +504,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         req.head_.size() - line_start_ > limits_.max_request_line) {
       return fail(414, "the request line is longer than this server accepts", consumed(p));
     }
-    if (state_ > State::kRequestLineLf && req.head_.size() - fields_start_ > limits_.max_header_bytes) {
+    if (state_ > State::kRequestLineLf &&
+        req.head_.size() - fields_start_ > limits_.max_header_bytes) {
       return fail(431, "the header section is larger than this server accepts", consumed(p));
     }
     if (state_ < State::kMethod && req.head_.size() > limits_.max_header_bytes) {
@@ -508,7 +520,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
     const unsigned char c = uc(*p);
     switch (state_) {
       case State::kBodyLength: {
-        const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(end - p), body_remaining_);
+        const std::size_t n =
+            std::min<std::size_t>(static_cast<std::size_t>(end - p), body_remaining_);
         req.body_.append(p, n);
         p += n;
         body_remaining_ -= n;
@@ -519,7 +532,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         continue;
       }
       case State::kChunkSize: {
-        if (++chunk_line_bytes_ > kMaxChunkLine) return fail(400, "chunk line too long", consumed(p));
+        if (++chunk_line_bytes_ > kMaxChunkLine)
+          return fail(400, "chunk line too long", consumed(p));
         const int h = hex_value(*p);
         if (h >= 0) {
           if (chunk_size_ > (std::numeric_limits<std::uint64_t>::max() >> 4)) {
@@ -547,7 +561,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
       }
       case State::kChunkExtName:
       case State::kChunkExtToken:
-        if (++chunk_line_bytes_ > kMaxChunkLine) return fail(400, "chunk extensions too long", consumed(p));
+        if (++chunk_line_bytes_ > kMaxChunkLine)
+          return fail(400, "chunk extensions too long", consumed(p));
         if (kTchar[c]) {
           ++ext_token_len_;
         } else if (ext_token_len_ == 0) {
@@ -565,7 +580,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         ++p;
         continue;
       case State::kChunkExtValueStart:
-        if (++chunk_line_bytes_ > kMaxChunkLine) return fail(400, "chunk extensions too long", consumed(p));
+        if (++chunk_line_bytes_ > kMaxChunkLine)
+          return fail(400, "chunk extensions too long", consumed(p));
         if (c == '"') {
           state_ = State::kChunkExtQuoted;
         } else if (kTchar[c]) {
@@ -577,7 +593,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         ++p;
         continue;
       case State::kChunkExtQuoted:
-        if (++chunk_line_bytes_ > kMaxChunkLine) return fail(400, "chunk extensions too long", consumed(p));
+        if (++chunk_line_bytes_ > kMaxChunkLine)
+          return fail(400, "chunk extensions too long", consumed(p));
         if (c == '"') {
           state_ = State::kChunkExtAfterQuoted;
         } else if (c == '\\') {
@@ -588,7 +605,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         ++p;
         continue;
       case State::kChunkExtQuotedEscape:
-        if (++chunk_line_bytes_ > kMaxChunkLine) return fail(400, "chunk extensions too long", consumed(p));
+        if (++chunk_line_bytes_ > kMaxChunkLine)
+          return fail(400, "chunk extensions too long", consumed(p));
         if (!(c == '\t' || c == ' ' || kFieldVchar[c])) {
           return fail(400, "invalid escape in a quoted chunk extension value", consumed(p));
         }
@@ -673,7 +691,8 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         ++p;
         continue;
       case State::kTrailerEndLf:
-        if (c != '\n') return fail(400, "expected LF at the end of the trailer section", consumed(p));
+        if (c != '\n')
+          return fail(400, "expected LF at the end of the trailer section", consumed(p));
         ++p;
         state_ = State::kDone;
         return {ParseStatus::kComplete, consumed(p)};

@@ -22,10 +22,10 @@ class Request;
 
 // Limits on what one request may be; each has its own answer.
 struct ParserLimits {
-  std::size_t max_request_line = 8 * 1024;      // longer -> 414 URI Too Long
-  std::size_t max_header_bytes = 64 * 1024;      // whole head larger -> 431
-  std::size_t max_headers = 100;                 // more fields -> 431
-  std::size_t max_body = 8 * 1024 * 1024;        // larger body -> 413, from the headers
+  std::size_t max_request_line = 8 * 1024;   // longer -> 414 URI Too Long
+  std::size_t max_header_bytes = 64 * 1024;  // whole head larger -> 431
+  std::size_t max_headers = 100;             // more fields -> 431
+  std::size_t max_body = 8 * 1024 * 1024;    // larger body -> 413, from the headers
 };
 
 enum class ParseStatus : std::uint8_t {
@@ -114,7 +114,7 @@ class RequestParser final {
   std::size_t line_start_ = 0;   // offset in the head of the current line
   std::size_t token_start_ = 0;  // offset of the current method/target/name/value
   std::size_t name_end_ = 0;
-  std::size_t value_end_ = 0;    // end of the value without trailing whitespace
+  std::size_t value_end_ = 0;  // end of the value without trailing whitespace
   std::size_t method_end_ = 0;
   std::size_t target_start_ = 0, target_end_ = 0;
   std::size_t version_pos_ = 0;
@@ -132,9 +132,9 @@ class RequestParser final {
   int host_count_ = 0;
   bool has_content_length_ = false;
   bool has_transfer_encoding_ = false;
-  bool chunked_ = false;          // "chunked" seen in Transfer-Encoding
+  bool chunked_ = false;  // "chunked" seen in Transfer-Encoding
   bool coding_after_chunked_ = false;
-  bool other_coding_ = false;     // a transfer coding other than chunked
+  bool other_coding_ = false;  // a transfer coding other than chunked
   bool conn_close_ = false;
   bool conn_keep_alive_ = false;
   bool chunk_size_digits_ = false;

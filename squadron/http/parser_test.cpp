@@ -1,8 +1,8 @@
 #include "squadron/http/parser.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "squadron/http/request.hpp"
 
@@ -104,7 +104,8 @@ TEST(RequestParser, ReadsAContentLengthBody) {
 TEST(RequestParser, ReportsHeadersDoneBeforeTheBodySoTheServerCanSend100Continue) {
   Request req;
   RequestParser p;
-  auto r = p.feed("PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", req);
+  auto r = p.feed("PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+                  req);
   EXPECT_EQ(r.status, ParseStatus::kHeadersDone);
   EXPECT_TRUE(req.expects_continue());
   EXPECT_EQ(p.feed("hello", req).status, ParseStatus::kComplete);
@@ -121,7 +122,8 @@ TEST(RequestParser, AcceptsAbsoluteAndAsteriskForms) {
   EXPECT_EQ(req.path(), "/p/q");
   EXPECT_EQ(req.query(), "z=1");
   Request root;
-  ASSERT_EQ(parse("GET http://example.com?a=b HTTP/1.1\r\nHost: h\r\n\r\n", root).status, ParseStatus::kComplete);
+  ASSERT_EQ(parse("GET http://example.com?a=b HTTP/1.1\r\nHost: h\r\n\r\n", root).status,
+            ParseStatus::kComplete);
   EXPECT_EQ(root.path(), "/");
   EXPECT_EQ(root.query(), "a=b");
   Request star;
@@ -149,28 +151,41 @@ TEST(RequestParser, Http10ClosesUnlessKeepAliveIsAsked) {
 }
 
 TEST(RequestParser, AcceptsTheSameContentLengthTwice) {
-  EXPECT_EQ(parse("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx").status,
-            ParseStatus::kComplete);
+  EXPECT_EQ(
+      parse("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx").status,
+      ParseStatus::kComplete);
 }
 
 TEST(RequestParser, AcceptsObsTextInValues) {
-  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: h\r\nX: D\xc3\xbcsseldorf\r\n\r\n").status, ParseStatus::kComplete);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: h\r\nX: D\xc3\xbcsseldorf\r\n\r\n").status,
+            ParseStatus::kComplete);
 }
 
 TEST(RequestParser, RejectsAmbiguousFraming) {
-  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"), 400);
-  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
+  EXPECT_EQ(
+      rejection(
+          "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+      400);
+  EXPECT_EQ(
+      rejection(
+          "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+      400);
+  EXPECT_EQ(
+      rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+      400);
   EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n"), 400);
   EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n"), 400);
-  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n"), 400);
-  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
+  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n"),
+            400);
+  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            400);
   EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n"), 400);
   EXPECT_EQ(rejection("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
 }
 
 TEST(RequestParser, AnswersNotImplementedForUnknownCodingsAndMethods) {
-  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
+  EXPECT_EQ(rejection("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501);
   EXPECT_EQ(rejection("MKCOLA / HTTP/1.1\r\nHost: h\r\n\r\n"), 501);
   EXPECT_EQ(rejection("CONNECT example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n"), 501);
 }
@@ -183,7 +198,7 @@ TEST(RequestParser, RejectsBareLineFeedsAndStrayCarriageReturns) {
 }
 
 TEST(RequestParser, RejectsMalformedHeaderLines) {
-  EXPECT_EQ(rejection("GET / HTTP/1.1\r\nHost: h\r\nX : y\r\n\r\n"), 400);     // space before ':'
+  EXPECT_EQ(rejection("GET / HTTP/1.1\r\nHost: h\r\nX : y\r\n\r\n"), 400);       // space before ':'
   EXPECT_EQ(rejection("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n"), 400);  // obs-fold
   EXPECT_EQ(rejection("GET / HTTP/1.1\r\n Host: h\r\n\r\n"), 400);
   EXPECT_EQ(rejection("GET / HTTP/1.1\r\nHost: h\r\nFo@: x\r\n\r\n"), 400);
@@ -227,7 +242,8 @@ TEST(RequestParser, AnswersHeaderFieldsTooLargeForTooManyOrTooBigHeaders) {
   std::string many = "GET / HTTP/1.1\r\nHost: h\r\n";
   for (int i = 0; i < 100; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(rejection(many + "\r\n"), 431);
-  const std::string big = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(70 * 1024, 'v') + "\r\n\r\n";
+  const std::string big =
+      "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(70 * 1024, 'v') + "\r\n\r\n";
   EXPECT_EQ(rejection(big), 431);
   EXPECT_EQ(rejection(big.substr(0, 66 * 1024)), 431);  // incomplete yet already too big
 }
@@ -245,26 +261,31 @@ TEST(RequestParser, AnswersContentTooLargeFromTheHeadersBeforeAnyBodyByte) {
 TEST(RequestParser, AnswersContentTooLargeForAChunkedBodyThatGrowsPastTheLimit) {
   ParserLimits limits;
   limits.max_body = 8;
-  EXPECT_EQ(rejection("PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\n", limits),
-            413);
+  EXPECT_EQ(
+      rejection(
+          "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\n",
+          limits),
+      413);
 }
 
 TEST(RequestParser, RejectsMalformedChunks) {
   const std::string head = "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
-  EXPECT_EQ(rejection(head + "zz\r\n"), 400);               // not hex
-  EXPECT_EQ(rejection(head + "a \r\n"), 400);               // space after size
-  EXPECT_EQ(rejection(head + "2;\r\naa\r\n0\r\n\r\n"), 400);  // empty extension
-  EXPECT_EQ(rejection(head + "5\r\nhelloX"), 400);          // no CRLF after data
-  EXPECT_EQ(rejection(head + "3\r\nfoo\r\n\r\n"), 400);     // missing last-chunk
-  EXPECT_EQ(rejection(head + "5;a=\"b\r\n"), 400);          // unbalanced quote
+  EXPECT_EQ(rejection(head + "zz\r\n"), 400);                  // not hex
+  EXPECT_EQ(rejection(head + "a \r\n"), 400);                  // space after size
+  EXPECT_EQ(rejection(head + "2;\r\naa\r\n0\r\n\r\n"), 400);   // empty extension
+  EXPECT_EQ(rejection(head + "5\r\nhelloX"), 400);             // no CRLF after data
+  EXPECT_EQ(rejection(head + "3\r\nfoo\r\n\r\n"), 400);        // missing last-chunk
+  EXPECT_EQ(rejection(head + "5;a=\"b\r\n"), 400);             // unbalanced quote
   EXPECT_EQ(rejection(head + "ffffffffffffffffff\r\n"), 413);  // larger than any body we take
 }
 
 TEST(RequestParser, WaitsForMoreWhenTheMessageIsIncomplete) {
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: h\r\n").status, ParseStatus::kNeedMore);
-  EXPECT_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 42\r\n\r\nabc").status, ParseStatus::kNeedMore);
-  EXPECT_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel").status,
+  EXPECT_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 42\r\n\r\nabc").status,
             ParseStatus::kNeedMore);
+  EXPECT_EQ(
+      parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel").status,
+      ParseStatus::kNeedMore);
 }
 
 TEST(RequestParser, StartedTellsWhetherARequestIsUnderway) {
@@ -276,7 +297,8 @@ TEST(RequestParser, StartedTellsWhetherARequestIsUnderway) {
 }
 
 TEST(RequestParser, KnowsTheRegisteredMethods) {
-  for (std::string m : {"PURGE", "M-SEARCH", "REPORT", "PROPFIND", "QUERY", "PATCH", "DELETE", "OPTIONS"}) {
+  for (std::string m :
+       {"PURGE", "M-SEARCH", "REPORT", "PROPFIND", "QUERY", "PATCH", "DELETE", "OPTIONS"}) {
     Request req;
     ASSERT_EQ(parse(m + " / HTTP/1.1\r\nHost: h\r\n\r\n", req).status, ParseStatus::kComplete) << m;
     EXPECT_EQ(req.method_name(), m);

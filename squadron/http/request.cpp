@@ -1,9 +1,9 @@
 #include "squadron/http/request.hpp"
 
 #include <boost/json/parse.hpp>
-#include <boost/url/parse_query.hpp>
-#include <boost/url/params_encoded_view.hpp>
 #include <boost/url/decode_view.hpp>
+#include <boost/url/params_encoded_view.hpp>
+#include <boost/url/parse_query.hpp>
 #include <boost/url/pct_string_view.hpp>
 
 #include "squadron/core/check.hpp"
@@ -13,16 +13,26 @@ namespace squadron::http {
 
 std::string_view method_name(Method m) noexcept {
   switch (m) {
-    case Method::kGet: return "GET";
-    case Method::kHead: return "HEAD";
-    case Method::kPost: return "POST";
-    case Method::kPut: return "PUT";
-    case Method::kDelete: return "DELETE";
-    case Method::kPatch: return "PATCH";
-    case Method::kOptions: return "OPTIONS";
-    case Method::kTrace: return "TRACE";
-    case Method::kConnect: return "CONNECT";
-    case Method::kOther: break;
+    case Method::kGet:
+      return "GET";
+    case Method::kHead:
+      return "HEAD";
+    case Method::kPost:
+      return "POST";
+    case Method::kPut:
+      return "PUT";
+    case Method::kDelete:
+      return "DELETE";
+    case Method::kPatch:
+      return "PATCH";
+    case Method::kOptions:
+      return "OPTIONS";
+    case Method::kTrace:
+      return "TRACE";
+    case Method::kConnect:
+      return "CONNECT";
+    case Method::kOther:
+      break;
   }
   return "OTHER";
 }
@@ -110,12 +120,14 @@ Request Request::make_for_test(std::string_view method, std::string_view target,
     raw.append(n).append(": ").append(v).append("\r\n");
   }
   if (!has_host) raw.append("Host: test\r\n");
-  if (!body.empty()) raw.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  if (!body.empty())
+    raw.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   raw.append("\r\n").append(body);
   Request req;
   RequestParser parser;
   auto r = parser.feed(raw, req);
-  if (r.status == ParseStatus::kHeadersDone) r = parser.feed(std::string_view(raw).substr(r.consumed), req);
+  if (r.status == ParseStatus::kHeadersDone)
+    r = parser.feed(std::string_view(raw).substr(r.consumed), req);
   SQUADRON_CHECK(r.status == ParseStatus::kComplete, "make_for_test needs a valid request");
   return req;
 }

@@ -1,8 +1,7 @@
 #include "squadron/http/response.hpp"
 
-#include <gtest/gtest.h>
-
 #include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
 
 namespace squadron::http {
 namespace {
@@ -13,7 +12,8 @@ TEST(Response, SerializesStatusHeadersAndLength) {
   std::string out;
   serialize_head(res, "Wed, 25 Nov 2026 22:00:01 GMT", "rid", true, false, out);
   EXPECT_EQ(out,
-            "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n"
+            "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Type: text/plain; "
+            "charset=utf-8\r\nContent-Length: 12\r\n"
             "Date: Wed, 25 Nov 2026 22:00:01 GMT\r\nX-Request-Id: rid\r\n\r\n");
 }
 
@@ -56,7 +56,9 @@ TEST(Response, ProblemIsRfc9457Json) {
   EXPECT_EQ(doc.at("type").as_string(), "about:blank");
 }
 
-TEST(Response, FormatsImfFixdate) { EXPECT_EQ(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT"); }
+TEST(Response, FormatsImfFixdate) {
+  EXPECT_EQ(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+}
 
 TEST(Response, OutOfRangeStatusBecomes500) {
   Response res;

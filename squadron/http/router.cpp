@@ -159,7 +159,8 @@ Router::Match Router::match(Request& req) const {
   std::size_t id = kNone;
   if (m != Method::kOther) {
     id = found->by_method[static_cast<std::size_t>(m)];
-    if (id == kNone && m == Method::kHead) id = found->by_method[static_cast<std::size_t>(Method::kGet)];
+    if (id == kNone && m == Method::kHead)
+      id = found->by_method[static_cast<std::size_t>(Method::kGet)];
   } else {
     for (const auto& [name, rid] : found->other_methods) {
       if (name == req.method_name()) id = rid;
@@ -172,7 +173,8 @@ Router::Match Router::match(Request& req) const {
       if (found->by_method[i] == kNone) continue;
       if (!result.allow.empty()) result.allow += ", ";
       result.allow += method_name(static_cast<Method>(i));
-      if (static_cast<Method>(i) == Method::kGet && found->by_method[1] == kNone) result.allow += ", HEAD";
+      if (static_cast<Method>(i) == Method::kGet && found->by_method[1] == kNone)
+        result.allow += ", HEAD";
     }
     for (const auto& [name, rid] : found->other_methods) {
       if (!result.allow.empty()) result.allow += ", ";

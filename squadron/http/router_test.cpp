@@ -67,7 +67,8 @@ TEST(Router, HeadFallsBackToGet) {
 
 TEST(Router, UnknownPathIsNotFound) {
   auto r = make_router();
-  for (const char* path : {"/nope", "/hello/extra", "/users", "/users/1/orders", "/users//orders/1"}) {
+  for (const char* path :
+       {"/nope", "/hello/extra", "/users", "/users/1/orders", "/users//orders/1"}) {
     auto req = Request::make_for_test("GET", path);
     EXPECT_EQ(r.match(req).kind, Router::Match::kNotFound) << path;
   }

@@ -1,8 +1,8 @@
 #include "squadron/http/server.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <exception>
-#include <algorithm>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -83,9 +83,7 @@ class Server::Worker {
   asio::io_context& context() noexcept { return ctx_; }
   std::size_t connections() const noexcept { return count_.load(std::memory_order_relaxed); }
 
-  void start() {
-    asio::co_spawn(ctx_, sweep_loop(), asio::detached);
-  }
+  void start() { asio::co_spawn(ctx_, sweep_loop(), asio::detached); }
 
   // Adopts an accepted socket (on this worker's thread).
   void adopt(tcp::socket socket) {
@@ -344,8 +342,8 @@ class Server::Worker {
       } else {
         conn.deadline = head_started + config_.header_timeout;
       }
-      auto [read_ec, n] =
-          co_await conn.socket.async_read_some(asio::buffer(read_buffer.get(), kReadBufferBytes), kAwait);
+      auto [read_ec, n] = co_await conn.socket.async_read_some(
+          asio::buffer(read_buffer.get(), kReadBufferBytes), kAwait);
       conn.idle = false;
       if (read_ec == asio::error::operation_aborted || (read_ec && conn.timed_out)) {
         if (conn.timed_out && parser.started()) {
@@ -384,10 +382,12 @@ class Server::Worker {
   bool destroying_ = false;
 };
 
-Server::Server(ServerConfig config, Handler& handler) : config_(std::move(config)), handler_(handler) {
+Server::Server(ServerConfig config, Handler& handler)
+    : config_(std::move(config)), handler_(handler) {
   std::size_t n = config_.threads;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  for (std::size_t i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, config_, handler_));
+  for (std::size_t i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<Worker>(i, config_, handler_));
 }
 
 Server::~Server() = default;

@@ -39,8 +39,10 @@ struct Metrics::Shard {
   alignas(64) std::atomic<std::int64_t> in_flight{0};
 };
 
-Metrics::Metrics(std::vector<std::string> routes, std::size_t workers) : routes_(std::move(routes)) {
-  for (std::size_t i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>(routes_.size()));
+Metrics::Metrics(std::vector<std::string> routes, std::size_t workers)
+    : routes_(std::move(routes)) {
+  for (std::size_t i = 0; i < workers; ++i)
+    shards_.push_back(std::make_unique<Shard>(routes_.size()));
 }
 
 Metrics::~Metrics() = default;
@@ -73,20 +75,25 @@ std::string Metrics::render(std::string_view service, std::size_t connections) c
     const std::string route = escape_label(routes_[r]);
     for (int s = 0; s < kStatusSlots; ++s) {
       std::uint64_t n = 0;
-      for (const auto& sh : shards_) n += sh->routes[r].by_status[static_cast<std::size_t>(s)].load(std::memory_order_relaxed);
+      for (const auto& sh : shards_)
+        n += sh->routes[r].by_status[static_cast<std::size_t>(s)].load(std::memory_order_relaxed);
       if (n == 0) continue;
-      fmt::format_to(it, "squadron_http_requests_total{{service=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
-                     svc, route, s + kMinStatus, n);
+      fmt::format_to(
+          it, "squadron_http_requests_total{{service=\"{}\",route=\"{}\",status=\"{}\"}} {}\n", svc,
+          route, s + kMinStatus, n);
     }
   }
-  out += "# HELP squadron_http_request_duration_seconds Time from a complete request to its response.\n";
+  out +=
+      "# HELP squadron_http_request_duration_seconds Time from a complete request to its "
+      "response.\n";
   out += "# TYPE squadron_http_request_duration_seconds histogram\n";
   for (std::size_t r = 0; r < routes_.size(); ++r) {
     std::array<std::uint64_t, kBuckets.size() + 1> b{};
     std::uint64_t sum_ns = 0, count = 0;
     for (const auto& sh : shards_) {
       const RouteShard& rs = sh->routes[r];
-      for (std::size_t i = 0; i < b.size(); ++i) b[i] += rs.buckets[i].load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i < b.size(); ++i)
+        b[i] += rs.buckets[i].load(std::memory_order_relaxed);
       sum_ns += rs.sum_ns.load(std::memory_order_relaxed);
       count += rs.count.load(std::memory_order_relaxed);
     }
@@ -95,16 +102,22 @@ std::string Metrics::render(std::string_view service, std::size_t connections) c
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < kBuckets.size(); ++i) {
       cumulative += b[i];
-      fmt::format_to(it, "squadron_http_request_duration_seconds_bucket{{service=\"{}\",route=\"{}\",le=\"{}\"}} {}\n",
+      fmt::format_to(it,
+                     "squadron_http_request_duration_seconds_bucket{{service=\"{}\",route=\"{}\","
+                     "le=\"{}\"}} {}\n",
                      svc, route, kBuckets[i], cumulative);
     }
     cumulative += b[kBuckets.size()];
-    fmt::format_to(it, "squadron_http_request_duration_seconds_bucket{{service=\"{}\",route=\"{}\",le=\"+Inf\"}} {}\n",
+    fmt::format_to(it,
+                   "squadron_http_request_duration_seconds_bucket{{service=\"{}\",route=\"{}\",le="
+                   "\"+Inf\"}} {}\n",
                    svc, route, cumulative);
-    fmt::format_to(it, "squadron_http_request_duration_seconds_sum{{service=\"{}\",route=\"{}\"}} {}\n", svc,
-                   route, static_cast<double>(sum_ns) * 1e-9);
-    fmt::format_to(it, "squadron_http_request_duration_seconds_count{{service=\"{}\",route=\"{}\"}} {}\n", svc,
-                   route, count);
+    fmt::format_to(it,
+                   "squadron_http_request_duration_seconds_sum{{service=\"{}\",route=\"{}\"}} {}\n",
+                   svc, route, static_cast<double>(sum_ns) * 1e-9);
+    fmt::format_to(
+        it, "squadron_http_request_duration_seconds_count{{service=\"{}\",route=\"{}\"}} {}\n", svc,
+        route, count);
   }
   std::int64_t in_flight = 0;
   for (const auto& sh : shards_) in_flight += sh->in_flight.load(std::memory_order_relaxed);

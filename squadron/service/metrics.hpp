@@ -26,7 +26,7 @@ class Metrics final {
   // Upper bounds of the latency histogram, in seconds (Prometheus client defaults, plus 0.5 ms
   // and 1 ms for fast services).
   static constexpr std::array<double, 14> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                   0.1,    0.25,  0.5,    1,     2.5,   5,    10};
+                                                   0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
   Metrics(std::vector<std::string> routes, std::size_t workers);
   ~Metrics();

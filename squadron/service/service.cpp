@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "squadron/core/check.hpp"
@@ -89,8 +90,12 @@ class ServiceHandler final : public http::Handler {
     routes_.push_back({std::string(pattern), std::move(h)});
   }
   void set_fallback(RouteHandler h) { fallback_ = std::move(h); }
-  void add_before(std::function<std::optional<Response>(Request&)> mw) { before_.push_back(std::move(mw)); }
-  void add_after(std::function<void(const Request&, Response&)> mw) { after_.push_back(std::move(mw)); }
+  void add_before(std::function<std::optional<Response>(Request&)> mw) {
+    before_.push_back(std::move(mw));
+  }
+  void add_after(std::function<void(const Request&, Response&)> mw) {
+    after_.push_back(std::move(mw));
+  }
 
   // Called once before serving: adds the built-in endpoints and sizes the metrics.
   void prepare(std::size_t workers, const http::Server* server) {
@@ -99,7 +104,8 @@ class ServiceHandler final : public http::Handler {
     prepared_ = true;
     auto builtin = [this](std::string_view pattern, std::function<Response(Request&)> fn) {
       const std::size_t id = routes_.size();
-      if (!router_.add("GET", pattern, id)) routes_.push_back({std::string(pattern), {std::move(fn), {}}});
+      if (!router_.add("GET", pattern, id))
+        routes_.push_back({std::string(pattern), {std::move(fn), {}}});
     };
     builtin("/healthz", [](Request&) { return Response::text("ok\n"); });
     builtin("/readyz", [this](Request&) {
@@ -152,7 +158,8 @@ class ServiceHandler final : public http::Handler {
     } else {
       req.set_route(unmatched_, kUnmatchedRoute);
       if (m.kind == http::Router::Match::kMethodNotAllowed) {
-        res = Response::problem(405, fmt::format("{} is not allowed here; allowed: {}", req.method_name(), m.allow));
+        res = Response::problem(
+            405, fmt::format("{} is not allowed here; allowed: {}", req.method_name(), m.allow));
         res.set_header("Allow", std::move(m.allow));
       } else {
         res = Response::problem(404, fmt::format("no route for {}", req.path()));
@@ -177,7 +184,8 @@ class ServiceHandler final : public http::Handler {
   asio::awaitable<void> handle_async(Request& req, Response& res, std::size_t worker) override {
     // Read before the first suspension: handle() stored it for this request on this thread.
     const auto start = start_[worker];
-    const RouteHandler& h = req.route_index() < routes_.size() ? routes_[req.route_index()].handler : fallback_;
+    const RouteHandler& h =
+        req.route_index() < routes_.size() ? routes_[req.route_index()].handler : fallback_;
     try {
       res = co_await h.async(req);
     } catch (const std::exception& e) {
@@ -227,7 +235,8 @@ class ServiceHandler final : public http::Handler {
     if (auto tp = req.header("traceparent"); tp && valid_traceparent(*tp)) req.set_traceparent(*tp);
   }
 
-  void finish(const Request& req, Response& res, std::size_t worker, SteadyClock::time_point start) {
+  void finish(const Request& req, Response& res, std::size_t worker,
+              SteadyClock::time_point start) {
     for (const auto& mw : after_) mw(req, res);
     const auto elapsed = SteadyClock::now() - start;
     metrics_->record(worker, req.route_index(), res.status, elapsed);
@@ -253,8 +262,9 @@ class ServiceHandler final : public http::Handler {
     append_json_string(line, req.path());
     line += ",\"route\":";
     append_json_string(line, req.route());
-    fmt::format_to(std::back_inserter(line), ",\"status\":{},\"duration_ms\":{:.3f},\"bytes\":{}", res.status,
-                   std::chrono::duration<double, std::milli>(elapsed).count(), res.body.size());
+    fmt::format_to(std::back_inserter(line), ",\"status\":{},\"duration_ms\":{:.3f},\"bytes\":{}",
+                   res.status, std::chrono::duration<double, std::milli>(elapsed).count(),
+                   res.body.size());
     line += ",\"request_id\":";
     append_json_string(line, req.request_id());
     if (!req.traceparent().empty()) {
@@ -286,10 +296,12 @@ class ServiceHandler final : public http::Handler {
 
 }  // namespace internal
 
-Service::Service(std::string name) : name_(std::move(name)), handler_(std::make_unique<internal::ServiceHandler>(name_)) {}
+Service::Service(std::string name)
+    : name_(std::move(name)), handler_(std::make_unique<internal::ServiceHandler>(name_)) {}
 Service::~Service() = default;
 
-Service& Service::route(std::string_view method, std::string_view pattern, internal::RouteHandler h) {
+Service& Service::route(std::string_view method, std::string_view pattern,
+                        internal::RouteHandler h) {
   handler_->add_route(method, pattern, std::move(h));
   return *this;
 }
@@ -328,20 +340,31 @@ int Service::run(int argc, char** argv) {
   bool access_log = env_flag("SQUADRON_ACCESS_LOG");
   std::size_t max_body = config.server.limits.max_body;
   cli.add_option("--port", port, "TCP port to listen on (0 picks a free one)")
-      ->envname("PORT")->check(CLI::Range(0, 65535))->capture_default_str();
-  cli.add_option("--host", config.server.host, "address to listen on")->envname("HOST")->capture_default_str();
-  cli.add_option("--threads", threads, "I/O threads (0 = one per core)")->envname("SQUADRON_THREADS")
-      ->check(CLI::Range(0, 256))->capture_default_str();
-  cli.add_option("--drain-delay", drain, "after SIGTERM, keep accepting this long with /readyz at 503")
-      ->envname("SQUADRON_DRAIN_DELAY")->capture_default_str();
+      ->envname("PORT")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  cli.add_option("--host", config.server.host, "address to listen on")
+      ->envname("HOST")
+      ->capture_default_str();
+  cli.add_option("--threads", threads, "I/O threads (0 = one per core)")
+      ->envname("SQUADRON_THREADS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  cli.add_option("--drain-delay", drain,
+                 "after SIGTERM, keep accepting this long with /readyz at 503")
+      ->envname("SQUADRON_DRAIN_DELAY")
+      ->capture_default_str();
   cli.add_option("--grace", grace, "how long requests in flight may take after the drain")
-      ->envname("SQUADRON_STOP_GRACE")->capture_default_str();
+      ->envname("SQUADRON_STOP_GRACE")
+      ->capture_default_str();
   cli.add_option("--header-timeout", header_timeout, "a request head must arrive within this (408)")
       ->capture_default_str();
   cli.add_option("--idle-timeout", idle_timeout, "close keep-alive connections idle this long")
       ->capture_default_str();
-  cli.add_option("--max-body", max_body, "largest request body in bytes (413 beyond)")->capture_default_str();
-  cli.add_flag("--access-log", access_log, "print one JSON line per request (SQUADRON_ACCESS_LOG=1)");
+  cli.add_option("--max-body", max_body, "largest request body in bytes (413 beyond)")
+      ->capture_default_str();
+  cli.add_flag("--access-log", access_log,
+               "print one JSON line per request (SQUADRON_ACCESS_LOG=1)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -358,8 +381,8 @@ int Service::run(int argc, char** argv) {
   for (auto& d : durations) {
     auto v = core::parse_duration(d.text);
     if (!v) {
-      std::fprintf(stderr, "%s: %s must be a duration such as 500ms, 10s or 1m (got \"%s\")\n", name_.c_str(),
-                   d.flag, d.text.c_str());
+      std::fprintf(stderr, "%s: %s must be a duration such as 500ms, 10s or 1m (got \"%s\")\n",
+                   name_.c_str(), d.flag, d.text.c_str());
       return 2;
     }
     d.out = *v;
@@ -376,6 +399,9 @@ int Service::run(ServiceConfig config) {
     name_ = s;
     handler_->set_name(name_);
   }
+  // Diagnostics go to stderr; stdout carries only the access log.
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      name_, std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   http::Server server(config.server, *handler_);
   handler_->prepare(server.threads(), &server);
@@ -386,8 +412,8 @@ int Service::run(ServiceConfig config) {
   asio::steady_timer drain_timer(ctx);
   signals.async_wait([&](boost::system::error_code ec, int signo) {
     if (ec) return;
-    spdlog::info("{}: {} received: draining ({} delay, {} grace)", name_, signo == SIGTERM ? "SIGTERM" : "SIGINT",
-                 config.drain_delay, config.stop_grace);
+    spdlog::info("{}: {} received: draining ({} delay, {} grace)", name_,
+                 signo == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_delay, config.stop_grace);
     handler_->set_draining(true);
     // A second signal gets the default action (ends the process at once).
     boost::system::error_code ignored;
@@ -396,12 +422,14 @@ int Service::run(ServiceConfig config) {
     drain_timer.async_wait([&](boost::system::error_code) { server.stop(config.stop_grace); });
   });
   if (auto ec = server.listen()) {
-    spdlog::error("{}: cannot listen on {}:{}: {} (is another process using the port? pick one with --port or PORT)",
-                  name_, config.server.host, config.server.port, ec.message());
+    spdlog::error(
+        "{}: cannot listen on {}:{}: {} (is another process using the port? pick one with --port "
+        "or PORT)",
+        name_, config.server.host, config.server.port, ec.message());
     return 1;
   }
-  spdlog::info("{} listening on http://{}:{} ({} I/O thread{})", name_, config.server.host, server.port(),
-               server.threads(), server.threads() == 1 ? "" : "s");
+  spdlog::info("{} listening on http://{}:{} ({} I/O thread{})", name_, config.server.host,
+               server.port(), server.threads(), server.threads() == 1 ? "" : "s");
 
   server.run();
   spdlog::info("{} stopped", name_);

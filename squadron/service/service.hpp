@@ -70,8 +70,8 @@ struct IsAwaitable<boost::asio::awaitable<T>> : std::true_type {
 };
 
 struct RouteHandler {
-  std::function<Response(Request&)> sync;            // set for ordinary handlers
-  std::function<Task<Response>(Request&)> async;     // set for coroutine handlers
+  std::function<Response(Request&)> sync;         // set for ordinary handlers
+  std::function<Task<Response>(Request&)> async;  // set for coroutine handlers
 };
 
 template <typename F>

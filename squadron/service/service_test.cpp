@@ -1,7 +1,5 @@
 #include "squadron/service/service.hpp"
 
-#include <gtest/gtest.h>
-
 #include <stdexcept>
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,6 +7,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
 
 namespace squadron {
 namespace {
@@ -16,7 +15,8 @@ namespace {
 using http::Request;
 
 Response call(Service& app, std::string_view method, std::string_view target,
-              std::vector<std::pair<std::string, std::string>> headers = {}, std::string body = {}) {
+              std::vector<std::pair<std::string, std::string>> headers = {},
+              std::string body = {}) {
   auto req = Request::make_for_test(method, target, std::move(headers), std::move(body));
   return app.handle_for_test(req);
 }
@@ -41,8 +41,8 @@ TEST(Service, PassesPathAndQueryParametersAndJsonBodies) {
   app.post("/users/{id}", [](const Request& req) {
     auto doc = req.json();
     if (!doc) return Response::problem(400, "bad json");
-    return Response::text(std::string(req.param("id")) + ":" + req.query_param("q").value_or("-") + ":" +
-                          std::string(doc->at("name").as_string()));
+    return Response::text(std::string(req.param("id")) + ":" + req.query_param("q").value_or("-") +
+                          ":" + std::string(doc->at("name").as_string()));
   });
   EXPECT_EQ(call(app, "POST", "/users/7?q=a+b%21", {}, R"({"name":"ann"})").body, "7:a b!:ann");
   EXPECT_EQ(call(app, "POST", "/users/7", {}, "{not json").status, 400);
@@ -86,7 +86,8 @@ TEST(Service, BeforeMiddlewareCanAnswerAndAfterMiddlewareSeesEveryResponse) {
   app.get("/open", [](const Request&) { return "open"; });
   app.get("/secret", [](const Request&) { return "secret"; });
   app.before([](Request& req) -> std::optional<Response> {
-    if (req.path() == "/secret" && !req.header("authorization")) return Response::problem(401, "log in");
+    if (req.path() == "/secret" && !req.header("authorization"))
+      return Response::problem(401, "log in");
     return std::nullopt;
   });
   app.after([](const Request&, Response& res) { res.set_header("X-After", "1"); });
@@ -132,7 +133,8 @@ TEST(Service, KeepsOnlyAWellFormedTraceparent) {
   const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   call(app, "GET", "/t", {{"traceparent", tp}});
   EXPECT_EQ(seen, tp);
-  call(app, "GET", "/t", {{"traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}});
+  call(app, "GET", "/t",
+       {{"traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}});
   EXPECT_EQ(seen, "");
   call(app, "GET", "/t", {{"traceparent", "garbage"}});
   EXPECT_EQ(seen, "");
@@ -155,12 +157,16 @@ TEST(Service, MetricsCountRequestsByRouteAndStatusWithAHistogram) {
   call(app, "GET", "/missing");
   auto m = call(app, "GET", "/metrics");
   EXPECT_EQ(m.status, 200);
-  EXPECT_NE(m.body.find("squadron_http_requests_total{service=\"shop\",route=\"/users/{id}\",status=\"200\"} 2"),
-            std::string::npos)
+  EXPECT_NE(
+      m.body.find(
+          "squadron_http_requests_total{service=\"shop\",route=\"/users/{id}\",status=\"200\"} 2"),
+      std::string::npos)
       << m.body;
   EXPECT_NE(m.body.find("route=\"(unmatched)\",status=\"404\"} 1"), std::string::npos);
-  EXPECT_NE(m.body.find("# TYPE squadron_http_request_duration_seconds histogram"), std::string::npos);
-  EXPECT_NE(m.body.find("squadron_http_request_duration_seconds_bucket{service=\"shop\",route=\"/users/{id}\",le=\"+Inf\"} 2"),
+  EXPECT_NE(m.body.find("# TYPE squadron_http_request_duration_seconds histogram"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("squadron_http_request_duration_seconds_bucket{service=\"shop\",route=\"/"
+                        "users/{id}\",le=\"+Inf\"} 2"),
             std::string::npos);
   EXPECT_NE(m.body.find("squadron_http_requests_in_flight{service=\"shop\"} 1"), std::string::npos)
       << "the scrape itself is in flight";

@@ -20,7 +20,8 @@ TEST(Drain, SigtermLetsARequestInFlightFinishThenExitsZero) {
   bool in_flight = false;
   while (!in_flight && std::chrono::steady_clock::now() < deadline) {
     auto m = fetch(*port, "GET", "/metrics");
-    in_flight = m && m->body.find("squadron_http_requests_in_flight{service=\"echo\"} 2") != std::string::npos;
+    in_flight = m && m->body.find("squadron_http_requests_in_flight{service=\"echo\"} 2") !=
+                         std::string::npos;
   }
   ASSERT_TRUE(in_flight);
   p->signal(SIGTERM);
@@ -40,7 +41,8 @@ TEST(Drain, ReadyzTurns503DuringTheDrainDelayWhileStillServing) {
   p->signal(SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   int ready = 200;
-  while (ready != 503 && std::chrono::steady_clock::now() < deadline) ready = fetch(*port, "GET", "/readyz")->status;
+  while (ready != 503 && std::chrono::steady_clock::now() < deadline)
+    ready = fetch(*port, "GET", "/readyz")->status;
   EXPECT_EQ(ready, 503);
   auto served = fetch(*port, "GET", "/during-drain");
   ASSERT_TRUE(served) << "new connections are still accepted during the drain delay";

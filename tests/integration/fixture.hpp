@@ -1,18 +1,19 @@
 // Starts a real example binary on port 0 for each test and stops it afterwards.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "process.hpp"
 #include "raw_client.hpp"
 
 namespace squadron::testing {
 
-inline std::unique_ptr<ChildProcess> start_service(const std::string& name, std::vector<std::string> args = {},
+inline std::unique_ptr<ChildProcess> start_service(const std::string& name,
+                                                   std::vector<std::string> args = {},
                                                    std::vector<std::string> env = {}) {
   std::vector<std::string> argv{bin_dir() + "/" + name, "--port", "0", "--threads", "1"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -21,7 +22,8 @@ inline std::unique_ptr<ChildProcess> start_service(const std::string& name, std:
 
 class ServiceTest : public ::testing::Test {
  protected:
-  void start(const std::string& name, std::vector<std::string> args = {}, std::vector<std::string> env = {}) {
+  void start(const std::string& name, std::vector<std::string> args = {},
+             std::vector<std::string> env = {}) {
     proc_ = start_service(name, std::move(args), std::move(env));
     auto port = proc_->wait_for_port();
     ASSERT_TRUE(port) << "did not start: " << proc_->output();

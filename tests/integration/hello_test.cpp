@@ -32,12 +32,16 @@ TEST_F(Hello, MetricsArePrometheusTextWithALatencyHistogram) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->status, 200);
   EXPECT_EQ(m->header("Content-Type").value_or(""), "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_NE(m->body.find("# TYPE squadron_http_request_duration_seconds histogram"), std::string::npos);
-  EXPECT_NE(m->body.find("squadron_http_requests_total{service=\"hello\",route=\"/hello\",status=\"200\"} 1"),
-            std::string::npos)
+  EXPECT_NE(m->body.find("# TYPE squadron_http_request_duration_seconds histogram"),
+            std::string::npos);
+  EXPECT_NE(
+      m->body.find(
+          "squadron_http_requests_total{service=\"hello\",route=\"/hello\",status=\"200\"} 1"),
+      std::string::npos)
       << m->body;
   EXPECT_NE(m->body.find("route=\"(unmatched)\",status=\"404\"} 1"), std::string::npos);
-  EXPECT_NE(m->body.find("squadron_http_request_duration_seconds_bucket{service=\"hello\",route=\"/hello\",le=\"+Inf\"} 1"),
+  EXPECT_NE(m->body.find("squadron_http_request_duration_seconds_bucket{service=\"hello\",route=\"/"
+                         "hello\",le=\"+Inf\"} 1"),
             std::string::npos);
 }
 
@@ -52,7 +56,8 @@ TEST_F(Hello, WritesAJsonAccessLogLineWhenAsked) {
   fetch(port_, "GET", "/hello", "X-Request-Id: log-me\r\n");
   proc_->signal(SIGTERM);
   ASSERT_EQ(proc_->wait_exit(std::chrono::seconds(10)), 0);
-  EXPECT_NE(proc_->output().find("\"path\":\"/hello\",\"route\":\"/hello\",\"status\":200"), std::string::npos)
+  EXPECT_NE(proc_->output().find("\"path\":\"/hello\",\"route\":\"/hello\",\"status\":200"),
+            std::string::npos)
       << proc_->output();
   EXPECT_NE(proc_->output().find("\"request_id\":\"log-me\""), std::string::npos);
 }
@@ -60,7 +65,9 @@ TEST_F(Hello, WritesAJsonAccessLogLineWhenAsked) {
 TEST(HelloFlags, BadFlagsExitWith2AndSayWhatToDo) {
   ChildProcess p({bin_dir() + "/hello", "--grace", "soon"});
   EXPECT_EQ(p.wait_exit(std::chrono::seconds(5)), 2);
-  EXPECT_NE(p.output().find("--grace must be a duration such as 500ms, 10s or 1m"), std::string::npos) << p.output();
+  EXPECT_NE(p.output().find("--grace must be a duration such as 500ms, 10s or 1m"),
+            std::string::npos)
+      << p.output();
 }
 
 TEST(HelloFlags, APortInUseExitsWith1AndSaysSo) {

@@ -1,16 +1,15 @@
 #include "process.hpp"
 
+#include <cerrno>
 #include <fcntl.h>
+#include <fstream>
 #include <poll.h>
+#include <regex>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <fstream>
-#include <regex>
 #include <thread>
+#include <unistd.h>
 
 extern char** environ;
 
@@ -67,7 +66,8 @@ std::optional<std::uint16_t> ChildProcess::wait_for_port(std::chrono::millisecon
   const auto deadline = SteadyClock::now() + timeout;
   while (SteadyClock::now() < deadline) {
     std::smatch m;
-    if (std::regex_search(output_, m, kListening)) return static_cast<std::uint16_t>(std::stoi(m[1]));
+    if (std::regex_search(output_, m, kListening))
+      return static_cast<std::uint16_t>(std::stoi(m[1]));
     if (!running()) return std::nullopt;
     drain_output(std::chrono::milliseconds(50));
   }

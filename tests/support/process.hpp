@@ -2,12 +2,11 @@
 // for it to print its listening port, signal it, reap it, read its RSS.
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace squadron::testing {
@@ -25,7 +24,8 @@ class ChildProcess final {
 
   pid_t pid() const { return pid_; }
   // Waits until stderr shows "listening on http://HOST:PORT"; returns PORT.
-  std::optional<std::uint16_t> wait_for_port(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::optional<std::uint16_t> wait_for_port(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   void signal(int signo);
   // Waits for exit; returns the exit status (or 128+signal), nullopt on timeout.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);

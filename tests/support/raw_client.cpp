@@ -1,13 +1,12 @@
 #include "raw_client.hpp"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <cerrno>
 
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -46,7 +45,8 @@ RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-RawConnection::RawConnection(RawConnection&& o) noexcept : fd_(o.fd_), pending_(std::move(o.pending_)) {
+RawConnection::RawConnection(RawConnection&& o) noexcept
+    : fd_(o.fd_), pending_(std::move(o.pending_)) {
   o.fd_ = -1;
 }
 
@@ -66,8 +66,9 @@ void RawConnection::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
 
 int RawConnection::read_some(std::string& into, SteadyClock::time_point deadline) {
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-    if (left.count() <= 0) return -1;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() < 0) return -1;  // a zero timeout still polls once
     pollfd p{fd_, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
@@ -83,7 +84,8 @@ int RawConnection::read_some(std::string& into, SteadyClock::time_point deadline
   }
 }
 
-std::optional<RawResponse> RawConnection::read_response(std::chrono::milliseconds timeout, bool head) {
+std::optional<RawResponse> RawConnection::read_response(std::chrono::milliseconds timeout,
+                                                        bool head) {
   namespace http_ = boost::beast::http;
   const auto deadline = SteadyClock::now() + timeout;
   http_::response_parser<http_::string_body> parser;
@@ -120,7 +122,8 @@ std::optional<RawResponse> RawConnection::read_response(std::chrono::millisecond
   r.status = static_cast<int>(msg.result_int());
   r.body = std::move(msg.body());
   r.chunked = msg.chunked();
-  for (const auto& f : msg) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : msg)
+    r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   return r;
 }
 
@@ -140,14 +143,16 @@ bool RawConnection::closed_within(std::chrono::milliseconds timeout) {
   return rest.has_value();
 }
 
-std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method, std::string_view target,
-                                 std::string_view extra_headers, std::string_view body) {
+std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method,
+                                 std::string_view target, std::string_view extra_headers,
+                                 std::string_view body) {
   RawConnection c(port);
   if (!c.ok()) return std::nullopt;
   std::string req;
   req.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: test\r\n");
   req.append(extra_headers);
-  if (!body.empty()) req.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  if (!body.empty())
+    req.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   req.append("\r\n").append(body);
   if (!c.send(req)) return std::nullopt;
   return c.read_response(std::chrono::seconds(10), method == "HEAD");

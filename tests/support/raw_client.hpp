@@ -33,21 +33,23 @@ class RawConnection final {
   bool send(std::string_view bytes);
   void shutdown_write();
   // Reads one response (HEAD responses: pass head=true). nullopt on close, timeout or garbage.
-  std::optional<RawResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(5),
-                                           bool head = false);
+  std::optional<RawResponse> read_response(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5), bool head = false);
   // Reads until the peer closes; returns everything read, or nullopt on timeout.
   std::optional<std::string> read_until_close(std::chrono::milliseconds timeout);
   // True if the peer closed (EOF or reset) within `timeout` with nothing more to read.
   bool closed_within(std::chrono::milliseconds timeout);
 
  private:
-  int read_some(std::string& into, std::chrono::steady_clock::time_point deadline);  // bytes, 0 EOF, -1 timeout/err
+  int read_some(std::string& into,
+                std::chrono::steady_clock::time_point deadline);  // bytes, 0 EOF, -1 timeout/err
   int fd_ = -1;
   std::string pending_;  // bytes read past the previous response
 };
 
 // One request, one response on a fresh connection.
-std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method, std::string_view target,
-                                 std::string_view extra_headers = {}, std::string_view body = {});
+std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method,
+                                 std::string_view target, std::string_view extra_headers = {},
+                                 std::string_view body = {});
 
 }  // namespace squadron::testing

@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Checks the layering of docs/architecture.md: squadron/<component> may include only
+components of a lower layer (or itself). Prints each violation; exit 1 if any."""
+import os, re, sys
+
+# layer of each component; siblings of one layer do not include each other
+LAYERS = {'core': 0, 'http': 1, 'registry': 2, 'supervisor': 2, 'gateway': 2, 'service': 2,
+          'control': 3}
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'squadron')
+include = re.compile(r'#include\s+"squadron/([a-z_]+)/')
+bad = 0
+for comp in sorted(os.listdir(root)):
+    path = os.path.join(root, comp)
+    if not os.path.isdir(path):
+        continue
+    if comp not in LAYERS:
+        print('check_layers: squadron/%s has no layer: add it to scripts/check_layers.py and docs/architecture.md' % comp)
+        bad = 1
+        continue
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            if not f.endswith(('.cpp', '.hpp')):
+                continue
+            for n, line in enumerate(open(os.path.join(dirpath, f)), 1):
+                m = include.search(line)
+                if not m or m.group(1) == comp:
+                    continue
+                dep = m.group(1)
+                if dep not in LAYERS or LAYERS[dep] >= LAYERS[comp]:
+                    print('check_layers: %s:%d: squadron/%s may not include squadron/%s' %
+                          (os.path.relpath(os.path.join(dirpath, f)), n, comp, dep))
+                    bad = 1
+sys.exit(bad)
