@@ -34,7 +34,7 @@ struct alignas(64) Metrics::RouteShard {
 };
 
 struct Metrics::Shard {
-  explicit Shard(std::size_t routes) : routes(routes) {}
+  explicit Shard(std::size_t route_count) : routes(route_count) {}
   std::vector<RouteShard> routes;
   alignas(64) std::atomic<std::int64_t> in_flight{0};
 };

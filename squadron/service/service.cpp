@@ -102,6 +102,7 @@ class ServiceHandler final : public http::Handler {
     server_ = server;
     if (prepared_) return;
     prepared_ = true;
+    first_builtin_ = routes_.size();
     auto builtin = [this](std::string_view pattern, std::function<Response(Request&)> fn) {
       const std::size_t id = routes_.size();
       if (!router_.add("GET", pattern, id))
@@ -141,6 +142,28 @@ class ServiceHandler final : public http::Handler {
     const auto start = SteadyClock::now();
     begin(req, worker);
     const RouteHandler* h = nullptr;
+    auto m = router_.match(req);
+    if (m.kind == http::Router::Match::kFound) {
+      req.set_route(m.id, routes_[m.id].pattern);
+      h = &routes_[m.id].handler;
+      if (m.id >= first_builtin_) {
+        // Probes and scrapes bypass user middleware: an auth rule must not fail /healthz.
+        res = h->sync(req);
+        finish(req, res, worker, start, /*run_after=*/false);
+        return true;
+      }
+    } else {
+      req.set_route(unmatched_, kUnmatchedRoute);
+      if (fallback_.sync || fallback_.async) {
+        h = &fallback_;
+      } else if (m.kind == http::Router::Match::kMethodNotAllowed) {
+        res = Response::problem(
+            405, fmt::format("{} is not allowed here; allowed: {}", req.method_name(), m.allow));
+        res.set_header("Allow", std::move(m.allow));
+      } else {
+        res = Response::problem(404, fmt::format("no route for {}", req.path()));
+      }
+    }
     for (const auto& mw : before_) {
       if (auto early = mw(req)) {
         res = std::move(*early);
@@ -148,22 +171,7 @@ class ServiceHandler final : public http::Handler {
         return true;
       }
     }
-    auto m = router_.match(req);
-    if (m.kind == http::Router::Match::kFound) {
-      req.set_route(m.id, routes_[m.id].pattern);
-      h = &routes_[m.id].handler;
-    } else if (fallback_.sync || fallback_.async) {
-      req.set_route(unmatched_, kUnmatchedRoute);
-      h = &fallback_;
-    } else {
-      req.set_route(unmatched_, kUnmatchedRoute);
-      if (m.kind == http::Router::Match::kMethodNotAllowed) {
-        res = Response::problem(
-            405, fmt::format("{} is not allowed here; allowed: {}", req.method_name(), m.allow));
-        res.set_header("Allow", std::move(m.allow));
-      } else {
-        res = Response::problem(404, fmt::format("no route for {}", req.path()));
-      }
+    if (h == nullptr) {  // the 404/405 made above
       finish(req, res, worker, start);
       return true;
     }
@@ -235,9 +243,11 @@ class ServiceHandler final : public http::Handler {
     if (auto tp = req.header("traceparent"); tp && valid_traceparent(*tp)) req.set_traceparent(*tp);
   }
 
-  void finish(const Request& req, Response& res, std::size_t worker,
-              SteadyClock::time_point start) {
-    for (const auto& mw : after_) mw(req, res);
+  void finish(const Request& req, Response& res, std::size_t worker, SteadyClock::time_point start,
+              bool run_after = true) {
+    if (run_after) {
+      for (const auto& mw : after_) mw(req, res);
+    }
     const auto elapsed = SteadyClock::now() - start;
     metrics_->record(worker, req.route_index(), res.status, elapsed);
     metrics_->add_in_flight(worker, -1);
@@ -287,6 +297,8 @@ class ServiceHandler final : public http::Handler {
   std::unique_ptr<Metrics> metrics_;
   std::vector<std::mt19937_64> rngs_;
   std::vector<SteadyClock::time_point> start_;  // per worker: start of the request in handle_async
+  std::size_t first_builtin_ =
+      0;  // routes from here up to unmatched_ are /healthz, /readyz, /metrics
   std::size_t unmatched_ = 0, rejected_ = 0;
   const http::Server* server_ = nullptr;
   std::atomic<bool> draining_{false};

@@ -98,6 +98,30 @@ TEST(Service, BeforeMiddlewareCanAnswerAndAfterMiddlewareSeesEveryResponse) {
   EXPECT_EQ(call(app, "GET", "/nowhere").header("X-After"), "1");
 }
 
+TEST(Service, BuiltInEndpointsBypassUserMiddleware) {
+  Service app{"t"};
+  app.before([](Request&) -> std::optional<Response> { return Response::problem(401, "log in"); });
+  app.after([](const Request&, Response& res) { res.set_header("X-After", "1"); });
+  auto health = call(app, "GET", "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_FALSE(health.header("X-After"));
+  EXPECT_EQ(call(app, "GET", "/readyz").status, 200);
+  EXPECT_EQ(call(app, "GET", "/metrics").status, 200);
+  EXPECT_EQ(call(app, "GET", "/other").status, 401);
+}
+
+TEST(Service, MiddlewareSeesTheMatchedRoute) {
+  Service app{"t"};
+  app.get("/users/{id}", [](const Request&) { return "u"; });
+  std::string route;
+  app.before([&route](Request& req) -> std::optional<Response> {
+    route = std::string(req.route());
+    return std::nullopt;
+  });
+  call(app, "GET", "/users/9");
+  EXPECT_EQ(route, "/users/{id}");
+}
+
 TEST(Service, AThrowingHandlerBecomesA500) {
   Service app{"t"};
   app.get("/boom", [](const Request&) -> std::string { throw std::runtime_error("boom"); });

@@ -1,0 +1,132 @@
+// The server in-process on port 0 with a handler written for the test: streamed (chunked)
+// bodies, close-delimited bodies for HTTP/1.0, handler exceptions, stop() with requests in flight.
+#include "squadron/http/server.hpp"
+
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include "raw_client.hpp"
+
+namespace squadron::http {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawConnection;
+
+boost::asio::awaitable<std::optional<std::string>> next_piece(std::shared_ptr<int> left) {
+  boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, 1ms);
+  co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  if (*left == 0) co_return std::nullopt;
+  co_return "piece" + std::to_string((*left)--) + ";";
+}
+
+class TestHandler final : public Handler {
+ public:
+  bool handle(Request& req, Response& res, std::size_t) override {
+    if (req.path() == "/throw") throw std::runtime_error("boom");
+    if (req.path() == "/stream") {
+      auto left = std::make_shared<int>(3);
+      res.stream = [left] { return next_piece(left); };
+      return true;
+    }
+    if (req.path() == "/wait") return false;
+    res = Response::text("plain");
+    return true;
+  }
+  boost::asio::awaitable<void> handle_async(Request&, Response& res, std::size_t) override {
+    entered.store(true);
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, 300ms);
+    co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    res = Response::text("waited");
+  }
+  void on_rejected(int status, std::size_t) noexcept override { last_rejected.store(status); }
+  std::atomic<bool> entered{false};
+  std::atomic<int> last_rejected{0};
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerConfig config;
+    config.port = 0;
+    config.threads = 2;
+    server_ = std::make_unique<Server>(config, handler_);
+    ASSERT_FALSE(server_->listen());
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    server_->stop(2s);
+    thread_.join();
+  }
+  TestHandler handler_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(ServerTest, StreamsABodyInChunks) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->body, "piece3;piece2;piece1;");
+  // the connection stays usable after the last chunk
+  ASSERT_TRUE(c.send("GET /plain HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto next = c.read_response();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->body, "plain");
+}
+
+TEST_F(ServerTest, StreamsCloseDelimitedToHttp10Clients) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET /stream HTTP/1.0\r\n\r\n"));
+  auto all = c.read_until_close(5s);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->find("Transfer-Encoding"), std::string::npos);
+  EXPECT_NE(all->find("Connection: close"), std::string::npos);
+  EXPECT_NE(all->find("\r\n\r\npiece3;piece2;piece1;"), std::string::npos);
+}
+
+TEST_F(ServerTest, AHandlerExceptionIsA500AndTheConnectionLives) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET /throw HTTP/1.1\r\nHost: t\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  auto next = c.read_response();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+}
+
+TEST_F(ServerTest, ReportsItsOwnRejectionsToTheHandler) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\n\r\n"));  // no Host
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(handler_.last_rejected.load(), 400);
+}
+
+TEST_F(ServerTest, StopFinishesRequestsInFlightAndClosesIdleConnections) {
+  RawConnection busy(server_->port());
+  RawConnection idle(server_->port());
+  ASSERT_TRUE(idle.send("GET /plain HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(idle.read_response());
+  ASSERT_TRUE(busy.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+  while (!handler_.entered.load()) std::this_thread::yield();
+  server_->stop(5s);
+  EXPECT_TRUE(idle.closed_within(2s));
+  auto r = busy.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "waited");
+  EXPECT_EQ(r->header("Connection").value_or(""), "close");
+  EXPECT_FALSE(RawConnection(server_->port()).ok()) << "no longer accepting";
+}
+
+}  // namespace
+}  // namespace squadron::http
