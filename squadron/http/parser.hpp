@@ -22,10 +22,10 @@ class Request;
 
 // Limits on what one request may be; each has its own answer.
 struct ParserLimits {
-  std::size_t max_request_line = 8 * 1024;   // longer -> 414 URI Too Long
-  std::size_t max_header_bytes = 64 * 1024;  // whole head larger -> 431
-  std::size_t max_headers = 100;             // more fields -> 431
-  std::size_t max_body = 8 * 1024 * 1024;    // larger body -> 413, from the headers
+  std::size_t max_request_line = std::size_t{8} * 1024;   // longer -> 414 URI Too Long
+  std::size_t max_header_bytes = std::size_t{64} * 1024;  // whole head larger -> 431
+  std::size_t max_headers = 100;                          // more fields -> 431
+  std::size_t max_body = std::size_t{8} * 1024 * 1024;    // larger body -> 413, from the headers
 };
 
 enum class ParseStatus : std::uint8_t {

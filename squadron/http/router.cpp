@@ -41,7 +41,7 @@ struct Router::Node {
   std::vector<std::pair<std::string, std::unique_ptr<Node>>> statics;
   std::unique_ptr<Node> param;
   std::string param_name;
-  std::array<std::size_t, kMethodCount> by_method;
+  std::array<std::size_t, kMethodCount> by_method{};
   std::vector<std::pair<std::string, std::size_t>> other_methods;
   std::size_t any = kNone;
 
