@@ -56,6 +56,18 @@ bool valid_traceparent(std::string_view tp) {
          trace != std::string(32, '0') && parent != std::string(16, '0');
 }
 
+// SplitMix64: a fast, well-mixed generator for request ids (not for secrets).
+struct SplitMix64 {
+  std::uint64_t state = 0;
+  void seed(std::uint64_t s) { state = s; }
+  std::uint64_t operator()() {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+};
+
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (char c : s) {
@@ -295,7 +307,7 @@ class ServiceHandler final : public http::Handler {
   std::vector<std::function<std::optional<Response>(Request&)>> before_;
   std::vector<std::function<void(const Request&, Response&)>> after_;
   std::unique_ptr<Metrics> metrics_;
-  std::vector<std::mt19937_64> rngs_;
+  std::vector<SplitMix64> rngs_;
   std::vector<SteadyClock::time_point> start_;  // per worker: start of the request in handle_async
   std::size_t first_builtin_ =
       0;  // routes from here up to unmatched_ are /healthz, /readyz, /metrics
