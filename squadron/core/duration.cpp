@@ -1,6 +1,7 @@
 #include "squadron/core/duration.hpp"
 
 #include <charconv>
+#include <cmath>
 
 namespace squadron::core {
 
@@ -10,7 +11,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) n
   if (text.empty()) return std::nullopt;
   double value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || value < 0 || end == text.data()) return std::nullopt;
+  if (ec != std::errc{} || !std::isfinite(value) || value < 0) return std::nullopt;
   const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
   double ms = 0;
   if (unit.empty() || unit == "s") {

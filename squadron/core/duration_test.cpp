@@ -23,6 +23,8 @@ TEST(ParseDuration, RejectsGarbage) {
   EXPECT_FALSE(parse_duration("10 parsecs"));
   EXPECT_FALSE(parse_duration("s"));
   EXPECT_FALSE(parse_duration("1e300s"));
+  EXPECT_FALSE(parse_duration("nan"));
+  EXPECT_FALSE(parse_duration("infs"));
 }
 
 }  // namespace
