@@ -263,6 +263,7 @@ class Server::Worker {
     const auto read_buffer = std::make_unique<char[]>(kReadBufferBytes);
     std::string_view data;  // received bytes not parsed yet (a view into read_buffer)
     bool close_after = false;
+    bool linger = false;
     bool served_any = false;
     SteadyClock::time_point head_started = coarse_now_;
 
@@ -286,6 +287,7 @@ class Server::Worker {
           out.append(res.body);
           handler_.on_rejected(err.status, index_);
           close_after = true;
+          linger = true;  // the client may still be sending what we refused
           break;
         }
 
@@ -359,9 +361,25 @@ class Server::Worker {
       if (read_ec) break;  // EOF or reset
       data = std::string_view(read_buffer.get(), n);
     }
-    // Lingering close: stop sending, so a client still sending gets our answer, not a reset.
     conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (linger && !stopping_) co_await discard_input(conn, read_buffer.get());
     conn.socket.close(ec);
+  }
+
+  // Lingering close (as nginx's lingering_close): after refusing a request whose body may still
+  // be arriving (413, 431, 400), read and drop input for a while before closing. Closing with
+  // unread input sends a reset, and a reset can destroy our answer before the client reads it.
+  asio::awaitable<void> discard_input(Connection& conn, char* buffer) {
+    constexpr std::size_t kMaxDiscard = 8 * 1024 * 1024;
+    conn.timed_out = false;
+    conn.deadline = coarse_now_ + std::chrono::seconds(2);
+    std::size_t discarded = 0;
+    while (discarded < kMaxDiscard) {
+      auto [ec, n] =
+          co_await conn.socket.async_read_some(asio::buffer(buffer, kReadBufferBytes), kAwait);
+      if (ec) break;  // EOF: the client closed; or the deadline passed
+      discarded += n;
+    }
   }
 
   const std::size_t index_;
