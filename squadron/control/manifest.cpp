@@ -1,0 +1,551 @@
+#include "squadron/control/manifest.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "squadron/core/duration.hpp"
+
+namespace squadron::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string did_you_mean(std::string_view key, const std::vector<std::string_view>& known,
+                         std::string_view what = "known keys") {
+  std::string_view best;
+  std::size_t best_d = 3;  // at most two edits away
+  for (auto k : known) {
+    const std::size_t d = edit_distance(key, k);
+    if (d < best_d) best_d = d, best = k;
+  }
+  std::string known_list;
+  for (auto k : known) known_list += (known_list.empty() ? "" : ", ") + std::string(k);
+  if (!best.empty()) return fmt::format("did you mean \"{}\"? {}: {}", best, what, known_list);
+  return fmt::format("{}: {}", what, known_list);
+}
+
+std::string join_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+// Walks the YAML tree, converting and validating; every problem becomes a ManifestError.
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void error(const YAML::Node& at, const std::string& path, std::string message,
+             std::string hint = {}) {
+    const auto mark = at.Mark();
+    errors_.push_back({file_, mark.is_null() ? 0 : mark.line + 1,
+                       mark.is_null() ? 0 : mark.column + 1, path, std::move(message),
+                       std::move(hint)});
+  }
+  std::vector<ManifestError> take_errors() {
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const ManifestError& a, const ManifestError& b) {
+                       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
+    return std::move(errors_);
+  }
+  bool failed() const { return !errors_.empty(); }
+
+  static std::string describe(const YAML::Node& n) {
+    if (n.IsNull()) return "nothing";
+    if (n.IsMap()) return "a mapping";
+    if (n.IsSequence()) return "a list";
+    return fmt::format("\"{}\"", n.Scalar());
+  }
+
+  bool expect_map(const YAML::Node& n, const std::string& path, std::string_view example) {
+    if (n.IsMap()) return true;
+    error(n, path, fmt::format("expected a mapping, got {}", describe(n)),
+          fmt::format("write it as {}", example));
+    return false;
+  }
+
+  // Reports keys of `map` not in `known`, and duplicate keys.
+  void check_keys(const YAML::Node& map, const std::string& path,
+                  const std::vector<std::string_view>& known) {
+    std::set<std::string> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      if (!seen.insert(key).second) {
+        error(it->first, join_path(path, key), "this key appears twice", "keep one of them");
+      }
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        error(it->first, join_path(path, key), fmt::format("unknown key \"{}\"", key),
+              did_you_mean(key, known));
+      }
+    }
+  }
+
+  std::optional<std::string> string(const YAML::Node& n, const std::string& path) {
+    if (n.IsScalar() && !n.Scalar().empty()) return n.Scalar();
+    error(n, path, fmt::format("expected a text value, got {}", describe(n)));
+    return std::nullopt;
+  }
+
+  std::optional<long long> integer(const YAML::Node& n, const std::string& path, long long min,
+                                   long long max) {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      long long v = 0;
+      std::size_t used = 0;
+      bool parsed = false;
+      try {
+        v = std::stoll(s, &used);
+        parsed = used == s.size();
+      } catch (const std::exception&) {
+      }
+      if (parsed && v >= min && v <= max) return v;
+    }
+    error(n, path,
+          fmt::format("expected a whole number from {} to {}, got {}", min, max, describe(n)));
+    return std::nullopt;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& path) {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      if (s == "true" || s == "yes" || s == "on") return true;
+      if (s == "false" || s == "no" || s == "off") return false;
+    }
+    error(n, path, fmt::format("expected true or false, got {}", describe(n)));
+    return std::nullopt;
+  }
+
+  std::optional<std::chrono::milliseconds> duration(const YAML::Node& n, const std::string& path) {
+    if (n.IsScalar()) {
+      if (auto d = core::parse_duration(n.Scalar())) return d;
+    }
+    error(n, path, fmt::format("expected a duration, got {}", describe(n)),
+          "write it like 500ms, 10s or 2m (a bare number is seconds)");
+    return std::nullopt;
+  }
+
+ private:
+  std::string file_;
+  std::vector<ManifestError> errors_;
+};
+
+// "host:port" with an IP address (or localhost) and a port 1-65535.
+bool valid_listen(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  const std::string port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit))
+    return false;
+  const int p = std::stoi(port);
+  if (p < 1 || p > 65535) return false;
+  const std::string host = s.substr(0, colon);
+  if (host == "localhost") return true;
+  return std::all_of(
+             host.begin(), host.end(),
+             [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }) ||
+         (host.front() == '[' && host.back() == ']');
+}
+
+int listen_port(const std::string& s) { return std::stoi(s.substr(s.rfind(':') + 1)); }
+
+bool valid_service_name(const std::string& s) {
+  if (s.empty() || s.size() > 50 || !std::islower(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+bool valid_env_name(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+// Splits a command string into argv like a shell would split words, without running one:
+// whitespace separates, single and double quotes group, backslash escapes. nullopt on an
+// unterminated quote.
+std::optional<std::vector<std::string>> split_command(const std::string& s) {
+  std::vector<std::string> argv;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (quote != 0) {
+      if (c == quote) {
+        quote = 0;
+      } else if (c == '\\' && quote == '"' && i + 1 < s.size()) {
+        cur.push_back(s[++i]);
+      } else {
+        cur.push_back(c);
+      }
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < s.size()) {
+      cur.push_back(s[++i]);
+      in_word = true;
+    } else if (std::isspace(static_cast<unsigned char>(c))) {
+      if (in_word) argv.push_back(std::move(cur));
+      cur.clear();
+      in_word = false;
+    } else {
+      cur.push_back(c);
+      in_word = true;
+    }
+  }
+  if (quote != 0) return std::nullopt;
+  if (in_word) argv.push_back(std::move(cur));
+  return argv;
+}
+
+void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe& out) {
+  if (!c.expect_map(n, path, "{ path: /readyz } or { tcp: true }")) return;
+  c.check_keys(n, path, {"path", "tcp", "interval", "timeout", "threshold"});
+  std::optional<bool> tcp;
+  if (n["tcp"]) tcp = c.boolean(n["tcp"], path + ".tcp");
+  if (n["path"]) {
+    if (auto p = c.string(n["path"], path + ".path")) {
+      if (p->front() != '/') {
+        c.error(n["path"], path + ".path",
+                fmt::format("the probe path must start with '/', got \"{}\"", *p),
+                fmt::format("write /{}", *p));
+      } else {
+        out.path = *p;
+      }
+    }
+    if (tcp && *tcp) {
+      c.error(n["tcp"], path + ".tcp", "a probe is either an HTTP path or a TCP connect, not both",
+              "remove tcp: true, or remove path");
+    }
+  } else if (tcp && !*tcp) {
+    c.error(n["tcp"], path + ".tcp", "tcp: false needs an HTTP path to probe instead",
+            "add path: /readyz");
+  }
+  if (n["interval"]) {
+    if (auto d = c.duration(n["interval"], path + ".interval")) out.interval = *d;
+  }
+  if (n["timeout"]) {
+    if (auto d = c.duration(n["timeout"], path + ".timeout")) out.timeout = *d;
+  }
+  if (n["threshold"]) {
+    if (auto t = c.integer(n["threshold"], path + ".threshold", 1, 100))
+      out.threshold = static_cast<int>(*t);
+  }
+}
+
+void parse_routes(Checker& c, const YAML::Node& n, const std::string& path,
+                  std::vector<Route>& out) {
+  if (!n.IsSequence()) {
+    c.error(n, path, fmt::format("expected a list of routes, got {}", Checker::describe(n)),
+            "write it as [/hello] or [{ prefix: /py, strip_prefix: true }]");
+    return;
+  }
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node r = n[i];
+    const std::string rpath = fmt::format("{}[{}]", path, i);
+    Route route;
+    YAML::Node prefix_node = r;
+    if (r.IsMap()) {
+      c.check_keys(r, rpath, {"prefix", "strip_prefix", "host"});
+      if (!r["prefix"]) {
+        c.error(r, rpath, "a route needs a prefix", "add prefix: /path");
+        continue;
+      }
+      prefix_node.reset(r["prefix"]);  // reset rebinds; operator= would overwrite r itself
+      if (r["strip_prefix"])
+        route.strip_prefix = c.boolean(r["strip_prefix"], rpath + ".strip_prefix").value_or(false);
+      if (r["host"]) route.host = c.string(r["host"], rpath + ".host").value_or("");
+    }
+    auto prefix = c.string(prefix_node, r.IsMap() ? rpath + ".prefix" : rpath);
+    if (!prefix) continue;
+    if (prefix->front() != '/') {
+      c.error(prefix_node, r.IsMap() ? rpath + ".prefix" : rpath,
+              fmt::format("a route prefix must start with '/', got \"{}\"", *prefix),
+              fmt::format("write /{}", *prefix));
+      continue;
+    }
+    route.prefix = *prefix;
+    out.push_back(std::move(route));
+  }
+}
+
+void parse_service(Checker& c, const std::string& name, const YAML::Node& key, const YAML::Node& n,
+                   const fs::path& dir, ServiceSpec& s) {
+  const std::string path = "services." + name;
+  s.name = name;
+  s.cwd = dir;
+  if (!valid_service_name(name)) {
+    c.error(key, path, fmt::format("\"{}\" is not a valid service name", name),
+            "use lower-case letters, digits, '-' or '_', starting with a letter (it becomes "
+            "SQUADRON_<NAME>_URL)");
+  }
+  if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
+  c.check_keys(n, path,
+               {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
+                "stop_grace", "restart"});
+
+  if (!n["command"]) {
+    c.error(key, path + ".command", "a service needs a command",
+            "add command: [path/to/program, args...]");
+  } else if (n["command"].IsSequence()) {
+    const YAML::Node cmd = n["command"];
+    if (cmd.size() == 0)
+      c.error(cmd, path + ".command", "the command list is empty", "name the program to run");
+    for (std::size_t i = 0; i < cmd.size(); ++i) {
+      if (auto arg = c.string(cmd[i], fmt::format("{}.command[{}]", path, i)))
+        s.command.push_back(*arg);
+    }
+  } else if (n["command"].IsScalar()) {
+    auto argv = split_command(n["command"].Scalar());
+    if (!argv) {
+      c.error(n["command"], path + ".command", "unterminated quote in the command",
+              "close the quote");
+    } else if (argv->empty()) {
+      c.error(n["command"], path + ".command", "the command is empty", "name the program to run");
+    } else {
+      s.command = std::move(*argv);
+    }
+  } else {
+    c.error(n["command"], path + ".command",
+            fmt::format("expected a list or a string, got {}", Checker::describe(n["command"])),
+            "write command: [build/bin/hello, --flag] or command: python3 app.py");
+  }
+
+  if (n["cwd"]) {
+    if (auto cwd = c.string(n["cwd"], path + ".cwd")) {
+      fs::path p(*cwd);
+      if (p.is_relative()) p = dir / p;
+      std::error_code ec;
+      p = fs::weakly_canonical(p, ec);
+      if (!fs::is_directory(p, ec)) {
+        c.error(n["cwd"], path + ".cwd", fmt::format("no such directory: {}", p.string()),
+                "relative paths are relative to the manifest's folder");
+      } else {
+        s.cwd = p;
+      }
+    }
+  }
+
+  if (n["env"]) {
+    const YAML::Node env = n["env"];
+    if (c.expect_map(env, path + ".env", "{ NAME: value }")) {
+      for (auto it = env.begin(); it != env.end(); ++it) {
+        const std::string k = it->first.Scalar();
+        const std::string kpath = path + ".env." + k;
+        if (!valid_env_name(k)) {
+          c.error(it->first, kpath,
+                  fmt::format("\"{}\" is not a valid environment variable name", k),
+                  "use letters, digits and '_', not starting with a digit");
+          continue;
+        }
+        if (k == "PORT" || k == "HOST" || k.rfind("SQUADRON_", 0) == 0) {
+          c.error(it->first, kpath, fmt::format("{} is set by Squadron for each instance", k),
+                  k == "PORT" ? "to fix the port, use port: N" : "choose another name");
+          continue;
+        }
+        if (!it->second.IsScalar()) {
+          c.error(it->second, kpath,
+                  fmt::format("expected a text value, got {}", Checker::describe(it->second)));
+          continue;
+        }
+        s.env[k] = it->second.Scalar();
+      }
+    }
+  }
+
+  if (n["replicas"]) {
+    if (auto r = c.integer(n["replicas"], path + ".replicas", 0, 1000))
+      s.replicas = static_cast<int>(*r);
+  }
+  if (n["port"]) {
+    const YAML::Node p = n["port"];
+    if (!(p.IsScalar() && p.Scalar() == "auto")) {
+      if (p.IsScalar() && !std::all_of(p.Scalar().begin(), p.Scalar().end(), ::isdigit)) {
+        c.error(p, path + ".port",
+                fmt::format("expected auto or a port number, got {}", Checker::describe(p)),
+                "write port: auto, or port: 5000");
+      } else if (auto v = c.integer(p, path + ".port", 1, 65535)) {
+        s.port = static_cast<std::uint16_t>(*v);
+        if (s.replicas > 1) {
+          c.error(n["replicas"], path + ".replicas",
+                  fmt::format("a fixed port ({}) allows only one replica, got {}", *v, s.replicas),
+                  "use port: auto so each instance gets its own port, or replicas: 1");
+        }
+      }
+    }
+  }
+  if (n["ready"]) parse_probe(c, n["ready"], path + ".ready", s.ready);
+  if (n["live"]) {
+    Probe live;
+    parse_probe(c, n["live"], path + ".live", live);
+    s.live = live;
+  }
+  if (n["routes"]) parse_routes(c, n["routes"], path + ".routes", s.routes);
+  if (n["stop_grace"]) {
+    if (auto d = c.duration(n["stop_grace"], path + ".stop_grace")) s.stop_grace = *d;
+  }
+  if (n["restart"]) {
+    const YAML::Node r = n["restart"];
+    const std::string v = r.IsScalar() ? r.Scalar() : "";
+    if (v == "always") {
+      s.restart = RestartPolicy::kAlways;
+    } else if (v == "on-failure") {
+      s.restart = RestartPolicy::kOnFailure;
+    } else if (v == "never") {
+      s.restart = RestartPolicy::kNever;
+    } else {
+      c.error(r, path + ".restart",
+              fmt::format("expected always, on-failure or never, got {}", Checker::describe(r)),
+              did_you_mean(v, {"always", "on-failure", "never"}, "allowed values"));
+    }
+  }
+}
+
+void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out) {
+  const YAML::Node n = root[key];
+  if (!n) return;
+  const std::string path = key;
+  if (!c.expect_map(n, path, "{ listen: 127.0.0.1:9900 }")) return;
+  c.check_keys(n, path, {"listen"});
+  if (!n["listen"]) return;
+  if (auto v = c.string(n["listen"], path + ".listen")) {
+    if (!valid_listen(*v)) {
+      c.error(n["listen"], path + ".listen", fmt::format("expected host:port, got \"{}\"", *v),
+              "for example 127.0.0.1:9900 (an IP address or localhost, a port from 1 to 65535)");
+    } else {
+      out = *v;
+    }
+  }
+}
+
+}  // namespace
+
+std::string ManifestError::to_string() const {
+  std::string s = file;
+  if (line > 0) s += fmt::format(":{}:{}", line, column);
+  s += ": ";
+  if (!path.empty()) s += path + ": ";
+  s += message;
+  if (!hint.empty()) s += " (" + hint + ")";
+  return s;
+}
+
+const ServiceSpec* Manifest::find(std::string_view service) const {
+  for (const auto& s : services) {
+    if (s.name == service) return &s;
+  }
+  return nullptr;
+}
+
+ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
+  ManifestResult result;
+  const std::string shown = file.filename().string().empty() ? file.string() : file.string();
+  Checker c(shown);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::ParserException& e) {
+    result.errors.push_back({shown, e.mark.line + 1, e.mark.column + 1, "",
+                             "not valid YAML: " + e.msg,
+                             "check the indentation and the quotes around this place"});
+    return result;
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back({shown, 0, 0, "", std::string("not valid YAML: ") + e.what(), ""});
+    return result;
+  }
+  Manifest m;
+  m.file = fs::absolute(file).lexically_normal();
+  try {
+    if (!root.IsMap()) {
+      c.error(root, "",
+              fmt::format("expected a mapping at the top, got {}", Checker::describe(root)),
+              "start with name: ... and services: ...");
+    } else {
+      c.check_keys(root, "", {"name", "control", "gateway", "services"});
+      m.name = m.dir().filename().string();
+      if (root["name"]) {
+        if (auto n = c.string(root["name"], "name")) m.name = *n;
+      }
+      parse_listen(c, root, "control", m.control_listen);
+      parse_listen(c, root, "gateway", m.gateway_listen);
+      const YAML::Node services = root["services"];
+      if (!services) {
+        c.error(root, "services", "the manifest has no services",
+                "add services: with at least one service");
+      } else if (c.expect_map(services, "services", "services: { hello: { command: [...] } }")) {
+        if (services.size() == 0) c.error(services, "services", "the manifest has no services");
+        std::set<std::string> names;
+        for (auto it = services.begin(); it != services.end(); ++it) {
+          const std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+          if (!names.insert(name).second) {
+            c.error(it->first, "services." + name, "this service appears twice",
+                    "rename or remove one");
+            continue;
+          }
+          ServiceSpec s;
+          parse_service(c, name, it->first, it->second, m.dir(), s);
+          m.services.push_back(std::move(s));
+        }
+      }
+      // Fixed ports must not collide with each other or with Squadron's own listeners.
+      std::map<int, std::string> taken{{listen_port(m.control_listen), "control.listen"},
+                                       {listen_port(m.gateway_listen), "gateway.listen"}};
+      if (listen_port(m.control_listen) == listen_port(m.gateway_listen) && root["gateway"]) {
+        c.error(root["gateway"], "gateway.listen",
+                "the gateway and the control API use the same port", "give each its own port");
+      }
+      for (const auto& s : m.services) {
+        if (!s.port) continue;
+        const YAML::Node at = services[s.name]["port"];
+        auto [it, fresh] = taken.emplace(*s.port, "services." + s.name + ".port");
+        if (!fresh) {
+          c.error(at, "services." + s.name + ".port",
+                  fmt::format("port {} is already used by {}", *s.port, it->second),
+                  "each fixed port can be used once; use port: auto");
+        }
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    c.error(root, "", std::string("could not read the manifest: ") + e.what());
+  }
+  result.errors = c.take_errors();
+  if (result.errors.empty()) result.manifest = std::move(m);
+  return result;
+}
+
+ManifestResult load_manifest(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    ManifestResult r;
+    r.errors.push_back({file.string(), 0, 0, "",
+                        "cannot read the manifest: no such file or not readable",
+                        "create squadron.yaml here, or pass -f path/to/squadron.yaml"});
+    return r;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_manifest(text.str(), file);
+}
+
+}  // namespace squadron::control

@@ -1,0 +1,88 @@
+// The fleet manifest, `squadron.yaml`: what services run, how, and where. Parsing validates
+// everything before anything starts; each problem comes back as a value with its place.
+//
+//   auto m = load_manifest("squadron.yaml");
+//   if (!m.ok()) { for (auto& e : m.errors) std::cerr << e.to_string() << '\n'; return 2; }
+//   for (const auto& s : m.manifest->services) start(s);
+//
+// Field-by-field documentation: docs/manifest.md. Thread safety: plain values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace squadron::control {
+
+// How readiness or liveness is checked.
+struct Probe {
+  std::string path;  // HTTP GET path answering 2xx; empty means a TCP connect
+  std::chrono::milliseconds interval = std::chrono::seconds(1);  // default 1 s
+  std::chrono::milliseconds timeout = std::chrono::seconds(1);   // default 1 s
+  int threshold = 3;  // consecutive failures that count (liveness restarts after them); default 3
+  bool tcp() const { return path.empty(); }
+};
+
+// A gateway route: a path prefix, optionally stripped and bound to a Host.
+struct Route {
+  std::string prefix;
+  bool strip_prefix = false;  // default false
+  std::string host;           // empty: any host
+};
+
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+
+struct ServiceSpec {
+  std::string name;
+  std::vector<std::string> command;        // argv; argv[0] resolved against cwd, then PATH
+  std::filesystem::path cwd;               // absolute; default: the manifest's folder
+  std::map<std::string, std::string> env;  // on top of Squadron's own variables
+  int replicas = 1;                        // default 1; 0 is allowed (scaled to zero)
+  std::optional<std::uint16_t> port;       // a fixed port; default: auto (one per instance)
+  Probe ready;                             // default: TCP connect
+  std::optional<Probe> live;               // default: none
+  std::vector<Route> routes;               // default: none
+  std::chrono::milliseconds stop_grace = std::chrono::seconds(10);  // default 10 s
+  RestartPolicy restart = RestartPolicy::kAlways;                   // default always
+};
+
+struct Manifest {
+  std::string name;  // default: the manifest folder's name
+  std::string control_listen = "127.0.0.1:9900";
+  std::string gateway_listen = "127.0.0.1:8080";
+  std::vector<ServiceSpec> services;  // in file order
+  std::filesystem::path file;         // absolute path of the manifest
+  std::filesystem::path dir() const { return file.parent_path(); }
+  const ServiceSpec* find(std::string_view service) const;
+};
+
+// One problem in a manifest: where, which key, what, and what to do.
+struct ManifestError {
+  std::string file;
+  int line = 0;         // 1-based; 0 when the problem has no place (missing file)
+  int column = 0;       // 1-based
+  std::string path;     // key path, "services.hello.replicas"
+  std::string message;  // what is wrong
+  std::string hint;     // what to do, or "did you mean ...", may be empty
+  // "squadron.yaml:7:15: services.hello.replicas: expected ... (did you mean ...?)"
+  std::string to_string() const;
+};
+
+struct ManifestResult {
+  std::optional<Manifest> manifest;  // set only when there are no errors
+  std::vector<ManifestError> errors;
+  bool ok() const { return manifest.has_value(); }
+};
+
+// Reads and validates the manifest at `file`. Never throws; problems are in `errors`, all of
+// them (not only the first), in file order.
+ManifestResult load_manifest(const std::filesystem::path& file);
+// The same from text; `file` names it in errors and anchors relative paths.
+ManifestResult parse_manifest(std::string_view text, const std::filesystem::path& file);
+
+}  // namespace squadron::control

@@ -1,0 +1,193 @@
+#include "squadron/control/manifest.hpp"
+
+#include <gtest/gtest.h>
+
+namespace squadron::control {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::filesystem::path kFile = std::filesystem::temp_directory_path() / "squadron.yaml";
+
+ManifestResult parse(std::string_view text) { return parse_manifest(text, kFile); }
+
+// The one error of a broken manifest, as the user sees it.
+std::string only_error(std::string_view text) {
+  auto r = parse(text);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.errors.size(), 1u) << (r.errors.size() > 1 ? r.errors[1].to_string() : "");
+  return r.errors.empty() ? "" : r.errors.front().to_string();
+}
+
+TEST(Manifest, ReadsEveryFieldOfTheDocumentedExample) {
+  auto r = parse(R"(name: shop
+control: { listen: 127.0.0.1:9900 }
+gateway: { listen: 127.0.0.1:8080 }
+services:
+  hello:
+    command: [build/bin/hello, --threads, "1"]
+    cwd: .
+    env: { GREETING: hi, COUNT: 3 }
+    replicas: 2
+    port: auto
+    ready: { path: /readyz, interval: 250ms, threshold: 2 }
+    live: { path: /healthz }
+    routes: [/hello, { prefix: /py, strip_prefix: true, host: a.example }]
+    stop_grace: 5s
+    restart: on-failure
+  flask:
+    command: python3 "app with space.py" --debug
+    port: 5000
+)");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const Manifest& m = *r.manifest;
+  EXPECT_EQ(m.name, "shop");
+  EXPECT_EQ(m.control_listen, "127.0.0.1:9900");
+  ASSERT_EQ(m.services.size(), 2u);
+  const ServiceSpec& hello = m.services[0];
+  EXPECT_EQ(hello.name, "hello");
+  EXPECT_EQ(hello.command, (std::vector<std::string>{"build/bin/hello", "--threads", "1"}));
+  EXPECT_EQ(hello.cwd, std::filesystem::weakly_canonical(kFile.parent_path()));
+  EXPECT_EQ(hello.env.at("GREETING"), "hi");
+  EXPECT_EQ(hello.env.at("COUNT"), "3");
+  EXPECT_EQ(hello.replicas, 2);
+  EXPECT_FALSE(hello.port);
+  EXPECT_EQ(hello.ready.path, "/readyz");
+  EXPECT_EQ(hello.ready.interval, 250ms);
+  EXPECT_EQ(hello.ready.threshold, 2);
+  ASSERT_TRUE(hello.live);
+  EXPECT_EQ(hello.live->path, "/healthz");
+  ASSERT_EQ(hello.routes.size(), 2u);
+  EXPECT_EQ(hello.routes[1].prefix, "/py");
+  EXPECT_TRUE(hello.routes[1].strip_prefix);
+  EXPECT_EQ(hello.routes[1].host, "a.example");
+  EXPECT_EQ(hello.stop_grace, 5s);
+  EXPECT_EQ(hello.restart, RestartPolicy::kOnFailure);
+  const ServiceSpec& flask = m.services[1];
+  EXPECT_EQ(flask.command, (std::vector<std::string>{"python3", "app with space.py", "--debug"}));
+  EXPECT_EQ(flask.port, 5000);
+  EXPECT_EQ(flask.replicas, 1);
+  EXPECT_TRUE(flask.ready.tcp());
+  EXPECT_EQ(flask.stop_grace, 10s);
+  EXPECT_EQ(flask.restart, RestartPolicy::kAlways);
+}
+
+TEST(Manifest, BadYamlPointsAtThePlace) {
+  const auto e = only_error("services:\n  hello:\n    command: [a, b\n    replicas: 2\n");
+  EXPECT_NE(e.find("squadron.yaml:"), std::string::npos) << e;
+  EXPECT_NE(e.find("not valid YAML"), std::string::npos) << e;
+}
+
+TEST(Manifest, UnknownKeyGetsDidYouMean) {
+  EXPECT_EQ(only_error("services:\n  hello:\n    command: [x]\n    replica: 2\n"),
+            kFile.string() +
+                ":4:5: services.hello.replica: unknown key \"replica\" (did you mean \"replicas\"? "
+                "known keys: command, cwd, env, replicas, port, ready, live, routes, stop_grace, "
+                "restart)");
+  auto r = parse("servics:\n  a: { command: [x] }\n");
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors[0].to_string().find("did you mean \"services\"?"), std::string::npos);
+}
+
+TEST(Manifest, WrongTypeSaysWhatWasExpected) {
+  EXPECT_EQ(
+      only_error("services:\n  hello:\n    command: [x]\n    replicas: two\n"),
+      kFile.string() +
+          ":4:15: services.hello.replicas: expected a whole number from 0 to 1000, got \"two\"");
+}
+
+TEST(Manifest, AFixedPortAllowsOneReplica) {
+  const auto e = only_error(
+      "services:\n  flask:\n    command: [python3, app.py]\n    replicas: 2\n    port: 5000\n");
+  EXPECT_NE(
+      e.find(":4:15: services.flask.replicas: a fixed port (5000) allows only one replica, got 2"),
+      std::string::npos)
+      << e;
+  EXPECT_NE(e.find("use port: auto"), std::string::npos);
+}
+
+TEST(Manifest, MissingCommand) {
+  EXPECT_NE(only_error("services:\n  hello:\n    replicas: 1\n")
+                .find(":2:3: services.hello.command: a service needs a command"),
+            std::string::npos);
+}
+
+TEST(Manifest, DuplicateFixedPorts) {
+  const auto e = only_error(
+      "services:\n  a: { command: [x], port: 5000 }\n  b: { command: [y], port: 5000 }\n");
+  EXPECT_NE(e.find(":3:28: services.b.port: port 5000 is already used by services.a.port"),
+            std::string::npos)
+      << e;
+}
+
+TEST(Manifest, PortCollidingWithTheGateway) {
+  const auto e = only_error(
+      "gateway: { listen: 127.0.0.1:8081 }\nservices:\n  a: { command: [x], port: 8081 }\n");
+  EXPECT_NE(e.find("port 8081 is already used by gateway.listen"), std::string::npos) << e;
+}
+
+TEST(Manifest, NoServices) {
+  EXPECT_NE(only_error("name: empty\n").find("services: the manifest has no services"),
+            std::string::npos);
+  EXPECT_NE(only_error("services: {}\n").find("the manifest has no services"), std::string::npos);
+}
+
+TEST(Manifest, BadValuesEachSayWhatToWrite) {
+  EXPECT_NE(only_error("services:\n  a: { command: [x], stop_grace: soon }\n")
+                .find("expected a duration, got \"soon\""),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], restart: allways }\n")
+                .find("did you mean \"always\"?"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], ready: { path: readyz } }\n")
+                .find("must start with '/'"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], ready: { path: /r, tcp: true } }\n")
+                .find("not both"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], env: { PORT: 1 } }\n")
+                .find("PORT is set by Squadron"),
+            std::string::npos);
+  EXPECT_NE(
+      only_error("services:\n  a: { command: [x], routes: [hello] }\n").find("must start with '/'"),
+      std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], port: 70000 }\n").find("from 1 to 65535"),
+            std::string::npos);
+  EXPECT_NE(
+      only_error("services:\n  a: { command: [x], cwd: no/such/dir }\n").find("no such directory"),
+      std::string::npos);
+  EXPECT_NE(
+      only_error("services:\n  a: { command: 'python3 \"app.py' }\n").find("unterminated quote"),
+      std::string::npos);
+  EXPECT_NE(only_error("control: { listen: nowhere }\nservices:\n  a: { command: [x] }\n")
+                .find("expected host:port"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  Hello: { command: [x] }\n").find("not a valid service name"),
+            std::string::npos);
+}
+
+TEST(Manifest, DuplicateKeysAreErrors) {
+  EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    command: [y]\n")
+                .find("this key appears twice"),
+            std::string::npos);
+}
+
+TEST(Manifest, ReportsEveryErrorInFileOrder) {
+  auto r = parse(
+      "services:\n  a:\n    command: [x]\n    replicas: -1\n  b:\n    port: auto\n    restart: "
+      "sometimes\n");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].path, "services.a.replicas");
+  EXPECT_EQ(r.errors[1].path, "services.b.command");
+  EXPECT_EQ(r.errors[2].path, "services.b.restart");
+  EXPECT_LT(r.errors[0].line, r.errors[2].line);
+}
+
+TEST(Manifest, AMissingFileSaysWhatToDo) {
+  auto r = load_manifest("/no/such/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].to_string().find("pass -f path/to/squadron.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::control
