@@ -1,0 +1,54 @@
+// Restart backoff of one instance, as the design doc sets it: the first restart at once, then
+// 0.5 s doubling up to 30 s; an instance that stayed up 60 s starts over at "at once".
+//
+//   RestartBackoff backoff{clock};
+//   backoff.on_start();                  // the process was started
+//   auto wait = backoff.on_exit();       // it exited: how long to wait before the next start
+//
+// Thread safety: none; owned by the supervisor loop.
+#pragma once
+
+#include <chrono>
+
+#include "squadron/core/clock.hpp"
+
+namespace squadron::supervisor {
+
+struct BackoffPolicy {
+  std::chrono::milliseconds first = std::chrono::milliseconds(500);  // after the immediate restart
+  std::chrono::milliseconds max = std::chrono::seconds(30);
+  std::chrono::milliseconds reset_after = std::chrono::seconds(60);  // up this long: start over
+};
+
+class RestartBackoff final {
+ public:
+  explicit RestartBackoff(const core::Clock& clock, BackoffPolicy policy = {})
+      : clock_(clock), policy_(policy) {}
+
+  // Records that the process started now.
+  void on_start() noexcept { started_ = clock_.now(); }
+
+  // Records an exit now; returns the delay before the next start.
+  std::chrono::milliseconds on_exit() noexcept {
+    if (clock_.now() - started_ >= policy_.reset_after) failures_ = 0;
+    std::chrono::milliseconds delay{0};
+    if (failures_ > 0) {
+      delay = policy_.first;
+      for (int i = 1; i < failures_ && delay < policy_.max; ++i) delay *= 2;
+      if (delay > policy_.max) delay = policy_.max;
+    }
+    ++failures_;
+    return delay;
+  }
+
+  // Consecutive quick exits so far.
+  int failures() const noexcept { return failures_; }
+
+ private:
+  const core::Clock& clock_;
+  BackoffPolicy policy_;
+  core::Clock::TimePoint started_{};
+  int failures_ = 0;
+};
+
+}  // namespace squadron::supervisor
