@@ -1,0 +1,158 @@
+#include "squadron/supervisor/launcher.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace squadron::supervisor {
+
+namespace fs = std::filesystem;
+using boost::system::error_code;
+
+fs::path resolve_program(const std::string& program, const fs::path& cwd) {
+  auto executable = [](const fs::path& p) {
+    std::error_code ec;
+    return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (program.find('/') != std::string::npos) {
+    fs::path p(program);
+    if (p.is_relative()) p = cwd / p;
+    return executable(p) ? p.lexically_normal() : fs::path{};
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    const std::size_t colon = dirs.find(':', start);
+    const std::string dir =
+        dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    const fs::path candidate = (dir.empty() ? fs::path(".") : fs::path(dir)) / program;
+    if (executable(candidate)) return candidate;
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return {};
+}
+
+namespace {
+
+struct Pipe {
+  int read = -1, write = -1;
+  bool open() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    read = fds[0];
+    write = fds[1];
+    return true;
+  }
+  void close_both() {
+    if (read >= 0) ::close(read);
+    if (write >= 0) ::close(write);
+    read = write = -1;
+  }
+};
+
+error_code last_error() { return {errno, boost::system::system_category()}; }
+
+}  // namespace
+
+boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& spec) {
+  if (spec.argv.empty()) return error_code(EINVAL, boost::system::system_category());
+  const fs::path program = resolve_program(spec.argv[0], spec.cwd);
+  if (program.empty()) return error_code(ENOENT, boost::system::system_category());
+
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    const auto eq = kv.find('=');
+    if (eq != std::string_view::npos && spec.env.count(std::string(kv.substr(0, eq))) != 0)
+      continue;
+    env_storage.emplace_back(kv);
+  }
+  for (const auto& [k, v] : spec.env) env_storage.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_storage = spec.argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string path = program.string();
+  const std::string cwd = spec.cwd.string();
+
+  Pipe out, err, status;
+  if (!out.open() || !err.open() || !status.open()) {
+    const auto ec = last_error();
+    out.close_both();
+    err.close_both();
+    status.close_both();
+    return ec;
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const auto ec = last_error();
+    out.close_both();
+    err.close_both();
+    status.close_both();
+    return ec;
+  }
+  if (pid == 0) {
+    // Child.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+    sigset_t all;
+    sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) ::signal(s, SIG_DFL);
+    ::dup2(out.write, STDOUT_FILENO);
+    ::dup2(err.write, STDERR_FILENO);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+      const int e = errno;
+      (void)!::write(status.write, &e, sizeof e);
+      ::_exit(127);
+    }
+    ::execve(path.c_str(), argv.data(), envp.data());
+    const int e = errno;
+    (void)!::write(status.write, &e, sizeof e);
+    ::_exit(127);
+  }
+  // Parent. Also set the group from this side, so it holds whichever runs first.
+  ::setpgid(pid, pid);
+  ::close(out.write);
+  ::close(err.write);
+  ::close(status.write);
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(status.read, &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(status.read);
+  if (n == sizeof child_errno) {
+    // exec failed: reap the child and report why.
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ::close(out.read);
+    ::close(err.read);
+    return error_code(child_errno, boost::system::system_category());
+  }
+  ::fcntl(out.read, F_SETFL, O_NONBLOCK);
+  ::fcntl(err.read, F_SETFL, O_NONBLOCK);
+  return LaunchedProcess{pid, out.read, err.read};
+}
+
+void PosixLauncher::signal_group(pid_t pid, int signo) {
+  if (pid > 0) ::kill(-pid, signo);
+}
+
+}  // namespace squadron::supervisor

@@ -1,0 +1,57 @@
+// Starting and signalling the processes of service instances. The supervisor takes a
+// ProcessLauncher& so its restart and health logic is tested with a fake; PosixLauncher is the
+// real one.
+//
+//   PosixLauncher launcher;
+//   auto child = launcher.launch({.argv = {"build/bin/hello"}, .cwd = dir, .env = {{"PORT",
+//   "8001"}}}); if (!child) log(child.error().message()); launcher.signal_group(child->pid,
+//   SIGTERM);
+//
+// Every process starts in its own process group (pgid == pid), so a signal reaches everything
+// it started; and with PR_SET_PDEATHSIG it is killed if the supervisor dies, even by SIGKILL.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+namespace squadron::supervisor {
+
+struct LaunchSpec {
+  // argv[0]: a path (relative ones against cwd) or a bare name looked up in PATH.
+  std::vector<std::string> argv;
+  std::filesystem::path cwd;
+  std::map<std::string, std::string> env;  // on top of the supervisor's own environment
+};
+
+struct LaunchedProcess {
+  pid_t pid = -1;      // also the process group id
+  int stdout_fd = -1;  // read ends of the child's stdout and stderr (non-blocking, close-on-exec);
+  int stderr_fd = -1;  // the caller owns and closes them
+};
+
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  // Starts a process. Errors: the program cannot be found or executed (the errno of exec, e.g.
+  // no_such_file_or_directory, permission_denied), or fork/pipe failures.
+  virtual boost::system::result<LaunchedProcess> launch(const LaunchSpec& spec) = 0;
+  // Sends `signo` to the whole process group of `pid`.
+  virtual void signal_group(pid_t pid, int signo) = 0;
+};
+
+class PosixLauncher final : public ProcessLauncher {
+ public:
+  boost::system::result<LaunchedProcess> launch(const LaunchSpec& spec) override;
+  void signal_group(pid_t pid, int signo) override;
+};
+
+// Resolves argv[0] as exec would: a name without '/' is searched in PATH; a relative path is
+// taken against `cwd`. Empty if nothing executable is found.
+std::filesystem::path resolve_program(const std::string& program, const std::filesystem::path& cwd);
+
+}  // namespace squadron::supervisor
