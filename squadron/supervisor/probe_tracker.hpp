@@ -2,7 +2,7 @@
 // makes an instance ready (or healthy) again; `threshold` consecutive failures make it not
 // ready (or, for liveness, due for a restart). Also says when the next probe is due.
 //
-//   ProbeTracker ready{probe, clock};
+//   ProbeTracker ready{spec.ready.interval, spec.ready.threshold, clock};
 //   if (ready.due()) ready.record(check_tcp(port));
 //   if (ready.passing()) route_traffic();
 //
