@@ -1,0 +1,344 @@
+#include "squadron/supervisor/supervisor.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "squadron/supervisor/backoff.hpp"
+#include "squadron/supervisor/probe_tracker.hpp"
+
+namespace squadron::supervisor {
+
+namespace asio = boost::asio;
+using asio::experimental::awaitable_operators::operator||;
+using tcp = asio::ip::tcp;
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+std::string_view to_string(InstanceState s) noexcept {
+  switch (s) {
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kReady:
+      return "ready";
+    case InstanceState::kDraining:
+      return "draining";
+    case InstanceState::kStopping:
+      return "stopping";
+    case InstanceState::kBackoff:
+      return "backoff";
+    case InstanceState::kFailed:
+      return "failed";
+    case InstanceState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr std::size_t kRingLines = 1000;
+constexpr std::size_t kMaxLine = 16 * 1024;
+
+std::uint16_t pick_free_port() {
+  boost::system::error_code ec;
+  asio::io_context io;
+  tcp::acceptor a(io);
+  a.open(tcp::v4(), ec);
+  if (!ec) a.bind({asio::ip::address_v4::loopback(), 0}, ec);
+  if (ec) return 0;
+  return a.local_endpoint(ec).port();
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+// One probe: a TCP connect, then (with a path) a GET whose status must be 2xx; all within timeout.
+asio::awaitable<bool> http_get_ok(tcp::socket& socket, std::string path) {
+  const std::string request =
+      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(request), kAwait);
+  if (wec) co_return false;
+  asio::streambuf buf;
+  auto [rec, rn] = co_await asio::async_read_until(socket, buf, "\r\n", kAwait);
+  if (rec) co_return false;
+  const std::string line(asio::buffers_begin(buf.data()),
+                         asio::buffers_begin(buf.data()) + static_cast<long>(rn));
+  // "HTTP/1.1 200 OK"
+  co_return line.size() >= 12 && line.compare(0, 5, "HTTP/") == 0 && line[9] == '2';
+}
+
+asio::awaitable<bool> probe_once(std::uint16_t port, ProbeSpec probe) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::socket socket(executor);
+  asio::steady_timer deadline(executor, probe.timeout);
+  auto connected =
+      co_await (socket.async_connect({asio::ip::address_v4::loopback(), port}, kAwait) ||
+                deadline.async_wait(kAwait));
+  if (connected.index() != 0 || std::get<0>(std::get<0>(connected))) co_return false;
+  if (probe.path.empty()) co_return true;
+  auto answered = co_await (http_get_ok(socket, probe.path) || deadline.async_wait(kAwait));
+  co_return answered.index() == 0 && std::get<0>(answered);
+}
+
+}  // namespace
+
+struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
+  Instance(Supervisor& s, InstanceSpec sp, std::string id)
+      : sup(&s),
+        spec(std::move(sp)),
+        backoff(s.clock_),
+        ready(spec.ready.interval, spec.ready.threshold, s.clock_),
+        live(spec.live ? spec.live->interval : std::chrono::seconds(1),
+             spec.live ? spec.live->threshold : 1, s.clock_),
+        wait_timer(s.io_),
+        kill_timer(s.io_) {
+    st.service = spec.service;
+    st.id = std::move(id);
+    st.revision = spec.revision;
+  }
+
+  // Nested in Supervisor, so these reach its private parts for the free coroutines below.
+  void notify() { sup->changed(*this); }
+  void remove() { sup->erase(st.id); }
+  ProcessLauncher& launcher() { return sup->launcher_; }
+
+  void set_state(InstanceState s) {
+    if (st.state == s) return;
+    st.state = s;
+    sup->changed(*this);
+  }
+
+  void add_line(std::string_view line) {
+    if (line.size() > kMaxLine) line = line.substr(0, kMaxLine);
+    ring.emplace_back(line);
+    if (ring.size() > kRingLines) ring.pop_front();
+    if (sup->on_output) sup->on_output(st, line);
+  }
+
+  Supervisor* sup;
+  InstanceSpec spec;
+  InstanceStatus st;
+  RestartBackoff backoff;
+  ProbeTracker ready;
+  ProbeTracker live;
+  asio::steady_timer wait_timer;  // probe intervals and backoff waits; cancelled by stop()
+  asio::steady_timer kill_timer;  // SIGKILL after the grace period
+  std::deque<std::string> ring;
+  bool stop_requested = false;
+  bool running = false;    // a process exists (started, not yet reaped)
+  bool loop_done = false;  // run_instance returned because of the restart policy
+};
+
+namespace {
+
+asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self, int fd) {
+  asio::posix::stream_descriptor d(co_await asio::this_coro::executor, fd);  // owns fd
+  std::string partial;
+  char buf[4096];
+  while (true) {
+    auto [ec, n] = co_await d.async_read_some(asio::buffer(buf), kAwait);
+    if (ec) break;
+    partial.append(buf, n);
+    std::size_t start = 0;
+    for (auto nl = partial.find('\n'); nl != std::string::npos; nl = partial.find('\n', start)) {
+      self->add_line(std::string_view(partial).substr(start, nl - start));
+      start = nl + 1;
+    }
+    partial.erase(0, start);
+    if (partial.size() > kMaxLine) {
+      self->add_line(partial);
+      partial.clear();
+    }
+  }
+  if (!partial.empty()) self->add_line(partial);
+}
+
+// Supervises one instance until it is stopped or its restart policy says no more.
+asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
+                                   ProcessLauncher* launcher) {
+  auto executor = co_await asio::this_coro::executor;
+  auto& st = self->st;
+  auto& spec = self->spec;
+  while (!self->stop_requested) {
+    const std::uint16_t port = spec.port ? *spec.port : pick_free_port();
+    LaunchSpec launch = spec.launch;
+    launch.env["PORT"] = std::to_string(port);
+    launch.env["HOST"] = "127.0.0.1";
+    launch.env["SQUADRON_SERVICE"] = spec.service;
+    launch.env["SQUADRON_INSTANCE"] = st.id;
+    launch.env["SQUADRON_REVISION"] = spec.revision;
+    auto child = launcher->launch(launch);
+    bool failed = true;
+    if (!child) {
+      st.pid = -1;
+      st.last_exit = "cannot start: " + child.error().message();
+      self->add_line("squadron: " + st.last_exit);
+    } else {
+      st.pid = child->pid;
+      st.port = port;
+      st.started_at = std::chrono::system_clock::now();
+      self->running = true;
+      self->backoff.on_start();
+      self->ready.reset();
+      self->live.reset();
+      // A (re)start is news even when the state stays "starting": the pid and port changed.
+      self->st.state = InstanceState::kStarting;
+      self->notify();
+      asio::co_spawn(executor, read_output(self, child->stdout_fd), asio::detached);
+      asio::co_spawn(executor, read_output(self, child->stderr_fd), asio::detached);
+      // A pidfd turns "the process ended" into readability (Linux 5.3+); glibc's wrapper
+      // lacks C linkage in C++ here, so the system call is made directly.
+      const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
+      asio::posix::stream_descriptor exited(executor, pidfd);
+      bool alive = true;
+      while (alive) {
+        const bool ready_now = self->ready.passing();
+        const auto interval = ready_now ? spec.ready.interval : spec.probe_interval_while_starting;
+        self->wait_timer.expires_after(interval);
+        auto r = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
+                           self->wait_timer.async_wait(kAwait));
+        if (r.index() == 0) break;           // the process ended
+        if (self->stop_requested) continue;  // wait for the exit that stop() caused
+        if (self->ready.due() || !ready_now) {
+          self->ready.record(co_await probe_once(port, spec.ready));
+          self->set_state(self->ready.passing() ? InstanceState::kReady : InstanceState::kStarting);
+        }
+        if (spec.live && self->live.due()) {
+          self->live.record(co_await probe_once(port, *spec.live));
+          if (self->live.failed_after_passing()) {
+            self->add_line("squadron: liveness probe failed " +
+                           std::to_string(spec.live->threshold) + " times: restarting");
+            self->launcher().signal_group(st.pid, SIGKILL);
+          }
+        }
+      }
+      int status = 0;
+      ::waitpid(st.pid, &status, 0);
+      self->running = false;
+      self->kill_timer.cancel();
+      st.last_exit = describe_exit(status);
+      failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    if (self->stop_requested) break;
+    if (spec.restart == Restart::kNever || (spec.restart == Restart::kOnFailure && !failed)) {
+      self->loop_done = true;
+      self->set_state(failed ? InstanceState::kFailed : InstanceState::kStopped);
+      self->notify();
+      co_return;  // stays listed with its last exit until stopped
+    }
+    const auto delay = self->backoff.on_exit();
+    ++st.restarts;
+    if (delay.count() > 0) {
+      self->set_state(InstanceState::kBackoff);
+      self->wait_timer.expires_after(delay);
+      co_await self->wait_timer.async_wait(kAwait);
+    }
+  }
+  self->set_state(InstanceState::kStopped);
+  self->remove();
+}
+
+}  // namespace
+
+Supervisor::Supervisor(asio::io_context& io, ProcessLauncher& launcher, const core::Clock& clock)
+    : io_(io), launcher_(launcher), clock_(clock) {}
+
+Supervisor::~Supervisor() {
+  // Whatever still runs goes with us.
+  for (auto& [id, inst] : instances_) {
+    if (inst->running) launcher_.signal_group(inst->st.pid, SIGKILL);
+  }
+}
+
+std::string Supervisor::add(const InstanceSpec& spec) {
+  const std::string id = spec.service + "-" + std::to_string(++next_index_[spec.service]);
+  auto inst = std::make_shared<Instance>(*this, spec, id);
+  instances_[id] = inst;
+  asio::co_spawn(io_, run_instance(inst, &launcher_), asio::detached);
+  return id;
+}
+
+void Supervisor::stop(const std::string& id) {
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return;
+  auto inst = it->second;
+  if (inst->stop_requested) return;
+  inst->stop_requested = true;
+  inst->st.state = InstanceState::kStopping;
+  changed(*inst);
+  if (inst->running) {
+    launcher_.signal_group(inst->st.pid, SIGTERM);
+    inst->kill_timer.expires_after(inst->spec.stop_grace);
+    inst->kill_timer.async_wait([this, inst](boost::system::error_code ec) {
+      if (!ec && inst->running) launcher_.signal_group(inst->st.pid, SIGKILL);
+    });
+  } else if (inst->loop_done) {
+    erase(id);  // ended by its restart policy: nothing left to stop
+  } else {
+    inst->wait_timer.cancel();  // in backoff: stop waiting; the loop sees stop_requested and ends
+  }
+}
+
+void Supervisor::stop_all(std::function<void()> done) {
+  all_stopped_ = std::move(done);
+  std::vector<std::string> ids;
+  for (const auto& [id, inst] : instances_) ids.push_back(id);
+  for (const auto& id : ids) stop(id);
+  if (instances_.empty() && all_stopped_) {
+    auto cb = std::move(all_stopped_);
+    all_stopped_ = nullptr;
+    cb();
+  }
+}
+
+void Supervisor::changed(Instance& inst) {
+  if (on_change) on_change(inst.st);
+}
+
+void Supervisor::erase(const std::string& id) {
+  instances_.erase(id);
+  if (instances_.empty() && all_stopped_) {
+    auto cb = std::move(all_stopped_);
+    all_stopped_ = nullptr;
+    cb();
+  }
+}
+
+std::vector<InstanceStatus> Supervisor::snapshot() const {
+  std::vector<InstanceStatus> out;
+  for (const auto& [id, inst] : instances_) out.push_back(inst->st);
+  return out;
+}
+
+std::optional<InstanceStatus> Supervisor::status(const std::string& id) const {
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return std::nullopt;
+  return it->second->st;
+}
+
+std::vector<std::string> Supervisor::logs(const std::string& id, std::size_t lines) const {
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return {};
+  const auto& ring = it->second->ring;
+  const std::size_t n = std::min(lines, ring.size());
+  return {ring.end() - static_cast<long>(n), ring.end()};
+}
+
+}  // namespace squadron::supervisor

@@ -1,0 +1,169 @@
+// The supervisor with real processes: the hello binary and small shell scripts.
+#include "squadron/supervisor/supervisor.hpp"
+
+#include <fstream>
+#include <signal.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "fixture.hpp"
+
+namespace squadron::supervisor {
+namespace {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+using testing::bin_dir;
+
+// True if `pid` is not running: gone, or a zombie (orphans go to a PID 1 that may not reap).
+bool gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!stat || !std::getline(stat, line)) return true;
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  // Runs the loop until `done()` holds or `timeout` passes; returns done().
+  template <typename F>
+  bool run_until(F done, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = SteadyClock::now() + timeout;
+    while (!done() && SteadyClock::now() < deadline) {
+      io_.restart();
+      io_.run_for(5ms);
+    }
+    return done();
+  }
+  InstanceSpec hello() {
+    InstanceSpec s;
+    s.service = "hello";
+    s.launch.argv = {bin_dir() + "/hello", "--threads", "1"};
+    s.launch.cwd = "/";
+    s.ready.path = "/readyz";
+    s.ready.interval = 200ms;
+    return s;
+  }
+  InstanceSpec script(std::string service, std::string sh) {
+    InstanceSpec s;
+    s.service = std::move(service);
+    s.launch.argv = {"sh", "-c", std::move(sh)};
+    s.launch.cwd = "/";
+    return s;
+  }
+  InstanceState state(const std::string& id) {
+    auto s = sup_.status(id);
+    return s ? s->state : InstanceState::kStopped;
+  }
+
+  boost::asio::io_context io_;
+  PosixLauncher launcher_;
+  core::SystemClock clock_;
+  Supervisor sup_{io_, launcher_, clock_};
+};
+
+TEST_F(SupervisorTest, StartsAnInstanceThatBecomesReadyOnItsOwnPort) {
+  const auto id = sup_.add(hello());
+  EXPECT_EQ(id, "hello-1");
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }))
+      << to_string(state(id));
+  const auto st = *sup_.status(id);
+  EXPECT_GT(st.pid, 0);
+  EXPECT_GT(st.port, 0);
+  auto r = testing::fetch(st.port, "GET", "/hello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Hello World!");
+  const auto id2 = sup_.add(hello());
+  ASSERT_TRUE(run_until([&] { return state(id2) == InstanceState::kReady; }));
+  EXPECT_NE(sup_.status(id2)->port, st.port) << "each instance gets its own port";
+}
+
+TEST_F(SupervisorTest, GivesEachInstanceItsIdentityAndCapturesItsOutput) {
+  const auto id = sup_.add(
+      script("worker",
+             "echo \"$SQUADRON_SERVICE $SQUADRON_INSTANCE $SQUADRON_REVISION $HOST $PORT\"; "
+             "echo oops >&2; exec sleep 100"));
+  ASSERT_TRUE(run_until([&] { return sup_.logs(id, 10).size() >= 2; }));
+  const auto port = sup_.status(id)->port;
+  const auto lines = sup_.logs(id, 10);
+  EXPECT_NE(
+      std::find(lines.begin(), lines.end(), "worker worker-1 1 127.0.0.1 " + std::to_string(port)),
+      lines.end());
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "oops"), lines.end());
+  EXPECT_EQ(state(id), InstanceState::kStarting) << "nothing listens, so it never becomes ready";
+}
+
+TEST_F(SupervisorTest, AKilledInstanceIsRestartedAndReadyAgain) {
+  const auto id = sup_.add(hello());
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }));
+  const pid_t first = sup_.status(id)->pid;
+  const auto t0 = SteadyClock::now();
+  ::kill(first, SIGKILL);
+  ASSERT_TRUE(run_until([&] {
+    auto s = sup_.status(id);
+    return s && s->pid != first && s->state == InstanceState::kReady;
+  }));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0);
+  std::printf("ready again %lld ms after kill -9\n", static_cast<long long>(took.count()));
+  EXPECT_EQ(sup_.status(id)->restarts, 1);
+  EXPECT_EQ(sup_.status(id)->last_exit, "signal 9");
+}
+
+TEST_F(SupervisorTest, ACrashLoopBacksOffWithGrowingDelays) {
+  std::vector<SteadyClock::time_point> starts;
+  bool saw_backoff = false;
+  sup_.on_change = [&](const InstanceStatus& s) {
+    if (s.state == InstanceState::kStarting) starts.push_back(SteadyClock::now());
+    saw_backoff |= s.state == InstanceState::kBackoff;
+  };
+  const auto id = sup_.add(script("crash", "echo boom; exit 3"));
+  ASSERT_TRUE(run_until([&] { return starts.size() >= 4; }, 10s));
+  EXPECT_TRUE(saw_backoff);
+  EXPECT_EQ(sup_.status(id)->last_exit, "exit 3");
+  // at once, then 0.5 s, then 1 s: each wait longer than the one before
+  const auto gap1 = starts[1] - starts[0], gap2 = starts[2] - starts[1],
+             gap3 = starts[3] - starts[2];
+  EXPECT_LT(gap1, gap2);
+  EXPECT_LT(gap2, gap3);
+  EXPECT_GE(gap2, 450ms);
+}
+
+TEST_F(SupervisorTest, StopSendsSigtermThenSigkillsTheWholeGroupAfterTheGrace) {
+  auto spec = script("stubborn", "trap '' TERM; sleep 100 & echo $!; wait");
+  spec.stop_grace = 300ms;
+  const auto id = sup_.add(spec);
+  ASSERT_TRUE(run_until([&] { return !sup_.logs(id, 1).empty(); }));
+  const pid_t grandchild = std::stoi(sup_.logs(id, 1).front());
+  const auto t0 = SteadyClock::now();
+  sup_.stop(id);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id); }));
+  EXPECT_GE(SteadyClock::now() - t0, 250ms) << "SIGKILL came before the grace period";
+  EXPECT_TRUE(gone(grandchild)) << "the group's other process survived";
+}
+
+TEST_F(SupervisorTest, RestartNeverLeavesAFailedInstanceUntilStopped) {
+  auto spec = script("once", "exit 1");
+  spec.restart = Restart::kNever;
+  const auto id = sup_.add(spec);
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kFailed; }));
+  EXPECT_EQ(sup_.status(id)->restarts, 0);
+  EXPECT_EQ(sup_.status(id)->last_exit, "exit 1");
+  sup_.stop(id);
+  EXPECT_FALSE(sup_.status(id));
+}
+
+TEST_F(SupervisorTest, StopAllEndsEveryInstance) {
+  sup_.add(hello());
+  sup_.add(script("sleeper", "exec sleep 100"));
+  sup_.add(script("crash", "exit 3"));
+  ASSERT_TRUE(run_until(
+      [&] { return sup_.snapshot().size() == 3 && state("hello-1") == InstanceState::kReady; }));
+  bool done = false;
+  sup_.stop_all([&] { done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_TRUE(sup_.snapshot().empty());
+}
+
+}  // namespace
+}  // namespace squadron::supervisor
