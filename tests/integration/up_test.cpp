@@ -1,0 +1,107 @@
+// `squadron up` in the foreground with a real fleet: C++ hello x2 and echo x1.
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <signal.h>
+#include <thread>
+
+#include "fixture.hpp"
+
+namespace squadron::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!stat || !std::getline(stat, line)) return true;
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (std::all_of(pids.begin(), pids.end(), gone)) return true;
+    std::this_thread::sleep_for(20ms);  // polling a condition under a deadline
+  }
+  return false;
+}
+
+class Up : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("squadron-up-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: trio\nservices:\n"
+        << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    replicas: 2\n    ready: { path: /readyz }\n"
+        << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Starts `squadron up` and waits for the fleet to be ready; returns the instances' pids and
+  // ports.
+  void start() {
+    proc_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        bin_dir() + "/squadron", "up", "-f", (dir_ / "squadron.yaml").string()});
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (proc_->output().find("3/3 ready") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline && proc_->running()) {
+      proc_->wait_exit(50ms);
+    }
+    proc_->wait_exit(200ms);  // let the table arrive
+    ASSERT_NE(proc_->output().find("3/3 ready"), std::string::npos) << proc_->output();
+    static const std::regex kStarting(R"(starting \(pid (\d+), port (\d+)\))");
+    const std::string out = proc_->output();
+    for (std::sregex_iterator it(out.begin(), out.end(), kStarting), end; it != end; ++it) {
+      pids_.push_back(std::stoi((*it)[1]));
+      ports_.push_back(static_cast<std::uint16_t>(std::stoi((*it)[2])));
+    }
+    ASSERT_EQ(pids_.size(), 3u) << out;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ChildProcess> proc_;
+  std::vector<pid_t> pids_;
+  std::vector<std::uint16_t> ports_;
+};
+
+TEST_F(Up, RunsEveryInstanceOnItsOwnPortAndStopsThemAllOnSigterm) {
+  start();
+  std::set<std::uint16_t> distinct(ports_.begin(), ports_.end());
+  EXPECT_EQ(distinct.size(), 3u);
+  for (auto port : ports_) {
+    auto r = fetch(port, "GET", "/healthz");
+    ASSERT_TRUE(r) << port;
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_NE(proc_->output().find("hello-1"), std::string::npos);
+  EXPECT_NE(proc_->output().find("listening on http://127.0.0.1:"), std::string::npos)
+      << "instance output is streamed";
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait_exit(15s), 0) << proc_->output();
+  EXPECT_TRUE(all_gone_within(pids_, 5s));
+}
+
+TEST_F(Up, KillDash9OfSquadronLeavesNoServiceProcess) {
+  start();
+  proc_->signal(SIGKILL);
+  proc_->wait_exit(5s);
+  EXPECT_TRUE(all_gone_within(pids_, 5s)) << "an instance outlived squadron";
+}
+
+TEST_F(Up, ABrokenManifestStartsNothing) {
+  std::ofstream(dir_ / "broken.yaml") << "services:\n  hello:\n    replicas: 2\n";
+  ChildProcess p({bin_dir() + "/squadron", "up", "-f", (dir_ / "broken.yaml").string()});
+  EXPECT_EQ(p.wait_exit(10s), 2);
+  EXPECT_NE(p.output().find("services.hello.command: a service needs a command"), std::string::npos)
+      << p.output();
+  EXPECT_EQ(p.output().find("starting"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::testing
