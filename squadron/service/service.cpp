@@ -90,6 +90,8 @@ class ServiceHandler final : public http::Handler {
   explicit ServiceHandler(std::string name) : name_(std::move(name)) {}
 
   void add_route(std::string_view method, std::string_view pattern, RouteHandler h) {
+    SQUADRON_CHECK(!prepared_,
+                   "routes are registered before the service runs or handles a request");
     const std::size_t id = routes_.size();
     const auto ec = router_.add(method, pattern, id);
     if (ec) {
@@ -111,27 +113,30 @@ class ServiceHandler final : public http::Handler {
   // Called once before serving: adds the built-in endpoints and sizes the metrics.
   void prepare(std::size_t workers, const http::Server* server) {
     server_ = server;
-    if (prepared_) return;
-    prepared_ = true;
-    first_builtin_ = routes_.size();
-    auto builtin = [this](std::string_view pattern, std::function<Response(Request&)> fn) {
-      const std::size_t id = routes_.size();
-      if (!router_.add("GET", pattern, id))
-        routes_.push_back({std::string(pattern), {std::move(fn), {}}});
-    };
-    builtin("/healthz", [](Request&) { return Response::text("ok\n"); });
-    builtin("/readyz", [this](Request&) {
-      if (draining_.load(std::memory_order_relaxed)) return Response::text("draining\n", 503);
-      return Response::text("ready\n");
-    });
-    builtin("/metrics", [this](Request&) {
-      Response r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = metrics_->render(name_, server_ ? server_->connections() : 0);
-      return r;
-    });
-    unmatched_ = routes_.size();
-    rejected_ = unmatched_ + 1;
+    if (!prepared_) {
+      prepared_ = true;
+      first_builtin_ = routes_.size();
+      auto builtin = [this](std::string_view pattern, std::function<Response(Request&)> fn) {
+        const std::size_t id = routes_.size();
+        if (!router_.add("GET", pattern, id))
+          routes_.push_back({std::string(pattern), {std::move(fn), {}}});
+      };
+      builtin("/healthz", [](Request&) { return Response::text("ok\n"); });
+      builtin("/readyz", [this](Request&) {
+        if (draining_.load(std::memory_order_relaxed)) return Response::text("draining\n", 503);
+        return Response::text("ready\n");
+      });
+      builtin("/metrics", [this](Request&) {
+        Response r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = metrics_->render(name_, server_ ? server_->connections() : 0);
+        return r;
+      });
+      unmatched_ = routes_.size();
+      rejected_ = unmatched_ + 1;
+    }
+    // Per-thread state sized for this run (handle_for_test uses one thread, run() the server's).
+    if (rngs_.size() == workers) return;
     std::vector<std::string> labels;
     for (const auto& r : routes_) labels.push_back(r.pattern);
     labels.emplace_back(kUnmatchedRoute);
