@@ -207,7 +207,8 @@ TEST(ServiceDeathTest, RegisteringARouteAfterServingStartedIsAProgrammingError) 
   app.get("/a", [](const http::Request&) { return "a"; });
   auto req = http::Request::make_for_test("GET", "/a");
   EXPECT_EQ(app.handle_for_test(req).body, "a");
-  EXPECT_DEATH(app.get("/b", [](const http::Request&) { return "b"; }), "routes are registered before");
+  EXPECT_DEATH(app.get("/b", [](const http::Request&) { return "b"; }),
+               "routes are registered before");
 }
 
 }  // namespace
