@@ -105,3 +105,35 @@ TEST_F(Up, ABrokenManifestStartsNothing) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST(UpPolyglot, TheCoursesFlaskAppRunsBesideTheCppHello) {
+  const std::string manifest =
+      std::string(SQUADRON_SOURCE_DIR) + "/examples/flask-hello/squadron.yaml";
+  ChildProcess p({bin_dir() + "/squadron", "up", "-f", manifest});
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (p.output().find("4/4 ready") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline && p.running()) {
+    p.wait_exit(50ms);
+  }
+  p.wait_exit(200ms);
+  ASSERT_NE(p.output().find("4/4 ready"), std::string::npos) << p.output();
+  static const std::regex kUrl(R"((flask|hello) +\S+ +http://127\.0\.0\.1:(\d+))");
+  const std::string out = p.output();
+  int flask = 0, hello = 0;
+  for (std::sregex_iterator it(out.begin(), out.end(), kUrl), end; it != end; ++it) {
+    auto r = fetch(static_cast<std::uint16_t>(std::stoi((*it)[2])), "GET", "/hello");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "Hello World!");
+    ((*it)[1] == "flask" ? flask : hello)++;
+  }
+  EXPECT_EQ(flask, 2);
+  EXPECT_EQ(hello, 2);
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait_exit(15s), 0) << p.output();
+}
+
+}  // namespace
+}  // namespace squadron::testing
