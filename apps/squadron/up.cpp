@@ -44,6 +44,7 @@ int up(const control::Manifest& m) {
   sv::PosixLauncher launcher;
   core::SystemClock clock;
   sv::Supervisor sup(io, launcher, clock);
+  sup.log_to(m.dir() / ".squadron" / "logs");  // <instance>.log, rotated at 1 MiB
 
   const bool colour = ::isatty(STDOUT_FILENO) != 0;
   static constexpr int kColours[] = {36, 33, 32, 35, 34, 31};

@@ -1,6 +1,7 @@
 #include "squadron/supervisor/supervisor.hpp"
 
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -125,11 +126,38 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
     sup->changed(*this);
   }
 
+  ~Instance() {
+    if (log_file != nullptr) std::fclose(log_file);
+  }
+
   void add_line(std::string_view line) {
     if (line.size() > kMaxLine) line = line.substr(0, kMaxLine);
     ring.emplace_back(line);
     if (ring.size() > kRingLines) ring.pop_front();
+    write_log(line);
     if (sup->on_output) sup->on_output(st, line);
+  }
+
+  void write_log(std::string_view line) {
+    if (sup->log_dir_.empty()) return;
+    const auto path = sup->log_dir_ / (st.id + ".log");
+    if (log_file != nullptr && log_bytes + line.size() + 1 > sup->log_max_bytes_) {
+      std::fclose(log_file);
+      log_file = nullptr;
+      std::error_code ec;
+      std::filesystem::rename(path, sup->log_dir_ / (st.id + ".log.1"), ec);
+    }
+    if (log_file == nullptr) {
+      log_file = std::fopen(path.c_str(), "ae");
+      if (log_file == nullptr) return;  // logging to disk is best effort; the ring still has it
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(path, ec);
+      log_bytes = ec ? 0 : static_cast<std::size_t>(size);
+    }
+    std::fwrite(line.data(), 1, line.size(), log_file);
+    std::fputc('\n', log_file);
+    std::fflush(log_file);  // `logs -f` readers see each line as it comes
+    log_bytes += line.size() + 1;
   }
 
   Supervisor* sup;
@@ -141,6 +169,8 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   asio::steady_timer wait_timer;  // probe intervals and backoff waits; cancelled by stop()
   asio::steady_timer kill_timer;  // SIGKILL after the grace period
   std::deque<std::string> ring;
+  std::FILE* log_file = nullptr;
+  std::size_t log_bytes = 0;
   bool stop_requested = false;
   bool running = false;    // a process exists (started, not yet reaped)
   bool loop_done = false;  // run_instance returned because of the restart policy
@@ -319,6 +349,13 @@ void Supervisor::erase(const std::string& id) {
     all_stopped_ = nullptr;
     cb();
   }
+}
+
+void Supervisor::log_to(std::filesystem::path dir, std::size_t max_bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  log_dir_ = std::move(dir);
+  log_max_bytes_ = max_bytes;
 }
 
 std::vector<InstanceStatus> Supervisor::snapshot() const {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -78,6 +79,10 @@ class Supervisor final {
   // Stops every instance; `done` runs when none is left.
   void stop_all(std::function<void()> done);
 
+  // Also writes every instance's output to `dir`/<id>.log, rotated to <id>.log.1 past
+  // `max_bytes` (so at most twice that per instance). Default: memory only.
+  void log_to(std::filesystem::path dir, std::size_t max_bytes = std::size_t{1} << 20);
+
   std::vector<InstanceStatus> snapshot() const;
   std::optional<InstanceStatus> status(const std::string& id) const;
   // The last `lines` lines the instance wrote (stdout and stderr, in arrival order).
@@ -101,6 +106,8 @@ class Supervisor final {
   std::map<std::string, std::shared_ptr<Instance>> instances_;
   std::map<std::string, int> next_index_;
   std::function<void()> all_stopped_;
+  std::filesystem::path log_dir_;
+  std::size_t log_max_bytes_ = 0;
 };
 
 }  // namespace squadron::supervisor

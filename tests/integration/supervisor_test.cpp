@@ -1,6 +1,7 @@
 // The supervisor with real processes: the hello binary and small shell scripts.
 #include "squadron/supervisor/supervisor.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <signal.h>
 
@@ -92,6 +93,34 @@ TEST_F(SupervisorTest, GivesEachInstanceItsIdentityAndCapturesItsOutput) {
       lines.end());
   EXPECT_NE(std::find(lines.begin(), lines.end(), "oops"), lines.end());
   EXPECT_EQ(state(id), InstanceState::kStarting) << "nothing listens, so it never becomes ready";
+}
+
+TEST_F(SupervisorTest, WritesEachInstancesOutputToARotatedFile) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("squadron-logs-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  sup_.log_to(dir, 64 * 1024);
+  // 2,000 lines of 100 bytes: 200 KB through a 64 KiB file
+  const auto id =
+      sup_.add(script("chatty",
+                      "i=0; while [ $i -lt 2000 ]; do printf '%099d\\n' $i; i=$((i+1)); done; "
+                      "echo last; exec sleep 100"));
+  ASSERT_TRUE(run_until([&] {
+    auto l = sup_.logs(id, 1);
+    return !l.empty() && l.front() == "last";
+  }));
+  const auto current = dir / (id + ".log");
+  ASSERT_TRUE(std::filesystem::exists(current));
+  ASSERT_TRUE(std::filesystem::exists(dir / (id + ".log.1")));
+  EXPECT_LE(std::filesystem::file_size(current), 64u * 1024);
+  EXPECT_LE(std::filesystem::file_size(dir / (id + ".log.1")), 64u * 1024);
+  std::ifstream in(current);
+  std::string line, last_line;
+  while (std::getline(in, line)) last_line = line;
+  EXPECT_EQ(last_line, "last");
+  sup_.stop(id);
+  run_until([&] { return !sup_.status(id); });
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(SupervisorTest, AKilledInstanceIsRestartedAndReadyAgain) {
