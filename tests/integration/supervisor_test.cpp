@@ -16,15 +16,6 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 using testing::bin_dir;
 
-// True if `pid` is not running: gone, or a zombie (orphans go to a PID 1 that may not reap).
-bool gone(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!stat || !std::getline(stat, line)) return true;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
-}
-
 class SupervisorTest : public ::testing::Test {
  protected:
   // Runs the loop until `done()` holds or `timeout` passes; returns done().
@@ -168,7 +159,7 @@ TEST_F(SupervisorTest, StopSendsSigtermThenSigkillsTheWholeGroupAfterTheGrace) {
   sup_.stop(id);
   ASSERT_TRUE(run_until([&] { return !sup_.status(id); }));
   EXPECT_GE(SteadyClock::now() - t0, 250ms) << "SIGKILL came before the grace period";
-  EXPECT_TRUE(gone(grandchild)) << "the group's other process survived";
+  EXPECT_TRUE(testing::process_gone(grandchild)) << "the group's other process survived";
 }
 
 TEST_F(SupervisorTest, RestartNeverLeavesAFailedInstanceUntilStopped) {

@@ -13,23 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool gone(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!stat || !std::getline(stat, line)) return true;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
-}
-
-bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (std::all_of(pids.begin(), pids.end(), gone)) return true;
-    std::this_thread::sleep_for(20ms);  // polling a condition under a deadline
-  }
-  return false;
-}
-
 class Up : public ::testing::Test {
  protected:
   void SetUp() override {

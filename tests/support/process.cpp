@@ -1,5 +1,6 @@
 #include "process.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <fstream>
@@ -18,6 +19,24 @@ namespace squadron::testing {
 using SteadyClock = std::chrono::steady_clock;
 
 std::string bin_dir() { return SQUADRON_TEST_BIN_DIR; }
+
+bool process_gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!stat || !std::getline(stat, line)) return true;
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < deadline) {
+    if (std::all_of(pids.begin(), pids.end(), process_gone)) return true;
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(20));  // polling a condition under a deadline
+  }
+  return std::all_of(pids.begin(), pids.end(), process_gone);
+}
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::vector<std::string> env) {
   int fds[2];

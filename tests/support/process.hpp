@@ -14,6 +14,12 @@ namespace squadron::testing {
 // The directory of the built binaries (build/bin), set by CMake.
 std::string bin_dir();
 
+// True if `pid` no longer runs: gone, or a zombie (orphans are re-parented to a PID 1 that in a
+// container may never reap them).
+bool process_gone(pid_t pid);
+// Polls process_gone() for every pid until all are gone or `timeout` passes.
+bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout);
+
 class ChildProcess final {
  public:
   // Starts `argv[0]` (a path) with `argv` and extra `env` ("K=V") on top of this environment.
