@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
+#include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
 namespace squadron::apps {
@@ -40,10 +41,14 @@ sv::InstanceSpec to_instance_spec(const control::ServiceSpec& s) {
 }  // namespace
 
 int up(const control::Manifest& m) {
+  // First, while few descriptors are open: the guardian kills every instance's process group if
+  // squadron dies, even by SIGKILL.
+  sv::Guardian guardian;
   boost::asio::io_context io;
   sv::PosixLauncher launcher;
   core::SystemClock clock;
   sv::Supervisor sup(io, launcher, clock);
+  sup.set_guardian(&guardian);
   sup.log_to(m.dir() / ".squadron" / "logs");  // <instance>.log, rotated at 1 MiB
 
   const bool colour = ::isatty(STDOUT_FILENO) != 0;

@@ -20,6 +20,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/supervisor/backoff.hpp"
+#include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/probe_tracker.hpp"
 
 namespace squadron::supervisor {
@@ -119,6 +120,7 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   void notify() { sup->changed(*this); }
   void remove() { sup->erase(st.id); }
   ProcessLauncher& launcher() { return sup->launcher_; }
+  Guardian* guardian() { return sup->guardian_; }
 
   void set_state(InstanceState s) {
     if (st.state == s) return;
@@ -225,6 +227,7 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       st.port = port;
       st.started_at = std::chrono::system_clock::now();
       self->running = true;
+      if (auto* g = self->guardian()) g->watch(child->pid);
       self->backoff.on_start();
       self->ready.reset();
       self->live.reset();
@@ -261,6 +264,10 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       }
       int status = 0;
       ::waitpid(st.pid, &status, 0);
+      // Whatever the instance left behind in its group (a script's background jobs) goes too,
+      // as systemd's control-group kill mode does; then the guardian can forget the group.
+      self->launcher().signal_group(st.pid, SIGKILL);
+      if (auto* g = self->guardian()) g->forget(st.pid);
       self->running = false;
       self->kill_timer.cancel();
       st.last_exit = describe_exit(status);

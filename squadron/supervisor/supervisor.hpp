@@ -82,6 +82,9 @@ class Supervisor final {
   // Also writes every instance's output to `dir`/<id>.log, rotated to <id>.log.1 past
   // `max_bytes` (so at most twice that per instance). Default: memory only.
   void log_to(std::filesystem::path dir, std::size_t max_bytes = std::size_t{1} << 20);
+  // Reports every instance's process group to `guardian` (which must outlive the supervisor), so
+  // the groups die even if the supervisor is SIGKILLed. Default: none (PDEATHSIG only).
+  void set_guardian(class Guardian* guardian) noexcept { guardian_ = guardian; }
 
   std::vector<InstanceStatus> snapshot() const;
   std::optional<InstanceStatus> status(const std::string& id) const;
@@ -106,6 +109,7 @@ class Supervisor final {
   std::map<std::string, std::shared_ptr<Instance>> instances_;
   std::map<std::string, int> next_index_;
   std::function<void()> all_stopped_;
+  class Guardian* guardian_ = nullptr;
   std::filesystem::path log_dir_;
   std::size_t log_max_bytes_ = 0;
 };

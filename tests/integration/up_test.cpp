@@ -120,3 +120,34 @@ TEST(UpPolyglot, TheCoursesFlaskAppRunsBesideTheCppHello) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST(UpGuardian, KillDash9OfSquadronAlsoEndsWhatInstancesForked) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("squadron-guard-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "squadron.yaml")
+      << "services:\n  forker:\n    command: sh -c 'sleep 100 & echo child=$!; wait'\n";
+  ChildProcess p({bin_dir() + "/squadron", "up", "-f", (dir / "squadron.yaml").string()});
+  static const std::regex kChild(R"(child=(\d+))");
+  std::smatch m;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::string out;
+  while (std::chrono::steady_clock::now() < deadline) {
+    p.wait_exit(50ms);
+    out = p.output();
+    if (std::regex_search(out, m, kChild)) break;
+  }
+  ASSERT_TRUE(std::regex_search(out, m, kChild)) << out;
+  const pid_t grandchild = std::stoi(m[1]);
+  p.signal(SIGKILL);
+  p.wait_exit(5s);
+  EXPECT_TRUE(all_gone_within({grandchild}, 5s))
+      << "a process forked by an instance outlived squadron";
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace squadron::testing
