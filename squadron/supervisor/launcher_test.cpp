@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "process.hpp"
+
 namespace squadron::supervisor {
 namespace {
 
@@ -37,22 +39,6 @@ int wait_status(pid_t pid) {
   int st = 0;
   ::waitpid(pid, &st, 0);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-// True once `pid` no longer runs (gone, or a zombie nobody reaped yet).
-bool gone_within(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
-  while (SteadyClock::now() < deadline) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!stat || !std::getline(stat, line)) return true;
-    const auto close_paren = line.rfind(')');
-    if (close_paren != std::string::npos && close_paren + 2 < line.size() &&
-        line[close_paren + 2] == 'Z')
-      return true;
-    std::this_thread::sleep_for(10ms);  // polling a condition under a deadline
-  }
-  return false;
 }
 
 struct Closer {
@@ -118,7 +104,8 @@ TEST(PosixLauncher, EachProcessLeadsItsGroupAndAGroupSignalReachesItsChildren) {
   const pid_t grandchild = std::stoi(line);
   launcher.signal_group(child->pid, SIGKILL);
   EXPECT_EQ(wait_status(child->pid), 128 + SIGKILL);
-  EXPECT_TRUE(gone_within(grandchild, 5s)) << "the grandchild survived the group signal";
+  EXPECT_TRUE(testing::all_gone_within({grandchild}, 5s))
+      << "the grandchild survived the group signal";
 }
 
 TEST(PosixLauncher, ChildrenDieWithTheSupervisorEvenBySigkill) {
@@ -142,7 +129,7 @@ TEST(PosixLauncher, ChildrenDieWithTheSupervisorEvenBySigkill) {
   ASSERT_GT(child, 0);
   ::kill(supervisor, SIGKILL);
   ::waitpid(supervisor, nullptr, 0);
-  EXPECT_TRUE(gone_within(child, 5s)) << "the instance outlived its supervisor";
+  EXPECT_TRUE(testing::all_gone_within({child}, 5s)) << "the instance outlived its supervisor";
 }
 
 }  // namespace

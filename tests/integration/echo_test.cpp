@@ -215,30 +215,28 @@ TEST_F(Echo, NeverCrashesOrHangsOnTenThousandRandomInputs) {
   EXPECT_EQ(fetch(port_, "GET", "/healthz")->status, 200);
 }
 
-TEST(EchoTimeouts, AnIncompleteHeadGets408AfterTheHeaderTimeout) {
-  auto p = start_service("echo", {"--header-timeout", "300ms"});
-  auto port = p->wait_for_port();
-  ASSERT_TRUE(port);
-  RawConnection c(*port);
+class EchoTimeouts : public ServiceTest {};
+
+TEST_F(EchoTimeouts, AnIncompleteHeadGets408AfterTheHeaderTimeout) {
+  start("echo", {"--header-timeout", "300ms"});
+  RawConnection c(port_);
   ASSERT_TRUE(c.send("GET /slowloris HTTP/1.1\r\nHost: t\r\nX-A: "));
   auto r = c.read_response(5s);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 408);
   EXPECT_TRUE(c.closed_within(5s));
-  p->signal(SIGTERM);
-  EXPECT_EQ(p->wait_exit(10s), 0);
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait_exit(10s), 0);
 }
 
-TEST(EchoTimeouts, IdleKeepAliveConnectionsAreClosed) {
-  auto p = start_service("echo", {"--idle-timeout", "300ms"});
-  auto port = p->wait_for_port();
-  ASSERT_TRUE(port);
-  RawConnection c(*port);
+TEST_F(EchoTimeouts, IdleKeepAliveConnectionsAreClosed) {
+  start("echo", {"--idle-timeout", "300ms"});
+  RawConnection c(port_);
   ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
   ASSERT_TRUE(c.read_response());
   EXPECT_TRUE(c.closed_within(5s));
-  p->signal(SIGTERM);
-  EXPECT_EQ(p->wait_exit(10s), 0);
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait_exit(10s), 0);
 }
 
 }  // namespace
