@@ -312,12 +312,28 @@ std::string Supervisor::add(const InstanceSpec& spec) {
   return id;
 }
 
-void Supervisor::stop(const std::string& id) {
+void Supervisor::stop(const std::string& id, std::chrono::milliseconds drain) {
   auto it = instances_.find(id);
   if (it == instances_.end()) return;
   auto inst = it->second;
-  if (inst->stop_requested) return;
+  if (inst->stop_requested) {
+    // Already draining: a stop without a drain period (stop_all) cuts the drain short.
+    if (drain.count() == 0 && inst->st.state == InstanceState::kDraining) inst->kill_timer.cancel();
+    return;
+  }
   inst->stop_requested = true;
+  if (inst->running && drain.count() > 0) {
+    inst->st.state = InstanceState::kDraining;
+    changed(*inst);
+    inst->kill_timer.expires_after(drain);
+    inst->kill_timer.async_wait([this, inst](boost::system::error_code) { terminate(inst); });
+    return;
+  }
+  terminate(inst);
+}
+
+void Supervisor::terminate(const std::shared_ptr<Instance>& inst) {
+  if (instances_.find(inst->st.id) == instances_.end()) return;  // gone while draining
   inst->st.state = InstanceState::kStopping;
   changed(*inst);
   if (inst->running) {
@@ -327,7 +343,7 @@ void Supervisor::stop(const std::string& id) {
       if (!ec && inst->running) launcher_.signal_group(inst->st.pid, SIGKILL);
     });
   } else if (inst->loop_done) {
-    erase(id);  // ended by its restart policy: nothing left to stop
+    erase(inst->st.id);  // ended by its restart policy: nothing left to stop
   } else {
     inst->wait_timer.cancel();  // in backoff: stop waiting; the loop sees stop_requested and ends
   }
@@ -350,7 +366,8 @@ void Supervisor::changed(Instance& inst) {
 }
 
 void Supervisor::erase(const std::string& id) {
-  instances_.erase(id);
+  if (instances_.erase(id) == 0) return;
+  if (on_remove) on_remove(id);
   if (instances_.empty() && all_stopped_) {
     auto cb = std::move(all_stopped_);
     all_stopped_ = nullptr;

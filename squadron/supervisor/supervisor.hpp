@@ -74,8 +74,10 @@ class Supervisor final {
 
   // Starts a new instance of `spec`; returns its id.
   std::string add(const InstanceSpec& spec);
-  // Stops instance `id` gracefully and forgets it once it is gone. Unknown ids are ignored.
-  void stop(const std::string& id);
+  // Stops instance `id` gracefully and forgets it once it is gone: `draining` for `drain` (still
+  // running, so that balancers following the registry stop sending it requests), then SIGTERM
+  // to its group, SIGKILL after its stop_grace. Unknown ids are ignored.
+  void stop(const std::string& id, std::chrono::milliseconds drain = std::chrono::milliseconds(0));
   // Stops every instance; `done` runs when none is left.
   void stop_all(std::function<void()> done);
 
@@ -93,6 +95,9 @@ class Supervisor final {
 
   // Called on every state change, on the io_context's thread.
   std::function<void(const InstanceStatus&)> on_change;
+  // Called once an instance is gone for good (after stop(), or at once for one its restart
+  // policy had ended), on the io_context's thread.
+  std::function<void(const std::string& id)> on_remove;
   // Called for every line an instance writes.
   std::function<void(const InstanceStatus&, std::string_view line)> on_output;
 
@@ -101,6 +106,7 @@ class Supervisor final {
  private:
   friend struct Instance;
   void changed(Instance& inst);
+  void terminate(const std::shared_ptr<Instance>& inst);
   void erase(const std::string& id);
 
   boost::asio::io_context& io_;
