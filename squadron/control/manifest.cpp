@@ -155,7 +155,7 @@ bool valid_listen(const std::string& s) {
   if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit))
     return false;
   const int p = std::stoi(port);
-  if (p < 1 || p > 65535) return false;
+  if (p > 65535) return false;  // 0: a free port, chosen at start (tests, several fleets)
   const std::string host = s.substr(0, colon);
   if (host == "localhost") return true;
   return std::all_of(
@@ -432,7 +432,8 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
   if (auto v = c.string(n["listen"], path + ".listen")) {
     if (!valid_listen(*v)) {
       c.error(n["listen"], path + ".listen", fmt::format("expected host:port, got \"{}\"", *v),
-              "for example 127.0.0.1:9900 (an IP address or localhost, a port from 1 to 65535)");
+              "for example 127.0.0.1:9900 (an IP address or localhost, a port from 0 (any free "
+              "one) to 65535)");
     } else {
       out = *v;
     }
@@ -509,9 +510,13 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
         }
       }
       // Fixed ports must not collide with each other or with Squadron's own listeners.
-      std::map<int, std::string> taken{{listen_port(m.control_listen), "control.listen"},
-                                       {listen_port(m.gateway_listen), "gateway.listen"}};
-      if (listen_port(m.control_listen) == listen_port(m.gateway_listen) && root["gateway"]) {
+      std::map<int, std::string> taken;
+      if (listen_port(m.control_listen) != 0)
+        taken[listen_port(m.control_listen)] = "control.listen";
+      if (listen_port(m.gateway_listen) != 0)
+        taken[listen_port(m.gateway_listen)] = "gateway.listen";
+      if (listen_port(m.control_listen) == listen_port(m.gateway_listen) &&
+          listen_port(m.control_listen) != 0 && root["gateway"]) {
         c.error(root["gateway"], "gateway.listen",
                 "the gateway and the control API use the same port", "give each its own port");
       }

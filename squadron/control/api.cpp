@@ -1,0 +1,356 @@
+#include "squadron/control/api.hpp"
+
+#include <charconv>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "squadron/core/check.hpp"
+#include "squadron/core/duration.hpp"
+
+namespace squadron::control {
+
+namespace json = boost::json;
+using http::Request;
+using http::Response;
+using std::chrono::system_clock;
+
+enum ControlApi::Route : std::size_t {
+  kHealth,
+  kFleet,
+  kServices,
+  kService,
+  kScale,
+  kRestart,
+  kInstances,
+  kInstance,
+  kLogs,
+  kEvents,
+  kWatch,
+  kDown,
+};
+
+namespace {
+
+constexpr std::size_t kMaxTail = 1000;  // the supervisor's ring per instance
+
+// Constant-time comparison, so the time a wrong token takes says nothing about the right one.
+bool same_secret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// A `since` query parameter; 0 when absent; nullopt (→ 400) when malformed.
+std::optional<std::uint64_t> since_of(const Request& req) {
+  const auto s = req.query_param("since");
+  if (!s) return 0;
+  return parse_u64(*s);
+}
+
+// A duration query parameter ("30s", "500ms"), capped; nullopt (→ 400) when malformed.
+std::optional<std::chrono::milliseconds> wait_of(const Request& req, std::string_view name,
+                                                 std::chrono::milliseconds dflt,
+                                                 std::chrono::milliseconds cap) {
+  const auto s = req.query_param(name);
+  if (!s) return dflt;
+  const auto d = core::parse_duration(*s);
+  if (!d) return std::nullopt;
+  return std::min(*d, cap);
+}
+
+bool wants_sse(const Request& req) {
+  const auto accept = req.header("accept");
+  return accept && accept->find("text/event-stream") != std::string_view::npos;
+}
+
+json::array instances_json(const registry::Registry& reg, std::string_view service) {
+  json::array out;
+  const auto now = system_clock::now();
+  for (const auto& i : reg.instances()) {
+    if (service.empty() || i.service == service) out.push_back(to_json(i, now));
+  }
+  return out;
+}
+
+std::string sse_event(const registry::Registry& reg) {
+  return fmt::format("id: {}\nevent: snapshot\ndata: {}\n\n", reg.revision(),
+                     json::serialize(reg.snapshot_json(system_clock::now())));
+}
+
+}  // namespace
+
+ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string token,
+                       std::function<void()> on_down)
+    : fleet_(fleet), reg_(registry), token_(std::move(token)), on_down_(std::move(on_down)) {
+  const std::pair<const char*, const char*> routes[] = {
+      {"GET", "/healthz"},
+      {"GET", "/api/v1/fleet"},
+      {"GET", "/api/v1/services"},
+      {"GET", "/api/v1/services/{name}"},
+      {"POST", "/api/v1/services/{name}/scale"},
+      {"POST", "/api/v1/services/{name}/restart"},
+      {"GET", "/api/v1/instances"},
+      {"GET", "/api/v1/instances/{id}"},
+      {"GET", "/api/v1/logs"},
+      {"GET", "/api/v1/events"},
+      {"GET", "/api/v1/watch"},
+      {"POST", "/api/v1/down"},
+  };
+  for (std::size_t i = 0; i < std::size(routes); ++i) {
+    const auto ec = router_.add(routes[i].first, routes[i].second, i);
+    SQUADRON_CHECK(!ec, "control API route");
+  }
+}
+
+ControlApi::~ControlApi() = default;
+
+bool ControlApi::authorized(const Request& req) const {
+  const auto h = req.header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!h || h->size() <= kBearer.size() || !http::iequals(h->substr(0, kBearer.size()), kBearer))
+    return false;
+  return same_secret(h->substr(kBearer.size()), token_);
+}
+
+bool ControlApi::handle(Request& req, Response& res, std::size_t) {
+  const auto m = router_.match(req);
+  if (m.kind == http::Router::Match::kNotFound) {
+    res = Response::problem(
+        404, fmt::format("no such endpoint: {} (see docs/control-api.md)", req.path()));
+    return true;
+  }
+  if (m.kind == http::Router::Match::kMethodNotAllowed) {
+    res = Response::problem(405, fmt::format("{} takes {}", req.path(), m.allow));
+    res.set_header("Allow", m.allow);
+    return true;
+  }
+  if (req.method() == http::Method::kPost && !authorized(req)) {
+    res = Response::problem(401,
+                            "this call needs \"Authorization: Bearer <token>\"; the token "
+                            "is in .squadron/token beside the manifest");
+    res.set_header("WWW-Authenticate", "Bearer realm=\"squadron\"");
+    return true;
+  }
+  const auto now = system_clock::now();
+  switch (static_cast<Route>(m.id)) {
+    case kHealth:
+      res = Response::text("ok\n");
+      return true;
+    case kFleet: {
+      json::array services;
+      for (const auto& s : fleet_.manifest().services) services.push_back(fleet_.service_json(s));
+      res = Response::json(json::object{{"name", fleet_.manifest().name},
+                                        {"manifest", fleet_.manifest().file.string()},
+                                        {"revision", reg_.revision()},
+                                        {"stopping", fleet_.stopping()},
+                                        {"services", std::move(services)}});
+      return true;
+    }
+    case kServices: {
+      json::array services;
+      for (const auto& s : fleet_.manifest().services) services.push_back(fleet_.service_json(s));
+      res = Response::json(services);
+      return true;
+    }
+    case kService: {
+      const auto* spec = fleet_.manifest().find(req.param("name"));
+      if (spec == nullptr) {
+        res = Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
+        return true;
+      }
+      auto o = fleet_.service_json(*spec);
+      o["instance_list"] = instances_json(reg_, spec->name);
+      res = Response::json(o);
+      return true;
+    }
+    case kScale:
+      res = scale(req);
+      return true;
+    case kRestart: {
+      if (auto err = fleet_.restart(req.param("name"))) {
+        res = Response::problem(err->status, err->detail);
+      } else {
+        res =
+            Response::json(json::object{{"service", req.param("name")}, {"restarting", true}}, 202);
+      }
+      return true;
+    }
+    case kInstances: {
+      const auto service = req.query_param("service").value_or("");
+      if (!service.empty() && fleet_.manifest().find(service) == nullptr) {
+        res = Response::problem(404, fmt::format("no service \"{}\"", service));
+        return true;
+      }
+      res = Response::json(instances_json(reg_, service));
+      return true;
+    }
+    case kInstance: {
+      const auto i = reg_.find(std::string(req.param("id")));
+      res = i ? Response::json(to_json(*i, now))
+              : Response::problem(404, fmt::format("no instance \"{}\"", req.param("id")));
+      return true;
+    }
+    case kLogs:
+      if (req.query_param("follow").value_or("0") != "0") return false;
+      res = logs(req);
+      return true;
+    case kEvents:
+    case kWatch:
+      return false;  // may wait: handle_async
+    case kDown:
+      res = Response::json(json::object{{"stopping", reg_.instances().size()}}, 202);
+      if (on_down_) on_down_();
+      return true;
+  }
+  res = Response::problem(404, "no such endpoint");
+  return true;
+}
+
+Response ControlApi::scale(Request& req) {
+  const auto doc = req.json();
+  if (!doc)
+    return Response::problem(
+        400, "the body must be JSON like {\"replicas\": 3}: " + doc.error().message());
+  const auto* o = doc->if_object();
+  const auto* r = o != nullptr ? o->if_contains("replicas") : nullptr;
+  if (r == nullptr) return Response::problem(400, "the body needs \"replicas\": a whole number");
+  if (!r->is_int64() && !r->is_uint64())
+    return Response::problem(400, "\"replicas\" must be a whole number, like 3");
+  const std::int64_t n = r->is_int64() ? r->as_int64() : INT64_MAX;
+  if (n < 0 || n > INT32_MAX) return Response::problem(400, "\"replicas\" must be 0 or more");
+  if (auto err = fleet_.scale(req.param("name"), static_cast<int>(n)))
+    return Response::problem(err->status, err->detail);
+  return Response::json(json::object{{"service", req.param("name")}, {"replicas", n}}, 202);
+}
+
+// The instances a logs request names: a service's, one instance, or all.
+static std::vector<registry::Instance> select(const registry::Registry& reg,
+                                              std::string_view filter) {
+  std::vector<registry::Instance> out;
+  for (auto& i : reg.instances()) {
+    if (filter.empty() || i.service == filter || i.id == filter) out.push_back(std::move(i));
+  }
+  return out;
+}
+
+Response ControlApi::logs(Request& req) {
+  const auto filter = req.query_param("service").value_or("");
+  if (!filter.empty() && fleet_.manifest().find(filter) == nullptr && !reg_.find(filter)) {
+    return Response::problem(404,
+                             fmt::format("no service or instance \"{}\" in this fleet", filter));
+  }
+  std::size_t tail = 100;
+  if (const auto t = req.query_param("tail")) {
+    const auto n = parse_u64(*t);
+    if (!n) return Response::problem(400, "tail must be a whole number of lines");
+    tail = std::min<std::size_t>(*n, kMaxTail);
+  }
+  std::string out;
+  for (const auto& i : select(reg_, filter)) {
+    for (const auto& line : fleet_.logs(i.id, tail)) {
+      out += i.id;
+      out += " | ";
+      out += line;
+      out += '\n';
+    }
+  }
+  const bool follow = req.query_param("follow").value_or("0") != "0";
+  Response res = Response::text(std::move(out));
+  if (!follow) return res;
+  // The tail first, then every new line as it comes, until the fleet stops.
+  auto sub = fleet_.subscribe(filter);
+  auto first = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  res.set_header("Cache-Control", "no-store");
+  res.stream = [sub, first]() -> boost::asio::awaitable<std::optional<std::string>> {
+    if (!first->empty()) co_return std::exchange(*first, std::string());
+    while (sub->lines.empty() && !sub->closed) {
+      sub->wake.expires_at(boost::asio::steady_timer::time_point::max());
+      co_await sub->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    if (sub->lines.empty()) co_return std::nullopt;
+    std::string chunk;
+    if (sub->dropped != 0) {
+      chunk = fmt::format("squadron | {} lines dropped (the reader was too slow)\n", sub->dropped);
+      sub->dropped = 0;
+    }
+    while (!sub->lines.empty()) {
+      chunk += sub->lines.front();
+      chunk += '\n';
+      sub->lines.pop_front();
+    }
+    co_return chunk;
+  };
+  return res;
+}
+
+boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& res, std::size_t) {
+  const auto m = router_.match(req);
+  const auto since = since_of(req);
+  if (!since) {
+    res = Response::problem(400, "since must be a revision number from an earlier answer");
+    co_return;
+  }
+  if (m.id == kLogs) {
+    res = logs(req);
+    co_return;
+  }
+  if (m.id == kEvents) {
+    const auto wait = wait_of(req, "wait", std::chrono::milliseconds(0), max_wait);
+    if (!wait) {
+      res = Response::problem(400, "wait must be a duration like 30s");
+      co_return;
+    }
+    co_await reg_.wait_newer(*since, *wait);
+    json::array events;
+    for (const auto& e : reg_.events_since(*since)) events.push_back(to_json(e));
+    res =
+        Response::json(json::object{{"revision", reg_.revision()}, {"events", std::move(events)}});
+    co_return;
+  }
+  // kWatch: a long-poll (the snapshot once it is newer than `since`), or an SSE stream.
+  if (wants_sse(req)) {
+    res = Response{};
+    res.set_header("Content-Type", "text/event-stream");
+    res.set_header("Cache-Control", "no-store");
+    auto last = std::make_shared<std::optional<std::uint64_t>>();
+    auto* reg = &reg_;
+    auto* fleet = &fleet_;
+    const auto every = keepalive;
+    const auto start = *since;
+    res.stream = [reg, fleet, last, every,
+                  start]() -> boost::asio::awaitable<std::optional<std::string>> {
+      if (!*last) {
+        co_await reg->wait_newer(start, every);
+        *last = reg->revision();
+        co_return sse_event(*reg);
+      }
+      if (fleet->stopping() && reg->instances().empty()) co_return std::nullopt;
+      const auto rev = co_await reg->wait_newer(**last, every);
+      if (rev == **last) co_return std::string(": keepalive\n\n");
+      *last = rev;
+      co_return sse_event(*reg);
+    };
+    co_return;
+  }
+  const auto timeout = wait_of(req, "timeout", max_wait, max_wait);
+  if (!timeout) {
+    res = Response::problem(400, "timeout must be a duration like 30s");
+    co_return;
+  }
+  co_await reg_.wait_newer(*since, *since == 0 ? std::chrono::milliseconds(0) : *timeout);
+  res = Response::json(reg_.snapshot_json(system_clock::now()));
+}
+
+}  // namespace squadron::control

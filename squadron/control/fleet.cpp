@@ -1,0 +1,401 @@
+#include "squadron/control/fleet.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+namespace squadron::control {
+
+namespace sv = squadron::supervisor;
+namespace json = boost::json;
+
+namespace {
+
+sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
+  sv::InstanceSpec spec;
+  spec.service = s.name;
+  spec.launch.argv = s.command;
+  spec.launch.cwd = s.cwd;
+  spec.launch.env = s.env;
+  spec.port = s.port;
+  spec.ready = {s.ready.path, s.ready.interval, s.ready.timeout, s.ready.threshold};
+  if (s.live)
+    spec.live = sv::ProbeSpec{s.live->path, s.live->interval, s.live->timeout, s.live->threshold};
+  spec.stop_grace = s.stop_grace;
+  spec.restart = s.restart == RestartPolicy::kAlways      ? sv::Restart::kAlways
+                 : s.restart == RestartPolicy::kOnFailure ? sv::Restart::kOnFailure
+                                                          : sv::Restart::kNever;
+  return spec;
+}
+
+constexpr std::size_t kMaxQueuedLines = 10000;
+
+}  // namespace
+
+registry::Instance to_registry(const sv::InstanceStatus& st) {
+  registry::Instance i;
+  i.service = st.service;
+  i.id = st.id;
+  i.pid = st.pid;
+  i.port = st.port;
+  i.state = static_cast<registry::State>(static_cast<int>(st.state));
+  i.revision = st.revision;
+  i.restarts = st.restarts;
+  i.started_at = st.started_at;
+  i.last_exit = st.last_exit;
+  return i;
+}
+static_assert(static_cast<int>(sv::InstanceState::kStopped) ==
+              static_cast<int>(registry::State::kStopped));
+
+std::vector<std::string> choose_surplus(std::vector<sv::InstanceStatus> members,
+                                        std::size_t count) {
+  std::stable_sort(members.begin(), members.end(), [](const auto& a, const auto& b) {
+    const bool ra = a.state == sv::InstanceState::kReady;
+    const bool rb = b.state == sv::InstanceState::kReady;
+    if (ra != rb) return !ra;  // unready first
+    return registry::instance_number(a.id) > registry::instance_number(b.id);
+  });
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < count && i < members.size(); ++i) out.push_back(members[i].id);
+  return out;
+}
+
+Fleet::Fleet(boost::asio::io_context& io, sv::Supervisor& sup, registry::Registry& reg,
+             const core::Clock& clock, Manifest manifest, FleetOptions options)
+    : io_(io),
+      sup_(sup),
+      reg_(reg),
+      clock_(clock),
+      manifest_(std::move(manifest)),
+      options_(std::move(options)),
+      resync_timer_(io) {
+  for (const auto& s : manifest_.services) services_[s.name].desired = s.replicas;
+  sup_.on_change = [this](const sv::InstanceStatus& st) { on_change(st); };
+  sup_.on_remove = [this](const std::string& id) { on_remove(id); };
+  sup_.on_output = [this](const sv::InstanceStatus& st, std::string_view line) {
+    on_line(st, line);
+  };
+}
+
+Fleet::~Fleet() {
+  *alive_ = false;
+  sup_.on_change = nullptr;
+  sup_.on_remove = nullptr;
+  sup_.on_output = nullptr;
+  for (auto& w : followers_) {
+    if (auto f = w.lock()) {
+      f->closed = true;
+      f->wake.cancel();
+    }
+  }
+}
+
+void Fleet::start() {
+  if (!options_.state_file.empty()) {
+    std::string warning;
+    const auto saved = load_desired(options_.state_file, warning);
+    if (!warning.empty()) event("", "", "state: " + warning);
+    for (const auto& spec : manifest_.services) {
+      auto it = saved.find(spec.name);
+      if (it == saved.end()) continue;
+      if (it->second.manifest_replicas != spec.replicas) {
+        event(spec.name, "",
+              fmt::format("replicas {} from the manifest (it changed since `scale` set {})",
+                          spec.replicas, it->second.replicas));
+        continue;
+      }
+      if (it->second.replicas != spec.replicas) {
+        services_[spec.name].desired = it->second.replicas;
+        event(spec.name, "",
+              fmt::format("replicas {} as last scaled (the manifest says {})", it->second.replicas,
+                          spec.replicas));
+      }
+    }
+  }
+  reconcile();
+  schedule_resync();
+}
+
+void Fleet::schedule_resync() {
+  resync_timer_.expires_after(options_.resync);
+  resync_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || stopping_) return;
+    reconcile();
+    schedule_resync();
+  });
+}
+
+void Fleet::kick() {
+  if (kicked_ || stopping_) return;
+  kicked_ = true;
+  boost::asio::post(io_, [this, alive = alive_] {
+    if (!*alive) return;
+    kicked_ = false;
+    reconcile();
+  });
+}
+
+int Fleet::desired(std::string_view service) const {
+  auto it = services_.find(service);
+  return it == services_.end() ? 0 : it->second.desired;
+}
+
+bool Fleet::rolling(std::string_view service) const {
+  auto it = services_.find(service);
+  return it != services_.end() && it->second.rollout.has_value();
+}
+
+int Fleet::total_desired() const {
+  int n = 0;
+  for (const auto& [name, s] : services_) n += s.desired;
+  return n;
+}
+
+std::optional<CommandError> Fleet::scale(std::string_view service, int replicas) {
+  const auto* spec = manifest_.find(service);
+  if (spec == nullptr) {
+    std::string names;
+    for (const auto& s : manifest_.services) names += (names.empty() ? "" : ", ") + s.name;
+    return CommandError{404, fmt::format("no service \"{}\" in fleet \"{}\" (services: {})",
+                                         service, manifest_.name, names)};
+  }
+  if (stopping_) return CommandError{409, "the fleet is stopping"};
+  if (replicas < 0 || replicas > options_.max_replicas)
+    return CommandError{400, fmt::format("replicas must be 0..{}", options_.max_replicas)};
+  if (spec->port && replicas > 1)
+    return CommandError{409, fmt::format("{} listens on the fixed port {}: it can run one replica "
+                                         "at most (use port: auto to scale it)",
+                                         spec->name, *spec->port)};
+  auto& state = services_[spec->name];
+  if (state.rollout)
+    return CommandError{409, fmt::format("{} is being restarted; scale it once the restart is "
+                                         "done",
+                                         spec->name)};
+  if (state.desired != replicas) {
+    event(spec->name, "", fmt::format("scale {} -> {}", state.desired, replicas));
+    state.desired = replicas;
+    persist();
+  }
+  kick();
+  return std::nullopt;
+}
+
+std::optional<CommandError> Fleet::restart(std::string_view service) {
+  const auto* spec = manifest_.find(service);
+  if (spec == nullptr) return CommandError{404, fmt::format("no service \"{}\"", service)};
+  if (stopping_) return CommandError{409, "the fleet is stopping"};
+  auto& state = services_[spec->name];
+  if (state.rollout)
+    return CommandError{409, fmt::format("{} is already being restarted", spec->name)};
+  Rollout r;
+  for (const auto& st : sup_.snapshot()) {
+    if (st.service == spec->name && retiring_.count(st.id) == 0) r.old_ids.push_back(st.id);
+  }
+  std::sort(r.old_ids.begin(), r.old_ids.end(), [](const auto& a, const auto& b) {
+    return registry::instance_number(a) < registry::instance_number(b);
+  });
+  event(spec->name, "",
+        fmt::format("restart: replacing {} instance{} one at a time", r.old_ids.size(),
+                    r.old_ids.size() == 1 ? "" : "s"));
+  state.rollout = std::move(r);
+  kick();
+  return std::nullopt;
+}
+
+void Fleet::down(std::function<void()> done) {
+  if (!stopping_) event("", "", fmt::format("down: stopping {} instances", sup_.snapshot().size()));
+  stopping_ = true;
+  resync_timer_.cancel();
+  for (auto& [name, s] : services_) s.rollout.reset();
+  sup_.stop_all([this, done = std::move(done)] {
+    // No more output will come: followed logs end (their last lines are already queued).
+    for (auto& w : followers_) {
+      if (auto f = w.lock()) {
+        f->closed = true;
+        f->wake.cancel();
+      }
+    }
+    if (done) done();
+  });
+}
+
+void Fleet::persist() {
+  if (options_.state_file.empty()) return;
+  DesiredScale d;
+  for (const auto& spec : manifest_.services) {
+    const int want = desired(spec.name);
+    if (want != spec.replicas) d[spec.name] = {want, spec.replicas};
+  }
+  if (auto ec = save_desired(options_.state_file, d))
+    event("", "", "cannot save " + options_.state_file.string() + ": " + ec.message());
+}
+
+std::string Fleet::add(const ServiceSpec& spec) { return sup_.add(to_instance_spec(spec)); }
+
+void Fleet::retire(const std::string& id) {
+  if (!retiring_.insert(id).second) return;
+  sup_.stop(id, options_.drain);
+}
+
+void Fleet::reconcile() {
+  if (stopping_) return;
+  for (const auto& spec : manifest_.services) reconcile_service(spec, services_[spec.name]);
+}
+
+void Fleet::reconcile_service(const ServiceSpec& spec, ServiceState& state) {
+  std::vector<sv::InstanceStatus> members;
+  for (auto& st : sup_.snapshot()) {
+    if (st.service == spec.name && retiring_.count(st.id) == 0) members.push_back(std::move(st));
+  }
+  if (state.rollout) {
+    if (step_rollout(spec, state, members)) return;
+    // The rollout ended in this step and may have retired an instance: count again.
+    std::erase_if(members, [&](const auto& m) { return retiring_.count(m.id) != 0; });
+  }
+  const int have = static_cast<int>(members.size());
+  if (have < state.desired) {
+    for (int i = have; i < state.desired; ++i) add(spec);
+  } else if (have > state.desired) {
+    for (const auto& id : choose_surplus(members, static_cast<std::size_t>(have - state.desired)))
+      retire(id);
+  }
+}
+
+// Returns true while the rollout decides this service's instances.
+bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
+                         const std::vector<sv::InstanceStatus>& members) {
+  auto& r = *state.rollout;
+  auto member = [&](const std::string& id) -> const sv::InstanceStatus* {
+    for (const auto& m : members) {
+      if (m.id == id) return &m;
+    }
+    return nullptr;
+  };
+  if (!r.surge.empty()) {
+    const auto* s = member(r.surge);
+    if (s == nullptr) {
+      event(spec.name, r.surge, "restart stopped: the new instance went away");
+      state.rollout.reset();
+      return false;
+    }
+    if (s->state == sv::InstanceState::kReady) {
+      ++r.replaced;
+      if (!r.old_ids.empty()) {
+        const std::string old = r.old_ids.front();
+        r.old_ids.pop_front();
+        event(spec.name, old, fmt::format("restart: {} is ready; retiring {}", r.surge, old));
+        retire(old);
+      }
+      r.surge.clear();
+    } else if (clock_.now() - r.surge_since >= options_.rollout_timeout) {
+      event(spec.name, r.surge,
+            fmt::format(
+                "restart stopped: {} was not ready within {} s ({}); the old instances "
+                "keep serving",
+                r.surge,
+                std::chrono::duration_cast<std::chrono::seconds>(options_.rollout_timeout).count(),
+                s->last_exit.empty() ? sv::to_string(s->state) : s->last_exit));
+      retire(r.surge);
+      state.rollout.reset();
+      return false;
+    } else {
+      return true;  // wait for it
+    }
+  }
+  // Old instances that went away meanwhile (scaled down by a crash loop, say) need no successor.
+  while (!r.old_ids.empty() && member(r.old_ids.front()) == nullptr) r.old_ids.pop_front();
+  if (r.old_ids.empty()) {
+    event(spec.name, "",
+          fmt::format("restart done: {} instance{} replaced", r.replaced,
+                      r.replaced == 1 ? "" : "s"));
+    state.rollout.reset();
+    return false;
+  }
+  r.surge = add(spec);
+  r.surge_since = clock_.now();
+  return true;
+}
+
+void Fleet::on_change(const sv::InstanceStatus& st) {
+  reg_.upsert(to_registry(st));
+  auto& last = last_state_[st.id];
+  if (last != st.state || (st.state == sv::InstanceState::kStarting && st.pid > 0)) {
+    std::string what =
+        fmt::format("{} (pid {}, port {})", sv::to_string(st.state), st.pid, st.port);
+    if (st.state == sv::InstanceState::kBackoff || st.state == sv::InstanceState::kFailed ||
+        st.state == sv::InstanceState::kStopped ||
+        (st.state == sv::InstanceState::kStarting && st.restarts > 0))
+      what += " after " + st.last_exit;
+    event(st.service, st.id, std::move(what));
+  }
+  last = st.state;
+  kick();
+}
+
+void Fleet::on_remove(const std::string& id) {
+  reg_.erase(id);
+  retiring_.erase(id);
+  last_state_.erase(id);  // its "stopped" event came with its last state change
+  kick();
+}
+
+void Fleet::on_line(const sv::InstanceStatus& st, std::string_view line) {
+  if (on_output) on_output(st, line);
+  if (followers_.empty()) return;
+  std::erase_if(followers_, [](const auto& w) { return w.expired(); });
+  for (auto& w : followers_) {
+    auto f = w.lock();
+    if (!f->filter.empty() && f->filter != st.service && f->filter != st.id) continue;
+    f->lines.push_back(fmt::format("{} | {}", st.id, line));
+    if (f->lines.size() > kMaxQueuedLines) {
+      f->lines.pop_front();
+      ++f->dropped;
+    }
+    f->wake.cancel();
+  }
+}
+
+std::shared_ptr<OutputSubscription> Fleet::subscribe(std::string filter) {
+  auto f = std::make_shared<OutputSubscription>(io_);
+  f->filter = std::move(filter);
+  f->wake.expires_at(boost::asio::steady_timer::time_point::max());
+  f->closed = stopping_ && sup_.snapshot().empty();
+  followers_.push_back(f);
+  return f;
+}
+
+std::vector<std::string> Fleet::logs(const std::string& id, std::size_t lines) const {
+  return sup_.logs(id, lines);
+}
+
+void Fleet::event(const std::string& service, const std::string& instance, std::string message) {
+  const auto& e = reg_.record(service, instance, std::move(message));
+  if (on_event) on_event(e);
+}
+
+json::object Fleet::service_json(const ServiceSpec& spec) const {
+  int ready = 0;
+  int instances = 0;
+  for (const auto& i : reg_.instances()) {
+    if (i.service != spec.name) continue;
+    ++instances;
+    ready += i.state == registry::State::kReady;
+  }
+  json::array routes;
+  for (const auto& r : spec.routes) routes.push_back(json::string(r.prefix));
+  json::object o;
+  o["name"] = spec.name;
+  o["desired"] = desired(spec.name);
+  o["manifest_replicas"] = spec.replicas;
+  o["ready"] = ready;
+  o["instances"] = instances;
+  o["port"] = spec.port ? json::value(*spec.port) : json::value("auto");
+  o["routes"] = std::move(routes);
+  o["restarting"] = rolling(spec.name);
+  return o;
+}
+
+}  // namespace squadron::control

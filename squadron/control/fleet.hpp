@@ -1,0 +1,152 @@
+// The control plane of one fleet: desired state (the manifest plus scale and restart commands)
+// reconciled, level-triggered, with what the supervisor runs, and published to the registry.
+//
+//   Fleet fleet{io, supervisor, registry, clock, manifest, {.state_file = dir.state()}};
+//   fleet.start();                          // applies the saved scale, starts what is missing
+//   if (auto err = fleet.scale("hello", 8)) answer(err->status, err->detail);
+//
+// Every pass compares, per service, the instances that are meant to stay (not draining or
+// stopping) with the desired count and takes the next step: start the missing, retire the
+// surplus (unready ones first, then the newest), or advance a rolling restart by one instance
+// (max surge 1, max unavailable 0). Passes run after every change and every `resync`, so a
+// crash anywhere is repaired by the next one.
+//
+// Thread safety: all calls on the io_context's thread (the supervisor's and registry's).
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/fwd.hpp>
+
+#include "squadron/control/manifest.hpp"
+#include "squadron/control/state.hpp"
+#include "squadron/core/clock.hpp"
+#include "squadron/registry/registry.hpp"
+#include "squadron/supervisor/supervisor.hpp"
+
+namespace squadron::control {
+
+struct FleetOptions {
+  std::filesystem::path state_file;  // where scale commands persist; empty: nowhere
+  // How long a retired instance stays `draining` (still running, out of the registry's ready
+  // set) before SIGTERM, so balancers following the watch stream stop using it first.
+  std::chrono::milliseconds drain = std::chrono::milliseconds(0);
+  // A rolling restart stops if a new instance is not ready within this; the old ones keep serving.
+  std::chrono::milliseconds rollout_timeout = std::chrono::seconds(30);
+  std::chrono::milliseconds resync = std::chrono::seconds(1);
+  int max_replicas = 1000;
+};
+
+// Why a command was refused: an HTTP status (404, 409, 400) and what to do.
+struct CommandError {
+  int status;
+  std::string detail;
+};
+
+// Lines of instance output, queued for one follower (`logs -f`); bounded, oldest dropped.
+struct OutputSubscription {
+  explicit OutputSubscription(boost::asio::io_context& io) : wake(io) {}
+  std::string filter;  // a service or an instance id; empty: all
+  std::deque<std::string> lines;
+  std::size_t dropped = 0;
+  bool closed = false;             // the fleet is going away: end the stream
+  boost::asio::steady_timer wake;  // cancelled when lines arrive or the feed closes
+};
+
+class Fleet final {
+ public:
+  Fleet(boost::asio::io_context& io, supervisor::Supervisor& sup, registry::Registry& reg,
+        const core::Clock& clock, Manifest manifest, FleetOptions options);
+  ~Fleet();
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+
+  // Applies the saved scale (a warning for a state file it could not read) and starts the
+  // reconcile loop.
+  void start();
+
+  std::optional<CommandError> scale(std::string_view service, int replicas);
+  // Replaces every instance of `service`, one at a time, each only once its successor is ready.
+  std::optional<CommandError> restart(std::string_view service);
+  // Stops everything (no more reconciling); `done` runs when no instance is left.
+  void down(std::function<void()> done);
+
+  const Manifest& manifest() const noexcept { return manifest_; }
+  int desired(std::string_view service) const;
+  bool rolling(std::string_view service) const;
+  bool stopping() const noexcept { return stopping_; }
+  int total_desired() const;
+  // {"name","desired","ready","instances","port","routes","restarting"}
+  boost::json::object service_json(const ServiceSpec& spec) const;
+
+  // Last `lines` lines of one instance's output.
+  std::vector<std::string> logs(const std::string& id, std::size_t lines) const;
+  std::shared_ptr<OutputSubscription> subscribe(std::string filter);
+
+  // For the foreground `up`: every event (also in the registry) and every output line.
+  std::function<void(const registry::Event&)> on_event;
+  std::function<void(const supervisor::InstanceStatus&, std::string_view)> on_output;
+
+ private:
+  struct Rollout {
+    std::deque<std::string> old_ids;  // still to replace, oldest first
+    std::string surge;                // the successor being started, if any
+    std::chrono::steady_clock::time_point surge_since{};
+    int replaced = 0;
+  };
+  struct ServiceState {
+    int desired = 0;
+    std::optional<Rollout> rollout;
+  };
+
+  void on_change(const supervisor::InstanceStatus& st);
+  void on_remove(const std::string& id);
+  void on_line(const supervisor::InstanceStatus& st, std::string_view line);
+  void event(const std::string& service, const std::string& instance, std::string message);
+  void kick();
+  void schedule_resync();
+  void reconcile();
+  void reconcile_service(const ServiceSpec& spec, ServiceState& state);
+  bool step_rollout(const ServiceSpec& spec, ServiceState& state,
+                    const std::vector<supervisor::InstanceStatus>& members);
+  void retire(const std::string& id);
+  void persist();
+  std::string add(const ServiceSpec& spec);
+
+  boost::asio::io_context& io_;
+  supervisor::Supervisor& sup_;
+  registry::Registry& reg_;
+  const core::Clock& clock_;
+  Manifest manifest_;
+  FleetOptions options_;
+  std::map<std::string, ServiceState, std::less<>> services_;
+  std::set<std::string> retiring_;
+  std::map<std::string, supervisor::InstanceState> last_state_;
+  std::vector<std::weak_ptr<OutputSubscription>> followers_;
+  boost::asio::steady_timer resync_timer_;
+  bool kicked_ = false;
+  bool stopping_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Which `count` of `members` to retire when scaling down: instances that are not ready first
+// (starting, in backoff, failed), then the newest (highest number). Returns their ids.
+std::vector<std::string> choose_surplus(std::vector<supervisor::InstanceStatus> members,
+                                        std::size_t count);
+
+// The supervisor's view of an instance in the registry's terms.
+registry::Instance to_registry(const supervisor::InstanceStatus& st);
+
+}  // namespace squadron::control
