@@ -1,12 +1,16 @@
-// The `squadron` command: `validate` and `up` (foreground) today; ps, scale, logs, down and
-// `up -d` arrive with the control plane.
+// The `squadron` command: validate, up [-d], ps, scale, restart, logs, down. Every command takes
+// -f FILE (default ./squadron.yaml), validates it first (exit 2 with every problem), and finds
+// the running fleet through `.squadron/` beside it.
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "commands.hpp"
 #include "squadron/control/manifest.hpp"
+#include "squadron/core/duration.hpp"
 #include "up.hpp"
 
 namespace {
@@ -23,44 +27,112 @@ std::optional<squadron::control::Manifest> load_or_report(const std::string& fil
   return std::move(result.manifest);
 }
 
-int validate(const std::string& file) {
-  const auto manifest = load_or_report(file);
-  if (!manifest) return 2;
+int validate(const squadron::control::Manifest& m, const std::string& file) {
   std::string names;
   int instances = 0;
-  for (const auto& s : manifest->services) {
+  for (const auto& s : m.services) {
     names += (names.empty() ? "" : ", ") + s.name + " x" + std::to_string(s.replicas);
     instances += s.replicas;
   }
   std::printf("%s: ok: fleet \"%s\", %zu service%s (%s), %d instance%s\n", file.c_str(),
-              manifest->name.c_str(), manifest->services.size(),
-              manifest->services.size() == 1 ? "" : "s", names.c_str(), instances,
-              instances == 1 ? "" : "s");
+              m.name.c_str(), m.services.size(), m.services.size() == 1 ? "" : "s", names.c_str(),
+              instances, instances == 1 ? "" : "s");
   return 0;
 }
+
+// A CLI11 validator for durations ("30s", "500ms", "2m").
+const CLI::Validator kDuration(
+    [](std::string& s) -> std::string {
+      return squadron::core::parse_duration(s) ? "" : "expected a duration like 30s or 500ms";
+    },
+    "DURATION");
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"squadron: run a fleet of microservices from squadron.yaml"};
   app.require_subcommand(1);
+  app.fallthrough();  // -f may come before or after the subcommand
   std::string file = "squadron.yaml";
+  std::string timeout = "60s";
+  app.add_option("-f,--file", file, "the manifest")->capture_default_str();
+
   auto* validate_cmd =
       app.add_subcommand("validate", "check a manifest and report every problem (exit 2 if any)");
-  validate_cmd->add_option("-f,--file", file, "the manifest")->capture_default_str();
+
+  squadron::apps::UpOptions up_options;
   auto* up_cmd = app.add_subcommand(
-      "up", "run every service of the manifest in the foreground; Ctrl-C stops them");
-  up_cmd->add_option("-f,--file", file, "the manifest")->capture_default_str();
+      "up", "run every service of the manifest; in the foreground Ctrl-C stops them");
+  up_cmd->add_flag("-d,--detach", up_options.detach,
+                   "run in the background; return once every instance is ready (exit 1 if one "
+                   "fails)");
+  up_cmd->add_option("--timeout", timeout, "with -d: how long to wait for ready")
+      ->check(kDuration)
+      ->capture_default_str();
+
+  bool as_json = false;
+  auto* ps_cmd = app.add_subcommand("ps", "list every instance of the running fleet");
+  ps_cmd->add_flag("--json", as_json,
+                   "a JSON array of {service,id,pid,port,state,restarts,uptime_s,revision}");
+
+  std::vector<std::string> assignments;
+  bool no_wait = false;
+  auto* scale_cmd =
+      app.add_subcommand("scale", "set the number of instances of services (SERVICE=N ...)");
+  scale_cmd->add_option("assignments", assignments, "SERVICE=N")->required();
+  scale_cmd->add_flag("--no-wait", no_wait, "return at once instead of when they are ready");
+  scale_cmd->add_option("--timeout", timeout, "how long to wait for ready")
+      ->check(kDuration)
+      ->capture_default_str();
+
+  std::vector<std::string> restart_services;
+  auto* restart_cmd = app.add_subcommand(
+      "restart",
+      "replace the instances of services one at a time, each once its successor is "
+      "ready");
+  restart_cmd->add_option("services", restart_services, "SERVICE")->required();
+  restart_cmd->add_flag("--no-wait", no_wait, "return at once instead of when it is done");
+  restart_cmd->add_option("--timeout", timeout, "how long to wait")
+      ->check(kDuration)
+      ->capture_default_str();
+
+  std::string log_service;
+  bool follow = false;
+  int tail = 100;
+  auto* logs_cmd = app.add_subcommand("logs", "print the output of the fleet's instances");
+  logs_cmd->add_option("service", log_service, "a service or an instance id (default: all)");
+  logs_cmd->add_flag("-f,--follow", follow, "keep printing new output until the fleet stops");
+  logs_cmd->add_option("--tail,-n", tail, "lines per instance, up to 1000")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+
+  auto* down_cmd = app.add_subcommand("down", "stop every instance and the fleet's process");
+  down_cmd->add_option("--timeout", timeout, "how long to wait for it to end")
+      ->check(kDuration)
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (*validate_cmd) return validate(file);
+  const auto manifest = load_or_report(file);
+  if (!manifest) return 2;
+  const auto wait_for = *squadron::core::parse_duration(timeout);
+  namespace apps = squadron::apps;
+  if (*validate_cmd) return validate(*manifest, file);
   if (*up_cmd) {
-    const auto manifest = load_or_report(file);
-    return manifest ? squadron::apps::up(*manifest) : 2;
+    up_options.timeout = wait_for;
+    return apps::up(*manifest, up_options);
+  }
+  if (*ps_cmd) return apps::ps(*manifest, as_json);
+  if (*scale_cmd) return apps::scale(*manifest, assignments, !no_wait, wait_for);
+  if (*restart_cmd) return apps::restart(*manifest, restart_services, !no_wait, wait_for);
+  if (*logs_cmd) return apps::logs(*manifest, log_service, follow, tail);
+  if (*down_cmd) {
+    // Long enough for every instance's stop grace.
+    return apps::down(*manifest, std::max(wait_for, std::chrono::milliseconds(60'000)));
   }
   return 2;
 }

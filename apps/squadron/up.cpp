@@ -1,118 +1,317 @@
-// `squadron up` in the foreground: every instance of the manifest as its own process, output
-// streamed with a coloured service prefix (like docker compose), progress until all are ready,
-// then a table of where each answers. SIGINT/SIGTERM stops everything gracefully.
+// `squadron up`: the fleet's process. One io_context (the control API server's only thread)
+// carries the supervisor, the registry, the control plane and the API, so none of them locks.
+// In the foreground every instance's output is streamed with a coloured prefix (like docker
+// compose) and Ctrl-C stops everything gracefully; with -d the same runs in a background
+// process while this one waits for readiness through the control API.
 #include "up.hpp"
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <map>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include "client.hpp"
+#include "commands.hpp"
+#include "squadron/control/api.hpp"
+#include "squadron/control/fleet.hpp"
+#include "squadron/control/state.hpp"
+#include "squadron/registry/registry.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
 namespace squadron::apps {
 
 namespace sv = squadron::supervisor;
+using namespace std::chrono_literals;
 
 namespace {
 
-sv::InstanceSpec to_instance_spec(const control::ServiceSpec& s) {
-  sv::InstanceSpec spec;
-  spec.service = s.name;
-  spec.launch.argv = s.command;
-  spec.launch.cwd = s.cwd;
-  spec.launch.env = s.env;
-  spec.port = s.port;
-  spec.ready = {s.ready.path, s.ready.interval, s.ready.timeout, s.ready.threshold};
-  if (s.live)
-    spec.live = sv::ProbeSpec{s.live->path, s.live->interval, s.live->timeout, s.live->threshold};
-  spec.stop_grace = s.stop_grace;
-  spec.restart = s.restart == control::RestartPolicy::kAlways      ? sv::Restart::kAlways
-                 : s.restart == control::RestartPolicy::kOnFailure ? sv::Restart::kOnFailure
-                                                                   : sv::Restart::kNever;
-  return spec;
+// "127.0.0.1:9900" -> host, port; nullopt if malformed (the manifest validated it already).
+std::optional<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  const int port = std::atoi(listen.c_str() + colon + 1);
+  if (port < 0 || port > 65535) return std::nullopt;
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  return std::pair{host, static_cast<std::uint16_t>(port)};
+}
+
+// Everything of a running fleet, constructed in dependency order on the server's io_context.
+struct Runtime {
+  Runtime(const control::Manifest& m, http::ServerConfig config, std::string token,
+          control::FleetOptions options)
+      : server(std::move(config), api),
+        reg(server.main_context().get_executor()),
+        sup(server.main_context(), launcher, clock),
+        fleet(server.main_context(), sup, reg, clock, m, std::move(options)),
+        api(fleet, reg, std::move(token), [this] { stop(); }),
+        signals(server.main_context(), SIGINT, SIGTERM) {}
+
+  // Everything stops gracefully; then the server, and with it run(), ends.
+  void stop() {
+    boost::system::error_code ignored;
+    signals.clear(ignored);  // a second Ctrl-C ends squadron at once (its children die with it)
+    fleet.down([this] {
+      boost::system::error_code ec;
+      signals.cancel(ec);
+      server.stop(1s);
+    });
+  }
+
+  sv::PosixLauncher launcher;
+  core::SystemClock clock;
+  http::Server server;  // its handler, `api`, is constructed last and used only once it runs
+  registry::Registry reg;
+  sv::Supervisor sup;
+  control::Fleet fleet;
+  control::ControlApi api;
+  boost::asio::signal_set signals;
+};
+
+// "2026-11-26T00:50:56.123Z"
+std::string utc_time(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  return fmt::format("{:%FT%T}.{:03}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(t)),
+                     ms.count() % 1000);
+}
+
+// Tells the waiting parent of a detached fleet how the start went ("ok" or why not).
+void notify(int fd, const std::string& message) {
+  if (fd < 0) return;
+  const std::string line = message + "\n";
+  [[maybe_unused]] auto n = ::write(fd, line.data(), line.size());
+  ::close(fd);
+}
+
+// Runs the fleet until it is stopped. `notify_fd` >= 0: detached (no output streaming; the
+// parent is told "ok" once the control API listens).
+int run_fleet(const control::Manifest& m, int notify_fd) {
+  const bool foreground = notify_fd < 0;
+  const control::StateDir dir(m.dir());
+  // First, while few descriptors are open: the guardian kills every instance's process group if
+  // squadron dies, even by SIGKILL.
+  sv::Guardian guardian;
+  std::error_code ec;
+  const int lock = control::try_lock(dir.lock(), ec);
+  if (lock < 0) {
+    const auto run = control::load_run_info(dir.run());
+    const std::string msg =
+        ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block
+            ? fmt::format(
+                  "a fleet is already running from {} (pid {}); `squadron ps` shows it, "
+                  "`squadron down` stops it",
+                  m.dir().string(), run ? run->pid : 0)
+            : fmt::format("cannot lock {}: {}", dir.lock().string(), ec.message());
+    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
+    notify(notify_fd, msg);
+    return 1;
+  }
+  const auto token = control::load_or_create_token(dir.token(), ec);
+  const auto listen = split_listen(m.control_listen);
+  if (!token || !listen) {
+    const std::string msg =
+        !token ? fmt::format("cannot write {}: {}", dir.token().string(), ec.message())
+               : "control.listen: expected HOST:PORT";
+    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
+    notify(notify_fd, msg);
+    return 1;
+  }
+  http::ServerConfig config;
+  config.host = listen->first;
+  config.port = listen->second;
+  config.threads = 1;
+  config.idle_timeout = 5min;  // followers of `logs -f` and watch streams stay
+  config.io_timeout = 24h;     // a followed log may be quiet for long
+  control::FleetOptions options;
+  options.state_file = dir.state();
+  Runtime rt(m, config, *token, options);
+  rt.sup.set_guardian(&guardian);
+  rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
+
+  if (auto lec = rt.server.listen()) {
+    const std::string msg = fmt::format(
+        "control.listen {}: {}{}", m.control_listen, lec.message(),
+        lec == boost::asio::error::address_in_use
+            ? " (another fleet? give this one its own control.listen in the manifest; port 0 "
+              "picks a free one)"
+            : "");
+    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
+    notify(notify_fd, msg);
+    return 1;
+  }
+  const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
+  const auto started = std::chrono::system_clock::now();
+  if (auto wec = control::save_run_info(
+          dir.run(),
+          {::getpid(), url,
+           std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch())
+               .count()})) {
+    std::fprintf(stderr, "squadron: cannot write %s: %s\n", dir.run().c_str(),
+                 wec.message().c_str());
+  }
+
+  // Output: in the foreground every line with its coloured instance prefix; events on stderr.
+  const bool colour = foreground && ::isatty(STDOUT_FILENO) != 0;
+  static constexpr int kColours[] = {36, 33, 32, 35, 34, 31};
+  std::map<std::string, int> colour_of;
+  std::size_t width = 0;
+  for (const auto& s : m.services) {
+    colour_of[s.name] = kColours[colour_of.size() % std::size(kColours)];
+    width = std::max(width, s.name.size() + 4);
+  }
+  if (foreground) {
+    rt.fleet.on_output = [&](const sv::InstanceStatus& st, std::string_view line) {
+      const std::string prefix = fmt::format("{:<{}}|", st.id, width);
+      const std::string text =
+          colour ? fmt::format("\x1b[{}m{}\x1b[0m {}\n", colour_of[st.service], prefix, line)
+                 : fmt::format("{} {}\n", prefix, line);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+  bool announced = false;
+  int last_ready = -1;
+  rt.fleet.on_event = [&](const registry::Event& e) {
+    const std::string who = e.instance.empty() ? e.service : e.instance;
+    if (foreground) {
+      std::fprintf(stderr, "squadron: %s%s%s\n", who.c_str(), who.empty() ? "" : ": ",
+                   e.message.c_str());
+    } else {
+      std::fprintf(stderr, "%s %s%s%s\n", utc_time(e.at).c_str(), who.c_str(),
+                   who.empty() ? "" : ": ", e.message.c_str());
+    }
+    int ready = 0;
+    const auto instances = rt.reg.instances();
+    for (const auto& i : instances) ready += i.state == registry::State::kReady;
+    const int total = rt.fleet.total_desired();
+    if (foreground && !announced && ready != last_ready && total > 0) {
+      last_ready = ready;
+      std::fprintf(stderr, "squadron: %d/%d ready\n", ready, total);
+      if (ready == total) {
+        announced = true;
+        std::fprintf(stderr, "%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
+        for (const auto& i : instances) {
+          std::fprintf(stderr, "%-16s %-14s http://%s:%u\n", i.service.c_str(), i.id.c_str(),
+                       i.host.c_str(), i.port);
+        }
+        std::fprintf(stderr, "squadron: fleet \"%s\" is up; control API %s; Ctrl-C stops it\n",
+                     m.name.c_str(), url.c_str());
+      }
+    }
+    std::fflush(stderr);
+  };
+
+  rt.signals.async_wait([&](boost::system::error_code sec, int) {
+    if (!sec) rt.stop();
+  });
+  if (!foreground) std::signal(SIGHUP, SIG_IGN);
+
+  int total = rt.fleet.total_desired();
+  std::fprintf(stderr, "squadron: fleet \"%s\": starting %zu service%s; control API %s\n",
+               m.name.c_str(), m.services.size(), m.services.size() == 1 ? "" : "s", url.c_str());
+  rt.fleet.start();
+  total = rt.fleet.total_desired();
+  if (total == 0) std::fprintf(stderr, "squadron: no replicas to start\n");
+  notify(notify_fd, "ok " + url);
+  rt.server.run();
+  std::error_code rm;
+  std::filesystem::remove(dir.run(), rm);
+  ::close(lock);
+  std::fprintf(stderr, "squadron: fleet \"%s\" stopped\n", m.name.c_str());
+  return 0;
+}
+
+// `up -d`: the fleet runs in a child process of its own session; this one waits for it to
+// listen, then for every instance to be ready, and returns.
+int up_detached(const control::Manifest& m, const UpOptions& options) {
+  const control::StateDir dir(m.dir());
+  std::error_code ec;
+  {
+    const int lock = control::try_lock(dir.lock(), ec);  // a clear answer before forking
+    if (lock < 0) {
+      const auto run = control::load_run_info(dir.run());
+      std::fprintf(stderr,
+                   "squadron: a fleet is already running from %s (pid %d); `squadron ps` shows "
+                   "it, `squadron down` stops it\n",
+                   m.dir().c_str(), run ? run->pid : 0);
+      return 1;
+    }
+    ::close(lock);
+  }
+  std::filesystem::create_directories(dir.logs(), ec);
+  const auto log_path = dir.logs() / "squadron.log";
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    std::perror("squadron: pipe");
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("squadron: fork");
+    return 1;
+  }
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+    ::setsid();
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
+    if (log_fd >= 0) {
+      ::dup2(log_fd, STDOUT_FILENO);
+      ::dup2(log_fd, STDERR_FILENO);
+    }
+    if (null_fd > 2) ::close(null_fd);
+    if (log_fd > 2) ::close(log_fd);
+    std::_Exit(run_fleet(m, pipe_fds[1]));
+  }
+  ::close(pipe_fds[1]);
+  std::string answer;
+  char buf[512];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(pipe_fds[0]);
+  while (!answer.empty() && answer.back() == '\n') answer.pop_back();
+  if (answer.rfind("ok ", 0) != 0) {
+    std::fprintf(stderr, "squadron: the fleet did not start: %s\n",
+                 answer.empty() ? ("see " + log_path.string()).c_str() : answer.c_str());
+    ::waitpid(pid, nullptr, WNOHANG);
+    return 1;
+  }
+  std::string why;
+  const auto client = ControlClient::for_manifest(m, why);
+  if (!client) {
+    std::fprintf(stderr, "squadron: %s\n", why.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "squadron: fleet \"%s\" started (pid %d); control API %s; log %s\n",
+               m.name.c_str(), pid, client->url().c_str(), log_path.c_str());
+  const int rc = wait_ready(*client, {}, options.timeout);
+  if (rc == 0) print_endpoints(*client);
+  if (rc != 0)
+    std::fprintf(stderr,
+                 "squadron: the fleet keeps running; `squadron logs`, `squadron ps`, "
+                 "`squadron down`\n");
+  return rc;
 }
 
 }  // namespace
 
-int up(const control::Manifest& m) {
-  // First, while few descriptors are open: the guardian kills every instance's process group if
-  // squadron dies, even by SIGKILL.
-  sv::Guardian guardian;
-  boost::asio::io_context io;
-  sv::PosixLauncher launcher;
-  core::SystemClock clock;
-  sv::Supervisor sup(io, launcher, clock);
-  sup.set_guardian(&guardian);
-  sup.log_to(m.dir() / ".squadron" / "logs");  // <instance>.log, rotated at 1 MiB
-
-  const bool colour = ::isatty(STDOUT_FILENO) != 0;
-  static constexpr int kColours[] = {36, 33, 32, 35, 34, 31};
-  std::map<std::string, int> colour_of;
-  std::size_t width = 0;
-  int total = 0;
-  for (const auto& s : m.services) {
-    colour_of[s.name] = kColours[colour_of.size() % std::size(kColours)];
-    width = std::max(width, s.name.size() + 2);
-    total += s.replicas;
-  }
-  sup.on_output = [&](const sv::InstanceStatus& st, std::string_view line) {
-    const std::string prefix = fmt::format("{:<{}}|", st.id, width + 2);
-    if (colour) {
-      std::fputs(fmt::format("\x1b[{}m{}\x1b[0m {}\n", colour_of[st.service], prefix, line).c_str(),
-                 stdout);
-    } else {
-      std::fputs(fmt::format("{} {}\n", prefix, line).c_str(), stdout);
-    }
-    std::fflush(stdout);
-  };
-  bool announced = false;
-  std::map<std::string, sv::InstanceState> last;
-  sup.on_change = [&](const sv::InstanceStatus& st) {
-    if (last[st.id] != st.state || st.state == sv::InstanceState::kStarting) {
-      std::fprintf(stderr, "squadron: %s %s (pid %d, port %u)%s\n", st.id.c_str(),
-                   std::string(sv::to_string(st.state)).c_str(), st.pid, st.port,
-                   st.last_exit.empty() ? "" : (" after " + st.last_exit).c_str());
-    }
-    last[st.id] = st.state;
-    int ready = 0;
-    for (const auto& s : sup.snapshot()) ready += s.state == sv::InstanceState::kReady;
-    if (!announced && ready == total) {
-      announced = true;
-      std::fprintf(stderr, "squadron: %d/%d ready\n", ready, total);
-      std::fprintf(stderr, "%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
-      for (const auto& s : sup.snapshot()) {
-        std::fprintf(stderr, "%-16s %-14s http://127.0.0.1:%u\n", s.service.c_str(), s.id.c_str(),
-                     s.port);
-      }
-      std::fprintf(stderr, "squadron: fleet \"%s\" is up; Ctrl-C stops it\n", m.name.c_str());
-    }
-  };
-
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  bool stopping = false;
-  signals.async_wait([&](boost::system::error_code ec, int) {
-    if (ec) return;
-    stopping = true;
-    std::fprintf(stderr, "squadron: stopping %zu instances\n", sup.snapshot().size());
-    boost::system::error_code ignored;
-    signals.clear(ignored);  // a second Ctrl-C ends squadron at once (its children die with it)
-    sup.stop_all([&] { io.stop(); });
-  });
-  for (const auto& s : m.services) {
-    for (int i = 0; i < s.replicas; ++i) sup.add(to_instance_spec(s));
-  }
-  if (total == 0) std::fprintf(stderr, "squadron: no replicas to start\n");
-  std::fprintf(stderr, "squadron: starting %d instance%s of %zu service%s\n", total,
-               total == 1 ? "" : "s", m.services.size(), m.services.size() == 1 ? "" : "s");
-  io.run();
-  std::fprintf(stderr, "squadron: %s\n", stopping ? "stopped" : "done");
-  return 0;
+int up(const control::Manifest& m, const UpOptions& options) {
+  return options.detach ? up_detached(m, options) : run_fleet(m, -1);
 }
 
 }  // namespace squadron::apps

@@ -19,7 +19,7 @@ class Up : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("squadron-up-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ / "squadron.yaml")
-        << "name: trio\nservices:\n"
+        << "name: trio\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
         << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
         << "    replicas: 2\n    ready: { path: /readyz }\n"
         << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n";
@@ -129,7 +129,8 @@ TEST(UpGuardian, KillDash9OfSquadronAlsoEndsWhatInstancesForked) {
       std::filesystem::temp_directory_path() / ("squadron-guard-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "squadron.yaml")
-      << "services:\n  forker:\n    command: sh -c 'sleep 100 & echo child=$!; wait'\n";
+      << "control: { listen: 127.0.0.1:0 }\nservices:\n  forker:\n    command: sh -c 'sleep 100 & "
+         "echo child=$!; wait'\n";
   ChildProcess p({bin_dir() + "/squadron", "up", "-f", (dir / "squadron.yaml").string()});
   static const std::regex kChild(R"(child=(\d+))");
   std::smatch m;

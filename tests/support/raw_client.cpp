@@ -143,6 +143,20 @@ bool RawConnection::closed_within(std::chrono::milliseconds timeout) {
   return rest.has_value();
 }
 
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  std::uint16_t port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
 std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method,
                                  std::string_view target, std::string_view extra_headers,
                                  std::string_view body) {

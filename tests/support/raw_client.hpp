@@ -39,13 +39,17 @@ class RawConnection final {
   std::optional<std::string> read_until_close(std::chrono::milliseconds timeout);
   // True if the peer closed (EOF or reset) within `timeout` with nothing more to read.
   bool closed_within(std::chrono::milliseconds timeout);
+  // Appends what arrives (one read) to `into`: bytes read, 0 on EOF, -1 on timeout or error.
+  // For streams (SSE) that never end.
+  int read_some(std::string& into, std::chrono::steady_clock::time_point deadline);
 
  private:
-  int read_some(std::string& into,
-                std::chrono::steady_clock::time_point deadline);  // bytes, 0 EOF, -1 timeout/err
   int fd_ = -1;
   std::string pending_;  // bytes read past the previous response
 };
+
+// A port no one listens on right now on 127.0.0.1 (bound to port 0, then released).
+std::uint16_t free_port();
 
 // One request, one response on a fresh connection.
 std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method,

@@ -1,0 +1,344 @@
+#include "commands.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "squadron/control/state.hpp"
+
+namespace squadron::apps {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+std::optional<ControlClient> connect_or_report(const control::Manifest& m) {
+  std::string why;
+  auto client = ControlClient::for_manifest(m, why);
+  if (!client) std::fprintf(stderr, "squadron: %s\n", why.c_str());
+  return client;
+}
+
+std::optional<json::value> parse_body(const HttpResult& r) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "squadron: %s\n", r.explain().c_str());
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (ec) {
+    std::fprintf(stderr, "squadron: the control API answered something that is not JSON\n");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::string str(const json::object& o, std::string_view k) {
+  const auto* v = o.if_contains(k);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+std::int64_t num(const json::object& o, std::string_view k) {
+  const auto* v = o.if_contains(k);
+  if (v == nullptr) return 0;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
+  return 0;
+}
+
+std::string human_uptime(std::int64_t s) {
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{}m", s / 3600, (s % 3600) / 60);
+  return fmt::format("{}d{}h", s / 86400, (s % 86400) / 3600);
+}
+
+// Lines of the last output of `id`, indented, for a failure report.
+std::string last_output(const ControlClient& client, const std::string& id, int lines) {
+  const auto r = client.get(fmt::format("/api/v1/logs?service={}&tail={}", id, lines), 5s);
+  if (!r.ok() || r.body.empty()) return "";
+  std::string out;
+  std::size_t start = 0;
+  while (start < r.body.size()) {
+    const auto nl = r.body.find('\n', start);
+    const auto end = nl == std::string::npos ? r.body.size() : nl;
+    out += "    " + r.body.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int wait_ready(const ControlClient& client, const std::vector<std::string>& services,
+               std::chrono::milliseconds timeout) {
+  const auto deadline = steady::now() + timeout;
+  const std::set<std::string> only(services.begin(), services.end());
+  std::uint64_t revision = 0;
+  std::string last_progress;
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  while (true) {
+    const auto fleet = parse_body(client.get("/api/v1/fleet", 10s));
+    if (!fleet) return 1;
+    const auto& fo = fleet->as_object();
+    if (fo.at("stopping").as_bool()) {
+      std::fprintf(stderr, "squadron: the fleet is stopping\n");
+      return 1;
+    }
+    const auto snapshot =
+        parse_body(client.get(fmt::format("/api/v1/watch?since={}&timeout=1s", revision), 10s));
+    if (!snapshot) return 1;
+    revision = static_cast<std::uint64_t>(num(snapshot->as_object(), "revision"));
+    // desired per service, and whether a restart runs
+    std::map<std::string, std::int64_t> desired;
+    bool restarting = false;
+    for (const auto& s : fo.at("services").as_array()) {
+      const auto& so = s.as_object();
+      const std::string name = str(so, "name");
+      if (!only.empty() && only.count(name) == 0) continue;
+      desired[name] = num(so, "desired");
+      restarting = restarting || so.at("restarting").as_bool();
+    }
+    std::map<std::string, std::int64_t> have, ready;
+    std::vector<std::string> failed, not_ready;
+    for (const auto& iv : snapshot->as_object().at("instances").as_array()) {
+      const auto& i = iv.as_object();
+      const std::string service = str(i, "service");
+      if (desired.count(service) == 0) continue;
+      const std::string state = str(i, "state");
+      ++have[service];
+      if (state == "ready") ++ready[service];
+      if (state == "backoff" || state == "failed") {
+        failed.push_back(fmt::format("{}: {} after {} (restarts: {})", str(i, "id"), state,
+                                     str(i, "last_exit"), num(i, "restarts")) +
+                         "\n" + last_output(client, str(i, "id"), 5));
+      } else if (state != "ready") {
+        not_ready.push_back(fmt::format("{}: {}", str(i, "id"), state));
+      }
+    }
+    std::int64_t want = 0, ok = 0;
+    bool done = !restarting;
+    for (const auto& [name, n] : desired) {
+      want += n;
+      ok += std::min(ready[name], n);
+      done = done && have[name] == n && ready[name] == n;
+    }
+    const std::string progress = fmt::format("{}/{} ready", ok, want);
+    if (progress != last_progress) {
+      std::fprintf(stderr, tty ? "\rsquadron: %s " : "squadron: %s\n", progress.c_str());
+      last_progress = progress;
+    }
+    if (done) {
+      if (tty) std::fputc('\n', stderr);
+      return 0;
+    }
+    if (!failed.empty()) {
+      if (tty) std::fputc('\n', stderr);
+      std::fprintf(stderr, "squadron: %zu instance%s failed to start:\n", failed.size(),
+                   failed.size() == 1 ? "" : "s");
+      for (const auto& f : failed) std::fprintf(stderr, "  %s", f.c_str());
+      return 1;
+    }
+    if (steady::now() >= deadline) {
+      if (tty) std::fputc('\n', stderr);
+      std::fprintf(stderr, "squadron: not ready after %lld s:\n",
+                   static_cast<long long>(
+                       std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+      for (const auto& n : not_ready) std::fprintf(stderr, "  %s\n", n.c_str());
+      if (restarting) std::fprintf(stderr, "  (a restart is still in progress)\n");
+      return 1;
+    }
+  }
+}
+
+void print_endpoints(const ControlClient& client) {
+  const auto v = parse_body(client.get("/api/v1/instances", 10s));
+  if (!v) return;
+  std::printf("%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
+  for (const auto& iv : v->as_array()) {
+    const auto& i = iv.as_object();
+    std::printf("%-16s %-14s http://%s\n", str(i, "service").c_str(), str(i, "id").c_str(),
+                str(i, "address").c_str());
+  }
+}
+
+int ps(const control::Manifest& m, bool as_json) {
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  const auto v = parse_body(client->get("/api/v1/instances", 10s));
+  if (!v) return 1;
+  if (as_json) {
+    // Exactly these keys: the stable contract of `ps --json`.
+    json::array out;
+    for (const auto& iv : v->as_array()) {
+      const auto& i = iv.as_object();
+      out.push_back(json::object{{"service", str(i, "service")},
+                                 {"id", str(i, "id")},
+                                 {"pid", num(i, "pid")},
+                                 {"port", num(i, "port")},
+                                 {"state", str(i, "state")},
+                                 {"restarts", num(i, "restarts")},
+                                 {"uptime_s", num(i, "uptime_s")},
+                                 {"revision", str(i, "revision")}});
+    }
+    std::printf("%s\n", json::serialize(out).c_str());
+    return 0;
+  }
+  std::printf("%-14s %-14s %-8s %-6s %-9s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "PORT",
+              "STATE", "RESTARTS", "UPTIME", "REVISION");
+  for (const auto& iv : v->as_array()) {
+    const auto& i = iv.as_object();
+    std::string state = str(i, "state");
+    if ((state == "backoff" || state == "failed") && !str(i, "last_exit").empty())
+      state += " (" + str(i, "last_exit") + ")";
+    std::printf("%-14s %-14s %-8lld %-6lld %-9s %-8lld %-8s %s\n", str(i, "service").c_str(),
+                str(i, "id").c_str(), static_cast<long long>(num(i, "pid")),
+                static_cast<long long>(num(i, "port")), state.c_str(),
+                static_cast<long long>(num(i, "restarts")),
+                human_uptime(num(i, "uptime_s")).c_str(), str(i, "revision").c_str());
+  }
+  return 0;
+}
+
+int scale(const control::Manifest& m, const std::vector<std::string>& assignments, bool wait,
+          std::chrono::milliseconds timeout) {
+  std::vector<std::pair<std::string, int>> wanted;
+  for (const auto& a : assignments) {
+    const auto eq = a.find('=');
+    char* end = nullptr;
+    const long n = eq == std::string::npos ? -1 : std::strtol(a.c_str() + eq + 1, &end, 10);
+    if (eq == std::string::npos || eq == 0 || end == a.c_str() + eq + 1 || *end != '\0' || n < 0 ||
+        n > 100000) {
+      std::fprintf(stderr, "squadron: \"%s\": write SERVICE=N, like hello=3\n", a.c_str());
+      return 2;
+    }
+    const std::string name = a.substr(0, eq);
+    if (m.find(name) == nullptr) {
+      std::string names;
+      for (const auto& s : m.services) names += (names.empty() ? "" : ", ") + s.name;
+      std::fprintf(stderr, "squadron: no service \"%s\" in %s (services: %s)\n", name.c_str(),
+                   m.file.c_str(), names.c_str());
+      return 2;
+    }
+    wanted.emplace_back(name, static_cast<int>(n));
+  }
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  std::vector<std::string> names;
+  for (const auto& [name, n] : wanted) {
+    const auto r = client->post(fmt::format("/api/v1/services/{}/scale", name),
+                                json::serialize(json::object{{"replicas", n}}));
+    if (!r.ok()) {
+      std::fprintf(stderr, "squadron: scale %s=%d: %s\n", name.c_str(), n, r.explain().c_str());
+      return 1;
+    }
+    names.push_back(name);
+  }
+  if (!wait) return 0;
+  const auto start = steady::now();
+  const int rc = wait_ready(*client, names, timeout);
+  if (rc == 0) {
+    for (const auto& [name, n] : wanted) {
+      std::printf("%s: %d/%d ready (%.2f s)\n", name.c_str(), n, n,
+                  std::chrono::duration<double>(steady::now() - start).count());
+    }
+  }
+  return rc;
+}
+
+int restart(const control::Manifest& m, const std::vector<std::string>& services, bool wait,
+            std::chrono::milliseconds timeout) {
+  for (const auto& s : services) {
+    if (m.find(s) == nullptr) {
+      std::fprintf(stderr, "squadron: no service \"%s\" in %s\n", s.c_str(), m.file.c_str());
+      return 2;
+    }
+  }
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  for (const auto& s : services) {
+    const auto r = client->post(fmt::format("/api/v1/services/{}/restart", s));
+    if (!r.ok()) {
+      std::fprintf(stderr, "squadron: restart %s: %s\n", s.c_str(), r.explain().c_str());
+      return 1;
+    }
+  }
+  if (!wait) return 0;
+  const int rc = wait_ready(*client, services, timeout);
+  if (rc == 0) {
+    for (const auto& s : services) std::printf("%s: restarted\n", s.c_str());
+  }
+  return rc;
+}
+
+int logs(const control::Manifest& m, const std::string& service, bool follow, int tail) {
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  std::string target = fmt::format("/api/v1/logs?tail={}", tail);
+  if (!service.empty()) target += "&service=" + service;
+  if (!follow) {
+    const auto r = client->get(target, 10s);
+    if (!r.ok()) {
+      std::fprintf(stderr, "squadron: %s\n", r.explain().c_str());
+      return 1;
+    }
+    std::fwrite(r.body.data(), 1, r.body.size(), stdout);
+    return 0;
+  }
+  const auto r = client->stream(target + "&follow=1", [](std::string_view chunk) {
+    std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+    std::fflush(stdout);
+  });
+  if (!r.ok()) {
+    std::fprintf(stderr, "squadron: %s\n", r.explain().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int down(const control::Manifest& m, std::chrono::milliseconds timeout) {
+  std::string why;
+  const auto client = ControlClient::for_manifest(m, why);
+  if (!client) {
+    std::fprintf(stderr, "squadron: nothing to stop: %s\n", why.c_str());
+    return 0;
+  }
+  const auto r = client->post("/api/v1/down");
+  if (!r.ok()) {
+    std::fprintf(stderr, "squadron: down: %s\n", r.explain().c_str());
+    return 1;
+  }
+  // The fleet's process holds .squadron/lock until everything it ran is gone (a zombie
+  // waiting for its reaper still answers kill(pid, 0); the lock says what matters).
+  const control::StateDir dir(m.dir());
+  auto gone = [&] {
+    std::error_code ec;
+    const int fd = control::try_lock(dir.lock(), ec);
+    if (fd >= 0) ::close(fd);
+    return fd >= 0;
+  };
+  const auto start = steady::now();
+  while (!gone()) {
+    if (steady::now() - start > timeout) {
+      std::fprintf(stderr, "squadron: the fleet (pid %d) is still stopping after %lld s\n",
+                   client->pid(),
+                   static_cast<long long>(
+                       std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+      return 1;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  std::fprintf(stderr, "squadron: fleet \"%s\" stopped (%.1f s)\n", m.name.c_str(),
+               std::chrono::duration<double>(steady::now() - start).count());
+  return 0;
+}
+
+}  // namespace squadron::apps

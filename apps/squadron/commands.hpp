@@ -1,0 +1,32 @@
+// The CLI commands that talk to a running fleet through its control API: ps, scale, restart,
+// logs, down, and the wait for readiness that `up -d`, `scale` and `restart` share.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "client.hpp"
+#include "squadron/control/manifest.hpp"
+
+namespace squadron::apps {
+
+// Waits until each of `services` (all of the fleet's when empty) runs exactly its desired
+// number of instances, all ready, with no restart in progress. Prints progress ("3/5 ready")
+// to stderr. Returns 0; or 1 after saying which instances failed and why (an instance that
+// exited, with its last lines of output) or, after `timeout`, which are not ready.
+int wait_ready(const ControlClient& client, const std::vector<std::string>& services,
+               std::chrono::milliseconds timeout);
+
+// Prints the fleet's services and where each instance answers.
+void print_endpoints(const ControlClient& client);
+
+int ps(const control::Manifest& m, bool as_json);
+int scale(const control::Manifest& m, const std::vector<std::string>& assignments, bool wait,
+          std::chrono::milliseconds timeout);
+int restart(const control::Manifest& m, const std::vector<std::string>& services, bool wait,
+            std::chrono::milliseconds timeout);
+int logs(const control::Manifest& m, const std::string& service, bool follow, int tail);
+int down(const control::Manifest& m, std::chrono::milliseconds timeout);
+
+}  // namespace squadron::apps
