@@ -187,3 +187,35 @@ TEST_F(SupervisorTest, StopAllEndsEveryInstance) {
 
 }  // namespace
 }  // namespace squadron::supervisor
+
+namespace squadron::supervisor {
+namespace {
+
+TEST_F(SupervisorTest, ADrainedStopKeepsServingAsDrainingThenStops) {
+  const auto id = sup_.add(hello());
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }));
+  const auto port = sup_.status(id)->port;
+  std::vector<std::string> removed;
+  sup_.on_remove = [&](const std::string& gone) { removed.push_back(gone); };
+  sup_.stop(id, 300ms);
+  EXPECT_EQ(state(id), InstanceState::kDraining);
+  const auto r = testing::fetch(port, "GET", "/hello");  // still answers while draining
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_TRUE(run_until([&] { return state(id) != InstanceState::kDraining; }, 5s));
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id); }, 10s));
+  EXPECT_EQ(removed, std::vector<std::string>{id});
+}
+
+TEST_F(SupervisorTest, StopAllCutsADrainShort) {
+  const auto id = sup_.add(hello());
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }));
+  sup_.stop(id, 1h);
+  EXPECT_EQ(state(id), InstanceState::kDraining);
+  bool all = false;
+  sup_.stop_all([&] { all = true; });
+  EXPECT_TRUE(run_until([&] { return all; }, 10s)) << "not an hour";
+}
+
+}  // namespace
+}  // namespace squadron::supervisor
