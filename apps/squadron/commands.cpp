@@ -116,7 +116,7 @@ int wait_ready(const ControlClient& client, const std::vector<std::string>& serv
       const std::string state = str(i, "state");
       ++have[service];
       if (state == "ready") ++ready[service];
-      if (state == "backoff" || state == "failed") {
+      if (state == "backoff" || state == "failed" || state == "stopped") {  // it exited
         failed.push_back(fmt::format("{}: {} after {} (restarts: {})", str(i, "id"), state,
                                      str(i, "last_exit"), num(i, "restarts")) +
                          "\n" + last_output(client, str(i, "id"), 5));
