@@ -64,6 +64,7 @@ struct Runtime {
     fleet.down([this] {
       boost::system::error_code ec;
       signals.cancel(ec);
+      reg.close();  // long-polls answer now, not after their timeout
       server.stop(1s);
     });
   }

@@ -336,7 +336,7 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
         *last = reg->revision();
         co_return sse_event(*reg);
       }
-      if (fleet->stopping() && reg->instances().empty()) co_return std::nullopt;
+      if (reg->closed() || (fleet->stopping() && reg->instances().empty())) co_return std::nullopt;
       const auto rev = co_await reg->wait_newer(**last, every);
       if (rev == **last) co_return std::string(": keepalive\n\n");
       *last = rev;

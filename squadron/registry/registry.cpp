@@ -19,7 +19,12 @@ Registry::~Registry() = default;
 
 void Registry::bump() {
   ++revision_;
-  for (auto* t : waiters_) t->cancel();
+  for (auto* t : *waiters_) t->cancel();
+}
+
+void Registry::close() {
+  closed_ = true;
+  for (auto* t : *waiters_) t->cancel();
 }
 
 void Registry::upsert(const Instance& i) {
@@ -79,15 +84,15 @@ json::object Registry::snapshot_json(system_clock::time_point now) const {
 
 boost::asio::awaitable<std::uint64_t> Registry::wait_newer(std::uint64_t since,
                                                            std::chrono::milliseconds timeout) {
-  if (revision_ > since || timeout.count() <= 0) co_return revision_;
+  if (revision_ > since || timeout.count() <= 0 || closed_) co_return revision_;
   boost::asio::steady_timer timer(executor_, timeout);
   // Unlisted however the coroutine ends, also when its frame is destroyed without resuming
   // (a server stopping mid-watch).
   struct Listed {
-    std::list<boost::asio::steady_timer*>& list;
+    std::shared_ptr<std::list<boost::asio::steady_timer*>> list;
     std::list<boost::asio::steady_timer*>::iterator it;
-    ~Listed() { list.erase(it); }
-  } listed{waiters_, waiters_.insert(waiters_.end(), &timer)};
+    ~Listed() { list->erase(it); }
+  } listed{waiters_, waiters_->insert(waiters_->end(), &timer)};
   co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   co_return revision_;
 }

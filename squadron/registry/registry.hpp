@@ -17,6 +17,7 @@
 #include <deque>
 #include <list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,10 +55,14 @@ class Registry final {
   boost::json::object snapshot_json(std::chrono::system_clock::time_point now) const;
 
   // Completes when revision() > since (at once if it already is) or after `timeout`; returns
-  // revision(). The registry must outlive its watchers.
+  // revision(). A watcher whose coroutine is destroyed while waiting (a server stopping) may
+  // outlive the registry.
   boost::asio::awaitable<std::uint64_t> wait_newer(std::uint64_t since,
                                                    std::chrono::milliseconds timeout);
-  std::size_t watchers() const noexcept { return waiters_.size(); }
+  std::size_t watchers() const noexcept { return waiters_->size(); }
+  // Wakes every watcher now and makes later waits return at once (the fleet is going away).
+  void close();
+  bool closed() const noexcept { return closed_; }
 
  private:
   void bump();
@@ -67,7 +72,10 @@ class Registry final {
   std::uint64_t revision_ = 0;
   std::map<std::string, Instance> instances_;
   std::deque<Event> events_;
-  std::list<boost::asio::steady_timer*> waiters_;
+  // Shared with each waiting coroutine, which unlists itself even after the registry is gone.
+  std::shared_ptr<std::list<boost::asio::steady_timer*>> waiters_ =
+      std::make_shared<std::list<boost::asio::steady_timer*>>();
+  bool closed_ = false;
 };
 
 }  // namespace squadron::registry

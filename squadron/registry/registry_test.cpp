@@ -140,5 +140,35 @@ TEST(Registry, AWatcherDestroyedWithoutResumingIsUnlisted) {
   reg.upsert(make("hello-1"));  // must not touch the dead timer
 }
 
+TEST(Registry, CloseWakesWatchersAndLaterWaitsReturnAtOnce) {
+  boost::asio::io_context io;
+  Registry reg(io.get_executor());
+  int done = 0;
+  auto wait = [&]() -> boost::asio::awaitable<void> {
+    co_await reg.wait_newer(0, 1h);
+    ++done;
+  };
+  boost::asio::co_spawn(io, wait(), boost::asio::detached);
+  io.poll();
+  EXPECT_EQ(done, 0);
+  reg.close();
+  io.run_for(1s);
+  EXPECT_EQ(done, 1);
+  io.restart();
+  boost::asio::co_spawn(io, wait(), boost::asio::detached);
+  io.run_for(1s);  // would take an hour if it waited
+  EXPECT_EQ(done, 2);
+}
+
+TEST(Registry, AWatcherMayOutliveTheRegistry) {
+  boost::asio::io_context io;
+  auto reg = std::make_unique<Registry>(io.get_executor());
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { co_await reg->wait_newer(0, 1h); },
+      boost::asio::detached);
+  io.poll();
+  reg.reset();  // the coroutine is still suspended; its frame goes with `io`, after this
+}
+
 }  // namespace
 }  // namespace squadron::registry
