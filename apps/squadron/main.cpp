@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "gateway.hpp"
 #include "squadron/control/manifest.hpp"
 #include "squadron/core/duration.hpp"
 #include "up.hpp"
@@ -111,12 +112,27 @@ int main(int argc, char** argv) {
       ->check(kDuration)
       ->capture_default_str();
 
+  squadron::apps::GatewayOptions gateway_options;
+  auto* gateway_cmd = app.add_subcommand(
+      "gateway", "the fleet's front door (started by `squadron up`; rarely run by hand)");
+  gateway_cmd->add_option("--control", gateway_options.control, "the control API's URL")
+      ->required();
+  gateway_cmd->add_option("--host", gateway_options.host, "address to listen on")
+      ->envname("HOST")
+      ->capture_default_str();
+  gateway_cmd->add_option("--port", gateway_options.port, "port to listen on (default: $PORT)");
+  gateway_cmd->add_option("--threads", gateway_options.threads, "I/O threads (0: one per core)")
+      ->envname("SQUADRON_THREADS");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  if (*gateway_cmd)
+    return squadron::apps::run_gateway(gateway_options);  // no manifest: its routes
+                                                          // come from the control API
   const auto manifest = load_or_report(file);
   if (!manifest) return 2;
   const auto wait_for = *squadron::core::parse_duration(timeout);

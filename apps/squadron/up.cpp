@@ -5,15 +5,18 @@
 // process while this one waits for readiness through the control API.
 #include "up.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <optional>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -86,6 +89,47 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
                      ms.count() % 1000);
 }
 
+// A port free on `host` now (0 if none could be bound).
+std::uint16_t free_port(const std::string& host) {
+  boost::asio::io_context io;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) return 0;
+  boost::asio::ip::tcp::acceptor a(io);
+  a.open(address.is_v6() ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), ec);
+  if (!ec) a.bind({address, 0}, ec);
+  return ec ? 0 : a.local_endpoint(ec).port();
+}
+
+// Squadron's gateway as an instance of the fleet (a service named "gateway"), when any service
+// has routes: this same binary, `squadron gateway`, on gateway.listen (port 0: a free one),
+// following the control API at `control_url`. Supervised and restarted like any instance.
+std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
+                                                 const std::string& control_url) {
+  const bool routed = std::any_of(m.services.begin(), m.services.end(),
+                                  [](const auto& s) { return !s.routes.empty(); });
+  const auto listen = split_listen(m.gateway_listen);
+  if (!routed || !listen) return std::nullopt;
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return std::nullopt;
+  control::ServiceSpec spec;
+  spec.name = "gateway";
+  spec.command = {std::string(self, static_cast<std::size_t>(n)),
+                  "gateway",
+                  "--control",
+                  control_url,
+                  "--host",
+                  listen->first};
+  spec.cwd = m.dir();
+  // The front door keeps its address across restarts: port 0 becomes one free port, now.
+  spec.port = listen->second != 0 ? listen->second : free_port(listen->first);
+  if (*spec.port == 0) return std::nullopt;
+  spec.replicas = 1;
+  spec.restart = control::RestartPolicy::kAlways;
+  return spec;
+}
+
 // Tells the waiting parent of a detached fleet how the start went ("ok" or why not).
 void notify(int fd, const std::string& message) {
   if (fd < 0) return;
@@ -151,6 +195,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
+  if (auto gw = gateway_spec(m, url)) rt.fleet.add_service(std::move(*gw));
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),

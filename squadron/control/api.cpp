@@ -83,9 +83,27 @@ json::array instances_json(const registry::Registry& reg, std::string_view servi
   return out;
 }
 
-std::string sse_event(const registry::Registry& reg) {
+// What a watcher gets: the registry's snapshot plus every service's routes, so that a gateway
+// needs nothing else. {"revision", "services": [{"name", "routes": [...]}], "instances": [...]}
+json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
+  auto o = reg.snapshot_json(system_clock::now());
+  json::array services;
+  for (const auto& spec : fleet.manifest().services) {
+    json::array routes;
+    for (const auto& r : spec.routes) {
+      json::object ro{{"prefix", r.prefix}, {"strip_prefix", r.strip_prefix}};
+      if (!r.host.empty()) ro["host"] = r.host;
+      routes.push_back(std::move(ro));
+    }
+    services.push_back(json::object{{"name", spec.name}, {"routes", std::move(routes)}});
+  }
+  o["services"] = std::move(services);
+  return o;
+}
+
+std::string sse_event(const Fleet& fleet, const registry::Registry& reg) {
   return fmt::format("id: {}\nevent: snapshot\ndata: {}\n\n", reg.revision(),
-                     json::serialize(reg.snapshot_json(system_clock::now())));
+                     json::serialize(watch_snapshot(fleet, reg)));
 }
 
 }  // namespace
@@ -334,13 +352,13 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
       if (!*last) {
         co_await reg->wait_newer(start, every);
         *last = reg->revision();
-        co_return sse_event(*reg);
+        co_return sse_event(*fleet, *reg);
       }
       if (reg->closed() || (fleet->stopping() && reg->instances().empty())) co_return std::nullopt;
       const auto rev = co_await reg->wait_newer(**last, every);
       if (rev == **last) co_return std::string(": keepalive\n\n");
       *last = rev;
-      co_return sse_event(*reg);
+      co_return sse_event(*fleet, *reg);
     };
     co_return;
   }
@@ -350,7 +368,7 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
     co_return;
   }
   co_await reg_.wait_newer(*since, *since == 0 ? std::chrono::milliseconds(0) : *timeout);
-  res = Response::json(reg_.snapshot_json(system_clock::now()));
+  res = Response::json(watch_snapshot(fleet_, reg_));
 }
 
 }  // namespace squadron::control

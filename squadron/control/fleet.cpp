@@ -93,6 +93,11 @@ Fleet::~Fleet() {
   }
 }
 
+void Fleet::add_service(ServiceSpec spec) {
+  services_[spec.name].desired = spec.replicas;
+  manifest_.services.push_back(std::move(spec));
+}
+
 void Fleet::start() {
   if (!options_.state_file.empty()) {
     std::string warning;

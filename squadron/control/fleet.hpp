@@ -73,6 +73,9 @@ class Fleet final {
   Fleet(const Fleet&) = delete;
   Fleet& operator=(const Fleet&) = delete;
 
+  // Adds a service that is not in the manifest file (Squadron's own gateway). Before start().
+  void add_service(ServiceSpec spec);
+
   // Applies the saved scale (a warning for a state file it could not read) and starts the
   // reconcile loop.
   void start();

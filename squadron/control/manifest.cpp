@@ -300,6 +300,10 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
             "use lower-case letters, digits, '-' or '_', starting with a letter (it becomes "
             "SQUADRON_<NAME>_URL)");
   }
+  if (name == "gateway") {
+    c.error(key, path, "the name \"gateway\" is Squadron's own gateway's (it runs as gateway-1)",
+            "give this service another name");
+  }
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
   c.check_keys(n, path,
                {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",

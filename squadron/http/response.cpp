@@ -160,7 +160,7 @@ void serialize_head(const Response& res, std::string_view date, std::string_view
     out.append(n).append(": ").append(v).append("\r\n");
   }
   const bool no_body = status_has_no_body(status);
-  if (!custom_type && !no_body)
+  if (!custom_type && !no_body && !res.content_type.empty())  // empty: none (a proxied answer)
     out.append("Content-Type: ").append(res.content_type).append("\r\n");
   if (chunked) {
     out.append("Transfer-Encoding: chunked\r\n");

@@ -395,3 +395,107 @@ TEST_F(Fleet, DownStopsEverythingAndKillDash9OfTheFleetLeavesNothing) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+// Requests answered 200 on /hello by the hello instance on `port`, from its own /metrics.
+long hello_count(std::uint16_t port) {
+  const auto r = fetch(port, "GET", "/metrics");
+  if (!r) return -1;
+  const std::string key = "route=\"/hello\",status=\"200\"} ";
+  const auto at = r->body.find(key);
+  return at == std::string::npos ? 0 : std::stol(r->body.substr(at + key.size()));
+}
+
+class Gateway : public Fleet {
+ protected:
+  void start_routed() {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: routed\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+        << "services:\n"
+        << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    replicas: 3\n    ready: { path: /readyz }\n    routes: [/hello]\n"
+        << "  flask:\n    command: [/usr/bin/python3, " << SQUADRON_SOURCE_DIR
+        << "/examples/flask-hello/app.py]\n"
+        << "    routes: [{ prefix: /py, strip_prefix: true }]\n";
+    up();
+    const auto list = ps();
+    ASSERT_EQ(of(list, "gateway").size(), 1u) << "routes start the gateway";
+    gateway_ = port_of(*of(list, "gateway")[0]);
+    for (const auto* o : of(list, "hello")) hellos_.push_back(port_of(*o));
+  }
+  std::uint16_t gateway_ = 0;
+  std::vector<std::uint16_t> hellos_;
+};
+
+TEST_F(Gateway, RoutesByPrefixAndSpreadsOverTheReadyReplicas) {
+  start_routed();
+  auto r = fetch(gateway_, "GET", "/py/hello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Hello World!") << "Flask, with /py stripped";
+  r = fetch(gateway_, "GET", "/nowhere");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->header("content-type").value_or(""), "application/problem+json");
+
+  std::vector<long> before;
+  for (auto p : hellos_) before.push_back(hello_count(p));
+  constexpr int kRequests = 3000;
+  RawConnection c(gateway_);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_TRUE(c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto answer = c.read_response();
+    ASSERT_TRUE(answer) << i;
+    ASSERT_EQ(answer->status, 200) << i;
+    ASSERT_EQ(answer->body, "Hello World!");
+    ASSERT_TRUE(answer->header("x-request-id")) << "made by the gateway";
+  }
+  for (std::size_t i = 0; i < hellos_.size(); ++i) {
+    const double share = double(hello_count(hellos_[i]) - before[i]) / kRequests;
+    EXPECT_NEAR(share, 1.0 / 3, 0.05) << "replica " << i;
+  }
+}
+
+TEST_F(Gateway, AmbiguousFramingNeverReachesAnUpstream) {
+  start_routed();
+  long total = 0;
+  for (auto p : hellos_) total += hello_count(p);
+  for (const char* smuggle :
+       {"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
+        "\r\n0\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"}) {
+    RawConnection c(gateway_);
+    ASSERT_TRUE(c.send(smuggle));
+    const auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+  }
+  long after = 0;
+  for (auto p : hellos_) after += hello_count(p);
+  EXPECT_EQ(after, total);
+}
+
+TEST_F(Gateway, AKilledGatewayServesAgainWithinASecond) {
+  start_routed();
+  const auto list = ps();
+  const pid_t pid = pid_of(*of(list, "gateway")[0]);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<RawResponse> r;
+  while (std::chrono::steady_clock::now() - start < 5s) {
+    r = fetch(gateway_, "GET", "/hello");  // the same port: gateway.listen's, kept across restarts
+    if (r && r->status == 200) break;
+    std::this_thread::sleep_for(10ms);  // polling pace
+  }
+  ASSERT_TRUE(r && r->status == 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  const auto after = ps();
+  EXPECT_NE(pid_of(*of(after, "gateway")[0]), pid) << "a new gateway process";
+  EXPECT_EQ(port_of(*of(after, "gateway")[0]), gateway_) << "on the same address";
+}
+
+}  // namespace
+}  // namespace squadron::testing

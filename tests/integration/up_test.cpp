@@ -97,12 +97,12 @@ TEST(UpPolyglot, TheCoursesFlaskAppRunsBesideTheCppHello) {
       std::string(SQUADRON_SOURCE_DIR) + "/examples/flask-hello/squadron.yaml";
   ChildProcess p({bin_dir() + "/squadron", "up", "-f", manifest});
   const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (p.output().find("4/4 ready") == std::string::npos &&
+  while (p.output().find("5/5 ready") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline && p.running()) {
     p.wait_exit(50ms);
   }
   p.wait_exit(200ms);
-  ASSERT_NE(p.output().find("4/4 ready"), std::string::npos) << p.output();
+  ASSERT_NE(p.output().find("5/5 ready"), std::string::npos) << p.output();  // + the gateway
   static const std::regex kUrl(R"((flask|hello) +\S+ +http://127\.0\.0\.1:(\d+))");
   const std::string out = p.output();
   int flask = 0, hello = 0;
@@ -114,6 +114,13 @@ TEST(UpPolyglot, TheCoursesFlaskAppRunsBesideTheCppHello) {
   }
   EXPECT_EQ(flask, 2);
   EXPECT_EQ(hello, 2);
+  // And through the gateway (gateway.listen's default, 127.0.0.1:8080), by route.
+  for (const char* path : {"/hello", "/py/hello"}) {
+    const auto r = fetch(8080, "GET", path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->body, "Hello World!") << path;
+  }
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait_exit(15s), 0) << p.output();
 }

@@ -1,0 +1,20 @@
+// `squadron gateway`: the fleet's front door, a process of its own that `squadron up` starts and
+// supervises like any instance. It follows the control plane's watch for routes and ready
+// instances and proxies every request (squadron/gateway).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace squadron::apps {
+
+struct GatewayOptions {
+  std::string control;             // the control API's URL, "http://127.0.0.1:9900"
+  std::string host = "127.0.0.1";  // HOST
+  int port = -1;                   // -1: $PORT, else 8080
+  std::size_t threads = 0;         // 0: one per core
+};
+
+int run_gateway(const GatewayOptions& options);
+
+}  // namespace squadron::apps

@@ -1,0 +1,84 @@
+#include "squadron/gateway/balancer.hpp"
+
+#include <map>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace squadron::gateway {
+namespace {
+
+std::vector<Endpoint> three() {
+  return {{"a-1", "127.0.0.1", 1}, {"a-2", "127.0.0.1", 2}, {"a-3", "127.0.0.1", 3}};
+}
+
+TEST(Balancer, SpreadsEvenlyWhenNothingIsInFlight) {
+  Balancer lb(42);
+  const auto ready = three();
+  std::map<std::size_t, int> count;
+  for (int i = 0; i < 30000; ++i) ++count[*lb.pick(ready, {})];
+  for (const auto& [i, n] : count) EXPECT_NEAR(n, 10000, 500) << ready[i].id;
+}
+
+TEST(Balancer, AvoidsTheBusiestEndpoint) {
+  Balancer lb(7);
+  const auto ready = three();
+  for (int i = 0; i < 5; ++i) lb.started(ready[0]);
+  for (int i = 0; i < 1000; ++i) EXPECT_NE(*lb.pick(ready, {}), 0u);
+  for (int i = 0; i < 5; ++i) lb.finished(ready[0]);
+  EXPECT_EQ(lb.in_flight("a-1"), 0);
+}
+
+TEST(Balancer, NeverPicksATriedEndpoint) {
+  Balancer lb(1);
+  const auto ready = three();
+  const std::vector<std::string> tried{"a-1", "a-3"};
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(*lb.pick(ready, tried), 1u);
+  const std::vector<std::string> all{"a-1", "a-2", "a-3"};
+  EXPECT_FALSE(lb.pick(ready, all));
+  EXPECT_FALSE(lb.pick({}, {}));
+}
+
+TEST(RouteTable, LongestPrefixByWholeSegmentsAndHostsWin) {
+  const auto v = boost::json::parse(R"({"revision": 9,
+    "services": [
+      {"name": "hello", "routes": ["/hello"]},
+      {"name": "py", "routes": [{"prefix": "/py", "strip_prefix": true}]},
+      {"name": "root", "routes": ["/"]},
+      {"name": "api", "routes": [{"prefix": "/hello", "host": "api.example"}]}],
+    "instances": [
+      {"service":"hello","id":"hello-1","host":"127.0.0.1","port":8081,"state":"ready"},
+      {"service":"hello","id":"hello-2","host":"127.0.0.1","port":8082,"state":"starting"},
+      {"service":"py","id":"py-1","host":"127.0.0.1","port":8083,"state":"ready"}]})");
+  std::string error;
+  const auto t = RouteTable::from_watch(v, error);
+  ASSERT_TRUE(t) << error;
+  EXPECT_EQ(t->revision(), 9u);
+  auto m = t->match("localhost:8080", "/hello");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->service->name, "hello");
+  ASSERT_EQ(m->service->ready.size(), 1u) << "only ready instances";
+  EXPECT_EQ(m->service->ready[0].port, 8081);
+  EXPECT_EQ(t->match("x", "/hello/there")->service->name, "hello");
+  EXPECT_EQ(t->match("x", "/helloworld")->service->name, "root") << "whole segments";
+  EXPECT_EQ(t->match("API.example:80", "/hello")->service->name, "api") << "host wins a tie";
+  m = t->match("x", "/py/items?x=1");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->upstream_target("/py/items?x=1"), "/items?x=1");
+  EXPECT_EQ(m->upstream_target("/py"), "/");
+  EXPECT_EQ(m->upstream_target("/py?q"), "/?q");
+}
+
+TEST(RouteTable, NoRouteAndBadInput) {
+  std::string error;
+  const auto t = RouteTable::from_watch(
+      boost::json::parse(R"({"services":[{"name":"a","routes":["/a"]}],"instances":[]})"), error);
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(t->match("h", "/b"));
+  EXPECT_TRUE(t->match("h", "/a")->service->ready.empty());
+  EXPECT_FALSE(RouteTable::from_watch(boost::json::parse("[]"), error));
+  EXPECT_FALSE(error.empty());
+}
+
+}  // namespace
+}  // namespace squadron::gateway

@@ -1,0 +1,61 @@
+// The gateway's request handler: routes each request by Host and path prefix to a service,
+// picks a ready instance (least request, power of two choices), and forwards the request over a
+// pooled keep-alive connection, retrying idempotent requests on another instance when one
+// cannot be reached, resets or answers 503.
+//
+//   Proxy proxy{{.threads = 2}};
+//   proxy.publish(table);                  // from the watch follower, any thread
+//   http::Server server{config, proxy};    // the same thread count
+//
+// Thread safety: publish() from any thread; the Handler calls on the server's I/O threads,
+// each with its own balancer and connection pool.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "squadron/gateway/balancer.hpp"
+#include "squadron/gateway/route_table.hpp"
+#include "squadron/http/server.hpp"
+
+namespace squadron::gateway {
+
+struct ProxyConfig {
+  std::size_t threads = 1;  // must equal the server's
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);
+  std::chrono::milliseconds route_timeout = std::chrono::seconds(15);
+  int max_retries = 2;
+  std::size_t max_idle_per_endpoint = 256;
+};
+
+class Proxy final : public http::Handler {
+ public:
+  explicit Proxy(ProxyConfig config);
+  ~Proxy() override;
+
+  // Replaces the routing table (routes and ready endpoints); requests in flight keep theirs.
+  void publish(std::shared_ptr<const RouteTable> table);
+  std::shared_ptr<const RouteTable> table() const;
+
+  bool handle(http::Request& req, http::Response& res, std::size_t worker) override;
+  boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
+                                            std::size_t worker) override;
+  void on_rejected(int, std::size_t) noexcept override {}
+
+  struct Worker;
+
+ private:
+  const RouteTable& current(std::size_t worker);
+
+  ProxyConfig config_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<const RouteTable> table_;
+  std::atomic<std::uint64_t> version_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace squadron::gateway

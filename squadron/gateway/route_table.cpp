@@ -1,0 +1,116 @@
+#include "squadron/gateway/route_table.hpp"
+
+#include <algorithm>
+
+#include <boost/json.hpp>
+
+#include "squadron/registry/instance.hpp"
+
+namespace squadron::gateway {
+
+namespace json = boost::json;
+
+namespace {
+
+bool prefix_matches(std::string_view prefix, std::string_view path) {
+  if (prefix == "/") return true;
+  if (path.substr(0, prefix.size()) != prefix) return false;
+  return path.size() == prefix.size() || path[prefix.size()] == '/' || prefix.back() == '/';
+}
+
+bool host_equals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string RouteMatch::upstream_target(std::string_view target) const {
+  if (!strip_prefix || prefix == "/") return std::string(target);
+  std::string_view rest = target.substr(std::min(prefix.size(), target.size()));
+  if (rest.empty() || rest.front() == '?') return "/" + std::string(rest);
+  if (rest.front() != '/') return "/" + std::string(rest);
+  return std::string(rest);
+}
+
+std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, std::string& error) {
+  const auto* o = v.if_object();
+  const auto* services = o != nullptr ? o->if_contains("services") : nullptr;
+  const auto* instances = o != nullptr ? o->if_contains("instances") : nullptr;
+  if (services == nullptr || !services->is_array() || instances == nullptr ||
+      !instances->is_array()) {
+    error = "the watch answer needs \"services\" and \"instances\" arrays";
+    return nullptr;
+  }
+  auto table = std::make_shared<RouteTable>();
+  if (const auto* r = o->if_contains("revision"); r != nullptr && r->is_number())
+    table->revision_ = r->to_number<std::uint64_t>();
+  for (const auto& sv : services->as_array()) {
+    const auto* so = sv.if_object();
+    const auto* name = so != nullptr ? so->if_contains("name") : nullptr;
+    if (name == nullptr || !name->is_string()) {
+      error = "a service without a name";
+      return nullptr;
+    }
+    const std::size_t index = table->services_.size();
+    table->services_.push_back({std::string(name->as_string()), {}});
+    const auto* routes = so->if_contains("routes");
+    if (routes == nullptr || !routes->is_array()) continue;
+    for (const auto& rv : routes->as_array()) {
+      Route r;
+      r.service = index;
+      if (rv.is_string()) {
+        r.prefix = rv.as_string();
+      } else if (const auto* ro = rv.if_object()) {
+        const auto* p = ro->if_contains("prefix");
+        if (p == nullptr || !p->is_string()) continue;
+        r.prefix = p->as_string();
+        if (const auto* s = ro->if_contains("strip_prefix"); s != nullptr && s->is_bool())
+          r.strip_prefix = s->as_bool();
+        if (const auto* h = ro->if_contains("host"); h != nullptr && h->is_string())
+          r.host = h->as_string();
+      }
+      if (r.prefix.empty() || r.prefix.front() != '/') continue;
+      table->routes_.push_back(std::move(r));
+    }
+  }
+  std::stable_sort(table->routes_.begin(), table->routes_.end(),
+                   [](const Route& a, const Route& b) {
+                     if (a.prefix.size() != b.prefix.size())
+                       return a.prefix.size() > b.prefix.size();
+                     return !a.host.empty() && b.host.empty();
+                   });
+  for (const auto& iv : instances->as_array()) {
+    const auto i = registry::instance_from_json(iv);
+    if (!i || i->state != registry::State::kReady) continue;
+    for (auto& s : table->services_) {
+      if (s.name == i->service) s.ready.push_back({i->id, i->host, i->port});
+    }
+  }
+  return table;
+}
+
+std::optional<RouteMatch> RouteTable::match(std::string_view host, std::string_view path) const {
+  if (const auto colon = host.rfind(':');
+      colon != std::string_view::npos && host.find(']') == std::string_view::npos)
+    host = host.substr(0, colon);
+  for (const auto& r : routes_) {
+    if (!r.host.empty() && !host_equals(r.host, host)) continue;
+    if (!prefix_matches(r.prefix, path)) continue;
+    return RouteMatch{&services_[r.service], r.prefix, r.strip_prefix};
+  }
+  return std::nullopt;
+}
+
+const Service* RouteTable::find(std::string_view service) const {
+  for (const auto& s : services_) {
+    if (s.name == service) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace squadron::gateway

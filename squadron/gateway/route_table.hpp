@@ -1,0 +1,70 @@
+// What the gateway routes by: every service's routes and its ready endpoints, as one immutable
+// snapshot built from the control API's watch answer. Lookups are by Host and the longest
+// matching path prefix.
+//
+//   auto table = RouteTable::from_watch(json, error);   // nullptr + error if malformed
+//   if (const auto* m = table->match(host, path)) forward(m->service, m->upstream_path(path));
+//
+// Thread safety: immutable once built; shared between threads by shared_ptr<const RouteTable>.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/fwd.hpp>
+
+namespace squadron::gateway {
+
+struct Endpoint {
+  std::string id;  // instance id, "hello-3"
+  std::string host;
+  std::uint16_t port = 0;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+struct Service {
+  std::string name;
+  std::vector<Endpoint> ready;  // instances in state `ready`, in registry order
+};
+
+struct RouteMatch {
+  const Service* service = nullptr;
+  std::string_view prefix;
+  bool strip_prefix = false;
+  // The path to send upstream: `path` without the prefix if stripped ("/py/x" -> "/x").
+  std::string upstream_target(std::string_view target) const;
+};
+
+class RouteTable final {
+ public:
+  // From {"revision", "services": [{"name", "routes": [{"prefix","strip_prefix","host"}]}],
+  // "instances": [...]}. nullptr and `error` when it cannot be read.
+  static std::shared_ptr<const RouteTable> from_watch(const boost::json::value& v,
+                                                      std::string& error);
+
+  // The route for `host` (the Host header, port removed) and `path`: the longest prefix among
+  // routes for that host and routes for any host (a host-specific route wins a tie). A prefix
+  // matches whole segments: "/hello" matches "/hello" and "/hello/x", not "/helloworld".
+  std::optional<RouteMatch> match(std::string_view host, std::string_view path) const;
+
+  const Service* find(std::string_view service) const;
+  std::uint64_t revision() const noexcept { return revision_; }
+  const std::vector<Service>& services() const noexcept { return services_; }
+
+ private:
+  struct Route {
+    std::string prefix;
+    bool strip_prefix = false;
+    std::string host;  // empty: any
+    std::size_t service = 0;
+  };
+  std::uint64_t revision_ = 0;
+  std::vector<Service> services_;
+  std::vector<Route> routes_;  // longest prefix first
+};
+
+}  // namespace squadron::gateway

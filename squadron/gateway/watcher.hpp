@@ -1,0 +1,50 @@
+// Follows the control API's watch (long-poll with revisions) and publishes each new routing
+// table to the proxy. If the control plane is unreachable, the proxy keeps the last table and
+// the follower tries again every second, like an Envoy that lost its xDS server.
+//
+//   Follower f{io.get_executor(), proxy, target, log};
+//   co_spawn(io, f.run(), detached);
+//   f.stop();                                // ends run() at once
+//
+// Thread safety: all calls on the executor's thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "squadron/gateway/proxy.hpp"
+
+namespace squadron::gateway {
+
+struct WatchTarget {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 9900;
+};
+
+// "http://127.0.0.1:9900" -> {host, port}; false if it is not such a URL.
+bool parse_control_url(std::string_view url, WatchTarget& out);
+
+class Follower final {
+ public:
+  Follower(boost::asio::any_io_executor executor, Proxy& proxy, WatchTarget target,
+           std::function<void(const std::string&)> log);
+  // Until stop(). `log` gets a line on each change of connectivity.
+  boost::asio::awaitable<void> run();
+  void stop();
+
+ private:
+  Proxy& proxy_;
+  WatchTarget target_;
+  std::function<void(const std::string&)> log_;
+  boost::beast::tcp_stream stream_;
+  boost::asio::steady_timer pause_;
+  bool stopping_ = false;
+};
+
+}  // namespace squadron::gateway
