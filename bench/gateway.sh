@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Proxy benchmark: one build/bin/hello upstream (1 I/O thread) on CPU 1 and, in turn, in front
+# of it on the same CPU: the Squadron gateway (1 thread, started by `squadron up`), HAProxy
+# (1 thread, `http-reuse always`) and nginx (1 worker, `proxy_pass` to an upstream with
+# `keepalive 64`); wrk (-t1 -c64, --latency) on CPU 0 against each and against hello directly,
+# in interleaved rounds. Prints req/s and p99 per run, the medians, and the ratios
+# squadron/haproxy and squadron/nginx.
+#
+#   bench/gateway.sh                 # 3 rounds of 10 s each
+#   ROUNDS=5 DURATION=5s bench/gateway.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+PY=/usr/bin/python3
+
+[ -x build/bin/squadron ] || scripts/build
+command -v wrk >/dev/null && command -v nginx >/dev/null && command -v haproxy >/dev/null ||
+  scripts/bootstrap
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  [ -f "$work/squadron.yaml" ] && build/bin/squadron --file "$work/squadron.yaml" down >/dev/null 2>&1 || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/haproxy.pid" ] && kill "$(cat "$work/haproxy.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do
+    $PY -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not start" >&2; return 1
+}
+
+HELLO_PORT=$(free_port); GATEWAY_PORT=$(free_port); HAPROXY_PORT=$(free_port); NGINX_PORT=$(free_port)
+
+# The upstream and the Squadron gateway: one fleet, everything on CPU 1, one I/O thread each.
+cat >"$work/squadron.yaml" <<YAML
+name: gateway-bench
+control: { listen: 127.0.0.1:0 }
+gateway: { listen: 127.0.0.1:$GATEWAY_PORT }
+services:
+  hello:
+    command: [$PWD/build/bin/hello, --threads, "1"]
+    port: $HELLO_PORT
+    routes: [/hello]
+YAML
+SQUADRON_THREADS=1 taskset -c "$SERVER_CPU" build/bin/squadron --file "$work/squadron.yaml" up -d \
+  >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
+
+cat >"$work/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 4000
+  pidfile $work/haproxy.pid
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend front
+  bind 127.0.0.1:$HAPROXY_PORT
+  default_backend hello
+backend hello
+  server hello1 127.0.0.1:$HELLO_PORT
+CFG
+taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  upstream hello { server 127.0.0.1:$HELLO_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://hello;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+taskset -c "$SERVER_CPU" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 &
+pids+=($!)
+
+wait_port "$HELLO_PORT"; wait_port "$GATEWAY_PORT"; wait_port "$HAPROXY_PORT"; wait_port "$NGINX_PORT"
+sleep 0.5
+
+run_wrk() {  # name port -> "rps p99_ms"
+  local out
+  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/hello" 2>&1)
+  echo "$out" >"$work/wrk-$1-last.txt"
+  local rps p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  [ -n "$errors" ] && echo "  $1: $errors" >&2
+  echo "$rps $p99"
+}
+
+servers="direct:$HELLO_PORT squadron:$GATEWAY_PORT haproxy:$HAPROXY_PORT nginx:$NGINX_PORT"
+for s in $servers; do  # warm-up, not counted
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${s#*:}/hello" >/dev/null 2>&1
+done
+
+declare -A RPS P99
+printf '%-6s %-9s %12s %10s\n' round server "req/s" "p99 ms"
+for r in $(seq 1 "$ROUNDS"); do
+  for s in $servers; do
+    name=${s%%:*}
+    read -r rps p99 < <(run_wrk "$name" "${s#*:}")
+    RPS[$name]+="$rps "; P99[$name]+="$p99 "
+    printf '%-6s %-9s %12s %10s\n' "$r" "$name" "$rps" "$p99"
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+d=$(median "${RPS[direct]}"); s=$(median "${RPS[squadron]}"); h=$(median "${RPS[haproxy]}"); n=$(median "${RPS[nginx]}")
+sp=$(median "${P99[squadron]}"); hp=$(median "${P99[haproxy]}"); np=$(median "${P99[nginx]}")
+echo
+printf 'median   direct %.0f   squadron %.0f (p99 %s ms)   haproxy %.0f (p99 %s ms)   nginx %.0f (p99 %s ms)\n' \
+  "$d" "$s" "$sp" "$h" "$hp" "$n" "$np"
+awk -v s="$s" -v h="$h" -v n="$n" -v sp="$sp" -v hp="$hp" -v np="$np" 'BEGIN {
+  printf "ratio    squadron/haproxy req/s %.2f (p99 %.2f)   squadron/nginx req/s %.2f (p99 %.2f)\n", s/h, sp/hp, s/n, sp/np }'
