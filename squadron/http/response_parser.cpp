@@ -1,0 +1,239 @@
+#include "squadron/http/response_parser.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include "squadron/http/request.hpp"
+
+namespace squadron::http {
+
+namespace {
+
+constexpr std::size_t kMaxLine = 4096;  // a chunk-size line or a trailer field
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Whether the comma-separated list `value` has `token` (case-insensitive).
+bool has_token(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// The last coding of a Transfer-Encoding list.
+std::string_view last_coding(std::string_view value) {
+  const auto comma = value.rfind(',');
+  return trim(comma == std::string_view::npos ? value : value.substr(comma + 1));
+}
+
+}  // namespace
+
+ResponseParser::Result ResponseParser::fail(std::string_view why) {
+  state_ = State::kError;
+  error_ = why;
+  return Result::kError;
+}
+
+ResponseParser::Result ResponseParser::feed(std::string_view data, std::size_t& used) {
+  used = 0;
+  if (!data.empty()) started_ = true;
+  while (used < data.size() || state_ == State::kDone) {
+    switch (state_) {
+      case State::kDone:
+        return Result::kDone;
+      case State::kError:
+        return Result::kError;
+      case State::kHead: {
+        // Append, then look for the blank line, starting a little before the new bytes.
+        const std::size_t old = head_.size();
+        const std::size_t room = max_head_ + 4 > old ? max_head_ + 4 - old : 0;
+        const std::size_t take = std::min(data.size() - used, room);
+        head_.append(data.substr(used, take));
+        const auto end = head_.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
+        if (end == std::string::npos) {
+          used += take;
+          if (head_.size() > max_head_) return fail("response head too large");
+          if (take == 0) return fail("response head too large");
+          continue;
+        }
+        used += end + 4 - old;
+        head_.resize(end + 4);
+        const auto r = parse_head(end + 4);
+        if (r == Result::kError) return r;
+        if (state_ == State::kHead) {  // a 1xx interim answer: the real one follows
+          head_.clear();
+          headers_.clear();
+        }
+        continue;
+      }
+      case State::kLength: {
+        const auto n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - used));
+        body_.append(data.substr(used, n));
+        used += n;
+        remaining_ -= n;
+        if (remaining_ == 0) state_ = State::kDone;
+        continue;
+      }
+      case State::kUntilClose:
+        body_.append(data.substr(used));
+        used = data.size();
+        continue;
+      default: {
+        std::size_t n = 0;
+        const auto r = feed_chunked(data.substr(used), n);
+        used += n;
+        if (r == Result::kError) return r;
+        continue;
+      }
+    }
+  }
+  return state_ == State::kDone ? Result::kDone : Result::kNeedMore;
+}
+
+ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
+  const std::string_view head(head_.data(), end);
+  // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF
+  const auto eol = head.find("\r\n");
+  const std::string_view line = head.substr(0, eol);
+  if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
+      line[8] != ' ')
+    return fail("malformed status line");
+  int status = 0;
+  auto [p, ec] = std::from_chars(line.data() + 9, line.data() + 12, status);
+  if (ec != std::errc() || p != line.data() + 12 || status < 100 || status > 999 ||
+      (line.size() > 12 && line[12] != ' '))
+    return fail("malformed status code");
+  status_ = status;
+  const bool http11 = line[7] == '1';
+  // Fields
+  headers_.clear();
+  std::size_t pos = eol + 2;
+  std::string_view content_length;
+  bool chunked = false, has_te = false, close = !http11, keep = false;
+  while (pos + 2 <= end) {
+    const auto next = head.find("\r\n", pos);
+    const std::string_view field = head.substr(pos, next - pos);
+    pos = next + 2;
+    if (field.empty()) break;
+    if (field.front() == ' ' || field.front() == '\t') return fail("obsolete line folding");
+    const auto colon = field.find(':');
+    if (colon == std::string_view::npos || colon == 0) return fail("malformed header field");
+    const std::string_view name = field.substr(0, colon);
+    if (!std::all_of(name.begin(), name.end(), is_token_char))
+      return fail("malformed header field name");
+    const std::string_view value = trim(field.substr(colon + 1));
+    if (value.find_first_of("\r\n") != std::string_view::npos)
+      return fail("bare CR or LF in a header field");
+    headers_.emplace_back(name, value);
+    if (iequals(name, "content-length")) {
+      if (!content_length.empty() && content_length != value)
+        return fail("differing Content-Length fields");
+      content_length = value;
+    } else if (iequals(name, "transfer-encoding")) {
+      has_te = true;
+      chunked = iequals(last_coding(value), "chunked");
+    } else if (iequals(name, "connection")) {
+      close = close || has_token(value, "close");
+      keep = keep || has_token(value, "keep-alive");
+    }
+  }
+  keep_alive_ = http11 ? !close : keep;
+  if (status_ < 200 && status_ != 101) return Result::kNeedMore;  // interim: state stays kHead
+  if (status_ == 101) return fail("protocol upgrades are not proxied");
+  if (has_te && !content_length.empty()) return fail("Content-Length with Transfer-Encoding");
+  if (head_request_ || status_ == 204 || status_ == 304) {
+    state_ = State::kDone;
+  } else if (has_te) {
+    state_ = chunked ? State::kChunkSize : State::kUntilClose;
+    if (!chunked) keep_alive_ = false;
+  } else if (!content_length.empty()) {
+    std::uint64_t n = 0;
+    auto [q, cec] =
+        std::from_chars(content_length.data(), content_length.data() + content_length.size(), n);
+    if (cec != std::errc() || q != content_length.data() + content_length.size())
+      return fail("malformed Content-Length");
+    remaining_ = n;
+    state_ = n == 0 ? State::kDone : State::kLength;
+  } else {
+    state_ = State::kUntilClose;
+    keep_alive_ = false;
+  }
+  return Result::kNeedMore;
+}
+
+ResponseParser::Result ResponseParser::feed_chunked(std::string_view data, std::size_t& used) {
+  used = 0;
+  while (used < data.size()) {
+    switch (state_) {
+      case State::kChunkData: {
+        const auto n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - used));
+        body_.append(data.substr(used, n));
+        used += n;
+        remaining_ -= n;
+        if (remaining_ == 0) state_ = State::kChunkDataEnd;
+        break;
+      }
+      case State::kChunkSize:
+      case State::kChunkDataEnd:
+      case State::kTrailers: {
+        const auto nl = data.find('\n', used);
+        const auto piece = data.substr(
+            used, nl == std::string_view::npos ? std::string_view::npos : nl - used + 1);
+        line_.append(piece);
+        used += piece.size();
+        if (line_.size() > kMaxLine) return fail("chunk line too long");
+        if (nl == std::string_view::npos) return Result::kNeedMore;
+        if (line_.size() < 2 || line_[line_.size() - 2] != '\r') return fail("bare LF in chunks");
+        const std::string_view l(line_.data(), line_.size() - 2);
+        if (state_ == State::kChunkDataEnd) {
+          if (!l.empty()) return fail("chunk data longer than its size");
+          state_ = State::kChunkSize;
+        } else if (state_ == State::kChunkSize) {
+          const auto semi = l.find(';');
+          const auto hex = trim(l.substr(0, semi));
+          std::uint64_t n = 0;
+          auto [p, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), n, 16);
+          if (hex.empty() || ec != std::errc() || p != hex.data() + hex.size())
+            return fail("malformed chunk size");
+          remaining_ = n;
+          state_ = n == 0 ? State::kTrailers : State::kChunkData;
+        } else if (l.empty()) {  // the blank line after the trailers
+          state_ = State::kDone;
+          line_.clear();
+          return Result::kDone;
+        }
+        line_.clear();
+        break;
+      }
+      default:
+        return Result::kNeedMore;
+    }
+  }
+  return Result::kNeedMore;
+}
+
+ResponseParser::Result ResponseParser::finish_eof() {
+  if (state_ == State::kUntilClose) {
+    state_ = State::kDone;
+    return Result::kDone;
+  }
+  if (state_ == State::kDone) return Result::kDone;
+  return fail("the connection closed before the response was complete");
+}
+
+}  // namespace squadron::http

@@ -1,0 +1,124 @@
+#include "squadron/http/response_parser.hpp"
+
+#include <gtest/gtest.h>
+
+namespace squadron::http {
+namespace {
+
+using R = ResponseParser::Result;
+
+// Feeds `text` in pieces of `step` bytes; returns the last result and the bytes left unused.
+std::pair<R, std::size_t> feed_all(ResponseParser& p, std::string_view text, std::size_t step) {
+  R r = R::kNeedMore;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t used = 0;
+    r = p.feed(text.substr(pos, std::min(step, text.size() - pos)), used);
+    pos += used;
+    if (r != R::kNeedMore) break;
+  }
+  return {r, text.size() - pos};
+}
+
+TEST(ResponseParser, ContentLengthInAnySlicing) {
+  const std::string text =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nHello World!";
+  for (std::size_t step : {1u, 2u, 7u, 100u}) {
+    ResponseParser p;
+    auto [r, left] = feed_all(p, text, step);
+    ASSERT_EQ(r, R::kDone) << step;
+    EXPECT_EQ(left, 0u);
+    EXPECT_EQ(p.status(), 200);
+    EXPECT_EQ(p.body(), "Hello World!");
+    EXPECT_TRUE(p.keep_alive());
+    ASSERT_EQ(p.headers().size(), 2u);
+    EXPECT_EQ(p.headers()[0].first, "Content-Type");
+    EXPECT_EQ(p.headers()[0].second, "text/plain");
+  }
+}
+
+TEST(ResponseParser, StopsAtTheEndOfTheResponse) {
+  ResponseParser p;
+  auto [r, left] = feed_all(p, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n", 1000);
+  EXPECT_EQ(r, R::kDone);
+  EXPECT_EQ(left, 17u);
+}
+
+TEST(ResponseParser, ChunkedIsDechunkedWithExtensionsAndTrailers) {
+  const std::string text =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\nHello\r\n7\r\n World!\r\n0\r\nX-Trailer: t\r\n\r\n";
+  for (std::size_t step : {1u, 3u, 1000u}) {
+    ResponseParser p;
+    auto [r, left] = feed_all(p, text, step);
+    ASSERT_EQ(r, R::kDone) << step;
+    EXPECT_EQ(p.body(), "Hello World!");
+    EXPECT_EQ(left, 0u);
+  }
+}
+
+TEST(ResponseParser, InterimAnswersAreSkipped) {
+  ResponseParser p;
+  auto [r, left] = feed_all(
+      p, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", 5);
+  ASSERT_EQ(r, R::kDone);
+  EXPECT_EQ(p.status(), 201);
+  EXPECT_EQ(p.body(), "ok");
+}
+
+TEST(ResponseParser, CloseDelimitedEndsAtEof) {
+  ResponseParser p;
+  auto [r, left] = feed_all(p, "HTTP/1.0 200 OK\r\n\r\nsome body", 4);
+  EXPECT_EQ(r, R::kNeedMore);
+  EXPECT_EQ(p.finish_eof(), R::kDone);
+  EXPECT_EQ(p.body(), "some body");
+  EXPECT_FALSE(p.keep_alive());
+}
+
+TEST(ResponseParser, HeadAnswersHaveNoBody) {
+  ResponseParser p(/*head_request=*/true);
+  auto [r, left] = feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", 100);
+  EXPECT_EQ(r, R::kDone);
+  EXPECT_TRUE(p.body().empty());
+}
+
+TEST(ResponseParser, KeepAliveFollowsVersionAndConnection) {
+  ResponseParser a;
+  feed_all(a, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 100);
+  EXPECT_FALSE(a.keep_alive());
+  ResponseParser b;
+  feed_all(b, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", 100);
+  EXPECT_TRUE(b.keep_alive());
+}
+
+TEST(ResponseParser, AmbiguousOrMalformedAnswersAreErrors) {
+  for (const char* bad : {
+           "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+           "HTTP/2 200 OK\r\n\r\n",
+           "HTTP/1.1 2000 OK\r\n\r\n",
+           "HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+           "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+       }) {
+    ResponseParser p;
+    auto [r, left] = feed_all(p, bad, 1000);
+    EXPECT_EQ(r, R::kError) << bad;
+    EXPECT_FALSE(p.error().empty());
+  }
+  ResponseParser cut;
+  feed_all(cut, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 100);
+  EXPECT_EQ(cut.finish_eof(), R::kError);
+}
+
+TEST(ResponseParser, AHeadTooLargeIsAnError) {
+  ResponseParser p(false, 64);
+  auto [r, left] = feed_all(p, "HTTP/1.1 200 OK\r\nX: " + std::string(100, 'a') + "\r\n\r\n", 10);
+  EXPECT_EQ(r, R::kError);
+}
+
+}  // namespace
+}  // namespace squadron::http
