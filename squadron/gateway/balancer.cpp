@@ -12,8 +12,16 @@ std::uint64_t Balancer::next() {
 }
 
 std::optional<std::size_t> Balancer::pick(const std::vector<Endpoint>& ready,
-                                          std::span<const std::string> tried) {
-  // The candidates: ready endpoints not tried yet (a handful: a stack array is enough for most).
+                                          std::span<const std::string_view> tried) {
+  if (tried.empty()) {  // the first attempt: no list to build
+    const std::size_t n = ready.size();
+    if (n <= 1) return n == 0 ? std::nullopt : std::optional<std::size_t>(0);
+    const std::size_t a = next() % n;
+    std::size_t b = next() % (n - 1);
+    if (b >= a) ++b;
+    return in_flight(ready[b].id) < in_flight(ready[a].id) ? b : a;
+  }
+  // A retry: the candidates are the ready endpoints not tried yet.
   std::vector<std::size_t> open;
   open.reserve(ready.size());
   for (std::size_t i = 0; i < ready.size(); ++i) {

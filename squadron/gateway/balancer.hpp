@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -27,7 +28,7 @@ class Balancer final {
   // An endpoint of `ready` not among `tried` (instance ids): of two drawn at random, the one
   // with fewer requests in flight; nullopt when every one was tried.
   std::optional<std::size_t> pick(const std::vector<Endpoint>& ready,
-                                  std::span<const std::string> tried);
+                                  std::span<const std::string_view> tried);
   void started(const Endpoint& e) { ++in_flight_[e.id]; }
   void finished(const Endpoint& e) {
     auto it = in_flight_.find(e.id);

@@ -32,9 +32,9 @@ TEST(Balancer, AvoidsTheBusiestEndpoint) {
 TEST(Balancer, NeverPicksATriedEndpoint) {
   Balancer lb(1);
   const auto ready = three();
-  const std::vector<std::string> tried{"a-1", "a-3"};
+  const std::vector<std::string_view> tried{"a-1", "a-3"};
   for (int i = 0; i < 100; ++i) EXPECT_EQ(*lb.pick(ready, tried), 1u);
-  const std::vector<std::string> all{"a-1", "a-2", "a-3"};
+  const std::vector<std::string_view> all{"a-1", "a-2", "a-3"};
   EXPECT_FALSE(lb.pick(ready, all));
   EXPECT_FALSE(lb.pick({}, {}));
 }

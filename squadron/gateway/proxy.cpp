@@ -1,22 +1,24 @@
 #include "squadron/gateway/proxy.hpp"
 
+#include <list>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <fmt/format.h>
+
+#include "squadron/http/response_parser.hpp"
 
 namespace squadron::gateway {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
@@ -25,8 +27,10 @@ namespace {
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets itself.
 bool dropped_request_header(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive",     "proxy-connection",   "te", "trailer", "transfer-encoding",
-      "upgrade",    "content-length", "proxy-authorization"};
+      "connection", "keep-alive",     "proxy-connection",
+      "te",         "trailer",        "transfer-encoding",
+      "upgrade",    "content-length", "proxy-authorization",
+      "expect"};
   for (auto n : kNames) {
     if (http::iequals(n, name)) return true;
   }
@@ -51,15 +55,30 @@ std::string new_request_id(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return fmt::format("{:016x}", z ^ (z >> 31));
+  z ^= z >> 31;
+  std::string id(16, '0');
+  for (int i = 15; i >= 0; --i, z >>= 4)
+    id[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
+  return id;
 }
 
 }  // namespace
 
+// A pooled upstream connection: a plain socket on the thread's io_context (no timer per
+// operation: the thread's sweeper enforces deadlines).
 struct Connection {
-  explicit Connection(const asio::any_io_executor& ex) : stream(ex) {}
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
+  explicit Connection(const asio::io_context::executor_type& ex) : socket(ex) {}
+  tcp::socket socket;
+};
+
+// An upstream operation's deadline, watched by the thread's sweeper; linked into the thread's
+// list in place (no allocation per request).
+struct Deadline {
+  tcp::socket* socket = nullptr;
+  std::chrono::steady_clock::time_point at;
+  bool expired = false;
+  Deadline* prev = nullptr;
+  Deadline* next = nullptr;
 };
 
 struct Proxy::Worker {
@@ -67,9 +86,62 @@ struct Proxy::Worker {
   Balancer balancer;
   std::uint64_t seen_version = ~std::uint64_t{0};
   std::shared_ptr<const RouteTable> table;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;  // by instance
   std::uint64_t id_state;
+  Deadline* deadlines = nullptr;  // the first of a doubly linked list
+  bool sweeping = false;
+  std::string out;  // the upstream request being written (one write at a time per thread...)
+  char read_buffer[16 * 1024];
 };
+
+namespace {
+
+// Cancels the socket of every upstream operation past its deadline, every 50 ms while there
+// are any (one timer per thread, not one per request).
+asio::awaitable<void> sweep(Proxy::Worker& w) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (w.deadlines != nullptr) {
+    timer.expires_after(std::chrono::milliseconds(50));
+    co_await timer.async_wait(kAwait);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto* d = w.deadlines; d != nullptr; d = d->next) {
+      if (!d->expired && d->at <= now) {
+        d->expired = true;
+        boost::system::error_code ec;
+        d->socket->cancel(ec);
+      }
+    }
+  }
+  w.sweeping = false;
+}
+
+// Lists `d` with the thread's sweeper for as long as it lives.
+class Watched {
+ public:
+  Watched(Proxy::Worker& w, Deadline& d, const asio::io_context::executor_type& ex) : w_(w), d_(d) {
+    d.prev = nullptr;
+    d.next = w.deadlines;
+    if (w.deadlines != nullptr) w.deadlines->prev = &d;
+    w.deadlines = &d;
+    if (!w.sweeping) {
+      w.sweeping = true;
+      asio::co_spawn(ex, sweep(w), asio::detached);
+    }
+  }
+  ~Watched() {
+    if (d_.prev != nullptr) d_.prev->next = d_.next;
+    if (d_.next != nullptr) d_.next->prev = d_.prev;
+    if (w_.deadlines == &d_) w_.deadlines = d_.next;
+  }
+  Watched(const Watched&) = delete;
+  Watched& operator=(const Watched&) = delete;
+
+ private:
+  Proxy::Worker& w_;
+  Deadline& d_;
+};
+
+}  // namespace
 
 Proxy::Proxy(ProxyConfig config) : config_(config) {
   for (std::size_t i = 0; i < std::max<std::size_t>(1, config_.threads); ++i) {
@@ -128,7 +200,10 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     co_return;
   }
   const Service& service = *m->service;
-  auto executor = co_await asio::this_coro::executor;
+  // The server runs each connection on its thread's io_context: its executor, not a
+  // type-erased one, for the upstream sockets.
+  const auto any_executor = co_await asio::this_coro::executor;
+  const auto executor = *any_executor.target<asio::io_context::executor_type>();
   const auto deadline = std::chrono::steady_clock::now() + config_.route_timeout;
 
   // The request as the upstream sees it: same method, target (prefix stripped if asked),
@@ -141,7 +216,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     }
   }
   std::string head;
-  head.reserve(512 + req.target().size());
+  head.reserve(512 + req.target().size() + std::min<std::size_t>(req.body().size(), 16 * 1024));
   head.append(req.method_name()).append(" ").append(m->upstream_target(req.target()));
   head.append(" HTTP/1.1\r\n");
   std::string forwarded_for;
@@ -163,20 +238,25 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   head.append("X-Request-Id: ").append(req.request_id()).append("\r\n");
   if (!req.body().empty() || req.method() == http::Method::kPost ||
       req.method() == http::Method::kPut || req.method() == http::Method::kPatch) {
-    head.append(fmt::format("Content-Length: {}\r\n", req.body().size()));
+    head.append("Content-Length: ").append(std::to_string(req.body().size())).append("\r\n");
   }
   head.append("\r\n");
-  const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(req.body())};
+  // Small bodies travel in the same buffer (one send); large ones as a second buffer.
+  const bool inline_body = req.body().size() <= 16 * 1024;
+  if (inline_body) head.append(req.body());
+  const std::array<asio::const_buffer, 2> out{
+      asio::buffer(head), inline_body ? asio::const_buffer() : asio::buffer(req.body())};
 
-  std::vector<std::string> tried;
-  std::string last_error = "no instance answered";
+  std::array<std::string_view, 8> tried_ids;  // instances already tried for this request
+  std::size_t tried_count = 0;
+  std::string last_error;
   bool timed_out = false;
-  for (int attempt = 0; attempt <= config_.max_retries; ++attempt) {
-    const auto pick = w.balancer.pick(service.ready, tried);
+  const int attempts = std::min<int>(config_.max_retries + 1, static_cast<int>(tried_ids.size()));
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    const auto pick = w.balancer.pick(service.ready, {tried_ids.data(), tried_count});
     if (!pick) break;
-    const Endpoint ep = service.ready[*pick];
-    tried.push_back(ep.id);
-    const std::string key = ep.host + ":" + std::to_string(ep.port);
+    const Endpoint& ep = service.ready[*pick];  // `table` keeps it alive
+    tried_ids[tried_count++] = ep.id;
     w.balancer.started(ep);
     struct Finish {
       Balancer& b;
@@ -190,11 +270,14 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     bool try_next = false;  // answered 503: another instance may do better
     for (int fresh = 0; fresh < 2; ++fresh) {
       std::unique_ptr<Connection> conn;
-      auto& pool = w.idle[key];
+      auto& pool = w.idle[ep.id];
       const bool reused = fresh == 0 && !pool.empty();
+      Deadline limit;
+      limit.at = deadline;
       if (reused) {
         conn = std::move(pool.back());
         pool.pop_back();
+        limit.socket = &conn->socket;
       } else {
         fresh = 1;
         conn = std::make_unique<Connection>(executor);
@@ -204,46 +287,73 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
           last_error = "bad address " + ep.host;
           break;
         }
-        conn->stream.expires_after(
-            std::min(config_.connect_timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  deadline - std::chrono::steady_clock::now())));
-        auto [cec] = co_await conn->stream.async_connect(tcp::endpoint(address, ep.port), kAwait);
-        if (cec) {
-          last_error = fmt::format("{} ({}): {}", ep.id, key, cec.message());
-          timed_out = cec == beast::error::timeout && std::chrono::steady_clock::now() >= deadline;
+        limit.socket = &conn->socket;
+        limit.at = std::min(deadline, std::chrono::steady_clock::now() + config_.connect_timeout);
+        Watched watched(w, limit, executor);
+        auto [cec] = co_await conn->socket.async_connect(tcp::endpoint(address, ep.port), kAwait);
+        if (cec || limit.expired) {
+          last_error =
+              fmt::format("{}: {}", ep.id, limit.expired ? "connect timeout" : cec.message());
+          timed_out = limit.expired && std::chrono::steady_clock::now() >= deadline;
           break;  // nothing was sent: any method may go to another instance
         }
-        conn->stream.socket().set_option(tcp::no_delay(true), ec);
+        conn->socket.set_option(tcp::no_delay(true), ec);
+        limit.at = deadline;
       }
-      conn->stream.expires_at(deadline);
-      auto [wec, wn] = co_await asio::async_write(conn->stream, out, kAwait);
-      if (wec) {
-        if (reused) continue;  // a stale pooled connection
+      Watched watched(w, limit, executor);
+      // One buffer goes out with send(); two need sendmsg().
+      auto [wec, wn] = inline_body
+                           ? co_await asio::async_write(conn->socket, asio::buffer(head), kAwait)
+                           : co_await asio::async_write(conn->socket, out, kAwait);
+      if (wec || limit.expired) {
+        if (reused && !limit.expired) continue;  // a stale pooled connection
         sent_anything = wn > 0;
-        last_error = fmt::format("{}: {}", ep.id, wec.message());
+        timed_out = limit.expired;
+        last_error = fmt::format("{}: {}", ep.id, timed_out ? "timeout" : wec.message());
         break;
       }
       sent_anything = true;
-      bhttp::response_parser<bhttp::string_body> parser;
-      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-      parser.header_limit(64 * 1024);
-      if (req.method() == http::Method::kHead) parser.skip(true);
-      auto [rec, rn] = co_await bhttp::async_read(conn->stream, conn->buffer, parser, kAwait);
-      if (rec) {
-        if (reused && parser.got_some() == false && rec != beast::error::timeout) continue;
-        timed_out = rec == beast::error::timeout;
-        last_error = fmt::format("{}: {}", ep.id, rec.message());
+      http::ResponseParser parser(req.method() == http::Method::kHead);
+      auto result = http::ResponseParser::Result::kNeedMore;
+      bool leftover = false;
+      std::string why;
+      while (result == http::ResponseParser::Result::kNeedMore) {
+        auto [rec, rn] = co_await conn->socket.async_read_some(
+            asio::buffer(w.read_buffer, sizeof w.read_buffer), kAwait);
+        if (limit.expired) {
+          timed_out = true;
+          why = "timeout";
+          result = http::ResponseParser::Result::kError;
+          break;
+        }
+        if (rec == asio::error::eof) {
+          result = parser.finish_eof();
+          why = parser.error();
+          break;
+        }
+        if (rec) {
+          why = rec.message();
+          result = http::ResponseParser::Result::kError;
+          break;
+        }
+        std::size_t used = 0;
+        result = parser.feed(std::string_view(w.read_buffer, rn), used);
+        leftover = used < rn;
+        if (result == http::ResponseParser::Result::kError)
+          why = "bad answer: " + std::string(parser.error());
+      }
+      if (result != http::ResponseParser::Result::kDone) {
+        // Cut off before any answer on a reused connection: it was stale; try a fresh one.
+        if (reused && !parser.started() && !timed_out) continue;
+        last_error = fmt::format("{}: {}", ep.id, why);
         break;
       }
-      auto& msg = parser.get();
-      const int status = static_cast<int>(msg.result_int());
-      const bool retryable_status = status == 503 && idempotent(req.method());
-      if (msg.keep_alive() && pool.size() < config_.max_idle_per_endpoint) {
-        conn->stream.expires_never();
+      const int status = parser.status();
+      if (parser.keep_alive() && !leftover && pool.size() < config_.max_idle_per_endpoint) {
         pool.push_back(std::move(conn));
       }
-      if (retryable_status && attempt < config_.max_retries &&
-          service.ready.size() > tried.size()) {
+      if (status == 503 && idempotent(req.method()) && attempt + 1 < attempts &&
+          service.ready.size() > tried_count) {
         last_error = fmt::format("{}: 503", ep.id);
         try_next = true;
         break;
@@ -251,11 +361,12 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       res = http::Response{};
       res.status = status;
       res.content_type = {};
-      for (const auto& f : msg) {
-        if (dropped_response_header(f.name_string())) continue;
-        res.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      res.headers.reserve(parser.headers().size());
+      for (const auto& [name, value] : parser.headers()) {
+        if (dropped_response_header(name)) continue;
+        res.headers.emplace_back(std::string(name), std::string(value));
       }
-      res.body = std::move(msg.body());
+      res.body = std::move(parser.body());
       co_return;
     }
     if (try_next) continue;
@@ -271,7 +382,9 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
                                                    config_.route_timeout.count()));
     co_return;
   }
-  res = http::Response::problem(503, fmt::format("{}: {}", service.name, last_error));
+  res = http::Response::problem(
+      503, fmt::format("{}: {}", service.name,
+                       last_error.empty() ? "no instance answered" : last_error));
   res.set_header("Retry-After", "1");
 }
 
