@@ -95,7 +95,16 @@ json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
       if (!r.host.empty()) ro["host"] = r.host;
       routes.push_back(std::move(ro));
     }
-    services.push_back(json::object{{"name", spec.name}, {"routes", std::move(routes)}});
+    const auto& p = spec.proxy;
+    json::object proxy{{"timeout_ms", p.timeout.count()},
+                       {"connect_timeout_ms", p.connect_timeout.count()},
+                       {"retries", p.retries},
+                       {"max_in_flight", p.max_in_flight},
+                       {"eject_after", p.eject_after},
+                       {"eject_time_ms", p.eject_time.count()},
+                       {"balance", p.balance}};
+    services.push_back(json::object{
+        {"name", spec.name}, {"routes", std::move(routes)}, {"proxy", std::move(proxy)}});
   }
   o["services"] = std::move(services);
   return o;

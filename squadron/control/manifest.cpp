@@ -219,6 +219,44 @@ std::optional<std::vector<std::string>> split_command(const std::string& s) {
   return argv;
 }
 
+void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, ProxyPolicy& out) {
+  if (!c.expect_map(n, path, "{ timeout: 15s, retries: 2, max_in_flight: 1024 }")) return;
+  c.check_keys(n, path,
+               {"timeout", "connect_timeout", "retries", "max_in_flight", "eject_after",
+                "eject_time", "balance"});
+  if (n["timeout"]) {
+    if (auto d = c.duration(n["timeout"], path + ".timeout")) out.timeout = *d;
+  }
+  if (n["connect_timeout"]) {
+    if (auto d = c.duration(n["connect_timeout"], path + ".connect_timeout"))
+      out.connect_timeout = *d;
+  }
+  if (n["eject_time"]) {
+    if (auto d = c.duration(n["eject_time"], path + ".eject_time")) out.eject_time = *d;
+  }
+  if (n["retries"]) {
+    if (auto v = c.integer(n["retries"], path + ".retries", 0, 5)) out.retries = static_cast<int>(*v);
+  }
+  if (n["max_in_flight"]) {
+    if (auto v = c.integer(n["max_in_flight"], path + ".max_in_flight", 1, 1000000))
+      out.max_in_flight = static_cast<int>(*v);
+  }
+  if (n["eject_after"]) {
+    if (auto v = c.integer(n["eject_after"], path + ".eject_after", 1, 1000))
+      out.eject_after = static_cast<int>(*v);
+  }
+  if (n["balance"]) {
+    if (auto b = c.string(n["balance"], path + ".balance")) {
+      if (*b != "least-request" && *b != "round-robin" && *b != "random") {
+        c.error(n["balance"], path + ".balance", fmt::format("unknown balancing \"{}\"", *b),
+                "use least-request (the default), round-robin or random");
+      } else {
+        out.balance = *b;
+      }
+    }
+  }
+}
+
 void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe& out) {
   if (!c.expect_map(n, path, "{ path: /readyz } or { tcp: true }")) return;
   c.check_keys(n, path, {"path", "tcp", "interval", "timeout", "threshold"});
@@ -307,7 +345,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
   c.check_keys(n, path,
                {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
-                "stop_grace", "restart"});
+                "stop_grace", "restart", "proxy"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -406,6 +444,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     s.live = live;
   }
   if (n["routes"]) parse_routes(c, n["routes"], path + ".routes", s.routes);
+  if (n["proxy"]) parse_proxy(c, n["proxy"], path + ".proxy", s.proxy);
   if (n["stop_grace"]) {
     if (auto d = c.duration(n["stop_grace"], path + ".stop_grace")) s.stop_grace = *d;
   }

@@ -37,6 +37,17 @@ struct Route {
 
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
 
+// How the gateway treats a service's requests (the design doc's defaults).
+struct ProxyPolicy {
+  std::chrono::milliseconds timeout = std::chrono::seconds(15);         // route timeout -> 504
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);  // per attempt
+  int retries = 2;            // extra attempts for idempotent requests, on another instance
+  int max_in_flight = 1024;   // circuit breaker: beyond this, 503 with Retry-After at once
+  int eject_after = 5;        // consecutive failures (5xx, connect errors) that eject an instance
+  std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
+  std::string balance = "least-request";  // or "round-robin", "random"
+};
+
 struct ServiceSpec {
   std::string name;
   std::vector<std::string> command;        // argv; argv[0] resolved against cwd, then PATH
@@ -47,6 +58,7 @@ struct ServiceSpec {
   Probe ready;                             // default: TCP connect
   std::optional<Probe> live;               // default: none
   std::vector<Route> routes;               // default: none
+  ProxyPolicy proxy;                       // default: the design doc's
   std::chrono::milliseconds stop_grace = std::chrono::seconds(10);  // default 10 s
   RestartPolicy restart = RestartPolicy::kAlways;                   // default always
 };

@@ -83,7 +83,7 @@ TEST(Manifest, UnknownKeyGetsDidYouMean) {
             kFile.string() +
                 ":4:5: services.hello.replica: unknown key \"replica\" (did you mean \"replicas\"? "
                 "known keys: command, cwd, env, replicas, port, ready, live, routes, stop_grace, "
-                "restart)");
+                "restart, proxy)");
   auto r = parse("servics:\n  a: { command: [x] }\n");
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].to_string().find("did you mean \"services\"?"), std::string::npos);
@@ -187,6 +187,39 @@ TEST(Manifest, AMissingFileSaysWhatToDo) {
   auto r = load_manifest("/no/such/squadron.yaml");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_NE(r.errors[0].to_string().find("pass -f path/to/squadron.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(ManifestProxy, DefaultsAndOverridesAndPreciseErrors) {
+  auto r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    proxy: { timeout: 2s, retries: 0, balance: random "
+      "}\n",
+      "/tmp/squadron.yaml");
+  ASSERT_TRUE(r.ok());
+  const auto& p = r.manifest->services[0].proxy;
+  EXPECT_EQ(p.timeout, std::chrono::seconds(2));
+  EXPECT_EQ(p.retries, 0);
+  EXPECT_EQ(p.balance, "random");
+  EXPECT_EQ(p.max_in_flight, 1024) << "the design doc's default";
+  EXPECT_EQ(p.eject_after, 5);
+  r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    proxy: { retries: 9, balance: fast }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].path, "services.a.proxy.retries");
+  EXPECT_EQ(r.errors[1].path, "services.a.proxy.balance");
+  EXPECT_NE(r.errors[1].hint.find("round-robin"), std::string::npos);
+}
+
+TEST(ManifestProxy, GatewayIsAReservedServiceName) {
+  const auto r = parse_manifest("services:\n  gateway:\n    command: [x]\n", "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].path, "services.gateway");
 }
 
 }  // namespace

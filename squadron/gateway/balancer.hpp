@@ -1,14 +1,19 @@
-// Least-request load balancing with the power of two choices (the gateway's default, as
-// Envoy's): of two ready endpoints drawn at random, the one with fewer requests in flight
-// through this balancer. One balancer per I/O thread, so counts need no atomics.
+// Load balancing over a service's ready instances, and passive health (outlier ejection).
+//
+// least-request (the default, as Envoy's): of two instances drawn at random, the one with fewer
+// requests in flight through this balancer; round-robin; random. An instance that fails
+// `eject_after` times in a row (5xx answers, refused or reset connections) is ejected for
+// `eject_time` x the times it was ejected, never leaving its service without an instance.
+// One balancer per I/O thread, so counts need no atomics.
 //
 //   Balancer lb{seed};
-//   auto i = lb.pick(service.ready, tried);   // index into ready, or nullopt
-//   lb.started(ep); ... lb.finished(ep);
+//   auto i = lb.pick(service, tried, now);   // index into service.ready, or nullopt
+//   lb.started(ep); ... lb.finished(ep); lb.record(service, ep, ok, now);
 //
 // Thread safety: one thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -23,12 +28,14 @@ namespace squadron::gateway {
 
 class Balancer final {
  public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
   explicit Balancer(std::uint64_t seed) : state_(seed) {}
 
-  // An endpoint of `ready` not among `tried` (instance ids): of two drawn at random, the one
-  // with fewer requests in flight; nullopt when every one was tried.
-  std::optional<std::size_t> pick(const std::vector<Endpoint>& ready,
-                                  std::span<const std::string_view> tried);
+  // An instance of `service.ready` not among `tried` (instance ids), by the service's policy,
+  // skipping ejected ones unless only ejected ones are left; nullopt when all were tried.
+  std::optional<std::size_t> pick(const Service& service, std::span<const std::string_view> tried,
+                                  TimePoint now);
   void started(const Endpoint& e) { ++in_flight_[e.id]; }
   void finished(const Endpoint& e) {
     auto it = in_flight_.find(e.id);
@@ -39,11 +46,26 @@ class Balancer final {
     return it == in_flight_.end() ? 0 : it->second;
   }
 
+  // The outcome of one attempt on `e`. Returns true when this failure ejected it.
+  bool record(const Service& service, const Endpoint& e, bool ok, TimePoint now);
+  bool ejected(const std::string& id, TimePoint now) const;
+  std::uint64_t ejections() const noexcept { return ejections_; }
+
  private:
+  struct Health {
+    int failures = 0;       // consecutive
+    int times_ejected = 0;  // grows the next ejection
+    TimePoint until{};
+  };
   std::uint64_t next();  // SplitMix64
+  std::size_t choose(const Service& service, const std::vector<std::size_t>& open);
 
   std::uint64_t state_;
+  std::uint64_t round_robin_ = 0;
   std::unordered_map<std::string, int> in_flight_;
+  std::unordered_map<std::string, Health> health_;
+  TimePoint ejections_end_{};  // no instance is ejected at or after this
+  std::uint64_t ejections_ = 0;
 };
 
 }  // namespace squadron::gateway

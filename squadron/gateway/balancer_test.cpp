@@ -8,37 +8,84 @@
 namespace squadron::gateway {
 namespace {
 
-std::vector<Endpoint> three() {
-  return {{"a-1", "127.0.0.1", 1}, {"a-2", "127.0.0.1", 2}, {"a-3", "127.0.0.1", 3}};
+using namespace std::chrono_literals;
+using TimePoint = Balancer::TimePoint;
+const TimePoint kT0 = TimePoint(1h);
+
+Service three(Balance b = Balance::kLeastRequest) {
+  Service s;
+  s.name = "a";
+  s.ready = {{"a-1", "127.0.0.1", 1}, {"a-2", "127.0.0.1", 2}, {"a-3", "127.0.0.1", 3}};
+  s.policy.balance = b;
+  return s;
 }
 
 TEST(Balancer, SpreadsEvenlyWhenNothingIsInFlight) {
-  Balancer lb(42);
-  const auto ready = three();
-  std::map<std::size_t, int> count;
-  for (int i = 0; i < 30000; ++i) ++count[*lb.pick(ready, {})];
-  for (const auto& [i, n] : count) EXPECT_NEAR(n, 10000, 500) << ready[i].id;
+  for (auto mode : {Balance::kLeastRequest, Balance::kRoundRobin, Balance::kRandom}) {
+    Balancer lb(42);
+    const auto s = three(mode);
+    std::map<std::size_t, int> count;
+    for (int i = 0; i < 30000; ++i) ++count[*lb.pick(s, {}, kT0)];
+    for (const auto& [i, n] : count) EXPECT_NEAR(n, 10000, 500) << s.ready[i].id;
+  }
 }
 
-TEST(Balancer, AvoidsTheBusiestEndpoint) {
+TEST(Balancer, LeastRequestAvoidsTheBusiestEndpoint) {
   Balancer lb(7);
-  const auto ready = three();
-  for (int i = 0; i < 5; ++i) lb.started(ready[0]);
-  for (int i = 0; i < 1000; ++i) EXPECT_NE(*lb.pick(ready, {}), 0u);
-  for (int i = 0; i < 5; ++i) lb.finished(ready[0]);
+  const auto s = three();
+  for (int i = 0; i < 5; ++i) lb.started(s.ready[0]);
+  for (int i = 0; i < 1000; ++i) EXPECT_NE(*lb.pick(s, {}, kT0), 0u);
+  for (int i = 0; i < 5; ++i) lb.finished(s.ready[0]);
   EXPECT_EQ(lb.in_flight("a-1"), 0);
 }
 
 TEST(Balancer, NeverPicksATriedEndpoint) {
   Balancer lb(1);
-  const auto ready = three();
+  const auto s = three();
   const std::vector<std::string_view> tried{"a-1", "a-3"};
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(*lb.pick(ready, tried), 1u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(*lb.pick(s, tried, kT0), 1u);
   const std::vector<std::string_view> all{"a-1", "a-2", "a-3"};
-  EXPECT_FALSE(lb.pick(ready, all));
-  EXPECT_FALSE(lb.pick({}, {}));
+  EXPECT_FALSE(lb.pick(s, all, kT0));
+  EXPECT_FALSE(lb.pick(Service{}, {}, kT0));
 }
 
+TEST(Balancer, EjectsAfterConsecutiveFailuresForGrowingTimes) {
+  Balancer lb(3);
+  const auto s = three();  // eject_after 5, eject_time 30 s
+  const auto& bad = s.ready[1];
+  for (int i = 0; i < 4; ++i) EXPECT_FALSE(lb.record(s, bad, false, kT0));
+  EXPECT_FALSE(lb.record(s, bad, true, kT0)) << "a success resets the count";
+  for (int i = 0; i < 4; ++i) EXPECT_FALSE(lb.record(s, bad, false, kT0));
+  EXPECT_TRUE(lb.record(s, bad, false, kT0));
+  EXPECT_TRUE(lb.ejected("a-2", kT0 + 29s));
+  for (int i = 0; i < 1000; ++i) EXPECT_NE(*lb.pick(s, {}, kT0 + 1s), 1u);
+  EXPECT_FALSE(lb.ejected("a-2", kT0 + 30s)) << "back after 30 s";
+  for (int i = 0; i < 5; ++i) lb.record(s, bad, false, kT0 + 31s);
+  EXPECT_TRUE(lb.ejected("a-2", kT0 + 31s + 59s)) << "second time: 60 s";
+  EXPECT_FALSE(lb.ejected("a-2", kT0 + 31s + 60s));
+  EXPECT_EQ(lb.ejections(), 2u);
+}
+
+TEST(Balancer, NeverEjectsTheLastInstanceInRotation) {
+  Balancer lb(5);
+  const auto s = three();
+  for (const auto& e : s.ready) {
+    for (int i = 0; i < 5; ++i) lb.record(s, e, false, kT0);
+  }
+  int ejected = 0;
+  for (const auto& e : s.ready) ejected += lb.ejected(e.id, kT0);
+  EXPECT_EQ(ejected, 2);
+  EXPECT_TRUE(lb.pick(s, {}, kT0));
+}
+
+TEST(Balancer, AnEjectedInstanceIsStillBetterThanNone) {
+  Balancer lb(9);
+  const auto s = three();
+  for (int i = 0; i < 5; ++i) lb.record(s, s.ready[0], false, kT0);
+  ASSERT_TRUE(lb.ejected("a-1", kT0));
+  const std::vector<std::string_view> tried{"a-2", "a-3"};
+  EXPECT_EQ(lb.pick(s, tried, kT0), 0u);
+}
 TEST(RouteTable, LongestPrefixByWholeSegmentsAndHostsWin) {
   const auto v = boost::json::parse(R"({"revision": 9,
     "services": [

@@ -89,8 +89,9 @@ struct Proxy::Worker {
   std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;  // by instance
   std::uint64_t id_state;
   Deadline* deadlines = nullptr;  // the first of a doubly linked list
+  std::unordered_map<std::string, int> service_in_flight;
+  std::uint64_t breaker_rejections = 0;
   bool sweeping = false;
-  std::string out;  // the upstream request being written (one write at a time per thread...)
   char read_buffer[16 * 1024];
 };
 
@@ -204,7 +205,25 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   // type-erased one, for the upstream sockets.
   const auto any_executor = co_await asio::this_coro::executor;
   const auto executor = *any_executor.target<asio::io_context::executor_type>();
-  const auto deadline = std::chrono::steady_clock::now() + config_.route_timeout;
+  const Policy& policy = service.policy;
+  const auto started_at = std::chrono::steady_clock::now();
+  const auto deadline = started_at + policy.timeout;
+  // Circuit breaker: at most max_in_flight requests to this service (shared out over threads).
+  auto& in_flight = w.service_in_flight[service.name];
+  const int limit_here = std::max<int>(1, policy.max_in_flight / static_cast<int>(workers_.size()));
+  if (in_flight >= limit_here) {
+    ++w.breaker_rejections;
+    res = http::Response::problem(
+        503, fmt::format("{} has {} requests in flight, its limit: try again shortly", service.name,
+                         policy.max_in_flight));
+    res.set_header("Retry-After", "1");
+    co_return;
+  }
+  ++in_flight;
+  struct Leave {
+    int& n;
+    ~Leave() { --n; }
+  } leave{in_flight};
 
   // The request as the upstream sees it: same method, target (prefix stripped if asked),
   // end-to-end headers, X-Forwarded-*, a request id, and a Content-Length for the body.
@@ -251,9 +270,10 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   std::size_t tried_count = 0;
   std::string last_error;
   bool timed_out = false;
-  const int attempts = std::min<int>(config_.max_retries + 1, static_cast<int>(tried_ids.size()));
+  const int attempts = std::min<int>(policy.retries + 1, static_cast<int>(tried_ids.size()));
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    const auto pick = w.balancer.pick(service.ready, {tried_ids.data(), tried_count});
+    const auto pick = w.balancer.pick(service, {tried_ids.data(), tried_count},
+                                      attempt == 0 ? started_at : std::chrono::steady_clock::now());
     if (!pick) break;
     const Endpoint& ep = service.ready[*pick];  // `table` keeps it alive
     tried_ids[tried_count++] = ep.id;
@@ -288,7 +308,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
           break;
         }
         limit.socket = &conn->socket;
-        limit.at = std::min(deadline, std::chrono::steady_clock::now() + config_.connect_timeout);
+        limit.at = std::min(deadline, std::chrono::steady_clock::now() + policy.connect_timeout);
         Watched watched(w, limit, executor);
         auto [cec] = co_await conn->socket.async_connect(tcp::endpoint(address, ep.port), kAwait);
         if (cec || limit.expired) {
@@ -349,6 +369,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
         break;
       }
       const int status = parser.status();
+      w.balancer.record(service, ep, status < 500, std::chrono::steady_clock::now());
       if (parser.keep_alive() && !leftover && pool.size() < config_.max_idle_per_endpoint) {
         pool.push_back(std::move(conn));
       }
@@ -370,6 +391,8 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       co_return;
     }
     if (try_next) continue;
+    // No answer from this instance (refused, reset, cut off, timed out): a failure.
+    w.balancer.record(service, ep, false, std::chrono::steady_clock::now());
     if (timed_out) break;
     if (sent_anything && !idempotent(req.method())) {
       res = http::Response::problem(
@@ -378,8 +401,8 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     }
   }
   if (timed_out) {
-    res = http::Response::problem(504, fmt::format("{} did not answer within {} ms", service.name,
-                                                   config_.route_timeout.count()));
+    res = http::Response::problem(
+        504, fmt::format("{} did not answer within {} ms", service.name, policy.timeout.count()));
     co_return;
   }
   res = http::Response::problem(

@@ -24,11 +24,10 @@
 
 namespace squadron::gateway {
 
+// Timeouts, retries, the breaker and ejection are per service (route_table.hpp's Policy, from
+// the manifest's `proxy:`); this is what is the gateway's own.
 struct ProxyConfig {
   std::size_t threads = 1;  // must equal the server's
-  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);
-  std::chrono::milliseconds route_timeout = std::chrono::seconds(15);
-  int max_retries = 2;
   std::size_t max_idle_per_endpoint = 256;
 };
 

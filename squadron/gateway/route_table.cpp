@@ -57,7 +57,30 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
       return nullptr;
     }
     const std::size_t index = table->services_.size();
-    table->services_.push_back({std::string(name->as_string()), {}});
+    table->services_.push_back({std::string(name->as_string()), {}, {}});
+    if (const auto* p = so->if_contains("proxy"); p != nullptr && p->is_object()) {
+      auto& policy = table->services_.back().policy;
+      const auto& po = p->as_object();
+      auto number = [&](std::string_view k, long long lo,
+                        long long hi) -> std::optional<long long> {
+        const auto* x = po.if_contains(k);
+        if (x == nullptr || !x->is_int64() || x->as_int64() < lo || x->as_int64() > hi)
+          return std::nullopt;
+        return x->as_int64();
+      };
+      using ms = std::chrono::milliseconds;
+      if (auto x = number("timeout_ms", 1, 86'400'000)) policy.timeout = ms(*x);
+      if (auto x = number("connect_timeout_ms", 1, 86'400'000)) policy.connect_timeout = ms(*x);
+      if (auto x = number("eject_time_ms", 1, 86'400'000)) policy.eject_time = ms(*x);
+      if (auto x = number("retries", 0, 5)) policy.retries = static_cast<int>(*x);
+      if (auto x = number("max_in_flight", 1, 1'000'000))
+        policy.max_in_flight = static_cast<int>(*x);
+      if (auto x = number("eject_after", 1, 1000)) policy.eject_after = static_cast<int>(*x);
+      if (const auto* b = po.if_contains("balance"); b != nullptr && b->is_string()) {
+        if (b->as_string() == "round-robin") policy.balance = Balance::kRoundRobin;
+        if (b->as_string() == "random") policy.balance = Balance::kRandom;
+      }
+    }
     const auto* routes = so->if_contains("routes");
     if (routes == nullptr || !routes->is_array()) continue;
     for (const auto& rv : routes->as_array()) {

@@ -8,6 +8,7 @@
 // Thread safety: immutable once built; shared between threads by shared_ptr<const RouteTable>.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,9 +27,23 @@ struct Endpoint {
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
+enum class Balance { kLeastRequest, kRoundRobin, kRandom };
+
+// The manifest's `proxy:` of a service, as the watch carries it (defaults: the design doc's).
+struct Policy {
+  std::chrono::milliseconds timeout = std::chrono::seconds(15);
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);
+  int retries = 2;
+  int max_in_flight = 1024;
+  int eject_after = 5;
+  std::chrono::milliseconds eject_time = std::chrono::seconds(30);
+  Balance balance = Balance::kLeastRequest;
+};
+
 struct Service {
   std::string name;
   std::vector<Endpoint> ready;  // instances in state `ready`, in registry order
+  Policy policy;
 };
 
 struct RouteMatch {

@@ -1,5 +1,6 @@
 // The fleet as a user drives it: `squadron up -d`, ps, scale, restart, logs, down, and the
 // control API underneath, with real services over real sockets (control.listen on port 0).
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -495,6 +496,113 @@ TEST_F(Gateway, AKilledGatewayServesAgainWithinASecond) {
   const auto after = ps();
   EXPECT_NE(pid_of(*of(after, "gateway")[0]), pid) << "a new gateway process";
   EXPECT_EQ(port_of(*of(after, "gateway")[0]), gateway_) << "on the same address";
+}
+
+}  // namespace
+}  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+std::string flaky_py() {
+  return std::string(SQUADRON_SOURCE_DIR) + "/tests/integration/services/flaky.py";
+}
+
+long count_of(std::uint16_t port) {
+  const auto r = fetch(port, "GET", "/count");
+  return r && r->status == 200 ? std::stol(r->body) : -1;
+}
+
+TEST_F(Gateway, AnInstanceAnswering503IsEjectedAndItsRequestsRetriedElsewhere) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  flaky:\n    command: [/usr/bin/python3, " << flaky_py() << "]\n"
+      << "    replicas: 3\n    env: { FAIL_INSTANCE: flaky-2 }\n    routes: [/flaky]\n";
+  up();
+  const auto list = ps();
+  const auto gateway = port_of(*of(list, "gateway")[0]);
+  std::uint16_t failing = 0;
+  for (const auto* o : of(list, "flaky")) {
+    if (o->at("id").as_string() == "flaky-2") failing = port_of(*o);
+  }
+  ASSERT_NE(failing, 0);
+  RawConnection c(gateway);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(c.send("GET /flaky HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto r = c.read_response();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << "a 503 of a GET is retried on another instance: " << r->body;
+  }
+  // Ejected after 5 failures: of 1,000 requests, at most those 5 (plus 1%) reached it.
+  EXPECT_LE(count_of(failing), 15);
+}
+
+TEST_F(Gateway, AHangingServiceGets504AtItsTimeoutAndOthersAreUnaffected) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  stuck:\n    command: [/usr/bin/python3, " << flaky_py() << "]\n"
+      << "    routes: [/stuck]\n    proxy: { timeout: 500ms, retries: 0 }\n"
+      << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+      << "    routes: [/hello]\n";
+  up();
+  const auto gateway = port_of(*of(ps(), "gateway")[0]);
+  std::vector<RawConnection> hung;
+  for (int i = 0; i < 20; ++i) {
+    hung.emplace_back(gateway);
+    ASSERT_TRUE(hung.back().send("GET /stuck/hang HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  for (int i = 0; i < 100; ++i) {  // meanwhile, another service answers as usual
+    const auto r = fetch(gateway, "GET", "/hello");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+  }
+  for (auto& c : hung) {
+    const auto r = c.read_response(5s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 504);
+    EXPECT_NE(r->body.find("did not answer within 500 ms"), std::string::npos) << r->body;
+  }
+}
+
+}  // namespace
+}  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Gateway, GetsSurviveKilledReplicas) {
+  start_routed();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, bad{0};
+  std::string first_bad;
+  std::thread load([&] {
+    auto c = std::make_unique<RawConnection>(gateway_);
+    while (!stop) {
+      std::optional<RawResponse> r;
+      if (c->send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")) r = c->read_response();
+      if (r && r->status == 200) {
+        ++ok;
+        continue;
+      }
+      if (bad++ == 0) first_bad = r ? r->body : "no answer from the gateway";
+      c = std::make_unique<RawConnection>(gateway_);
+    }
+  });
+  for (int kill = 0; kill < 3; ++kill) {
+    std::this_thread::sleep_for(300ms);  // load runs meanwhile: pacing, not synchronisation
+    const auto list = ps();
+    for (const auto* o : of(list, "hello")) {
+      if (o->at("state").as_string() == "ready") {
+        ::kill(pid_of(*o), SIGKILL);
+        break;
+      }
+    }
+  }
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  load.join();
+  EXPECT_GT(ok.load(), 100);
+  EXPECT_EQ(bad.load(), 0) << first_bad;
 }
 
 }  // namespace
