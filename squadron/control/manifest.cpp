@@ -235,7 +235,8 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
     if (auto d = c.duration(n["eject_time"], path + ".eject_time")) out.eject_time = *d;
   }
   if (n["retries"]) {
-    if (auto v = c.integer(n["retries"], path + ".retries", 0, 5)) out.retries = static_cast<int>(*v);
+    if (auto v = c.integer(n["retries"], path + ".retries", 0, 5))
+      out.retries = static_cast<int>(*v);
   }
   if (n["max_in_flight"]) {
     if (auto v = c.integer(n["max_in_flight"], path + ".max_in_flight", 1, 1000000))

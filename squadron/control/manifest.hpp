@@ -41,11 +41,11 @@ enum class RestartPolicy { kAlways, kOnFailure, kNever };
 struct ProxyPolicy {
   std::chrono::milliseconds timeout = std::chrono::seconds(15);         // route timeout -> 504
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);  // per attempt
-  int retries = 2;            // extra attempts for idempotent requests, on another instance
-  int max_in_flight = 1024;   // circuit breaker: beyond this, 503 with Retry-After at once
-  int eject_after = 5;        // consecutive failures (5xx, connect errors) that eject an instance
+  int retries = 2;           // extra attempts for idempotent requests, on another instance
+  int max_in_flight = 1024;  // circuit breaker: beyond this, 503 with Retry-After at once
+  int eject_after = 5;       // consecutive failures (5xx, connect errors) that eject an instance
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
-  std::string balance = "least-request";  // or "round-robin", "random"
+  std::string balance = "least-request";                            // or "round-robin", "random"
 };
 
 struct ServiceSpec {
