@@ -37,9 +37,9 @@ class Balancer final {
   std::optional<std::size_t> pick(const Service& service, std::span<const std::string_view> tried,
                                   TimePoint now);
   void started(const Endpoint& e) { ++in_flight_[e.id]; }
-  void finished(const Endpoint& e) {
+  void finished(const Endpoint& e) {  // the entry stays at 0: no node to allocate next time
     auto it = in_flight_.find(e.id);
-    if (it != in_flight_.end() && --it->second <= 0) in_flight_.erase(it);
+    if (it != in_flight_.end() && it->second > 0) --it->second;
   }
   int in_flight(const std::string& id) const {
     auto it = in_flight_.find(id);

@@ -69,6 +69,7 @@ std::string new_request_id(std::uint64_t& state) {
 struct Connection {
   explicit Connection(const asio::io_context::executor_type& ex) : socket(ex) {}
   tcp::socket socket;
+  http::ResponseParser parser;  // reused: its buffers keep their capacity
 };
 
 // An upstream operation's deadline, watched by the thread's sweeper; linked into the thread's
@@ -333,7 +334,8 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
         break;
       }
       sent_anything = true;
-      http::ResponseParser parser(req.method() == http::Method::kHead);
+      http::ResponseParser& parser = conn->parser;
+      parser.reset(req.method() == http::Method::kHead);
       auto result = http::ResponseParser::Result::kNeedMore;
       bool leftover = false;
       std::string why;

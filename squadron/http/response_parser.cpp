@@ -41,6 +41,20 @@ std::string_view last_coding(std::string_view value) {
 
 }  // namespace
 
+void ResponseParser::reset(bool head_request) noexcept {
+  head_request_ = head_request;
+  state_ = State::kHead;
+  started_ = false;
+  keep_alive_ = false;
+  status_ = 0;
+  head_.clear();
+  headers_.clear();
+  body_.clear();
+  remaining_ = 0;
+  line_.clear();
+  error_ = {};
+}
+
 ResponseParser::Result ResponseParser::fail(std::string_view why) {
   state_ = State::kError;
   error_ = why;

@@ -28,6 +28,9 @@ class ResponseParser final {
   explicit ResponseParser(bool head_request = false, std::size_t max_head = 64 * 1024)
       : head_request_(head_request), max_head_(max_head) {}
 
+  // Prepares for the next response on the same connection, keeping allocated capacity.
+  void reset(bool head_request) noexcept;
+
   // Consumes bytes of `data`; `used` says how many (less than all only when kDone: the rest
   // belongs to whatever follows the response).
   Result feed(std::string_view data, std::size_t& used);

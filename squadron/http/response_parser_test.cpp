@@ -37,6 +37,17 @@ TEST(ResponseParser, ContentLengthInAnySlicing) {
   }
 }
 
+TEST(ResponseParser, ResetParsesTheNextResponse) {
+  ResponseParser p;
+  feed_all(p, "HTTP/1.1 500 Oops\r\nContent-Length: 1\r\n\r\nx", 100);
+  p.reset(false);
+  auto [r, left] = feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 100);
+  ASSERT_EQ(r, R::kDone);
+  EXPECT_EQ(p.status(), 200);
+  EXPECT_EQ(p.body(), "ok");
+  EXPECT_EQ(p.headers().size(), 1u);
+}
+
 TEST(ResponseParser, StopsAtTheEndOfTheResponse) {
   ResponseParser p;
   auto [r, left] = feed_all(p, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n", 1000);
