@@ -179,6 +179,12 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   config.io_timeout = 24h;     // a followed log may be quiet for long
   control::FleetOptions options;
   options.state_file = dir.state();
+  // With a gateway in front, a retired instance first leaves the registry's ready set and keeps
+  // serving for a second, so that the gateway (following the watch within milliseconds) sends
+  // it nothing new before it gets SIGTERM.
+  if (std::any_of(m.services.begin(), m.services.end(),
+                  [](const auto& s) { return !s.routes.empty(); }))
+    options.drain = 1s;
   Runtime rt(m, config, *token, options);
   rt.sup.set_guardian(&guardian);
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB

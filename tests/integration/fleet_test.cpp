@@ -607,3 +607,41 @@ TEST_F(Gateway, GetsSurviveKilledReplicas) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  echo:\n    command: [" << bin_dir() << "/echo, --threads, \"1\"]\n"
+      << "    replicas: 4\n    ready: { path: /readyz }\n    routes: [/echo]\n";
+  up();
+  const auto gateway = port_of(*of(ps(), "gateway")[0]);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, bad{0};
+  std::string first_bad;
+  std::thread load([&] {
+    auto c = std::make_unique<RawConnection>(gateway);
+    while (!stop) {
+      std::optional<RawResponse> r;
+      if (c->send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"))
+        r = c->read_response();
+      if (r && r->status == 200) {
+        ++ok;
+        continue;
+      }
+      if (bad++ == 0) first_bad = r ? std::to_string(r->status) + " " + r->body : "no answer";
+      c = std::make_unique<RawConnection>(gateway);
+    }
+  });
+  const auto r = cli({"scale", "echo=1"});
+  stop = true;
+  load.join();
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_GT(ok.load(), 50);
+  EXPECT_EQ(bad.load(), 0) << first_bad;
+}
+
+}  // namespace
+}  // namespace squadron::testing
