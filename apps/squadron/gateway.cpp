@@ -44,12 +44,29 @@ int run_gateway(const GatewayOptions& options) {
                        : std::max<std::size_t>(1, std::thread::hardware_concurrency());
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = config.threads;
+  for (const auto& spec : options.internal) {  // SERVICE=PORT
+    const auto eq = spec.find('=');
+    const int p = eq == std::string::npos ? -1 : std::atoi(spec.c_str() + eq + 1);
+    if (eq == std::string::npos || eq == 0 || p <= 0 || p > 65535) {
+      std::fprintf(stderr, "squadron gateway: --internal takes SERVICE=PORT (got \"%s\")\n",
+                   spec.c_str());
+      return 2;
+    }
+    proxy_config.internal.emplace_back(static_cast<std::uint16_t>(p), spec.substr(0, eq));
+  }
   gateway::Proxy proxy(proxy_config);
   http::Server server(config, proxy);
   if (auto ec = server.listen()) {
     std::fprintf(stderr, "squadron gateway: cannot listen on %s:%d: %s\n", config.host.c_str(),
                  port, ec.message().c_str());
     return 1;
+  }
+  for (const auto& [internal_port, service] : proxy_config.internal) {
+    if (auto ec = server.listen_also("127.0.0.1", internal_port)) {
+      std::fprintf(stderr, "squadron gateway: cannot listen for %s on 127.0.0.1:%u: %s\n",
+                   service.c_str(), internal_port, ec.message().c_str());
+      return 1;
+    }
   }
   auto log = [](const std::string& line) {
     std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());

@@ -5,14 +5,16 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace squadron::apps {
 
 struct GatewayOptions {
-  std::string control;             // the control API's URL, "http://127.0.0.1:9900"
-  std::string host = "127.0.0.1";  // HOST
-  int port = -1;                   // -1: $PORT, else 8080
-  std::size_t threads = 0;         // 0: one per core
+  std::string control;                // the control API's URL, "http://127.0.0.1:9900"
+  std::string host = "127.0.0.1";     // HOST
+  int port = -1;                      // -1: $PORT, else 8080
+  std::size_t threads = 0;            // 0: one per core
+  std::vector<std::string> internal;  // "SERVICE=PORT": a listener per service (SQUADRON_*_URL)
 };
 
 int run_gateway(const GatewayOptions& options);

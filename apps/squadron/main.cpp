@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
   gateway_cmd->add_option("--port", gateway_options.port, "port to listen on (default: $PORT)");
   gateway_cmd->add_option("--threads", gateway_options.threads, "I/O threads (0: one per core)")
       ->envname("SQUADRON_THREADS");
+  gateway_cmd->add_option("--internal", gateway_options.internal,
+                          "SERVICE=PORT: a loopback listener sending everything to SERVICE");
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include "up.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -104,8 +105,9 @@ std::uint16_t free_port(const std::string& host) {
 // Squadron's gateway as an instance of the fleet (a service named "gateway"), when any service
 // has routes: this same binary, `squadron gateway`, on gateway.listen (port 0: a free one),
 // following the control API at `control_url`. Supervised and restarted like any instance.
-std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
-                                                 const std::string& control_url) {
+std::optional<control::ServiceSpec> gateway_spec(
+    const control::Manifest& m, const std::string& control_url,
+    const std::vector<std::pair<std::string, std::uint16_t>>& internal) {
   const bool routed = std::any_of(m.services.begin(), m.services.end(),
                                   [](const auto& s) { return !s.routes.empty(); });
   const auto listen = split_listen(m.gateway_listen);
@@ -121,6 +123,10 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
                   control_url,
                   "--host",
                   listen->first};
+  for (const auto& [service, port] : internal) {
+    spec.command.push_back("--internal");
+    spec.command.push_back(service + "=" + std::to_string(port));
+  }
   spec.cwd = m.dir();
   // The front door keeps its address across restarts: port 0 becomes one free port, now.
   spec.port = listen->second != 0 ? listen->second : free_port(listen->first);
@@ -128,6 +134,32 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
   spec.replicas = 1;
   spec.restart = control::RestartPolicy::kAlways;
   return spec;
+}
+
+// "hello-world" -> "SQUADRON_HELLO_WORLD_URL"
+std::string url_variable(const std::string& service) {
+  std::string name = "SQUADRON_";
+  for (char c : service) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return name + "_URL";
+}
+
+// With a gateway, every service gets a stable loopback address of its own on the gateway (like
+// a Kubernetes ClusterIP), given to every instance as SQUADRON_<NAME>_URL: any language calls
+// another service without an SDK. Returns the (service, port) pairs; adds the variables to `m`.
+std::vector<std::pair<std::string, std::uint16_t>> give_service_urls(control::Manifest& m) {
+  std::vector<std::pair<std::string, std::uint16_t>> internal;
+  const bool routed = std::any_of(m.services.begin(), m.services.end(),
+                                  [](const auto& s) { return !s.routes.empty(); });
+  if (!routed) return internal;
+  for (const auto& s : m.services) {
+    const auto port = free_port("127.0.0.1");
+    if (port != 0) internal.emplace_back(s.name, port);
+  }
+  for (auto& s : m.services) {
+    for (const auto& [service, port] : internal)
+      s.env[url_variable(service)] = "http://127.0.0.1:" + std::to_string(port);
+  }
+  return internal;
 }
 
 // Tells the waiting parent of a detached fleet how the start went ("ok" or why not).
@@ -185,7 +217,9 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   if (std::any_of(m.services.begin(), m.services.end(),
                   [](const auto& s) { return !s.routes.empty(); }))
     options.drain = 1s;
-  Runtime rt(m, config, *token, options);
+  control::Manifest fleet_manifest = m;
+  const auto internal = give_service_urls(fleet_manifest);
+  Runtime rt(fleet_manifest, config, *token, options);
   rt.sup.set_guardian(&guardian);
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
 
@@ -201,7 +235,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
-  if (auto gw = gateway_spec(m, url)) rt.fleet.add_service(std::move(*gw));
+  if (auto gw = gateway_spec(m, url, internal)) rt.fleet.add_service(std::move(*gw));
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),

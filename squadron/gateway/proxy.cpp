@@ -176,9 +176,21 @@ const RouteTable& Proxy::current(std::size_t worker) {
   return *w.table;
 }
 
+std::optional<RouteMatch> Proxy::resolve(const RouteTable& table, const http::Request& req) const {
+  if (!config_.internal.empty() && req.local_port() != 0) {
+    for (const auto& [port, name] : config_.internal) {
+      if (port != req.local_port()) continue;
+      const Service* s = table.find(name);
+      if (s == nullptr) return std::nullopt;
+      return RouteMatch{s, {}, false};
+    }
+  }
+  return table.match(req.header("host").value_or(""), req.path());
+}
+
 bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) {
   const auto& table = current(worker);
-  const auto m = table.match(req.header("host").value_or(""), req.path());
+  const auto m = resolve(table, req);
   if (!m) {
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
     return true;
@@ -196,7 +208,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
                                           std::size_t worker) {
   auto& w = *workers_[worker];
   const auto table = w.table;  // kept alive for this request, whatever is published meanwhile
-  const auto m = table->match(req.header("host").value_or(""), req.path());
+  const auto m = resolve(*table, req);
   if (!m) {
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
     co_return;

@@ -15,7 +15,9 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "squadron/gateway/balancer.hpp"
@@ -29,6 +31,9 @@ namespace squadron::gateway {
 struct ProxyConfig {
   std::size_t threads = 1;  // must equal the server's
   std::size_t max_idle_per_endpoint = 256;
+  // Listener port -> service: every request arriving on that port goes to that service (the
+  // stable per-service address given to instances as SQUADRON_<NAME>_URL), routes aside.
+  std::vector<std::pair<std::uint16_t, std::string>> internal;
 };
 
 class Proxy final : public http::Handler {
@@ -49,6 +54,7 @@ class Proxy final : public http::Handler {
 
  private:
   const RouteTable& current(std::size_t worker);
+  std::optional<RouteMatch> resolve(const RouteTable& table, const http::Request& req) const;
 
   ProxyConfig config_;
   mutable std::mutex mutex_;

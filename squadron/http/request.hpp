@@ -96,6 +96,8 @@ class Request final {
 
   // The peer's address ("127.0.0.1"), set by the server.
   std::string_view remote_address() const noexcept { return remote_address_; }
+  // The port of the server's listener the request arrived on (0 when not served by a Server).
+  std::uint16_t local_port() const noexcept { return local_port_; }
   // The X-Request-Id of this request: the client's when it sent a valid one, otherwise made up.
   std::string_view request_id() const noexcept { return request_id_; }
   // The W3C trace context (`traceparent`) when the client sent a valid one, else empty.
@@ -111,6 +113,7 @@ class Request final {
     route_ = pattern;
   }
   void set_remote_address(std::string_view a) { remote_address_.assign(a); }
+  void set_local_port(std::uint16_t p) noexcept { local_port_ = p; }
   void set_request_id(std::string_view id) { request_id_.assign(id); }
   void set_traceparent(std::string_view tp) { traceparent_ = tp; }
   void clear_params() noexcept { params_.clear(); }
@@ -140,6 +143,7 @@ class Request final {
   std::string body_;
   std::vector<std::pair<std::string_view, std::string>> params_;
   std::string remote_address_;
+  std::uint16_t local_port_ = 0;
   std::string request_id_;
   std::string_view traceparent_;
   std::string_view route_;

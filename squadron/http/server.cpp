@@ -91,15 +91,19 @@ class Server::Worker {
     asio::co_spawn(ctx_, session(std::move(socket)), log_exception);
   }
 
-  void set_acceptor(std::unique_ptr<tcp::acceptor> a) { acceptor_ = std::move(a); }
-  bool has_acceptor() const noexcept { return acceptor_ != nullptr; }
+  void add_acceptor(std::unique_ptr<tcp::acceptor> a) { acceptors_.push_back(std::move(a)); }
+  bool has_acceptor() const noexcept { return !acceptors_.empty(); }
+  std::size_t acceptors() const noexcept { return acceptors_.size(); }
 
-  // Accepts on this (first) worker and spreads connections round-robin over `workers`.
-  asio::awaitable<void> accept_loop(const std::vector<std::unique_ptr<Worker>>* workers) {
-    std::size_t next = 0;
+  // Accepts on acceptor `index` of this (first) worker and spreads connections round-robin over
+  // `workers`.
+  asio::awaitable<void> accept_loop(const std::vector<std::unique_ptr<Worker>>* workers,
+                                    std::size_t index) {
+    std::size_t next = index;
     asio::steady_timer backoff(ctx_);
+    tcp::acceptor* acceptor = acceptors_[index].get();
     while (true) {
-      auto [ec, socket] = co_await acceptor_->async_accept(kAwait);
+      auto [ec, socket] = co_await acceptor->async_accept(kAwait);
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
         // Out of descriptors or memory: the listen queue holds clients while we back off.
@@ -113,7 +117,7 @@ class Server::Worker {
         continue;
       }
       // Hand the descriptor to the target thread, which registers it with its own reactor.
-      const auto protocol = acceptor_->local_endpoint(ec).protocol();
+      const auto protocol = acceptor->local_endpoint(ec).protocol();
       error_code release_ec;
       const auto fd = socket.release(release_ec);
       if (release_ec) continue;
@@ -129,7 +133,7 @@ class Server::Worker {
   void begin_stop(std::chrono::milliseconds grace) {
     stopping_ = true;
     error_code ec;
-    if (acceptor_) acceptor_->close(ec);
+    for (auto& a : acceptors_) a->close(ec);
     for (Connection* c : conns_) {
       if (c->idle) c->socket.cancel(ec);
     }
@@ -257,6 +261,8 @@ class Server::Worker {
     {
       const auto remote = conn.socket.remote_endpoint(ec);
       if (!ec) req.set_remote_address(remote.address().to_string());
+      const auto local = conn.socket.local_endpoint(ec);
+      if (!ec) req.set_local_port(local.port());
     }
     RequestParser parser(config_.limits);
     std::string out;
@@ -390,7 +396,7 @@ class Server::Worker {
   Context ctx_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::steady_timer sweeper_{ctx_};
   asio::steady_timer grace_timer_{ctx_};
-  std::unique_ptr<tcp::acceptor> acceptor_;  // worker 0 only
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;  // worker 0 only
   std::chrono::milliseconds tick_{1000};
   // The time at the last sweep: deadlines are only checked at sweeps, so they are set from this
   // instead of reading the clock twice per request (a deadline fires within two ticks of due).
@@ -424,26 +430,29 @@ std::size_t Server::connections() const noexcept {
   return n;
 }
 
-error_code Server::listen() {
+error_code Server::listen() { return listen_also(config_.host, config_.port, &port_); }
+
+error_code Server::listen_also(const std::string& host, std::uint16_t port, std::uint16_t* bound) {
   error_code ec;
-  const auto address = asio::ip::make_address(config_.host, ec);
+  const auto address = asio::ip::make_address(host, ec);
   if (ec) return ec;
   auto acceptor = std::make_unique<tcp::acceptor>(main_context());
-  const tcp::endpoint ep(address, config_.port);
+  const tcp::endpoint ep(address, port);
   acceptor->open(ep.protocol(), ec);
   if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor->bind(ep, ec);
   if (!ec) acceptor->listen(config_.backlog, ec);
   if (ec) return ec;
-  port_ = acceptor->local_endpoint(ec).port();
-  workers_[0]->set_acceptor(std::move(acceptor));
+  if (bound != nullptr) *bound = acceptor->local_endpoint(ec).port();
+  workers_[0]->add_acceptor(std::move(acceptor));
   return {};
 }
 
 void Server::run() {
   SQUADRON_CHECK(workers_[0]->has_acceptor(), "Server::listen() must succeed before run()");
   for (auto& w : workers_) w->start();
-  asio::co_spawn(main_context(), workers_[0]->accept_loop(&workers_), log_exception);
+  for (std::size_t i = 0; i < workers_[0]->acceptors(); ++i)
+    asio::co_spawn(main_context(), workers_[0]->accept_loop(&workers_, i), log_exception);
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     threads.emplace_back([w = workers_[i].get()] { w->context().run(); });

@@ -65,6 +65,10 @@ class Server final {
 
   // Opens the listening socket. Errors: address in use, permission, bad host.
   [[nodiscard]] boost::system::error_code listen();
+  // Opens one more listening socket (before run()); requests on it carry its port as
+  // Request::local_port(). `bound` gets the port (useful with 0).
+  [[nodiscard]] boost::system::error_code listen_also(const std::string& host, std::uint16_t port,
+                                                      std::uint16_t* bound = nullptr);
   // The bound port (after listen()).
   std::uint16_t port() const noexcept { return port_; }
   std::size_t threads() const noexcept;

@@ -645,3 +645,33 @@ TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Gateway, EveryInstanceGetsAStableUrlForEveryService) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+      << "    replicas: 2\n    routes: [/hello]\n"
+      << "  caller-app:\n    command: sh -c 'echo url=$SQUADRON_HELLO_URL "
+      << "self=$SQUADRON_CALLER_APP_URL; exec /usr/bin/python3 " << flaky_py() << "'\n";
+  up();
+  const auto r = cli({"logs", "caller-app"});
+  const auto at = r.output.find("url=http://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("self=http://127.0.0.1:"), std::string::npos) << r.output;
+  const auto port = static_cast<std::uint16_t>(std::stoi(r.output.substr(at + 21)));
+  for (int i = 0; i < 4; ++i) {  // any path: the whole listener is hello's
+    const auto answer = fetch(port, "GET", "/hello");
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->status, 200);
+    EXPECT_EQ(answer->body, "Hello World!");
+  }
+  const auto health = fetch(port, "GET", "/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << "not only the routed prefix";
+}
+
+}  // namespace
+}  // namespace squadron::testing
