@@ -51,11 +51,15 @@ bool idempotent(http::Method m) {
   return m == M::kGet || m == M::kHead || m == M::kOptions || m == M::kPut || m == M::kDelete;
 }
 
-std::string new_request_id(std::uint64_t& state) {
+std::uint64_t splitmix(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
+  return z ^ (z >> 31);
+}
+
+std::string new_request_id(std::uint64_t& state) {
+  std::uint64_t z = splitmix(state);
   std::string id(16, '0');
   for (int i = 15; i >= 0; --i, z >>= 4)
     id[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
@@ -92,6 +96,9 @@ struct Proxy::Worker {
   Deadline* deadlines = nullptr;  // the first of a doubly linked list
   std::unordered_map<std::string, int> service_in_flight;
   std::uint64_t breaker_rejections = 0;
+  int retries_in_flight = 0;  // for the retry budget
+  std::uint64_t retries = 0;
+  std::uint64_t budget_refusals = 0;
   bool sweeping = false;
   char read_buffer[16 * 1024];
 };
@@ -284,7 +291,35 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   std::string last_error;
   bool timed_out = false;
   const int attempts = std::min<int>(policy.retries + 1, static_cast<int>(tried_ids.size()));
+  struct RetryCount {
+    int& n;
+    bool counted = false;
+    ~RetryCount() {
+      if (counted) --n;
+    }
+  } retrying{w.retries_in_flight};
   for (int attempt = 0; attempt < attempts; ++attempt) {
+    if (attempt > 0) {
+      // The retry budget (Envoy's): retries in flight at most 20 % of the requests in flight
+      // (at least 3), so that a failing service is not hit with three times its load.
+      if (!retrying.counted &&
+          w.retries_in_flight >= std::max(3, static_cast<int>(in_flight) / 5)) {
+        ++w.budget_refusals;
+        break;
+      }
+      if (!retrying.counted) {
+        retrying.counted = true;
+        ++w.retries_in_flight;
+      }
+      ++w.retries;
+      // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
+      const auto cap = std::min<std::int64_t>(250, 25LL << (attempt - 1));
+      const auto wait = std::chrono::milliseconds(
+          static_cast<std::int64_t>(splitmix(w.id_state) % static_cast<std::uint64_t>(cap + 1)));
+      if (std::chrono::steady_clock::now() + wait >= deadline) break;
+      asio::steady_timer pause(executor, wait);
+      co_await pause.async_wait(kAwait);
+    }
     const auto pick = w.balancer.pick(service, {tried_ids.data(), tried_count},
                                       attempt == 0 ? started_at : std::chrono::steady_clock::now());
     if (!pick) break;
