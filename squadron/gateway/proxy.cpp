@@ -298,10 +298,13 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       if (counted) --n;
     }
   } retrying{w.retries_in_flight};
+  bool refused = false;  // the last attempt could not connect: the instance got nothing
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    if (attempt > 0) {
-      // The retry budget (Envoy's): retries in flight at most 20 % of the requests in flight
-      // (at least 3), so that a failing service is not hit with three times its load.
+    // A retry after a refused connection goes to another instance at once, outside the budget:
+    // it adds no load to the failing one (a dead instance still listed for a few milliseconds).
+    if (attempt > 0 && !refused) {
+      // The retry budget: retries in flight at most 20 % of the requests in flight (at least
+      // 3, as Envoy), so that a failing service is not hit with three times its load.
       if (!retrying.counted &&
           w.retries_in_flight >= std::max(3, static_cast<int>(in_flight) / 5)) {
         ++w.budget_refusals;
@@ -326,6 +329,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     const Endpoint& ep = service.ready[*pick];  // `table` keeps it alive
     tried_ids[tried_count++] = ep.id;
     w.balancer.started(ep);
+    refused = false;
     struct Finish {
       Balancer& b;
       const Endpoint& e;
@@ -360,6 +364,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
         Watched watched(w, limit, executor);
         auto [cec] = co_await conn->socket.async_connect(tcp::endpoint(address, ep.port), kAwait);
         if (cec || limit.expired) {
+          refused = !limit.expired;
           last_error =
               fmt::format("{}: {}", ep.id, limit.expired ? "connect timeout" : cec.message());
           timed_out = limit.expired && std::chrono::steady_clock::now() >= deadline;
