@@ -102,6 +102,7 @@ json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
                        {"max_in_flight", p.max_in_flight},
                        {"eject_after", p.eject_after},
                        {"eject_time_ms", p.eject_time.count()},
+                       {"slow_start_ms", p.slow_start.count()},
                        {"balance", p.balance}};
     services.push_back(json::object{
         {"name", spec.name}, {"routes", std::move(routes)}, {"proxy", std::move(proxy)}});

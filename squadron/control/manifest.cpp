@@ -223,13 +223,16 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
   if (!c.expect_map(n, path, "{ timeout: 15s, retries: 2, max_in_flight: 1024 }")) return;
   c.check_keys(n, path,
                {"timeout", "connect_timeout", "retries", "max_in_flight", "eject_after",
-                "eject_time", "balance"});
+                "eject_time", "balance", "slow_start"});
   if (n["timeout"]) {
     if (auto d = c.duration(n["timeout"], path + ".timeout")) out.timeout = *d;
   }
   if (n["connect_timeout"]) {
     if (auto d = c.duration(n["connect_timeout"], path + ".connect_timeout"))
       out.connect_timeout = *d;
+  }
+  if (n["slow_start"]) {
+    if (auto d = c.duration(n["slow_start"], path + ".slow_start")) out.slow_start = *d;
   }
   if (n["eject_time"]) {
     if (auto d = c.duration(n["eject_time"], path + ".eject_time")) out.eject_time = *d;

@@ -45,6 +45,7 @@ struct ProxyPolicy {
   int max_in_flight = 1024;  // circuit breaker: beyond this, 503 with Retry-After at once
   int eject_after = 5;       // consecutive failures (5xx, connect errors) that eject an instance
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
+  std::chrono::milliseconds slow_start = std::chrono::seconds(3);   // new instances ramp up; 0: off
   std::string balance = "least-request";                            // or "round-robin", "random"
 };
 

@@ -17,7 +17,19 @@ bool Balancer::ejected(const std::string& id, TimePoint now) const {
   return it != health_.end() && it->second.until > now;
 }
 
-std::size_t Balancer::choose(const Service& service, const std::vector<std::size_t>& open) {
+namespace {
+
+// Slow start: an instance's share grows with its age over the window, from 10 %.
+double weight(const Service& s, const Endpoint& e, std::int64_t wall_ms) {
+  if (wall_ms >= s.young_until_ms || s.policy.slow_start.count() <= 0) return 1.0;
+  const double age = static_cast<double>(wall_ms - e.started_at_ms);
+  return std::clamp(age / static_cast<double>(s.policy.slow_start.count()), 0.1, 1.0);
+}
+
+}  // namespace
+
+std::size_t Balancer::choose(const Service& service, const std::vector<std::size_t>& open,
+                             std::int64_t wall_ms) {
   const std::size_t n = open.size();
   switch (service.policy.balance) {
     case Balance::kRoundRobin:
@@ -31,15 +43,29 @@ std::size_t Balancer::choose(const Service& service, const std::vector<std::size
   const std::size_t a = next() % n;
   std::size_t b = next() % (n - 1);
   if (b >= a) ++b;  // two distinct draws, each uniform
-  return in_flight(service.ready[open[b]].id) < in_flight(service.ready[open[a]].id) ? open[b]
-                                                                                     : open[a];
+  const auto& ea = service.ready[open[a]];
+  const auto& eb = service.ready[open[b]];
+  std::size_t win = in_flight(eb.id) < in_flight(ea.id) ? b : a;
+  // Slow start: a young winner keeps the request only with its weight's probability; else the
+  // other draw takes it. Young instances of the same age still share evenly.
+  const double w = weight(service, service.ready[open[win]], wall_ms);
+  if (w < 1.0 && static_cast<double>(next() % 1'000'000) >= w * 1'000'000) win = win == a ? b : a;
+  return open[win];
 }
 
 std::optional<std::size_t> Balancer::pick(const Service& service,
-                                          std::span<const std::string_view> tried, TimePoint now) {
+                                          std::span<const std::string_view> tried, TimePoint now,
+                                          std::int64_t wall_ms) {
   const auto& ready = service.ready;
   if (ready.empty()) return std::nullopt;
-  if (tried.empty() && now >= ejections_end_ && service.policy.balance == Balance::kLeastRequest) {
+  if (service.young_until_ms != 0 && wall_ms == 0) {
+    wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  }
+  const bool young = wall_ms < service.young_until_ms;
+  if (tried.empty() && !young && now >= ejections_end_ &&
+      service.policy.balance == Balance::kLeastRequest) {
     // The common case, with nothing to filter: no list to build.
     const std::size_t n = ready.size();
     if (n == 1) return 0;
@@ -57,7 +83,7 @@ std::optional<std::size_t> Balancer::pick(const Service& service,
   }
   if (open.empty()) open.swap(only_ejected);  // better an ejected instance than none
   if (open.empty()) return std::nullopt;
-  return choose(service, open);
+  return choose(service, open, wall_ms);
 }
 
 bool Balancer::record(const Service& service, const Endpoint& e, bool ok, TimePoint now) {

@@ -34,8 +34,9 @@ class Balancer final {
 
   // An instance of `service.ready` not among `tried` (instance ids), by the service's policy,
   // skipping ejected ones unless only ejected ones are left; nullopt when all were tried.
+  // `wall_ms`: the wall clock in ms (for slow start; 0 reads it when needed).
   std::optional<std::size_t> pick(const Service& service, std::span<const std::string_view> tried,
-                                  TimePoint now);
+                                  TimePoint now, std::int64_t wall_ms = 0);
   void started(const Endpoint& e) { ++in_flight_[e.id]; }
   void finished(const Endpoint& e) {  // the entry stays at 0: no node to allocate next time
     auto it = in_flight_.find(e.id);
@@ -58,7 +59,8 @@ class Balancer final {
     TimePoint until{};
   };
   std::uint64_t next();  // SplitMix64
-  std::size_t choose(const Service& service, const std::vector<std::size_t>& open);
+  std::size_t choose(const Service& service, const std::vector<std::size_t>& open,
+                     std::int64_t wall_ms);
 
   std::uint64_t state_;
   std::uint64_t round_robin_ = 0;

@@ -86,6 +86,34 @@ TEST(Balancer, AnEjectedInstanceIsStillBetterThanNone) {
   const std::vector<std::string_view> tried{"a-2", "a-3"};
   EXPECT_EQ(lb.pick(s, tried, kT0), 0u);
 }
+TEST(Balancer, ANewInstanceRampsUpOverItsSlowStart) {
+  Balancer lb(11);
+  Service s = three();
+  const std::int64_t t0 = 1'700'000'000'000;
+  s.ready[0].started_at_ms = t0 - 60'000;  // old
+  s.ready[1].started_at_ms = t0 - 60'000;  // old
+  s.ready[2].started_at_ms = t0;           // just started; slow start 3 s
+  s.young_until_ms = t0 + 3000;
+  auto share = [&](std::int64_t wall) {
+    int young = 0;
+    for (int i = 0; i < 3000; ++i) {
+      const auto picked = *lb.pick(s, {}, kT0, wall);
+      lb.started(s.ready[picked]);  // requests pile up: the new one gets some as others load
+      young += picked == 2;
+    }
+    for (int i = 0; i < 3000; ++i) {  // leave the counts as they were
+      for (auto& e : s.ready) lb.finished(e);
+    }
+    return young / 3000.0;
+  };
+  const double early = share(t0 + 300);   // weight 0.1
+  const double later = share(t0 + 2400);  // weight 0.8
+  const double after = share(t0 + 3000);  // full weight
+  EXPECT_LT(early, 0.15);
+  EXPECT_GT(later, early + 0.1);
+  EXPECT_NEAR(after, 1.0 / 3, 0.05);
+}
+
 TEST(RouteTable, LongestPrefixByWholeSegmentsAndHostsWin) {
   const auto v = boost::json::parse(R"({"revision": 9,
     "services": [

@@ -72,6 +72,7 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
       if (auto x = number("timeout_ms", 1, 86'400'000)) policy.timeout = ms(*x);
       if (auto x = number("connect_timeout_ms", 1, 86'400'000)) policy.connect_timeout = ms(*x);
       if (auto x = number("eject_time_ms", 1, 86'400'000)) policy.eject_time = ms(*x);
+      if (auto x = number("slow_start_ms", 0, 86'400'000)) policy.slow_start = ms(*x);
       if (auto x = number("retries", 0, 5)) policy.retries = static_cast<int>(*x);
       if (auto x = number("max_in_flight", 1, 1'000'000))
         policy.max_in_flight = static_cast<int>(*x);
@@ -111,7 +112,13 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
     const auto i = registry::instance_from_json(iv);
     if (!i || i->state != registry::State::kReady) continue;
     for (auto& s : table->services_) {
-      if (s.name == i->service) s.ready.push_back({i->id, i->host, i->port});
+      if (s.name != i->service) continue;
+      const auto started =
+          std::chrono::duration_cast<std::chrono::milliseconds>(i->started_at.time_since_epoch())
+              .count();
+      s.ready.push_back({i->id, i->host, i->port, started});
+      if (s.policy.slow_start.count() > 0)
+        s.young_until_ms = std::max(s.young_until_ms, started + s.policy.slow_start.count());
     }
   }
   return table;

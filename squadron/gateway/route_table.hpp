@@ -24,6 +24,7 @@ struct Endpoint {
   std::string id;  // instance id, "hello-3"
   std::string host;
   std::uint16_t port = 0;
+  std::int64_t started_at_ms = 0;  // wall clock, from the registry (for slow start)
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
@@ -38,12 +39,14 @@ struct Policy {
   int eject_after = 5;
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);
   Balance balance = Balance::kLeastRequest;
+  std::chrono::milliseconds slow_start = std::chrono::seconds(3);
 };
 
 struct Service {
   std::string name;
   std::vector<Endpoint> ready;  // instances in state `ready`, in registry order
   Policy policy;
+  std::int64_t young_until_ms = 0;  // some instance is in its slow start before this (wall ms)
 };
 
 struct RouteMatch {
