@@ -31,14 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 100); do
-    $PY -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server on port $1 did not start" >&2; return 1
-}
+source bench/lib.sh
 
 HELLO_PORT=$(free_port); GATEWAY_PORT=$(free_port); HAPROXY_PORT=$(free_port); NGINX_PORT=$(free_port)
 
@@ -134,7 +127,6 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 d=$(median "${RPS[direct]}"); s=$(median "${RPS[squadron]}"); h=$(median "${RPS[haproxy]}"); n=$(median "${RPS[nginx]}")
 sp=$(median "${P99[squadron]}"); hp=$(median "${P99[haproxy]}"); np=$(median "${P99[nginx]}")
 echo
@@ -146,7 +138,7 @@ awk -v s="$s" -v h="$h" -v n="$n" -v sp="$sp" -v hp="$hp" -v np="$np" 'BEGIN {
 # machine's slow drift): the median of the per-round ratios.
 paired() {  # $1 $2: space-separated lists in round order
   paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
-    awk '{print $1/$2}' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+    awk '{print $1/$2}' | tr '\n' ' ' | { read -r l; median "$l"; }
 }
 printf 'paired   squadron/haproxy req/s %.2f   squadron/nginx req/s %.2f   (median of per-round ratios)\n' \
   "$(paired "${RPS[squadron]}" "${RPS[haproxy]}")" "$(paired "${RPS[squadron]}" "${RPS[nginx]}")"

@@ -90,6 +90,12 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
                      ms.count() % 1000);
 }
 
+// Whether the fleet runs Squadron's gateway: when any service has routes.
+bool has_gateway(const control::Manifest& m) {
+  return std::any_of(m.services.begin(), m.services.end(),
+                     [](const auto& s) { return !s.routes.empty(); });
+}
+
 // A port free on `host` now (0 if none could be bound).
 std::uint16_t free_port(const std::string& host) {
   boost::asio::io_context io;
@@ -108,10 +114,8 @@ std::uint16_t free_port(const std::string& host) {
 std::optional<control::ServiceSpec> gateway_spec(
     const control::Manifest& m, const std::string& control_url,
     const std::vector<std::pair<std::string, std::uint16_t>>& internal) {
-  const bool routed = std::any_of(m.services.begin(), m.services.end(),
-                                  [](const auto& s) { return !s.routes.empty(); });
   const auto listen = split_listen(m.gateway_listen);
-  if (!routed || !listen) return std::nullopt;
+  if (!has_gateway(m) || !listen) return std::nullopt;
   char self[4096];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return std::nullopt;
@@ -148,9 +152,7 @@ std::string url_variable(const std::string& service) {
 // another service without an SDK. Returns the (service, port) pairs; adds the variables to `m`.
 std::vector<std::pair<std::string, std::uint16_t>> give_service_urls(control::Manifest& m) {
   std::vector<std::pair<std::string, std::uint16_t>> internal;
-  const bool routed = std::any_of(m.services.begin(), m.services.end(),
-                                  [](const auto& s) { return !s.routes.empty(); });
-  if (!routed) return internal;
+  if (!has_gateway(m)) return internal;
   for (const auto& s : m.services) {
     const auto port = free_port("127.0.0.1");
     if (port != 0) internal.emplace_back(s.name, port);
@@ -214,9 +216,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   // With a gateway in front, a retired instance first leaves the registry's ready set and keeps
   // serving for a second, so that the gateway (following the watch within milliseconds) sends
   // it nothing new before it gets SIGTERM.
-  if (std::any_of(m.services.begin(), m.services.end(),
-                  [](const auto& s) { return !s.routes.empty(); }))
-    options.drain = 1s;
+  if (has_gateway(m)) options.drain = 1s;
   control::Manifest fleet_manifest = m;
   const auto internal = give_service_urls(fleet_manifest);
   Runtime rt(fleet_manifest, config, *token, options);

@@ -4,13 +4,6 @@
 
 namespace squadron::gateway {
 
-std::uint64_t Balancer::next() {
-  std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 bool Balancer::ejected(const std::string& id, TimePoint now) const {
   if (now >= ejections_end_) return false;
   auto it = health_.find(id);

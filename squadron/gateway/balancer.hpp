@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "squadron/core/splitmix.hpp"
 #include "squadron/gateway/route_table.hpp"
 
 namespace squadron::gateway {
@@ -30,7 +31,7 @@ class Balancer final {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  explicit Balancer(std::uint64_t seed) : state_(seed) {}
+  explicit Balancer(std::uint64_t seed) : rng_{seed} {}
 
   // An instance of `service.ready` not among `tried` (instance ids), by the service's policy,
   // skipping ejected ones unless only ejected ones are left; nullopt when all were tried.
@@ -58,11 +59,11 @@ class Balancer final {
     int times_ejected = 0;  // grows the next ejection
     TimePoint until{};
   };
-  std::uint64_t next();  // SplitMix64
+  std::uint64_t next() noexcept { return rng_(); }
   std::size_t choose(const Service& service, const std::vector<std::size_t>& open,
                      std::int64_t wall_ms);
 
-  std::uint64_t state_;
+  core::SplitMix64 rng_;
   std::uint64_t round_robin_ = 0;
   std::unordered_map<std::string, int> in_flight_;
   std::unordered_map<std::string, Health> health_;

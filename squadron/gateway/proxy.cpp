@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include "squadron/core/splitmix.hpp"
 #include "squadron/http/response_parser.hpp"
 
 namespace squadron::gateway {
@@ -51,15 +52,8 @@ bool idempotent(http::Method m) {
   return m == M::kGet || m == M::kHead || m == M::kOptions || m == M::kPut || m == M::kDelete;
 }
 
-std::uint64_t splitmix(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-std::string new_request_id(std::uint64_t& state) {
-  std::uint64_t z = splitmix(state);
+std::string new_request_id(core::SplitMix64& rng) {
+  std::uint64_t z = rng();
   std::string id(16, '0');
   for (int i = 15; i >= 0; --i, z >>= 4)
     id[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
@@ -87,12 +81,12 @@ struct Deadline {
 };
 
 struct Proxy::Worker {
-  explicit Worker(std::uint64_t seed) : balancer(seed), id_state(seed * 31 + 7) {}
+  explicit Worker(std::uint64_t seed) : balancer(seed), rng{seed * 31 + 7} {}
   Balancer balancer;
   std::uint64_t seen_version = ~std::uint64_t{0};
   std::shared_ptr<const RouteTable> table;
   std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;  // by instance
-  std::uint64_t id_state;
+  core::SplitMix64 rng;           // request ids, retry jitter
   Deadline* deadlines = nullptr;  // the first of a doubly linked list
   std::unordered_map<std::string, int> service_in_flight;
   std::uint64_t breaker_rejections = 0;
@@ -251,7 +245,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     if (auto id = req.header("x-request-id"); id && !id->empty() && id->size() <= 200) {
       req.set_request_id(*id);
     } else {
-      req.set_request_id(new_request_id(w.id_state));
+      req.set_request_id(new_request_id(w.rng));
     }
   }
   std::string head;
@@ -318,7 +312,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
       const auto cap = std::min<std::int64_t>(250, 25LL << (attempt - 1));
       const auto wait = std::chrono::milliseconds(
-          static_cast<std::int64_t>(splitmix(w.id_state) % static_cast<std::uint64_t>(cap + 1)));
+          static_cast<std::int64_t>(w.rng() % static_cast<std::uint64_t>(cap + 1)));
       if (std::chrono::steady_clock::now() + wait >= deadline) break;
       asio::steady_timer pause(executor, wait);
       co_await pause.async_wait(kAwait);

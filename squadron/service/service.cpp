@@ -17,6 +17,7 @@
 
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/core/splitmix.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/service/metrics.hpp"
 
@@ -55,17 +56,7 @@ bool valid_traceparent(std::string_view tp) {
          trace != std::string(32, '0') && parent != std::string(16, '0');
 }
 
-// SplitMix64: a fast, well-mixed generator for request ids (not for secrets).
-struct SplitMix64 {
-  std::uint64_t state = 0;
-  void seed(std::uint64_t s) { state = s; }
-  std::uint64_t operator()() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-};
+using core::SplitMix64;
 
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
