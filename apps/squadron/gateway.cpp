@@ -68,6 +68,17 @@ int run_gateway(const GatewayOptions& options) {
       return 1;
     }
   }
+  if (options.admin >= 0) {
+    std::uint16_t bound = 0;
+    if (auto ec =
+            server.listen_also("127.0.0.1", static_cast<std::uint16_t>(options.admin), &bound)) {
+      std::fprintf(stderr, "squadron gateway: cannot listen for /metrics on 127.0.0.1:%d: %s\n",
+                   options.admin, ec.message().c_str());
+      return 1;
+    }
+    proxy.set_admin_port(bound);
+    std::printf("squadron gateway: admin endpoints on http://127.0.0.1:%u/metrics\n", bound);
+  }
   auto log = [](const std::string& line) {
     std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());
     std::fflush(stderr);

@@ -15,6 +15,7 @@ struct GatewayOptions {
   int port = -1;                      // -1: $PORT, else 8080
   std::size_t threads = 0;            // 0: one per core
   std::vector<std::string> internal;  // "SERVICE=PORT": a listener per service (SQUADRON_*_URL)
+  int admin = -1;                     // loopback port of /metrics; -1: none, 0: a free one
 };
 
 int run_gateway(const GatewayOptions& options);

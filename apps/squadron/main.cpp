@@ -125,6 +125,11 @@ int main(int argc, char** argv) {
       ->envname("SQUADRON_THREADS");
   gateway_cmd->add_option("--internal", gateway_options.internal,
                           "SERVICE=PORT: a loopback listener sending everything to SERVICE");
+  gateway_cmd
+      ->add_option("--admin", gateway_options.admin,
+                   "loopback port of the admin endpoints /metrics, /metrics.json, /healthz "
+                   "(0: a free one)")
+      ->check(CLI::Range(0, 65535));
 
   try {
     app.parse(argc, argv);

@@ -53,18 +53,22 @@ std::optional<std::pair<std::string, std::uint16_t>> split_listen(const std::str
 // Everything of a running fleet, constructed in dependency order on the server's io_context.
 struct Runtime {
   Runtime(const control::Manifest& m, http::ServerConfig config, std::string token,
-          control::FleetOptions options)
+          control::FleetOptions options, std::uint16_t gateway_admin_port)
       : server(std::move(config), api),
         reg(server.main_context().get_executor()),
         sup(server.main_context(), launcher, clock),
         fleet(server.main_context(), sup, reg, clock, m, std::move(options)),
+        traffic(server.main_context().get_executor(), gateway_admin_port),
         api(fleet, reg, std::move(token), [this] { stop(); }),
-        signals(server.main_context(), SIGINT, SIGTERM) {}
+        signals(server.main_context(), SIGINT, SIGTERM) {
+    if (gateway_admin_port != 0) api.traffic = &traffic;
+  }
 
   // Everything stops gracefully; then the server, and with it run(), ends.
   void stop() {
     boost::system::error_code ignored;
     signals.clear(ignored);  // a second Ctrl-C ends squadron at once (its children die with it)
+    traffic.stop();
     fleet.down([this] {
       boost::system::error_code ec;
       signals.cancel(ec);
@@ -79,6 +83,7 @@ struct Runtime {
   registry::Registry reg;
   sv::Supervisor sup;
   control::Fleet fleet;
+  control::Traffic traffic;  // the gateway's metrics, sampled every second
   control::ControlApi api;
   boost::asio::signal_set signals;
 };
@@ -113,7 +118,7 @@ std::uint16_t free_port(const std::string& host) {
 // following the control API at `control_url`. Supervised and restarted like any instance.
 std::optional<control::ServiceSpec> gateway_spec(
     const control::Manifest& m, const std::string& control_url,
-    const std::vector<std::pair<std::string, std::uint16_t>>& internal) {
+    const std::vector<std::pair<std::string, std::uint16_t>>& internal, std::uint16_t admin_port) {
   const auto listen = split_listen(m.gateway_listen);
   if (!has_gateway(m) || !listen) return std::nullopt;
   char self[4096];
@@ -130,6 +135,10 @@ std::optional<control::ServiceSpec> gateway_spec(
   for (const auto& [service, port] : internal) {
     spec.command.push_back("--internal");
     spec.command.push_back(service + "=" + std::to_string(port));
+  }
+  if (admin_port != 0) {
+    spec.command.push_back("--admin");
+    spec.command.push_back(std::to_string(admin_port));
   }
   spec.cwd = m.dir();
   // The front door keeps its address across restarts: port 0 becomes one free port, now.
@@ -219,7 +228,9 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   if (has_gateway(m)) options.drain = 1s;
   control::Manifest fleet_manifest = m;
   const auto internal = give_service_urls(fleet_manifest);
-  Runtime rt(fleet_manifest, config, *token, options);
+  // The gateway's admin listener (/metrics), fixed for the fleet's life like its front door.
+  const std::uint16_t admin_port = has_gateway(m) ? free_port("127.0.0.1") : 0;
+  Runtime rt(fleet_manifest, config, *token, options, admin_port);
   rt.sup.set_guardian(&guardian);
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
 
@@ -235,7 +246,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
-  if (auto gw = gateway_spec(m, url, internal)) rt.fleet.add_service(std::move(*gw));
+  if (auto gw = gateway_spec(m, url, internal, admin_port)) rt.fleet.add_service(std::move(*gw));
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),
@@ -306,6 +317,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   std::fprintf(stderr, "squadron: fleet \"%s\": starting %zu service%s; control API %s\n",
                m.name.c_str(), m.services.size(), m.services.size() == 1 ? "" : "s", url.c_str());
   rt.fleet.start();
+  rt.traffic.start();
   total = rt.fleet.total_desired();
   if (total == 0) std::fprintf(stderr, "squadron: no replicas to start\n");
   notify(notify_fd, "ok " + url);

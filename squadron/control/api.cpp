@@ -30,6 +30,7 @@ enum ControlApi::Route : std::size_t {
   kEvents,
   kWatch,
   kDown,
+  kMetrics,
 };
 
 namespace {
@@ -93,6 +94,7 @@ json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
     for (const auto& r : spec.routes) {
       json::object ro{{"prefix", r.prefix}, {"strip_prefix", r.strip_prefix}};
       if (!r.host.empty()) ro["host"] = r.host;
+      if (r.rate > 0) ro["rate_limit"] = json::object{{"rate", r.rate}, {"burst", r.burst}};
       routes.push_back(std::move(ro));
     }
     const auto& p = spec.proxy;
@@ -134,6 +136,7 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"GET", "/api/v1/events"},
       {"GET", "/api/v1/watch"},
       {"POST", "/api/v1/down"},
+      {"GET", "/api/v1/metrics"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -178,11 +181,15 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
     case kFleet: {
       json::array services;
       for (const auto& s : fleet_.manifest().services) services.push_back(fleet_.service_json(s));
-      res = Response::json(json::object{{"name", fleet_.manifest().name},
-                                        {"manifest", fleet_.manifest().file.string()},
-                                        {"revision", reg_.revision()},
-                                        {"stopping", fleet_.stopping()},
-                                        {"services", std::move(services)}});
+      json::object o{{"name", fleet_.manifest().name},
+                     {"manifest", fleet_.manifest().file.string()},
+                     {"revision", reg_.revision()},
+                     {"stopping", fleet_.stopping()},
+                     {"services", std::move(services)}};
+      if (traffic != nullptr) {
+        o["gateway_metrics"] = fmt::format("http://127.0.0.1:{}/metrics", traffic->admin_port());
+      }
+      res = Response::json(o);
       return true;
     }
     case kServices: {
@@ -199,6 +206,10 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
       }
       auto o = fleet_.service_json(*spec);
       o["instance_list"] = instances_json(reg_, spec->name);
+      if (traffic != nullptr) {
+        if (const auto* h = traffic->history(spec->name); h != nullptr && !h->empty())
+          o["traffic"] = to_json(h->back());
+      }
       res = Response::json(o);
       return true;
     }
@@ -236,6 +247,27 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
     case kEvents:
     case kWatch:
       return false;  // may wait: handle_async
+    case kMetrics: {
+      const auto service = req.query_param("service").value_or("");
+      if (!service.empty() && fleet_.manifest().find(service) == nullptr) {
+        res = Response::problem(404, fmt::format("no service \"{}\"", service));
+        return true;
+      }
+      std::size_t history = 0;
+      if (auto h = req.query_param("history")) {
+        auto [p, ec] = std::from_chars(h->data(), h->data() + h->size(), history);
+        if (ec != std::errc() || p != h->data() + h->size() || history > 100000) {
+          res = Response::problem(
+              400, fmt::format("history takes a number of samples (one a second), got \"{}\"", *h));
+          return true;
+        }
+      }
+      res = Response::json(traffic != nullptr ? traffic->json(history, service)
+                                              : json::object{{"interval_ms", 1000},
+                                                             {"services", json::object{}},
+                                                             {"gateway", false}});
+      return true;
+    }
     case kDown:
       res = Response::json(json::object{{"stopping", reg_.instances().size()}}, 202);
       if (on_down_) on_down_();

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "squadron/control/fleet.hpp"
+#include "squadron/control/traffic.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/http/server.hpp"
 #include "squadron/registry/registry.hpp"
@@ -33,6 +34,8 @@ class ControlApi final : public http::Handler {
   // send a comment this often so that proxies and clients see the stream alive.
   std::chrono::milliseconds max_wait = std::chrono::seconds(30);
   std::chrono::milliseconds keepalive = std::chrono::seconds(15);
+  // The gateway's traffic per service (GET /api/v1/metrics); nullptr: the fleet has no gateway.
+  const Traffic* traffic = nullptr;
 
  private:
   enum Route : std::size_t;

@@ -309,7 +309,7 @@ void parse_routes(Checker& c, const YAML::Node& n, const std::string& path,
     Route route;
     YAML::Node prefix_node = r;
     if (r.IsMap()) {
-      c.check_keys(r, rpath, {"prefix", "strip_prefix", "host"});
+      c.check_keys(r, rpath, {"prefix", "strip_prefix", "host", "rate_limit"});
       if (!r["prefix"]) {
         c.error(r, rpath, "a route needs a prefix", "add prefix: /path");
         continue;
@@ -318,6 +318,22 @@ void parse_routes(Checker& c, const YAML::Node& n, const std::string& path,
       if (r["strip_prefix"])
         route.strip_prefix = c.boolean(r["strip_prefix"], rpath + ".strip_prefix").value_or(false);
       if (r["host"]) route.host = c.string(r["host"], rpath + ".host").value_or("");
+      if (const auto limit = r["rate_limit"]) {
+        const std::string lpath = rpath + ".rate_limit";
+        if (c.expect_map(limit, lpath, "{ rate: 100, burst: 200 }")) {
+          c.check_keys(limit, lpath, {"rate", "burst"});
+          if (!limit["rate"]) {
+            c.error(limit, lpath, "a rate limit needs a rate (requests a second)", "add rate: 100");
+          } else if (auto v = c.integer(limit["rate"], lpath + ".rate", 1, 10'000'000)) {
+            route.rate = static_cast<int>(*v);
+          }
+          route.burst = route.rate;
+          if (limit["burst"]) {
+            if (auto v = c.integer(limit["burst"], lpath + ".burst", 1, 10'000'000))
+              route.burst = static_cast<int>(*v);
+          }
+        }
+      }
     }
     auto prefix = c.string(prefix_node, r.IsMap() ? rpath + ".prefix" : rpath);
     if (!prefix) continue;

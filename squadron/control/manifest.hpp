@@ -33,6 +33,10 @@ struct Route {
   std::string prefix;
   bool strip_prefix = false;  // default false
   std::string host;           // empty: any host
+  // A token bucket over all of this route's requests: `rate` a second, bursts of `burst`;
+  // beyond it 429 with Retry-After. 0: no limit (the default).
+  int rate = 0;
+  int burst = 0;  // default: rate (one second's worth)
 };
 
 enum class RestartPolicy { kAlways, kOnFailure, kNever };

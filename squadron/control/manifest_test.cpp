@@ -216,6 +216,32 @@ TEST(ManifestProxy, DefaultsAndOverridesAndPreciseErrors) {
   EXPECT_NE(r.errors[1].hint.find("round-robin"), std::string::npos);
 }
 
+TEST(ManifestProxy, ARouteMayHaveARateLimit) {
+  auto r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    routes:\n      - /free\n"
+      "      - { prefix: /api, rate_limit: { rate: 100, burst: 250 } }\n"
+      "      - { prefix: /b, rate_limit: { rate: 7 } }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_TRUE(r.ok());
+  const auto& routes = r.manifest->services[0].routes;
+  ASSERT_EQ(routes.size(), 3u);
+  EXPECT_EQ(routes[0].rate, 0) << "no limit unless asked";
+  EXPECT_EQ(routes[1].rate, 100);
+  EXPECT_EQ(routes[1].burst, 250);
+  EXPECT_EQ(routes[2].burst, 7) << "burst defaults to one second's worth";
+  r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    routes:\n"
+      "      - { prefix: /api, rate_limit: { burst: 5 } }\n"
+      "      - { prefix: /b, rate_limit: { rate: 0 } }\n"
+      "      - { prefix: /c, rate_limit: { rate: 5, per: 1s } }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].path, "services.a.routes[0].rate_limit");
+  EXPECT_NE(r.errors[0].hint.find("rate: 100"), std::string::npos);
+  EXPECT_EQ(r.errors[1].path, "services.a.routes[1].rate_limit.rate");
+  EXPECT_EQ(r.errors[2].path, "services.a.routes[2].rate_limit.per");
+}
+
 TEST(ManifestProxy, GatewayIsAReservedServiceName) {
   const auto r = parse_manifest("services:\n  gateway:\n    command: [x]\n", "/tmp/squadron.yaml");
   ASSERT_EQ(r.errors.size(), 1u);

@@ -144,6 +144,24 @@ TEST(RouteTable, LongestPrefixByWholeSegmentsAndHostsWin) {
   EXPECT_EQ(m->upstream_target("/py?q"), "/?q");
 }
 
+TEST(RouteTable, ReadsRateLimitsAndNamesRoutes) {
+  std::string error;
+  const auto t = RouteTable::from_watch(boost::json::parse(R"({"services":[{"name":"a","routes":[
+        {"prefix":"/x","rate_limit":{"rate":5,"burst":9}},
+        {"prefix":"/y","host":"h.example","rate_limit":{"rate":3}},
+        {"prefix":"/z","rate_limit":{"rate":-1}}]}],"instances":[]})"),
+                                        error);
+  ASSERT_TRUE(t) << error;
+  const auto m = t->match("h.example", "/y/1");
+  ASSERT_TRUE(m);
+  const auto& y = t->routes()[m->route];
+  EXPECT_EQ(y.key(), "h.example/y");
+  EXPECT_EQ(y.rate, 3);
+  EXPECT_EQ(y.burst, 3);
+  EXPECT_EQ(t->routes()[t->match("", "/x")->route].burst, 9);
+  EXPECT_EQ(t->routes()[t->match("", "/z")->route].rate, 0) << "a bad limit is no limit";
+}
+
 TEST(RouteTable, NoRouteAndBadInput) {
   std::string error;
   const auto t = RouteTable::from_watch(

@@ -1,46 +1,47 @@
 #include "squadron/gateway/proxy.hpp"
 
-#include <list>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <fmt/format.h>
 
 #include "squadron/core/splitmix.hpp"
-#include "squadron/http/response_parser.hpp"
+#include "squadron/http/client.hpp"
 
 namespace squadron::gateway {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets itself.
 bool dropped_request_header(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive",     "proxy-connection",
-      "te",         "trailer",        "transfer-encoding",
-      "upgrade",    "content-length", "proxy-authorization",
-      "expect"};
+  static constexpr std::string_view kNames[] = {"connection",
+                                                "keep-alive",
+                                                "proxy-connection",
+                                                "te",
+                                                "trailer",
+                                                "transfer-encoding",
+                                                "upgrade",
+                                                "content-length",
+                                                "proxy-authorization",
+                                                "expect",
+                                                "x-squadron-timeout-ms"};
   for (auto n : kNames) {
     if (http::iequals(n, name)) return true;
   }
   return false;
 }
 bool dropped_response_header(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection",        "keep-alive", "proxy-connection", "te",   "trailer",
-      "transfer-encoding", "upgrade",    "content-length",   "date", "x-request-id"};
+  static constexpr std::string_view kNames[] = {"proxy-connection", "te",   "trailer",
+                                                "upgrade",          "date", "x-request-id"};
   for (auto n : kNames) {
     if (http::iequals(n, name)) return true;
   }
@@ -62,119 +63,84 @@ std::string new_request_id(core::SplitMix64& rng) {
 
 }  // namespace
 
-// A pooled upstream connection: a plain socket on the thread's io_context (no timer per
-// operation: the thread's sweeper enforces deadlines).
-struct Connection {
-  explicit Connection(const asio::io_context::executor_type& ex) : socket(ex) {}
-  tcp::socket socket;
-  http::ResponseParser parser;  // reused: its buffers keep their capacity
-};
-
-// An upstream operation's deadline, watched by the thread's sweeper; linked into the thread's
-// list in place (no allocation per request).
-struct Deadline {
-  tcp::socket* socket = nullptr;
-  std::chrono::steady_clock::time_point at;
-  bool expired = false;
-  Deadline* prev = nullptr;
-  Deadline* next = nullptr;
+struct Proxy::Snapshot {
+  std::shared_ptr<const RouteTable> table;
+  std::vector<std::vector<Stats*>> services;  // [worker][service index]
+  std::vector<std::vector<Stats*>> routes;    // [worker][route index]
+  std::vector<TokenBucket*> limits;           // [route index]; nullptr: no limit
 };
 
 struct Proxy::Worker {
   explicit Worker(std::uint64_t seed) : balancer(seed), rng{seed * 31 + 7} {}
   Balancer balancer;
   std::uint64_t seen_version = ~std::uint64_t{0};
-  std::shared_ptr<const RouteTable> table;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;  // by instance
-  core::SplitMix64 rng;           // request ids, retry jitter
-  Deadline* deadlines = nullptr;  // the first of a doubly linked list
+  std::shared_ptr<const Snapshot> snapshot;
+  std::unique_ptr<http::ConnectionPool> pool;  // made on the thread's first request
+  core::SplitMix64 rng;                        // request ids, retry jitter
   std::unordered_map<std::string, int> service_in_flight;
-  std::uint64_t breaker_rejections = 0;
   int retries_in_flight = 0;  // for the retry budget
-  std::uint64_t retries = 0;
-  std::uint64_t budget_refusals = 0;
-  bool sweeping = false;
-  char read_buffer[16 * 1024];
 };
 
-namespace {
-
-// Cancels the socket of every upstream operation past its deadline, every 50 ms while there
-// are any (one timer per thread, not one per request).
-asio::awaitable<void> sweep(Proxy::Worker& w) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (w.deadlines != nullptr) {
-    timer.expires_after(std::chrono::milliseconds(50));
-    co_await timer.async_wait(kAwait);
-    const auto now = std::chrono::steady_clock::now();
-    for (auto* d = w.deadlines; d != nullptr; d = d->next) {
-      if (!d->expired && d->at <= now) {
-        d->expired = true;
-        boost::system::error_code ec;
-        d->socket->cancel(ec);
-      }
-    }
-  }
-  w.sweeping = false;
-}
-
-// Lists `d` with the thread's sweeper for as long as it lives.
-class Watched {
- public:
-  Watched(Proxy::Worker& w, Deadline& d, const asio::io_context::executor_type& ex) : w_(w), d_(d) {
-    d.prev = nullptr;
-    d.next = w.deadlines;
-    if (w.deadlines != nullptr) w.deadlines->prev = &d;
-    w.deadlines = &d;
-    if (!w.sweeping) {
-      w.sweeping = true;
-      asio::co_spawn(ex, sweep(w), asio::detached);
-    }
-  }
-  ~Watched() {
-    if (d_.prev != nullptr) d_.prev->next = d_.next;
-    if (d_.next != nullptr) d_.next->prev = d_.prev;
-    if (w_.deadlines == &d_) w_.deadlines = d_.next;
-  }
-  Watched(const Watched&) = delete;
-  Watched& operator=(const Watched&) = delete;
-
- private:
-  Proxy::Worker& w_;
-  Deadline& d_;
-};
-
-}  // namespace
-
-Proxy::Proxy(ProxyConfig config) : config_(config) {
+Proxy::Proxy(ProxyConfig config)
+    : config_(std::move(config)), metrics_(std::max<std::size_t>(1, config_.threads)) {
   for (std::size_t i = 0; i < std::max<std::size_t>(1, config_.threads); ++i) {
     workers_.push_back(std::make_unique<Worker>(0x5eed + i * 7919));
   }
-  table_ = std::make_shared<RouteTable>();
+  publish(std::make_shared<RouteTable>());
 }
 
 Proxy::~Proxy() = default;
 
 void Proxy::publish(std::shared_ptr<const RouteTable> table) {
+  // Resolve once per table what requests would otherwise look up by name: each thread's stats
+  // of each service and route, and each route's rate limit (kept over tables by route key).
+  auto snap = std::make_shared<Snapshot>();
+  const std::size_t threads = workers_.size();
+  snap->services.resize(threads);
+  snap->routes.resize(threads);
+  for (std::size_t w = 0; w < threads; ++w) {
+    for (const auto& s : table->services())
+      snap->services[w].push_back(&metrics_.service(w, s.name));
+    for (const auto& r : table->routes()) {
+      snap->routes[w].push_back(&metrics_.route(w, table->services()[r.service].name, r.key()));
+    }
+  }
+  const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
-  table_ = std::move(table);
+  for (const auto& r : table->routes()) {
+    if (r.rate <= 0) {
+      snap->limits.push_back(nullptr);
+      continue;
+    }
+    auto key = r.key();
+    auto it = buckets_.find(key);
+    if (it == buckets_.end()) {
+      it = buckets_.emplace(std::move(key), std::make_unique<TokenBucket>(r.rate, r.burst, now))
+               .first;
+    } else {
+      it->second->configure(r.rate, r.burst);
+    }
+    snap->limits.push_back(it->second.get());
+  }
+  snap->table = std::move(table);
+  snapshot_ = std::move(snap);
   version_.fetch_add(1, std::memory_order_release);
 }
 
 std::shared_ptr<const RouteTable> Proxy::table() const {
   std::lock_guard lock(mutex_);
-  return table_;
+  return snapshot_->table;
 }
 
-const RouteTable& Proxy::current(std::size_t worker) {
+const Proxy::Snapshot& Proxy::current(std::size_t worker) {
   auto& w = *workers_[worker];
   const auto v = version_.load(std::memory_order_acquire);
   if (v != w.seen_version) {  // a new table: take it once per thread, not per request
     std::lock_guard lock(mutex_);
-    w.table = table_;
+    w.snapshot = snapshot_;
     w.seen_version = version_.load(std::memory_order_relaxed);
   }
-  return *w.table;
+  return *w.snapshot;
 }
 
 std::optional<RouteMatch> Proxy::resolve(const RouteTable& table, const http::Request& req) const {
@@ -183,24 +149,81 @@ std::optional<RouteMatch> Proxy::resolve(const RouteTable& table, const http::Re
       if (port != req.local_port()) continue;
       const Service* s = table.find(name);
       if (s == nullptr) return std::nullopt;
-      return RouteMatch{s, {}, false};
+      return RouteMatch{s, {}, false, kNoRoute};
     }
   }
   return table.match(req.header("host").value_or(""), req.path());
 }
 
+void Proxy::admin(const http::Request& req, http::Response& res) const {
+  if (req.method() != http::Method::kGet && req.method() != http::Method::kHead) {
+    res = http::Response::problem(405, "the admin endpoints answer GET");
+    res.set_header("Allow", "GET, HEAD");
+    return;
+  }
+  if (req.path() == "/metrics") {
+    res = http::Response::text(metrics_.prometheus());
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  } else if (req.path() == "/metrics.json") {
+    res = http::Response::json(metrics_.json());
+  } else if (req.path() == "/healthz") {
+    res = http::Response::text("ok\n");
+  } else {
+    res = http::Response::problem(
+        404,
+        fmt::format("no admin endpoint {} (try /metrics, /metrics.json, /healthz)", req.path()));
+  }
+}
+
 bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) {
-  const auto& table = current(worker);
-  const auto m = resolve(table, req);
+  if (config_.admin_port != 0 && req.local_port() == config_.admin_port) {
+    admin(req, res);
+    return true;
+  }
+  const auto& snap = current(worker);
+  const auto m = resolve(*snap.table, req);
   if (!m) {
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
     return true;
+  }
+  // Answers given here, before any upstream, still count for the service and route.
+  auto answered = [&](int status) {
+    const auto i = snap.table->index_of(*m->service);
+    snap.services[worker][i]->requests.add();
+    snap.services[worker][i]->finish(status, {});
+    if (m->route != kNoRoute) {
+      snap.routes[worker][m->route]->requests.add();
+      snap.routes[worker][m->route]->finish(status, {});
+    }
+    return true;
+  };
+  if (m->route != kNoRoute && snap.limits[m->route] != nullptr) {
+    const auto wait = snap.limits[m->route]->take(std::chrono::steady_clock::now());
+    if (wait.count() > 0) {
+      const auto& route = snap.table->routes()[m->route];
+      res = http::Response::problem(
+          429, fmt::format("{} is limited to {} requests a second (bursts of {})", route.key(),
+                           route.rate, route.burst));
+      const auto seconds = std::chrono::ceil<std::chrono::seconds>(wait).count();
+      res.set_header("Retry-After", std::to_string(std::max<std::int64_t>(1, seconds)));
+      const auto i = snap.table->index_of(*m->service);
+      snap.services[worker][i]->rate_limited.add();
+      snap.routes[worker][m->route]->rate_limited.add();
+      return answered(429);
+    }
+  }
+  if (const auto left = req.timeout_left_ms(); left && *left <= 0) {
+    res = http::Response::problem(
+        504, fmt::format("the request's deadline passed before it reached {} ({}: {})",
+                         m->service->name, http::kTimeoutHeader, *left));
+    snap.services[worker][snap.table->index_of(*m->service)]->timeouts.add();
+    return answered(504);
   }
   if (m->service->ready.empty()) {
     res = http::Response::problem(
         503, fmt::format("no ready instance of {} (starting, or all down)", m->service->name));
     res.set_header("Retry-After", "1");
-    return true;
+    return answered(503);
   }
   return false;  // forward: handle_async
 }
@@ -208,39 +231,69 @@ bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) 
 asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
                                           std::size_t worker) {
   auto& w = *workers_[worker];
-  const auto table = w.table;  // kept alive for this request, whatever is published meanwhile
-  const auto m = resolve(*table, req);
+  const auto snap = w.snapshot;  // kept alive for this request, whatever is published meanwhile
+  const auto m = resolve(*snap->table, req);
   if (!m) {
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
     co_return;
   }
   const Service& service = *m->service;
-  // The server runs each connection on its thread's io_context: its executor, not a
-  // type-erased one, for the upstream sockets.
-  const auto any_executor = co_await asio::this_coro::executor;
-  const auto executor = *any_executor.target<asio::io_context::executor_type>();
-  const Policy& policy = service.policy;
+  if (!w.pool) {
+    // The server runs each connection on its thread's io_context: its executor, not a
+    // type-erased one, for the upstream sockets.
+    const auto any_executor = co_await asio::this_coro::executor;
+    w.pool = std::make_unique<http::ConnectionPool>(
+        *any_executor.target<asio::io_context::executor_type>(), config_.max_idle_per_endpoint);
+  }
   const auto started_at = std::chrono::steady_clock::now();
-  const auto deadline = started_at + policy.timeout;
+  Stats& stats = *snap->services[worker][snap->table->index_of(service)];
+  Stats* route_stats = m->route != kNoRoute ? snap->routes[worker][m->route] : nullptr;
+  stats.requests.add();
+  stats.in_flight.add();
+  if (route_stats != nullptr) {
+    route_stats->requests.add();
+    route_stats->in_flight.add();
+  }
+  struct Account {  // the answer's status and time, whichever way the request ends
+    Stats& s;
+    Stats* r;
+    const http::Response& res;
+    std::chrono::steady_clock::time_point start;
+    ~Account() {
+      const auto took = std::chrono::steady_clock::now() - start;
+      s.in_flight.sub();
+      s.finish(res.status, took);
+      if (r != nullptr) {
+        r->in_flight.sub();
+        r->finish(res.status, took);
+      }
+    }
+  } account{stats, route_stats, res, started_at};
+
+  const Policy& policy = service.policy;
+  auto timeout = policy.timeout;
+  if (const auto left = req.timeout_left_ms(); left && *left < timeout.count())
+    timeout = std::chrono::milliseconds(std::max<std::int64_t>(1, *left));
+  const auto deadline = started_at + timeout;
   // Circuit breaker: at most max_in_flight requests to this service (shared out over threads).
   auto& in_flight = w.service_in_flight[service.name];
   const int limit_here = std::max<int>(1, policy.max_in_flight / static_cast<int>(workers_.size()));
   if (in_flight >= limit_here) {
-    ++w.breaker_rejections;
+    stats.breaker_rejections.add();
     res = http::Response::problem(
         503, fmt::format("{} has {} requests in flight, its limit: try again shortly", service.name,
                          policy.max_in_flight));
     res.set_header("Retry-After", "1");
     co_return;
   }
-  ++in_flight;
+  if (++in_flight == limit_here) stats.breaker_opens.add();
   struct Leave {
     int& n;
     ~Leave() { --n; }
   } leave{in_flight};
 
   // The request as the upstream sees it: same method, target (prefix stripped if asked),
-  // end-to-end headers, X-Forwarded-*, a request id, and a Content-Length for the body.
+  // end-to-end headers, X-Forwarded-*, a request id, the deadline, and a Content-Length.
   if (req.request_id().empty()) {
     if (auto id = req.header("x-request-id"); id && !id->empty() && id->size() <= 200) {
       req.set_request_id(*id);
@@ -269,6 +322,10 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   if (auto host = req.header("host"))
     head.append("X-Forwarded-Host: ").append(*host).append("\r\n");
   head.append("X-Request-Id: ").append(req.request_id()).append("\r\n");
+  head.append(http::kTimeoutHeader)
+      .append(": ")
+      .append(std::to_string(timeout.count()))
+      .append("\r\n");
   if (!req.body().empty() || req.method() == http::Method::kPost ||
       req.method() == http::Method::kPut || req.method() == http::Method::kPatch) {
     head.append("Content-Length: ").append(std::to_string(req.body().size())).append("\r\n");
@@ -277,8 +334,13 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   // Small bodies travel in the same buffer (one send); large ones as a second buffer.
   const bool inline_body = req.body().size() <= 16 * 1024;
   if (inline_body) head.append(req.body());
-  const std::array<asio::const_buffer, 2> out{
-      asio::buffer(head), inline_body ? asio::const_buffer() : asio::buffer(req.body())};
+  const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(req.body())};
+  const std::span<const asio::const_buffer> request(out.data(), inline_body ? 1 : 2);
+  http::ExchangeOptions options;
+  options.deadline = deadline;
+  options.connect_timeout = policy.connect_timeout;
+  options.head = req.method() == http::Method::kHead;
+  options.drop_header = &dropped_response_header;
 
   std::array<std::string_view, 8> tried_ids;  // instances already tried for this request
   std::size_t tried_count = 0;
@@ -301,156 +363,61 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       // 3, as Envoy), so that a failing service is not hit with three times its load.
       if (!retrying.counted &&
           w.retries_in_flight >= std::max(3, static_cast<int>(in_flight) / 5)) {
-        ++w.budget_refusals;
         break;
       }
       if (!retrying.counted) {
         retrying.counted = true;
         ++w.retries_in_flight;
       }
-      ++w.retries;
       // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
       const auto cap = std::min<std::int64_t>(250, 25LL << (attempt - 1));
       const auto wait = std::chrono::milliseconds(
           static_cast<std::int64_t>(w.rng() % static_cast<std::uint64_t>(cap + 1)));
       if (std::chrono::steady_clock::now() + wait >= deadline) break;
-      asio::steady_timer pause(executor, wait);
+      asio::steady_timer pause(co_await asio::this_coro::executor, wait);
       co_await pause.async_wait(kAwait);
     }
     const auto pick = w.balancer.pick(service, {tried_ids.data(), tried_count},
                                       attempt == 0 ? started_at : std::chrono::steady_clock::now());
     if (!pick) break;
-    const Endpoint& ep = service.ready[*pick];  // `table` keeps it alive
+    if (attempt > 0) stats.retries.add();
+    const Endpoint& ep = service.ready[*pick];  // `snap` keeps it alive
     tried_ids[tried_count++] = ep.id;
     w.balancer.started(ep);
-    refused = false;
     struct Finish {
       Balancer& b;
       const Endpoint& e;
       ~Finish() { b.finished(e); }
     } finish{w.balancer, ep};
 
-    // A pooled connection, or a new one. A pooled one the upstream closed meanwhile fails
-    // before any answer: then a fresh connection is tried once, on the same endpoint.
-    bool sent_anything = false;
-    bool try_next = false;  // answered 503: another instance may do better
-    for (int fresh = 0; fresh < 2; ++fresh) {
-      std::unique_ptr<Connection> conn;
-      auto& pool = w.idle[ep.id];
-      const bool reused = fresh == 0 && !pool.empty();
-      Deadline limit;
-      limit.at = deadline;
-      if (reused) {
-        conn = std::move(pool.back());
-        pool.pop_back();
-        limit.socket = &conn->socket;
-      } else {
-        fresh = 1;
-        conn = std::make_unique<Connection>(executor);
-        boost::system::error_code ec;
-        const auto address = asio::ip::make_address(ep.host, ec);
-        if (ec) {
-          last_error = "bad address " + ep.host;
-          break;
-        }
-        limit.socket = &conn->socket;
-        limit.at = std::min(deadline, std::chrono::steady_clock::now() + policy.connect_timeout);
-        Watched watched(w, limit, executor);
-        auto [cec] = co_await conn->socket.async_connect(tcp::endpoint(address, ep.port), kAwait);
-        if (cec || limit.expired) {
-          refused = !limit.expired;
-          last_error =
-              fmt::format("{}: {}", ep.id, limit.expired ? "connect timeout" : cec.message());
-          timed_out = limit.expired && std::chrono::steady_clock::now() >= deadline;
-          break;  // nothing was sent: any method may go to another instance
-        }
-        conn->socket.set_option(tcp::no_delay(true), ec);
-        limit.at = deadline;
-      }
-      Watched watched(w, limit, executor);
-      // One buffer goes out with send(); two need sendmsg().
-      auto [wec, wn] = inline_body
-                           ? co_await asio::async_write(conn->socket, asio::buffer(head), kAwait)
-                           : co_await asio::async_write(conn->socket, out, kAwait);
-      if (wec || limit.expired) {
-        if (reused && !limit.expired) continue;  // a stale pooled connection
-        sent_anything = wn > 0;
-        timed_out = limit.expired;
-        last_error = fmt::format("{}: {}", ep.id, timed_out ? "timeout" : wec.message());
-        break;
-      }
-      sent_anything = true;
-      http::ResponseParser& parser = conn->parser;
-      parser.reset(req.method() == http::Method::kHead);
-      auto result = http::ResponseParser::Result::kNeedMore;
-      bool leftover = false;
-      std::string why;
-      while (result == http::ResponseParser::Result::kNeedMore) {
-        auto [rec, rn] = co_await conn->socket.async_read_some(
-            asio::buffer(w.read_buffer, sizeof w.read_buffer), kAwait);
-        if (limit.expired) {
-          timed_out = true;
-          why = "timeout";
-          result = http::ResponseParser::Result::kError;
-          break;
-        }
-        if (rec == asio::error::eof) {
-          result = parser.finish_eof();
-          why = parser.error();
-          break;
-        }
-        if (rec) {
-          why = rec.message();
-          result = http::ResponseParser::Result::kError;
-          break;
-        }
-        std::size_t used = 0;
-        result = parser.feed(std::string_view(w.read_buffer, rn), used);
-        leftover = used < rn;
-        if (result == http::ResponseParser::Result::kError)
-          why = "bad answer: " + std::string(parser.error());
-      }
-      if (result != http::ResponseParser::Result::kDone) {
-        // Cut off before any answer on a reused connection: it was stale; try a fresh one.
-        if (reused && !parser.started() && !timed_out) continue;
-        last_error = fmt::format("{}: {}", ep.id, why);
-        break;
-      }
-      const int status = parser.status();
-      w.balancer.record(service, ep, status < 500, std::chrono::steady_clock::now());
-      if (parser.keep_alive() && !leftover && pool.size() < config_.max_idle_per_endpoint) {
-        pool.push_back(std::move(conn));
-      }
-      if (status == 503 && idempotent(req.method()) && attempt + 1 < attempts &&
+    auto x = co_await w.pool->exchange({ep.id, ep.host, ep.port}, request, options, res);
+    refused = x.outcome == http::Outcome::kRefused;
+    const auto now = std::chrono::steady_clock::now();
+    if (x.outcome == http::Outcome::kAnswered) {
+      if (w.balancer.record(service, ep, res.status < 500, now)) stats.ejections.add();
+      if (res.status == 503 && idempotent(req.method()) && attempt + 1 < attempts &&
           service.ready.size() > tried_count) {
         last_error = fmt::format("{}: 503", ep.id);
-        try_next = true;
-        break;
+        continue;  // another instance may do better
       }
-      res = http::Response{};
-      res.status = status;
-      res.content_type = {};
-      res.headers.reserve(parser.headers().size());
-      for (const auto& [name, value] : parser.headers()) {
-        if (dropped_response_header(name)) continue;
-        res.headers.emplace_back(std::string(name), std::string(value));
-      }
-      res.body = std::move(parser.body());
       co_return;
     }
-    if (try_next) continue;
     // No answer from this instance (refused, reset, cut off, timed out): a failure.
-    w.balancer.record(service, ep, false, std::chrono::steady_clock::now());
+    last_error = fmt::format("{}: {}", ep.id, x.error);
+    if (w.balancer.record(service, ep, false, now)) stats.ejections.add();
+    timed_out = x.outcome == http::Outcome::kTimeout ||
+                (x.outcome == http::Outcome::kConnectTimeout && now >= deadline);
     if (timed_out) break;
-    if (sent_anything && !idempotent(req.method())) {
+    if (x.sent && !idempotent(req.method())) {
       res = http::Response::problem(
           502, fmt::format("{} failed during the request: {}", service.name, last_error));
       co_return;
     }
   }
   if (timed_out) {
+    stats.timeouts.add();
     res = http::Response::problem(
-        504, fmt::format("{} did not answer within {} ms", service.name, policy.timeout.count()));
+        504, fmt::format("{} did not answer within {} ms", service.name, timeout.count()));
     co_return;
   }
   res = http::Response::problem(

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include "squadron/gateway/balancer.hpp"
+#include "squadron/gateway/metrics.hpp"
+#include "squadron/gateway/rate_limit.hpp"
 #include "squadron/gateway/route_table.hpp"
 #include "squadron/http/server.hpp"
 
@@ -34,6 +37,9 @@ struct ProxyConfig {
   // Listener port -> service: every request arriving on that port goes to that service (the
   // stable per-service address given to instances as SQUADRON_<NAME>_URL), routes aside.
   std::vector<std::pair<std::uint16_t, std::string>> internal;
+  // Listener port of the admin endpoints (GET /metrics, /metrics.json, /healthz), meant for
+  // loopback; 0: none.
+  std::uint16_t admin_port = 0;
 };
 
 class Proxy final : public http::Handler {
@@ -44,6 +50,9 @@ class Proxy final : public http::Handler {
   // Replaces the routing table (routes and ready endpoints); requests in flight keep theirs.
   void publish(std::shared_ptr<const RouteTable> table);
   std::shared_ptr<const RouteTable> table() const;
+  const Metrics& metrics() const noexcept { return metrics_; }
+  // The admin listener's port, once bound (before the server runs).
+  void set_admin_port(std::uint16_t port) noexcept { config_.admin_port = port; }
 
   bool handle(http::Request& req, http::Response& res, std::size_t worker) override;
   boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
@@ -51,14 +60,18 @@ class Proxy final : public http::Handler {
   void on_rejected(int, std::size_t) noexcept override {}
 
   struct Worker;
+  struct Snapshot;
 
  private:
-  const RouteTable& current(std::size_t worker);
+  const Snapshot& current(std::size_t worker);
   std::optional<RouteMatch> resolve(const RouteTable& table, const http::Request& req) const;
+  void admin(const http::Request& req, http::Response& res) const;
 
   ProxyConfig config_;
+  Metrics metrics_;
   mutable std::mutex mutex_;
-  std::shared_ptr<const RouteTable> table_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::map<std::string, std::unique_ptr<TokenBucket>, std::less<>> buckets_;  // by route key
   std::atomic<std::uint64_t> version_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
 };

@@ -97,6 +97,18 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
           r.strip_prefix = s->as_bool();
         if (const auto* h = ro->if_contains("host"); h != nullptr && h->is_string())
           r.host = h->as_string();
+        if (const auto* l = ro->if_contains("rate_limit"); l != nullptr && l->is_object()) {
+          const auto* rate = l->as_object().if_contains("rate");
+          const auto* burst = l->as_object().if_contains("burst");
+          if (rate != nullptr && rate->is_int64() && rate->as_int64() > 0 &&
+              rate->as_int64() <= 10'000'000) {
+            r.rate = static_cast<int>(rate->as_int64());
+            r.burst = r.rate;
+            if (burst != nullptr && burst->is_int64() && burst->as_int64() > 0 &&
+                burst->as_int64() <= 10'000'000)
+              r.burst = static_cast<int>(burst->as_int64());
+          }
+        }
       }
       if (r.prefix.empty() || r.prefix.front() != '/') continue;
       table->routes_.push_back(std::move(r));
@@ -128,10 +140,11 @@ std::optional<RouteMatch> RouteTable::match(std::string_view host, std::string_v
   if (const auto colon = host.rfind(':');
       colon != std::string_view::npos && host.find(']') == std::string_view::npos)
     host = host.substr(0, colon);
-  for (const auto& r : routes_) {
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    const auto& r = routes_[i];
     if (!r.host.empty() && !host_equals(r.host, host)) continue;
     if (!prefix_matches(r.prefix, path)) continue;
-    return RouteMatch{&services_[r.service], r.prefix, r.strip_prefix};
+    return RouteMatch{&services_[r.service], r.prefix, r.strip_prefix, i};
   }
   return std::nullopt;
 }

@@ -49,17 +49,32 @@ struct Service {
   std::int64_t young_until_ms = 0;  // some instance is in its slow start before this (wall ms)
 };
 
+struct Route {
+  std::string prefix;
+  bool strip_prefix = false;
+  std::string host;  // empty: any
+  std::size_t service = 0;
+  int rate = 0;  // token-bucket limit, requests a second (0: none)
+  int burst = 0;
+  // "host/prefix" or "/prefix": the route's name in metrics and rate limits.
+  std::string key() const { return host + prefix; }
+};
+
+inline constexpr std::size_t kNoRoute = ~std::size_t{0};
+
 struct RouteMatch {
   const Service* service = nullptr;
   std::string_view prefix;
   bool strip_prefix = false;
+  std::size_t route = kNoRoute;  // index into RouteTable::routes(); kNoRoute: an internal port
   // The path to send upstream: `path` without the prefix if stripped ("/py/x" -> "/x").
   std::string upstream_target(std::string_view target) const;
 };
 
 class RouteTable final {
  public:
-  // From {"revision", "services": [{"name", "routes": [{"prefix","strip_prefix","host"}]}],
+  // From {"revision", "services": [{"name", "routes": [{"prefix","strip_prefix","host",
+  // "rate_limit": {"rate","burst"}}]}],
   // "instances": [...]}. nullptr and `error` when it cannot be read.
   static std::shared_ptr<const RouteTable> from_watch(const boost::json::value& v,
                                                       std::string& error);
@@ -72,14 +87,12 @@ class RouteTable final {
   const Service* find(std::string_view service) const;
   std::uint64_t revision() const noexcept { return revision_; }
   const std::vector<Service>& services() const noexcept { return services_; }
+  const std::vector<Route>& routes() const noexcept { return routes_; }
+  std::size_t index_of(const Service& s) const noexcept {
+    return static_cast<std::size_t>(&s - services_.data());
+  }
 
  private:
-  struct Route {
-    std::string prefix;
-    bool strip_prefix = false;
-    std::string host;  // empty: any
-    std::size_t service = 0;
-  };
   std::uint64_t revision_ = 0;
   std::vector<Service> services_;
   std::vector<Route> routes_;  // longest prefix first

@@ -1,5 +1,7 @@
 #include "squadron/http/request.hpp"
 
+#include <charconv>
+
 #include <boost/json/parse.hpp>
 #include <boost/url/decode_view.hpp>
 #include <boost/url/params_encoded_view.hpp>
@@ -67,6 +69,16 @@ void Request::reset() noexcept {
   traceparent_ = {};
   route_ = {};
   route_index_ = 0;
+  deadline_ = std::chrono::steady_clock::time_point::max();
+}
+
+std::optional<std::int64_t> Request::timeout_left_ms() const noexcept {
+  const auto v = header(kTimeoutHeader);
+  if (!v || v->empty()) return std::nullopt;
+  std::int64_t ms = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), ms);
+  if (ec != std::errc() || p != v->data() + v->size()) return std::nullopt;
+  return ms;
 }
 
 std::optional<std::string_view> Request::header(std::string_view name) const noexcept {

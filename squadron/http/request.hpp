@@ -9,6 +9,7 @@
 // thread only. Views it returns stay valid until the handler's response has been produced.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -52,6 +53,11 @@ struct Header {
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
 class RequestParser;
+
+// The header carrying a request's deadline from hop to hop, as the milliseconds left when it
+// was sent (gRPC's grpc-timeout, userver's deadline propagation). The gateway caps its route
+// timeout by it and sets it on what it forwards; the SDK answers 504 at once when it is spent.
+inline constexpr std::string_view kTimeoutHeader = "X-Squadron-Timeout-Ms";
 
 class Request final {
  public:
@@ -103,6 +109,14 @@ class Request final {
   // The W3C trace context (`traceparent`) when the client sent a valid one, else empty.
   std::string_view traceparent() const noexcept { return traceparent_; }
 
+  // The milliseconds left that the caller's X-Squadron-Timeout-Ms gives (negative or zero:
+  // already spent); nullopt when absent or unreadable.
+  std::optional<std::int64_t> timeout_left_ms() const noexcept;
+  // When the caller stops waiting (set by the SDK from X-Squadron-Timeout-Ms on arrival);
+  // time_point::max() when the caller said nothing.
+  std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
+  void set_deadline(std::chrono::steady_clock::time_point d) noexcept { deadline_ = d; }
+
   // The pattern of the route that matched ("/users/{id}"), empty before routing or if none.
   std::string_view route() const noexcept { return route_; }
   std::size_t route_index() const noexcept { return route_index_; }
@@ -148,6 +162,7 @@ class Request final {
   std::string_view traceparent_;
   std::string_view route_;
   std::size_t route_index_ = 0;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
 };
 
 }  // namespace squadron::http

@@ -171,6 +171,17 @@ class ServiceHandler final : public http::Handler {
         res = Response::problem(404, fmt::format("no route for {}", req.path()));
       }
     }
+    // The caller's deadline (X-Squadron-Timeout-Ms): spent means nobody waits for the answer.
+    if (const auto left = req.timeout_left_ms()) {
+      if (*left <= 0) {
+        res = Response::problem(504, fmt::format("the request's deadline passed before it was "
+                                                 "worked on ({}: {})",
+                                                 http::kTimeoutHeader, *left));
+        finish(req, res, worker, start);
+        return true;
+      }
+      req.set_deadline(start + std::chrono::milliseconds(*left));
+    }
     for (const auto& mw : before_) {
       if (auto early = mw(req)) {
         res = std::move(*early);

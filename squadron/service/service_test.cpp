@@ -164,6 +164,32 @@ TEST(Service, KeepsOnlyAWellFormedTraceparent) {
   EXPECT_EQ(seen, "");
 }
 
+TEST(Service, ASpentDeadlineIsAnswered504WithoutRunningTheHandler) {
+  Service app{"t"};
+  int calls = 0;
+  std::chrono::steady_clock::time_point seen{};
+  app.get("/work", [&](const Request& req) {
+    ++calls;
+    seen = req.deadline();
+    return "done";
+  });
+  auto r = call(app, "GET", "/work", {{"X-Squadron-Timeout-Ms", "0"}});
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(calls, 0) << "nobody waits for this answer";
+  EXPECT_EQ(call(app, "GET", "/work", {{"X-Squadron-Timeout-Ms", "-20"}}).status, 504);
+
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_EQ(call(app, "GET", "/work", {{"X-Squadron-Timeout-Ms", "2500"}}).status, 200);
+  EXPECT_EQ(calls, 1);
+  EXPECT_GE(seen, before + std::chrono::milliseconds(2500));
+  EXPECT_LE(seen, std::chrono::steady_clock::now() + std::chrono::milliseconds(2500));
+  // No header, or an unreadable one: no deadline.
+  EXPECT_EQ(call(app, "GET", "/work", {{"X-Squadron-Timeout-Ms", "soon"}}).status, 200);
+  EXPECT_EQ(seen, std::chrono::steady_clock::time_point::max());
+  EXPECT_EQ(call(app, "GET", "/work").status, 200);
+  EXPECT_EQ(seen, std::chrono::steady_clock::time_point::max());
+}
+
 TEST(Service, ReadyzTurns503WhileDraining) {
   Service app{"t"};
   EXPECT_EQ(call(app, "GET", "/healthz").status, 200);

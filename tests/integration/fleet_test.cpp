@@ -673,5 +673,86 @@ TEST_F(Gateway, EveryInstanceGetsAStableUrlForEveryService) {
   EXPECT_EQ(health->status, 200) << "not only the routed prefix";
 }
 
+TEST_F(Gateway, CountsEveryAnswerLimitsRatesAndCarriesTheDeadline) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
+      << "    routes: [/echo, { prefix: /limited, rate_limit: { rate: 1, burst: 3 } }]\n"
+      << "    proxy: { timeout: 4s }\n";
+  up();
+  const auto gateway = port_of(*of(ps(), "gateway")[0]);
+  // The deadline travels: the route timeout, or less when the caller's is shorter.
+  auto seen_timeout = [&](std::string_view extra) {
+    const auto r = fetch(gateway, "GET", "/echo", extra);
+    EXPECT_TRUE(r && r->status == 200);
+    if (!r || r->status != 200) return -1L;
+    const auto v = json::parse(r->body);
+    const auto* h = v.at("headers").as_object().if_contains("x-squadron-timeout-ms");
+    return h != nullptr ? std::stol(std::string(h->as_string())) : -1L;
+  };
+  EXPECT_EQ(seen_timeout({}), 4000);
+  const long capped = seen_timeout("X-Squadron-Timeout-Ms: 1500\r\n");
+  EXPECT_GT(capped, 1000);
+  EXPECT_LE(capped, 1500);
+  const auto spent = fetch(gateway, "GET", "/echo", "X-Squadron-Timeout-Ms: 0\r\n");
+  ASSERT_TRUE(spent);
+  EXPECT_EQ(spent->status, 504) << "a spent deadline is not worked on";
+
+  // 3 at once (the burst), then 1 a second: 10 quick requests get at most 4 through.
+  int ok = 0;
+  int limited = 0;
+  for (int i = 0; i < 10; ++i) {
+    const auto r = fetch(gateway, "GET", "/limited");
+    ASSERT_TRUE(r);
+    if (r->status == 429) {
+      ++limited;
+      EXPECT_TRUE(r->header("retry-after")) << "429 says when to come back";
+    } else {
+      ++ok;
+    }
+  }
+  EXPECT_GE(ok, 3);
+  EXPECT_LE(ok, 4);
+  EXPECT_EQ(ok + limited, 10);
+
+  // The gateway's own /metrics, and the control plane's samples of them (every second).
+  const auto control = control_port();
+  const auto fleet = fetch(control, "GET", "/api/v1/fleet");
+  ASSERT_TRUE(fleet);
+  const std::string metrics_url(json::parse(fleet->body).at("gateway_metrics").as_string());
+  const auto admin = static_cast<std::uint16_t>(std::stoi(metrics_url.substr(17)));
+  const auto text = fetch(admin, "GET", "/metrics");
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->status, 200);
+  EXPECT_NE(text->body.find("squadron_service_requests_total{service=\"echo\"} 13"),
+            std::string::npos)
+      << text->body;
+  EXPECT_NE(text->body.find("squadron_route_rate_limited_total{service=\"echo\",route=\"/"
+                            "limited\"} " +
+                            std::to_string(limited)),
+            std::string::npos);
+  EXPECT_NE(text->body.find("squadron_service_timeouts_total{service=\"echo\"} 1"),
+            std::string::npos);
+  json::value sample;
+  for (int i = 0; i < 50; ++i) {  // sampled once a second: wait for the one after our requests
+    const auto r = fetch(control, "GET", "/api/v1/metrics?service=echo&history=5");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const auto v = json::parse(r->body);
+    const auto* echo = v.at("services").as_object().if_contains("echo");
+    if (echo != nullptr && echo->at("latest").at("requests").to_number<std::uint64_t>() == 13) {
+      sample = echo->at("latest");
+      break;
+    }
+    std::this_thread::sleep_for(100ms);  // polling pace
+  }
+  ASSERT_TRUE(sample.is_object()) << "the control plane samples the gateway";
+  EXPECT_EQ(sample.at("rate_limited").to_number<int>(), limited);
+  EXPECT_EQ(sample.at("timeouts").to_number<int>(), 1);
+  const auto bad = fetch(control, "GET", "/api/v1/metrics?history=many");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
 }  // namespace
 }  // namespace squadron::testing

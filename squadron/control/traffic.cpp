@@ -1,0 +1,183 @@
+#include "squadron/control/traffic.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "squadron/gateway/metrics.hpp"
+#include "squadron/http/client.hpp"
+
+namespace squadron::control {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+std::uint64_t count(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr) return 0;
+  if (v->is_uint64()) return v->as_uint64();
+  if (v->is_int64() && v->as_int64() >= 0) return static_cast<std::uint64_t>(v->as_int64());
+  return 0;
+}
+
+std::vector<std::uint64_t> numbers(const json::value* v) {
+  std::vector<std::uint64_t> out;
+  if (v == nullptr || !v->is_array()) return out;
+  for (const auto& x : v->as_array()) {
+    if (x.is_uint64())
+      out.push_back(x.as_uint64());
+    else if (x.is_int64() && x.as_int64() >= 0)
+      out.push_back(static_cast<std::uint64_t>(x.as_int64()));
+    else
+      out.push_back(0);
+  }
+  return out;
+}
+
+double rounded(double v, double unit) { return std::round(v / unit) * unit; }
+
+}  // namespace
+
+json::value to_json(const TrafficSample& s) {
+  return json::object{{"at_ms", s.at_ms},
+                      {"rps", rounded(s.rps, 0.1)},
+                      {"in_flight", s.in_flight},
+                      {"error_rate", rounded(s.error_rate, 0.0001)},
+                      {"p50_ms", rounded(s.p50_ms, 0.001)},
+                      {"p90_ms", rounded(s.p90_ms, 0.001)},
+                      {"p99_ms", rounded(s.p99_ms, 0.001)},
+                      {"requests", s.requests},
+                      {"errors", s.errors},
+                      {"retries", s.retries},
+                      {"ejections", s.ejections},
+                      {"breaker_rejections", s.breaker_rejections},
+                      {"rate_limited", s.rate_limited},
+                      {"timeouts", s.timeouts}};
+}
+
+Traffic::Traffic(asio::io_context::executor_type executor, std::uint16_t admin_port,
+                 std::size_t keep)
+    : executor_(executor), admin_port_(admin_port), keep_(keep), timer_(executor) {}
+
+Traffic::~Traffic() = default;
+
+void Traffic::start() {
+  if (admin_port_ == 0) return;
+  stopped_ = false;
+  asio::co_spawn(executor_, loop(), asio::detached);
+}
+
+void Traffic::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+asio::awaitable<void> Traffic::loop() {
+  if (!pool_) pool_ = std::make_unique<http::ConnectionPool>(executor_, 2);
+  auto next = Clock::now();
+  while (!stopped_) {
+    next += interval;
+    http::Response res;
+    const auto x = co_await pool_->get("127.0.0.1", admin_port_, "/metrics.json",
+                                       Clock::now() + interval, res);
+    if (stopped_) break;
+    if (x.outcome == http::Outcome::kAnswered && res.status == 200) {
+      boost::system::error_code ec;
+      const auto doc = json::parse(res.body, ec);
+      const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+      if (!ec && ingest(doc, Clock::now(), wall) && on_sample) on_sample();
+    }
+    // The gateway may be starting or restarting: the next second tries again.
+    const auto now = Clock::now();
+    if (next < now) next = now;
+    timer_.expires_at(next);
+    co_await timer_.async_wait(kAwait);
+  }
+}
+
+bool Traffic::ingest(const json::value& metrics, Clock::time_point now, std::int64_t wall_ms) {
+  const auto* o = metrics.if_object();
+  const auto* services = o != nullptr ? o->if_contains("services") : nullptr;
+  if (services == nullptr || !services->is_array()) return false;
+  const auto bounds = numbers(o->if_contains("latency_bounds_us"));
+  for (const auto& sv : services->as_array()) {
+    const auto* so = sv.if_object();
+    const auto* name = so != nullptr ? so->if_contains("name") : nullptr;
+    if (name == nullptr || !name->is_string()) continue;
+    const std::string_view service = name->as_string();
+    TrafficSample s;
+    s.at_ms = wall_ms;
+    s.requests = count(*so, "requests");
+    if (const auto* f = so->if_contains("in_flight"); f != nullptr && f->is_number())
+      s.in_flight = std::max(0.0, f->to_number<double>());
+    std::uint64_t answers = 0;
+    if (const auto* r = so->if_contains("responses"); r != nullptr && r->is_object()) {
+      for (const auto& [cls, n] : r->as_object()) {
+        const std::uint64_t v =
+            n.is_uint64()  ? n.as_uint64()
+            : n.is_int64() ? static_cast<std::uint64_t>(std::max<std::int64_t>(0, n.as_int64()))
+                           : 0;
+        answers += v;
+        if (cls == "5xx") s.errors = v;
+      }
+    }
+    s.retries = count(*so, "retries");
+    s.ejections = count(*so, "ejections");
+    s.breaker_rejections = count(*so, "breaker_rejections");
+    s.rate_limited = count(*so, "rate_limited");
+    s.timeouts = count(*so, "timeouts");
+    std::vector<std::uint64_t> latency;
+    if (const auto* l = so->if_contains("latency_us"); l != nullptr && l->is_object())
+      latency = numbers(l->as_object().if_contains("counts"));
+
+    auto it = previous_.find(service);
+    if (it != previous_.end() && s.requests >= it->second.requests &&
+        answers >= it->second.answers && latency.size() == it->second.latency.size()) {
+      const Previous& p = it->second;
+      const double seconds = std::chrono::duration<double>(now - p.at).count();
+      if (seconds > 0) s.rps = static_cast<double>(s.requests - p.requests) / seconds;
+      const auto new_answers = answers - p.answers;
+      if (new_answers > 0 && s.errors >= p.errors)
+        s.error_rate = static_cast<double>(s.errors - p.errors) / static_cast<double>(new_answers);
+      std::vector<std::uint64_t> delta(latency.size());
+      for (std::size_t i = 0; i < latency.size(); ++i)
+        delta[i] = latency[i] >= p.latency[i] ? latency[i] - p.latency[i] : 0;
+      s.p50_ms = gateway::latency_quantile_ms(delta, bounds, 0.50);
+      s.p90_ms = gateway::latency_quantile_ms(delta, bounds, 0.90);
+      s.p99_ms = gateway::latency_quantile_ms(delta, bounds, 0.99);
+    }
+    // else: the first look at this service, or the gateway restarted: deltas start from here.
+    previous_[std::string(service)] = {now, s.requests, answers, s.errors, std::move(latency)};
+    auto& list = samples_[std::string(service)];
+    list.push_back(s);
+    while (list.size() > keep_) list.pop_front();
+  }
+  return true;
+}
+
+const std::deque<TrafficSample>* Traffic::history(std::string_view service) const {
+  auto it = samples_.find(service);
+  return it == samples_.end() ? nullptr : &it->second;
+}
+
+json::value Traffic::json(std::size_t history, std::string_view service) const {
+  json::object services;
+  for (const auto& [name, list] : samples_) {
+    if (!service.empty() && name != service) continue;
+    if (list.empty()) continue;
+    json::array h;
+    const std::size_t from = list.size() > history ? list.size() - history : 0;
+    for (std::size_t i = from; i < list.size() && history > 0; ++i) h.push_back(to_json(list[i]));
+    services[name] = json::object{{"latest", to_json(list.back())}, {"history", std::move(h)}};
+  }
+  return json::object{{"interval_ms", interval.count()}, {"services", std::move(services)}};
+}
+
+}  // namespace squadron::control

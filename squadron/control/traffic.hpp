@@ -1,0 +1,98 @@
+// Each service's traffic as the gateway sees it, sampled every second from the gateway's admin
+// endpoint (/metrics.json) and kept for the last minutes: requests a second, requests in
+// flight, error rate and p50/p90/p99 latency over the last interval. The control API serves it
+// (/api/v1/metrics), the autoscaler and the dashboard read it.
+//
+//   Traffic traffic{io.get_executor(), admin_port};
+//   traffic.start();                                  // every second, until stop()
+//   const auto* h = traffic.history("hello");         // newest last
+//
+// ingest() takes one /metrics.json answer with the time it was read: the sampling loop calls
+// it, and tests feed it synthetic counts.
+//
+// Thread safety: the io_context's thread (the fleet's).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/fwd.hpp>
+
+namespace squadron::http {
+class ConnectionPool;
+}
+
+namespace squadron::control {
+
+struct TrafficSample {
+  std::int64_t at_ms = 0;  // wall clock
+  double rps = 0;          // requests a second since the previous sample
+  double in_flight = 0;    // requests being answered at the sample
+  double error_rate = 0;   // share of answers that were 5xx since the previous sample (0..1)
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0;  // latency since the previous sample
+  std::uint64_t requests = 0;                 // since the gateway started (cumulative)
+  std::uint64_t errors = 0;                   // 5xx answers, cumulative
+  std::uint64_t retries = 0, ejections = 0, breaker_rejections = 0, rate_limited = 0,
+                timeouts = 0;  // cumulative
+};
+
+class Traffic final {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `admin_port`: the gateway's admin listener on 127.0.0.1 (0: no gateway, nothing sampled).
+  Traffic(boost::asio::io_context::executor_type executor, std::uint16_t admin_port,
+          std::size_t keep = 600);
+  ~Traffic();
+
+  void start();
+  void stop();
+  std::uint16_t admin_port() const noexcept { return admin_port_; }
+
+  // One /metrics.json answer, read at `now` (steady) / `wall_ms`. A gateway restart (counts
+  // going back) starts the deltas afresh. Returns false if `metrics` is not such an answer.
+  bool ingest(const boost::json::value& metrics, Clock::time_point now, std::int64_t wall_ms);
+
+  // The samples of `service`, oldest first (nullptr: none yet).
+  const std::deque<TrafficSample>* history(std::string_view service) const;
+  // {"interval_ms", "services": {name: {"latest": sample, "history": [samples...]}}}, the
+  // history cut to its last `history` samples (0: latest only), for one service or all.
+  boost::json::value json(std::size_t history, std::string_view service = {}) const;
+
+  // Called after every sampling pass (the autoscaler's cue).
+  std::function<void()> on_sample;
+  std::chrono::milliseconds interval = std::chrono::seconds(1);
+
+ private:
+  struct Previous {
+    Clock::time_point at;
+    std::uint64_t requests = 0;
+    std::uint64_t answers = 0;
+    std::uint64_t errors = 0;
+    std::vector<std::uint64_t> latency;
+  };
+  boost::asio::awaitable<void> loop();
+
+  boost::asio::io_context::executor_type executor_;
+  std::uint16_t admin_port_;
+  std::size_t keep_;
+  std::unique_ptr<http::ConnectionPool> pool_;
+  boost::asio::steady_timer timer_;
+  bool stopped_ = false;
+  std::map<std::string, Previous, std::less<>> previous_;
+  std::map<std::string, std::deque<TrafficSample>, std::less<>> samples_;
+};
+
+boost::json::value to_json(const TrafficSample& s);
+
+}  // namespace squadron::control

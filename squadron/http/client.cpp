@@ -1,0 +1,271 @@
+#include "squadron/http/client.hpp"
+
+#include <array>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "squadron/http/request.hpp"
+#include "squadron/http/response_parser.hpp"
+
+namespace squadron::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// A pooled connection: a plain socket (no timer per operation: the pool's sweeper enforces
+// deadlines) and its parser, reused so that its buffers keep their capacity.
+struct Connection {
+  explicit Connection(const asio::io_context::executor_type& ex) : socket(ex) {}
+  tcp::socket socket;
+  ResponseParser parser;
+};
+
+// An operation's deadline, linked in place into the pool's list (no allocation per request).
+struct Deadline {
+  tcp::socket* socket = nullptr;
+  std::chrono::steady_clock::time_point at;
+  bool expired = false;
+  Deadline* prev = nullptr;
+  Deadline* next = nullptr;
+};
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+bool framing_header(std::string_view name) {
+  return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+         iequals(name, "connection") || iequals(name, "keep-alive");
+}
+
+}  // namespace
+
+struct ConnectionPool::Impl {
+  Impl(asio::io_context::executor_type ex, std::size_t idle_cap)
+      : executor(std::move(ex)), max_idle(idle_cap) {}
+  asio::io_context::executor_type executor;
+  std::size_t max_idle;
+  using List = std::vector<std::unique_ptr<Connection>>;
+  std::unordered_map<std::string, List, StringHash, std::equal_to<>> idle;
+  // The idle list of `key` (found without allocating), made when missing.
+  List& list(std::string_view key) {
+    auto it = idle.find(key);
+    if (it == idle.end()) it = idle.emplace(std::string(key), List{}).first;
+    return it->second;
+  }
+  Deadline* deadlines = nullptr;  // the first of a doubly linked list
+  bool sweeping = false;
+  // Set while the pool lives; the sweeper stops when it is gone.
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  char read_buffer[16 * 1024];
+};
+
+namespace {
+
+// Cancels the socket of every operation past its deadline, every 50 ms while there are any.
+asio::awaitable<void> sweep(ConnectionPool::Impl* pool, std::shared_ptr<bool> alive) {
+  asio::steady_timer timer(pool->executor);
+  while (*alive && pool->deadlines != nullptr) {
+    timer.expires_after(std::chrono::milliseconds(50));
+    co_await timer.async_wait(kAwait);
+    if (!*alive) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto* d = pool->deadlines; d != nullptr; d = d->next) {
+      if (!d->expired && d->at <= now) {
+        d->expired = true;
+        boost::system::error_code ec;
+        d->socket->cancel(ec);
+      }
+    }
+  }
+  if (*alive) pool->sweeping = false;
+}
+
+// Lists `d` with the pool's sweeper for as long as it lives.
+class Watched {
+ public:
+  Watched(ConnectionPool::Impl& pool, Deadline& d) : pool_(pool), d_(d) {
+    d.prev = nullptr;
+    d.next = pool.deadlines;
+    if (pool.deadlines != nullptr) pool.deadlines->prev = &d;
+    pool.deadlines = &d;
+    if (!pool.sweeping) {
+      pool.sweeping = true;
+      asio::co_spawn(pool.executor, sweep(&pool, pool.alive), asio::detached);
+    }
+  }
+  ~Watched() {
+    if (d_.prev != nullptr) d_.prev->next = d_.next;
+    if (d_.next != nullptr) d_.next->prev = d_.prev;
+    if (pool_.deadlines == &d_) pool_.deadlines = d_.next;
+  }
+  Watched(const Watched&) = delete;
+  Watched& operator=(const Watched&) = delete;
+
+ private:
+  ConnectionPool::Impl& pool_;
+  Deadline& d_;
+};
+
+}  // namespace
+
+ConnectionPool::ConnectionPool(asio::io_context::executor_type executor,
+                               std::size_t max_idle_per_upstream)
+    : impl_(std::make_unique<Impl>(std::move(executor), max_idle_per_upstream)) {}
+
+ConnectionPool::~ConnectionPool() {
+  if (impl_) *impl_->alive = false;
+}
+
+std::size_t ConnectionPool::idle() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [key, list] : impl_->idle) n += list.size();
+  return n;
+}
+
+void ConnectionPool::forget(std::string_view key) {
+  if (auto it = impl_->idle.find(key); it != impl_->idle.end()) impl_->idle.erase(it);
+}
+
+asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
+                                                   std::span<const asio::const_buffer> request,
+                                                   const ExchangeOptions& options,
+                                                   Response& response) {
+  Impl& p = *impl_;
+  Exchange x;
+  // A pooled connection, or a new one. A pooled one the upstream closed meanwhile fails before
+  // any answer: then a fresh connection is tried once.
+  for (int fresh = 0; fresh < 2; ++fresh) {
+    std::unique_ptr<Connection> conn;
+    auto& pool = p.list(upstream.key);  // not kept over a suspension: forget() may erase it
+    const bool reused = fresh == 0 && !pool.empty();
+    Deadline limit;
+    limit.at = options.deadline;
+    if (reused) {
+      conn = std::move(pool.back());
+      pool.pop_back();
+      limit.socket = &conn->socket;
+    } else {
+      fresh = 1;
+      conn = std::make_unique<Connection>(p.executor);
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(upstream.host, ec);
+      if (ec) {
+        x.outcome = Outcome::kRefused;
+        x.error = "bad address " + std::string(upstream.host);
+        co_return x;
+      }
+      limit.socket = &conn->socket;
+      limit.at =
+          std::min(options.deadline, std::chrono::steady_clock::now() + options.connect_timeout);
+      Watched watched(p, limit);
+      auto [cec] =
+          co_await conn->socket.async_connect(tcp::endpoint(address, upstream.port), kAwait);
+      if (cec || limit.expired) {
+        x.outcome = limit.expired ? Outcome::kConnectTimeout : Outcome::kRefused;
+        x.error = limit.expired ? "connect timeout" : cec.message();
+        co_return x;  // nothing was sent
+      }
+      conn->socket.set_option(tcp::no_delay(true), ec);
+      limit.at = options.deadline;
+    }
+    Watched watched(p, limit);
+    // One buffer goes out with send(); more need sendmsg().
+    auto [wec, wn] = request.size() == 1
+                         ? co_await asio::async_write(conn->socket, request[0], kAwait)
+                         : co_await asio::async_write(conn->socket, request, kAwait);
+    if (wec || limit.expired) {
+      if (reused && !limit.expired) continue;  // a stale pooled connection
+      x.sent = wn > 0;
+      x.outcome = limit.expired ? Outcome::kTimeout : Outcome::kFailed;
+      x.error = limit.expired ? "timeout" : wec.message();
+      co_return x;
+    }
+    x.sent = true;
+    ResponseParser& parser = conn->parser;
+    parser.reset(options.head);
+    auto result = ResponseParser::Result::kNeedMore;
+    bool leftover = false;
+    bool timed_out = false;
+    while (result == ResponseParser::Result::kNeedMore) {
+      auto [rec, rn] = co_await conn->socket.async_read_some(asio::buffer(p.read_buffer), kAwait);
+      if (limit.expired) {
+        timed_out = true;
+        x.error = "timeout";
+        result = ResponseParser::Result::kError;
+        break;
+      }
+      if (rec == asio::error::eof) {
+        result = parser.finish_eof();
+        x.error = parser.error();
+        break;
+      }
+      if (rec) {
+        x.error = rec.message();
+        result = ResponseParser::Result::kError;
+        break;
+      }
+      std::size_t used = 0;
+      result = parser.feed(std::string_view(p.read_buffer, rn), used);
+      leftover = used < rn;
+      if (result == ResponseParser::Result::kError)
+        x.error = "bad answer: " + std::string(parser.error());
+    }
+    if (result != ResponseParser::Result::kDone) {
+      // Cut off before any answer on a reused connection: it was stale; try a fresh one.
+      if (reused && !parser.started() && !timed_out) continue;
+      x.outcome = timed_out ? Outcome::kTimeout : Outcome::kFailed;
+      co_return x;
+    }
+    response = Response{};
+    response.status = parser.status();
+    response.content_type = {};
+    response.headers.reserve(parser.headers().size());
+    for (const auto& [name, value] : parser.headers()) {
+      if (framing_header(name) || (options.drop_header != nullptr && options.drop_header(name)))
+        continue;
+      response.headers.emplace_back(std::string(name), std::string(value));
+    }
+    response.body = std::move(parser.body());
+    if (auto& idle = p.list(upstream.key);
+        parser.keep_alive() && !leftover && idle.size() < p.max_idle) {
+      idle.push_back(std::move(conn));
+    }
+    x.outcome = Outcome::kAnswered;
+    x.error.clear();
+    co_return x;
+  }
+  x.outcome = Outcome::kFailed;
+  co_return x;
+}
+
+asio::awaitable<Exchange> ConnectionPool::get(std::string_view host, std::uint16_t port,
+                                              std::string_view target,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              Response& response) {
+  std::string key = std::string(host) + ":" + std::to_string(port);
+  std::string head;
+  head.append("GET ").append(target).append(" HTTP/1.1\r\nHost: ").append(key);
+  head.append("\r\nUser-Agent: squadron\r\n\r\n");
+  const std::array<asio::const_buffer, 1> out{asio::buffer(head)};
+  ExchangeOptions options;
+  options.deadline = deadline;
+  co_return co_await exchange({key, host, port}, out, options, response);
+}
+
+}  // namespace squadron::http

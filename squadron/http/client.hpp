@@ -1,0 +1,96 @@
+// The upstream HTTP/1.1 client of the gateway, the SDK's service client and the control
+// plane's metrics sampler: keep-alive connections pooled per upstream, one request at a time
+// per connection, every wait bounded by a deadline that one timer per thread enforces (no
+// timer per operation).
+//
+//   ConnectionPool pool{executor};                      // one per I/O thread
+//   Response res;
+//   auto x = co_await pool.exchange({"hello-1", "127.0.0.1", 5001}, request_bytes,
+//                                   {.deadline = now + 15s}, res);
+//   if (x.outcome == Outcome::kAnswered) use(res.status, res.headers, res.body);
+//
+// A pooled connection the upstream closed meanwhile is noticed before any answer and the
+// request goes once more on a fresh connection, so callers see only real failures.
+//
+// Thread safety: a pool belongs to the thread of its executor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "squadron/http/response.hpp"
+
+namespace squadron::http {
+
+// Where to send: an address literal and port; `key` names the pool of idle connections (an
+// instance id, or "host:port").
+struct Upstream {
+  std::string_view key;
+  std::string_view host;
+  std::uint16_t port = 0;
+};
+
+struct ExchangeOptions {
+  std::chrono::steady_clock::time_point deadline;  // the whole exchange ends by then
+  std::chrono::milliseconds connect_timeout{1000};
+  bool head = false;  // a HEAD request: the answer has no body whatever it announces
+  // Response header names not to copy into the Response (framing headers never are).
+  bool (*drop_header)(std::string_view name) = nullptr;
+};
+
+enum class Outcome {
+  kAnswered,        // a whole, well-formed response
+  kRefused,         // could not connect: the upstream got nothing
+  kConnectTimeout,  // no connection within connect_timeout: nothing sent
+  kTimeout,         // the deadline passed after (some of) the request left
+  kFailed,          // reset, cut off, or a malformed answer
+};
+
+struct Exchange {
+  Outcome outcome = Outcome::kFailed;
+  bool sent = false;  // some of the request reached the socket
+  std::string error;  // why, when not answered
+};
+
+class ConnectionPool final {
+ public:
+  explicit ConnectionPool(boost::asio::io_context::executor_type executor,
+                          std::size_t max_idle_per_upstream = 256);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // Sends `request` (a whole HTTP/1.1 request: head and body, in one or more buffers) and reads
+  // the answer into `response`: status, headers (without framing headers and those
+  // `drop_header` names) and the de-chunked body. The connection goes back to the pool when
+  // the answer allows keep-alive.
+  boost::asio::awaitable<Exchange> exchange(Upstream upstream,
+                                            std::span<const boost::asio::const_buffer> request,
+                                            const ExchangeOptions& options, Response& response);
+
+  // GET `target` from host:port (a convenience for control traffic).
+  boost::asio::awaitable<Exchange> get(std::string_view host, std::uint16_t port,
+                                       std::string_view target,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       Response& response);
+
+  // Idle connections held, over all upstreams.
+  std::size_t idle() const noexcept;
+  // Drops the idle connections to `key` (an upstream that went away).
+  void forget(std::string_view key);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace squadron::http
