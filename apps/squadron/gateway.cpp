@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -42,6 +43,10 @@ int run_gateway(const GatewayOptions& options) {
   config.threads = options.threads != 0
                        ? options.threads
                        : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  // Bodies over 64 KiB, and chunked ones, pass through as they arrive (constant memory, no
+  // size limit here: each upstream applies its own); smaller ones travel in one send.
+  config.limits.stream_above = 64 * 1024;
+  config.limits.max_body = std::numeric_limits<std::size_t>::max();
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = config.threads;
   for (const auto& spec : options.internal) {  // SERVICE=PORT

@@ -326,8 +326,16 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       .append(": ")
       .append(std::to_string(timeout.count()))
       .append("\r\n");
-  if (!req.body().empty() || req.method() == http::Method::kPost ||
-      req.method() == http::Method::kPut || req.method() == http::Method::kPatch) {
+  // A streamed body (large or chunked) goes on as it arrives, framed as it came.
+  http::BodyReader* const streamed = req.body_reader();
+  const bool chunked_body = streamed != nullptr && req.header("transfer-encoding").has_value();
+  if (chunked_body) {
+    head.append("Transfer-Encoding: chunked\r\n");
+  } else if (streamed != nullptr) {
+    head.append("Content-Length: ").append(req.header("content-length").value_or("0"));
+    head.append("\r\n");
+  } else if (!req.body().empty() || req.method() == http::Method::kPost ||
+             req.method() == http::Method::kPut || req.method() == http::Method::kPatch) {
     head.append("Content-Length: ").append(std::to_string(req.body().size())).append("\r\n");
   }
   head.append("\r\n");
@@ -341,6 +349,11 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   options.connect_timeout = policy.connect_timeout;
   options.head = req.method() == http::Method::kHead;
   options.drop_header = &dropped_response_header;
+  options.body = streamed;
+  options.chunked_body = chunked_body;
+  options.stream_above = 64 * 1024;  // larger answers flow through as they arrive
+  // A streamed body cannot be sent twice: such a request is retried only when it got nowhere.
+  const bool replayable = idempotent(req.method()) && streamed == nullptr;
 
   std::array<std::string_view, 8> tried_ids;  // instances already tried for this request
   std::size_t tried_count = 0;
@@ -395,7 +408,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     const auto now = std::chrono::steady_clock::now();
     if (x.outcome == http::Outcome::kAnswered) {
       if (w.balancer.record(service, ep, res.status < 500, now)) stats.ejections.add();
-      if (res.status == 503 && idempotent(req.method()) && attempt + 1 < attempts &&
+      if (res.status == 503 && replayable && attempt + 1 < attempts &&
           service.ready.size() > tried_count) {
         last_error = fmt::format("{}: 503", ep.id);
         continue;  // another instance may do better
@@ -408,7 +421,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     timed_out = x.outcome == http::Outcome::kTimeout ||
                 (x.outcome == http::Outcome::kConnectTimeout && now >= deadline);
     if (timed_out) break;
-    if (x.sent && !idempotent(req.method())) {
+    if (x.sent && !replayable) {
       res = http::Response::problem(
           502, fmt::format("{} failed during the request: {}", service.name, last_error));
       co_return;

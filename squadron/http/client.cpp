@@ -1,7 +1,11 @@
 #include "squadron/http/client.hpp"
 
 #include <array>
+#include <cstdio>
 #include <functional>
+#include <optional>
+#include <stdexcept>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -51,6 +55,19 @@ struct StringHash {
 bool framing_header(std::string_view name) {
   return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
          iequals(name, "connection") || iequals(name, "keep-alive");
+}
+
+// The answer's status and end-to-end headers into `response` (a fresh one).
+void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Response& response) {
+  response = Response{};
+  response.status = parser.status();
+  response.content_type = {};
+  response.headers.reserve(parser.headers().size());
+  for (const auto& [name, value] : parser.headers()) {
+    if (framing_header(name) || (options.drop_header != nullptr && options.drop_header(name)))
+      continue;
+    response.headers.emplace_back(std::string(name), std::string(value));
+  }
 }
 
 }  // namespace
@@ -121,6 +138,56 @@ class Watched {
   ConnectionPool::Impl& pool_;
   Deadline& d_;
 };
+
+// A response body still arriving when exchange() returned: owns the connection until the body
+// has been handed on, then gives it back to the pool.
+struct Pump {
+  ConnectionPool::Impl* pool;
+  std::shared_ptr<bool> alive;  // the pool's
+  std::string key;
+  std::unique_ptr<Connection> conn;
+  std::chrono::steady_clock::time_point deadline;
+  bool leftover = false;
+};
+
+asio::awaitable<std::optional<std::string>> pump_next(std::shared_ptr<Pump> pump) {
+  Pump& p = *pump;
+  if (!p.conn || !*p.alive) throw std::runtime_error("the upstream connection is gone");
+  ResponseParser& parser = p.conn->parser;
+  while (true) {
+    if (!parser.body().empty()) {
+      std::string out;
+      out.swap(parser.body());
+      co_return out;
+    }
+    if (parser.done()) {
+      auto& idle = p.pool->list(p.key);
+      if (parser.keep_alive() && !p.leftover && idle.size() < p.pool->max_idle)
+        idle.push_back(std::move(p.conn));
+      p.conn.reset();
+      co_return std::nullopt;
+    }
+    Deadline limit;
+    limit.socket = &p.conn->socket;
+    limit.at = p.deadline;
+    Watched watched(*p.pool, limit);
+    auto [ec, n] =
+        co_await p.conn->socket.async_read_some(asio::buffer(p.pool->read_buffer), kAwait);
+    if (!*p.alive) throw std::runtime_error("the connection pool is gone");
+    if (limit.expired) throw std::runtime_error("the upstream's body did not arrive in time");
+    if (ec == asio::error::eof) {
+      if (parser.finish_eof() != ResponseParser::Result::kDone)
+        throw std::runtime_error("the upstream cut its body off");
+      continue;
+    }
+    if (ec) throw std::runtime_error("the upstream's body failed: " + ec.message());
+    std::size_t used = 0;
+    const auto r = parser.feed(std::string_view(p.pool->read_buffer, n), used);
+    if (r == ResponseParser::Result::kError)
+      throw std::runtime_error("the upstream's body is malformed: " + std::string(parser.error()));
+    p.leftover = used < n;
+  }
+}
 
 }  // namespace
 
@@ -197,6 +264,45 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
       co_return x;
     }
     x.sent = true;
+    if (options.body != nullptr) {
+      // The body as it arrives; it cannot be replayed, so no fresh-connection retry after this.
+      std::string piece;
+      char size_line[24];
+      bool body_ok = true;
+      while (body_ok && co_await options.body->read(piece)) {
+        if (limit.expired) break;
+        boost::system::error_code bec;
+        if (options.chunked_body) {
+          const int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
+          const std::array<asio::const_buffer, 3> framed{
+              asio::buffer(size_line, static_cast<std::size_t>(n)), asio::buffer(piece),
+              asio::buffer("\r\n", 2)};
+          std::tie(bec, std::ignore) = co_await asio::async_write(conn->socket, framed, kAwait);
+        } else {
+          std::tie(bec, std::ignore) =
+              co_await asio::async_write(conn->socket, asio::buffer(piece), kAwait);
+        }
+        body_ok = !bec;
+        if (bec) x.error = "sending the body: " + bec.message();
+      }
+      if (body_ok && !limit.expired && options.body->complete() && options.chunked_body) {
+        boost::system::error_code bec;
+        std::tie(bec, std::ignore) =
+            co_await asio::async_write(conn->socket, asio::buffer("0\r\n\r\n", 5), kAwait);
+        body_ok = !bec;
+        if (bec) x.error = "sending the body: " + bec.message();
+      }
+      if (limit.expired || !body_ok || !options.body->complete()) {
+        if (limit.expired) {
+          x.outcome = Outcome::kTimeout;
+          x.error = "timeout";
+        } else {
+          x.outcome = Outcome::kFailed;
+          if (body_ok) x.error = "the request body was cut off";
+        }
+        co_return x;  // the connection (out of step) is dropped
+      }
+    }
     ResponseParser& parser = conn->parser;
     parser.reset(options.head);
     auto result = ResponseParser::Result::kNeedMore;
@@ -225,22 +331,33 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
       leftover = used < rn;
       if (result == ResponseParser::Result::kError)
         x.error = "bad answer: " + std::string(parser.error());
+      if (result == ResponseParser::Result::kNeedMore && options.stream_above != 0 &&
+          parser.head_done() &&
+          (parser.declared_length() < 0 ||
+           static_cast<std::uint64_t>(parser.declared_length()) > options.stream_above)) {
+        // A large or open-ended body: answer now, and let the caller pull the body through.
+        fill_head(parser, options, response);
+        response.stream_length = parser.declared_length();
+        auto pump = std::make_shared<Pump>();
+        pump->pool = &p;
+        pump->alive = p.alive;
+        pump->key = std::string(upstream.key);
+        pump->conn = std::move(conn);
+        pump->deadline = options.deadline;
+        response.stream = [pump] { return pump_next(pump); };
+        x.outcome = Outcome::kAnswered;
+        x.error.clear();
+        co_return x;
+      }
     }
     if (result != ResponseParser::Result::kDone) {
-      // Cut off before any answer on a reused connection: it was stale; try a fresh one.
-      if (reused && !parser.started() && !timed_out) continue;
+      // Cut off before any answer on a reused connection: it was stale; try a fresh one
+      // (unless a streamed body went out: it cannot be sent again).
+      if (reused && !parser.started() && !timed_out && options.body == nullptr) continue;
       x.outcome = timed_out ? Outcome::kTimeout : Outcome::kFailed;
       co_return x;
     }
-    response = Response{};
-    response.status = parser.status();
-    response.content_type = {};
-    response.headers.reserve(parser.headers().size());
-    for (const auto& [name, value] : parser.headers()) {
-      if (framing_header(name) || (options.drop_header != nullptr && options.drop_header(name)))
-        continue;
-      response.headers.emplace_back(std::string(name), std::string(value));
-    }
+    fill_head(parser, options, response);
     response.body = std::move(parser.body());
     if (auto& idle = p.list(upstream.key);
         parser.keep_alive() && !leftover && idle.size() < p.max_idle) {

@@ -26,6 +26,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "squadron/http/request.hpp"
 #include "squadron/http/response.hpp"
 
 namespace squadron::http {
@@ -44,6 +45,15 @@ struct ExchangeOptions {
   bool head = false;  // a HEAD request: the answer has no body whatever it announces
   // Response header names not to copy into the Response (framing headers never are).
   bool (*drop_header)(std::string_view name) = nullptr;
+  // A body to send after the request's buffers, piece by piece as the reader yields it
+  // (chunk-framed when `chunked_body`; else the head announced its Content-Length). Such a
+  // request is never sent twice: once the body is being read it cannot be replayed.
+  BodyReader* body = nullptr;
+  bool chunked_body = false;
+  // An answer whose body is larger than this, chunked or close-delimited comes back at once
+  // with Response::stream reading the body from the upstream as the caller sends it on (the
+  // connection returns to the pool at its end; a cut body throws). 0: always read whole.
+  std::size_t stream_above = 0;
 };
 
 enum class Outcome {

@@ -115,7 +115,7 @@ void RequestParser::reset(Request& req) noexcept {
   line_start_ = token_start_ = name_end_ = value_end_ = 0;
   method_end_ = target_start_ = target_end_ = version_pos_ = fields_start_ = 0;
   fields_.clear();
-  content_length_ = body_remaining_ = chunk_size_ = 0;
+  content_length_ = body_remaining_ = chunk_size_ = body_seen_ = 0;
   chunk_line_bytes_ = trailer_bytes_ = trailer_fields_ = ext_token_len_ = 0;
   host_count_ = 0;
   has_content_length_ = has_transfer_encoding_ = chunked_ = false;
@@ -488,7 +488,9 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         }
         if (content_length_ > 0) {
           body_remaining_ = content_length_;
-          req.body_.reserve(static_cast<std::size_t>(content_length_));
+          req.body_.reserve(static_cast<std::size_t>(
+              streams_body() ? std::min<std::uint64_t>(content_length_, 64 * 1024)
+                             : content_length_));
           state_ = State::kBodyLength;
           return {ParseStatus::kHeadersDone, consumed(p)};
         }
@@ -523,6 +525,7 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         const std::size_t n =
             std::min<std::size_t>(static_cast<std::size_t>(end - p), body_remaining_);
         req.body_.append(p, n);
+        body_seen_ += n;
         p += n;
         body_remaining_ -= n;
         if (body_remaining_ == 0) {
@@ -540,7 +543,7 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
             return fail(400, "chunk size overflows", consumed(p));
           }
           chunk_size_ = chunk_size_ * 16 + static_cast<unsigned>(h);
-          if (req.body_.size() + chunk_size_ > limits_.max_body) {
+          if (body_seen_ > limits_.max_body || chunk_size_ > limits_.max_body - body_seen_) {
             return fail(413, "the request body is larger than this server accepts", consumed(p));
           }
           chunk_size_digits_ = true;
@@ -632,6 +635,7 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
       case State::kChunkData: {
         const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(end - p), chunk_size_);
         req.body_.append(p, n);
+        body_seen_ += n;
         p += n;
         chunk_size_ -= n;
         if (chunk_size_ == 0) state_ = State::kChunkDataCr;

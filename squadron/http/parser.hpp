@@ -26,6 +26,10 @@ struct ParserLimits {
   std::size_t max_header_bytes = std::size_t{64} * 1024;  // whole head larger -> 431
   std::size_t max_headers = 100;                          // more fields -> 431
   std::size_t max_body = std::size_t{8} * 1024 * 1024;    // larger body -> 413, from the headers
+  // Bodies larger than this, or chunked, are streamed: the parser appends what arrives to
+  // Request::body() and the reader takes it away as it goes (memory stays bounded). 0: never
+  // (every body is read whole before the request is handled).
+  std::size_t stream_above = 0;
 };
 
 enum class ParseStatus : std::uint8_t {
@@ -62,6 +66,15 @@ class RequestParser final {
   // True once a byte of the current request has arrived (a timeout then earns a 408).
   bool started() const noexcept { return state_ != State::kStart || head_bytes_ != 0; }
   bool in_body() const noexcept { return state_ >= State::kBodyLength; }
+  // After kHeadersDone: whether this request's body is streamed (see ParserLimits::stream_above).
+  bool streams_body() const noexcept {
+    return limits_.stream_above != 0 && (chunked_ || content_length_ > limits_.stream_above);
+  }
+  // The declared Content-Length (0 when none or chunked), and whether the body is chunked.
+  std::uint64_t content_length() const noexcept { return content_length_; }
+  bool chunked() const noexcept { return chunked_; }
+  // The current request is complete.
+  bool done() const noexcept { return state_ == State::kDone && !failed_; }
   const ParserLimits& limits() const noexcept { return limits_; }
 
  private:
@@ -126,6 +139,7 @@ class RequestParser final {
   std::uint64_t content_length_ = 0;
   std::uint64_t body_remaining_ = 0;
   std::uint64_t chunk_size_ = 0;
+  std::uint64_t body_seen_ = 0;  // body bytes appended so far (a streamed body is taken away)
   std::size_t chunk_line_bytes_ = 0;
   std::size_t trailer_bytes_ = 0;
   std::size_t trailer_fields_ = 0;

@@ -70,6 +70,7 @@ void Request::reset() noexcept {
   route_ = {};
   route_index_ = 0;
   deadline_ = std::chrono::steady_clock::time_point::max();
+  body_reader_ = nullptr;
 }
 
 std::optional<std::int64_t> Request::timeout_left_ms() const noexcept {

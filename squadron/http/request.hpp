@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
@@ -59,6 +60,21 @@ class RequestParser;
 // timeout by it and sets it on what it forwards; the SDK answers 504 at once when it is spent.
 inline constexpr std::string_view kTimeoutHeader = "X-Squadron-Timeout-Ms";
 
+// A request body streamed to the handler in pieces as it arrives (see
+// ParserLimits::stream_above): a gateway passes a 1 GiB upload on with constant memory.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  // Replaces `out` with the next piece of the body; false at its end or when it failed.
+  virtual boost::asio::awaitable<bool> read(std::string& out) = 0;
+  // Whether the whole body has been read.
+  virtual bool complete() const noexcept = 0;
+  // Why reading failed: an HTTP status (400 malformed chunk, 408 too slow, 413 too large;
+  // 0 when the client went away) and a reason; status 0 and empty when nothing failed.
+  virtual int error_status() const noexcept = 0;
+  virtual std::string_view error() const noexcept = 0;
+};
+
 class Request final {
  public:
   Request();
@@ -85,8 +101,16 @@ class Request final {
   // The first header field named `name` (case-insensitive), if any.
   std::optional<std::string_view> header(std::string_view name) const noexcept;
 
-  // The message body, de-chunked. Empty when the request had none.
+  // The message body, de-chunked. Empty when the request had none, or when it is streamed.
   const std::string& body() const noexcept { return body_; }
+  // The streamed body, when the server streams this request's (nullptr: body() has it all).
+  BodyReader* body_reader() const noexcept { return body_reader_; }
+  void set_body_reader(BodyReader* r) noexcept { body_reader_ = r; }
+  // Moves the body received so far into `out` (the server's body reader).
+  void take_body(std::string& out) noexcept {
+    out.swap(body_);
+    body_.clear();
+  }
   // The body parsed as JSON; an error code (never an exception) when it is not valid JSON.
   boost::system::result<boost::json::value> json() const;
 
@@ -163,6 +187,7 @@ class Request final {
   std::string_view route_;
   std::size_t route_index_ = 0;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  BodyReader* body_reader_ = nullptr;
 };
 
 }  // namespace squadron::http

@@ -164,9 +164,10 @@ void serialize_head(const Response& res, std::string_view date, std::string_view
     out.append("Content-Type: ").append(res.content_type).append("\r\n");
   if (chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
-  } else if (!no_body) {
+  } else if (!no_body && (!res.stream || res.stream_length >= 0)) {
+    // A stream of unknown length not sent chunked (to HTTP/1.0) ends with the connection.
     out.append("Content-Length: ");
-    append_uint(out, res.body.size());
+    append_uint(out, res.stream ? static_cast<std::size_t>(res.stream_length) : res.body.size());
     out.append("\r\n");
   }
   if (!date.empty()) out.append("Date: ").append(date).append("\r\n");

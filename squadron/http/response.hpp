@@ -8,6 +8,7 @@
 // Thread safety: a value type; not shared between threads while being written.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -38,6 +39,9 @@ struct Response {
   // When set, the body is this stream, sent chunked (close-delimited to HTTP/1.0 clients);
   // `body` is ignored.
   BodyStream stream;
+  // The streamed body's length when known in advance: sent with Content-Length instead of
+  // chunked (the stream must then yield exactly this many bytes). -1: unknown.
+  std::int64_t stream_length = -1;
   // Close the connection after this response even if the client wants keep-alive.
   bool close = false;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #include "squadron/http/request.hpp"
 
@@ -51,6 +52,7 @@ void ResponseParser::reset(bool head_request) noexcept {
   headers_.clear();
   body_.clear();
   remaining_ = 0;
+  declared_length_ = -1;
   line_.clear();
   error_ = {};
 }
@@ -171,6 +173,7 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
   if (has_te && !content_length.empty()) return fail("Content-Length with Transfer-Encoding");
   if (head_request_ || status_ == 204 || status_ == 304) {
     state_ = State::kDone;
+    declared_length_ = 0;
   } else if (has_te) {
     state_ = chunked ? State::kChunkSize : State::kUntilClose;
     if (!chunked) keep_alive_ = false;
@@ -180,7 +183,10 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
         std::from_chars(content_length.data(), content_length.data() + content_length.size(), n);
     if (cec != std::errc() || q != content_length.data() + content_length.size())
       return fail("malformed Content-Length");
+    if (n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return fail("Content-Length too large");
     remaining_ = n;
+    declared_length_ = static_cast<std::int64_t>(n);
     state_ = n == 0 ? State::kDone : State::kLength;
   } else {
     state_ = State::kUntilClose;

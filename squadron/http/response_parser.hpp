@@ -45,6 +45,11 @@ class ResponseParser final {
   std::string& body() noexcept { return body_; }
   // Whether the connection may carry another request after this response.
   bool keep_alive() const noexcept { return keep_alive_; }
+  // The final head has been parsed (the body, if any, is what follows).
+  bool head_done() const noexcept { return state_ != State::kHead && state_ != State::kError; }
+  bool done() const noexcept { return state_ == State::kDone; }
+  // The body's declared length, when framed by Content-Length; -1 when chunked or until close.
+  std::int64_t declared_length() const noexcept { return declared_length_; }
   // True once any byte of the response has been fed.
   bool started() const noexcept { return started_; }
   std::string_view error() const noexcept { return error_; }
@@ -76,6 +81,7 @@ class ResponseParser final {
   std::string head_;  // the current head's bytes; headers_ views point into it
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
   std::string body_;
+  std::int64_t declared_length_ = -1;
   std::uint64_t remaining_ = 0;  // body bytes (kLength) or chunk bytes (kChunkData) still due
   std::string line_;             // a chunk-size or trailer line being collected
   std::string_view error_;

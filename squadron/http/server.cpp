@@ -5,6 +5,7 @@
 #include <exception>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -56,6 +57,74 @@ void log_exception(std::exception_ptr e) noexcept {
 }
 
 }  // namespace
+
+// The body of a request handled before its body has arrived (ParserLimits::stream_above): each
+// read() feeds the parser what is buffered or reads more from the socket, and hands over what
+// the parser de-framed. Lives on the connection's coroutine frame for one request.
+class StreamedBody final : public BodyReader {
+ public:
+  StreamedBody(Connection& conn, RequestParser& parser, Request& req, std::string_view& data,
+               char* buffer, const SteadyClock::time_point& now,
+               std::chrono::milliseconds io_timeout)
+      : conn_(conn),
+        parser_(parser),
+        req_(req),
+        data_(data),
+        buffer_(buffer),
+        now_(now),
+        io_timeout_(io_timeout) {}
+
+  asio::awaitable<bool> read(std::string& out) override {
+    out.clear();
+    while (true) {
+      if (!req_.body().empty()) {
+        req_.take_body(out);
+        co_return true;
+      }
+      if (parser_.done() || status_ != 0 || failed_) co_return false;
+      if (!data_.empty()) {
+        const ParseResult r = parser_.feed(data_, req_);
+        data_.remove_prefix(r.consumed);
+        if (r.status == ParseStatus::kError) {
+          status_ = parser_.error().status;
+          error_ = parser_.error().detail;
+          co_return false;
+        }
+        continue;
+      }
+      conn_.deadline = now_ + io_timeout_;
+      auto [ec, n] =
+          co_await conn_.socket.async_read_some(asio::buffer(buffer_, kReadBufferBytes), kAwait);
+      if (ec) {
+        failed_ = true;
+        if (conn_.timed_out) {
+          status_ = 408;
+          error_ = "the request body stopped arriving";
+        } else {
+          error_ = "the client closed the connection during the request body";
+        }
+        co_return false;
+      }
+      data_ = std::string_view(buffer_, n);
+    }
+  }
+  bool complete() const noexcept override { return parser_.done(); }
+  int error_status() const noexcept override { return status_; }
+  std::string_view error() const noexcept override { return error_; }
+  bool failed() const noexcept { return failed_ || status_ != 0; }
+
+ private:
+  Connection& conn_;
+  RequestParser& parser_;
+  Request& req_;
+  std::string_view& data_;
+  char* buffer_;
+  const SteadyClock::time_point& now_;
+  std::chrono::milliseconds io_timeout_;
+  int status_ = 0;
+  bool failed_ = false;
+  std::string_view error_;
+};
 
 // An io_context whose pending handlers (suspended coroutines) can be destroyed on demand.
 class Context : public asio::io_context {  // not final: Asio probes it as an executor
@@ -210,6 +279,7 @@ class Server::Worker {
                                      std::string& out) {
     if (!co_await flush(conn, out)) co_return false;
     if (head_only) co_return true;
+    std::uint64_t sent = 0;
     while (true) {
       std::optional<std::string> chunk;
       try {
@@ -219,6 +289,10 @@ class Server::Worker {
       }
       if (!chunk) break;
       if (chunk->empty()) continue;
+      sent += chunk->size();
+      // A stream of announced length must not say more than announced.
+      if (res.stream_length >= 0 && sent > static_cast<std::uint64_t>(res.stream_length))
+        co_return false;
       if (chunked) {
         char size[20];
         const int len = std::snprintf(size, sizeof size, "%zx\r\n", chunk->size());
@@ -234,6 +308,9 @@ class Server::Worker {
       out.append("0\r\n\r\n");
       if (!co_await flush(conn, out)) co_return false;
     }
+    // Fewer bytes than announced: only closing tells the client the body is cut.
+    if (res.stream_length >= 0 && sent != static_cast<std::uint64_t>(res.stream_length))
+      co_return false;
     co_return true;
   }
 
@@ -284,7 +361,8 @@ class Server::Worker {
             out.append(kContinue);
             if (!co_await flush(conn, out)) co_return;
           }
-          continue;
+          if (!parser.streams_body()) continue;
+          // A large or chunked body: the handler reads it as it arrives.
         }
         if (r.status == ParseStatus::kError) {
           const auto& err = parser.error();
@@ -297,9 +375,15 @@ class Server::Worker {
           break;
         }
 
-        // A complete request.
+        // A complete request, or one whose body is streamed.
         served_any = true;
         conn.deadline = SteadyClock::time_point::max();
+        std::optional<StreamedBody> streamed;
+        if (r.status == ParseStatus::kHeadersDone) {
+          streamed.emplace(conn, parser, req, data, read_buffer.get(), coarse_now_,
+                           config_.io_timeout);
+          req.set_body_reader(&*streamed);
+        }
         Response res;
         bool done = true;
         try {
@@ -316,9 +400,23 @@ class Server::Worker {
         }
         const bool head_only = req.method() == Method::kHead;
         bool keep = req.keep_alive() && !res.close && !stopping_;
+        if (streamed) {
+          conn.deadline = SteadyClock::time_point::max();
+          if (streamed->error_status() != 0) {
+            // The body was malformed, too large or too slow: that is the answer.
+            res = Response::problem(streamed->error_status(), streamed->error());
+            handler_.on_rejected(streamed->error_status(), index_);
+            linger = true;
+          } else if (streamed->failed()) {
+            co_return;  // the client is gone
+          }
+          // A body not read to its end leaves the connection out of step: close it after.
+          if (!streamed->complete()) keep = false;
+        }
         if (res.stream) {
-          const bool chunked = req.version_minor() >= 1 && !status_has_no_body(res.status);
-          if (!chunked) keep = false;
+          const bool chunked =
+              req.version_minor() >= 1 && !status_has_no_body(res.status) && res.stream_length < 0;
+          if (!chunked && res.stream_length < 0) keep = false;
           serialize_head(res, date(), req.request_id(), keep, chunked, out);
           if (!co_await write_stream(conn, res, chunked, head_only, out)) co_return;
         } else {

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/crc.hpp>
 #include <boost/json.hpp>
 
 #include "fixture.hpp"
@@ -752,6 +753,116 @@ TEST_F(Gateway, CountsEveryAnswerLimitsRatesAndCarriesTheDeadline) {
   const auto bad = fetch(control, "GET", "/api/v1/metrics?history=many");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
+}
+
+// The peak resident memory of process `pid` in KiB (VmHWM), or -1.
+long peak_rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(Gateway, LargeAndChunkedUploadsStreamThroughInConstantMemory) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  sink:\n    command: [/usr/bin/python3, " << flaky_py() << "]\n"
+      << "    routes: [/sink]\n    proxy: { timeout: 60s }\n";
+  up();
+  const auto list = ps();
+  const auto gateway = port_of(*of(list, "gateway")[0]);
+  const pid_t gateway_pid = pid_of(*of(list, "gateway")[0]);
+  const long rss_before = peak_rss_kib(gateway_pid);
+  ASSERT_GT(rss_before, 0);
+
+  // 256 MiB announced by Content-Length, sent 1 MiB at a time: far over the SDK's 8 MiB limit,
+  // and the gateway never holds it.
+  constexpr std::size_t kMiB = 1 << 20;
+  constexpr std::size_t kPieces = 256;
+  std::string piece(kMiB, 'x');
+  for (std::size_t i = 0; i < piece.size(); ++i) piece[i] = static_cast<char>('a' + i % 26);
+  std::uint32_t crc = 0;
+  {
+    RawConnection c(gateway);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.send("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                       std::to_string(kPieces * kMiB) + "\r\n\r\n"));
+    for (std::size_t i = 0; i < kPieces; ++i) ASSERT_TRUE(c.send(piece)) << i;
+    const auto r = c.read_response(60s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_NE(r->body.find("bytes=268435456 "), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("framing=length"), std::string::npos) << r->body;
+    // The same connection serves the next request: the body was read to its end.
+    ASSERT_TRUE(c.send("GET /sink HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto next = c.read_response(5s);
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->status, 200);
+  }
+  // Chunked in, chunked on: 3 chunks of odd sizes, and the bytes arrive intact.
+  {
+    RawConnection c(gateway);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.send("PUT /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    std::string all;
+    for (std::size_t size : {std::size_t{100000}, std::size_t{1}, std::size_t{3 * kMiB + 7}}) {
+      const std::string chunk = piece.substr(0, std::min(size, piece.size())) +
+                                std::string(size > piece.size() ? size - piece.size() : 0, 'z');
+      all += chunk;
+      char line[32];
+      std::snprintf(line, sizeof line, "%zx\r\n", chunk.size());
+      ASSERT_TRUE(c.send(line));
+      ASSERT_TRUE(c.send(chunk));
+      ASSERT_TRUE(c.send("\r\n"));
+    }
+    ASSERT_TRUE(c.send("0\r\n\r\n"));
+    const auto r = c.read_response(30s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    boost::crc_32_type crc32;  // zlib's CRC-32, as the Python upstream computes it
+    crc32.process_bytes(all.data(), all.size());
+    crc = crc32.checksum();
+    char expect[64];
+    std::snprintf(expect, sizeof expect, "bytes=%zu crc=%08x framing=chunked", all.size(), crc);
+    EXPECT_EQ(r->body, expect);
+  }
+  const long rss_after = peak_rss_kib(gateway_pid);
+  EXPECT_LT(rss_after - rss_before, 32 * 1024)
+      << "peak RSS grew from " << rss_before << " KiB to " << rss_after << " KiB";
+
+  // Large answers flow back the same way, whatever their framing; the pattern arrives intact.
+  for (const char* framing : {"bytes", "chunked", "close"}) {
+    RawConnection c(gateway);
+    ASSERT_TRUE(c.send(std::string("GET /sink/") + framing + "/" + std::to_string(64 * kMiB) +
+                       " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto r = c.read_response(60s);
+    ASSERT_TRUE(r) << framing;
+    EXPECT_EQ(r->status, 200);
+    ASSERT_EQ(r->body.size(), 64 * kMiB) << framing;
+    bool intact = true;
+    for (std::size_t i = 0; i < r->body.size() && intact; i += 4099)
+      intact = static_cast<unsigned char>(r->body[i]) == i % 256;
+    EXPECT_TRUE(intact) << framing;
+    // A close-delimited answer goes on chunked (the client connection stays usable).
+    EXPECT_EQ(r->header("transfer-encoding").value_or(""),
+              std::string_view(framing) == "bytes" ? "" : "chunked")
+        << framing;
+  }
+  const long rss_after_download = peak_rss_kib(gateway_pid);
+  EXPECT_LT(rss_after_download - rss_before, 32 * 1024)
+      << "peak RSS grew from " << rss_before << " KiB to " << rss_after_download << " KiB";
+
+  // A body cut off mid-way never reaches the upstream as complete, and the gateway lives on.
+  {
+    RawConnection c(gateway);
+    ASSERT_TRUE(c.send("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"));
+    ASSERT_TRUE(c.send(piece));
+  }
+  const auto after = fetch(gateway, "GET", "/sink");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
 }
 
 }  // namespace
