@@ -31,6 +31,7 @@
 #include "squadron/http/request.hpp"
 #include "squadron/http/response.hpp"
 #include "squadron/http/server.hpp"
+#include "squadron/service/client.hpp"
 
 namespace squadron {
 

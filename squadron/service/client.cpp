@@ -1,0 +1,183 @@
+#include "squadron/service/client.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdlib>
+#include <memory>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+#include "squadron/core/splitmix.hpp"
+#include "squadron/http/client.hpp"
+
+namespace squadron {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// One upstream pool per thread and io_context (the handler's I/O thread).
+struct ThreadPool {
+  asio::io_context* context = nullptr;
+  std::unique_ptr<http::ConnectionPool> pool;
+  core::SplitMix64 rng{0x5eed};
+};
+thread_local ThreadPool t_pool;
+
+http::ConnectionPool* pool_for(const asio::any_io_executor& ex) {
+  const auto* io = ex.target<asio::io_context::executor_type>();
+  if (io == nullptr) return nullptr;
+  auto& ctx = io->context();
+  if (t_pool.context != &ctx || !t_pool.pool) {
+    t_pool.pool = std::make_unique<http::ConnectionPool>(*io, 64);
+    t_pool.context = &ctx;
+    t_pool.rng = core::SplitMix64{reinterpret_cast<std::uintptr_t>(&ctx)};
+  }
+  return t_pool.pool.get();
+}
+
+std::string url_variable(std::string_view service) {
+  std::string name = "SQUADRON_";
+  for (char c : service)
+    name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name + "_URL";
+}
+
+bool framing(std::string_view name) {
+  return http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding") ||
+         http::iequals(name, "connection") || http::iequals(name, "host") ||
+         http::iequals(name, http::kTimeoutHeader);
+}
+
+}  // namespace
+
+Client Client::for_service(std::string_view name, ClientOptions options) {
+  const auto variable = url_variable(name);
+  const char* url = std::getenv(variable.c_str());
+  Client c(url != nullptr ? url : "", options);
+  c.name_ = name;
+  if (url == nullptr) {
+    c.problem_ = fmt::format(
+        "{} is not set: run this service with `squadron up` (it gives every "
+        "instance the URL of every service)",
+        variable);
+  }
+  return c;
+}
+
+Client::Client(std::string_view base_url, ClientOptions options)
+    : name_(base_url), url_(base_url), options_(options) {
+  const auto u = boost::urls::parse_uri(base_url);
+  if (!u || u->scheme() != "http" || !u->has_port() || u->port_number() == 0) {
+    problem_ = fmt::format("\"{}\" is not a base URL like http://127.0.0.1:8080", base_url);
+    return;
+  }
+  host_ = u->host_address();
+  if (host_ == "localhost") host_ = "127.0.0.1";
+  if (host_.size() > 2 && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
+  port_ = u->port_number();
+}
+
+asio::awaitable<http::Response> Client::get(std::string_view target,
+                                            const http::Request* caused_by) const {
+  co_return co_await call("GET", target, {}, {}, caused_by);
+}
+
+asio::awaitable<http::Response> Client::post(std::string_view target, std::string body,
+                                             std::string_view content_type,
+                                             const http::Request* caused_by) const {
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.emplace_back("Content-Type", std::string(content_type));
+  co_return co_await call("POST", target, std::move(body), std::move(headers), caused_by);
+}
+
+asio::awaitable<http::Response> Client::call(
+    std::string_view method, std::string_view target, std::string body,
+    std::vector<std::pair<std::string, std::string>> headers,
+    const http::Request* caused_by) const {
+  if (port_ == 0) co_return http::Response::problem(503, problem_);
+  const auto executor = co_await asio::this_coro::executor;
+  http::ConnectionPool* pool = pool_for(executor);
+  if (pool == nullptr) {
+    co_return http::Response::problem(500, "squadron::Client runs on an io_context's thread");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto deadline = start + options_.timeout;
+  if (caused_by != nullptr) deadline = std::min(deadline, caused_by->deadline());
+  if (deadline <= start) {
+    co_return http::Response::problem(
+        504, fmt::format("the request's deadline passed before calling {}", name_));
+  }
+
+  std::string head;
+  head.reserve(256 + target.size() + body.size());
+  head.append(method).append(" ").append(target.empty() ? "/" : target).append(" HTTP/1.1\r\n");
+  head.append("Host: ").append(host_).append(":").append(std::to_string(port_)).append("\r\n");
+  for (const auto& [name, value] : headers) {
+    if (framing(name)) continue;
+    head.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (caused_by != nullptr) {
+    if (!caused_by->request_id().empty())
+      head.append("X-Request-Id: ").append(caused_by->request_id()).append("\r\n");
+    if (!caused_by->traceparent().empty())
+      head.append("traceparent: ").append(caused_by->traceparent()).append("\r\n");
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count();
+  head.append(http::kTimeoutHeader).append(": ").append(std::to_string(left)).append("\r\n");
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
+    head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  head.append("\r\n").append(body);
+  const std::array<asio::const_buffer, 1> out{asio::buffer(head)};
+
+  http::ExchangeOptions options;
+  options.deadline = deadline;
+  options.connect_timeout = options_.connect_timeout;
+  options.head = method == "HEAD";
+  const std::string key = host_ + ":" + std::to_string(port_);
+  http::Response res;
+  std::string error;
+  for (int attempt = 0; attempt <= options_.connect_retries; ++attempt) {
+    if (attempt > 0) {
+      // Refused: the listener is restarting (the gateway comes back within a second). A
+      // jittered pause of 25-100 ms, doubling, inside the deadline.
+      const auto cap = 25LL << std::min(attempt, 3);
+      const auto wait = std::chrono::milliseconds(
+          25 + static_cast<std::int64_t>(t_pool.rng() % static_cast<std::uint64_t>(cap)));
+      if (std::chrono::steady_clock::now() + wait >= deadline) break;
+      asio::steady_timer pause(executor, wait);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    const auto x = co_await pool->exchange({key, host_, port_}, out, options, res);
+    switch (x.outcome) {
+      case http::Outcome::kAnswered:
+        co_return res;
+      case http::Outcome::kRefused:
+        error = x.error;
+        continue;  // nothing was sent: safe for any method
+      case http::Outcome::kConnectTimeout:
+        error = x.error;
+        if (std::chrono::steady_clock::now() < deadline) continue;  // nothing was sent
+        [[fallthrough]];
+      case http::Outcome::kTimeout:
+        co_return http::Response::problem(
+            504,
+            fmt::format(
+                "{} did not answer within {} ms", name_,
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
+      case http::Outcome::kFailed:
+        co_return http::Response::problem(502,
+                                          fmt::format("{} failed to answer: {}", name_, x.error));
+    }
+  }
+  co_return http::Response::problem(503, fmt::format("{} is unreachable: {}", name_, error));
+}
+
+}  // namespace squadron
