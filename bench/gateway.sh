@@ -3,8 +3,9 @@
 # of it on the same CPU: the Squadron gateway (1 thread, started by `squadron up`), HAProxy
 # (1 thread, `http-reuse always`) and nginx (1 worker, `proxy_pass` to an upstream with
 # `keepalive 64`); wrk (-t1 -c64, --latency) on CPU 0 against each and against hello directly,
-# in interleaved rounds. Prints req/s and p99 per run, the medians, and the ratios
-# squadron/haproxy and squadron/nginx.
+# in interleaved rounds. Prints req/s, p99 and the proxy's CPU time per request (user + system,
+# from /proc: what a proxy costs, less swayed by this shared machine's noise than req/s) per
+# run, the medians, and the ratios squadron/haproxy and squadron/nginx.
 #
 #   bench/gateway.sh                 # 3 rounds of 10 s each
 #   ROUNDS=5 DURATION=5s bench/gateway.sh
@@ -99,16 +100,32 @@ pids+=($!)
 wait_port "$HELLO_PORT"; wait_port "$GATEWAY_PORT"; wait_port "$HAPROXY_PORT"; wait_port "$NGINX_PORT"
 sleep 0.5
 
-run_wrk() {  # name port -> "rps p99_ms"
-  local out
+# The processes of each server, for their CPU time.
+gateway_pid=$(build/bin/squadron --file "$work/squadron.yaml" ps --json | $PY -c "import json,sys;print(' '.join(str(i['pid']) for i in json.load(sys.stdin) if i['service']=='gateway'))")
+hello_pid=$(build/bin/squadron --file "$work/squadron.yaml" ps --json | $PY -c "import json,sys;print(' '.join(str(i['pid']) for i in json.load(sys.stdin) if i['service']=='hello'))")
+haproxy_pid=$(cat "$work/haproxy.pid")
+nginx_pids="$(cat "$work/nginx/nginx.pid") $(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')"
+declare -A PIDS=([direct]="$hello_pid" [squadron]="$gateway_pid" [haproxy]="$haproxy_pid" [nginx]="$nginx_pids")
+cpu_ticks() {  # the user + system clock ticks of the listed pids
+  local t=0 p
+  for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+seconds=${DURATION%s}
+hz=$(getconf CLK_TCK)
+
+run_wrk() {  # name port -> "rps p99_ms cpu_us_per_request"
+  local out t0 t1
+  t0=$(cpu_ticks "${PIDS[$1]}")
   out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/hello" 2>&1)
+  t1=$(cpu_ticks "${PIDS[$1]}")
   echo "$out" >"$work/wrk-$1-last.txt"
   local rps p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
   [ -n "$errors" ] && echo "  $1: $errors" >&2
-  echo "$rps $p99"
+  echo "$rps $p99 $(awk -v t=$((t1 - t0)) -v hz="$hz" -v r="$rps" -v d="$seconds" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * d)}')"
 }
 
 servers="direct:$HELLO_PORT squadron:$GATEWAY_PORT haproxy:$HAPROXY_PORT nginx:$NGINX_PORT"
@@ -116,14 +133,14 @@ for s in $servers; do  # warm-up, not counted
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${s#*:}/hello" >/dev/null 2>&1
 done
 
-declare -A RPS P99
-printf '%-6s %-9s %12s %10s\n' round server "req/s" "p99 ms"
+declare -A RPS P99 CPU
+printf '%-6s %-9s %12s %10s %14s\n' round server "req/s" "p99 ms" "CPU us/req"
 for r in $(seq 1 "$ROUNDS"); do
   for s in $servers; do
     name=${s%%:*}
-    read -r rps p99 < <(run_wrk "$name" "${s#*:}")
-    RPS[$name]+="$rps "; P99[$name]+="$p99 "
-    printf '%-6s %-9s %12s %10s\n' "$r" "$name" "$rps" "$p99"
+    read -r rps p99 cpu < <(run_wrk "$name" "${s#*:}")
+    RPS[$name]+="$rps "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
+    printf '%-6s %-9s %12s %10s %14s\n' "$r" "$name" "$rps" "$p99" "$cpu"
   done
 done
 
@@ -142,3 +159,6 @@ paired() {  # $1 $2: space-separated lists in round order
 }
 printf 'paired   squadron/haproxy req/s %.2f   squadron/nginx req/s %.2f   (median of per-round ratios)\n' \
   "$(paired "${RPS[squadron]}" "${RPS[haproxy]}")" "$(paired "${RPS[squadron]}" "${RPS[nginx]}")"
+sc=$(median "${CPU[squadron]}"); hc=$(median "${CPU[haproxy]}"); nc=$(median "${CPU[nginx]}")
+printf 'CPU      per request: squadron %s us   haproxy %s us   nginx %s us   haproxy/squadron %.2f   nginx/squadron %.2f\n' \
+  "$sc" "$hc" "$nc" "$(awk -v a="$hc" -v b="$sc" 'BEGIN {print a/b}')" "$(awk -v a="$nc" -v b="$sc" 'BEGIN {print a/b}')"

@@ -1,7 +1,5 @@
 #include "squadron/gateway/proxy.hpp"
 
-#include <unordered_map>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -53,12 +51,11 @@ bool idempotent(http::Method m) {
   return m == M::kGet || m == M::kHead || m == M::kOptions || m == M::kPut || m == M::kDelete;
 }
 
-std::string new_request_id(core::SplitMix64& rng) {
+// 16 hex digits of `rng` into `out` (no allocation: the id is copied into the request's own).
+void new_request_id(core::SplitMix64& rng, char (&out)[16]) {
   std::uint64_t z = rng();
-  std::string id(16, '0');
   for (int i = 15; i >= 0; --i, z >>= 4)
-    id[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
-  return id;
+    out[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
 }
 
 }  // namespace
@@ -77,8 +74,9 @@ struct Proxy::Worker {
   std::shared_ptr<const Snapshot> snapshot;
   std::unique_ptr<http::ConnectionPool> pool;  // made on the thread's first request
   core::SplitMix64 rng;                        // request ids, retry jitter
-  std::unordered_map<std::string, int> service_in_flight;
-  int retries_in_flight = 0;  // for the retry budget
+  int retries_in_flight = 0;                   // for the retry budget
+  RouteMatch pending;  // handle() -> handle_async(), read before the first suspension
+  std::vector<std::string> spare_heads;  // request heads' buffers, reused (no malloc per request)
 };
 
 Proxy::Proxy(ProxyConfig config)
@@ -182,6 +180,7 @@ bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) 
   }
   const auto& snap = current(worker);
   const auto m = resolve(*snap.table, req);
+  if (m) workers_[worker]->pending = *m;
   if (!m) {
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
     return true;
@@ -231,13 +230,10 @@ bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) 
 asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
                                           std::size_t worker) {
   auto& w = *workers_[worker];
+  // Both set by handle() just now, on this thread: no second lookup.
   const auto snap = w.snapshot;  // kept alive for this request, whatever is published meanwhile
-  const auto m = resolve(*snap->table, req);
-  if (!m) {
-    res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
-    co_return;
-  }
-  const Service& service = *m->service;
+  const RouteMatch match = w.pending;
+  const Service& service = *match.service;
   if (!w.pool) {
     // The server runs each connection on its thread's io_context: its executor, not a
     // type-erased one, for the upstream sockets.
@@ -247,7 +243,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   }
   const auto started_at = std::chrono::steady_clock::now();
   Stats& stats = *snap->services[worker][snap->table->index_of(service)];
-  Stats* route_stats = m->route != kNoRoute ? snap->routes[worker][m->route] : nullptr;
+  Stats* route_stats = match.route != kNoRoute ? snap->routes[worker][match.route] : nullptr;
   stats.requests.add();
   stats.in_flight.add();
   if (route_stats != nullptr) {
@@ -276,9 +272,10 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     timeout = std::chrono::milliseconds(std::max<std::int64_t>(1, *left));
   const auto deadline = started_at + timeout;
   // Circuit breaker: at most max_in_flight requests to this service (shared out over threads).
-  auto& in_flight = w.service_in_flight[service.name];
+  // The service's requests in flight on this thread, this one included.
+  const auto in_flight = static_cast<std::int64_t>(stats.in_flight.get());
   const int limit_here = std::max<int>(1, policy.max_in_flight / static_cast<int>(workers_.size()));
-  if (in_flight >= limit_here) {
+  if (in_flight > limit_here) {
     stats.breaker_rejections.add();
     res = http::Response::problem(
         503, fmt::format("{} has {} requests in flight, its limit: try again shortly", service.name,
@@ -286,11 +283,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     res.set_header("Retry-After", "1");
     co_return;
   }
-  if (++in_flight == limit_here) stats.breaker_opens.add();
-  struct Leave {
-    int& n;
-    ~Leave() { --n; }
-  } leave{in_flight};
+  if (in_flight == limit_here) stats.breaker_opens.add();
 
   // The request as the upstream sees it: same method, target (prefix stripped if asked),
   // end-to-end headers, X-Forwarded-*, a request id, the deadline, and a Content-Length.
@@ -298,12 +291,29 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     if (auto id = req.header("x-request-id"); id && !id->empty() && id->size() <= 200) {
       req.set_request_id(*id);
     } else {
-      req.set_request_id(new_request_id(w.rng));
+      char made[16];
+      new_request_id(w.rng, made);
+      req.set_request_id(std::string_view(made, sizeof made));
     }
   }
-  std::string head;
+  struct Head {  // a buffer of the thread's, back to it when the request ends
+    std::vector<std::string>& spare;
+    std::string s;
+    explicit Head(std::vector<std::string>& pool) : spare(pool) {
+      if (!pool.empty()) {
+        s = std::move(pool.back());
+        pool.pop_back();
+        s.clear();
+      }
+    }
+    ~Head() {
+      if (spare.size() < 256 && s.capacity() <= 64 * 1024) spare.push_back(std::move(s));
+    }
+  } head_buffer{w.spare_heads};
+  std::string& head = head_buffer.s;
   head.reserve(512 + req.target().size() + std::min<std::size_t>(req.body().size(), 16 * 1024));
-  head.append(req.method_name()).append(" ").append(m->upstream_target(req.target()));
+  head.append(req.method_name()).append(" ");
+  match.append_upstream_target(req.target(), head);
   head.append(" HTTP/1.1\r\n");
   std::string forwarded_for;
   for (const auto& h : req.headers()) {
@@ -375,7 +385,8 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       // The retry budget: retries in flight at most 20 % of the requests in flight (at least
       // 3, as Envoy), so that a failing service is not hit with three times its load.
       if (!retrying.counted &&
-          w.retries_in_flight >= std::max(3, static_cast<int>(in_flight) / 5)) {
+          w.retries_in_flight >=
+              std::max<std::int64_t>(3, static_cast<std::int64_t>(stats.in_flight.get()) / 5)) {
         break;
       }
       if (!retrying.counted) {

@@ -30,11 +30,19 @@ bool host_equals(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string RouteMatch::upstream_target(std::string_view target) const {
-  if (!strip_prefix || prefix == "/") return std::string(target);
-  std::string_view rest = target.substr(std::min(prefix.size(), target.size()));
-  if (rest.empty() || rest.front() == '?') return "/" + std::string(rest);
-  if (rest.front() != '/') return "/" + std::string(rest);
-  return std::string(rest);
+  std::string out;
+  append_upstream_target(target, out);
+  return out;
+}
+
+void RouteMatch::append_upstream_target(std::string_view target, std::string& out) const {
+  if (!strip_prefix || prefix == "/") {
+    out.append(target);
+    return;
+  }
+  const std::string_view rest = target.substr(std::min(prefix.size(), target.size()));
+  if (rest.empty() || rest.front() != '/') out.push_back('/');
+  out.append(rest);
 }
 
 std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, std::string& error) {

@@ -69,6 +69,7 @@ struct RouteMatch {
   std::size_t route = kNoRoute;  // index into RouteTable::routes(); kNoRoute: an internal port
   // The path to send upstream: `path` without the prefix if stripped ("/py/x" -> "/x").
   std::string upstream_target(std::string_view target) const;
+  void append_upstream_target(std::string_view target, std::string& out) const;
 };
 
 class RouteTable final {
