@@ -26,9 +26,18 @@ std::size_t Balancer::choose(const Service& service, const std::vector<std::size
   const std::size_t n = open.size();
   switch (service.policy.balance) {
     case Balance::kRoundRobin:
-      return open[round_robin_++ % n];
-    case Balance::kRandom:
-      return open[next() % n];
+    case Balance::kRandom: {
+      // Slow start here too: a young instance drawn keeps its turn with its weight's
+      // probability, else the turn passes on (a few tries, then whoever is drawn).
+      std::size_t i = 0;
+      for (int tries = 0; tries < 4; ++tries) {
+        i = service.policy.balance == Balance::kRoundRobin ? open[round_robin_++ % n]
+                                                           : open[next() % n];
+        const double w = weight(service, service.ready[i], wall_ms);
+        if (w >= 1.0 || static_cast<double>(next() % 1'000'000) < w * 1'000'000) break;
+      }
+      return i;
+    }
     case Balance::kLeastRequest:
       break;
   }

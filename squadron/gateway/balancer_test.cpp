@@ -114,6 +114,27 @@ TEST(Balancer, ANewInstanceRampsUpOverItsSlowStart) {
   EXPECT_NEAR(after, 1.0 / 3, 0.05);
 }
 
+TEST(Balancer, RoundRobinAndRandomRampUpANewInstanceToo) {
+  for (auto mode : {Balance::kRoundRobin, Balance::kRandom}) {
+    Balancer lb(13);
+    Service s = three(mode);
+    const std::int64_t t0 = 1'700'000'000'000;
+    s.ready[0].started_at_ms = t0 - 60'000;
+    s.ready[1].started_at_ms = t0 - 60'000;
+    s.ready[2].started_at_ms = t0;
+    s.young_until_ms = t0 + 3000;
+    auto share = [&](std::int64_t wall) {
+      int young = 0;
+      for (int i = 0; i < 9000; ++i) young += *lb.pick(s, {}, kT0, wall) == 2;
+      return young / 9000.0;
+    };
+    const double early = share(t0 + 300);  // weight 0.1: about a third of 0.1 of a third each
+    EXPECT_LT(early, 0.08);
+    EXPECT_GT(early, 0.01) << "ramping, not starved";
+    EXPECT_NEAR(share(t0 + 3000), 1.0 / 3, 0.03) << "full weight";
+  }
+}
+
 TEST(RouteTable, LongestPrefixByWholeSegmentsAndHostsWin) {
   const auto v = boost::json::parse(R"({"revision": 9,
     "services": [
