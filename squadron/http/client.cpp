@@ -195,6 +195,26 @@ ConnectionPool::ConnectionPool(asio::io_context::executor_type executor,
                                std::size_t max_idle_per_upstream)
     : impl_(std::make_unique<Impl>(std::move(executor), max_idle_per_upstream)) {}
 
+namespace {
+
+class PoolService final : public asio::execution_context::service {
+ public:
+  using key_type = PoolService;
+  static inline asio::execution_context::id id;
+  explicit PoolService(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
+  void shutdown() override { pool.reset(); }
+  std::unique_ptr<ConnectionPool> pool;
+};
+
+}  // namespace
+
+ConnectionPool& ConnectionPool::of(asio::io_context& context, std::size_t max_idle_per_upstream) {
+  auto& service = asio::use_service<PoolService>(context);
+  if (!service.pool)
+    service.pool = std::make_unique<ConnectionPool>(context.get_executor(), max_idle_per_upstream);
+  return *service.pool;
+}
+
 ConnectionPool::~ConnectionPool() {
   if (impl_) *impl_->alive = false;
 }

@@ -75,6 +75,11 @@ class ConnectionPool final {
   explicit ConnectionPool(boost::asio::io_context::executor_type executor,
                           std::size_t max_idle_per_upstream = 256);
   ~ConnectionPool();
+  // The pool of `context`, made on first use and kept as one of its services, so that it is
+  // destroyed with the context (its sockets closed before the context's reactor goes). For an
+  // io_context run by one thread (the server's model): the pool has no lock.
+  static ConnectionPool& of(boost::asio::io_context& context,
+                            std::size_t max_idle_per_upstream = 256);
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 

@@ -23,25 +23,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-// One upstream pool per thread and io_context (the handler's I/O thread).
-struct ThreadPool {
-  asio::io_context* context = nullptr;
-  std::unique_ptr<http::ConnectionPool> pool;
-  core::SplitMix64 rng{0x5eed};
-};
-thread_local ThreadPool t_pool;
-
-http::ConnectionPool* pool_for(const asio::any_io_executor& ex) {
-  const auto* io = ex.target<asio::io_context::executor_type>();
-  if (io == nullptr) return nullptr;
-  auto& ctx = io->context();
-  if (t_pool.context != &ctx || !t_pool.pool) {
-    t_pool.pool = std::make_unique<http::ConnectionPool>(*io, 64);
-    t_pool.context = &ctx;
-    t_pool.rng = core::SplitMix64{reinterpret_cast<std::uintptr_t>(&ctx)};
-  }
-  return t_pool.pool.get();
-}
+thread_local core::SplitMix64 t_rng{0x5eed};  // retry jitter
 
 std::string url_variable(std::string_view service) {
   std::string name = "SQUADRON_";
@@ -104,8 +86,8 @@ asio::awaitable<http::Response> Client::call(
     const http::Request* caused_by) const {
   if (port_ == 0) co_return http::Response::problem(503, problem_);
   const auto executor = co_await asio::this_coro::executor;
-  http::ConnectionPool* pool = pool_for(executor);
-  if (pool == nullptr) {
+  const auto* io = executor.target<asio::io_context::executor_type>();
+  if (io == nullptr) {
     co_return http::Response::problem(500, "squadron::Client runs on an io_context's thread");
   }
   const auto start = std::chrono::steady_clock::now();
@@ -150,12 +132,13 @@ asio::awaitable<http::Response> Client::call(
       // jittered pause of 25-100 ms, doubling, inside the deadline.
       const auto cap = 25LL << std::min(attempt, 3);
       const auto wait = std::chrono::milliseconds(
-          25 + static_cast<std::int64_t>(t_pool.rng() % static_cast<std::uint64_t>(cap)));
+          25 + static_cast<std::int64_t>(t_rng() % static_cast<std::uint64_t>(cap)));
       if (std::chrono::steady_clock::now() + wait >= deadline) break;
       asio::steady_timer pause(executor, wait);
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    const auto x = co_await pool->exchange({key, host_, port_}, out, options, res);
+    const auto x = co_await http::ConnectionPool::of(io->context(), 64)
+                       .exchange({key, host_, port_}, out, options, res);
     switch (x.outcome) {
       case http::Outcome::kAnswered:
         co_return res;
