@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "squadron/control/state.hpp"
@@ -302,6 +303,47 @@ int logs(const control::Manifest& m, const std::string& service, bool follow, in
     return 1;
   }
   return 0;
+}
+
+int events(const control::Manifest& m, const std::string& service, bool follow) {
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  std::uint64_t since = 0;
+  while (true) {
+    const auto r = client->get(
+        fmt::format("/api/v1/events?since={}{}", since, follow && since > 0 ? "&wait=25s" : ""),
+        40s);
+    if (!r.ok()) {
+      // A followed fleet that stopped ends the stream quietly.
+      if (follow && since > 0 && r.status == 0) return 0;
+      std::fprintf(stderr, "squadron: %s\n", r.explain().c_str());
+      return 1;
+    }
+    boost::system::error_code ec;
+    const auto doc = boost::json::parse(r.body, ec);
+    if (ec || !doc.is_object()) {
+      std::fprintf(stderr, "squadron: unreadable answer from the control API\n");
+      return 1;
+    }
+    for (const auto& v : doc.at("events").as_array()) {
+      const auto& e = v.as_object();
+      const std::string svc(e.at("service").as_string());
+      if (!service.empty() && svc != service) continue;
+      const std::string inst(e.at("instance").as_string());
+      const auto at = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(e.at("at_ms").to_number<std::int64_t>()));
+      const auto ms = e.at("at_ms").to_number<std::int64_t>() % 1000;
+      std::printf(
+          "%s.%03lld  %-12s %s\n",
+          fmt::format("{:%H:%M:%S}", fmt::localtime(std::chrono::system_clock::to_time_t(at)))
+              .c_str(),
+          static_cast<long long>(ms), (inst.empty() ? svc : inst).c_str(),
+          std::string(e.at("message").as_string()).c_str());
+    }
+    std::fflush(stdout);
+    since = doc.at("revision").to_number<std::uint64_t>();
+    if (!follow) return 0;
+  }
 }
 
 int down(const control::Manifest& m, std::chrono::milliseconds timeout) {

@@ -27,6 +27,9 @@ int scale(const control::Manifest& m, const std::vector<std::string>& assignment
 int restart(const control::Manifest& m, const std::vector<std::string>& services, bool wait,
             std::chrono::milliseconds timeout);
 int logs(const control::Manifest& m, const std::string& service, bool follow, int tail);
+// The fleet's recent events (state changes, commands, every autoscaling decision with its
+// inputs and rule), one a line; of one service when named; `follow` keeps printing new ones.
+int events(const control::Manifest& m, const std::string& service, bool follow);
 int down(const control::Manifest& m, std::chrono::milliseconds timeout);
 
 }  // namespace squadron::apps

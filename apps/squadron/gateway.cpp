@@ -1,22 +1,61 @@
 #include "gateway.hpp"
 
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include "squadron/gateway/proxy.hpp"
 #include "squadron/gateway/watcher.hpp"
+#include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
 
 namespace squadron::apps {
 
 using namespace std::chrono_literals;
+
+namespace {
+
+// Asks the control plane to wake a service scaled to zero (POST .../wake with the fleet's
+// token, which `squadron up` hands the gateway in SQUADRON_CONTROL_TOKEN). On the main thread.
+class Waker {
+ public:
+  Waker(boost::asio::io_context& io, gateway::WatchTarget target, std::string token)
+      : io_(io), target_(std::move(target)), token_(std::move(token)) {}
+
+  void wake(const std::string& service) {
+    if (token_.empty()) return;
+    boost::asio::co_spawn(io_, send(service), boost::asio::detached);
+  }
+
+ private:
+  boost::asio::awaitable<void> send(std::string service) {
+    const std::string key = target_.host + ":" + std::to_string(target_.port);
+    const std::string request = "POST /api/v1/services/" + service +
+                                "/wake HTTP/1.1\r\nHost: " + key + "\r\nAuthorization: Bearer " +
+                                token_ + "\r\nContent-Length: 0\r\n\r\n";
+    const std::array<boost::asio::const_buffer, 1> out{boost::asio::buffer(request)};
+    http::ExchangeOptions options;
+    options.deadline = std::chrono::steady_clock::now() + 2s;
+    http::Response res;
+    co_await http::ConnectionPool::of(io_).exchange({key, target_.host, target_.port}, out, options,
+                                                    res);
+  }
+
+  boost::asio::io_context& io_;
+  gateway::WatchTarget target_;
+  std::string token_;
+};
+
+}  // namespace
 
 int run_gateway(const GatewayOptions& options) {
   gateway::WatchTarget target;
@@ -59,8 +98,20 @@ int run_gateway(const GatewayOptions& options) {
     }
     proxy_config.internal.emplace_back(static_cast<std::uint16_t>(p), spec.substr(0, eq));
   }
+  // Waking services scaled to zero: the I/O threads ask, the main thread calls the control API.
+  std::unique_ptr<Waker> waker;
+  boost::asio::io_context* main = nullptr;
+  proxy_config.wake = [&waker, &main](const std::string& service) {
+    if (main == nullptr) return;
+    boost::asio::post(*main, [&waker, service] {
+      if (waker) waker->wake(service);
+    });
+  };
   gateway::Proxy proxy(proxy_config);
   http::Server server(config, proxy);
+  main = &server.main_context();
+  const char* token = std::getenv("SQUADRON_CONTROL_TOKEN");
+  waker = std::make_unique<Waker>(server.main_context(), target, token != nullptr ? token : "");
   if (auto ec = server.listen()) {
     std::fprintf(stderr, "squadron gateway: cannot listen on %s:%d: %s\n", config.host.c_str(),
                  port, ec.message().c_str());

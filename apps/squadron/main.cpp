@@ -107,6 +107,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
 
+  std::string events_service;
+  bool events_follow = false;
+  auto* events_cmd = app.add_subcommand(
+      "events", "print the fleet's events: state changes, commands, autoscaling decisions");
+  events_cmd->add_option("service", events_service, "only this service's (default: all)");
+  events_cmd->add_flag("-f,--follow", events_follow, "keep printing new events");
+
   auto* down_cmd = app.add_subcommand("down", "stop every instance and the fleet's process");
   down_cmd->add_option("--timeout", timeout, "how long to wait for it to end")
       ->check(kDuration)
@@ -153,6 +160,7 @@ int main(int argc, char** argv) {
   if (*scale_cmd) return apps::scale(*manifest, assignments, !no_wait, wait_for);
   if (*restart_cmd) return apps::restart(*manifest, restart_services, !no_wait, wait_for);
   if (*logs_cmd) return apps::logs(*manifest, log_service, follow, tail);
+  if (*events_cmd) return apps::events(*manifest, events_service, events_follow);
   if (*down_cmd) {
     // Long enough for every instance's stop grace.
     return apps::down(*manifest, std::max(wait_for, std::chrono::milliseconds(60'000)));

@@ -59,9 +59,11 @@ struct Runtime {
         sup(server.main_context(), launcher, clock),
         fleet(server.main_context(), sup, reg, clock, m, std::move(options)),
         traffic(server.main_context().get_executor(), gateway_admin_port),
+        scaling(server.main_context(), fleet, reg, gateway_admin_port != 0 ? &traffic : nullptr),
         api(fleet, reg, std::move(token), [this] { stop(); }),
         signals(server.main_context(), SIGINT, SIGTERM) {
     if (gateway_admin_port != 0) api.traffic = &traffic;
+    api.scaling = &scaling;
   }
 
   // Everything stops gracefully; then the server, and with it run(), ends.
@@ -69,6 +71,7 @@ struct Runtime {
     boost::system::error_code ignored;
     signals.clear(ignored);  // a second Ctrl-C ends squadron at once (its children die with it)
     traffic.stop();
+    scaling.stop();
     fleet.down([this] {
       boost::system::error_code ec;
       signals.cancel(ec);
@@ -84,6 +87,7 @@ struct Runtime {
   sv::Supervisor sup;
   control::Fleet fleet;
   control::Traffic traffic;  // the gateway's metrics, sampled every second
+  control::Scaling scaling;  // the autoscaler, every second
   control::ControlApi api;
   boost::asio::signal_set signals;
 };
@@ -118,7 +122,8 @@ std::uint16_t free_port(const std::string& host) {
 // following the control API at `control_url`. Supervised and restarted like any instance.
 std::optional<control::ServiceSpec> gateway_spec(
     const control::Manifest& m, const std::string& control_url,
-    const std::vector<std::pair<std::string, std::uint16_t>>& internal, std::uint16_t admin_port) {
+    const std::vector<std::pair<std::string, std::uint16_t>>& internal, std::uint16_t admin_port,
+    const std::string& token) {
   const auto listen = split_listen(m.gateway_listen);
   if (!has_gateway(m) || !listen) return std::nullopt;
   char self[4096];
@@ -141,6 +146,8 @@ std::optional<control::ServiceSpec> gateway_spec(
     spec.command.push_back(std::to_string(admin_port));
   }
   spec.cwd = m.dir();
+  // To wake services scaled to zero through the control API (a POST needs the token).
+  spec.env["SQUADRON_CONTROL_TOKEN"] = token;
   // The front door keeps its address across restarts: port 0 becomes one free port, now.
   spec.port = listen->second != 0 ? listen->second : free_port(listen->first);
   if (*spec.port == 0) return std::nullopt;
@@ -246,7 +253,8 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
-  if (auto gw = gateway_spec(m, url, internal, admin_port)) rt.fleet.add_service(std::move(*gw));
+  if (auto gw = gateway_spec(m, url, internal, admin_port, *token))
+    rt.fleet.add_service(std::move(*gw));
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),
@@ -318,6 +326,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
                m.name.c_str(), m.services.size(), m.services.size() == 1 ? "" : "s", url.c_str());
   rt.fleet.start();
   rt.traffic.start();
+  rt.scaling.start();
   total = rt.fleet.total_desired();
   if (total == 0) std::fprintf(stderr, "squadron: no replicas to start\n");
   notify(notify_fd, "ok " + url);

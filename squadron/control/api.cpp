@@ -31,6 +31,7 @@ enum ControlApi::Route : std::size_t {
   kWatch,
   kDown,
   kMetrics,
+  kWake,
 };
 
 namespace {
@@ -105,6 +106,7 @@ json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
                        {"eject_after", p.eject_after},
                        {"eject_time_ms", p.eject_time.count()},
                        {"slow_start_ms", p.slow_start.count()},
+                       {"scale_to_zero", spec.autoscale && spec.autoscale->min == 0},
                        {"balance", p.balance}};
     services.push_back(json::object{
         {"name", spec.name}, {"routes", std::move(routes)}, {"proxy", std::move(proxy)}});
@@ -137,6 +139,7 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"GET", "/api/v1/watch"},
       {"POST", "/api/v1/down"},
       {"GET", "/api/v1/metrics"},
+      {"POST", "/api/v1/services/{name}/wake"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -145,6 +148,18 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
 }
 
 ControlApi::~ControlApi() = default;
+
+json::object ControlApi::service_view(const ServiceSpec& spec) const {
+  auto o = fleet_.service_json(spec);
+  if (traffic != nullptr) {
+    if (const auto* h = traffic->history(spec.name); h != nullptr && !h->empty())
+      o["traffic"] = to_json(h->back());
+  }
+  if (scaling != nullptr) {
+    if (auto a = scaling->state_json(spec.name)) o["autoscale"] = std::move(*a);
+  }
+  return o;
+}
 
 bool ControlApi::authorized(const Request& req) const {
   const auto h = req.header("authorization");
@@ -180,7 +195,7 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
       return true;
     case kFleet: {
       json::array services;
-      for (const auto& s : fleet_.manifest().services) services.push_back(fleet_.service_json(s));
+      for (const auto& s : fleet_.manifest().services) services.push_back(service_view(s));
       json::object o{{"name", fleet_.manifest().name},
                      {"manifest", fleet_.manifest().file.string()},
                      {"revision", reg_.revision()},
@@ -194,7 +209,7 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
     }
     case kServices: {
       json::array services;
-      for (const auto& s : fleet_.manifest().services) services.push_back(fleet_.service_json(s));
+      for (const auto& s : fleet_.manifest().services) services.push_back(service_view(s));
       res = Response::json(services);
       return true;
     }
@@ -204,12 +219,8 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
         res = Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
         return true;
       }
-      auto o = fleet_.service_json(*spec);
+      auto o = service_view(*spec);
       o["instance_list"] = instances_json(reg_, spec->name);
-      if (traffic != nullptr) {
-        if (const auto* h = traffic->history(spec->name); h != nullptr && !h->empty())
-          o["traffic"] = to_json(h->back());
-      }
       res = Response::json(o);
       return true;
     }
@@ -247,6 +258,21 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
     case kEvents:
     case kWatch:
       return false;  // may wait: handle_async
+    case kWake: {
+      const auto* spec = fleet_.manifest().find(req.param("name"));
+      if (spec == nullptr) {
+        res = Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
+        return true;
+      }
+      if (scaling == nullptr || !scaling->wake(spec->name)) {
+        res = Response::problem(
+            409, fmt::format("{} does not scale to zero (autoscale min: 0)", spec->name));
+        return true;
+      }
+      res = Response::json(
+          json::object{{"service", spec->name}, {"desired", fleet_.desired(spec->name)}}, 202);
+      return true;
+    }
     case kMetrics: {
       const auto service = req.query_param("service").value_or("");
       if (!service.empty() && fleet_.manifest().find(service) == nullptr) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "squadron/control/fleet.hpp"
+#include "squadron/control/scaling.hpp"
 #include "squadron/control/traffic.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/http/server.hpp"
@@ -36,10 +37,14 @@ class ControlApi final : public http::Handler {
   std::chrono::milliseconds keepalive = std::chrono::seconds(15);
   // The gateway's traffic per service (GET /api/v1/metrics); nullptr: the fleet has no gateway.
   const Traffic* traffic = nullptr;
+  // The autoscaler's state per service (in the service's JSON as "autoscale"); may be nullptr.
+  Scaling* scaling = nullptr;
 
  private:
   enum Route : std::size_t;
   bool authorized(const http::Request& req) const;
+  // A service as the API shows it: the fleet's view, its latest traffic, its autoscaler.
+  boost::json::object service_view(const ServiceSpec& spec) const;
   http::Response scale(http::Request& req);
   http::Response logs(http::Request& req);
 

@@ -72,7 +72,11 @@ Fleet::Fleet(boost::asio::io_context& io, sv::Supervisor& sup, registry::Registr
       manifest_(std::move(manifest)),
       options_(std::move(options)),
       resync_timer_(io) {
-  for (const auto& s : manifest_.services) services_[s.name].desired = s.replicas;
+  for (const auto& s : manifest_.services) {
+    // An autoscaled service starts within its bounds; the autoscaler takes it from there.
+    services_[s.name].desired =
+        s.autoscale ? std::clamp(s.replicas, s.autoscale->min, s.autoscale->max) : s.replicas;
+  }
   sup_.on_change = [this](const sv::InstanceStatus& st) { on_change(st); };
   sup_.on_remove = [this](const std::string& id) { on_remove(id); };
   sup_.on_output = [this](const sv::InstanceStatus& st, std::string_view line) {
@@ -105,7 +109,7 @@ void Fleet::start() {
     if (!warning.empty()) event("", "", "state: " + warning);
     for (const auto& spec : manifest_.services) {
       auto it = saved.find(spec.name);
-      if (it == saved.end()) continue;
+      if (it == saved.end() || spec.autoscale) continue;  // the autoscaler decides those
       if (it->second.manifest_replicas != spec.replicas) {
         event(spec.name, "",
               fmt::format("replicas {} from the manifest (it changed since `scale` set {})",
@@ -186,6 +190,20 @@ std::optional<CommandError> Fleet::scale(std::string_view service, int replicas)
   }
   kick();
   return std::nullopt;
+}
+
+void Fleet::autoscale(std::string_view service, int replicas, const std::string& reason) {
+  const auto* spec = manifest_.find(service);
+  if (spec == nullptr || stopping_ || replicas < 0 || replicas > options_.max_replicas) return;
+  auto& state = services_[spec->name];
+  if (state.rollout || state.desired == replicas) return;
+  event(spec->name, "", reason);
+  state.desired = replicas;
+  kick();
+}
+
+void Fleet::note(std::string_view service, const std::string& message) {
+  event(std::string(service), "", message);
 }
 
 std::optional<CommandError> Fleet::restart(std::string_view service) {

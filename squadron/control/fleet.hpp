@@ -81,6 +81,11 @@ class Fleet final {
   void start();
 
   std::optional<CommandError> scale(std::string_view service, int replicas);
+  // The autoscaler's decision: like scale(), but not saved (the autoscaler decides again after
+  // a restart) and recorded with its reason.
+  void autoscale(std::string_view service, int replicas, const std::string& reason);
+  // An autoscaler's note without a change (a rule it switched to), as an event.
+  void note(std::string_view service, const std::string& message);
   // Replaces every instance of `service`, one at a time, each only once its successor is ready.
   std::optional<CommandError> restart(std::string_view service);
   // Stops everything (no more reconciling); `done` runs when no instance is left.

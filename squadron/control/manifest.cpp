@@ -219,6 +219,66 @@ std::optional<std::vector<std::string>> split_command(const std::string& s) {
   return argv;
 }
 
+void parse_autoscale(Checker& c, const YAML::Node& n, const std::string& path, AutoscaleSpec& out) {
+  if (!c.expect_map(n, path, "{ min: 1, max: 10, metric: concurrency, target: 8 }")) return;
+  c.check_keys(n, path, {"min", "max", "metric", "target", "panic_window", "scale_down_delay"});
+  if (n["min"]) {
+    if (auto v = c.integer(n["min"], path + ".min", 0, 1000)) out.min = static_cast<int>(*v);
+  }
+  if (n["max"]) {
+    if (auto v = c.integer(n["max"], path + ".max", 1, 1000)) out.max = static_cast<int>(*v);
+  }
+  if (out.min > out.max) {
+    c.error(n["min"] ? n["min"] : n, path + ".min",
+            fmt::format("min ({}) is above max ({})", out.min, out.max),
+            "min is the fewest replicas, max the most");
+  }
+  if (n["metric"]) {
+    if (auto m = c.string(n["metric"], path + ".metric")) {
+      if (*m == "concurrency") {
+        out.metric = ScaleMetric::kConcurrency;
+      } else if (*m == "rps") {
+        out.metric = ScaleMetric::kRps;
+      } else if (*m == "cpu") {
+        out.metric = ScaleMetric::kCpu;
+      } else {
+        c.error(n["metric"], path + ".metric", fmt::format("unknown metric \"{}\"", *m),
+                did_you_mean(*m, {"concurrency", "rps", "cpu"}, "metrics"));
+      }
+    }
+  }
+  if (!n["target"]) {
+    c.error(n, path, "autoscale needs a target per instance",
+            "for example target: 8 (requests in flight), 100 (rps) or 70 (cpu %)");
+  } else {
+    const YAML::Node t = n["target"];
+    double v = 0;
+    bool ok = false;
+    if (t.IsScalar()) {
+      try {
+        std::size_t used = 0;
+        v = std::stod(t.Scalar(), &used);
+        ok = used == t.Scalar().size() && v > 0 && v <= 1e9;
+      } catch (const std::exception&) {
+      }
+    }
+    if (ok) {
+      out.target = v;
+    } else {
+      c.error(t, path + ".target",
+              fmt::format("expected a positive number, got {}", Checker::describe(t)),
+              "the metric's value one instance should carry: target: 8");
+    }
+  }
+  if (n["panic_window"]) {
+    if (auto d = c.duration(n["panic_window"], path + ".panic_window")) out.panic_window = *d;
+  }
+  if (n["scale_down_delay"]) {
+    if (auto d = c.duration(n["scale_down_delay"], path + ".scale_down_delay"))
+      out.scale_down_delay = *d;
+  }
+}
+
 void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, ProxyPolicy& out) {
   if (!c.expect_map(n, path, "{ timeout: 15s, retries: 2, max_in_flight: 1024 }")) return;
   c.check_keys(n, path,
@@ -365,7 +425,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
   c.check_keys(n, path,
                {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
-                "stop_grace", "restart", "proxy"});
+                "stop_grace", "restart", "proxy", "autoscale"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -465,6 +525,21 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   }
   if (n["routes"]) parse_routes(c, n["routes"], path + ".routes", s.routes);
   if (n["proxy"]) parse_proxy(c, n["proxy"], path + ".proxy", s.proxy);
+  if (n["autoscale"]) {
+    AutoscaleSpec a;
+    parse_autoscale(c, n["autoscale"], path + ".autoscale", a);
+    if (s.port && a.max > 1) {
+      c.error(
+          n["autoscale"], path + ".autoscale",
+          fmt::format("a fixed port ({}) allows only one replica, but max is {}", *s.port, a.max),
+          "use port: auto so each instance gets its own port");
+    } else if (a.min == 0 && s.routes.empty()) {
+      c.error(n["autoscale"], path + ".autoscale.min",
+              "min: 0 needs routes: the gateway is what wakes a service at zero",
+              "add routes: [/path], or use min: 1");
+    }
+    s.autoscale = a;
+  }
   if (n["stop_grace"]) {
     if (auto d = c.duration(n["stop_grace"], path + ".stop_grace")) s.stop_grace = *d;
   }
@@ -582,6 +657,16 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
           listen_port(m.control_listen) != 0 && root["gateway"]) {
         c.error(root["gateway"], "gateway.listen",
                 "the gateway and the control API use the same port", "give each its own port");
+      }
+      // Traffic metrics come from the gateway, which runs when some service has routes.
+      const bool gateway = std::any_of(m.services.begin(), m.services.end(),
+                                       [](const ServiceSpec& s) { return !s.routes.empty(); });
+      for (const auto& s : m.services) {
+        if (!s.autoscale || s.autoscale->metric == ScaleMetric::kCpu || gateway) continue;
+        c.error(services[s.name]["autoscale"], "services." + s.name + ".autoscale.metric",
+                fmt::format("{} is measured by the gateway, and no service has routes",
+                            metric_name(s.autoscale->metric)),
+                "give this service routes: [/path], or scale on metric: cpu");
       }
       for (const auto& s : m.services) {
         if (!s.port) continue;

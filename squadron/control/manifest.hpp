@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "squadron/control/autoscaler.hpp"
+
 namespace squadron::control {
 
 // How readiness or liveness is checked.
@@ -66,6 +68,7 @@ struct ServiceSpec {
   ProxyPolicy proxy;                       // default: the design doc's
   std::chrono::milliseconds stop_grace = std::chrono::seconds(10);  // default 10 s
   RestartPolicy restart = RestartPolicy::kAlways;                   // default always
+  std::optional<AutoscaleSpec> autoscale;                           // default: none (fixed)
 };
 
 struct Manifest {

@@ -83,7 +83,7 @@ TEST(Manifest, UnknownKeyGetsDidYouMean) {
             kFile.string() +
                 ":4:5: services.hello.replica: unknown key \"replica\" (did you mean \"replicas\"? "
                 "known keys: command, cwd, env, replicas, port, ready, live, routes, stop_grace, "
-                "restart, proxy)");
+                "restart, proxy, autoscale)");
   auto r = parse("servics:\n  a: { command: [x] }\n");
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].to_string().find("did you mean \"services\"?"), std::string::npos);
@@ -240,6 +240,40 @@ TEST(ManifestProxy, ARouteMayHaveARateLimit) {
   EXPECT_NE(r.errors[0].hint.find("rate: 100"), std::string::npos);
   EXPECT_EQ(r.errors[1].path, "services.a.routes[1].rate_limit.rate");
   EXPECT_EQ(r.errors[2].path, "services.a.routes[2].rate_limit.per");
+}
+
+TEST(ManifestAutoscale, BoundsMetricTargetAndWindows) {
+  auto r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    routes: [/a]\n"
+      "    autoscale: { min: 2, max: 12, metric: rps, target: 150.5, scale_down_delay: 10s }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_TRUE(r.ok());
+  const auto& a = *r.manifest->services[0].autoscale;
+  EXPECT_EQ(a.min, 2);
+  EXPECT_EQ(a.max, 12);
+  EXPECT_EQ(a.metric, ScaleMetric::kRps);
+  EXPECT_DOUBLE_EQ(a.target, 150.5);
+  EXPECT_EQ(a.scale_down_delay, std::chrono::seconds(10));
+  EXPECT_EQ(a.panic_window, std::chrono::seconds(6)) << "the design doc's default";
+  r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    routes: [/a]\n"
+      "    autoscale: { min: 5, max: 2, metric: latency, target: -1 }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].path, "services.a.autoscale.min");
+  EXPECT_EQ(r.errors[1].path, "services.a.autoscale.metric");
+  EXPECT_NE(r.errors[1].hint.find("concurrency, rps, cpu"), std::string::npos);
+  EXPECT_EQ(r.errors[2].path, "services.a.autoscale.target");
+  // Traffic metrics need the gateway; min 0 needs routes; a fixed port cannot scale.
+  r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    autoscale: { target: 8 }\n"
+      "  b:\n    command: [x]\n    autoscale: { min: 0, metric: cpu, target: 70 }\n"
+      "  c:\n    command: [x]\n    port: 5000\n    autoscale: { metric: cpu, target: 70 }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].path, "services.a.autoscale.metric") << "in file order";
+  EXPECT_EQ(r.errors[1].path, "services.b.autoscale.min");
+  EXPECT_EQ(r.errors[2].path, "services.c.autoscale");
 }
 
 TEST(ManifestProxy, GatewayIsAReservedServiceName) {

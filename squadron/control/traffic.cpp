@@ -1,5 +1,8 @@
 #include "squadron/control/traffic.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -47,6 +50,7 @@ json::value to_json(const TrafficSample& s) {
   return json::object{{"at_ms", s.at_ms},
                       {"rps", rounded(s.rps, 0.1)},
                       {"in_flight", s.in_flight},
+                      {"concurrency", rounded(s.concurrency, 0.01)},
                       {"error_rate", rounded(s.error_rate, 0.0001)},
                       {"p50_ms", rounded(s.p50_ms, 0.001)},
                       {"p90_ms", rounded(s.p90_ms, 0.001)},
@@ -78,13 +82,13 @@ void Traffic::stop() {
 }
 
 asio::awaitable<void> Traffic::loop() {
-  if (!pool_) pool_ = std::make_unique<http::ConnectionPool>(executor_, 2);
+  auto& pool = http::ConnectionPool::of(executor_.context());
   auto next = Clock::now();
   while (!stopped_) {
     next += interval;
     http::Response res;
-    const auto x = co_await pool_->get("127.0.0.1", admin_port_, "/metrics.json",
-                                       Clock::now() + interval, res);
+    const auto x =
+        co_await pool.get("127.0.0.1", admin_port_, "/metrics.json", Clock::now() + interval, res);
     if (stopped_) break;
     if (x.outcome == http::Outcome::kAnswered && res.status == 200) {
       boost::system::error_code ec;
@@ -134,15 +138,25 @@ bool Traffic::ingest(const json::value& metrics, Clock::time_point now, std::int
     s.rate_limited = count(*so, "rate_limited");
     s.timeouts = count(*so, "timeouts");
     std::vector<std::uint64_t> latency;
-    if (const auto* l = so->if_contains("latency_us"); l != nullptr && l->is_object())
+    std::uint64_t latency_sum = 0;
+    if (const auto* l = so->if_contains("latency_us"); l != nullptr && l->is_object()) {
       latency = numbers(l->as_object().if_contains("counts"));
+      latency_sum = count(l->as_object(), "sum");
+    }
+    s.concurrency = s.in_flight;
 
     auto it = previous_.find(service);
     if (it != previous_.end() && s.requests >= it->second.requests &&
         answers >= it->second.answers && latency.size() == it->second.latency.size()) {
       const Previous& p = it->second;
       const double seconds = std::chrono::duration<double>(now - p.at).count();
-      if (seconds > 0) s.rps = static_cast<double>(s.requests - p.requests) / seconds;
+      if (seconds > 0) {
+        s.rps = static_cast<double>(s.requests - p.requests) / seconds;
+        if (latency_sum >= p.latency_sum_us) {
+          const double busy = static_cast<double>(latency_sum - p.latency_sum_us) / 1e6;
+          s.concurrency = std::max(s.in_flight, busy / seconds);
+        }
+      }
       const auto new_answers = answers - p.answers;
       if (new_answers > 0 && s.errors >= p.errors)
         s.error_rate = static_cast<double>(s.errors - p.errors) / static_cast<double>(new_answers);
@@ -154,7 +168,8 @@ bool Traffic::ingest(const json::value& metrics, Clock::time_point now, std::int
       s.p99_ms = gateway::latency_quantile_ms(delta, bounds, 0.99);
     }
     // else: the first look at this service, or the gateway restarted: deltas start from here.
-    previous_[std::string(service)] = {now, s.requests, answers, s.errors, std::move(latency)};
+    previous_[std::string(service)] = {now,      s.requests,  answers,
+                                       s.errors, latency_sum, std::move(latency)};
     auto& list = samples_[std::string(service)];
     list.push_back(s);
     while (list.size() > keep_) list.pop_front();

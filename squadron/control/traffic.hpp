@@ -28,17 +28,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/fwd.hpp>
 
-namespace squadron::http {
-class ConnectionPool;
-}
-
 namespace squadron::control {
 
 struct TrafficSample {
   std::int64_t at_ms = 0;  // wall clock
   double rps = 0;          // requests a second since the previous sample
   double in_flight = 0;    // requests being answered at the sample
-  double error_rate = 0;   // share of answers that were 5xx since the previous sample (0..1)
+  // Requests being answered on average over the interval (Little's law: the time spent
+  // answering divided by the interval), or in_flight when higher (long requests not done yet).
+  double concurrency = 0;
+  double error_rate = 0;  // share of answers that were 5xx since the previous sample (0..1)
   double p50_ms = 0, p90_ms = 0, p99_ms = 0;  // latency since the previous sample
   std::uint64_t requests = 0;                 // since the gateway started (cumulative)
   std::uint64_t errors = 0;                   // 5xx answers, cumulative
@@ -79,6 +78,7 @@ class Traffic final {
     std::uint64_t requests = 0;
     std::uint64_t answers = 0;
     std::uint64_t errors = 0;
+    std::uint64_t latency_sum_us = 0;
     std::vector<std::uint64_t> latency;
   };
   boost::asio::awaitable<void> loop();
@@ -86,7 +86,6 @@ class Traffic final {
   boost::asio::io_context::executor_type executor_;
   std::uint16_t admin_port_;
   std::size_t keep_;
-  std::unique_ptr<http::ConnectionPool> pool_;
   boost::asio::steady_timer timer_;
   bool stopped_ = false;
   std::map<std::string, Previous, std::less<>> previous_;

@@ -72,9 +72,10 @@ struct Proxy::Worker {
   Balancer balancer;
   std::uint64_t seen_version = ~std::uint64_t{0};
   std::shared_ptr<const Snapshot> snapshot;
-  std::unique_ptr<http::ConnectionPool> pool;  // made on the thread's first request
-  core::SplitMix64 rng;                        // request ids, retry jitter
-  int retries_in_flight = 0;                   // for the retry budget
+  http::ConnectionPool* pool = nullptr;  // the thread's io_context's, from its first request
+  core::SplitMix64 rng;                  // request ids, retry jitter
+  int retries_in_flight = 0;             // for the retry budget
+  int held = 0;                          // requests waiting for a service to wake
   RouteMatch pending;  // handle() -> handle_async(), read before the first suspension
   std::vector<std::string> spare_heads;  // request heads' buffers, reused (no malloc per request)
 };
@@ -218,6 +219,7 @@ bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) 
     snap.services[worker][snap.table->index_of(*m->service)]->timeouts.add();
     return answered(504);
   }
+  if (m->service->ready.empty() && m->service->policy.scale_to_zero) return false;  // holds
   if (m->service->ready.empty()) {
     res = http::Response::problem(
         503, fmt::format("no ready instance of {} (starting, or all down)", m->service->name));
@@ -231,18 +233,18 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
                                           std::size_t worker) {
   auto& w = *workers_[worker];
   // Both set by handle() just now, on this thread: no second lookup.
-  const auto snap = w.snapshot;  // kept alive for this request, whatever is published meanwhile
-  const RouteMatch match = w.pending;
-  const Service& service = *match.service;
-  if (!w.pool) {
-    // The server runs each connection on its thread's io_context: its executor, not a
-    // type-erased one, for the upstream sockets.
+  auto snap = w.snapshot;  // kept alive for this request, whatever is published meanwhile
+  RouteMatch match = w.pending;
+  if (w.pool == nullptr) {
+    // The server runs each connection on its thread's io_context: that context's pool (it goes
+    // with the context, whatever outlives it).
     const auto any_executor = co_await asio::this_coro::executor;
-    w.pool = std::make_unique<http::ConnectionPool>(
-        *any_executor.target<asio::io_context::executor_type>(), config_.max_idle_per_endpoint);
+    w.pool =
+        &http::ConnectionPool::of(any_executor.target<asio::io_context::executor_type>()->context(),
+                                  config_.max_idle_per_endpoint);
   }
   const auto started_at = std::chrono::steady_clock::now();
-  Stats& stats = *snap->services[worker][snap->table->index_of(service)];
+  Stats& stats = *snap->services[worker][snap->table->index_of(*match.service)];
   Stats* route_stats = match.route != kNoRoute ? snap->routes[worker][match.route] : nullptr;
   stats.requests.add();
   stats.in_flight.add();
@@ -265,6 +267,55 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       }
     }
   } account{stats, route_stats, res, started_at};
+
+  // A service scaled to zero: hold the request (counted in flight: demand the autoscaler
+  // sees) while the service wakes, and send it on as soon as an instance is ready.
+  if (match.service->ready.empty()) {
+    const std::string name = match.service->name;
+    const auto timeout = match.service->policy.timeout;
+    if (w.held >= config_.max_held_per_thread) {
+      res = http::Response::problem(
+          503, fmt::format("{} is starting and {} requests already wait for it", name, w.held));
+      res.set_header("Retry-After", "1");
+      co_return;
+    }
+    ++w.held;
+    struct Unhold {
+      int& n;
+      ~Unhold() { --n; }
+    } unhold{w.held};
+    asio::steady_timer tick(co_await asio::this_coro::executor);
+    auto woken = std::chrono::steady_clock::time_point{};
+    while (true) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - woken >= std::chrono::seconds(1)) {  // again each second, in case one was lost
+        woken = now;
+        if (config_.wake) config_.wake(name);
+      }
+      if (now - started_at >= timeout) {
+        res = http::Response::problem(
+            503, fmt::format("{} did not start within {} ms", name, timeout.count()));
+        res.set_header("Retry-After", "1");
+        co_return;
+      }
+      // Look often while a cold start is likely (tens of ms), then less.
+      tick.expires_after(
+          std::chrono::milliseconds(now - started_at < std::chrono::milliseconds(300) ? 2 : 20));
+      co_await tick.async_wait(kAwait);
+      const auto& latest = current(worker);  // a newer table, if one came
+      const auto m = resolve(*latest.table, req);
+      if (!m) {
+        res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
+        co_return;
+      }
+      if (!m->service->ready.empty()) {
+        snap = w.snapshot;
+        match = *m;
+        break;
+      }
+    }
+  }
+  const Service& service = *match.service;
 
   const Policy& policy = service.policy;
   auto timeout = policy.timeout;

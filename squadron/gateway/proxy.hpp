@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,11 @@ struct ProxyConfig {
   // Listener port of the admin endpoints (GET /metrics, /metrics.json, /healthz), meant for
   // loopback; 0: none.
   std::uint16_t admin_port = 0;
+  // Asks the control plane to wake a service scaled to zero (a request waits for it). Called on
+  // an I/O thread, at most once a second per waiting request; must not block.
+  std::function<void(const std::string& service)> wake;
+  // Requests one I/O thread holds for services waking up; beyond: 503 at once.
+  int max_held_per_thread = 1024;
 };
 
 class Proxy final : public http::Handler {

@@ -85,6 +85,8 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
       if (auto x = number("max_in_flight", 1, 1'000'000))
         policy.max_in_flight = static_cast<int>(*x);
       if (auto x = number("eject_after", 1, 1000)) policy.eject_after = static_cast<int>(*x);
+      if (const auto* z = po.if_contains("scale_to_zero"); z != nullptr && z->is_bool())
+        policy.scale_to_zero = z->as_bool();
       if (const auto* b = po.if_contains("balance"); b != nullptr && b->is_string()) {
         if (b->as_string() == "round-robin") policy.balance = Balance::kRoundRobin;
         if (b->as_string() == "random") policy.balance = Balance::kRandom;

@@ -40,6 +40,9 @@ struct Policy {
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);
   Balance balance = Balance::kLeastRequest;
   std::chrono::milliseconds slow_start = std::chrono::seconds(3);
+  // The service may be scaled to zero (autoscale min 0): a request finding no ready instance
+  // waits (up to the route timeout) while the gateway wakes the service, instead of a 503.
+  bool scale_to_zero = false;
 };
 
 struct Service {

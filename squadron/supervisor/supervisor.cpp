@@ -1,5 +1,6 @@
 #include "squadron/supervisor/supervisor.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -241,9 +242,17 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
       asio::posix::stream_descriptor exited(executor, pidfd);
       bool alive = true;
+      const auto launched = std::chrono::steady_clock::now();
       while (alive) {
         const bool ready_now = self->ready.passing();
-        const auto interval = ready_now ? spec.ready.interval : spec.probe_interval_while_starting;
+        // While starting: every 5 ms for the first 200 ms (a cold start is often that short),
+        // then every probe_interval_while_starting.
+        const auto starting_interval =
+            std::chrono::steady_clock::now() - launched < std::chrono::milliseconds(200)
+                ? std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5),
+                                                      spec.probe_interval_while_starting)
+                : spec.probe_interval_while_starting;
+        const auto interval = ready_now ? spec.ready.interval : starting_interval;
         self->wait_timer.expires_after(interval);
         auto r = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
                            self->wait_timer.async_wait(kAwait));

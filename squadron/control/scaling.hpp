@@ -1,0 +1,76 @@
+// Runs each autoscaled service's Autoscaler once a second: observes the service (the gateway's
+// traffic from Traffic, or its instances' CPU from /proc), applies the decision to the Fleet,
+// and records every change — and every switch into panic, stabilizing or hold — as an event
+// with its inputs, the formula's result and the rule that fired.
+//
+//   Scaling scaling{io, fleet, registry, &traffic};
+//   scaling.start();
+//
+// Thread safety: the io_context's thread (the fleet's).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/fwd.hpp>
+
+#include "squadron/control/autoscaler.hpp"
+#include "squadron/control/fleet.hpp"
+#include "squadron/control/traffic.hpp"
+#include "squadron/registry/registry.hpp"
+
+namespace squadron::control {
+
+class Scaling final {
+ public:
+  // `traffic` may be nullptr (no gateway): then only cpu-scaled services have metrics.
+  Scaling(boost::asio::io_context& io, Fleet& fleet, registry::Registry& reg,
+          const Traffic* traffic);
+  ~Scaling();
+
+  void start();
+  void stop();
+  // One pass over the autoscaled services (start() runs it every second).
+  void evaluate(std::chrono::steady_clock::time_point now);
+
+  // A request waits at the gateway for `service`, scaled to zero: start one instance now,
+  // without waiting for the next evaluation. False when the service does not scale to zero.
+  bool wake(std::string_view service);
+
+  // {"min","max","metric","target","rule","reason","value","panicking"} of the service's last
+  // evaluation; nullopt when it is not autoscaled.
+  std::optional<boost::json::object> state_json(std::string_view service) const;
+
+ private:
+  struct Entry {
+    explicit Entry(AutoscaleSpec spec) : scaler(spec) {}
+    Autoscaler scaler;
+    ScaleDecision last;
+    double value = 0;
+    bool evaluated = false;
+    // CPU: the ticks of each instance's process at the last look.
+    std::map<int, std::uint64_t> ticks;
+    std::chrono::steady_clock::time_point ticks_at{};
+  };
+  ScaleObservation observe(const ServiceSpec& spec, Entry& e,
+                           std::chrono::steady_clock::time_point now);
+  void schedule();
+
+  boost::asio::io_context& io_;
+  Fleet& fleet_;
+  registry::Registry& reg_;
+  const Traffic* traffic_;
+  boost::asio::steady_timer timer_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool stopped_ = false;
+};
+
+}  // namespace squadron::control
