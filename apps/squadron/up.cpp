@@ -64,6 +64,10 @@ struct Runtime {
         signals(server.main_context(), SIGINT, SIGTERM) {
     if (gateway_admin_port != 0) api.traffic = &traffic;
     api.scaling = &scaling;
+    // The autoscaler decides as soon as each second's traffic is in.
+    traffic.on_sample = [this] {
+      if (!fleet.stopping()) scaling.evaluate(std::chrono::steady_clock::now());
+    };
   }
 
   // Everything stops gracefully; then the server, and with it run(), ends.

@@ -31,7 +31,6 @@ int Autoscaler::recommend(double total) const {
 ScaleDecision Autoscaler::evaluate(const ScaleObservation& o) {
   using std::chrono::duration_cast;
   using std::chrono::milliseconds;
-  bool grew = false;                       // requests came since the last look
   if (!seen_ || o.requests < requests_) {  // first look, or the gateway's counts restarted
     seen_ = true;
     requests_ = o.requests;
@@ -39,7 +38,6 @@ ScaleDecision Autoscaler::evaluate(const ScaleObservation& o) {
   } else if (o.requests > requests_) {
     requests_ = o.requests;
     last_request_ = o.now;
-    grew = true;
   }
   const int current = o.current;
   ScaleDecision d;
@@ -78,12 +76,14 @@ ScaleDecision Autoscaler::evaluate(const ScaleObservation& o) {
     return finish("idle", fmt::format("no request for {} s",
                                       duration_cast<milliseconds>(idle_for).count() / 1000));
   }
-  if (current == 0 && spec_.min == 0 && !grew && o.value <= 0) {
-    return finish("zero", "no request waiting");
+  if (current == 0 && spec_.min == 0) {
+    // At zero nothing flows, so the traffic says nothing new: the gateway wakes the service
+    // when a request waits for it (Scaling::wake).
+    return finish("zero", "scaled to zero; the gateway wakes it when a request comes");
   }
   if (current < std::max(1, spec_.min)) {
     d.desired = std::max(clamp(current), recommend(o.value));
-    return finish(current == 0 ? "wake" : "min", inputs);
+    return finish("min", inputs);
   }
 
   const int want = recommend(o.value);  // from the latest second: scale-ups are not delayed

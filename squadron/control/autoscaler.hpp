@@ -17,7 +17,8 @@
 //   down:  only to the highest recommendation of the last scale_down_delay (so a dip shorter
 //          than the delay changes nothing: no flapping), never below min;
 //   never during a rollout; to zero only when min is 0 and no request came for
-//   scale_down_delay.
+//   scale_down_delay; from zero only when woken (the gateway holds a request: touch() and one
+//   replica, by Scaling::wake).
 //
 // Thread safety: a value; one per service, used on the fleet's thread.
 #pragma once

@@ -114,9 +114,13 @@ TEST(Autoscaler, MinZeroScalesAnIdleServiceToZeroAndWakesIt) {
   EXPECT_EQ(d.current, 0);
   EXPECT_EQ(d.changes.back().second.rule, "idle");
   EXPECT_EQ(d.run(0, 30, false, false), 0) << "stays at zero while nothing comes";
-  d.run(3, 1);  // held requests count as demand
-  EXPECT_EQ(d.current, 1);
-  EXPECT_EQ(d.changes.back().second.rule, "wake");
+  EXPECT_EQ(d.run(0.5, 2), 0) << "what finished before is not a request waiting";
+  // The gateway holds a request and asks to wake it: one replica, and not idle any more.
+  d.a.touch(d.t);
+  d.current = 1;
+  EXPECT_EQ(d.run(0, 1, false, false), 1);
+  EXPECT_EQ(d.run(0, 28, false, false), 1) << "woken: idle only after a new delay";
+  EXPECT_EQ(d.run(0, 2, false, false), 0) << "idle again after the delay";
 }
 
 TEST(Autoscaler, StaysWithinMinAndMax) {

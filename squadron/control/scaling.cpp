@@ -55,10 +55,12 @@ void Scaling::stop() {
 }
 
 void Scaling::schedule() {
-  timer_.expires_after(std::chrono::seconds(1));
+  timer_.expires_after(std::chrono::milliseconds(500));
   timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || stopped_ || fleet_.stopping()) return;
-    evaluate(steady_clock::now());
+    // Traffic samples drive the passes; this timer covers a second without one.
+    const auto now = steady_clock::now();
+    if (now - last_pass_ >= std::chrono::milliseconds(1500)) evaluate(now);
     schedule();
   });
 }
@@ -117,6 +119,7 @@ ScaleObservation Scaling::observe(const ServiceSpec& spec, Entry& e, steady_cloc
 }
 
 void Scaling::evaluate(steady_clock::time_point now) {
+  last_pass_ = now;
   for (const auto& spec : fleet_.manifest().services) {
     auto it = entries_.find(spec.name);
     if (it == entries_.end()) continue;

@@ -35,9 +35,11 @@ class Scaling final {
           const Traffic* traffic);
   ~Scaling();
 
+  // Evaluates every second: right after each traffic sample when a gateway is sampled (call
+  // evaluate() from Traffic::on_sample), else — or when samples stop — on its own timer.
   void start();
   void stop();
-  // One pass over the autoscaled services (start() runs it every second).
+  // One pass over the autoscaled services.
   void evaluate(std::chrono::steady_clock::time_point now);
 
   // A request waits at the gateway for `service`, scaled to zero: start one instance now,
@@ -71,6 +73,7 @@ class Scaling final {
   std::map<std::string, Entry, std::less<>> entries_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;
+  std::chrono::steady_clock::time_point last_pass_{};
 };
 
 }  // namespace squadron::control
