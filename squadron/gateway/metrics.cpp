@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "squadron/core/prometheus.hpp"
+
 namespace squadron::gateway {
 
 namespace json = boost::json;
@@ -89,20 +91,6 @@ Stats& Metrics::route(std::size_t worker, std::string_view service, std::string_
 namespace {
 
 constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-
-// A Prometheus label value: backslash, quote and newline escaped.
-std::string label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
 
 json::object to_json(const Totals& t) {
   json::object responses;
@@ -190,10 +178,12 @@ std::string Metrics::prometheus() const {
   {
     std::lock_guard lock(mutex_);
     for (const auto& e : services_)
-      services.emplace_back(fmt::format("service=\"{}\"", label(e->service)), e->totals());
+      services.emplace_back(fmt::format("service=\"{}\"", core::prometheus_label(e->service)),
+                            e->totals());
     for (const auto& e : routes_)
       routes.emplace_back(
-          fmt::format("service=\"{}\",route=\"{}\"", label(e->service), label(e->route)),
+          fmt::format("service=\"{}\",route=\"{}\"", core::prometheus_label(e->service),
+                      core::prometheus_label(e->route)),
           e->totals());
   }
   std::string out;

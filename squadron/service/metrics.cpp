@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "squadron/core/prometheus.hpp"
+
 namespace squadron::service {
 namespace {
 using Counter = std::atomic<std::uint64_t>;
@@ -12,18 +14,6 @@ inline void bump(Counter& c, std::uint64_t by = 1) noexcept {
 constexpr int kMinStatus = 100;
 constexpr int kStatusSlots = 500;  // 100..599
 
-std::string escape_label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
 }  // namespace
 
 struct alignas(64) Metrics::RouteShard {
@@ -66,13 +56,13 @@ void Metrics::add_in_flight(std::size_t worker, int delta) noexcept {
 }
 
 std::string Metrics::render(std::string_view service, std::size_t connections) const {
-  const std::string svc = escape_label(service);
+  const std::string svc = core::prometheus_label(service);
   std::string out;
   auto it = std::back_inserter(out);
   out += "# HELP squadron_http_requests_total Requests answered, by route and status code.\n";
   out += "# TYPE squadron_http_requests_total counter\n";
   for (std::size_t r = 0; r < routes_.size(); ++r) {
-    const std::string route = escape_label(routes_[r]);
+    const std::string route = core::prometheus_label(routes_[r]);
     for (int s = 0; s < kStatusSlots; ++s) {
       std::uint64_t n = 0;
       for (const auto& sh : shards_)
@@ -98,7 +88,7 @@ std::string Metrics::render(std::string_view service, std::size_t connections) c
       count += rs.count.load(std::memory_order_relaxed);
     }
     if (count == 0) continue;
-    const std::string route = escape_label(routes_[r]);
+    const std::string route = core::prometheus_label(routes_[r]);
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < kBuckets.size(); ++i) {
       cumulative += b[i];
