@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unistd.h>
@@ -278,6 +279,139 @@ int restart(const control::Manifest& m, const std::vector<std::string>& services
     for (const auto& s : services) std::printf("%s: restarted\n", s.c_str());
   }
   return rc;
+}
+
+namespace {
+
+// The service's JSON from the control API (nullopt after saying why).
+std::optional<boost::json::object> service_state(const ControlClient& client,
+                                                 const std::string& service) {
+  const auto r = client.get(fmt::format("/api/v1/services/{}", service), 10s);
+  boost::system::error_code ec;
+  const auto doc = r.ok() ? boost::json::parse(r.body, ec) : boost::json::value();
+  if (!r.ok() || ec || !doc.is_object()) {
+    std::fprintf(stderr, "squadron: %s: %s\n", service.c_str(),
+                 r.ok() ? "unreadable answer" : r.explain().c_str());
+    return std::nullopt;
+  }
+  return doc.as_object();
+}
+
+// After a deploy or rollback to `revision`: waits for the rollout and says how it ended.
+int wait_rollout(const ControlClient& client, const std::string& service, int revision, bool wait,
+                 std::chrono::milliseconds timeout) {
+  if (!wait) {
+    std::printf("%s: rolling out revision %d\n", service.c_str(), revision);
+    return 0;
+  }
+  const int rc = wait_ready(client, {service}, timeout);
+  const auto state = service_state(client, service);
+  if (!state) return 1;
+  const auto now = state->at("revision").to_number<int>();
+  if (now != revision) {
+    std::fprintf(
+        stderr,
+        "squadron: %s: revision %d failed and was rolled back: revision %d runs (`squadron "
+        "events %s` says why)\n",
+        service.c_str(), revision, now, service.c_str());
+    return 1;
+  }
+  if (rc == 0) std::printf("%s: revision %d runs on every instance\n", service.c_str(), revision);
+  return rc;
+}
+
+}  // namespace
+
+int deploy(const control::Manifest& m, const std::string& service,
+           const std::vector<std::string>& env, const std::string& command, bool wait,
+           std::chrono::milliseconds timeout) {
+  if (m.find(service) == nullptr) {
+    std::fprintf(stderr, "squadron: no service \"%s\" in %s\n", service.c_str(), m.file.c_str());
+    return 2;
+  }
+  boost::json::object body;
+  boost::json::object vars;
+  for (const auto& kv : env) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr,
+                   "squadron: --env takes NAME=VALUE (NAME= with nothing removes it), got "
+                   "\"%s\"\n",
+                   kv.c_str());
+      return 2;
+    }
+    const std::string name = kv.substr(0, eq);
+    const std::string value = kv.substr(eq + 1);
+    if (value.empty()) {
+      vars[name] = nullptr;
+    } else {
+      vars[name] = value;
+    }
+  }
+  if (!vars.empty()) body["env"] = std::move(vars);
+  if (!command.empty()) body["command"] = command;
+  if (body.empty()) {
+    std::fprintf(stderr,
+                 "squadron: deploy %s: say what changes: --env NAME=VALUE or --command "
+                 "\"...\" (to roll out the manifest's edits, restart the fleet)\n",
+                 service.c_str());
+    return 2;
+  }
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  const auto r = client->post(fmt::format("/api/v1/services/{}/deploy", service),
+                              boost::json::serialize(body));
+  if (!r.ok()) {
+    std::fprintf(stderr, "squadron: deploy %s: %s\n", service.c_str(), r.explain().c_str());
+    return 1;
+  }
+  boost::system::error_code ec;
+  const auto doc = boost::json::parse(r.body, ec);
+  const int revision = ec ? 0 : doc.at("revision").to_number<int>();
+  return wait_rollout(*client, service, revision, wait, timeout);
+}
+
+int rollback(const control::Manifest& m, const std::string& service, bool wait,
+             std::chrono::milliseconds timeout) {
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  const auto r = client->post(fmt::format("/api/v1/services/{}/rollback", service));
+  if (!r.ok()) {
+    std::fprintf(stderr, "squadron: rollback %s: %s\n", service.c_str(), r.explain().c_str());
+    return 1;
+  }
+  boost::system::error_code ec;
+  const auto doc = boost::json::parse(r.body, ec);
+  const int revision = ec ? 0 : doc.at("revision").to_number<int>();
+  return wait_rollout(*client, service, revision, wait, timeout);
+}
+
+int history(const control::Manifest& m, const std::string& service) {
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  const auto r = client->get(fmt::format("/api/v1/services/{}/history", service), 10s);
+  boost::system::error_code ec;
+  const auto doc = r.ok() ? boost::json::parse(r.body, ec) : boost::json::value();
+  if (!r.ok() || ec || !doc.is_array()) {
+    std::fprintf(stderr, "squadron: history %s: %s\n", service.c_str(),
+                 r.ok() ? "unreadable answer" : r.explain().c_str());
+    return 1;
+  }
+  std::printf("%-9s %-9s %-20s %-8s %s\n", "REVISION", "HASH", "DEPLOYED", "STATE", "CAUSE");
+  for (const auto& v : doc.as_array()) {
+    const auto& o = v.as_object();
+    const auto at = std::chrono::system_clock::time_point(
+        std::chrono::milliseconds(o.at("at_ms").to_number<std::int64_t>()));
+    const char* state = o.at("current").as_bool()  ? "current"
+                        : o.at("failed").as_bool() ? "failed"
+                                                   : "";
+    std::printf(
+        "%-9d %-9s %-20s %-8s %s\n", o.at("revision").to_number<int>(),
+        std::string(o.at("hash").as_string()).c_str(),
+        fmt::format("{:%F %T}", fmt::localtime(std::chrono::system_clock::to_time_t(at))).c_str(),
+        state, std::string(o.at("cause").as_string()).c_str());
+  }
+  return 0;
 }
 
 int logs(const control::Manifest& m, const std::string& service, bool follow, int tail) {

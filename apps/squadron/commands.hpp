@@ -26,6 +26,16 @@ int scale(const control::Manifest& m, const std::vector<std::string>& assignment
           std::chrono::milliseconds timeout);
 int restart(const control::Manifest& m, const std::vector<std::string>& services, bool wait,
             std::chrono::milliseconds timeout);
+// Rolls `service` to a new revision with `env` changes (NAME=VALUE; NAME= removes) and/or a
+// new `command`; waits for the rollout and says whether it ran or was rolled back (exit 1).
+int deploy(const control::Manifest& m, const std::string& service,
+           const std::vector<std::string>& env, const std::string& command, bool wait,
+           std::chrono::milliseconds timeout);
+// Returns `service` to the revision before the current one.
+int rollback(const control::Manifest& m, const std::string& service, bool wait,
+             std::chrono::milliseconds timeout);
+// Lists `service`'s revisions.
+int history(const control::Manifest& m, const std::string& service);
 int logs(const control::Manifest& m, const std::string& service, bool follow, int tail);
 // The fleet's recent events (state changes, commands, every autoscaling decision with its
 // inputs and rule), one a line; of one service when named; `follow` keeps printing new ones.

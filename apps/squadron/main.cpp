@@ -97,6 +97,34 @@ int main(int argc, char** argv) {
       ->check(kDuration)
       ->capture_default_str();
 
+  std::string deploy_service;
+  std::vector<std::string> deploy_env;
+  std::string deploy_command;
+  auto* deploy_cmd = app.add_subcommand(
+      "deploy",
+      "roll a service to a new revision: new instances one at a time, each old one retired once "
+      "its successor is ready; rolled back by itself if the new one fails");
+  deploy_cmd->add_option("service", deploy_service, "SERVICE")->required();
+  deploy_cmd->add_option("--env", deploy_env, "NAME=VALUE to set (NAME= removes it); repeatable");
+  deploy_cmd->add_option("--command", deploy_command, "the new command line");
+  deploy_cmd->add_flag("--no-wait", no_wait, "return at once instead of when it is done");
+  deploy_cmd->add_option("--timeout", timeout, "how long to wait")
+      ->check(kDuration)
+      ->capture_default_str();
+
+  std::string rollback_service;
+  auto* rollback_cmd =
+      app.add_subcommand("rollback", "return a service to the revision before the current one");
+  rollback_cmd->add_option("service", rollback_service, "SERVICE")->required();
+  rollback_cmd->add_flag("--no-wait", no_wait, "return at once instead of when it is done");
+  rollback_cmd->add_option("--timeout", timeout, "how long to wait")
+      ->check(kDuration)
+      ->capture_default_str();
+
+  std::string history_service;
+  auto* history_cmd = app.add_subcommand("history", "list a service's revisions");
+  history_cmd->add_option("service", history_service, "SERVICE")->required();
+
   std::string log_service;
   bool follow = false;
   int tail = 100;
@@ -159,6 +187,10 @@ int main(int argc, char** argv) {
   if (*ps_cmd) return apps::ps(*manifest, as_json);
   if (*scale_cmd) return apps::scale(*manifest, assignments, !no_wait, wait_for);
   if (*restart_cmd) return apps::restart(*manifest, restart_services, !no_wait, wait_for);
+  if (*deploy_cmd)
+    return apps::deploy(*manifest, deploy_service, deploy_env, deploy_command, !no_wait, wait_for);
+  if (*rollback_cmd) return apps::rollback(*manifest, rollback_service, !no_wait, wait_for);
+  if (*history_cmd) return apps::history(*manifest, history_service);
   if (*logs_cmd) return apps::logs(*manifest, log_service, follow, tail);
   if (*events_cmd) return apps::events(*manifest, events_service, events_follow);
   if (*down_cmd) {

@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
@@ -32,6 +33,9 @@ enum ControlApi::Route : std::size_t {
   kDown,
   kMetrics,
   kWake,
+  kDeploy,
+  kRollback,
+  kHistory,
 };
 
 namespace {
@@ -140,6 +144,9 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"POST", "/api/v1/down"},
       {"GET", "/api/v1/metrics"},
       {"POST", "/api/v1/services/{name}/wake"},
+      {"POST", "/api/v1/services/{name}/deploy"},
+      {"POST", "/api/v1/services/{name}/rollback"},
+      {"GET", "/api/v1/services/{name}/history"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -258,6 +265,27 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
     case kEvents:
     case kWatch:
       return false;  // may wait: handle_async
+    case kDeploy:
+      res = deploy(req);
+      return true;
+    case kRollback: {
+      const auto r = fleet_.rollback(req.param("name"));
+      if (const auto* err = std::get_if<CommandError>(&r)) {
+        res = Response::problem(err->status, err->detail);
+      } else {
+        res = Response::json(
+            json::object{{"service", req.param("name")}, {"revision", std::get<int>(r)}}, 202);
+      }
+      return true;
+    }
+    case kHistory: {
+      if (fleet_.manifest().find(req.param("name")) == nullptr) {
+        res = Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
+        return true;
+      }
+      res = Response::json(fleet_.history(req.param("name")));
+      return true;
+    }
     case kWake: {
       const auto* spec = fleet_.manifest().find(req.param("name"));
       if (spec == nullptr) {
@@ -318,6 +346,70 @@ Response ControlApi::scale(Request& req) {
   if (auto err = fleet_.scale(req.param("name"), static_cast<int>(n)))
     return Response::problem(err->status, err->detail);
   return Response::json(json::object{{"service", req.param("name")}, {"replicas", n}}, 202);
+}
+
+// {"command": [..] or "a b", "env": {"K": "V" or null to remove}, "cause": "..."}: the service's
+// definition with these changes, rolled out as a new revision.
+Response ControlApi::deploy(Request& req) {
+  const auto* current = fleet_.manifest().find(req.param("name"));
+  if (current == nullptr)
+    return Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
+  const auto doc = req.json();
+  const auto* o = doc ? doc->if_object() : nullptr;
+  if (o == nullptr)
+    return Response::problem(400,
+                             "the body must be a JSON object like {\"env\": {\"COLOR\": "
+                             "\"blue\"}} or {\"command\": [\"app\", \"--fast\"]}");
+  ServiceSpec spec = *current;
+  std::string cause;
+  if (const auto* c = o->if_contains("command")) {
+    if (c->is_string()) {
+      auto argv = split_command(std::string(c->as_string()));
+      if (!argv || argv->empty())
+        return Response::problem(400, "\"command\" is empty or has an unterminated quote");
+      spec.command = std::move(*argv);
+    } else if (c->is_array() && !c->as_array().empty()) {
+      spec.command.clear();
+      for (const auto& a : c->as_array()) {
+        if (!a.is_string())
+          return Response::problem(400, "\"command\" must be a list of strings or one string");
+        spec.command.emplace_back(a.as_string());
+      }
+    } else {
+      return Response::problem(400, "\"command\" must be a list of strings or one string");
+    }
+    cause += "command " + fmt::format("{}", fmt::join(spec.command, " "));
+  }
+  if (const auto* e = o->if_contains("env")) {
+    if (!e->is_object()) return Response::problem(400, "\"env\" must be an object of strings");
+    for (const auto& [k, v] : e->as_object()) {
+      const std::string key(k);
+      if (key.empty() || key.rfind("SQUADRON_", 0) == 0 || key == "PORT" || key == "HOST")
+        return Response::problem(
+            400, fmt::format("env \"{}\" is not yours to set (PORT, HOST and SQUADRON_* are "
+                             "Squadron's)",
+                             key));
+      if (v.is_null()) {
+        spec.env.erase(key);
+        cause += fmt::format("{}unset {}", cause.empty() ? "" : ", ", key);
+      } else if (v.is_string()) {
+        spec.env[key] = std::string(v.as_string());
+        cause += fmt::format("{}{}={}", cause.empty() ? "" : ", ", key, v.as_string());
+      } else {
+        return Response::problem(400, fmt::format("env \"{}\" must be a string (or null to "
+                                                  "remove it)",
+                                                  key));
+      }
+    }
+  }
+  if (const auto* c = o->if_contains("cause"); c != nullptr && c->is_string())
+    cause = std::string(c->as_string());
+  if (cause.empty()) cause = "deploy";
+  const auto r = fleet_.deploy(current->name, std::move(spec), cause);
+  if (const auto* err = std::get_if<CommandError>(&r))
+    return Response::problem(err->status, err->detail);
+  return Response::json(json::object{{"service", current->name}, {"revision", std::get<int>(r)}},
+                        202);
 }
 
 // The instances a logs request names: a service's, one instance, or all.

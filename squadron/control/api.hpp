@@ -46,6 +46,7 @@ class ControlApi final : public http::Handler {
   // A service as the API shows it: the fleet's view, its latest traffic, its autoscaler.
   boost::json::object service_view(const ServiceSpec& spec) const;
   http::Response scale(http::Request& req);
+  http::Response deploy(http::Request& req);
   http::Response logs(http::Request& req);
 
   Fleet& fleet_;

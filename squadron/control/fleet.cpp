@@ -31,6 +31,30 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
 }
 
 constexpr std::size_t kMaxQueuedLines = 10000;
+constexpr std::size_t kMaxRevisions = 50;  // history kept per service
+
+// What the instances of a service run, as a short hash: a change here needs new instances
+// (routes, proxy policy, replicas and autoscaling do not).
+std::string definition_hash(const ServiceSpec& s) {
+  std::string d;
+  for (const auto& a : s.command) d.append(a).push_back('\0');
+  d.push_back('\1');
+  for (const auto& [k, v] : s.env) d.append(k).append("=").append(v).push_back('\0');
+  d.append(s.cwd.string()).push_back('\1');
+  d.append(s.port ? std::to_string(*s.port) : "auto").push_back('\1');
+  auto probe = [&](const Probe& p) {
+    d.append(p.path).append(
+        fmt::format("|{}|{}|{}", p.interval.count(), p.timeout.count(), p.threshold));
+    d.push_back('\1');
+  };
+  probe(s.ready);
+  if (s.live) probe(*s.live);
+  d.append(fmt::format("{}|{}", s.stop_grace.count(), static_cast<int>(s.restart)));
+  // FNV-1a, 64 bits: stable across runs and builds (std::hash need not be).
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : d) h = (h ^ c) * 1099511628211ULL;
+  return fmt::format("{:08x}", static_cast<std::uint32_t>(h ^ (h >> 32)));
+}
 
 }  // namespace
 
@@ -73,9 +97,12 @@ Fleet::Fleet(boost::asio::io_context& io, sv::Supervisor& sup, registry::Registr
       options_(std::move(options)),
       resync_timer_(io) {
   for (const auto& s : manifest_.services) {
+    auto& state = services_[s.name];
     // An autoscaled service starts within its bounds; the autoscaler takes it from there.
-    services_[s.name].desired =
+    state.desired =
         s.autoscale ? std::clamp(s.replicas, s.autoscale->min, s.autoscale->max) : s.replicas;
+    state.revisions.push_back(
+        {1, definition_hash(s), s, std::chrono::system_clock::now(), "the manifest", false});
   }
   sup_.on_change = [this](const sv::InstanceStatus& st) { on_change(st); };
   sup_.on_remove = [this](const std::string& id) { on_remove(id); };
@@ -98,7 +125,10 @@ Fleet::~Fleet() {
 }
 
 void Fleet::add_service(ServiceSpec spec) {
-  services_[spec.name].desired = spec.replicas;
+  auto& state = services_[spec.name];
+  state.desired = spec.replicas;
+  state.revisions.push_back(
+      {1, definition_hash(spec), spec, std::chrono::system_clock::now(), "squadron", false});
   manifest_.services.push_back(std::move(spec));
 }
 
@@ -179,7 +209,8 @@ std::optional<CommandError> Fleet::scale(std::string_view service, int replicas)
                                          "at most (use port: auto to scale it)",
                                          spec->name, *spec->port)};
   auto& state = services_[spec->name];
-  if (state.rollout)
+  // During a deploy the new count applies once the rollout is done (to the new revision).
+  if (state.rollout && state.rollout->to_revision == 0)
     return CommandError{409, fmt::format("{} is being restarted; scale it once the restart is "
                                          "done",
                                          spec->name)};
@@ -256,7 +287,132 @@ void Fleet::persist() {
     event("", "", "cannot save " + options_.state_file.string() + ": " + ec.message());
 }
 
-std::string Fleet::add(const ServiceSpec& spec) { return sup_.add(to_instance_spec(spec)); }
+std::string Fleet::add(const ServiceSpec& spec) {
+  auto instance = to_instance_spec(spec);
+  if (auto it = services_.find(spec.name);
+      it != services_.end() && it->second.current < it->second.revisions.size())
+    instance.revision = std::to_string(it->second.revisions[it->second.current].number);
+  return sup_.add(std::move(instance));
+}
+
+int Fleet::revision(std::string_view service) const {
+  auto it = services_.find(service);
+  if (it == services_.end() || it->second.current >= it->second.revisions.size()) return 0;
+  return it->second.revisions[it->second.current].number;
+}
+
+void Fleet::switch_to(ServiceState& state, std::size_t index, int from_revision,
+                      bool rolling_back) {
+  state.current = index;
+  const Revision& rev = state.revisions[index];
+  ServiceSpec* spec = nullptr;
+  for (auto& s : manifest_.services) {
+    if (s.name == rev.spec.name) spec = &s;
+  }
+  if (spec == nullptr) return;
+  *spec = rev.spec;
+  // Every instance not of this revision is replaced, one at a time. A rollout in progress is
+  // superseded: its successor, not of this revision, is an old instance like the others.
+  Rollout r;
+  r.to_revision = rev.number;
+  r.from_revision = from_revision;
+  r.rolling_back = rolling_back;
+  const std::string wanted = std::to_string(rev.number);
+  for (const auto& st : sup_.snapshot()) {
+    if (st.service == spec->name && retiring_.count(st.id) == 0 && st.revision != wanted)
+      r.old_ids.push_back(st.id);
+  }
+  std::sort(r.old_ids.begin(), r.old_ids.end(), [](const auto& a, const auto& b) {
+    return registry::instance_number(a) < registry::instance_number(b);
+  });
+  if (r.old_ids.empty()) {
+    state.rollout.reset();
+    event(spec->name, "", fmt::format("revision {} runs everywhere", rev.number));
+  } else {
+    state.rollout = std::move(r);
+  }
+  kick();
+}
+
+std::variant<int, CommandError> Fleet::deploy(std::string_view service, ServiceSpec spec,
+                                              std::string cause) {
+  const auto* current = manifest_.find(service);
+  if (current == nullptr) return CommandError{404, fmt::format("no service \"{}\"", service)};
+  if (stopping_) return CommandError{409, "the fleet is stopping"};
+  auto& state = services_[current->name];
+  if (state.rollout && state.rollout->to_revision == 0)
+    return CommandError{
+        409, fmt::format("{} is being restarted; deploy once the restart is done", current->name)};
+  spec.name = current->name;
+  const auto hash = definition_hash(spec);
+  Revision& running = state.revisions[state.current];
+  if (hash == running.hash) {
+    // Nothing the instances run changed: routes, policies and counts apply as they are.
+    for (auto& s : manifest_.services) {
+      if (s.name == spec.name) s = spec;
+    }
+    running.spec = spec;
+    return running.number;
+  }
+  const int from = running.number;
+  Revision next{state.revisions.back().number + 1,
+                hash,
+                spec,
+                std::chrono::system_clock::now(),
+                std::move(cause),
+                false};
+  event(spec.name, "",
+        fmt::format("deploy: revision {} ({}) replaces revision {}: {}", next.number, next.hash,
+                    from, next.cause));
+  state.revisions.push_back(std::move(next));
+  if (state.revisions.size() > kMaxRevisions) {
+    state.revisions.erase(state.revisions.begin());
+  }
+  switch_to(state, state.revisions.size() - 1, from, false);
+  return state.revisions.back().number;
+}
+
+std::variant<int, CommandError> Fleet::rollback(std::string_view service) {
+  const auto* current = manifest_.find(service);
+  if (current == nullptr) return CommandError{404, fmt::format("no service \"{}\"", service)};
+  if (stopping_) return CommandError{409, "the fleet is stopping"};
+  auto& state = services_[current->name];
+  if (state.rollout && state.rollout->to_revision == 0)
+    return CommandError{409, fmt::format("{} is being restarted", current->name)};
+  std::size_t index = state.current;
+  while (index > 0) {
+    --index;
+    if (!state.revisions[index].failed) break;
+  }
+  if (index == state.current || state.revisions[index].failed) {
+    return CommandError{409, fmt::format("{} has no earlier revision to return to (see `squadron "
+                                         "history {}`)",
+                                         current->name, current->name)};
+  }
+  const int from = state.revisions[state.current].number;
+  event(current->name, "",
+        fmt::format("rollback: revision {} -> revision {}", from, state.revisions[index].number));
+  switch_to(state, index, from, true);
+  return state.revisions[index].number;
+}
+
+json::array Fleet::history(std::string_view service) const {
+  json::array out;
+  auto it = services_.find(service);
+  if (it == services_.end()) return out;
+  for (std::size_t i = 0; i < it->second.revisions.size(); ++i) {
+    const auto& r = it->second.revisions[i];
+    out.push_back(json::object{
+        {"revision", r.number},
+        {"hash", r.hash},
+        {"at_ms",
+         std::chrono::duration_cast<std::chrono::milliseconds>(r.at.time_since_epoch()).count()},
+        {"cause", r.cause},
+        {"failed", r.failed},
+        {"current", i == it->second.current}});
+  }
+  return out;
+}
 
 void Fleet::retire(const std::string& id) {
   if (!retiring_.insert(id).second) return;
@@ -291,39 +447,63 @@ void Fleet::reconcile_service(const ServiceSpec& spec, ServiceState& state) {
 bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
                          const std::vector<sv::InstanceStatus>& members) {
   auto& r = *state.rollout;
+  const std::string what = r.to_revision == 0 ? "restart"
+                           : r.rolling_back ? fmt::format("rollback to revision {}", r.to_revision)
+                                            : fmt::format("deploy of revision {}", r.to_revision);
   auto member = [&](const std::string& id) -> const sv::InstanceStatus* {
     for (const auto& m : members) {
       if (m.id == id) return &m;
     }
     return nullptr;
   };
-  if (!r.surge.empty()) {
-    const auto* s = member(r.surge);
-    if (s == nullptr) {
-      event(spec.name, r.surge, "restart stopped: the new instance went away");
+  // The successor failed: a restart stops (the old instances keep serving); a deploy rolls
+  // back by itself to the revision that ran before.
+  auto failed = [&](const std::string& why) {
+    if (!r.surge.empty()) retire(r.surge);
+    if (r.to_revision == 0 || r.rolling_back) {
+      event(spec.name, r.surge,
+            fmt::format("{} stopped: {}; the instances that run keep serving", what, why));
       state.rollout.reset();
       return false;
     }
+    std::size_t back = state.revisions.size();
+    for (std::size_t i = 0; i < state.revisions.size(); ++i) {
+      if (state.revisions[i].number == r.from_revision) back = i;
+    }
+    state.revisions[state.current].failed = true;
+    if (back == state.revisions.size()) {
+      event(spec.name, r.surge, fmt::format("{} stopped: {}", what, why));
+      state.rollout.reset();
+      return false;
+    }
+    event(spec.name, r.surge,
+          fmt::format("{} failed: {}; rolling back to revision {}", what, why, r.from_revision));
+    const int from = r.to_revision;
+    switch_to(state, back, from, true);  // replaces `state.rollout`
+    return true;
+  };
+  if (!r.surge.empty()) {
+    const auto* s = member(r.surge);
+    if (s == nullptr) return failed(fmt::format("{} went away", r.surge));
     if (s->state == sv::InstanceState::kReady) {
       ++r.replaced;
       if (!r.old_ids.empty()) {
         const std::string old = r.old_ids.front();
         r.old_ids.pop_front();
-        event(spec.name, old, fmt::format("restart: {} is ready; retiring {}", r.surge, old));
+        event(spec.name, old, fmt::format("{}: {} is ready; retiring {}", what, r.surge, old));
         retire(old);
       }
       r.surge.clear();
+    } else if (r.to_revision != 0 &&
+               (s->state == sv::InstanceState::kBackoff || s->state == sv::InstanceState::kFailed ||
+                s->state == sv::InstanceState::kStopped)) {
+      return failed(fmt::format("{} exited before it was ready ({})", r.surge,
+                                s->last_exit.empty() ? sv::to_string(s->state) : s->last_exit));
     } else if (clock_.now() - r.surge_since >= options_.rollout_timeout) {
-      event(spec.name, r.surge,
-            fmt::format(
-                "restart stopped: {} was not ready within {} s ({}); the old instances "
-                "keep serving",
-                r.surge,
-                std::chrono::duration_cast<std::chrono::seconds>(options_.rollout_timeout).count(),
-                s->last_exit.empty() ? sv::to_string(s->state) : s->last_exit));
-      retire(r.surge);
-      state.rollout.reset();
-      return false;
+      return failed(fmt::format(
+          "{} was not ready within {} s ({})", r.surge,
+          std::chrono::duration_cast<std::chrono::seconds>(options_.rollout_timeout).count(),
+          s->last_exit.empty() ? sv::to_string(s->state) : s->last_exit));
     } else {
       return true;  // wait for it
     }
@@ -332,7 +512,7 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
   while (!r.old_ids.empty() && member(r.old_ids.front()) == nullptr) r.old_ids.pop_front();
   if (r.old_ids.empty()) {
     event(spec.name, "",
-          fmt::format("restart done: {} instance{} replaced", r.replaced,
+          fmt::format("{} done: {} instance{} replaced", what, r.replaced,
                       r.replaced == 1 ? "" : "s"));
     state.rollout.reset();
     return false;
@@ -418,6 +598,10 @@ json::object Fleet::service_json(const ServiceSpec& spec) const {
   o["port"] = spec.port ? json::value(*spec.port) : json::value("auto");
   o["routes"] = std::move(routes);
   o["restarting"] = rolling(spec.name);
+  o["revision"] = revision(spec.name);
+  if (auto it = services_.find(spec.name);
+      it != services_.end() && it->second.rollout && it->second.rollout->to_revision != 0)
+    o["rolling_out"] = it->second.rollout->to_revision;
   return o;
 }
 

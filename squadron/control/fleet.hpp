@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -88,6 +89,19 @@ class Fleet final {
   void note(std::string_view service, const std::string& message);
   // Replaces every instance of `service`, one at a time, each only once its successor is ready.
   std::optional<CommandError> restart(std::string_view service);
+  // Rolls `service` to `spec` as a new revision (number + hash of what its instances run:
+  // command, env, cwd, port, probes, stop grace, restart policy): one new instance at a time,
+  // each old one retired once its successor is ready. A successor that crashes or is not ready
+  // within rollout_timeout stops the rollout, and the service rolls back by itself to the
+  // revision it ran. A deploy during a rollout supersedes it. Scale commands apply to the
+  // newest revision. Returns the new revision's number (the current one when unchanged).
+  std::variant<int, CommandError> deploy(std::string_view service, ServiceSpec spec,
+                                         std::string cause);
+  // Deploys the revision before the current one again (as a new revision).
+  std::variant<int, CommandError> rollback(std::string_view service);
+  // [{"revision","hash","at_ms","cause","current"}], oldest first.
+  boost::json::array history(std::string_view service) const;
+  int revision(std::string_view service) const;
   // Stops everything (no more reconciling); `done` runs when no instance is left.
   void down(std::function<void()> done);
 
@@ -113,11 +127,26 @@ class Fleet final {
     std::string surge;                // the successor being started, if any
     std::chrono::steady_clock::time_point surge_since{};
     int replaced = 0;
+    int to_revision = 0;    // a deploy (or its rollback) to this revision; 0: a restart
+    int from_revision = 0;  // what ran before, to roll back to
+    bool rolling_back = false;
+  };
+  struct Revision {
+    int number = 0;
+    std::string hash;
+    ServiceSpec spec;
+    std::chrono::system_clock::time_point at;
+    std::string cause;
+    bool failed = false;  // its rollout failed and was rolled back
   };
   struct ServiceState {
     int desired = 0;
     std::optional<Rollout> rollout;
+    std::vector<Revision> revisions;  // oldest first
+    std::size_t current = 0;          // the one the service runs (or rolls out)
   };
+  // Makes revision `index` the one `service` runs: its definition, its rollout.
+  void switch_to(ServiceState& state, std::size_t index, int from_revision, bool rolling_back);
 
   void on_change(const supervisor::InstanceStatus& st);
   void on_remove(const std::string& id);

@@ -181,6 +181,8 @@ bool valid_env_name(const std::string& s) {
   });
 }
 
+}  // namespace
+
 // Splits a command string into argv like a shell would split words, without running one:
 // whitespace separates, single and double quotes group, backslash escapes. nullopt on an
 // unterminated quote.
@@ -218,6 +220,8 @@ std::optional<std::vector<std::string>> split_command(const std::string& s) {
   if (in_word) argv.push_back(std::move(cur));
   return argv;
 }
+
+namespace {
 
 void parse_autoscale(Checker& c, const YAML::Node& n, const std::string& path, AutoscaleSpec& out) {
   if (!c.expect_map(n, path, "{ min: 1, max: 10, metric: concurrency, target: 8 }")) return;

@@ -105,4 +105,9 @@ ManifestResult load_manifest(const std::filesystem::path& file);
 // The same from text; `file` names it in errors and anchors relative paths.
 ManifestResult parse_manifest(std::string_view text, const std::filesystem::path& file);
 
+// Splits a command string into argv like a shell would split words, without running one:
+// whitespace separates, single and double quotes group, backslash escapes. nullopt on an
+// unterminated quote.
+std::optional<std::vector<std::string>> split_command(const std::string& s);
+
 }  // namespace squadron::control

@@ -960,5 +960,65 @@ TEST_F(Gateway, AnIdleServiceScalesToZeroAndTheGatewayWakesItForTheNextRequest) 
   EXPECT_EQ(no->status, 409);
 }
 
+TEST_F(Gateway, ADeployReplacesEveryInstanceWithoutAFailedRequestAndAFailingOneRollsBack) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
+      << "    replicas: 3\n    routes: [/echo]\n    ready: { path: /readyz }\n";
+  up();
+  const auto gateway = port_of(*of(ps(), "gateway")[0]);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> load;
+  for (int i = 0; i < 4; ++i) {
+    load.emplace_back([&] {
+      while (!stop.load()) {
+        const auto r = fetch(gateway, "GET", "/echo");
+        if (!r || r->status != 200) ++failed;
+        ++answered;
+      }
+    });
+  }
+  auto revisions = [&] {
+    std::multiset<std::string> out;
+    const auto list = ps();
+    for (const auto* o : of(list, "echo")) out.insert(std::string(o->at("revision").as_string()));
+    return out;
+  };
+  auto r = cli({"deploy", "echo", "--env", "COLOR=blue"}, 60s);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("revision 2 runs on every instance"), std::string::npos) << r.output;
+  EXPECT_EQ(revisions(), (std::multiset<std::string>{"2", "2", "2"}));
+
+  // A revision that cannot start: the rollout stops and the service rolls back by itself.
+  r = cli({"deploy", "echo", "--command", "/bin/sh -c 'exit 3'"}, 60s);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("revision 3 failed and was rolled back"), std::string::npos) << r.output;
+  EXPECT_EQ(revisions(), (std::multiset<std::string>{"2", "2", "2"}));
+  const auto events = cli({"events", "echo"});
+  EXPECT_NE(events.output.find("rolling back to revision 2"), std::string::npos) << events.output;
+
+  const auto h = cli({"history", "echo"});
+  EXPECT_EQ(h.code, 0) << h.output;
+  EXPECT_NE(h.output.find("failed"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("COLOR=blue"), std::string::npos) << h.output;
+
+  r = cli({"rollback", "echo"}, 60s);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(revisions(), (std::multiset<std::string>{"1", "1", "1"}));
+  stop = true;
+  for (auto& t : load) t.join();
+  EXPECT_GT(answered.load(), 100);
+  EXPECT_EQ(failed.load(), 0) << "no request failed through three rollouts";
+  // Bad input gets a precise answer.
+  const auto bad =
+      fetch(control_port(), "POST", "/api/v1/services/echo/deploy",
+            auth() + "Content-Type: application/json\r\n", "{\"env\": {\"PORT\": \"1\"}}");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("not yours to set"), std::string::npos) << bad->body;
+}
+
 }  // namespace
 }  // namespace squadron::testing
