@@ -1,7 +1,9 @@
 // Answers any method on any path with a JSON echo of the request: method, path, query,
-// headers and body size. `?delay_ms=N` (at most 60000) waits N ms first, without holding a
-// thread. The target of the conformance, drain and robustness tests.
+// headers and body size, and the instance that answered (SQUADRON_INSTANCE, when run by
+// `squadron up`). `?delay_ms=N` (at most 60000) waits N ms first, without holding a thread. The
+// target of the conformance, drain, robustness and rollout tests.
 #include <charconv>
+#include <cstdlib>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -26,11 +28,13 @@ boost::json::object describe(const squadron::Request& req) {
       headers[key] = h.value;
     }
   }
+  static const char* const instance = std::getenv("SQUADRON_INSTANCE");
   return {{"method", req.method_name()},
           {"path", req.path()},
           {"query", req.query()},
           {"headers", std::move(headers)},
-          {"body_bytes", req.body().size()}};
+          {"body_bytes", req.body().size()},
+          {"instance", instance != nullptr ? instance : ""}};
 }
 
 squadron::Task<squadron::Response> echo(const squadron::Request& req) {

@@ -28,12 +28,19 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+constexpr std::size_t kReadBufferBytes = 8 * 1024;
+
 // A pooled connection: a plain socket (no timer per operation: the pool's sweeper enforces
-// deadlines) and its parser, reused so that its buffers keep their capacity.
+// deadlines), its parser and its own read buffer, reused so that they keep their capacity.
+// The buffer must be the connection's: the reactor performs the reads of every socket that an
+// epoll round found readable before it runs any completion, so reads of two connections into
+// one shared buffer overwrite each other (one answer lost, or handed to the wrong request).
 struct Connection {
-  explicit Connection(const asio::io_context::executor_type& ex) : socket(ex) {}
+  explicit Connection(const asio::io_context::executor_type& ex)
+      : socket(ex), buffer(std::make_unique<char[]>(kReadBufferBytes)) {}
   tcp::socket socket;
   ResponseParser parser;
+  std::unique_ptr<char[]> buffer;
 };
 
 // An operation's deadline, linked in place into the pool's list (no allocation per request).
@@ -89,7 +96,6 @@ struct ConnectionPool::Impl {
   bool sweeping = false;
   // Set while the pool lives; the sweeper stops when it is gone.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
-  char read_buffer[16 * 1024];
 };
 
 namespace {
@@ -171,8 +177,8 @@ asio::awaitable<std::optional<std::string>> pump_next(std::shared_ptr<Pump> pump
     limit.socket = &p.conn->socket;
     limit.at = p.deadline;
     Watched watched(*p.pool, limit);
-    auto [ec, n] =
-        co_await p.conn->socket.async_read_some(asio::buffer(p.pool->read_buffer), kAwait);
+    auto [ec, n] = co_await p.conn->socket.async_read_some(
+        asio::buffer(p.conn->buffer.get(), kReadBufferBytes), kAwait);
     if (!*p.alive) throw std::runtime_error("the connection pool is gone");
     if (limit.expired) throw std::runtime_error("the upstream's body did not arrive in time");
     if (ec == asio::error::eof) {
@@ -182,7 +188,7 @@ asio::awaitable<std::optional<std::string>> pump_next(std::shared_ptr<Pump> pump
     }
     if (ec) throw std::runtime_error("the upstream's body failed: " + ec.message());
     std::size_t used = 0;
-    const auto r = parser.feed(std::string_view(p.pool->read_buffer, n), used);
+    const auto r = parser.feed(std::string_view(p.conn->buffer.get(), n), used);
     if (r == ResponseParser::Result::kError)
       throw std::runtime_error("the upstream's body is malformed: " + std::string(parser.error()));
     p.leftover = used < n;
@@ -329,7 +335,8 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     bool leftover = false;
     bool timed_out = false;
     while (result == ResponseParser::Result::kNeedMore) {
-      auto [rec, rn] = co_await conn->socket.async_read_some(asio::buffer(p.read_buffer), kAwait);
+      auto [rec, rn] = co_await conn->socket.async_read_some(
+          asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
       if (limit.expired) {
         timed_out = true;
         x.error = "timeout";
@@ -347,7 +354,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
         break;
       }
       std::size_t used = 0;
-      result = parser.feed(std::string_view(p.read_buffer, rn), used);
+      result = parser.feed(std::string_view(conn->buffer.get(), rn), used);
       leftover = used < rn;
       if (result == ResponseParser::Result::kError)
         x.error = "bad answer: " + std::string(parser.error());

@@ -6,7 +6,7 @@
 //   server.run();                               // until stop(grace) is called
 //
 // Connections are accepted on thread 0 and spread round-robin over the threads; a connection
-// stays on its thread. Reads go into one buffer per thread (idle connections hold no buffer),
+// stays on its thread. Each connection reads into its own buffer,
 // responses to pipelined requests leave in one write.
 #pragma once
 

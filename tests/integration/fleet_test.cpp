@@ -1020,5 +1020,49 @@ TEST_F(Gateway, ADeployReplacesEveryInstanceWithoutAFailedRequestAndAFailingOneR
   EXPECT_NE(bad->body.find("not yours to set"), std::string::npos) << bad->body;
 }
 
+TEST_F(Gateway, EveryAnswerGoesToItsOwnRequestUnderMixedLoad) {
+  // Slow and fast requests over the same pooled upstream connections, many ready at once: each
+  // client must get the answer to its own request (a shared read buffer once mixed them up).
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
+      << "    replicas: 2\n    routes: [/echo]\n    ready: { path: /readyz }\n";
+  up();
+  const auto gateway = port_of(*of(ps(), "gateway")[0]);
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 24; ++i) {
+    clients.emplace_back([&, i] {
+      RawConnection c(gateway);
+      for (int n = 0; !stop.load(); ++n) {
+        const std::string tag = "c" + std::to_string(i) + "n" + std::to_string(n);
+        const std::string target =
+            "/echo?" + tag + (i % 3 == 0 ? "&delay_ms=" + std::to_string(50 + n % 5 * 40) : "");
+        if (!c.send("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")) {
+          ++failed;
+          return;
+        }
+        const auto r = c.read_response(5s);
+        if (!r || r->status != 200) {
+          ++failed;
+          return;
+        }
+        ++answered;
+        const auto v = json::parse(r->body);
+        if (v.at("query").as_string().find(tag) != 0) ++wrong;
+      }
+    });
+  }
+  std::this_thread::sleep_for(3s);  // the load's length, not synchronisation
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_GT(answered.load(), 500);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(wrong.load(), 0) << "answers handed to the wrong request";
+}
+
 }  // namespace
 }  // namespace squadron::testing
