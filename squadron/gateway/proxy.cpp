@@ -1,5 +1,7 @@
 #include "squadron/gateway/proxy.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -433,17 +435,6 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     // A retry after a refused connection goes to another instance at once, outside the budget:
     // it adds no load to the failing one (a dead instance still listed for a few milliseconds).
     if (attempt > 0 && !refused) {
-      // The retry budget: retries in flight at most 20 % of the requests in flight (at least
-      // 3, as Envoy), so that a failing service is not hit with three times its load.
-      if (!retrying.counted &&
-          w.retries_in_flight >=
-              std::max<std::int64_t>(3, static_cast<std::int64_t>(stats.in_flight.get()) / 5)) {
-        break;
-      }
-      if (!retrying.counted) {
-        retrying.counted = true;
-        ++w.retries_in_flight;
-      }
       // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
       const auto cap = std::min<std::int64_t>(250, 25LL << (attempt - 1));
       const auto wait = std::chrono::milliseconds(
@@ -451,6 +442,35 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       if (std::chrono::steady_clock::now() + wait >= deadline) break;
       asio::steady_timer pause(co_await asio::this_coro::executor, wait);
       co_await pause.async_wait(kAwait);
+      // The retry budget: retries in flight at most 20 % of the requests in flight (at least
+      // 3, as Envoy), so that a failing service is not hit with three times its load. An
+      // instance that left the ready set meanwhile (it died: the registry saw its exit within
+      // milliseconds) took its requests with it: retrying those does not load a struggling
+      // service, so, like a refused connection, they are outside the budget.
+      auto over_budget = [&] {
+        return !retrying.counted &&
+               w.retries_in_flight >=
+                   std::max<std::int64_t>(3, static_cast<std::int64_t>(stats.in_flight.get()) / 5);
+      };
+      auto still_listed = [&] {
+        const Service* now = current(worker).table->find(service.name);
+        if (now == nullptr) return false;
+        return std::any_of(now->ready.begin(), now->ready.end(),
+                           [&](const Endpoint& e) { return e.id == tried_ids[tried_count - 1]; });
+      };
+      bool exempt = !still_listed();
+      for (int look = 0; !exempt && over_budget() && look < 10; ++look) {
+        pause.expires_after(std::chrono::milliseconds(5));  // its exit may be news in a moment
+        co_await pause.async_wait(kAwait);
+        exempt = !still_listed();
+      }
+      if (!exempt) {
+        if (over_budget()) break;
+        if (!retrying.counted) {
+          retrying.counted = true;
+          ++w.retries_in_flight;
+        }
+      }
     }
     const auto pick = w.balancer.pick(service, {tried_ids.data(), tried_count},
                                       attempt == 0 ? started_at : std::chrono::steady_clock::now());
