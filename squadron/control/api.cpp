@@ -307,14 +307,15 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
         res = Response::problem(404, fmt::format("no service \"{}\"", service));
         return true;
       }
-      std::size_t history = 0;
+      std::uint64_t history = 0;
       if (auto h = req.query_param("history")) {
-        auto [p, ec] = std::from_chars(h->data(), h->data() + h->size(), history);
-        if (ec != std::errc() || p != h->data() + h->size() || history > 100000) {
+        const auto n = parse_u64(*h);
+        if (!n || *n > 100000) {
           res = Response::problem(
               400, fmt::format("history takes a number of samples (one a second), got \"{}\"", *h));
           return true;
         }
+        history = *n;
       }
       res = Response::json(traffic != nullptr ? traffic->json(history, service)
                                               : json::object{{"interval_ms", 1000},

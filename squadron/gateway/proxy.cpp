@@ -79,6 +79,7 @@ struct Proxy::Worker {
   int retries_in_flight = 0;             // for the retry budget
   int held = 0;                          // requests waiting for a service to wake
   RouteMatch pending;  // handle() -> handle_async(), read before the first suspension
+  std::optional<std::int64_t> pending_left;  // the request's X-Squadron-Timeout-Ms, likewise
   std::vector<std::string> spare_heads;  // request heads' buffers, reused (no malloc per request)
 };
 
@@ -214,7 +215,9 @@ bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) 
       return answered(429);
     }
   }
-  if (const auto left = req.timeout_left_ms(); left && *left <= 0) {
+  const auto left = req.timeout_left_ms();
+  workers_[worker]->pending_left = left;
+  if (left && *left <= 0) {
     res = http::Response::problem(
         504, fmt::format("the request's deadline passed before it reached {} ({}: {})",
                          m->service->name, http::kTimeoutHeader, *left));
@@ -237,6 +240,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   // Both set by handle() just now, on this thread: no second lookup.
   auto snap = w.snapshot;  // kept alive for this request, whatever is published meanwhile
   RouteMatch match = w.pending;
+  const auto left = w.pending_left;
   if (w.pool == nullptr) {
     // The server runs each connection on its thread's io_context: that context's pool (it goes
     // with the context, whatever outlives it).
@@ -321,7 +325,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
 
   const Policy& policy = service.policy;
   auto timeout = policy.timeout;
-  if (const auto left = req.timeout_left_ms(); left && *left < timeout.count())
+  if (left && *left < timeout.count())
     timeout = std::chrono::milliseconds(std::max<std::int64_t>(1, *left));
   const auto deadline = started_at + timeout;
   // Circuit breaker: at most max_in_flight requests to this service (shared out over threads).

@@ -225,16 +225,6 @@ ConnectionPool::~ConnectionPool() {
   if (impl_) *impl_->alive = false;
 }
 
-std::size_t ConnectionPool::idle() const noexcept {
-  std::size_t n = 0;
-  for (const auto& [key, list] : impl_->idle) n += list.size();
-  return n;
-}
-
-void ConnectionPool::forget(std::string_view key) {
-  if (auto it = impl_->idle.find(key); it != impl_->idle.end()) impl_->idle.erase(it);
-}
-
 asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
                                                    std::span<const asio::const_buffer> request,
                                                    const ExchangeOptions& options,
@@ -245,7 +235,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
   // any answer: then a fresh connection is tried once.
   for (int fresh = 0; fresh < 2; ++fresh) {
     std::unique_ptr<Connection> conn;
-    auto& pool = p.list(upstream.key);  // not kept over a suspension: forget() may erase it
+    auto& pool = p.list(upstream.key);  // not kept over a suspension
     const bool reused = fresh == 0 && !pool.empty();
     Deadline limit;
     limit.at = options.deadline;

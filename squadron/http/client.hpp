@@ -97,11 +97,6 @@ class ConnectionPool final {
                                        std::chrono::steady_clock::time_point deadline,
                                        Response& response);
 
-  // Idle connections held, over all upstreams.
-  std::size_t idle() const noexcept;
-  // Drops the idle connections to `key` (an upstream that went away).
-  void forget(std::string_view key);
-
   struct Impl;
 
  private:
