@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <csignal>
 #include <cstdio>
 #include <map>
@@ -369,6 +370,75 @@ int deploy(const control::Manifest& m, const std::string& service,
   const auto doc = boost::json::parse(r.body, ec);
   const int revision = ec ? 0 : doc.at("revision").to_number<int>();
   return wait_rollout(*client, service, revision, wait, timeout);
+}
+
+int apply(const control::Manifest& m, bool dry_run, bool wait, std::chrono::milliseconds timeout) {
+  std::string text;
+  if (std::FILE* f = std::fopen(m.file.c_str(), "rb")) {
+    char buf[65536];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  } else {
+    std::fprintf(stderr, "squadron: cannot read %s: %s\n", m.file.c_str(), std::strerror(errno));
+    return 2;
+  }
+  const auto client = connect_or_report(m);
+  if (!client) return 1;
+  const json::object body{{"manifest", text}, {"file", m.file.string()}, {"dry_run", dry_run}};
+  const auto r = client->post("/api/v1/apply", json::serialize(body), 30s);
+  boost::system::error_code ec;
+  const auto doc = json::parse(r.body, ec);
+  if (r.status == 422 && !ec && doc.is_object() && doc.as_object().contains("errors")) {
+    for (const auto& e : doc.at("errors").as_array())
+      std::fprintf(stderr, "%s\n", str(e.as_object(), "text").c_str());
+    std::fprintf(stderr, "squadron: apply: %s\n", r.explain().c_str());
+    return 2;
+  }
+  if (!r.ok() || ec || !doc.is_object()) {
+    std::fprintf(stderr, "squadron: apply: %s\n", r.ok() ? "unreadable answer" : r.explain().c_str());
+    return 1;
+  }
+  const auto& o = doc.as_object();
+  for (const auto& w : o.at("warnings").as_array())
+    std::fprintf(stderr, "squadron: warning: %s\n", std::string(w.as_string()).c_str());
+  std::printf("%-20s %-10s %-9s %s\n", "SERVICE", "ACTION", "REVISION", "WHAT CHANGED");
+  std::vector<std::string> waits;
+  std::vector<std::pair<std::string, int>> deploys;
+  for (const auto& v : o.at("services").as_array()) {
+    const auto& s = v.as_object();
+    const auto service = str(s, "service");
+    const auto action = str(s, "action");
+    const int revision = static_cast<int>(num(s, "revision"));
+    std::printf("%-20s %-10s %-9d %s\n", service.c_str(), action.c_str(), revision,
+                str(s, "detail").c_str());
+    if (action == "deploy") deploys.emplace_back(service, revision);
+    if (action == "deploy" || action == "add" || action == "update") waits.push_back(service);
+  }
+  if (dry_run) {
+    std::printf("(dry run: nothing was changed)\n");
+    return 0;
+  }
+  if (!o.at("changes").as_bool()) {
+    std::printf("the fleet already runs this manifest\n");
+    return 0;
+  }
+  if (!wait || waits.empty()) return 0;
+  int rc = wait_ready(*client, waits, timeout);
+  for (const auto& [service, revision] : deploys) {
+    const auto state = service_state(*client, service);
+    if (!state) return 1;
+    const auto now = state->at("revision").to_number<int>();
+    if (now != revision) {
+      std::fprintf(stderr,
+                   "squadron: %s: revision %d failed and was rolled back: revision %d runs "
+                   "(`squadron events %s` says why)\n",
+                   service.c_str(), revision, now, service.c_str());
+      rc = 1;
+    }
+  }
+  if (rc == 0) std::printf("applied: every changed service runs its new definition\n");
+  return rc;
 }
 
 int rollback(const control::Manifest& m, const std::string& service, bool wait,

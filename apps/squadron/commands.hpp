@@ -31,6 +31,9 @@ int restart(const control::Manifest& m, const std::vector<std::string>& services
 int deploy(const control::Manifest& m, const std::string& service,
            const std::vector<std::string>& env, const std::string& command, bool wait,
            std::chrono::milliseconds timeout);
+// Brings the running fleet to the manifest `m` (as edited since `up`): prints what changes per
+// service (deploy, update, add, remove), rolls and waits like deploy; `dry_run` only prints.
+int apply(const control::Manifest& m, bool dry_run, bool wait, std::chrono::milliseconds timeout);
 // Returns `service` to the revision before the current one.
 int rollback(const control::Manifest& m, const std::string& service, bool wait,
              std::chrono::milliseconds timeout);

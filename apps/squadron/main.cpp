@@ -1,4 +1,5 @@
-// The `squadron` command: validate, up [-d], ps, scale, restart, logs, down. Every command takes
+// The `squadron` command: validate, up [-d], ps, scale, restart, deploy, apply, rollback,
+// history, logs, events, down. Every command takes
 // -f FILE (default ./squadron.yaml), validates it first (exit 2 with every problem), and finds
 // the running fleet through `.squadron/` beside it.
 #include <cstdio>
@@ -17,12 +18,13 @@
 namespace {
 
 // Loads the manifest, or prints every problem and returns nullopt (exit 2: nothing starts).
-std::optional<squadron::control::Manifest> load_or_report(const std::string& file) {
+std::optional<squadron::control::Manifest> load_or_report(const std::string& file,
+                                                          const char* consequence) {
   auto result = squadron::control::load_manifest(file);
   if (!result.ok()) {
     for (const auto& e : result.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
-    std::fprintf(stderr, "%s: %zu problem%s; nothing was started\n", file.c_str(),
-                 result.errors.size(), result.errors.size() == 1 ? "" : "s");
+    std::fprintf(stderr, "%s: %zu problem%s; %s\n", file.c_str(), result.errors.size(),
+                 result.errors.size() == 1 ? "" : "s", consequence);
     return std::nullopt;
   }
   return std::move(result.manifest);
@@ -112,6 +114,17 @@ int main(int argc, char** argv) {
       ->check(kDuration)
       ->capture_default_str();
 
+  bool dry_run = false;
+  auto* apply_cmd = app.add_subcommand(
+      "apply",
+      "bring the running fleet to the manifest as edited: roll services whose definition "
+      "changed, update routes and policies in place, start added services, stop removed ones");
+  apply_cmd->add_flag("--dry-run", dry_run, "only print what would change");
+  apply_cmd->add_flag("--no-wait", no_wait, "return at once instead of when it is done");
+  apply_cmd->add_option("--timeout", timeout, "how long to wait")
+      ->check(kDuration)
+      ->capture_default_str();
+
   std::string rollback_service;
   auto* rollback_cmd =
       app.add_subcommand("rollback", "return a service to the revision before the current one");
@@ -175,7 +188,8 @@ int main(int argc, char** argv) {
   if (*gateway_cmd)
     return squadron::apps::run_gateway(gateway_options);  // no manifest: its routes
                                                           // come from the control API
-  const auto manifest = load_or_report(file);
+  const auto manifest = load_or_report(
+      file, *apply_cmd ? "nothing was changed (the fleet runs as it did)" : "nothing was started");
   if (!manifest) return 2;
   const auto wait_for = *squadron::core::parse_duration(timeout);
   namespace apps = squadron::apps;
@@ -189,6 +203,7 @@ int main(int argc, char** argv) {
   if (*restart_cmd) return apps::restart(*manifest, restart_services, !no_wait, wait_for);
   if (*deploy_cmd)
     return apps::deploy(*manifest, deploy_service, deploy_env, deploy_command, !no_wait, wait_for);
+  if (*apply_cmd) return apps::apply(*manifest, dry_run, !no_wait, wait_for);
   if (*rollback_cmd) return apps::rollback(*manifest, rollback_service, !no_wait, wait_for);
   if (*history_cmd) return apps::history(*manifest, history_service);
   if (*logs_cmd) return apps::logs(*manifest, log_service, follow, tail);

@@ -170,17 +170,24 @@ std::string url_variable(const std::string& service) {
 // With a gateway, every service gets a stable loopback address of its own on the gateway (like
 // a Kubernetes ClusterIP), given to every instance as SQUADRON_<NAME>_URL: any language calls
 // another service without an SDK. Returns the (service, port) pairs; adds the variables to `m`.
-std::vector<std::pair<std::string, std::uint16_t>> give_service_urls(control::Manifest& m) {
-  std::vector<std::pair<std::string, std::uint16_t>> internal;
+using InternalPorts = std::vector<std::pair<std::string, std::uint16_t>>;
+
+// Adds SQUADRON_<NAME>_URL for each of `internal` to every service of `m`.
+void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
+  for (auto& s : m.services) {
+    for (const auto& [service, port] : internal)
+      s.env[url_variable(service)] = "http://127.0.0.1:" + std::to_string(port);
+  }
+}
+
+InternalPorts give_service_urls(control::Manifest& m) {
+  InternalPorts internal;
   if (!has_gateway(m)) return internal;
   for (const auto& s : m.services) {
     const auto port = free_port("127.0.0.1");
     if (port != 0) internal.emplace_back(s.name, port);
   }
-  for (auto& s : m.services) {
-    for (const auto& [service, port] : internal)
-      s.env[url_variable(service)] = "http://127.0.0.1:" + std::to_string(port);
-  }
+  add_service_urls(m, internal);
   return internal;
 }
 
@@ -259,6 +266,9 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
   if (auto gw = gateway_spec(m, url, internal, admin_port, *token))
     rt.fleet.add_service(std::move(*gw));
+  // A manifest applied later gets the same variables (the gateway's loopback listeners are
+  // fixed for the fleet's life: a service added by an apply is reached through its routes).
+  rt.fleet.prepare = [internal](control::Manifest& next) { add_service_urls(next, internal); };
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),

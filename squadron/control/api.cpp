@@ -36,6 +36,7 @@ enum ControlApi::Route : std::size_t {
   kDeploy,
   kRollback,
   kHistory,
+  kApply,
 };
 
 namespace {
@@ -147,6 +148,7 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"POST", "/api/v1/services/{name}/deploy"},
       {"POST", "/api/v1/services/{name}/rollback"},
       {"GET", "/api/v1/services/{name}/history"},
+      {"POST", "/api/v1/apply"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -278,6 +280,9 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
       }
       return true;
     }
+    case kApply:
+      res = apply(req);
+      return true;
     case kHistory: {
       if (fleet_.manifest().find(req.param("name")) == nullptr) {
         res = Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
@@ -411,6 +416,70 @@ Response ControlApi::deploy(Request& req) {
     return Response::problem(err->status, err->detail);
   return Response::json(json::object{{"service", current->name}, {"revision", std::get<int>(r)}},
                         202);
+}
+
+// {"manifest": "<the YAML text>", "file": "/abs/squadron.yaml", "dry_run": false}: the fleet
+// brought to that manifest (Fleet::apply). A manifest with problems: 422 with each problem
+// ({"file","line","column","path","message","hint"}) in "errors"; nothing changes.
+Response ControlApi::apply(Request& req) {
+  const auto doc = req.json();
+  const auto* o = doc ? doc->if_object() : nullptr;
+  const auto* text = o != nullptr ? o->if_contains("manifest") : nullptr;
+  if (text == nullptr || !text->is_string())
+    return Response::problem(400,
+                             "the body must be a JSON object with \"manifest\": the YAML text "
+                             "(and \"file\": its path, for errors and relative paths)");
+  std::filesystem::path file = fleet_.manifest().file;
+  if (const auto* f = o->if_contains("file"); f != nullptr) {
+    if (!f->is_string() || f->as_string().empty() || f->as_string()[0] != '/')
+      return Response::problem(400, "\"file\" must be the manifest's absolute path");
+    file = std::string(f->as_string());
+  }
+  bool dry_run = false;
+  if (const auto* d = o->if_contains("dry_run"); d != nullptr) {
+    if (!d->is_bool()) return Response::problem(400, "\"dry_run\" must be true or false");
+    dry_run = d->as_bool();
+  }
+  auto parsed = parse_manifest(text->as_string(), file);
+  if (!parsed.ok()) {
+    json::array errors;
+    for (const auto& e : parsed.errors) {
+      errors.push_back(json::object{{"file", e.file},
+                                    {"line", e.line},
+                                    {"column", e.column},
+                                    {"path", e.path},
+                                    {"message", e.message},
+                                    {"hint", e.hint},
+                                    {"text", e.to_string()}});
+    }
+    auto r = Response::problem(
+        422, fmt::format("the manifest has {} problem{}; nothing was changed",
+                         parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s"));
+    auto body = json::parse(r.body).as_object();
+    body["errors"] = std::move(errors);
+    r.body = json::serialize(body);
+    return r;
+  }
+  const auto result = fleet_.apply(std::move(*parsed.manifest),
+                                   "apply " + file.filename().string(), dry_run);
+  if (const auto* err = std::get_if<CommandError>(&result))
+    return Response::problem(err->status, err->detail);
+  const auto& plan = std::get<Fleet::ApplyPlan>(result);
+  if (!dry_run && scaling != nullptr) scaling->sync();
+  json::array steps;
+  for (const auto& s : plan.steps) {
+    steps.push_back(json::object{{"service", s.service},
+                                 {"action", s.action},
+                                 {"detail", s.detail},
+                                 {"revision", s.revision}});
+  }
+  json::array warnings;
+  for (const auto& w : plan.warnings) warnings.emplace_back(w);
+  return Response::json(json::object{{"dry_run", dry_run},
+                                     {"changes", plan.changes()},
+                                     {"services", std::move(steps)},
+                                     {"warnings", std::move(warnings)}},
+                        dry_run || !plan.changes() ? 200 : 202);
 }
 
 // The instances a logs request names: a service's, one instance, or all.

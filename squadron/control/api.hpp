@@ -47,6 +47,7 @@ class ControlApi final : public http::Handler {
   boost::json::object service_view(const ServiceSpec& spec) const;
   http::Response scale(http::Request& req);
   http::Response deploy(http::Request& req);
+  http::Response apply(http::Request& req);
   http::Response logs(http::Request& req);
 
   Fleet& fleet_;

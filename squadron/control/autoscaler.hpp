@@ -42,6 +42,7 @@ struct AutoscaleSpec {
   std::chrono::milliseconds panic_window = std::chrono::seconds(6);
   std::chrono::milliseconds scale_down_delay = std::chrono::seconds(30);
   double tolerance = 0.1;
+  bool operator==(const AutoscaleSpec&) const = default;
 };
 
 std::string_view metric_name(ScaleMetric m) noexcept;

@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "squadron/core/duration.hpp"
+
 namespace squadron::control {
 
 namespace sv = squadron::supervisor;
@@ -54,6 +56,42 @@ std::string definition_hash(const ServiceSpec& s) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : d) h = (h ^ c) * 1099511628211ULL;
   return fmt::format("{:08x}", static_cast<std::uint32_t>(h ^ (h >> 32)));
+}
+
+// What differs between two definitions of a service, in words: {"command", "env COLOR, SIZE"}.
+// Those that need new instances (a new revision) go to `definition`, the rest to `policy`.
+void describe_changes(const ServiceSpec& a, const ServiceSpec& b,
+                      std::vector<std::string>& definition, std::vector<std::string>& policy) {
+  if (a.command != b.command) definition.push_back("command");
+  if (a.env != b.env) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.env) {
+      auto it = b.env.find(k);
+      if (it == b.env.end() || it->second != v) keys.insert(k);
+    }
+    for (const auto& [k, v] : b.env) {
+      if (a.env.count(k) == 0) keys.insert(k);
+    }
+    definition.push_back(fmt::format("env {}", fmt::join(keys, ", ")));
+  }
+  if (a.cwd != b.cwd) definition.push_back("cwd");
+  if (a.port != b.port) definition.push_back("port");
+  if (a.ready != b.ready) definition.push_back("ready");
+  if (a.live != b.live) definition.push_back("live");
+  if (a.stop_grace != b.stop_grace) definition.push_back("stop_grace");
+  if (a.restart != b.restart) definition.push_back("restart");
+  if (a.routes != b.routes) policy.push_back("routes");
+  if (a.proxy != b.proxy) policy.push_back("proxy");
+  if (a.autoscale != b.autoscale) policy.push_back("autoscale");
+  if (a.deploy != b.deploy) policy.push_back("deploy");
+  if (a.replicas != b.replicas)
+    policy.push_back(fmt::format("replicas {} -> {}", a.replicas, b.replicas));
+}
+
+bool needs_gateway(const Manifest& m) {
+  return std::any_of(m.services.begin(), m.services.end(), [](const ServiceSpec& s) {
+    return !s.routes.empty() || (s.autoscale && s.autoscale->metric != ScaleMetric::kCpu);
+  });
 }
 
 }  // namespace
@@ -125,6 +163,7 @@ Fleet::~Fleet() {
 }
 
 void Fleet::add_service(ServiceSpec spec) {
+  builtin_.insert(spec.name);
   auto& state = services_[spec.name];
   state.desired = spec.replicas;
   state.revisions.push_back(
@@ -246,14 +285,11 @@ std::optional<CommandError> Fleet::restart(std::string_view service) {
     return CommandError{409, fmt::format("{} is already being restarted", spec->name)};
   Rollout r;
   for (const auto& st : sup_.snapshot()) {
-    if (st.service == spec->name && retiring_.count(st.id) == 0) r.old_ids.push_back(st.id);
+    if (st.service == spec->name && retiring_.count(st.id) == 0) r.old_ids.insert(st.id);
   }
-  std::sort(r.old_ids.begin(), r.old_ids.end(), [](const auto& a, const auto& b) {
-    return registry::instance_number(a) < registry::instance_number(b);
-  });
   event(spec->name, "",
-        fmt::format("restart: replacing {} instance{} one at a time", r.old_ids.size(),
-                    r.old_ids.size() == 1 ? "" : "s"));
+        fmt::format("restart: replacing {} instance{}, each once a successor is ready",
+                    r.old_ids.size(), r.old_ids.size() == 1 ? "" : "s"));
   state.rollout = std::move(r);
   kick();
   return std::nullopt;
@@ -320,11 +356,8 @@ void Fleet::switch_to(ServiceState& state, std::size_t index, int from_revision,
   const std::string wanted = std::to_string(rev.number);
   for (const auto& st : sup_.snapshot()) {
     if (st.service == spec->name && retiring_.count(st.id) == 0 && st.revision != wanted)
-      r.old_ids.push_back(st.id);
+      r.old_ids.insert(st.id);
   }
-  std::sort(r.old_ids.begin(), r.old_ids.end(), [](const auto& a, const auto& b) {
-    return registry::instance_number(a) < registry::instance_number(b);
-  });
   if (r.old_ids.empty()) {
     state.rollout.reset();
     event(spec->name, "", fmt::format("revision {} runs everywhere", rev.number));
@@ -370,6 +403,139 @@ std::variant<int, CommandError> Fleet::deploy(std::string_view service, ServiceS
   }
   switch_to(state, state.revisions.size() - 1, from, false);
   return state.revisions.back().number;
+}
+
+bool Fleet::ApplyPlan::changes() const {
+  return std::any_of(steps.begin(), steps.end(),
+                     [](const ApplyStep& s) { return s.action != "unchanged"; });
+}
+
+std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const std::string& cause,
+                                                         bool dry_run) {
+  if (stopping_) return CommandError{409, "the fleet is stopping"};
+  if (prepare) prepare(next);
+  ApplyPlan plan;
+  auto at_next_up = [&](std::string_view what, const std::string& was, const std::string& is) {
+    if (was != is)
+      plan.warnings.push_back(fmt::format("{} {} -> {}: the fleet's own settings take effect at "
+                                          "its next start (squadron down; squadron up)",
+                                          what, was, is));
+  };
+  at_next_up("name", manifest_.name, next.name);
+  at_next_up("control.listen", manifest_.control_listen, next.control_listen);
+  at_next_up("gateway.listen", manifest_.gateway_listen, next.gateway_listen);
+  if (needs_gateway(next) && builtin_.count("gateway") == 0)
+    plan.warnings.push_back(
+        "routes (and autoscaling on concurrency or rps) need the gateway, which starts with the "
+        "fleet: they take effect at its next start (squadron down; squadron up)");
+
+  for (const auto& spec : next.services) {
+    ApplyStep step{spec.name, "unchanged", "", 1};
+    const ServiceSpec* now = manifest_.find(spec.name);
+    if (now == nullptr) {
+      step.action = "add";
+      step.detail = fmt::format("{} replica{}", spec.replicas, spec.replicas == 1 ? "" : "s");
+      plan.steps.push_back(std::move(step));
+      continue;
+    }
+    const auto& state = services_[spec.name];
+    const auto& running = state.revisions[state.current];
+    std::vector<std::string> definition;
+    std::vector<std::string> policy;
+    describe_changes(running.spec, spec, definition, policy);
+    // Routes, replicas and the like compare with what the service has now (an in-place update
+    // after the revision was made changes them, not the revision).
+    policy.clear();
+    std::vector<std::string> ignored;
+    describe_changes(*now, spec, ignored, policy);
+    step.revision = running.number;
+    if (definition_hash(spec) != running.hash) {
+      if (state.rollout && state.rollout->to_revision == 0)
+        return CommandError{409, fmt::format("{} is being restarted; apply once the restart is "
+                                             "done (nothing was changed)",
+                                             spec.name)};
+      step.action = "deploy";
+      step.revision = state.revisions.back().number + 1;
+      definition.insert(definition.end(), policy.begin(), policy.end());
+      step.detail = fmt::format("{}", fmt::join(definition, ", "));
+    } else if (!policy.empty()) {
+      step.action = "update";
+      step.detail = fmt::format("{}", fmt::join(policy, ", "));
+    }
+    plan.steps.push_back(std::move(step));
+  }
+  for (const auto& s : manifest_.services) {
+    if (builtin_.count(s.name) != 0 || next.find(s.name) != nullptr) continue;
+    plan.steps.push_back({s.name, "remove", "not in the manifest any more", revision(s.name)});
+  }
+  if (dry_run) return plan;
+
+  // The new list of services, in the file's order (Squadron's own last). Services that stay
+  // keep their current definition until deploy() switches it.
+  std::vector<ServiceSpec> services;
+  for (const auto& spec : next.services) {
+    const ServiceSpec* now = manifest_.find(spec.name);
+    services.push_back(now != nullptr ? *now : spec);
+  }
+  std::vector<std::string> removed;
+  for (auto& s : manifest_.services) {
+    if (builtin_.count(s.name) != 0) {
+      services.push_back(std::move(s));
+    } else if (next.find(s.name) == nullptr) {
+      removed.push_back(s.name);
+    }
+  }
+  manifest_.services = std::move(services);
+
+  for (const auto& step : plan.steps) {
+    const ServiceSpec* spec = next.find(step.service);
+    if (step.action == "remove") {
+      event(step.service, "", fmt::format("apply: removed ({}): stopping its instances", cause));
+      for (const auto& st : sup_.snapshot()) {
+        if (st.service == step.service) retire(st.id);
+      }
+      services_.erase(step.service);
+      continue;
+    }
+    auto& state = services_[step.service];
+    if (step.action == "add") {
+      state = ServiceState{};
+      state.desired = spec->autoscale
+                          ? std::clamp(spec->replicas, spec->autoscale->min, spec->autoscale->max)
+                          : spec->replicas;
+      state.revisions.push_back(
+          {1, definition_hash(*spec), *spec, std::chrono::system_clock::now(), cause, false});
+      event(step.service, "", fmt::format("apply: added ({}), {}", cause, step.detail));
+      continue;
+    }
+    if (step.action == "unchanged") continue;
+    // The desired count: the file's replicas when they changed (an autoscaled service keeps
+    // its count within the new bounds).
+    const ServiceSpec* now = manifest_.find(step.service);
+    int desired = state.desired;
+    if (spec->autoscale) {
+      desired = std::clamp(desired, spec->autoscale->min, spec->autoscale->max);
+    } else if (spec->replicas != now->replicas || now->autoscale) {
+      desired = spec->replicas;
+    }
+    if (desired != state.desired) {
+      event(step.service, "", fmt::format("apply: scale {} -> {}", state.desired, desired));
+      state.desired = desired;
+    }
+    if (step.action == "update") {
+      event(step.service, "", fmt::format("apply: {} ({})", step.detail, cause));
+      for (auto& s : manifest_.services) {
+        if (s.name == step.service) s = *spec;
+      }
+      state.revisions[state.current].spec = *spec;
+    } else {  // deploy
+      deploy(step.service, *spec, fmt::format("{}: {}", cause, step.detail));
+    }
+  }
+  persist();
+  // Instances of removed services stop; the gateway's watchers see the new routes.
+  if (!removed.empty() || plan.changes()) kick();
+  return plan;
 }
 
 std::variant<int, CommandError> Fleet::rollback(std::string_view service) {
@@ -443,7 +609,11 @@ void Fleet::reconcile_service(const ServiceSpec& spec, ServiceState& state) {
   }
 }
 
-// Returns true while the rollout decides this service's instances.
+// Returns true while the rollout decides this service's instances. Each pass: successors that
+// became ready count as replacements, one that failed fails the rollout; then old instances are
+// retired (unready ones at once, ready ones while no more than max_unavailable below the desired
+// count would be ready) and successors started (while no more than max_surge above it would
+// run), as Kubernetes' RollingUpdate does.
 bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
                          const std::vector<sv::InstanceStatus>& members) {
   auto& r = *state.rollout;
@@ -456,12 +626,12 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
     }
     return nullptr;
   };
-  // The successor failed: a restart stops (the old instances keep serving); a deploy rolls
-  // back by itself to the revision that ran before.
-  auto failed = [&](const std::string& why) {
-    if (!r.surge.empty()) retire(r.surge);
+  // A successor failed: a restart stops (the old instances keep serving); a deploy rolls back
+  // by itself to the revision that ran before.
+  auto failed = [&](const std::string& id, const std::string& why) {
+    for (const auto& [surge, since] : r.surges) retire(surge);
     if (r.to_revision == 0 || r.rolling_back) {
-      event(spec.name, r.surge,
+      event(spec.name, id,
             fmt::format("{} stopped: {}; the instances that run keep serving", what, why));
       state.rollout.reset();
       return false;
@@ -472,53 +642,87 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
     }
     state.revisions[state.current].failed = true;
     if (back == state.revisions.size()) {
-      event(spec.name, r.surge, fmt::format("{} stopped: {}", what, why));
+      event(spec.name, id, fmt::format("{} stopped: {}", what, why));
       state.rollout.reset();
       return false;
     }
-    event(spec.name, r.surge,
+    event(spec.name, id,
           fmt::format("{} failed: {}; rolling back to revision {}", what, why, r.from_revision));
     const int from = r.to_revision;
     switch_to(state, back, from, true);  // replaces `state.rollout`
     return true;
   };
-  if (!r.surge.empty()) {
-    const auto* s = member(r.surge);
-    if (s == nullptr) return failed(fmt::format("{} went away", r.surge));
+  const auto timeout = spec.deploy.ready_timeout;
+  for (auto it = r.surges.begin(); it != r.surges.end();) {
+    const auto& [id, since] = *it;
+    const auto* s = member(id);
+    if (s == nullptr) return failed(id, fmt::format("{} went away", id));
     if (s->state == sv::InstanceState::kReady) {
       ++r.replaced;
-      if (!r.old_ids.empty()) {
-        const std::string old = r.old_ids.front();
-        r.old_ids.pop_front();
-        event(spec.name, old, fmt::format("{}: {} is ready; retiring {}", what, r.surge, old));
-        retire(old);
-      }
-      r.surge.clear();
-    } else if (r.to_revision != 0 &&
-               (s->state == sv::InstanceState::kBackoff || s->state == sv::InstanceState::kFailed ||
-                s->state == sv::InstanceState::kStopped)) {
-      return failed(fmt::format("{} exited before it was ready ({})", r.surge,
-                                s->last_exit.empty() ? sv::to_string(s->state) : s->last_exit));
-    } else if (clock_.now() - r.surge_since >= options_.rollout_timeout) {
-      return failed(fmt::format(
-          "{} was not ready within {} s ({})", r.surge,
-          std::chrono::duration_cast<std::chrono::seconds>(options_.rollout_timeout).count(),
-          s->last_exit.empty() ? sv::to_string(s->state) : s->last_exit));
-    } else {
-      return true;  // wait for it
+      it = r.surges.erase(it);
+      continue;
     }
+    const std::string last =
+        s->last_exit.empty() ? std::string(sv::to_string(s->state)) : s->last_exit;
+    if (r.to_revision != 0 &&
+        (s->state == sv::InstanceState::kBackoff || s->state == sv::InstanceState::kFailed ||
+         s->state == sv::InstanceState::kStopped)) {
+      return failed(id, fmt::format("{} exited before it was ready ({})", id, last));
+    }
+    if (clock_.now() - since >= timeout) {
+      return failed(id, fmt::format("{} was not ready within {} ({})", id,
+                                    core::format_duration(timeout), last));
+    }
+    ++it;
   }
-  // Old instances that went away meanwhile (scaled down by a crash loop, say) need no successor.
-  while (!r.old_ids.empty() && member(r.old_ids.front()) == nullptr) r.old_ids.pop_front();
-  if (r.old_ids.empty()) {
+  // Old instances that went away meanwhile (scaled down, or a crash loop) need no successor.
+  std::erase_if(r.old_ids, [&](const std::string& id) { return member(id) == nullptr; });
+
+  const int desired = state.desired;
+  // A fixed port holds one process: the old one goes before its successor can listen.
+  const int surge = spec.port ? 0 : spec.deploy.surge(desired);
+  const int unavailable = spec.port ? 1 : std::max(spec.deploy.unavailable(desired),
+                                                   surge == 0 ? 1 : 0);
+  int ready = 0;
+  std::vector<const sv::InstanceStatus*> old;  // unready first, then oldest
+  for (const auto& m : members) {
+    if (m.state == sv::InstanceState::kReady) ++ready;
+    if (r.old_ids.count(m.id) != 0) old.push_back(&m);
+  }
+  std::sort(old.begin(), old.end(), [](const auto* a, const auto* b) {
+    const bool ra = a->state == sv::InstanceState::kReady;
+    const bool rb = b->state == sv::InstanceState::kReady;
+    if (ra != rb) return !ra;
+    return registry::instance_number(a->id) < registry::instance_number(b->id);
+  });
+  const int total = static_cast<int>(members.size());
+  int fresh = total - static_cast<int>(old.size());  // successors, ready or starting
+  int remaining = static_cast<int>(old.size());
+  for (const auto* o : old) {
+    const bool is_ready = o->state == sv::InstanceState::kReady;
+    // Keep at least desired - unavailable ready, and as many old as still need a successor
+    // beyond what max_surge lets start.
+    if (is_ready && ready - 1 < desired - unavailable) break;
+    event(spec.name, o->id,
+          fmt::format("{}: {} ready, {} wanted; retiring {}{}", what, ready, desired, o->id,
+                      is_ready ? "" : " (not ready)"));
+    retire(o->id);
+    r.old_ids.erase(o->id);
+    if (is_ready) --ready;
+    --remaining;
+  }
+  while (fresh < desired && fresh + remaining < desired + surge) {
+    const auto id = add(spec);
+    r.surges.emplace(id, clock_.now());
+    ++fresh;
+  }
+  if (r.old_ids.empty() && r.surges.empty()) {
     event(spec.name, "",
           fmt::format("{} done: {} instance{} replaced", what, r.replaced,
                       r.replaced == 1 ? "" : "s"));
     state.rollout.reset();
     return false;
   }
-  r.surge = add(spec);
-  r.surge_since = clock_.now();
   return true;
 }
 

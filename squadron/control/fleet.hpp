@@ -7,9 +7,9 @@
 //
 // Every pass compares, per service, the instances that are meant to stay (not draining or
 // stopping) with the desired count and takes the next step: start the missing, retire the
-// surplus (unready ones first, then the newest), or advance a rolling restart by one instance
-// (max surge 1, max unavailable 0). Passes run after every change and every `resync`, so a
-// crash anywhere is repaired by the next one.
+// surplus (unready ones first, then the newest), or advance a rollout within the service's
+// `deploy:` limits (max surge, max unavailable). Passes run after every change and every
+// `resync`, so a crash anywhere is repaired by the next one.
 //
 // Thread safety: all calls on the io_context's thread (the supervisor's and registry's).
 #pragma once
@@ -44,8 +44,6 @@ struct FleetOptions {
   // How long a retired instance stays `draining` (still running, out of the registry's ready
   // set) before SIGTERM, so balancers following the watch stream stop using it first.
   std::chrono::milliseconds drain = std::chrono::milliseconds(0);
-  // A rolling restart stops if a new instance is not ready within this; the old ones keep serving.
-  std::chrono::milliseconds rollout_timeout = std::chrono::seconds(30);
   std::chrono::milliseconds resync = std::chrono::seconds(1);
   int max_replicas = 1000;
 };
@@ -90,13 +88,38 @@ class Fleet final {
   // Replaces every instance of `service`, one at a time, each only once its successor is ready.
   std::optional<CommandError> restart(std::string_view service);
   // Rolls `service` to `spec` as a new revision (number + hash of what its instances run:
-  // command, env, cwd, port, probes, stop grace, restart policy): one new instance at a time,
-  // each old one retired once its successor is ready. A successor that crashes or is not ready
-  // within rollout_timeout stops the rollout, and the service rolls back by itself to the
+  // command, env, cwd, port, probes, stop grace, restart policy): new instances at most
+  // `deploy.max_surge` above the desired count, old ones retired while at most
+  // `deploy.max_unavailable` below it are ready. A successor that crashes or is not ready within
+  // `deploy.ready_timeout` stops the rollout, and the service rolls back by itself to the
   // revision it ran. A deploy during a rollout supersedes it. Scale commands apply to the
-  // newest revision. Returns the new revision's number (the current one when unchanged).
+  // newest revision. Returns the new revision's number (the current one when unchanged; routes,
+  // proxy, autoscale and deploy settings then apply in place).
   std::variant<int, CommandError> deploy(std::string_view service, ServiceSpec spec,
                                          std::string cause);
+  // Brings the running fleet to `next`, a manifest parsed anew (`squadron apply`): a service
+  // whose definition changed rolls to a new revision (as deploy() does), one whose routes,
+  // proxy, autoscale, deploy or replicas changed takes them in place (replicas set the desired
+  // count, as `kubectl apply` does), a new service starts, a service no longer listed stops.
+  // Settings of the fleet itself (name, listen addresses) are reported, not applied: they take
+  // effect at the next `up`. All or nothing: refused (409) while a service with a changed
+  // definition is being restarted. `dry_run`: only says what it would do.
+  struct ApplyStep {
+    std::string service;
+    std::string action;  // "deploy", "update", "add", "remove", "unchanged"
+    std::string detail;  // what changed: "env COLOR, command", "routes, replicas 2 -> 4"
+    int revision = 0;    // the revision it runs (or will) after the apply
+  };
+  struct ApplyPlan {
+    std::vector<ApplyStep> steps;  // in the new manifest's order, then the removed ones
+    std::vector<std::string> warnings;
+    bool changes() const;
+  };
+  std::variant<ApplyPlan, CommandError> apply(Manifest next, const std::string& cause,
+                                              bool dry_run);
+  // Run on every manifest an apply receives before it is compared, to add what `up` adds to
+  // the file's (the SQUADRON_<NAME>_URL variables).
+  std::function<void(Manifest&)> prepare;
   // Deploys the revision before the current one again (as a new revision).
   std::variant<int, CommandError> rollback(std::string_view service);
   // [{"revision","hash","at_ms","cause","current"}], oldest first.
@@ -123,9 +146,9 @@ class Fleet final {
 
  private:
   struct Rollout {
-    std::deque<std::string> old_ids;  // still to replace, oldest first
-    std::string surge;                // the successor being started, if any
-    std::chrono::steady_clock::time_point surge_since{};
+    std::set<std::string> old_ids;  // still to replace
+    // Successors started and not yet ready, with when each started (for ready_timeout).
+    std::map<std::string, std::chrono::steady_clock::time_point> surges;
     int replaced = 0;
     int to_revision = 0;    // a deploy (or its rollback) to this revision; 0: a restart
     int from_revision = 0;  // what ran before, to roll back to
@@ -170,6 +193,7 @@ class Fleet final {
   FleetOptions options_;
   std::map<std::string, ServiceState, std::less<>> services_;
   std::set<std::string> retiring_;
+  std::set<std::string, std::less<>> builtin_;  // add_service()'s: never removed by an apply
   std::map<std::string, supervisor::InstanceState> last_state_;
   std::vector<std::weak_ptr<OutputSubscription>> followers_;
   boost::asio::steady_timer resync_timer_;

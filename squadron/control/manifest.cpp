@@ -221,6 +221,16 @@ std::optional<std::vector<std::string>> split_command(const std::string& s) {
   return argv;
 }
 
+int DeployPolicy::surge(int desired) const {
+  int n = surge_percent ? (max_surge * desired + 99) / 100 : max_surge;
+  if (n == 0 && unavailable(desired) == 0) n = 1;
+  return n;
+}
+
+int DeployPolicy::unavailable(int desired) const {
+  return unavailable_percent ? max_unavailable * desired / 100 : max_unavailable;
+}
+
 namespace {
 
 void parse_autoscale(Checker& c, const YAML::Node& n, const std::string& path, AutoscaleSpec& out) {
@@ -280,6 +290,52 @@ void parse_autoscale(Checker& c, const YAML::Node& n, const std::string& path, A
   if (n["scale_down_delay"]) {
     if (auto d = c.duration(n["scale_down_delay"], path + ".scale_down_delay"))
       out.scale_down_delay = *d;
+  }
+}
+
+// A count (2) or a percentage of the desired count ("25%"), from 0 to 1000 / 100 %.
+void parse_rollout_limit(Checker& c, const YAML::Node& n, const std::string& path, int& value,
+                         bool& percent) {
+  if (n.IsScalar() && !n.Scalar().empty() && n.Scalar().back() == '%') {
+    const std::string digits = n.Scalar().substr(0, n.Scalar().size() - 1);
+    if (!digits.empty() && digits.size() <= 3 &&
+        std::all_of(digits.begin(), digits.end(), ::isdigit) && std::stoi(digits) <= 100) {
+      value = std::stoi(digits);
+      percent = true;
+      return;
+    }
+    c.error(n, path, fmt::format("expected a percentage from 0% to 100%, got {}",
+                                 Checker::describe(n)));
+    return;
+  }
+  if (auto v = c.integer(n, path, 0, 1000)) {
+    value = static_cast<int>(*v);
+    percent = false;
+  }
+}
+
+void parse_deploy(Checker& c, const YAML::Node& n, const std::string& path, DeployPolicy& out) {
+  if (!c.expect_map(n, path, "{ max_surge: 1, max_unavailable: 0, ready_timeout: 30s }")) return;
+  c.check_keys(n, path, {"max_surge", "max_unavailable", "ready_timeout"});
+  if (n["max_surge"])
+    parse_rollout_limit(c, n["max_surge"], path + ".max_surge", out.max_surge, out.surge_percent);
+  if (n["max_unavailable"])
+    parse_rollout_limit(c, n["max_unavailable"], path + ".max_unavailable", out.max_unavailable,
+                        out.unavailable_percent);
+  if (out.max_surge == 0 && out.max_unavailable == 0) {
+    c.error(n["max_surge"] ? n["max_surge"] : n, path + ".max_surge",
+            "max_surge and max_unavailable are both 0: a rollout could never replace anything",
+            "allow one extra instance (max_surge: 1) or one fewer ready (max_unavailable: 1)");
+  }
+  if (n["ready_timeout"]) {
+    if (auto d = c.duration(n["ready_timeout"], path + ".ready_timeout")) {
+      if (d->count() <= 0) {
+        c.error(n["ready_timeout"], path + ".ready_timeout", "the timeout must be above 0",
+                "for example ready_timeout: 30s");
+      } else {
+        out.ready_timeout = *d;
+      }
+    }
   }
 }
 
@@ -429,7 +485,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
   c.check_keys(n, path,
                {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
-                "stop_grace", "restart", "proxy", "autoscale"});
+                "stop_grace", "restart", "proxy", "autoscale", "deploy"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -544,6 +600,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     }
     s.autoscale = a;
   }
+  if (n["deploy"]) parse_deploy(c, n["deploy"], path + ".deploy", s.deploy);
   if (n["stop_grace"]) {
     if (auto d = c.duration(n["stop_grace"], path + ".stop_grace")) s.stop_grace = *d;
   }

@@ -28,6 +28,7 @@ struct Probe {
   std::chrono::milliseconds timeout = std::chrono::seconds(1);   // default 1 s
   int threshold = 3;  // consecutive failures that count (liveness restarts after them); default 3
   bool tcp() const { return path.empty(); }
+  bool operator==(const Probe&) const = default;
 };
 
 // A gateway route: a path prefix, optionally stripped and bound to a Host.
@@ -39,9 +40,26 @@ struct Route {
   // beyond it 429 with Retry-After. 0: no limit (the default).
   int rate = 0;
   int burst = 0;  // default: rate (one second's worth)
+  bool operator==(const Route&) const = default;
 };
 
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
+
+// How a new revision replaces the old one (`deploy:`), after Kubernetes' RollingUpdate: at most
+// `max_surge` instances above the desired count, at most `max_unavailable` below it ready.
+// Each is a count or a percentage of the desired count (surge rounded up, unavailable down).
+struct DeployPolicy {
+  int max_surge = 1;  // default 1
+  bool surge_percent = false;
+  int max_unavailable = 0;  // default 0
+  bool unavailable_percent = false;
+  // A new instance not ready within this (or one that exits) fails the rollout: it rolls back.
+  std::chrono::milliseconds ready_timeout = std::chrono::seconds(30);  // default 30 s
+  // The limits for `desired` instances. Never both 0: then one surge instance (as Kubernetes).
+  int surge(int desired) const;
+  int unavailable(int desired) const;
+  bool operator==(const DeployPolicy&) const = default;
+};
 
 // How the gateway treats a service's requests (the design doc's defaults).
 struct ProxyPolicy {
@@ -53,6 +71,7 @@ struct ProxyPolicy {
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
   std::chrono::milliseconds slow_start = std::chrono::seconds(3);   // new instances ramp up; 0: off
   std::string balance = "least-request";                            // or "round-robin", "random"
+  bool operator==(const ProxyPolicy&) const = default;
 };
 
 struct ServiceSpec {
@@ -69,6 +88,8 @@ struct ServiceSpec {
   std::chrono::milliseconds stop_grace = std::chrono::seconds(10);  // default 10 s
   RestartPolicy restart = RestartPolicy::kAlways;                   // default always
   std::optional<AutoscaleSpec> autoscale;                           // default: none (fixed)
+  DeployPolicy deploy;                                              // default: surge 1, 0 down
+  bool operator==(const ServiceSpec&) const = default;
 };
 
 struct Manifest {

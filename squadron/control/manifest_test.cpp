@@ -83,7 +83,7 @@ TEST(Manifest, UnknownKeyGetsDidYouMean) {
             kFile.string() +
                 ":4:5: services.hello.replica: unknown key \"replica\" (did you mean \"replicas\"? "
                 "known keys: command, cwd, env, replicas, port, ready, live, routes, stop_grace, "
-                "restart, proxy, autoscale)");
+                "restart, proxy, autoscale, deploy)");
   auto r = parse("servics:\n  a: { command: [x] }\n");
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].to_string().find("did you mean \"services\"?"), std::string::npos);
@@ -240,6 +240,47 @@ TEST(ManifestProxy, ARouteMayHaveARateLimit) {
   EXPECT_NE(r.errors[0].hint.find("rate: 100"), std::string::npos);
   EXPECT_EQ(r.errors[1].path, "services.a.routes[1].rate_limit.rate");
   EXPECT_EQ(r.errors[2].path, "services.a.routes[2].rate_limit.per");
+}
+
+TEST(ManifestDeploy, SurgeAndUnavailableAreCountsOrPercentagesWithKubernetesRounding) {
+  auto r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n"
+      "  b:\n    command: [x]\n    deploy: { max_surge: 2, max_unavailable: 1, ready_timeout: 5s }\n"
+      "  c:\n    command: [x]\n    deploy: { max_surge: 25%, max_unavailable: 25% }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  const auto& a = r.manifest->services[0].deploy;
+  EXPECT_EQ(a.surge(4), 1) << "the design doc's defaults: one extra, none fewer";
+  EXPECT_EQ(a.unavailable(4), 0);
+  EXPECT_EQ(a.ready_timeout, std::chrono::seconds(30));
+  const auto& b = r.manifest->services[1].deploy;
+  EXPECT_EQ(b.surge(10), 2);
+  EXPECT_EQ(b.unavailable(10), 1);
+  EXPECT_EQ(b.ready_timeout, std::chrono::seconds(5));
+  const auto& c = r.manifest->services[2].deploy;
+  EXPECT_EQ(c.surge(10), 3) << "25% of 10 rounded up";
+  EXPECT_EQ(c.unavailable(10), 2) << "25% of 10 rounded down";
+  EXPECT_EQ(c.surge(1), 1);
+  EXPECT_EQ(c.unavailable(1), 0);
+  EXPECT_EQ(c.surge(0) + c.unavailable(0), 1) << "never both 0: then one surge instance";
+}
+
+TEST(ManifestDeploy, ARolloutThatCouldNeverProgressIsRefusedWithAHint) {
+  const auto r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n"
+      "    deploy: { max_surge: 0, max_unavailable: 0%, ready_timeout: soon, max_extra: 1 }\n"
+      "  b:\n    command: [x]\n    deploy: { max_surge: 120%, max_unavailable: -1 }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 5u);  // in file order
+  EXPECT_EQ(r.errors[0].path, "services.a.deploy.max_surge");
+  EXPECT_NE(r.errors[0].hint.find("max_unavailable: 1"), std::string::npos);
+  EXPECT_EQ(r.errors[0].line, 4);
+  EXPECT_GT(r.errors[0].column, 1);
+  EXPECT_EQ(r.errors[1].path, "services.a.deploy.ready_timeout");
+  EXPECT_EQ(r.errors[2].path, "services.a.deploy.max_extra");
+  EXPECT_NE(r.errors[2].hint.find("max_surge"), std::string::npos);
+  EXPECT_EQ(r.errors[3].path, "services.b.deploy.max_surge");
+  EXPECT_EQ(r.errors[4].path, "services.b.deploy.max_unavailable");
 }
 
 TEST(ManifestAutoscale, BoundsMetricTargetAndWindows) {

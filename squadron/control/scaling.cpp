@@ -1,6 +1,7 @@
 #include "squadron/control/scaling.hpp"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -46,7 +47,22 @@ Scaling::~Scaling() { *alive_ = false; }
 void Scaling::start() {
   if (entries_.empty()) return;
   stopped_ = false;
+  started_ = true;
   schedule();
+}
+
+void Scaling::sync() {
+  std::set<std::string, std::less<>> keep;
+  for (const auto& s : fleet_.manifest().services) {
+    if (!s.autoscale) continue;
+    keep.insert(s.name);
+    auto it = entries_.find(s.name);
+    if (it != entries_.end() && it->second.scaler.spec() == *s.autoscale) continue;
+    if (it != entries_.end()) entries_.erase(it);
+    entries_.emplace(s.name, Entry(*s.autoscale));
+  }
+  std::erase_if(entries_, [&](const auto& e) { return keep.count(e.first) == 0; });
+  if (!entries_.empty() && !started_ && !stopped_) start();
 }
 
 void Scaling::stop() {

@@ -39,6 +39,10 @@ class Scaling final {
   // evaluate() from Traffic::on_sample), else — or when samples stop — on its own timer.
   void start();
   void stop();
+  // Follows the fleet's services after an apply: an entry for each newly autoscaled service,
+  // a fresh one (new windows) for a changed `autoscale:`, none for a service that left or is
+  // no longer autoscaled; the timer runs while there is any.
+  void sync();
   // One pass over the autoscaled services.
   void evaluate(std::chrono::steady_clock::time_point now);
 
@@ -73,6 +77,7 @@ class Scaling final {
   std::map<std::string, Entry, std::less<>> entries_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;
+  bool started_ = false;  // the timer runs
   std::chrono::steady_clock::time_point last_pass_{};
 };
 

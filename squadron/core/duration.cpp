@@ -29,4 +29,12 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) n
   return std::chrono::milliseconds(static_cast<long long>(ms + 0.5));
 }
 
+std::string format_duration(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 }  // namespace squadron::core

@@ -17,6 +17,16 @@ TEST(ParseDuration, ReadsEveryUnit) {
 
 TEST(ParseDuration, BareNumberIsSeconds) { EXPECT_EQ(parse_duration("3"), milliseconds(3'000)); }
 
+TEST(FormatDuration, ShortestExactFormThatParsesBack) {
+  EXPECT_EQ(format_duration(milliseconds(30'000)), "30s");
+  EXPECT_EQ(format_duration(milliseconds(120'000)), "2m");
+  EXPECT_EQ(format_duration(milliseconds(7'200'000)), "2h");
+  EXPECT_EQ(format_duration(milliseconds(1'500)), "1500ms");
+  EXPECT_EQ(format_duration(milliseconds(0)), "0s");
+  for (long long ms : {1LL, 999LL, 1'000LL, 61'000LL, 3'600'000LL, 90'061'001LL})
+    EXPECT_EQ(parse_duration(format_duration(milliseconds(ms))), milliseconds(ms)) << ms;
+}
+
 TEST(ParseDuration, RejectsGarbage) {
   EXPECT_FALSE(parse_duration(""));
   EXPECT_FALSE(parse_duration("-1s"));

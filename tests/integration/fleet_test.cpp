@@ -272,7 +272,7 @@ TEST_F(Fleet, RestartReplacesEachInstanceOnlyOnceItsSuccessorIsReady) {
   const auto doc = json::parse(events->body);  // kept: the loop walks inside it
   for (const auto& e : doc.at("events").as_array()) {
     const std::string msg(e.at("message").as_string());
-    if (msg.find("is ready; retiring") != std::string::npos) retire.push_back(msg);
+    if (msg.find("3 ready, 2 wanted; retiring") != std::string::npos) retire.push_back(msg);
   }
   EXPECT_EQ(retire.size(), 2u) << events->body;
 }
@@ -1028,6 +1028,108 @@ TEST_F(Gateway, ADeployReplacesEveryInstanceWithoutAFailedRequestAndAFailingOneR
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("not yours to set"), std::string::npos) << bad->body;
+}
+
+TEST_F(Gateway, ApplyRollsWhatChangedUpdatesRoutesInPlaceAddsAndRemovesServices) {
+  auto manifest = [&](const std::string& echo_extra, const std::string& hello_routes,
+                      const std::string& more) {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+        << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
+        << "    replicas: 2\n    routes: [/echo]\n    ready: { path: /readyz }\n"
+        << echo_extra << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    routes: " << hello_routes << "\n"
+        << more;
+  };
+  manifest("", "[/hello]", "");
+  up();
+  const auto before = ps();
+  const auto gateway = port_of(*of(before, "gateway")[0]);
+  const std::string hello_id(of(before, "hello")[0]->at("id").as_string());
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> load;
+  for (int i = 0; i < 3; ++i) {
+    load.emplace_back([&] {
+      while (!stop.load()) {
+        const auto r = fetch(gateway, "GET", "/echo");
+        if (!r || r->status != 200) ++failed;
+        ++answered;
+      }
+    });
+  }
+  const std::string flask = "  flask:\n    command: [/usr/bin/python3, " +
+                            std::string(SQUADRON_SOURCE_DIR) +
+                            "/examples/flask-hello/app.py]\n"
+                            "    routes: [{ prefix: /py, strip_prefix: true }]\n";
+  manifest("    env: { COLOR: blue }\n    deploy: { max_surge: 2 }\n",
+           "[/hello, { prefix: /greet, strip_prefix: true }]", flask);
+
+  auto r = cli({"apply", "--dry-run"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("deploy     2         env COLOR, deploy"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("update     1         routes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("flask                add"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nothing was changed"), std::string::npos) << r.output;
+  EXPECT_TRUE(of(ps(), "flask").empty()) << "a dry run changes nothing";
+
+  r = cli({"apply"}, 60s);
+  EXPECT_EQ(r.code, 0) << r.output;
+  auto list = ps();
+  std::multiset<std::string> revisions;
+  for (const auto* o : of(list, "echo")) revisions.insert(std::string(o->at("revision").as_string()));
+  EXPECT_EQ(revisions, (std::multiset<std::string>{"2", "2"})) << "echo rolled to revision 2";
+  ASSERT_EQ(of(list, "hello").size(), 1u);
+  EXPECT_EQ(of(list, "hello")[0]->at("id").as_string(), hello_id) << "routes change in place";
+  ASSERT_EQ(of(list, "flask").size(), 1u);
+  EXPECT_EQ(of(list, "flask")[0]->at("state").as_string(), "ready");
+  auto greet = fetch(gateway, "GET", "/greet/hello");
+  ASSERT_TRUE(greet);
+  EXPECT_EQ(greet->status, 200) << "the new route reached the gateway";
+  EXPECT_EQ(greet->body, "Hello World!");
+  auto py = fetch(gateway, "GET", "/py/hello");
+  ASSERT_TRUE(py);
+  EXPECT_EQ(py->status, 200) << "the added service is routed";
+
+  // max_surge: 2 starts both successors before the first old instance is retired.
+  const auto events = cli({"events", "echo"});
+  const auto first_retire = events.output.find("retiring echo-");
+  ASSERT_NE(first_retire, std::string::npos) << events.output;
+  const std::string head = events.output.substr(0, first_retire);
+  EXPECT_NE(head.find("echo-3       starting"), std::string::npos) << events.output;
+  EXPECT_NE(head.find("echo-4       starting"), std::string::npos) << events.output;
+
+  // Unchanged: nothing to do. A bad manifest: every problem with its place, nothing changes.
+  r = cli({"apply"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("already runs this manifest"), std::string::npos) << r.output;
+  const auto bad = fetch(control_port(), "POST", "/api/v1/apply",
+                         auth() + "Content-Type: application/json\r\n",
+                         "{\"manifest\": \"services:\\n  a:\\n    comand: [x]\\n\"}");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 422) << bad->body;
+  EXPECT_NE(bad->body.find("\"path\":\"services.a.comand\""), std::string::npos) << bad->body;
+  EXPECT_NE(bad->body.find("\"line\":3"), std::string::npos) << bad->body;
+
+  // Removed from the file: its instances stop and its routes leave the gateway.
+  manifest("    env: { COLOR: blue }\n    deploy: { max_surge: 2 }\n",
+           "[/hello, { prefix: /greet, strip_prefix: true }]", "");
+  r = cli({"apply"}, 60s);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("flask                remove"), std::string::npos) << r.output;
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       !of(ps(), "flask").empty() && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(50ms);  // polling pace: it drains for a second, then stops
+  EXPECT_TRUE(of(ps(), "flask").empty());
+  py = fetch(gateway, "GET", "/py/hello");
+  ASSERT_TRUE(py);
+  EXPECT_EQ(py->status, 404);
+
+  stop = true;
+  for (auto& t : load) t.join();
+  EXPECT_GT(answered.load(), 100);
+  EXPECT_EQ(failed.load(), 0) << "no request failed through the applies";
 }
 
 TEST_F(Gateway, EveryAnswerGoesToItsOwnRequestUnderMixedLoad) {
