@@ -240,6 +240,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   config.io_timeout = 24h;     // a followed log may be quiet for long
   control::FleetOptions options;
   options.state_file = dir.state();
+  options.revisions_file = dir.revisions();
   // With a gateway in front, a retired instance first leaves the registry's ready set and keeps
   // serving for a second, so that the gateway (following the watch within milliseconds) sends
   // it nothing new before it gets SIGTERM.

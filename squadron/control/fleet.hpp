@@ -41,6 +41,8 @@ namespace squadron::control {
 
 struct FleetOptions {
   std::filesystem::path state_file;  // where scale commands persist; empty: nowhere
+  // Where revisions persist (each service's history and the one it runs); empty: nowhere.
+  std::filesystem::path revisions_file;
   // How long a retired instance stays `draining` (still running, out of the registry's ready
   // set) before SIGTERM, so balancers following the watch stream stop using it first.
   std::chrono::milliseconds drain = std::chrono::milliseconds(0);
@@ -75,8 +77,10 @@ class Fleet final {
   // Adds a service that is not in the manifest file (Squadron's own gateway). Before start().
   void add_service(ServiceSpec spec);
 
-  // Applies the saved scale (a warning for a state file it could not read) and starts the
-  // reconcile loop.
+  // Applies the saved scale and revisions (a warning for a file it could not read) and starts
+  // the reconcile loop. A service whose definition in the manifest is the one saved with its
+  // revisions runs the revision it ran (a deploy survives a restart of the fleet); one edited
+  // in the manifest meanwhile gets a new revision from it (the user edited it last).
   void start();
 
   std::optional<CommandError> scale(std::string_view service, int replicas);
@@ -167,6 +171,7 @@ class Fleet final {
     std::optional<Rollout> rollout;
     std::vector<Revision> revisions;  // oldest first
     std::size_t current = 0;          // the one the service runs (or rolls out)
+    std::string base;  // the hash of the manifest's definition (at start or the last apply)
   };
   // Makes revision `index` the one `service` runs: its definition, its rollout.
   void switch_to(ServiceState& state, std::size_t index, int from_revision, bool rolling_back);
@@ -183,6 +188,8 @@ class Fleet final {
                     const std::vector<supervisor::InstanceStatus>& members);
   void retire(const std::string& id);
   void persist();
+  void persist_revisions();
+  void restore_revisions();
   std::string add(const ServiceSpec& spec);
 
   boost::asio::io_context& io_;

@@ -2,6 +2,7 @@
 //
 //   token        the bearer token of the control API (mode 0600), made by the first `up`
 //   state.json   desired state that commands changed (scale), so a restarted `up` brings it back
+//   revisions.json  each service's revisions (deploy, apply, rollback) and which one runs
 //   run.json     where the running fleet's control API answers, and its pid
 //   lock         held (flock) by the running `up`: one fleet per manifest folder
 //   logs/        every instance's output, rotated; squadron.log for `up -d`
@@ -27,6 +28,7 @@ struct StateDir {
   explicit StateDir(const std::filesystem::path& manifest_dir) : root(manifest_dir / ".squadron") {}
   std::filesystem::path token() const { return root / "token"; }
   std::filesystem::path state() const { return root / "state.json"; }
+  std::filesystem::path revisions() const { return root / "revisions.json"; }
   std::filesystem::path run() const { return root / "run.json"; }
   std::filesystem::path lock() const { return root / "lock"; }
   std::filesystem::path logs() const { return root / "logs"; }

@@ -1,8 +1,10 @@
 // The fleet as a user drives it: `squadron up -d`, ps, scale, restart, logs, down, and the
 // control API underneath, with real services over real sockets (control.listen on port 0).
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <signal.h>
@@ -275,6 +277,47 @@ TEST_F(Fleet, RestartReplacesEachInstanceOnlyOnceItsSuccessorIsReady) {
     if (msg.find("3 ready, 2 wanted; retiring") != std::string::npos) retire.push_back(msg);
   }
   EXPECT_EQ(retire.size(), 2u) << events->body;
+}
+
+// The environment of the process `pid` (from /proc), as NAME=VALUE lines.
+std::string environ_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::replace(all.begin(), all.end(), '\0', '\n');
+  return all;
+}
+
+TEST_F(Fleet, ADeployedRevisionSurvivesARestartOfTheFleetUnlessTheManifestChanged) {
+  write_manifest();
+  up();
+  auto r = cli({"deploy", "echo", "--env", "COLOR=blue"}, 60s);
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(cli({"down"}, 30s).code, 0);
+
+  up();
+  auto list = ps();
+  ASSERT_EQ(of(list, "echo").size(), 1u);
+  EXPECT_EQ(of(list, "echo")[0]->at("revision").as_string(), "2") << "as it last ran";
+  EXPECT_NE(environ_of(pid_of(*of(list, "echo")[0])).find("\nCOLOR=blue\n"), std::string::npos);
+  const auto h = cli({"history", "echo"});
+  EXPECT_NE(h.output.find("the manifest"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("current  COLOR=blue"), std::string::npos) << h.output;
+  ASSERT_EQ(cli({"down"}, 30s).code, 0);
+
+  // Edited while the fleet was down: the file wins, as revision 3.
+  write_manifest("    env: { SIZE: L }\n");
+  up();
+  list = ps();
+  ASSERT_EQ(of(list, "echo").size(), 1u);
+  EXPECT_EQ(of(list, "echo")[0]->at("revision").as_string(), "3");
+  const auto env = environ_of(pid_of(*of(list, "echo")[0]));
+  EXPECT_NE(env.find("\nSIZE=L\n"), std::string::npos) << env;
+  EXPECT_EQ(env.find("COLOR="), std::string::npos) << env;
+  EXPECT_EQ(of(list, "hello")[0]->at("revision").as_string(), "1") << "hello never changed";
+  r = cli({"rollback", "echo"}, 60s);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(environ_of(pid_of(*of(ps(), "echo")[0])).find("\nCOLOR=blue\n"), std::string::npos)
+      << "revision 2 again, from the saved history";
 }
 
 TEST_F(Fleet, TheControlApiRefusesMutationsWithoutTheTokenAndBadInputPrecisely) {
