@@ -1,12 +1,15 @@
 // Fuzzes what the control plane reads back as JSON: registry instances (the watch stream the
-// gateway follows) and the saved desired state. Neither may crash or throw on any input.
+// gateway follows), the saved desired state and the saved revisions. None may crash or throw on
+// any input; what is accepted writes out and reads back the same.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/json.hpp>
 
+#include "squadron/control/revisions.hpp"
 #include "squadron/control/state.hpp"
 #include "squadron/registry/instance.hpp"
 
@@ -14,6 +17,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   std::string warning;
   (void)squadron::control::parse_desired(text, "state.json", warning);
+  {
+    namespace c = squadron::control;
+    std::vector<c::ServiceSpec> services(2);
+    services[0].name = "web";
+    services[0].command = {"/bin/web"};
+    services[1].name = "api";
+    services[1].command = {"/bin/api"};
+    const auto h = c::parse_revisions(text, services, warning);
+    const auto again = c::parse_revisions(c::revisions_json(h), services, warning);
+    if (again.size() != h.size()) __builtin_trap();
+    for (const auto& [name, one] : h) {
+      const auto& two = again.at(name);
+      if (one.current != two.current || one.base != two.base ||
+          one.revisions.size() != two.revisions.size())
+        __builtin_trap();
+      for (std::size_t i = 0; i < one.revisions.size(); ++i) {
+        if (one.revisions[i].hash != two.revisions[i].hash ||
+            one.revisions[i].number != two.revisions[i].number)
+          __builtin_trap();
+      }
+    }
+  }
   boost::system::error_code ec;
   const auto v = boost::json::parse(text, ec);
   if (ec) return 0;

@@ -1,9 +1,9 @@
 #include "commands.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -396,7 +396,8 @@ int apply(const control::Manifest& m, bool dry_run, bool wait, std::chrono::mill
     return 2;
   }
   if (!r.ok() || ec || !doc.is_object()) {
-    std::fprintf(stderr, "squadron: apply: %s\n", r.ok() ? "unreadable answer" : r.explain().c_str());
+    std::fprintf(stderr, "squadron: apply: %s\n",
+                 r.ok() ? "unreadable answer" : r.explain().c_str());
     return 1;
   }
   const auto& o = doc.as_object();

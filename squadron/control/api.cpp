@@ -453,15 +453,15 @@ Response ControlApi::apply(Request& req) {
                                     {"text", e.to_string()}});
     }
     auto r = Response::problem(
-        422, fmt::format("the manifest has {} problem{}; nothing was changed",
-                         parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s"));
+        422, fmt::format("the manifest has {} problem{}; nothing was changed", parsed.errors.size(),
+                         parsed.errors.size() == 1 ? "" : "s"));
     auto body = json::parse(r.body).as_object();
     body["errors"] = std::move(errors);
     r.body = json::serialize(body);
     return r;
   }
-  const auto result = fleet_.apply(std::move(*parsed.manifest),
-                                   "apply " + file.filename().string(), dry_run);
+  const auto result =
+      fleet_.apply(std::move(*parsed.manifest), "apply " + file.filename().string(), dry_run);
   if (const auto* err = std::get_if<CommandError>(&result))
     return Response::problem(err->status, err->detail);
   const auto& plan = std::get<Fleet::ApplyPlan>(result);

@@ -37,132 +37,6 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
 constexpr std::size_t kMaxQueuedLines = 10000;
 constexpr std::size_t kMaxRevisions = 50;  // history kept per service
 
-// SQUADRON_<NAME>_URL and the like: Squadron's own variables, not part of a definition.
-bool is_squadrons(const std::string& env_name) { return env_name.rfind("SQUADRON_", 0) == 0; }
-
-json::object probe_json(const Probe& p) {
-  return json::object{{"path", p.path},
-                      {"interval_ms", p.interval.count()},
-                      {"timeout_ms", p.timeout.count()},
-                      {"threshold", p.threshold}};
-}
-
-std::optional<Probe> probe_from(const json::value& v) {
-  const auto* o = v.if_object();
-  if (o == nullptr) return std::nullopt;
-  Probe p;
-  const auto* path = o->if_contains("path");
-  const auto* interval = o->if_contains("interval_ms");
-  const auto* timeout = o->if_contains("timeout_ms");
-  const auto* threshold = o->if_contains("threshold");
-  if (path == nullptr || !path->is_string() || interval == nullptr || !interval->is_int64() ||
-      timeout == nullptr || !timeout->is_int64() || threshold == nullptr || !threshold->is_int64())
-    return std::nullopt;
-  p.path = path->as_string();
-  p.interval = std::chrono::milliseconds(interval->as_int64());
-  p.timeout = std::chrono::milliseconds(timeout->as_int64());
-  p.threshold = static_cast<int>(threshold->as_int64());
-  return p;
-}
-
-// What a revision keeps of a definition on disk (the fields definition_hash covers).
-json::object definition_json(const ServiceSpec& s) {
-  json::array command;
-  for (const auto& a : s.command) command.emplace_back(a);
-  json::object env;
-  for (const auto& [k, v] : s.env) {
-    if (!is_squadrons(k)) env[k] = v;
-  }
-  json::object o{{"command", std::move(command)},
-                 {"env", std::move(env)},
-                 {"cwd", s.cwd.string()},
-                 {"ready", probe_json(s.ready)},
-                 {"stop_grace_ms", s.stop_grace.count()},
-                 {"restart", static_cast<int>(s.restart)}};
-  o["port"] = s.port ? json::value(*s.port) : json::value(nullptr);
-  o["live"] = s.live ? json::value(probe_json(*s.live)) : json::value(nullptr);
-  return o;
-}
-
-// `base` (the manifest's definition, for routes and policies and Squadron's variables) with the
-// saved definition in `v`; nullopt when `v` is not one.
-std::optional<ServiceSpec> definition_from(const json::value& v, const ServiceSpec& base) {
-  const auto* o = v.if_object();
-  if (o == nullptr) return std::nullopt;
-  ServiceSpec s = base;
-  const auto* command = o->if_contains("command");
-  const auto* env = o->if_contains("env");
-  const auto* cwd = o->if_contains("cwd");
-  const auto* grace = o->if_contains("stop_grace_ms");
-  const auto* restart = o->if_contains("restart");
-  const auto* port = o->if_contains("port");
-  const auto* live = o->if_contains("live");
-  const auto* ready = o->if_contains("ready");
-  if (command == nullptr || !command->is_array() || command->as_array().empty() ||
-      env == nullptr || !env->is_object() || cwd == nullptr || !cwd->is_string() ||
-      grace == nullptr || !grace->is_int64() || restart == nullptr || !restart->is_int64() ||
-      restart->as_int64() < 0 || restart->as_int64() > 2 || port == nullptr || live == nullptr ||
-      ready == nullptr)
-    return std::nullopt;
-  s.command.clear();
-  for (const auto& a : command->as_array()) {
-    if (!a.is_string()) return std::nullopt;
-    s.command.emplace_back(a.as_string());
-  }
-  std::erase_if(s.env, [](const auto& kv) { return !is_squadrons(kv.first); });
-  for (const auto& [k, val] : env->as_object()) {
-    if (!val.is_string()) return std::nullopt;
-    s.env[std::string(k)] = std::string(val.as_string());
-  }
-  s.cwd = std::string(cwd->as_string());
-  s.stop_grace = std::chrono::milliseconds(grace->as_int64());
-  s.restart = static_cast<RestartPolicy>(restart->as_int64());
-  if (port->is_null()) {
-    s.port.reset();
-  } else if (port->is_int64() && port->as_int64() > 0 && port->as_int64() <= 65535) {
-    s.port = static_cast<std::uint16_t>(port->as_int64());
-  } else {
-    return std::nullopt;
-  }
-  auto r = probe_from(*ready);
-  if (!r) return std::nullopt;
-  s.ready = *r;
-  if (live->is_null()) {
-    s.live.reset();
-  } else if (auto l = probe_from(*live)) {
-    s.live = *l;
-  } else {
-    return std::nullopt;
-  }
-  return s;
-}
-
-// What the instances of a service run, as a short hash: a change here needs new instances
-// (routes, proxy policy, replicas and autoscaling do not).
-std::string definition_hash(const ServiceSpec& s) {
-  std::string d;
-  for (const auto& a : s.command) d.append(a).push_back('\0');
-  d.push_back('\1');
-  for (const auto& [k, v] : s.env) {
-    if (is_squadrons(k)) continue;  // given anew at each start: not the user's definition
-    d.append(k).append("=").append(v).push_back('\0');
-  }
-  d.append(s.cwd.string()).push_back('\1');
-  d.append(s.port ? std::to_string(*s.port) : "auto").push_back('\1');
-  auto probe = [&](const Probe& p) {
-    d.append(p.path).append(
-        fmt::format("|{}|{}|{}", p.interval.count(), p.timeout.count(), p.threshold));
-    d.push_back('\1');
-  };
-  probe(s.ready);
-  if (s.live) probe(*s.live);
-  d.append(fmt::format("{}|{}", s.stop_grace.count(), static_cast<int>(s.restart)));
-  // FNV-1a, 64 bits: stable across runs and builds (std::hash need not be).
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : d) h = (h ^ c) * 1099511628211ULL;
-  return fmt::format("{:08x}", static_cast<std::uint32_t>(h ^ (h >> 32)));
-}
-
 // What differs between two definitions of a service, in words: {"command", "env COLOR, SIZE"}.
 // Those that need new instances (a new revision) go to `definition`, the rest to `policy`.
 void describe_changes(const ServiceSpec& a, const ServiceSpec& b,
@@ -310,106 +184,55 @@ void Fleet::restore_revisions() {
   if (!in) return;  // the first start: the manifest is revision 1
   std::stringstream text;
   text << in.rdbuf();
-  boost::system::error_code ec;
-  const auto doc = json::parse(text.str(), ec);
-  const auto* root = ec ? nullptr : doc.if_object();
-  const auto* saved = root != nullptr ? root->if_contains("services") : nullptr;
-  if (saved == nullptr || !saved->is_object()) {
-    event("", "",
-          fmt::format("state: {} is not a revision history ({}); each service starts from the "
-                      "manifest",
-                      options_.revisions_file.string(), ec ? ec.message() : "no \"services\""));
-    return;
+  std::vector<ServiceSpec> mine;
+  for (const auto& spec : manifest_.services) {
+    if (builtin_.count(spec.name) == 0) mine.push_back(spec);
   }
+  std::string warning;
+  auto saved = parse_revisions(text.str(), mine, warning);
+  if (!warning.empty())
+    event("", "",
+          fmt::format("state: {}: {}; those services start from the manifest",
+                      options_.revisions_file.string(), warning));
   for (auto& spec : manifest_.services) {
-    if (builtin_.count(spec.name) != 0) continue;
-    const auto* entry = saved->as_object().if_contains(spec.name);
-    const auto* o = entry != nullptr ? entry->if_object() : nullptr;
-    if (o == nullptr) continue;
-    const auto* list = o->if_contains("revisions");
-    const auto* base = o->if_contains("base");
-    const auto* current = o->if_contains("current");
-    if (list == nullptr || !list->is_array() || base == nullptr || !base->is_string() ||
-        current == nullptr || !current->is_int64())
-      continue;
-    std::vector<Revision> revisions;
-    std::size_t at = 0;
-    bool ok = true;
-    for (const auto& v : list->as_array()) {
-      const auto* r = v.if_object();
-      auto def = r != nullptr && r->contains("definition") ? definition_from(r->at("definition"), spec)
-                                                          : std::nullopt;
-      const auto* number = r != nullptr ? r->if_contains("revision") : nullptr;
-      const auto* at_ms = r != nullptr ? r->if_contains("at_ms") : nullptr;
-      const auto* cause = r != nullptr ? r->if_contains("cause") : nullptr;
-      const auto* failed = r != nullptr ? r->if_contains("failed") : nullptr;
-      if (!def || number == nullptr || !number->is_int64() || at_ms == nullptr ||
-          !at_ms->is_int64() || cause == nullptr || !cause->is_string() || failed == nullptr ||
-          !failed->is_bool()) {
-        ok = false;
-        break;
-      }
-      if (number->as_int64() == current->as_int64()) at = revisions.size();
-      revisions.push_back({static_cast<int>(number->as_int64()), definition_hash(*def), *def,
-                           std::chrono::system_clock::time_point(
-                               std::chrono::milliseconds(at_ms->as_int64())),
-                           std::string(cause->as_string()), failed->as_bool()});
-    }
-    if (!ok || revisions.empty()) {
-      event(spec.name, "", "state: its saved revisions are unreadable; it starts from the manifest");
-      continue;
-    }
+    auto it = saved.find(spec.name);
+    if (it == saved.end()) continue;
+    ServiceHistory& h = it->second;
     auto& state = services_[spec.name];
     const std::string manifest_hash = state.revisions[state.current].hash;
-    if (base->as_string() != manifest_hash) {
+    if (h.base != manifest_hash) {
       // Edited in the manifest since: the file wins, as a new revision after the saved ones.
-      revisions.push_back({revisions.back().number + 1, manifest_hash, spec,
-                           std::chrono::system_clock::now(), "the manifest (edited)", false});
-      at = revisions.size() - 1;
+      h.revisions.push_back({h.revisions.back().number + 1, manifest_hash, spec,
+                             std::chrono::system_clock::now(), "the manifest (edited)", false});
+      h.current = h.revisions.size() - 1;
       event(spec.name, "",
             fmt::format("revision {}: the manifest changed since the fleet last ran",
-                        revisions.back().number));
-    } else if (revisions[at].number != state.revisions[state.current].number ||
-               revisions.size() > 1) {
+                        h.revisions.back().number));
+    } else if (h.revisions.size() > 1) {
       event(spec.name, "",
-            fmt::format("revision {} as it last ran ({} in the history)", revisions[at].number,
-                        revisions.size()));
+            fmt::format("revision {} as it last ran ({} in the history)",
+                        h.revisions[h.current].number, h.revisions.size()));
     }
-    state.revisions = std::move(revisions);
-    state.current = at;
+    state.revisions = std::move(h.revisions);
+    state.current = h.current;
     state.base = manifest_hash;
-    spec = state.revisions[at].spec;
+    spec = state.revisions[state.current].spec;
   }
   persist_revisions();
 }
 
 void Fleet::persist_revisions() {
   if (options_.revisions_file.empty()) return;
-  json::object services;
+  Histories all;
   for (const auto& spec : manifest_.services) {
     auto it = services_.find(spec.name);
     // Squadron's own services are made anew at each start; a service an apply is adding has
     // no revision yet (the apply saves again once it has).
     if (builtin_.count(spec.name) != 0 || it == services_.end() || it->second.revisions.empty())
       continue;
-    const auto& state = it->second;
-    json::array list;
-    for (const auto& r : state.revisions) {
-      list.push_back(json::object{
-          {"revision", r.number},
-          {"hash", r.hash},
-          {"at_ms", std::chrono::duration_cast<std::chrono::milliseconds>(r.at.time_since_epoch())
-                        .count()},
-          {"cause", r.cause},
-          {"failed", r.failed},
-          {"definition", definition_json(r.spec)}});
-    }
-    services[spec.name] = json::object{{"base", state.base},
-                                       {"current", state.revisions[state.current].number},
-                                       {"revisions", std::move(list)}};
+    all[spec.name] = {it->second.revisions, it->second.current, it->second.base};
   }
-  const json::object root{{"version", 1}, {"services", std::move(services)}};
-  if (auto ec = write_file_atomic(options_.revisions_file, json::serialize(root) + "\n"))
+  if (auto ec = write_file_atomic(options_.revisions_file, revisions_json(all)))
     event("", "", "cannot save " + options_.revisions_file.string() + ": " + ec.message());
 }
 
@@ -628,15 +451,16 @@ bool Fleet::ApplyPlan::changes() const {
 }
 
 std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const std::string& cause,
-                                                         bool dry_run) {
+                                                          bool dry_run) {
   if (stopping_) return CommandError{409, "the fleet is stopping"};
   if (prepare) prepare(next);
   ApplyPlan plan;
   auto at_next_up = [&](std::string_view what, const std::string& was, const std::string& is) {
     if (was != is)
-      plan.warnings.push_back(fmt::format("{} {} -> {}: the fleet's own settings take effect at "
-                                          "its next start (squadron down; squadron up)",
-                                          what, was, is));
+      plan.warnings.push_back(
+          fmt::format("{} {} -> {}: the fleet's own settings take effect at "
+                      "its next start (squadron down; squadron up)",
+                      what, was, is));
   };
   at_next_up("name", manifest_.name, next.name);
   at_next_up("control.listen", manifest_.control_listen, next.control_listen);
@@ -901,8 +725,8 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
   const int desired = state.desired;
   // A fixed port holds one process: the old one goes before its successor can listen.
   const int surge = spec.port ? 0 : spec.deploy.surge(desired);
-  const int unavailable = spec.port ? 1 : std::max(spec.deploy.unavailable(desired),
-                                                   surge == 0 ? 1 : 0);
+  const int unavailable =
+      spec.port ? 1 : std::max(spec.deploy.unavailable(desired), surge == 0 ? 1 : 0);
   int ready = 0;
   std::vector<const sv::InstanceStatus*> old;  // unready first, then oldest
   for (const auto& m : members) {

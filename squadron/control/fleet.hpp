@@ -32,6 +32,7 @@
 #include <boost/json/fwd.hpp>
 
 #include "squadron/control/manifest.hpp"
+#include "squadron/control/revisions.hpp"
 #include "squadron/control/state.hpp"
 #include "squadron/core/clock.hpp"
 #include "squadron/registry/registry.hpp"
@@ -157,14 +158,6 @@ class Fleet final {
     int to_revision = 0;    // a deploy (or its rollback) to this revision; 0: a restart
     int from_revision = 0;  // what ran before, to roll back to
     bool rolling_back = false;
-  };
-  struct Revision {
-    int number = 0;
-    std::string hash;
-    ServiceSpec spec;
-    std::chrono::system_clock::time_point at;
-    std::string cause;
-    bool failed = false;  // its rollout failed and was rolled back
   };
   struct ServiceState {
     int desired = 0;

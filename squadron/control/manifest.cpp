@@ -304,8 +304,8 @@ void parse_rollout_limit(Checker& c, const YAML::Node& n, const std::string& pat
       percent = true;
       return;
     }
-    c.error(n, path, fmt::format("expected a percentage from 0% to 100%, got {}",
-                                 Checker::describe(n)));
+    c.error(n, path,
+            fmt::format("expected a percentage from 0% to 100%, got {}", Checker::describe(n)));
     return;
   }
   if (auto v = c.integer(n, path, 0, 1000)) {

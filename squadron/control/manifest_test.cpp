@@ -245,7 +245,8 @@ TEST(ManifestProxy, ARouteMayHaveARateLimit) {
 TEST(ManifestDeploy, SurgeAndUnavailableAreCountsOrPercentagesWithKubernetesRounding) {
   auto r = parse_manifest(
       "services:\n  a:\n    command: [x]\n"
-      "  b:\n    command: [x]\n    deploy: { max_surge: 2, max_unavailable: 1, ready_timeout: 5s }\n"
+      "  b:\n    command: [x]\n    deploy: { max_surge: 2, max_unavailable: 1, ready_timeout: 5s "
+      "}\n"
       "  c:\n    command: [x]\n    deploy: { max_surge: 25%, max_unavailable: 25% }\n",
       "/tmp/squadron.yaml");
   ASSERT_TRUE(r.ok()) << r.errors[0].to_string();

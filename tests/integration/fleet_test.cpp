@@ -1121,7 +1121,8 @@ TEST_F(Gateway, ApplyRollsWhatChangedUpdatesRoutesInPlaceAddsAndRemovesServices)
   EXPECT_EQ(r.code, 0) << r.output;
   auto list = ps();
   std::multiset<std::string> revisions;
-  for (const auto* o : of(list, "echo")) revisions.insert(std::string(o->at("revision").as_string()));
+  for (const auto* o : of(list, "echo"))
+    revisions.insert(std::string(o->at("revision").as_string()));
   EXPECT_EQ(revisions, (std::multiset<std::string>{"2", "2"})) << "echo rolled to revision 2";
   ASSERT_EQ(of(list, "hello").size(), 1u);
   EXPECT_EQ(of(list, "hello")[0]->at("id").as_string(), hello_id) << "routes change in place";
@@ -1147,9 +1148,9 @@ TEST_F(Gateway, ApplyRollsWhatChangedUpdatesRoutesInPlaceAddsAndRemovesServices)
   r = cli({"apply"});
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("already runs this manifest"), std::string::npos) << r.output;
-  const auto bad = fetch(control_port(), "POST", "/api/v1/apply",
-                         auth() + "Content-Type: application/json\r\n",
-                         "{\"manifest\": \"services:\\n  a:\\n    comand: [x]\\n\"}");
+  const auto bad =
+      fetch(control_port(), "POST", "/api/v1/apply", auth() + "Content-Type: application/json\r\n",
+            "{\"manifest\": \"services:\\n  a:\\n    comand: [x]\\n\"}");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 422) << bad->body;
   EXPECT_NE(bad->body.find("\"path\":\"services.a.comand\""), std::string::npos) << bad->body;
