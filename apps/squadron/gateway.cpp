@@ -110,6 +110,9 @@ int run_gateway(const GatewayOptions& options) {
   gateway::Proxy proxy(proxy_config);
   http::Server server(config, proxy);
   main = &server.main_context();
+  std::vector<boost::asio::io_context*> contexts;
+  for (std::size_t i = 0; i < server.threads(); ++i) contexts.push_back(&server.context(i));
+  proxy.set_contexts(std::move(contexts));
   const char* token = std::getenv("SQUADRON_CONTROL_TOKEN");
   waker = std::make_unique<Waker>(server.main_context(), target, token != nullptr ? token : "");
   if (auto ec = server.listen()) {
@@ -133,7 +136,8 @@ int run_gateway(const GatewayOptions& options) {
       return 1;
     }
     proxy.set_admin_port(bound);
-    std::printf("squadron gateway: admin endpoints on http://127.0.0.1:%u/metrics\n", bound);
+    std::printf("squadron gateway: admin endpoints on http://127.0.0.1:%u (/metrics, /upstreams)\n",
+                bound);
   }
   auto log = [](const std::string& line) {
     std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());

@@ -242,8 +242,9 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   options.state_file = dir.state();
   options.revisions_file = dir.revisions();
   // With a gateway in front, a retired instance first leaves the registry's ready set and keeps
-  // serving for a second, so that the gateway (following the watch within milliseconds) sends
-  // it nothing new before it gets SIGTERM.
+  // serving until the gateway (following the watch within milliseconds) routes without it and
+  // has no request in flight to it (fleet.when_idle below; if the gateway cannot say, until
+  // the service's stop_grace or this second, whichever is longer), then gets SIGTERM.
   if (has_gateway(m)) options.drain = 1s;
   control::Manifest fleet_manifest = m;
   const auto internal = give_service_urls(fleet_manifest);
@@ -270,6 +271,14 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   // A manifest applied later gets the same variables (the gateway's loopback listeners are
   // fixed for the fleet's life: a service added by an apply is reached through its routes).
   rt.fleet.prepare = [internal](control::Manifest& next) { add_service_urls(next, internal); };
+  if (admin_port != 0) {
+    // A retired instance drains until the gateway has no request in flight to it.
+    rt.fleet.when_idle = [&rt](const std::string& id, std::uint64_t revision,
+                               std::chrono::steady_clock::time_point deadline,
+                               std::function<void(bool)> done) {
+      rt.traffic.when_idle(id, revision, deadline, std::move(done));
+    };
+  }
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),

@@ -625,7 +625,30 @@ json::array Fleet::history(std::string_view service) const {
 
 void Fleet::retire(const std::string& id) {
   if (!retiring_.insert(id).second) return;
-  sup_.stop(id, options_.drain);
+  if (!when_idle || options_.drain.count() == 0) {
+    sup_.stop(id, options_.drain);
+    return;
+  }
+  // Draining until the gateway is done with it, at most the service's stop grace.
+  auto bound = options_.drain;
+  std::string service;
+  for (const auto& st : sup_.snapshot()) {
+    if (st.id != id) continue;
+    service = st.service;
+    if (const auto* spec = manifest_.find(st.service)) bound = std::max(bound, spec->stop_grace);
+  }
+  const auto since = std::chrono::steady_clock::now();
+  sup_.stop(id, bound);  // draining: out of the ready set, so the registry's revision moves on
+  when_idle(id, reg_.revision(), since + bound,
+            [this, alive = alive_, id, service, since, bound](bool idle) {
+              if (!*alive) return;
+              if (!idle) {
+                event(service, id,
+                      fmt::format("drain: requests still in flight after {}; stopping it anyway",
+                                  core::format_duration(bound)));
+              }
+              sup_.stop(id);  // ends the drain now (nothing if it is gone already)
+            });
 }
 
 void Fleet::reconcile() {

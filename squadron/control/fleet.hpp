@@ -122,6 +122,14 @@ class Fleet final {
   };
   std::variant<ApplyPlan, CommandError> apply(Manifest next, const std::string& cause,
                                               bool dry_run);
+  // Set when a gateway routes to the fleet: a retired instance stays draining until the gateway
+  // routes by the registry revision that took it out (`revision` or later) and has no request
+  // in flight to it — at most its service's stop_grace — instead of the fixed `drain`; then
+  // SIGTERM. `done(false)`: the bound passed first.
+  std::function<void(const std::string& id, std::uint64_t revision,
+                     std::chrono::steady_clock::time_point deadline,
+                     std::function<void(bool idle)> done)>
+      when_idle;
   // Run on every manifest an apply receives before it is compared, to add what `up` adds to
   // the file's (the SQUADRON_<NAME>_URL variables).
   std::function<void(Manifest&)> prepare;

@@ -68,7 +68,7 @@ Traffic::Traffic(asio::io_context::executor_type executor, std::uint16_t admin_p
                  std::size_t keep)
     : executor_(executor), admin_port_(admin_port), keep_(keep), timer_(executor) {}
 
-Traffic::~Traffic() = default;
+Traffic::~Traffic() { *alive_ = false; }
 
 void Traffic::start() {
   if (admin_port_ == 0) return;
@@ -104,6 +104,56 @@ asio::awaitable<void> Traffic::loop() {
     timer_.expires_at(next);
     co_await timer_.async_wait(kAwait);
   }
+}
+
+bool Traffic::idle_in(const json::value& upstreams, std::string_view instance,
+                      std::uint64_t revision) {
+  const auto* o = upstreams.if_object();
+  const auto* r = o != nullptr ? o->if_contains("revision") : nullptr;
+  const auto* f = o != nullptr ? o->if_contains("in_flight") : nullptr;
+  if (r == nullptr || f == nullptr || !f->is_object()) return false;
+  const std::uint64_t seen = r->is_uint64()                        ? r->as_uint64()
+                             : r->is_int64() && r->as_int64() >= 0 ? r->as_int64()
+                                                                   : 0;
+  if (seen < revision) return false;  // the gateway may still send it requests
+  const auto* n = f->as_object().if_contains(instance);
+  return n == nullptr || (n->is_int64() && n->as_int64() <= 0);
+}
+
+void Traffic::when_idle(std::string instance, std::uint64_t revision, Clock::time_point deadline,
+                        std::function<void(bool)> done) {
+  if (admin_port_ == 0) {
+    done(true);
+    return;
+  }
+  asio::co_spawn(executor_,
+                 wait_idle(std::move(instance), revision, deadline, std::move(done), alive_),
+                 asio::detached);
+}
+
+asio::awaitable<void> Traffic::wait_idle(std::string instance, std::uint64_t revision,
+                                         Clock::time_point deadline, std::function<void(bool)> done,
+                                         std::shared_ptr<bool> alive) {
+  asio::steady_timer pause(executor_);
+  auto& pool = http::ConnectionPool::of(executor_.context());
+  while (*alive && Clock::now() < deadline) {
+    http::Response res;
+    const auto x =
+        co_await pool.get("127.0.0.1", admin_port_, "/upstreams",
+                          std::min(deadline, Clock::now() + std::chrono::seconds(1)), res);
+    if (!*alive) co_return;
+    if (x.outcome == http::Outcome::kAnswered && res.status == 200) {
+      boost::system::error_code ec;
+      const auto doc = json::parse(res.body, ec);
+      if (!ec && idle_in(doc, instance, revision)) {
+        done(true);
+        co_return;
+      }
+    }
+    pause.expires_after(std::chrono::milliseconds(10));
+    co_await pause.async_wait(kAwait);
+  }
+  if (*alive) done(false);
 }
 
 bool Traffic::ingest(const json::value& metrics, Clock::time_point now, std::int64_t wall_ms) {

@@ -68,6 +68,17 @@ class Traffic final {
   // history cut to its last `history` samples (0: latest only), for one service or all.
   boost::json::value json(std::size_t history, std::string_view service = {}) const;
 
+  // Calls `done(true)` once the gateway routes by registry revision `revision` or a later one
+  // and has no request in flight to `instance` (asking its /upstreams every 10 ms), or
+  // `done(false)` at `deadline`. Without a gateway, done(true) at once. `done` is not called
+  // if this object goes away first.
+  void when_idle(std::string instance, std::uint64_t revision, Clock::time_point deadline,
+                 std::function<void(bool)> done);
+  // Whether a /upstreams answer says that: the gateway has table `revision` or later and
+  // nothing in flight to `instance`.
+  static bool idle_in(const boost::json::value& upstreams, std::string_view instance,
+                      std::uint64_t revision);
+
   // Called after every sampling pass (the autoscaler's cue).
   std::function<void()> on_sample;
   std::chrono::milliseconds interval = std::chrono::seconds(1);
@@ -82,6 +93,9 @@ class Traffic final {
     std::vector<std::uint64_t> latency;
   };
   boost::asio::awaitable<void> loop();
+  boost::asio::awaitable<void> wait_idle(std::string instance, std::uint64_t revision,
+                                         Clock::time_point deadline, std::function<void(bool)> done,
+                                         std::shared_ptr<bool> alive);
 
   boost::asio::io_context::executor_type executor_;
   std::uint16_t admin_port_;
@@ -90,6 +104,7 @@ class Traffic final {
   bool stopped_ = false;
   std::map<std::string, Previous, std::less<>> previous_;
   std::map<std::string, std::deque<TrafficSample>, std::less<>> samples_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 boost::json::value to_json(const TrafficSample& s);

@@ -64,5 +64,16 @@ TEST(Traffic, RatesAndQuantilesAreOverTheLastInterval) {
   EXPECT_FALSE(t.ingest(json::parse("{\"nope\":1}"), t0 + 5s, 6000));
 }
 
+TEST(TrafficIdle, AnInstanceIsIdleOnceTheGatewayRoutesWithoutItAndHasNothingInFlight) {
+  const auto answer = json::parse(R"({"revision": 42, "in_flight": {"web-1": 3, "web-2": 0}})");
+  EXPECT_FALSE(Traffic::idle_in(answer, "web-1", 40)) << "requests in flight";
+  EXPECT_TRUE(Traffic::idle_in(answer, "web-2", 42));
+  EXPECT_TRUE(Traffic::idle_in(answer, "web-3", 41)) << "never had any";
+  EXPECT_FALSE(Traffic::idle_in(answer, "web-3", 43)) << "the gateway may still pick it";
+  EXPECT_FALSE(Traffic::idle_in(json::parse(R"({"revision": 50})"), "web-3", 1));
+  EXPECT_FALSE(Traffic::idle_in(json::parse("[]"), "web-3", 0));
+  EXPECT_FALSE(Traffic::idle_in(json::parse(R"({"revision": -1, "in_flight": {}})"), "x", 1));
+}
+
 }  // namespace
 }  // namespace squadron::control

@@ -110,4 +110,12 @@ bool Balancer::record(const Service& service, const Endpoint& e, bool ok, TimePo
   return true;
 }
 
+std::vector<std::pair<std::string, int>> Balancer::busy() const {
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& [id, n] : in_flight_) {
+    if (n > 0) out.emplace_back(id, n);
+  }
+  return out;
+}
+
 }  // namespace squadron::gateway

@@ -47,6 +47,8 @@ class Balancer final {
     auto it = in_flight_.find(id);
     return it == in_flight_.end() ? 0 : it->second;
   }
+  // Every instance with requests in flight through this balancer, and how many.
+  std::vector<std::pair<std::string, int>> busy() const;
 
   // The outcome of one attempt on `e`. Returns true when this failure ejected it.
   bool record(const Service& service, const Endpoint& e, bool ok, TimePoint now);

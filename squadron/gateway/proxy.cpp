@@ -4,9 +4,11 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
@@ -172,13 +174,14 @@ void Proxy::admin(const http::Request& req, http::Response& res) const {
     res = http::Response::text("ok\n");
   } else {
     res = http::Response::problem(
-        404,
-        fmt::format("no admin endpoint {} (try /metrics, /metrics.json, /healthz)", req.path()));
+        404, fmt::format("no admin endpoint {} (try /metrics, /metrics.json, /upstreams, /healthz)",
+                         req.path()));
   }
 }
 
 bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) {
   if (config_.admin_port != 0 && req.local_port() == config_.admin_port) {
+    if (req.path() == "/upstreams" && req.method() == http::Method::kGet) return false;
     admin(req, res);
     return true;
   }
@@ -234,8 +237,47 @@ bool Proxy::handle(http::Request& req, http::Response& res, std::size_t worker) 
   return false;  // forward: handle_async
 }
 
+asio::awaitable<void> Proxy::upstreams(http::Response& res) {
+  // Each balancer's counts are its thread's: read there, gathered here, answered from here.
+  struct Gather {
+    std::mutex mutex;
+    std::map<std::string, int, std::less<>> busy;
+    std::size_t left = 0;
+  };
+  auto g = std::make_shared<Gather>();
+  const auto revision = table()->revision();  // before the counts: a newer table only helps
+  const auto executor = co_await asio::this_coro::executor;
+  auto done =
+      std::make_shared<asio::steady_timer>(executor, std::chrono::steady_clock::time_point::max());
+  if (contexts_.size() == workers_.size()) {
+    g->left = workers_.size();
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      asio::post(*contexts_[i], [this, i, g, done, executor] {
+        const auto busy = workers_[i]->balancer.busy();
+        std::lock_guard lock(g->mutex);
+        for (const auto& [id, n] : busy) g->busy[id] += n;
+        if (--g->left == 0) asio::post(executor, [done] { done->cancel(); });
+      });
+    }
+    co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+  } else if (workers_.size() == 1) {  // one thread, this one
+    for (const auto& [id, n] : workers_[0]->balancer.busy()) g->busy[id] += n;
+  }
+  boost::json::object in_flight;
+  {
+    std::lock_guard lock(g->mutex);
+    for (const auto& [id, n] : g->busy) in_flight[id] = n;
+  }
+  res = http::Response::json(
+      boost::json::object{{"revision", revision}, {"in_flight", std::move(in_flight)}});
+}
+
 asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
                                           std::size_t worker) {
+  if (config_.admin_port != 0 && req.local_port() == config_.admin_port) {
+    co_await upstreams(res);
+    co_return;
+  }
   auto& w = *workers_[worker];
   // Both set by handle() just now, on this thread: no second lookup.
   auto snap = w.snapshot;  // kept alive for this request, whatever is published meanwhile

@@ -59,6 +59,11 @@ class Proxy final : public http::Handler {
   const Metrics& metrics() const noexcept { return metrics_; }
   // The admin listener's port, once bound (before the server runs).
   void set_admin_port(std::uint16_t port) noexcept { config_.admin_port = port; }
+  // The server's I/O threads' io_contexts, by index (before it runs): GET /upstreams asks each
+  // thread for its requests in flight on its own thread.
+  void set_contexts(std::vector<boost::asio::io_context*> contexts) {
+    contexts_ = std::move(contexts);
+  }
 
   bool handle(http::Request& req, http::Response& res, std::size_t worker) override;
   boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
@@ -72,6 +77,9 @@ class Proxy final : public http::Handler {
   const Snapshot& current(std::size_t worker);
   std::optional<RouteMatch> resolve(const RouteTable& table, const http::Request& req) const;
   void admin(const http::Request& req, http::Response& res) const;
+  // GET /upstreams on the admin listener: {"revision": the routing table's, "in_flight":
+  // {instance id: requests}} — what the control plane waits on before it stops an instance.
+  boost::asio::awaitable<void> upstreams(http::Response& res);
 
   ProxyConfig config_;
   Metrics metrics_;
@@ -80,6 +88,7 @@ class Proxy final : public http::Handler {
   std::map<std::string, std::unique_ptr<TokenBucket>, std::less<>> buckets_;  // by route key
   std::atomic<std::uint64_t> version_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<boost::asio::io_context*> contexts_;
 };
 
 }  // namespace squadron::gateway

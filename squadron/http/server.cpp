@@ -522,6 +522,8 @@ std::size_t Server::threads() const noexcept { return workers_.size(); }
 
 asio::io_context& Server::main_context() noexcept { return workers_[0]->context(); }
 
+asio::io_context& Server::context(std::size_t i) noexcept { return workers_.at(i)->context(); }
+
 std::size_t Server::connections() const noexcept {
   std::size_t n = 0;
   for (const auto& w : workers_) n += w->connections();

@@ -83,6 +83,8 @@ class Server final {
 
   // The io_context of thread 0, for timers and signals of the embedding program.
   boost::asio::io_context& main_context() noexcept;
+  // The io_context of I/O thread `i` (0 <= i < threads()): handlers get their thread's index.
+  boost::asio::io_context& context(std::size_t i) noexcept;
 
   // Number of open connections, summed over threads (approximate while serving).
   std::size_t connections() const noexcept;

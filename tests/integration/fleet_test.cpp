@@ -591,6 +591,47 @@ TEST_F(Gateway, AnInstanceAnswering503IsEjectedAndItsRequestsRetriedElsewhere) {
   EXPECT_LE(count_of(failing), 15);
 }
 
+TEST_F(Gateway, ARetiredInstanceStopsOnlyOnceTheGatewayHasNoRequestInFlightToIt) {
+  // flaky.py dies at once on SIGTERM, so a request it is still answering would be cut (a 502:
+  // no retries here). The fleet waits for the gateway's word instead of a fixed drain.
+  std::ofstream(dir_ / "squadron.yaml")
+      << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  flaky:\n    command: [/usr/bin/python3, " << flaky_py() << "]\n"
+      << "    replicas: 2\n    routes: [/flaky]\n    proxy: { retries: 0 }\n";
+  up();
+  const auto list = ps();
+  const auto gateway = port_of(*of(list, "gateway")[0]);
+  std::vector<std::uint16_t> ports;
+  for (const auto* o : of(list, "flaky")) ports.push_back(port_of(*o));
+  constexpr int kSlow = 6;
+  std::vector<int> status(kSlow, 0);
+  std::vector<std::thread> slow;
+  for (int i = 0; i < kSlow; ++i) {
+    slow.emplace_back([&, i] {
+      const auto r = fetch(gateway, "GET", "/flaky/slow/1500");
+      status[i] = r ? r->status : -1;
+    });
+  }
+  // Every slow request has reached an instance (each counts it before it sleeps).
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       std::chrono::steady_clock::now() < until;) {
+    long n = 0;
+    for (auto p : ports) n += std::max(0L, count_of(p));
+    if (n >= kSlow) break;
+    std::this_thread::sleep_for(10ms);  // polling pace
+  }
+  const auto scaled = std::chrono::steady_clock::now();
+  const auto r = cli({"scale", "flaky=1"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (auto& t : slow) t.join();
+  for (int i = 0; i < kSlow; ++i) EXPECT_EQ(status[i], 200) << "slow request " << i;
+  // ...and it went soon after its last request, not at the stop_grace bound (10 s).
+  while (of(ps(), "flaky").size() > 1 && std::chrono::steady_clock::now() - scaled < 9s)
+    std::this_thread::sleep_for(20ms);  // polling pace
+  EXPECT_EQ(of(ps(), "flaky").size(), 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - scaled, 5s);
+}
+
 TEST_F(Gateway, AHangingServiceGets504AtItsTimeoutAndOthersAreUnaffected) {
   std::ofstream(dir_ / "squadron.yaml")
       << "control: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\nservices:\n"

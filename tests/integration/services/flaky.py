@@ -62,6 +62,8 @@ class Handler(BaseHTTPRequestHandler):
             hits += 1
         if self.path.endswith("/hang"):
             time.sleep(3600)
+        if len(parts) >= 3 and parts[-2] == "slow" and parts[-1].isdigit():
+            time.sleep(int(parts[-1]) / 1000)  # .../slow/MS; SIGTERM (the default) cuts it
         if FAILING:
             return self.answer(503, "failing " + INSTANCE)
         return self.answer(200, "ok " + INSTANCE)
