@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "squadron/control/web_assets.hpp"
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
 
@@ -37,6 +38,8 @@ enum ControlApi::Route : std::size_t {
   kRollback,
   kHistory,
   kApply,
+  kDashboard,
+  kAsset,
 };
 
 namespace {
@@ -149,6 +152,8 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"POST", "/api/v1/services/{name}/rollback"},
       {"GET", "/api/v1/services/{name}/history"},
       {"POST", "/api/v1/apply"},
+      {"GET", "/"},
+      {"GET", "/ui/{file}"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -283,6 +288,24 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
     case kApply:
       res = apply(req);
       return true;
+    case kDashboard:
+    case kAsset: {
+      // The dashboard, compiled in (web/). It reads the API like any client; actions ask for
+      // the token, which the page keeps for its tab.
+      const std::string_view file = static_cast<Route>(m.id) == kDashboard
+                                        ? std::string_view("index.html")
+                                        : req.param("file");
+      for (const auto& a : web_assets()) {
+        if (a.path != file) continue;
+        res = Response::text(std::string(a.body));
+        res.set_header("Content-Type", std::string(a.content_type));
+        res.set_header("Cache-Control", "no-cache");
+        res.set_header("X-Content-Type-Options", "nosniff");
+        return true;
+      }
+      res = Response::problem(404, fmt::format("no dashboard file \"{}\"", file));
+      return true;
+    }
     case kHistory: {
       if (fleet_.manifest().find(req.param("name")) == nullptr) {
         res = Response::problem(404, fmt::format("no service \"{}\"", req.param("name")));
@@ -351,6 +374,7 @@ Response ControlApi::scale(Request& req) {
   if (n < 0 || n > INT32_MAX) return Response::problem(400, "\"replicas\" must be 0 or more");
   if (auto err = fleet_.scale(req.param("name"), static_cast<int>(n)))
     return Response::problem(err->status, err->detail);
+  if (scaling != nullptr) scaling->hold(req.param("name"), static_cast<int>(n));
   return Response::json(json::object{{"service", req.param("name")}, {"replicas", n}}, 202);
 }
 

@@ -76,6 +76,14 @@ class Autoscaler final {
     seen_ = true;
   }
 
+  // A person set the count to `replicas` (`squadron scale`, the dashboard): it counts as this
+  // second's recommendation and as a request, so the autoscaler scales it down only after a
+  // whole scale_down_delay of lower demand, as after its own decisions — not at its next pass.
+  void hold(int replicas, std::chrono::steady_clock::time_point now) {
+    samples_.push_back({now, 0, clamp(replicas)});
+    touch(now);
+  }
+
   const AutoscaleSpec& spec() const noexcept { return spec_; }
   bool panicking(std::chrono::steady_clock::time_point now) const noexcept {
     return now < panic_until_;

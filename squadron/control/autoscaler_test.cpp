@@ -74,6 +74,21 @@ TEST(Autoscaler, ScalesDownOnlyAfterTheDelayOfLowerDemandAndNeverWhilePanicking)
   EXPECT_LE(d.changes[1].first - quiet_from, 31.0);
 }
 
+TEST(Autoscaler, AManualScaleHoldsForTheDelayThenDemandDecides) {
+  Driver d(spec(), 1);
+  EXPECT_EQ(d.run(2, 60), 1) << "a long quiet: one instance";
+  d.current = 3;  // `squadron scale catalog=3`, or the dashboard's button
+  d.a.hold(3, d.t);
+  EXPECT_EQ(d.run(2, 29), 3) << "not undone at the next pass";
+  EXPECT_EQ(d.run(2, 2), 1) << "then, after the delay of lower demand, down as usual";
+  ASSERT_FALSE(d.changes.empty());
+  EXPECT_EQ(d.changes.back().second.rule, "down");
+  // A held count never keeps the autoscaler from scaling up.
+  d.current = 2;
+  d.a.hold(2, d.t);
+  EXPECT_EQ(d.run(40, 1), 5);
+}
+
 TEST(Autoscaler, NoChangeWithinTheToleranceAndUpBeyondIt) {
   Driver d(spec(), 4);
   EXPECT_EQ(d.run(34, 5), 4) << "34 / (4 x 8) = 1.06: within 10 %";

@@ -164,6 +164,11 @@ bool Scaling::wake(std::string_view service) {
   return true;
 }
 
+void Scaling::hold(std::string_view service, int replicas) {
+  auto it = entries_.find(service);
+  if (it != entries_.end()) it->second.scaler.hold(replicas, steady_clock::now());
+}
+
 std::optional<json::object> Scaling::state_json(std::string_view service) const {
   auto it = entries_.find(service);
   if (it == entries_.end()) return std::nullopt;

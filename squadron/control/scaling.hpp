@@ -50,6 +50,9 @@ class Scaling final {
   // without waiting for the next evaluation. False when the service does not scale to zero.
   bool wake(std::string_view service);
 
+  // A person scaled `service` to `replicas`: the autoscaler keeps that count for its
+  // scale_down_delay unless demand needs more (Autoscaler::hold). Nothing if not autoscaled.
+  void hold(std::string_view service, int replicas);
   // {"min","max","metric","target","rule","reason","value","panicking"} of the service's last
   // evaluation; nullopt when it is not autoscaled.
   std::optional<boost::json::object> state_json(std::string_view service) const;

@@ -1,0 +1,77 @@
+// The dashboard and the demo application in headless chromium, against the real binaries.
+import { test, expect } from "@playwright/test";
+import { startDemo } from "./fleet.mjs";
+
+const SERVICES = ["web", "catalog", "ratings", "recommendations", "hello"];
+let fleet;
+
+test.beforeAll(() => { fleet = startDemo(); });
+test.afterAll(() => { fleet?.stop(); });
+
+test("the dashboard shows the fleet, scales with its button, and sees a killed instance replaced", async ({ page }) => {
+  await page.goto(fleet.control + "/");
+  await expect(page.locator("#fleet-name")).toHaveText("streamflix");
+  // Every service ready: its pill says ready/desired with ready >= desired >= 1.
+  for (const name of SERVICES) {
+    const pill = page.locator(`#services tr[data-service="${name}"] .pill`).first();
+    await expect(pill).toHaveClass(/\bok\b/);
+  }
+
+  // Scale catalog to 3 with the button; the token is asked for once.
+  await page.locator('input[data-scale="catalog"]').fill("3");
+  await page.locator('#services tr[data-service="catalog"] button[data-action="scale"]').click();
+  await page.locator("#token-input").fill(fleet.token);
+  await page.locator("#token-ok").click();
+  await expect(page.locator('#services tr[data-service="catalog"] .pill').first())
+    .toHaveText("3/3", { timeout: 20_000 });
+  expect(fleet.ps().filter((i) => i.service === "catalog" && i.state === "ready").length).toBe(3);
+
+  // Kill one catalog instance: the dashboard shows it replaced (restarts counts up, ready again).
+  await page.locator('#services a', { hasText: "catalog" }).click();
+  await expect(page.locator("#instances tbody tr")).toHaveCount(3);
+  const victim = fleet.ps().find((i) => i.service === "catalog");
+  process.kill(victim.pid, "SIGKILL");
+  const row = page.locator(`#instances tr[data-instance="${victim.id}"]`);
+  await expect(row.locator("td").nth(4)).toHaveText("1", { timeout: 20_000 });  // restarts
+  await expect(row.locator("td").nth(1)).toHaveText("ready");
+  await expect(page.locator("#events")).toContainText(victim.id);
+
+  // Deploy a revision from the page, then roll back to the one before.
+  await page.locator("#deploy-env").fill("GREETING=hi");
+  await page.locator('button[data-action="deploy"]').click();
+  await expect(page.locator("h1")).toContainText("revision 2", { timeout: 20_000 });
+  await expect(page.locator("#history")).toContainText("GREETING=hi");
+  await page.locator('button[data-action="rollback"]').click();
+  await expect(page.locator("h1")).toContainText("revision 1", { timeout: 20_000 });
+  await expect.poll(() => fleet.ps().filter((i) => i.service === "catalog" && i.revision === "1" &&
+                                          i.state === "ready").length, { timeout: 20_000 }).toBe(3);
+});
+
+test("an action without the right token is refused and asks again", async ({ page }) => {
+  await page.goto(fleet.control + "/");
+  await expect(page.locator("#fleet-name")).toHaveText("streamflix");
+  await page.locator('#services tr[data-service="hello"] button[data-action="restart"]').click();
+  await page.locator("#token-input").fill("not-the-token");
+  await page.locator("#token-ok").click();
+  await expect(page.locator("#token-dialog")).toBeVisible();  // refused (401): asked again
+  await page.locator("#token-dialog button[value=cancel]").click();
+  await expect(page.locator('#services tr[data-service="hello"] .message')).toContainText("token");
+});
+
+test("the application's front page shows the catalogue, ratings and recommendations", async ({ page }) => {
+  await page.goto(fleet.app + "/");
+  await expect(page.locator("h1")).toHaveText("STREAMFLIX");
+  await expect(page.locator("#catalogue .card")).toHaveCount(24);
+  await expect(page.locator("#recommendations")).toContainText("Because you watched");
+  await expect(page.locator("#catalogue")).toContainText("★");
+});
+
+test("the dashboard says so when the control plane goes away", async ({ page }) => {
+  await page.goto(fleet.control + "/");
+  await expect(page.locator("#fleet-name")).toHaveText("streamflix");
+  await expect(page.locator("#banner")).toBeHidden();
+  fleet.stop();
+  fleet = null;
+  await expect(page.locator("#banner")).toBeVisible({ timeout: 15_000 });
+  await expect(page.locator("#banner")).toContainText("unreachable");
+});

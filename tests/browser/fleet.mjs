@@ -1,0 +1,42 @@
+// Starts the streamflix demo for a test, as `scripts/demo` would, but on free ports and with its
+// data in a temporary folder; stops it afterwards. Only processes it started are stopped.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const squadron = path.join(root, "build/bin/squadron");
+const example = path.join(root, "examples/streamflix");
+
+export function startDemo() {
+  const dir = mkdtempSync(path.join(tmpdir(), "squadron-browser-"));
+  let text = readFileSync(path.join(example, "squadron.yaml"), "utf8");
+  const swap = (from, to) => { text = text.split(from).join(to); };
+  swap("127.0.0.1:9900", "127.0.0.1:0");
+  swap("127.0.0.1:8080", "127.0.0.1:0");
+  swap("../../build/bin", path.join(root, "build/bin"));
+  swap(".data/ratings.db", path.join(dir, "ratings.db"));
+  swap("recommendations/app.py", path.join(example, "recommendations/app.py"));
+  swap("../flask/app.py", path.join(root, "examples/flask/app.py"));
+  swap("data/titles.json", path.join(example, "data/titles.json"));
+  swap("data/ratings-seed.json", path.join(example, "data/ratings-seed.json"));
+  const manifest = path.join(dir, "squadron.yaml");
+  writeFileSync(manifest, text);
+  const cli = (...args) => execFileSync(squadron, ["-f", manifest, ...args], { encoding: "utf8" });
+  cli("up", "-d", "--timeout", "60s");
+  const run = JSON.parse(readFileSync(path.join(dir, ".squadron/run.json"), "utf8"));
+  const token = readFileSync(path.join(dir, ".squadron/token"), "utf8").trim();
+  const ps = () => JSON.parse(cli("ps", "--json"));
+  const gateway = ps().find((i) => i.service === "gateway");
+  return {
+    dir, cli, ps, token,
+    control: run.control,                              // "http://127.0.0.1:N"
+    app: `http://127.0.0.1:${gateway.port}`,
+    stop() {
+      try { cli("down"); } catch (e) { /* already down */ }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,403 @@
+// Squadron's dashboard: the fleet at a glance and one page per service, live from the control
+// API (docs/control-api.md). No build step, no dependencies: plain DOM and canvas.
+//   - the registry's watch stream (Server-Sent Events) triggers a re-read of /api/v1/fleet;
+//   - /api/v1/metrics is read every second for the charts (the gateway's traffic);
+//   - actions POST with the fleet's token, asked once and kept for the tab (sessionStorage).
+"use strict";
+
+const state = {
+  fleet: null,       // GET /api/v1/fleet
+  metrics: {},       // service -> [sample...] (oldest first)
+  events: [],        // the last events, oldest first
+  eventsRevision: 0,
+  reachable: true,
+  detail: null,      // the service page's GET /api/v1/services/{name}
+  history: [],       // its revisions
+  logs: "",
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+// ---- the control API --------------------------------------------------------------------
+
+function setReachable(ok) {
+  if (state.reachable === ok) return;
+  state.reachable = ok;
+  $("#banner").hidden = ok;
+  $("#live").classList.toggle("off", !ok);
+  $("#live").textContent = ok ? "live" : "offline";
+}
+
+async function getJSON(path) {
+  try {
+    const r = await fetch(path, { cache: "no-store" });
+    setReachable(true);
+    if (!r.ok) return null;
+    return await r.json();
+  } catch (e) {
+    setReachable(false);
+    return null;
+  }
+}
+
+function token() { return sessionStorage.getItem("squadron-token"); }
+
+function askToken() {
+  return new Promise((resolve) => {
+    const dialog = $("#token-dialog");
+    const input = $("#token-input");
+    input.value = "";
+    dialog.onclose = () => {
+      if (dialog.returnValue === "ok" && input.value.trim()) {
+        sessionStorage.setItem("squadron-token", input.value.trim());
+        resolve(true);
+      } else {
+        resolve(false);
+      }
+    };
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+// POSTs with the token (asked for when missing or refused); returns [ok, message].
+async function act(path, body) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (!token() && !(await askToken())) return [false, "no token: nothing was done"];
+    let r;
+    try {
+      r = await fetch(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token() },
+        body: JSON.stringify(body || {}),
+      });
+    } catch (e) {
+      setReachable(false);
+      return [false, "the control plane is unreachable"];
+    }
+    if (r.status === 401) {
+      sessionStorage.removeItem("squadron-token");
+      continue;  // ask again
+    }
+    let doc = {};
+    try { doc = await r.json(); } catch (e) { /* an empty answer */ }
+    if (!r.ok) return [false, doc.detail || ("answered " + r.status)];
+    return [true, "done"];
+  }
+  return [false, "the token was refused"];
+}
+
+// ---- live updates -----------------------------------------------------------------------
+
+let refreshQueued = false;
+function scheduleRefresh() {
+  if (refreshQueued) return;
+  refreshQueued = true;
+  setTimeout(async () => { refreshQueued = false; await refresh(); }, 100);
+}
+
+async function refresh() {
+  const fleet = await getJSON("/api/v1/fleet");
+  if (fleet) state.fleet = fleet;
+  const name = serviceInView();
+  if (name) {
+    const [detail, history] = await Promise.all([
+      getJSON("/api/v1/services/" + encodeURIComponent(name)),
+      getJSON("/api/v1/services/" + encodeURIComponent(name) + "/history"),
+    ]);
+    state.detail = detail;
+    state.history = history || [];
+  }
+  render();
+}
+
+function watch() {
+  const source = new EventSource("/api/v1/watch?since=0");
+  source.addEventListener("snapshot", () => { setReachable(true); scheduleRefresh(); });
+  source.onerror = () => {
+    // The browser reconnects by itself; meanwhile say so (the fleet may be down).
+    setReachable(false);
+  };
+}
+
+async function pollMetrics() {
+  const m = await getJSON("/api/v1/metrics?history=180");
+  if (m && m.services) {
+    for (const [name, s] of Object.entries(m.services)) state.metrics[name] = s.history || [];
+  }
+  drawCharts();
+}
+
+async function pollEvents() {
+  for (;;) {
+    const e = await getJSON("/api/v1/events?since=" + state.eventsRevision + "&wait=25s");
+    if (e && Array.isArray(e.events)) {
+      state.eventsRevision = e.revision;
+      state.events.push(...e.events);
+      if (state.events.length > 1000) state.events.splice(0, state.events.length - 1000);
+      if (e.events.length) renderEvents();
+    } else {
+      await new Promise((r) => setTimeout(r, 1000));  // unreachable: try again in a second
+    }
+  }
+}
+
+async function pollLogs() {
+  const name = serviceInView();
+  if (name) {
+    try {
+      const r = await fetch("/api/v1/logs?service=" + encodeURIComponent(name) + "&tail=40",
+                            { cache: "no-store" });
+      if (r.ok) state.logs = await r.text();
+    } catch (e) { /* the banner says it */ }
+    const pre = $("#logs");
+    if (pre) {
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = state.logs || "(no output yet)";
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    }
+  }
+  setTimeout(pollLogs, 2000);
+}
+
+// ---- rendering --------------------------------------------------------------------------
+
+function serviceInView() {
+  const m = location.hash.match(/^#\/service\/(.+)$/);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function latest(name) {
+  const h = state.metrics[name];
+  return h && h.length ? h[h.length - 1] : null;
+}
+
+function fmt(v, digits = 1) {
+  return v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toFixed(digits);
+}
+
+function instancesPill(s) {
+  const cls = s.ready >= s.desired && s.desired > 0 ? "ok" : s.ready === 0 && s.desired > 0 ? "bad" : "warn";
+  return el("span", { class: "pill " + cls, "data-ready": s.ready, "data-desired": s.desired },
+            `${s.ready}/${s.desired}`);
+}
+
+function autoscaleText(s) {
+  if (!s.autoscale) return "fixed";
+  const a = s.autoscale;
+  return `${a.metric} ${fmt(a.value, 1)}/${a.target} · ${a.rule}${a.panicking ? " (panic)" : ""}`;
+}
+
+function scaleControl(s, messageEl) {
+  const input = el("input", { type: "number", min: 0, max: 1000, value: s.desired,
+                              "aria-label": "replicas of " + s.name, "data-scale": s.name });
+  const button = el("button", {
+    "data-action": "scale", "data-service": s.name,
+    onclick: async () => {
+      const n = parseInt(input.value, 10);
+      if (!(n >= 0)) { show(messageEl, false, "replicas must be 0 or more"); return; }
+      const [ok, message] = await act(`/api/v1/services/${encodeURIComponent(s.name)}/scale`,
+                                      { replicas: n });
+      show(messageEl, ok, ok ? `scaling to ${n}` : message);
+      scheduleRefresh();
+    },
+  }, "Scale");
+  return [input, button];
+}
+
+function actionButton(label, action, s, path, messageEl, body) {
+  return el("button", {
+    "data-action": action, "data-service": s.name,
+    onclick: async () => {
+      const [ok, message] = await act(path, body ? body() : {});
+      show(messageEl, ok, ok ? `${label.toLowerCase()}: accepted` : message);
+      scheduleRefresh();
+    },
+  }, label);
+}
+
+function show(messageEl, ok, text) {
+  messageEl.textContent = text;
+  messageEl.classList.toggle("bad", !ok);
+}
+
+function render() {
+  const f = state.fleet;
+  if (!f) return;
+  $("#fleet-name").textContent = f.name;
+  const ready = f.services.reduce((n, s) => n + s.ready, 0);
+  const desired = f.services.reduce((n, s) => n + s.desired, 0);
+  $("#summary").textContent = `${f.services.length} services · ${ready}/${desired} instances ready`;
+  const name = serviceInView();
+  if (name) renderService(name); else renderFleet();
+  drawCharts();
+}
+
+function renderFleet() {
+  const f = state.fleet;
+  const rows = f.services.map((s) => {
+    const t = s.traffic || latest(s.name) || {};
+    const message = el("span", { class: "message" });
+    return el("tr", { "data-service": s.name },
+      el("td", {}, el("a", { href: "#/service/" + encodeURIComponent(s.name) }, s.name)),
+      el("td", {}, instancesPill(s)),
+      el("td", { class: "num" }, s.revision ?? "–", s.rolling_out ? el("span", { class: "pill warn" }, " rolling") : null),
+      el("td", { class: "num" }, fmt(t.rps)),
+      el("td", { class: "num" }, fmt(t.p50_ms, 2)),
+      el("td", { class: "num" }, fmt(t.p99_ms, 2)),
+      el("td", { class: "num" }, t.error_rate === undefined ? "–" : fmt(t.error_rate * 100, 2) + "%"),
+      el("td", {}, el("canvas", { class: "spark", "data-spark": s.name, width: 140, height: 28 })),
+      el("td", { class: "muted" }, autoscaleText(s)),
+      el("td", {}, el("div", { class: "actions" }, ...scaleControl(s, message),
+        actionButton("Restart", "restart", s, `/api/v1/services/${encodeURIComponent(s.name)}/restart`, message),
+        message)));
+  });
+  const table = el("table", { id: "services" },
+    el("thead", {}, el("tr", {},
+      el("th", {}, "Service"), el("th", {}, "Ready"), el("th", { class: "num" }, "Revision"),
+      el("th", { class: "num" }, "req/s"), el("th", { class: "num" }, "p50 ms"),
+      el("th", { class: "num" }, "p99 ms"), el("th", { class: "num" }, "Errors"),
+      el("th", {}, "Requests/s, last 3 min"), el("th", {}, "Autoscaler"), el("th", {}, "Actions"))),
+    el("tbody", {}, rows));
+  keepFocus(() => {
+    $("#view").replaceChildren(table,
+      el("section", {}, el("h2", {}, "Recent events"), eventsTable(null)));
+  });
+}
+
+function renderService(name) {
+  const d = state.detail;
+  if (!d || d.name !== name) {
+    $("#view").replaceChildren(el("p", { class: "muted" }, `Loading ${name}…`));
+    return;
+  }
+  const message = el("span", { class: "message" });
+  const envInput = el("input", { placeholder: "NAME=value", "aria-label": "environment change", id: "deploy-env" });
+  const base = `/api/v1/services/${encodeURIComponent(name)}`;
+  const instances = (d.instance_list || []).map((i) => el("tr", { "data-instance": i.id },
+    el("td", {}, i.id), el("td", { class: "state-" + i.state }, i.state),
+    el("td", { class: "num" }, i.pid), el("td", { class: "num" }, i.port),
+    el("td", { class: "num" }, i.restarts), el("td", { class: "num" }, i.uptime_s + " s"),
+    el("td", { class: "num" }, i.revision), el("td", { class: "muted" }, i.last_exit || "")));
+  const history = state.history.slice().reverse().map((r) => el("tr", {},
+    el("td", { class: "num" }, r.revision), el("td", {}, r.hash),
+    el("td", {}, new Date(r.at_ms).toLocaleString()),
+    el("td", {}, r.current ? el("span", { class: "pill ok" }, "current") : r.failed ? el("span", { class: "pill bad" }, "failed") : ""),
+    el("td", { class: "muted" }, r.cause)));
+  keepFocus(() => {
+    $("#view").replaceChildren(
+      el("p", {}, el("a", { href: "#/" }, "← the fleet")),
+      el("h1", {}, name, " ", instancesPill(d), " ",
+         el("span", { class: "muted" }, `revision ${d.revision ?? "–"}`),
+         d.rolling_out ? el("span", { class: "pill warn" }, " rolling out") : null,
+         d.restarting ? el("span", { class: "pill warn" }, " restarting") : null),
+      el("div", { class: "actions" }, ...scaleControl(d, message),
+        actionButton("Restart", "restart", d, base + "/restart", message),
+        envInput,
+        actionButton("Deploy", "deploy", d, base + "/deploy", message, () => {
+          const kv = envInput.value.trim();
+          const eq = kv.indexOf("=");
+          return eq > 0 ? { env: { [kv.slice(0, eq)]: kv.slice(eq + 1) || null } } : {};
+        }),
+        actionButton("Roll back", "rollback", d, base + "/rollback", message), message),
+      el("div", { class: "muted" }, "Autoscaler: ", autoscaleText(d),
+         d.autoscale && d.autoscale.reason ? " — " + d.autoscale.reason : ""),
+      el("div", { class: "charts" },
+        el("div", {}, el("h3", {}, "Requests/s"), el("canvas", { class: "chart", "data-chart": "rps", width: 400, height: 120 })),
+        el("div", {}, el("h3", {}, "p99 latency, ms"), el("canvas", { class: "chart", "data-chart": "p99_ms", width: 400, height: 120 })),
+        el("div", {}, el("h3", {}, "Errors, %"), el("canvas", { class: "chart", "data-chart": "error_rate", width: 400, height: 120 }))),
+      el("section", {}, el("h2", {}, "Instances"), el("table", { id: "instances" },
+        el("thead", {}, el("tr", {}, ...["Instance", "State", "PID", "Port", "Restarts", "Uptime", "Revision", "Last exit"]
+          .map((h) => el("th", {}, h)))), el("tbody", {}, instances))),
+      el("section", {}, el("h2", {}, "Revisions"), el("table", { id: "history" }, el("tbody", {}, history))),
+      el("section", {}, el("h2", {}, "Events"), eventsTable(name)),
+      el("section", {}, el("h2", {}, "Logs (live tail)"), el("pre", { class: "logs", id: "logs" }, state.logs || "")));
+  });
+}
+
+// Re-rendering replaces the DOM; keep the user's typing where it was.
+function keepFocus(renderFn) {
+  const active = document.activeElement;
+  const key = active && (active.getAttribute("data-scale") || active.id);
+  const value = active && active.value;
+  renderFn();
+  if (!key) return;
+  const again = document.querySelector(`[data-scale="${CSS.escape(key)}"]`) || document.getElementById(key);
+  if (again) { again.value = value; again.focus(); }
+}
+
+function eventsTable(service) {
+  const list = state.events.filter((e) => !service || e.service === service).slice(-50).reverse();
+  return el("table", { class: "events", id: "events" }, el("tbody", {}, list.map((e) => el("tr", {},
+    el("td", {}, new Date(e.at_ms).toLocaleTimeString()),
+    el("td", {}, e.instance || e.service || "fleet"),
+    el("td", {}, e.message)))));
+}
+
+function renderEvents() {
+  const table = $("#events");
+  if (table) table.replaceWith(eventsTable(serviceInView()));
+}
+
+// ---- charts -----------------------------------------------------------------------------
+
+function series(name, key) {
+  return (state.metrics[name] || []).map((s) => (key === "error_rate" ? s[key] * 100 : s[key]) || 0);
+}
+
+function plot(canvas, values, color) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height;
+  ctx.clearRect(0, 0, w, h);
+  if (values.length < 2) return;
+  const max = Math.max(...values, 1e-9);
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  values.forEach((v, i) => {
+    const x = (i / (values.length - 1)) * (w - 2) + 1;
+    const y = h - 2 - (v / max) * (h - 6);
+    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+  ctx.fillStyle = "#8a909c";
+  ctx.font = "10px system-ui";
+  ctx.fillText(max >= 100 ? max.toFixed(0) : max.toFixed(2), 2, 10);
+}
+
+function drawCharts() {
+  document.querySelectorAll("canvas[data-spark]").forEach((c) =>
+    plot(c, series(c.getAttribute("data-spark"), "rps"), "#58a6ff"));
+  const name = serviceInView();
+  if (!name) return;
+  const colors = { rps: "#58a6ff", p99_ms: "#d29922", error_rate: "#f85149" };
+  document.querySelectorAll("canvas[data-chart]").forEach((c) => {
+    const key = c.getAttribute("data-chart");
+    plot(c, series(name, key), colors[key]);
+  });
+}
+
+// ---- start ------------------------------------------------------------------------------
+
+window.addEventListener("hashchange", () => { state.detail = null; state.logs = ""; refresh(); });
+refresh();
+watch();
+pollMetrics();
+setInterval(pollMetrics, 1000);
+setInterval(scheduleRefresh, 5000);  // uptimes and traffic columns move without registry changes
+pollEvents();
+pollLogs();
