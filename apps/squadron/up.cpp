@@ -12,8 +12,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <map>
 #include <optional>
+#include <random>
+#include <set>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,16 +112,44 @@ bool has_gateway(const control::Manifest& m) {
                      [](const auto& s) { return !s.routes.empty(); });
 }
 
-// A port free on `host` now (0 if none could be bound).
-std::uint16_t free_port(const std::string& host) {
+// Whether `port` (0: any) can be bound on `host` now; the port bound, or 0.
+std::uint16_t try_bind(const std::string& host, std::uint16_t port) {
   boost::asio::io_context io;
   boost::system::error_code ec;
   const auto address = boost::asio::ip::make_address(host, ec);
   if (ec) return 0;
   boost::asio::ip::tcp::acceptor a(io);
   a.open(address.is_v6() ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), ec);
-  if (!ec) a.bind({address, 0}, ec);
+  if (!ec) a.bind({address, port}, ec);
   return ec ? 0 : a.local_endpoint(ec).port();
+}
+
+// A free port on `host` for one of the fleet's own listeners, fixed for the fleet's life (the
+// gateway's front door given port 0, its per-service and admin listeners), which the gateway
+// binds again at each of its restarts. Taken below the kernel's ephemeral range
+// (ip_local_port_range): every instance's port (a bind to port 0) and every outgoing
+// connection's local port come from that range, so none of them can take it meanwhile — with
+// 500 instances one did, and the gateway could not start. Never the same port twice. Falls back
+// to any free port; 0 if none.
+std::uint16_t free_port(const std::string& host) {
+  static std::set<std::uint16_t> given;
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  constexpr int kLowest = 10000;
+  static std::mt19937 rng(std::random_device{}());
+  if (ephemeral_low - kLowest > 1000) {
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 500; ++attempt) {
+      const auto port = static_cast<std::uint16_t>(pick(rng));
+      if (given.count(port) == 0 && try_bind(host, port) == port) {
+        given.insert(port);
+        return port;
+      }
+    }
+  }
+  const auto port = try_bind(host, 0);
+  if (port != 0) given.insert(port);
+  return port;
 }
 
 // Squadron's gateway as an instance of the fleet (a service named "gateway"), when any service

@@ -504,6 +504,28 @@ TEST_F(Gateway, RoutesByPrefixAndSpreadsOverTheReadyReplicas) {
   }
 }
 
+TEST_F(Gateway, TheGatewaysOwnPortsAreBelowTheEphemeralRangeSoNoInstanceCanTakeThem) {
+  // Instances get ports by binding port 0 (the kernel's ephemeral range); the gateway's
+  // listeners, bound again at each of its restarts, must never be among them.
+  start_routed();
+  int low = 0;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
+  ASSERT_GT(low, 11000);
+  EXPECT_LT(gateway_, low) << "gateway.listen's port 0, chosen at start";
+  const auto list = ps();
+  const auto env = environ_of(pid_of(*of(list, "hello")[0]));
+  int urls = 0;
+  for (const char* name : {"SQUADRON_HELLO_URL=", "SQUADRON_FLASK_URL="}) {
+    const auto at = env.find(name);
+    ASSERT_NE(at, std::string::npos) << env;
+    const auto colon = env.find(':', env.find("127.0.0.1", at));
+    EXPECT_LT(std::stoi(env.substr(colon + 1)), low) << name;
+    ++urls;
+  }
+  EXPECT_EQ(urls, 2);
+  for (const auto* o : of(list, "hello")) EXPECT_GE(port_of(*o), low) << "instances: ephemeral";
+}
+
 TEST_F(Gateway, AmbiguousFramingNeverReachesAnUpstream) {
   start_routed();
   long total = 0;
