@@ -230,7 +230,23 @@ function actionButton(label, action, s, path, messageEl, body) {
   }, label);
 }
 
+// The outcome of the last action per service, shown beside its buttons; kept across the
+// re-renders that live updates cause, for 15 s.
+const messages = new Map();
+
+function messageFor(service) {
+  const m = messages.get(service);
+  const e = el("span", { class: "message", "data-message": service });
+  if (m && Date.now() - m.at < 15000) {
+    e.textContent = m.text;
+    e.classList.toggle("bad", !m.ok);
+  }
+  return e;
+}
+
 function show(messageEl, ok, text) {
+  const service = messageEl.getAttribute("data-message");
+  if (service) messages.set(service, { ok, text, at: Date.now() });
   messageEl.textContent = text;
   messageEl.classList.toggle("bad", !ok);
 }
@@ -251,7 +267,7 @@ function renderFleet() {
   const f = state.fleet;
   const rows = f.services.map((s) => {
     const t = s.traffic || latest(s.name) || {};
-    const message = el("span", { class: "message" });
+    const message = messageFor(s.name);
     return el("tr", { "data-service": s.name },
       el("td", {}, el("a", { href: "#/service/" + encodeURIComponent(s.name) }, s.name)),
       el("td", {}, instancesPill(s)),
@@ -285,7 +301,7 @@ function renderService(name) {
     $("#view").replaceChildren(el("p", { class: "muted" }, `Loading ${name}…`));
     return;
   }
-  const message = el("span", { class: "message" });
+  const message = messageFor(name);
   const envInput = el("input", { placeholder: "NAME=value", "aria-label": "environment change", id: "deploy-env" });
   const base = `/api/v1/services/${encodeURIComponent(name)}`;
   const instances = (d.instance_list || []).map((i) => el("tr", { "data-instance": i.id },
