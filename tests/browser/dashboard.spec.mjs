@@ -70,6 +70,31 @@ test("an action without the right token is refused and asks again", async ({ pag
   await expect(page.locator('#services tr[data-service="hello"] .message')).toContainText("token");
 });
 
+test("under load the traffic columns and charts move", async ({ page }) => {
+  await page.goto(fleet.control + "/");
+  await expect(page.locator("#fleet-name")).toHaveText("streamflix");
+  // Four clients on the front page for a few seconds (each page calls three services).
+  let stop = false;
+  const clients = Array.from({ length: 4 }, async () => {
+    while (!stop) await fetch(fleet.app + "/").then((r) => r.text()).catch(() => {});
+  });
+  const rps = page.locator('#services tr[data-service="web"] td').nth(3);
+  await expect.poll(async () => parseFloat(await rps.textContent()) || 0, { timeout: 20_000 })
+    .toBeGreaterThan(1);
+  // The sparkline rose off its baseline: a drawn pixel above the bottom rows, right of the label.
+  await page.waitForTimeout(1500);  // a redraw with the newest samples
+  const drawn = await page.locator('canvas[data-spark="web"]').evaluate((c) => {
+    const { data, width, height } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+    for (let y = 0; y < height - 4; y++) {
+      for (let x = 40; x < width; x++) if (data[(y * width + x) * 4 + 3] > 0) return true;
+    }
+    return false;
+  });
+  stop = true;
+  await Promise.all(clients);
+  expect(drawn).toBe(true);
+});
+
 test("the application's front page shows the catalogue, ratings and recommendations", async ({ page }) => {
   await page.goto(fleet.app + "/");
   await expect(page.locator("h1")).toHaveText("STREAMFLIX");
