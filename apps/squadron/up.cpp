@@ -69,8 +69,39 @@ struct Runtime {
     api.scaling = &scaling;
     // The autoscaler decides as soon as each second's traffic is in.
     traffic.on_sample = [this] {
-      if (!fleet.stopping()) scaling.evaluate(std::chrono::steady_clock::now());
+      if (fleet.stopping()) return;
+      scaling.evaluate(std::chrono::steady_clock::now());
+      note_gateway_events();
     };
+  }
+
+  // What the gateway did to a service in the last second that a person should see among the
+  // events (the dashboard's and `squadron events`): ejections and breaker openings, from its
+  // counters (they are per service: the gateway's log names the instance).
+  void note_gateway_events() {
+    for (const auto& spec : fleet.manifest().services) {
+      const auto* h = traffic.history(spec.name);
+      if (h == nullptr || h->size() < 2) continue;
+      const auto& now = h->back();
+      const auto& before = (*h)[h->size() - 2];
+      if (now.ejections > before.ejections) {
+        fleet.note(
+            spec.name,
+            fmt::format("gateway: {} instance{} ejected in the last second after {} "
+                        "failures in a row (5xx, refused or reset); back after the "
+                        "ejection time",
+                        now.ejections - before.ejections,
+                        now.ejections - before.ejections == 1 ? "" : "s", spec.proxy.eject_after));
+      }
+      if (now.breaker_rejections > before.breaker_rejections) {
+        fleet.note(spec.name,
+                   fmt::format("gateway: {} request{} refused at once (503): more than "
+                               "{} in flight (the circuit breaker)",
+                               now.breaker_rejections - before.breaker_rejections,
+                               now.breaker_rejections - before.breaker_rejections == 1 ? "" : "s",
+                               spec.proxy.max_in_flight));
+      }
+    }
   }
 
   // Everything stops gracefully; then the server, and with it run(), ends.

@@ -610,15 +610,9 @@ json::array Fleet::history(std::string_view service) const {
   auto it = services_.find(service);
   if (it == services_.end()) return out;
   for (std::size_t i = 0; i < it->second.revisions.size(); ++i) {
-    const auto& r = it->second.revisions[i];
-    out.push_back(json::object{
-        {"revision", r.number},
-        {"hash", r.hash},
-        {"at_ms",
-         std::chrono::duration_cast<std::chrono::milliseconds>(r.at.time_since_epoch()).count()},
-        {"cause", r.cause},
-        {"failed", r.failed},
-        {"current", i == it->second.current}});
+    auto o = revision_json(it->second.revisions[i]);
+    o["current"] = i == it->second.current;
+    out.push_back(std::move(o));
   }
   return out;
 }

@@ -145,19 +145,24 @@ std::string definition_hash(const ServiceSpec& s) {
   return fmt::format("{:08x}", static_cast<std::uint32_t>(h ^ (h >> 32)));
 }
 
+json::object revision_json(const Revision& r) {
+  return json::object{
+      {"revision", r.number},
+      {"hash", r.hash},
+      {"at_ms",
+       std::chrono::duration_cast<std::chrono::milliseconds>(r.at.time_since_epoch()).count()},
+      {"cause", r.cause},
+      {"failed", r.failed}};
+}
+
 std::string revisions_json(const Histories& histories) {
   json::object services;
   for (const auto& [name, h] : histories) {
     json::array list;
     for (const auto& r : h.revisions) {
-      list.push_back(json::object{
-          {"revision", r.number},
-          {"hash", r.hash},
-          {"at_ms",
-           std::chrono::duration_cast<std::chrono::milliseconds>(r.at.time_since_epoch()).count()},
-          {"cause", r.cause},
-          {"failed", r.failed},
-          {"definition", definition_json(r.spec)}});
+      auto o = revision_json(r);
+      o["definition"] = definition_json(r.spec);
+      list.push_back(std::move(o));
     }
     services[name] = json::object{{"base", h.base},
                                   {"current", h.revisions.at(h.current).number},

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "squadron/control/manifest.hpp"
 
 namespace squadron::control {
@@ -45,6 +47,9 @@ bool is_squadrons_variable(std::string_view env_name) noexcept;
 // cwd, port, probes, stop grace, restart policy. A change here needs new instances; routes,
 // proxy policy, replicas, autoscaling and the deploy policy do not. Stable across runs.
 std::string definition_hash(const ServiceSpec& s);
+
+// {"revision", "hash", "at_ms", "cause", "failed"}: a revision as the API and the file show it.
+boost::json::object revision_json(const Revision& r);
 
 // The file's text: {"version": 1, "services": {name: {"base", "current" (a revision number),
 // "revisions": [{"revision", "hash", "at_ms", "cause", "failed", "definition"}]}}}.

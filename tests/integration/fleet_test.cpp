@@ -611,6 +611,14 @@ TEST_F(Gateway, AnInstanceAnswering503IsEjectedAndItsRequestsRetriedElsewhere) {
   }
   // Ejected after 5 failures: of 1,000 requests, at most those 5 (plus 1%) reached it.
   EXPECT_LE(count_of(failing), 15);
+  // ...and the ejection is among the fleet's events (from the gateway's counters, each second).
+  std::string events;
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       events.find("ejected") == std::string::npos && std::chrono::steady_clock::now() < until;) {
+    events = cli({"events", "flaky"}).output;
+    if (events.find("ejected") == std::string::npos) std::this_thread::sleep_for(100ms);  // pace
+  }
+  EXPECT_NE(events.find("gateway: 1 instance ejected"), std::string::npos) << events;
 }
 
 TEST_F(Gateway, ARetiredInstanceStopsOnlyOnceTheGatewayHasNoRequestInFlightToIt) {
