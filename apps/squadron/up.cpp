@@ -81,9 +81,11 @@ struct Runtime {
   void note_gateway_events() {
     for (const auto& spec : fleet.manifest().services) {
       const auto* h = traffic.history(spec.name);
-      if (h == nullptr || h->size() < 2) continue;
+      if (h == nullptr || h->empty()) continue;
       const auto& now = h->back();
-      const auto& before = (*h)[h->size() - 2];
+      // The first sample's counts are all new (the gateway started with the fleet).
+      const control::TrafficSample none;
+      const auto& before = h->size() >= 2 ? (*h)[h->size() - 2] : none;
       if (now.ejections > before.ejections) {
         fleet.note(
             spec.name,
