@@ -3,8 +3,11 @@
 #include <array>
 #include <cstdio>
 #include <functional>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <stdexcept>
+#include <sys/socket.h>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -346,6 +349,15 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
       std::size_t used = 0;
       result = parser.feed(std::string_view(conn->buffer.get(), rn), used);
       leftover = used < rn;
+      if (result == ResponseParser::Result::kNeedMore) {
+        // Part of an answer came: acknowledge it now. An upstream that writes its head and body
+        // separately with Nagle on (Python's http.server keeping the connection alive, say)
+        // holds the body until this ACK, which Linux would delay up to 40 ms (measured through
+        // the gateway: 43.8 ms a request without this, 0.36 ms with it). Only on this path: a
+        // whole answer in one read, the usual case, costs no system call.
+        const int one = 1;
+        ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+      }
       if (result == ResponseParser::Result::kError)
         x.error = "bad answer: " + std::string(parser.error());
       if (result == ResponseParser::Result::kNeedMore && options.stream_above != 0 &&
