@@ -760,11 +760,26 @@ TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
       c = std::make_unique<RawConnection>(gateway);
     }
   });
+  // The load runs before, during and after the scale-down (which, with the drain ending as soon
+  // as the gateway is done with an instance, can take only milliseconds).
+  auto wait_for_ok = [&](int n) {
+    for (const auto until = std::chrono::steady_clock::now() + 10s;
+         ok.load() < n && std::chrono::steady_clock::now() < until;)
+      std::this_thread::sleep_for(5ms);  // polling pace
+  };
+  wait_for_ok(50);
   const auto r = cli({"scale", "echo=1"});
+  const int at_scale = ok.load();
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       of(ps(), "echo").size() > 1 && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(10ms);  // polling pace: the three retired ones are gone
+  wait_for_ok(ok.load() + 50);
   stop = true;
   load.join();
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_GT(ok.load(), 50);
+  EXPECT_GE(at_scale, 50);
+  EXPECT_EQ(of(ps(), "echo").size(), 1u);
+  EXPECT_GT(ok.load(), at_scale + 49) << "and after";
   EXPECT_EQ(bad.load(), 0) << first_bad;
 }
 
