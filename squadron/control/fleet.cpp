@@ -483,12 +483,7 @@ std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const s
     const auto& running = state.revisions[state.current];
     std::vector<std::string> definition;
     std::vector<std::string> policy;
-    describe_changes(running.spec, spec, definition, policy);
-    // Routes, replicas and the like compare with what the service has now (an in-place update
-    // after the revision was made changes them, not the revision).
-    policy.clear();
-    std::vector<std::string> ignored;
-    describe_changes(*now, spec, ignored, policy);
+    describe_changes(*now, spec, definition, policy);  // *now is the running revision's spec
     step.revision = running.number;
     if (definition_hash(spec) != running.hash) {
       if (state.rollout && state.rollout->to_revision == 0)

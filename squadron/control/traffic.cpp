@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -126,34 +127,53 @@ void Traffic::when_idle(std::string instance, std::uint64_t revision, Clock::tim
     done(true);
     return;
   }
-  asio::co_spawn(executor_,
-                 wait_idle(std::move(instance), revision, deadline, std::move(done), alive_),
-                 asio::detached);
+  idle_waiters_.push_back({std::move(instance), revision, deadline, std::move(done)});
+  if (!drain_loop_running_) {
+    drain_loop_running_ = true;
+    asio::co_spawn(executor_, drain_loop(alive_), asio::detached);
+  }
 }
 
-asio::awaitable<void> Traffic::wait_idle(std::string instance, std::uint64_t revision,
-                                         Clock::time_point deadline, std::function<void(bool)> done,
-                                         std::shared_ptr<bool> alive) {
+asio::awaitable<void> Traffic::drain_loop(std::shared_ptr<bool> alive) {
   asio::steady_timer pause(executor_);
   auto& pool = http::ConnectionPool::of(executor_.context());
-  while (*alive && Clock::now() < deadline) {
+  while (*alive && !idle_waiters_.empty()) {
+    auto deadline = idle_waiters_.front().deadline;
+    for (const auto& w : idle_waiters_) deadline = std::min(deadline, w.deadline);
     http::Response res;
     const auto x =
         co_await pool.get("127.0.0.1", admin_port_, "/upstreams",
                           std::min(deadline, Clock::now() + std::chrono::seconds(1)), res);
     if (!*alive) co_return;
+    std::optional<json::value> doc;
     if (x.outcome == http::Outcome::kAnswered && res.status == 200) {
       boost::system::error_code ec;
-      const auto doc = json::parse(res.body, ec);
-      if (!ec && idle_in(doc, instance, revision)) {
-        done(true);
-        co_return;
-      }
+      doc = json::parse(res.body, ec);
+      if (ec) doc.reset();
     }
+    // Answer every waiter this round settles; `done` may add waiters (a rollout's next step).
+    std::vector<std::pair<std::function<void(bool)>, bool>> settled;
+    const auto now = Clock::now();
+    std::erase_if(idle_waiters_, [&](IdleWaiter& w) {
+      if (doc && idle_in(*doc, w.instance, w.revision)) {
+        settled.emplace_back(std::move(w.done), true);
+        return true;
+      }
+      if (now >= w.deadline) {
+        settled.emplace_back(std::move(w.done), false);
+        return true;
+      }
+      return false;
+    });
+    for (auto& [done, idle] : settled) {
+      done(idle);
+      if (!*alive) co_return;
+    }
+    if (idle_waiters_.empty()) break;
     pause.expires_after(std::chrono::milliseconds(10));
     co_await pause.async_wait(kAwait);
   }
-  if (*alive) done(false);
+  if (*alive) drain_loop_running_ = false;
 }
 
 bool Traffic::ingest(const json::value& metrics, Clock::time_point now, std::int64_t wall_ms) {

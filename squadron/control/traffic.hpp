@@ -69,9 +69,10 @@ class Traffic final {
   boost::json::value json(std::size_t history, std::string_view service = {}) const;
 
   // Calls `done(true)` once the gateway routes by registry revision `revision` or a later one
-  // and has no request in flight to `instance` (asking its /upstreams every 10 ms), or
-  // `done(false)` at `deadline`. Without a gateway, done(true) at once. `done` is not called
-  // if this object goes away first.
+  // and has no request in flight to `instance`, or `done(false)` at `deadline`. One loop asks
+  // the gateway's /upstreams every 10 ms for all the instances waiting (a scale-down of fifty
+  // is one request per round, not fifty). Without a gateway, done(true) at once. `done` is not
+  // called if this object goes away first.
   void when_idle(std::string instance, std::uint64_t revision, Clock::time_point deadline,
                  std::function<void(bool)> done);
   // Whether a /upstreams answer says that: the gateway has table `revision` or later and
@@ -93,9 +94,15 @@ class Traffic final {
     std::vector<std::uint64_t> latency;
   };
   boost::asio::awaitable<void> loop();
-  boost::asio::awaitable<void> wait_idle(std::string instance, std::uint64_t revision,
-                                         Clock::time_point deadline, std::function<void(bool)> done,
-                                         std::shared_ptr<bool> alive);
+  boost::asio::awaitable<void> drain_loop(std::shared_ptr<bool> alive);
+  struct IdleWaiter {
+    std::string instance;
+    std::uint64_t revision;
+    Clock::time_point deadline;
+    std::function<void(bool)> done;
+  };
+  std::vector<IdleWaiter> idle_waiters_;
+  bool drain_loop_running_ = false;
 
   boost::asio::io_context::executor_type executor_;
   std::uint16_t admin_port_;
