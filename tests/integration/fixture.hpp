@@ -1,8 +1,11 @@
 // Starts a real example binary on port 0 for each test and stops it afterwards.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -18,6 +21,17 @@ inline std::unique_ptr<ChildProcess> start_service(const std::string& name,
   std::vector<std::string> argv{bin_dir() + "/" + name, "--port", "0", "--threads", "1"};
   argv.insert(argv.end(), args.begin(), args.end());
   return std::make_unique<ChildProcess>(std::move(argv), std::move(env));
+}
+
+// Asks `done` every `pace` until it says yes or `timeout` passes; returns its last answer. For
+// waiting on what another process does (polling, not synchronisation within the test).
+inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                       std::chrono::milliseconds pace = std::chrono::milliseconds(10)) {
+  for (const auto until = std::chrono::steady_clock::now() + timeout;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(pace);
+  }
 }
 
 class ServiceTest : public ::testing::Test {

@@ -563,13 +563,14 @@ TEST_F(Gateway, AKilledGatewayServesAgainWithinASecond) {
   // restart, which can trail the first answer by a moment.
   pid_t now = pid;
   json::array after;
-  for (const auto until = std::chrono::steady_clock::now() + 5s;
-       now == pid && std::chrono::steady_clock::now() < until;) {
-    after = ps();
-    const auto gateways = of(after, "gateway");
-    if (!gateways.empty()) now = pid_of(*gateways[0]);
-    if (now == pid) std::this_thread::sleep_for(10ms);  // polling pace
-  }
+  eventually(
+      [&] {
+        after = ps();
+        const auto gateways = of(after, "gateway");
+        if (!gateways.empty()) now = pid_of(*gateways[0]);
+        return now != pid;
+      },
+      5s);
   ASSERT_NE(now, pid) << "a new gateway process";
   EXPECT_EQ(port_of(*of(after, "gateway")[0]), gateway_) << "on the same address";
 }
@@ -613,11 +614,12 @@ TEST_F(Gateway, AnInstanceAnswering503IsEjectedAndItsRequestsRetriedElsewhere) {
   EXPECT_LE(count_of(failing), 15);
   // ...and the ejection is among the fleet's events (from the gateway's counters, each second).
   std::string events;
-  for (const auto until = std::chrono::steady_clock::now() + 10s;
-       events.find("ejected") == std::string::npos && std::chrono::steady_clock::now() < until;) {
-    events = cli({"events", "flaky"}).output;
-    if (events.find("ejected") == std::string::npos) std::this_thread::sleep_for(100ms);  // pace
-  }
+  eventually(
+      [&] {
+        events = cli({"events", "flaky"}).output;
+        return events.find("ejected") != std::string::npos;
+      },
+      10s, 100ms);
   EXPECT_NE(events.find("gateway: 1 instance ejected"), std::string::npos) << events;
 }
 
@@ -643,21 +645,20 @@ TEST_F(Gateway, ARetiredInstanceStopsOnlyOnceTheGatewayHasNoRequestInFlightToIt)
     });
   }
   // Every slow request has reached an instance (each counts it before it sleeps).
-  for (const auto until = std::chrono::steady_clock::now() + 10s;
-       std::chrono::steady_clock::now() < until;) {
-    long n = 0;
-    for (auto p : ports) n += std::max(0L, count_of(p));
-    if (n >= kSlow) break;
-    std::this_thread::sleep_for(10ms);  // polling pace
-  }
+  eventually(
+      [&] {
+        long n = 0;
+        for (auto p : ports) n += std::max(0L, count_of(p));
+        return n >= kSlow;
+      },
+      10s);
   const auto scaled = std::chrono::steady_clock::now();
   const auto r = cli({"scale", "flaky=1"});
   ASSERT_EQ(r.code, 0) << r.output;
   for (auto& t : slow) t.join();
   for (int i = 0; i < kSlow; ++i) EXPECT_EQ(status[i], 200) << "slow request " << i;
   // ...and it went soon after its last request, not at the stop_grace bound (10 s).
-  while (of(ps(), "flaky").size() > 1 && std::chrono::steady_clock::now() - scaled < 9s)
-    std::this_thread::sleep_for(20ms);  // polling pace
+  eventually([&] { return of(ps(), "flaky").size() <= 1; }, 9s, 20ms);
   EXPECT_EQ(of(ps(), "flaky").size(), 1u);
   EXPECT_LT(std::chrono::steady_clock::now() - scaled, 5s);
 }
@@ -762,17 +763,11 @@ TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
   });
   // The load runs before, during and after the scale-down (which, with the drain ending as soon
   // as the gateway is done with an instance, can take only milliseconds).
-  auto wait_for_ok = [&](int n) {
-    for (const auto until = std::chrono::steady_clock::now() + 10s;
-         ok.load() < n && std::chrono::steady_clock::now() < until;)
-      std::this_thread::sleep_for(5ms);  // polling pace
-  };
+  auto wait_for_ok = [&](int n) { eventually([&] { return ok.load() >= n; }, 10s, 5ms); };
   wait_for_ok(50);
   const auto r = cli({"scale", "echo=1"});
   const int at_scale = ok.load();
-  for (const auto until = std::chrono::steady_clock::now() + 10s;
-       of(ps(), "echo").size() > 1 && std::chrono::steady_clock::now() < until;)
-    std::this_thread::sleep_for(10ms);  // polling pace: the three retired ones are gone
+  eventually([&] { return of(ps(), "echo").size() <= 1; }, 10s);  // the three retired ones gone
   wait_for_ok(ok.load() + 50);
   stop = true;
   load.join();
@@ -1248,9 +1243,7 @@ TEST_F(Gateway, ApplyRollsWhatChangedUpdatesRoutesInPlaceAddsAndRemovesServices)
   r = cli({"apply"}, 60s);
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("flask                remove"), std::string::npos) << r.output;
-  for (const auto until = std::chrono::steady_clock::now() + 10s;
-       !of(ps(), "flask").empty() && std::chrono::steady_clock::now() < until;)
-    std::this_thread::sleep_for(50ms);  // polling pace: it drains for a second, then stops
+  eventually([&] { return of(ps(), "flask").empty(); }, 10s, 50ms);  // drains, then stops
   EXPECT_TRUE(of(ps(), "flask").empty());
   py = fetch(gateway, "GET", "/py/hello");
   ASSERT_TRUE(py);
