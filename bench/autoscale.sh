@@ -12,15 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEP=${STEP:-15}
 PY=/usr/bin/python3
+source bench/lib.sh
 [ -x build/bin/squadron ] || scripts/build
 command -v wrk >/dev/null || scripts/bootstrap
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-cleanup() { S down >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: autoscale
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -31,8 +27,6 @@ services:
     ready: { path: /readyz }
     autoscale: { min: 1, max: 10, metric: concurrency, target: 2, scale_down_delay: 10s }
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-gateway=$(S ps --json | $PY -c "import json,sys;print([i['port'] for i in json.load(sys.stdin) if i['service']=='gateway'][0])")
 url="http://127.0.0.1:$gateway/echo?delay_ms=50"
 now() { date +%s.%N; }
 ready() { S ps --json | $PY -c "import json,sys;print(sum(1 for i in json.load(sys.stdin) if i['service']=='echo' and i['state']=='ready'))"; }

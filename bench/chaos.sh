@@ -7,17 +7,14 @@
 #   DURATION=10 EVERY=1 bench/chaos.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+source bench/lib.sh
 DURATION=${DURATION:-20}
 EVERY=${EVERY:-2}
 [ -x build/bin/squadron ] || scripts/build
 command -v wrk >/dev/null || scripts/bootstrap
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-cleanup() { S down >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: chaos
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -28,8 +25,6 @@ services:
     ready: { path: /readyz }
     routes: [/hello]
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-gateway=$(S ps --json | /usr/bin/python3 -c "import json,sys;print([i['port'] for i in json.load(sys.stdin) if i['service']=='gateway'][0])")
 echo "gateway on 127.0.0.1:$gateway; wrk -t1 -c32 -d${DURATION}s; kill -9 of a hello replica every ${EVERY}s"
 
 wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$gateway/hello" >"$work/wrk.txt" 2>&1 &

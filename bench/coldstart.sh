@@ -13,12 +13,7 @@ PY=/usr/bin/python3
 [ -x build/bin/squadron ] || scripts/build
 source bench/lib.sh
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-cleanup() { S down >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: coldstart
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -28,8 +23,6 @@ services:
     routes: [/hello]
     autoscale: { min: 0, max: 2, target: 8, scale_down_delay: 60s }
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-gateway=$(S ps --json | $PY -c "import json,sys;print([i['port'] for i in json.load(sys.stdin) if i['service']=='gateway'][0])")
 echo "gateway on 127.0.0.1:$gateway; $TRIALS trials: scale hello=0, then one request"
 times=""
 errors=0

@@ -25,20 +25,11 @@ STEP=${STEP:-7}
 DELAY=${DELAY:-5s}
 PEAK=20   # instances at the peak: 40 in flight / target 2
 PY=/usr/bin/python3
+source bench/lib.sh
 [ -x build/bin/squadron ] || scripts/build
 command -v wrk >/dev/null || scripts/bootstrap
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-sampler=""
-cleanup() {
-  [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
-  S down >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: diurnal
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -49,8 +40,6 @@ services:
     ready: { path: /readyz }
     autoscale: { min: 1, max: $PEAK, metric: concurrency, target: 2, scale_down_delay: $DELAY }
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-gateway=$(S ps --json | $PY -c "import json,sys;print([i['port'] for i in json.load(sys.stdin) if i['service']=='gateway'][0])")
 url="http://127.0.0.1:$gateway/echo?delay_ms=20"
 
 # Instances of echo, sampled every 0.5 s for the whole day.
@@ -62,6 +51,7 @@ url="http://127.0.0.1:$gateway/echo?delay_ms=20"
   done
 ) &
 sampler=$!
+pids+=("$sampler")
 
 # Requests in flight for step i of SEGMENTS: the profile's share of the peak (40), at least 4.
 load_at() {

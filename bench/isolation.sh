@@ -9,20 +9,11 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 HANGING=${HANGING:-500}
 PY=/usr/bin/python3
+source bench/lib.sh
 [ -x build/bin/squadron ] || scripts/build
 command -v wrk >/dev/null || scripts/bootstrap
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-hold_pid=
-cleanup() {
-  [ -n "$hold_pid" ] && kill "$hold_pid" 2>/dev/null || true
-  S down >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: isolation
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -36,8 +27,6 @@ services:
     routes: [/stuck]
     proxy: { timeout: 30s, retries: 0 }
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-gateway=$(S ps --json | $PY -c "import json,sys;print([i['port'] for i in json.load(sys.stdin) if i['service']=='gateway'][0])")
 
 p99() {
   wrk -t1 -c32 -d"$DURATION" --latency "http://127.0.0.1:$gateway/hello" |
@@ -56,6 +45,7 @@ for _ in range(n):
 time.sleep(60)
 PYEOF
 hold_pid=$!
+pids+=("$hold_pid")
 sleep 2
 loaded=$(p99)
 echo "hello p99 through the gateway: alone ${base} ms; with ${HANGING} requests hanging on another service ${loaded} ms"

@@ -9,3 +9,22 @@ wait_port() {
 }
 # The median of a space-separated list of numbers.
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# A fleet of the manifest read from stdin, in a temporary folder: `start_fleet <<YAML ... YAML`.
+# Sets $work and $gateway (the gateway's port, if it has one); S runs the CLI on it. At exit the
+# fleet is stopped, the processes listed in $pids are killed and the folder is removed.
+pids=()
+S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
+port_of() { S ps --json | $PY -c "import json,sys;print(([i['port'] for i in json.load(sys.stdin) if i['service']=='$1'] or [''])[0])"; }
+stop_fleet() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  S down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+start_fleet() {
+  work=$(mktemp -d)
+  trap stop_fleet EXIT
+  cat >"$work/squadron.yaml"
+  S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
+  gateway=$(port_of gateway)
+}

@@ -11,20 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30}
 PY=/usr/bin/python3
+source bench/lib.sh
 [ -x build/bin/squadron ] || scripts/build
 command -v wrk >/dev/null || scripts/bootstrap
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  S down >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: rolling
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -35,8 +26,6 @@ services:
     routes: [/echo]
     ready: { path: /readyz }
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-gateway=$(S ps --json | $PY -c "import json,sys;print([i['port'] for i in json.load(sys.stdin) if i['service']=='gateway'][0])")
 echo "gateway on 127.0.0.1:$gateway; ${DURATION} s of load; deploy at 8 s, a failing deploy at 18 s"
 
 # Ready instances of echo, every 0.2 s.

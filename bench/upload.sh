@@ -8,15 +8,12 @@
 #   MIB=256 bench/upload.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+source bench/lib.sh
 MIB=${MIB:-1024}
 [ -x build/bin/squadron ] || scripts/build
 
-work=$(mktemp -d)
-S() { build/bin/squadron --file "$work/squadron.yaml" "$@"; }
-cleanup() { S down >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-cat >"$work/squadron.yaml" <<YAML
+start_fleet <<YAML
 name: upload
 control: { listen: 127.0.0.1:0 }
 gateway: { listen: 127.0.0.1:0 }
@@ -26,7 +23,6 @@ services:
     routes: [/sink]
     proxy: { timeout: 300s }
 YAML
-S up -d >"$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
 read -r gateway gateway_pid < <(S ps --json | /usr/bin/python3 -c "import json,sys;g=[i for i in json.load(sys.stdin) if i['service']=='gateway'][0];print(g['port'],g['pid'])")
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status"; }
 bytes=$((MIB * 1024 * 1024))
