@@ -155,7 +155,12 @@ void Fleet::start() {
   if (!options_.state_file.empty()) {
     std::string warning;
     const auto saved = load_desired(options_.state_file, warning);
-    if (!warning.empty()) event("", "", "state: " + warning);
+    if (!warning.empty()) {
+      const auto kept = keep_corrupt(options_.state_file);
+      event("", "",
+            "state: " + warning +
+                (kept.empty() ? "" : fmt::format(" (the file as it was: {})", kept.string())));
+    }
     for (const auto& spec : manifest_.services) {
       auto it = saved.find(spec.name);
       if (it == saved.end() || spec.autoscale) continue;  // the autoscaler decides those
@@ -190,10 +195,13 @@ void Fleet::restore_revisions() {
   }
   std::string warning;
   auto saved = parse_revisions(text.str(), mine, warning);
-  if (!warning.empty())
+  if (!warning.empty()) {
+    const auto kept = keep_corrupt(options_.revisions_file);
     event("", "",
-          fmt::format("state: {}: {}; those services start from the manifest",
-                      options_.revisions_file.string(), warning));
+          fmt::format("state: {}: {}; those services start from the manifest{}",
+                      options_.revisions_file.string(), warning,
+                      kept.empty() ? "" : fmt::format(" (the file as it was: {})", kept.string())));
+  }
   for (auto& spec : manifest_.services) {
     auto it = saved.find(spec.name);
     if (it == saved.end()) continue;
@@ -657,6 +665,7 @@ void Fleet::reconcile_service(const ServiceSpec& spec, ServiceState& state) {
   }
   const int have = static_cast<int>(members.size());
   if (have < state.desired) {
+    if (holds_fixed_port(spec)) return;  // its successor starts once it is gone (on_remove)
     for (int i = have; i < state.desired; ++i) add(spec);
   } else if (have > state.desired) {
     for (const auto& id : choose_surplus(members, static_cast<std::size_t>(have - state.desired)))
@@ -767,12 +776,16 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
     if (is_ready) --ready;
     --remaining;
   }
-  while (fresh < desired && fresh + remaining < desired + surge) {
+  // A fixed port is handed over, never shared: the successor starts once the old process (its
+  // whole group) has exited, so it binds at the first try and its probe reaches only itself.
+  const bool handing_over = holds_fixed_port(spec);
+  while (!handing_over && fresh < desired && fresh + remaining < desired + surge) {
     const auto id = add(spec);
     r.surges.emplace(id, clock_.now());
     ++fresh;
   }
-  if (r.old_ids.empty() && r.surges.empty()) {
+  // Done once every old instance is gone and the successors are ready, not before.
+  if (r.old_ids.empty() && r.surges.empty() && fresh >= desired) {
     event(spec.name, "",
           fmt::format("{} done: {} instance{} replaced", what, r.replaced,
                       r.replaced == 1 ? "" : "s"));
@@ -780,6 +793,13 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
     return false;
   }
   return true;
+}
+
+bool Fleet::holds_fixed_port(const ServiceSpec& spec) const {
+  if (!spec.port) return false;
+  const auto all = sup_.snapshot();
+  return std::any_of(all.begin(), all.end(),
+                     [&](const sv::InstanceStatus& st) { return st.service == spec.name; });
 }
 
 void Fleet::on_change(const sv::InstanceStatus& st) {

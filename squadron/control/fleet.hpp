@@ -184,6 +184,9 @@ class Fleet final {
   void kick();
   void schedule_resync();
   void reconcile();
+  // Whether an instance of this fixed-port service still exists (running, draining, stopping):
+  // no other may start until it is gone.
+  bool holds_fixed_port(const ServiceSpec& spec) const;
   void reconcile_service(const ServiceSpec& spec, ServiceState& state);
   bool step_rollout(const ServiceSpec& spec, ServiceState& state,
                     const std::vector<supervisor::InstanceStatus>& members);

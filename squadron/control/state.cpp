@@ -1,6 +1,7 @@
 #include "squadron/control/state.hpp"
 
 #include <cerrno>
+#include <ctime>
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
@@ -80,6 +81,40 @@ std::error_code write_file_atomic(const fs::path& file, std::string_view content
     ::close(dir);
   }
   return {};
+}
+
+std::error_code secure_state_dir(const StateDir& dir) {
+  std::error_code ec;
+  for (const auto& d : {dir.root, dir.logs()}) {
+    fs::create_directories(d, ec);
+    if (ec) return ec;
+    fs::permissions(d, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) return ec;
+  }
+  for (auto it = fs::recursive_directory_iterator(dir.root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code perm_ec;
+    if (it->is_symlink(perm_ec)) continue;
+    fs::permissions(it->path(),
+                    it->is_directory(perm_ec) ? fs::perms::owner_all
+                                              : fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace, perm_ec);
+  }
+  return {};
+}
+
+fs::path keep_corrupt(const fs::path& file) {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  fs::path copy = file.string() + ".corrupt-" + stamp;
+  for (int n = 2; fs::exists(copy); ++n)
+    copy = file.string() + ".corrupt-" + stamp + "-" + std::to_string(n);
+  const auto text = read_file(file);
+  if (!text || write_file_atomic(copy, *text, 0600)) return {};
+  return copy;
 }
 
 std::optional<std::string> read_token(const fs::path& file) {
@@ -190,7 +225,7 @@ int try_lock(const fs::path& file, std::error_code& ec) {
   ec.clear();
   fs::create_directories(file.parent_path(), ec);
   if (ec) return -1;
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     ec = last_error();
     return -1;

@@ -34,9 +34,18 @@ struct StateDir {
   std::filesystem::path logs() const { return root / "logs"; }
 };
 
-// Writes `content` to `file` atomically with permissions `mode`.
+// Writes `content` to `file` atomically with permissions `mode` (owner only by default: the
+// state may hold environment values, which may be secrets).
 std::error_code write_file_atomic(const std::filesystem::path& file, std::string_view content,
-                                  mode_t mode = 0644);
+                                  mode_t mode = 0600);
+
+// Makes `.squadron/` and its `logs/` (mode 0700) and brings what an earlier version left there
+// to owner-only modes (directories 0700, files 0600). Errors: the directory cannot be made.
+std::error_code secure_state_dir(const StateDir& dir);
+
+// Keeps a copy of a state file that could not be read whole as `<file>.corrupt-<UTC time>`
+// (0600) before the fleet writes it afresh; returns the copy's path, empty if it failed.
+std::filesystem::path keep_corrupt(const std::filesystem::path& file);
 
 // The token in `file`, or a new one (32 random bytes, hex) written there with mode 0600.
 std::optional<std::string> load_or_create_token(const std::filesystem::path& file,

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <exception>
 #include <list>
 #include <mutex>
@@ -18,6 +21,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/check.hpp"
+#include "squadron/core/limits.hpp"
 
 namespace squadron::http {
 
@@ -43,6 +47,7 @@ struct Connection {
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
   bool timed_out = false;  // the sweeper cancelled the socket because the deadline passed
   bool idle = false;       // waiting for the first byte of a request
+  bool evicted = false;    // closed to make room for a newer connection
 };
 
 void log_exception(std::exception_ptr e) noexcept {
@@ -143,6 +148,7 @@ class Server::Worker {
   }
 
   ~Worker() {
+    if (spare_fd_ >= 0) ::close(spare_fd_);
     // Coroutines still suspended (requests cut off after the grace period) are destroyed here,
     // while every member they refer to is still alive.
     destroying_ = true;
@@ -154,11 +160,30 @@ class Server::Worker {
 
   void start() { asio::co_spawn(ctx_, sweep_loop(), asio::detached); }
 
-  // Adopts an accepted socket (on this worker's thread).
+  // Adopts an accepted socket (on this worker's thread), within this thread's share of the
+  // connection cap: past it, the oldest connection waiting for a request makes room, or the
+  // newcomer is told 503 and closed.
   void adopt(tcp::socket socket) {
     if (stopping_) return;  // socket closes on destruction
+    if (count_.load(std::memory_order_relaxed) >= cap_ && !make_room()) {
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+          "Retry-After: 1\r\nConnection: close\r\nContent-Length: 97\r\n\r\n"
+          "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
+          "\"detail\":\"too many connections\"}";
+      error_code ec;
+      socket.non_blocking(true, ec);
+      socket.write_some(asio::buffer(kBusy), ec);  // best effort; never waits
+      socket.shutdown(tcp::socket::shutdown_both, ec);
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     asio::co_spawn(ctx_, session(std::move(socket)), log_exception);
   }
+
+  void set_cap(std::size_t cap) noexcept { cap_ = std::max<std::size_t>(cap, 1); }
+  std::size_t evicted() const noexcept { return evicted_.load(std::memory_order_relaxed); }
+  std::size_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
   void add_acceptor(std::unique_ptr<tcp::acceptor> a) { acceptors_.push_back(std::move(a)); }
   bool has_acceptor() const noexcept { return !acceptors_.empty(); }
@@ -175,6 +200,16 @@ class Server::Worker {
       auto [ec, socket] = co_await acceptor->async_accept(kAwait);
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
+        if (ec == asio::error::no_descriptors && spare_fd_ >= 0) {
+          // Out of descriptors: the spare one makes room to accept and close the newcomer, so it
+          // hears "no" at once instead of waiting in the listen queue (libev's trick).
+          ::close(spare_fd_);
+          const int fd = ::accept4(acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+          if (fd >= 0) ::close(fd);
+          refused_.fetch_add(1, std::memory_order_relaxed);
+          spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+          continue;
+        }
         // Out of descriptors or memory: the listen queue holds clients while we back off.
         backoff.expires_after(std::chrono::milliseconds(50));
         co_await backoff.async_wait(kAwait);
@@ -197,6 +232,20 @@ class Server::Worker {
         if (!assign_ec) target.adopt(std::move(s));
       });
     }
+  }
+
+  // Closes the oldest connection that waits for its next request; false if none does.
+  bool make_room() {
+    error_code ec;
+    for (auto it = conns_.rbegin(); it != conns_.rend(); ++it) {
+      Connection* c = *it;
+      if (!c->idle || c->evicted) continue;
+      c->evicted = true;
+      c->socket.cancel(ec);
+      evicted_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    return false;
   }
 
   void begin_stop(std::chrono::milliseconds grace) {
@@ -269,6 +318,9 @@ class Server::Worker {
         out.clear();
         co_return false;
       }
+      // Written: no deadline until the next wait sets one (a stream may be quiet for long
+      // between its pieces; io_timeout bounds a write that makes no progress, not the quiet).
+      conn.deadline = SteadyClock::time_point::max();
     }
     out.clear();
     co_return true;
@@ -499,8 +551,13 @@ class Server::Worker {
   // The time at the last sweep: deadlines are only checked at sweeps, so they are set from this
   // instead of reading the clock twice per request (a deadline fires within two ticks of due).
   SteadyClock::time_point coarse_now_ = SteadyClock::now();
-  std::list<Connection*> conns_;
+  std::list<Connection*> conns_;  // newest first
   std::atomic<std::size_t> count_{0};
+  std::size_t cap_ = SIZE_MAX;  // this thread's share of max_connections
+  std::atomic<std::size_t> evicted_{0};
+  std::atomic<std::size_t> refused_{0};
+  // Kept open to be closed when accept() fails for want of descriptors (worker 0 only).
+  int spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::string date_;
   std::time_t date_second_ = 0;
   bool stopping_ = false;
@@ -514,6 +571,26 @@ Server::Server(ServerConfig config, Handler& handler)
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < n; ++i)
     workers_.push_back(std::make_unique<Worker>(i, config_, handler_));
+  max_connections_ = config_.max_connections;
+  if (max_connections_ == 0) {
+    const std::size_t limit = core::fd_limit();
+    const std::size_t reserve = std::max<std::size_t>(64, limit / 10);
+    max_connections_ = limit > reserve + 16 ? limit - reserve : 16;
+  }
+  // Each thread keeps its share: a connection stays on the thread that adopted it.
+  for (auto& w : workers_) w->set_cap((max_connections_ + n - 1) / n);
+}
+
+std::size_t Server::evicted() const noexcept {
+  std::size_t n = 0;
+  for (const auto& w : workers_) n += w->evicted();
+  return n;
+}
+
+std::size_t Server::refused() const noexcept {
+  std::size_t n = 0;
+  for (const auto& w : workers_) n += w->refused();
+  return n;
 }
 
 Server::~Server() = default;
@@ -539,6 +616,8 @@ error_code Server::listen_also(const std::string& host, std::uint16_t port, std:
   auto acceptor = std::make_unique<tcp::acceptor>(main_context());
   const tcp::endpoint ep(address, port);
   acceptor->open(ep.protocol(), ec);
+  // Asio opens sockets without SOCK_CLOEXEC: no program this one starts may hold its listener.
+  if (!ec) ::fcntl(acceptor->native_handle(), F_SETFD, FD_CLOEXEC);
   if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor->bind(ep, ec);
   if (!ec) acceptor->listen(config_.backlog, ec);

@@ -40,6 +40,12 @@ struct ServerConfig {
   // A body read or a response write making no progress this long ends the connection.
   std::chrono::milliseconds io_timeout = std::chrono::seconds(60);
   int backlog = 4096;
+  // Open connections at most, over all threads and listeners; 0: the descriptor limit less a
+  // reserve (a tenth, at least 64), as HAProxy derives maxconn from ulimit. Past it the oldest
+  // connection that waits for a request is closed to make room (nginx reuses idle keep-alive
+  // connections the same way); when none waits, the new one is answered 503 and closed. Either
+  // way nobody else stalls, and descriptors stay for what the process must still open.
+  std::size_t max_connections = 0;
 };
 
 // What the server calls for every parsed request. Implementations are shared by all threads.
@@ -88,6 +94,12 @@ class Server final {
 
   // Number of open connections, summed over threads (approximate while serving).
   std::size_t connections() const noexcept;
+  // Connections closed to keep within max_connections: idle ones closed for a newcomer, and
+  // newcomers refused (503) when none was idle; summed over threads.
+  std::size_t evicted() const noexcept;
+  std::size_t refused() const noexcept;
+  // The cap in force (max_connections, or the one derived from the descriptor limit).
+  std::size_t max_connections() const noexcept { return max_connections_; }
 
   class Worker;
 
@@ -96,6 +108,7 @@ class Server final {
   Handler& handler_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
+  std::size_t max_connections_ = 0;
   std::atomic<bool> stopping_{false};
 };
 

@@ -1,5 +1,7 @@
 // Restart backoff of one instance, as the design doc sets it: the first restart at once, then
-// 0.5 s doubling up to 30 s; an instance that stayed up 60 s starts over at "at once".
+// 0.5 s doubling up to 30 s; an instance that stayed up 60 s starts over at "at once". It counts
+// quick crashes only: an instance that was ready for longer than the delay it would now get
+// restarts at once (a crash after 16 s of healthy service is not the fifth of a loop).
 //
 //   RestartBackoff backoff{clock};
 //   backoff.on_start();                  // the process was started
@@ -26,20 +28,36 @@ class RestartBackoff final {
       : clock_(clock), policy_(policy) {}
 
   // Records that the process started now.
-  void on_start() noexcept { started_ = clock_.now(); }
+  void on_start() noexcept {
+    started_ = clock_.now();
+    ready_ = false;
+  }
+  // Records that the process passed its readiness probe now.
+  void on_ready() noexcept {
+    ready_at_ = clock_.now();
+    ready_ = true;
+  }
 
   // Records an exit now; returns the delay before the next start.
   std::chrono::milliseconds on_exit() noexcept {
-    if (clock_.now() - started_ >= policy_.reset_after) failures_ = 0;
+    const auto now = clock_.now();
+    if (now - started_ >= policy_.reset_after) failures_ = 0;
     std::chrono::milliseconds delay{0};
     if (failures_ > 0) {
       delay = policy_.first;
       for (int i = 1; i < failures_ && delay < policy_.max; ++i) delay *= 2;
       if (delay > policy_.max) delay = policy_.max;
     }
+    if (ready_ && now - ready_at_ >= delay) {
+      failures_ = 0;
+      delay = std::chrono::milliseconds(0);
+    }
+    ready_ = false;
     ++failures_;
     return delay;
   }
+
+  const BackoffPolicy& policy() const noexcept { return policy_; }
 
   // Consecutive quick exits so far.
   int failures() const noexcept { return failures_; }
@@ -48,6 +66,8 @@ class RestartBackoff final {
   const core::Clock& clock_;
   BackoffPolicy policy_;
   core::Clock::TimePoint started_{};
+  core::Clock::TimePoint ready_at_{};
+  bool ready_ = false;
   int failures_ = 0;
 };
 

@@ -45,5 +45,42 @@ TEST(RestartBackoff, FiftyNineSecondsUpIsNotEnoughToReset) {
   EXPECT_EQ(b.on_exit(), 500ms);
 }
 
+// The finding: a crash loop escalated the delay to 16 s, and a kill -9 of the instance
+// after it had then served for 16 s waited 16 s more. Only quick crashes count.
+TEST(RestartBackoff, AnInstanceReadyLongerThanItsDelayRestartsAtOnce) {
+  core::FakeClock clock;
+  RestartBackoff b(clock);
+  for (int i = 0; i < 7; ++i) {  // 0, 0.5, 1, 2, 4, 8, 16 s
+    b.on_start();
+    clock.advance(10ms);
+    b.on_exit();
+  }
+  b.on_start();
+  clock.advance(100ms);
+  b.on_ready();
+  clock.advance(30s);  // ready for 30 s: longer than the 30 s it would wait now
+  EXPECT_EQ(b.on_exit(), 0ms);
+  b.on_start();
+  clock.advance(10ms);
+  EXPECT_EQ(b.on_exit(), 500ms) << "a quick crash right after counts again, from the start";
+}
+
+TEST(RestartBackoff, ReadyForLessThanTheDelayStillBacksOff) {
+  core::FakeClock clock;
+  RestartBackoff b(clock);
+  for (int i = 0; i < 4; ++i) {  // 0, 0.5, 1, 2 s
+    b.on_start();
+    clock.advance(10ms);
+    b.on_exit();
+  }
+  b.on_start();
+  b.on_ready();
+  clock.advance(3s);  // the next delay is 4 s
+  EXPECT_EQ(b.on_exit(), 4s);
+  b.on_start();
+  clock.advance(10ms);
+  EXPECT_EQ(b.on_exit(), 8s) << "not ready this time";
+}
+
 }  // namespace
 }  // namespace squadron::supervisor

@@ -5,9 +5,14 @@
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "squadron/core/limits.hpp"
 
 extern char** environ;
 
@@ -88,20 +93,40 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
   const std::string cwd = spec.cwd.string();
 
   Pipe out, err, status;
-  if (!out.open() || !err.open() || !status.open()) {
-    const auto ec = last_error();
+  // The inherited descriptors, first copied above the range they land in (3 .. 3+n-1), so that
+  // placing one never overwrites another; the copies are close-on-exec and closed below.
+  std::vector<int> inherit;
+  auto close_all = [&] {
     out.close_both();
     err.close_both();
     status.close_both();
+    for (int fd : inherit) ::close(fd);
+  };
+  const int first_free = 3 + static_cast<int>(spec.inherit_fds.size());
+  for (int fd : spec.inherit_fds) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, first_free);
+    if (copy < 0) {
+      const auto ec = last_error();
+      close_all();
+      return ec;
+    }
+    inherit.push_back(copy);
+  }
+  if (!out.open() || !err.open() || !status.open()) {
+    const auto ec = last_error();
+    close_all();
     return ec;
   }
+  // The soft descriptor limit the fleet started with, not the one it raised for itself.
+  rlimit child_nofile{};
+  const bool restore_nofile = core::original_fd_limit() != 0 &&
+                              ::getrlimit(RLIMIT_NOFILE, &child_nofile) == 0;
+  if (restore_nofile) child_nofile.rlim_cur = core::original_fd_limit();
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const auto ec = last_error();
-    out.close_both();
-    err.close_both();
-    status.close_both();
+    close_all();
     return ec;
   }
   if (pid == 0) {
@@ -113,18 +138,29 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
     sigemptyset(&all);
     ::sigprocmask(SIG_SETMASK, &all, nullptr);
     for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) ::signal(s, SIG_DFL);
+    if (restore_nofile) ::setrlimit(RLIMIT_NOFILE, &child_nofile);
     ::dup2(out.write, STDOUT_FILENO);
     ::dup2(err.write, STDERR_FILENO);
-    const int devnull = ::open("/dev/null", O_RDONLY);
+    // The status pipe moves above the inherited range before that range is filled.
+    int report = status.write;
+    if (report < first_free) report = ::fcntl(status.write, F_DUPFD_CLOEXEC, first_free);
+    const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    for (std::size_t i = 0; i < inherit.size(); ++i) ::dup2(inherit[i], 3 + static_cast<int>(i));
+    // Everything else above 2 (the fleet's listeners and connections, which Asio opens without
+    // SOCK_CLOEXEC, its log files, the status pipe) closes at exec; the status pipe stays open
+    // until then so that a failed exec can still say why.
+    if (::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      for (int fd = first_free; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
       const int e = errno;
-      (void)!::write(status.write, &e, sizeof e);
+      (void)!::write(report, &e, sizeof e);
       ::_exit(127);
     }
     ::execve(path.c_str(), argv.data(), envp.data());
     const int e = errno;
-    (void)!::write(status.write, &e, sizeof e);
+    (void)!::write(report, &e, sizeof e);
     ::_exit(127);
   }
   // Parent. Also set the group from this side, so it holds whichever runs first.
@@ -132,6 +168,7 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
   ::close(out.write);
   ::close(err.write);
   ::close(status.write);
+  for (int fd : inherit) ::close(fd);
   int child_errno = 0;
   ssize_t n;
   do {

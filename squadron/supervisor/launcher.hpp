@@ -9,6 +9,8 @@
 //
 // Every process starts in its own process group (pgid == pid), so a signal reaches everything
 // it started; and with PR_SET_PDEATHSIG it is killed if the supervisor dies, even by SIGKILL.
+// A child holds 0 (/dev/null), 1 and 2 (pipes to the supervisor), the `inherit_fds` it was
+// given, and nothing else of the supervisor's: no listener, no connection, no log file.
 #pragma once
 
 #include <filesystem>
@@ -26,6 +28,9 @@ struct LaunchSpec {
   std::vector<std::string> argv;
   std::filesystem::path cwd;
   std::map<std::string, std::string> env;  // on top of the supervisor's own environment
+  // Descriptors the child inherits, as 3, 4, ... in this order (systemd's LISTEN_FDS
+  // convention); the caller keeps its own. Every other descriptor above 2 is closed at exec.
+  std::vector<int> inherit_fds;
 };
 
 struct LaunchedProcess {

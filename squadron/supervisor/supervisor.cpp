@@ -4,6 +4,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "squadron/core/spawn.hpp"
 #include "squadron/supervisor/backoff.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/probe_tracker.hpp"
@@ -56,14 +61,40 @@ namespace {
 constexpr std::size_t kRingLines = 1000;
 constexpr std::size_t kMaxLine = 16 * 1024;
 
-std::uint16_t pick_free_port() {
-  boost::system::error_code ec;
-  asio::io_context io;
-  tcp::acceptor a(io);
-  a.open(tcp::v4(), ec);
-  if (!ec) a.bind({asio::ip::address_v4::loopback(), 0}, ec);
-  if (ec) return 0;
-  return a.local_endpoint(ec).port();
+// A free loopback port for an instance, or the reason there is none (out of descriptors).
+// Plain system calls: an io_context here would throw where a socket cannot be made.
+boost::system::result<std::uint16_t> pick_free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return boost::system::error_code(errno, boost::system::system_category());
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return boost::system::error_code(e, boost::system::system_category());
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Whether some process listens on `port` (any address): a fixed port is handed to a new process
+// only once nobody holds it, so that a probe never reaches the process before it.
+bool port_held(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;  // cannot tell: the start will say
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // TIME_WAIT is no holder
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(port);
+  const bool held =
+      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return held;
 }
 
 std::string describe_exit(int status) {
@@ -151,8 +182,13 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
       std::filesystem::rename(path, sup->log_dir_ / (st.id + ".log.1"), ec);
     }
     if (log_file == nullptr) {
-      log_file = std::fopen(path.c_str(), "ae");
-      if (log_file == nullptr) return;  // logging to disk is best effort; the ring still has it
+      // Owner only: a service's output may carry what it was given.
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      log_file = fd >= 0 ? ::fdopen(fd, "a") : nullptr;
+      if (log_file == nullptr) {
+        if (fd >= 0) ::close(fd);
+        return;  // logging to disk is best effort; the ring still has it
+      }
       std::error_code ec;
       const auto size = std::filesystem::file_size(path, ec);
       log_bytes = ec ? 0 : static_cast<std::size_t>(size);
@@ -181,12 +217,12 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
 
 namespace {
 
-asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self, int fd) {
-  asio::posix::stream_descriptor d(co_await asio::this_coro::executor, fd);  // owns fd
+asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self,
+                                  std::unique_ptr<asio::posix::stream_descriptor> d) {
   std::string partial;
   char buf[4096];
   while (true) {
-    auto [ec, n] = co_await d.async_read_some(asio::buffer(buf), kAwait);
+    auto [ec, n] = co_await d->async_read_some(asio::buffer(buf), kAwait);
     if (ec) break;
     partial.append(buf, n);
     std::size_t start = 0;
@@ -203,93 +239,156 @@ asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self, in
   if (!partial.empty()) self->add_line(partial);
 }
 
-// Supervises one instance until it is stopped or its restart policy says no more.
+// Reaps the instance's process once it has exited. The rest of its group (a script's
+// background jobs) is killed first, while the unreaped leader still holds the pid and so the
+// group id: a signal after the reap could reach a new process that got the same number.
+int reap(Supervisor::Instance& self) {
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(self.st.pid), &info, WEXITED | WNOWAIT) != 0 &&
+         errno == EINTR) {
+  }
+  self.launcher().signal_group(self.st.pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(self.st.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (auto* g = self.guardian()) g->forget(self.st.pid);
+  self.running = false;
+  self.kill_timer.cancel();
+  return status;
+}
+
+// Supervises one instance until it is stopped or its restart policy says no more. Every way a
+// start can fail (no port, no descriptors, fork, exec, pidfd) is a line in its log, a state
+// change (an event) and a retry after the backoff: supervision never gives up by itself.
 asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
                                    ProcessLauncher* launcher) {
   auto executor = co_await asio::this_coro::executor;
   auto& st = self->st;
   auto& spec = self->spec;
+  bool waited_for_port = false;
   while (!self->stop_requested) {
-    const std::uint16_t port = spec.port ? *spec.port : pick_free_port();
-    LaunchSpec launch = spec.launch;
-    launch.env["PORT"] = std::to_string(port);
-    launch.env["HOST"] = "127.0.0.1";
-    launch.env["SQUADRON_SERVICE"] = spec.service;
-    launch.env["SQUADRON_INSTANCE"] = st.id;
-    launch.env["SQUADRON_REVISION"] = spec.revision;
-    auto child = launcher->launch(launch);
-    bool failed = true;
-    if (!child) {
-      st.pid = -1;
-      st.last_exit = "cannot start: " + child.error().message();
-      self->add_line("squadron: " + st.last_exit);
+    // A fixed port is handed over, never shared: wait while another process still holds it (a
+    // predecessor's straggler, or a stranger), so that the probe reaches this instance only.
+    if (spec.port && port_held(*spec.port)) {
+      if (!waited_for_port) {
+        self->add_line("squadron: port " + std::to_string(*spec.port) +
+                       " is held by another process; waiting for it");
+        waited_for_port = true;
+      }
+      self->wait_timer.expires_after(std::chrono::milliseconds(20));
+      co_await self->wait_timer.async_wait(kAwait);
+      continue;
+    }
+    waited_for_port = false;
+    std::optional<std::string> cannot;  // why this start failed before the process ran
+    std::uint16_t port = 0;
+    if (spec.port) {
+      port = *spec.port;
+    } else if (auto p = pick_free_port()) {
+      port = *p;
     } else {
-      st.pid = child->pid;
-      st.port = port;
-      st.started_at = std::chrono::system_clock::now();
-      self->running = true;
-      if (auto* g = self->guardian()) g->watch(child->pid);
-      self->backoff.on_start();
-      self->ready.reset();
-      self->live.reset();
-      // A (re)start is news even when the state stays "starting": the pid and port changed.
-      self->st.state = InstanceState::kStarting;
-      self->notify();
-      asio::co_spawn(executor, read_output(self, child->stdout_fd), asio::detached);
-      asio::co_spawn(executor, read_output(self, child->stderr_fd), asio::detached);
-      // A pidfd turns "the process ended" into readability (Linux 5.3+); glibc's wrapper
-      // lacks C linkage in C++ here, so the system call is made directly.
-      const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
-      asio::posix::stream_descriptor exited(executor, pidfd);
-      bool alive = true;
-      const auto launched = std::chrono::steady_clock::now();
-      while (alive) {
-        const bool ready_now = self->ready.passing();
-        // While starting: every 5 ms for the first 200 ms (a cold start is often that short),
-        // then every probe_interval_while_starting.
-        const auto starting_interval =
-            std::chrono::steady_clock::now() - launched < std::chrono::milliseconds(200)
-                ? std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5),
-                                                      spec.probe_interval_while_starting)
-                : spec.probe_interval_while_starting;
-        const auto interval = ready_now ? spec.ready.interval : starting_interval;
-        self->wait_timer.expires_after(interval);
-        auto r = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
-                           self->wait_timer.async_wait(kAwait));
-        if (r.index() == 0) break;           // the process ended
-        if (self->stop_requested) continue;  // wait for the exit that stop() caused
-        if (self->ready.due() || !ready_now) {
-          self->ready.record(co_await probe_once(port, spec.ready));
-          self->set_state(self->ready.passing() ? InstanceState::kReady : InstanceState::kStarting);
-        }
-        if (spec.live && self->live.due()) {
-          self->live.record(co_await probe_once(port, *spec.live));
-          if (self->live.failed_after_passing()) {
-            self->add_line("squadron: liveness probe failed " +
-                           std::to_string(spec.live->threshold) + " times: restarting");
-            self->launcher().signal_group(st.pid, SIGKILL);
+      cannot = "no free port: " + p.error().message();
+    }
+    bool failed = true;
+    if (!cannot) {
+      LaunchSpec launch = spec.launch;
+      launch.env["PORT"] = std::to_string(port);
+      launch.env["HOST"] = "127.0.0.1";
+      launch.env["SQUADRON_SERVICE"] = spec.service;
+      launch.env["SQUADRON_INSTANCE"] = st.id;
+      launch.env["SQUADRON_REVISION"] = spec.revision;
+      auto child = launcher->launch(launch);
+      if (!child) cannot = child.error().message();
+      if (child) {
+        st.pid = child->pid;
+        st.port = port;
+        st.started_at = std::chrono::system_clock::now();
+        self->running = true;
+        if (auto* g = self->guardian()) g->watch(child->pid);
+        self->backoff.on_start();
+        self->ready.reset();
+        self->live.reset();
+        auto out = std::make_unique<asio::posix::stream_descriptor>(executor);
+        auto err = std::make_unique<asio::posix::stream_descriptor>(executor);
+        boost::system::error_code ec;
+        out->assign(child->stdout_fd, ec);
+        if (ec) ::close(child->stdout_fd);
+        if (!ec) err->assign(child->stderr_fd, ec);
+        if (ec && err->native_handle() < 0) ::close(child->stderr_fd);
+        // A pidfd turns "the process ended" into readability (Linux 5.3+); glibc's wrapper
+        // lacks C linkage in C++ here, so the system call is made directly.
+        const int pidfd = ec ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
+        if (!ec && pidfd < 0) ec = {errno, boost::system::system_category()};
+        asio::posix::stream_descriptor exited(executor);
+        if (!ec) exited.assign(pidfd, ec);
+        if (ec) {
+          // It cannot be watched: it goes again, and the start counts as failed.
+          if (pidfd >= 0 && exited.native_handle() < 0) ::close(pidfd);
+          self->launcher().signal_group(st.pid, SIGKILL);
+          reap(*self);
+          cannot = "cannot watch the process: " + ec.message();
+        } else {
+          // A (re)start is news even when the state stays "starting": the pid and port changed.
+          self->st.state = InstanceState::kStarting;
+          self->notify();
+          core::spawn(executor, read_output(self, std::move(out)), "output of " + st.id);
+          core::spawn(executor, read_output(self, std::move(err)), "output of " + st.id);
+          bool alive = true;
+          const auto launched = std::chrono::steady_clock::now();
+          while (alive) {
+            const bool ready_now = self->ready.passing();
+            // While starting: every 5 ms for the first 200 ms (a cold start is often that
+            // short), then every probe_interval_while_starting.
+            const auto starting_interval =
+                std::chrono::steady_clock::now() - launched < std::chrono::milliseconds(200)
+                    ? std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5),
+                                                          spec.probe_interval_while_starting)
+                    : spec.probe_interval_while_starting;
+            const auto interval = ready_now ? spec.ready.interval : starting_interval;
+            self->wait_timer.expires_after(interval);
+            auto r = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
+                               self->wait_timer.async_wait(kAwait));
+            if (r.index() == 0) break;           // the process ended
+            if (self->stop_requested) continue;  // wait for the exit that stop() caused
+            if (self->ready.due() || !ready_now) {
+              self->ready.record(co_await probe_once(port, spec.ready));
+              if (self->ready.passing() && !ready_now) self->backoff.on_ready();
+              self->set_state(self->ready.passing() ? InstanceState::kReady
+                                                    : InstanceState::kStarting);
+            }
+            if (spec.live && self->live.due()) {
+              self->live.record(co_await probe_once(port, *spec.live));
+              if (self->live.failed_after_passing()) {
+                self->add_line("squadron: liveness probe failed " +
+                               std::to_string(spec.live->threshold) + " times: restarting");
+                self->launcher().signal_group(st.pid, SIGKILL);
+              }
+            }
           }
+          const int status = reap(*self);
+          st.last_exit = describe_exit(status);
+          failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
       }
-      int status = 0;
-      ::waitpid(st.pid, &status, 0);
-      // Whatever the instance left behind in its group (a script's background jobs) goes too,
-      // as systemd's control-group kill mode does; then the guardian can forget the group.
-      self->launcher().signal_group(st.pid, SIGKILL);
-      if (auto* g = self->guardian()) g->forget(st.pid);
-      self->running = false;
-      self->kill_timer.cancel();
-      st.last_exit = describe_exit(status);
-      failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    if (cannot) {
+      st.pid = -1;
+      st.last_exit = "cannot start: " + *cannot;
+      self->add_line("squadron: " + st.last_exit);
+      self->backoff.on_start();  // a failed start is a quick exit
     }
     if (self->stop_requested) break;
-    if (spec.restart == Restart::kNever || (spec.restart == Restart::kOnFailure && !failed)) {
+    if (!cannot &&
+        (spec.restart == Restart::kNever || (spec.restart == Restart::kOnFailure && !failed))) {
       self->loop_done = true;
       self->set_state(failed ? InstanceState::kFailed : InstanceState::kStopped);
       self->notify();
       co_return;  // stays listed with its last exit until stopped
     }
-    const auto delay = self->backoff.on_exit();
+    auto delay = self->backoff.on_exit();
+    // A start that failed before anything ran is retried after a pause even the first time:
+    // what made it fail (descriptors, memory) rarely passes in no time.
+    if (cannot) delay = std::max<std::chrono::milliseconds>(delay, self->backoff.policy().first);
     ++st.restarts;
     if (delay.count() > 0) {
       self->set_state(InstanceState::kBackoff);
@@ -317,8 +416,30 @@ std::string Supervisor::add(const InstanceSpec& spec) {
   const std::string id = spec.service + "-" + std::to_string(++next_index_[spec.service]);
   auto inst = std::make_shared<Instance>(*this, spec, id);
   instances_[id] = inst;
-  asio::co_spawn(io_, run_instance(inst, &launcher_), asio::detached);
+  supervise(inst);
   return id;
+}
+
+void Supervisor::supervise(const std::shared_ptr<Instance>& inst) {
+  // Should the loop ever end by an exception, its process goes and the loop starts over after
+  // the backoff, or the instance is forgotten if it was being stopped: it never sits for good.
+  core::spawn(io_, run_instance(inst, &launcher_), "supervision of " + inst->st.id, [this, inst] {
+    if (inst->running) {
+      launcher_.signal_group(inst->st.pid, SIGKILL);
+      reap(*inst);
+    }
+    inst->st.pid = -1;
+    inst->st.last_exit = "supervision failed; starting over";
+    inst->add_line("squadron: " + inst->st.last_exit);
+    if (inst->stop_requested || instances_.find(inst->st.id) == instances_.end()) {
+      inst->set_state(InstanceState::kStopped);
+      erase(inst->st.id);
+      return;
+    }
+    inst->set_state(InstanceState::kBackoff);
+    inst->wait_timer.expires_after(inst->backoff.on_exit());
+    inst->wait_timer.async_wait([this, inst](boost::system::error_code) { supervise(inst); });
+  });
 }
 
 void Supervisor::stop(const std::string& id, std::chrono::milliseconds drain) {

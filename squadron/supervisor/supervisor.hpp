@@ -107,6 +107,7 @@ class Supervisor final {
   friend struct Instance;
   void changed(Instance& inst);
   void terminate(const std::shared_ptr<Instance>& inst);
+  void supervise(const std::shared_ptr<Instance>& inst);
   void erase(const std::string& id);
 
   boost::asio::io_context& io_;
