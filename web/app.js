@@ -2,7 +2,9 @@
 // API (docs/control-api.md). No build step, no dependencies: plain DOM and canvas.
 //   - the registry's watch stream (Server-Sent Events) triggers a re-read of /api/v1/fleet;
 //   - /api/v1/metrics is read every second for the charts (the gateway's traffic);
-//   - actions POST with the fleet's token, asked once and kept for the tab (sessionStorage).
+//   - actions POST with the fleet's token, asked once and kept for the tab (sessionStorage);
+//   - events, history and logs need the token too (the fleet's summary does not): they are
+//     read once the tab has it, and until then a button offers to enter it.
 "use strict";
 
 const state = {
@@ -42,10 +44,16 @@ function setReachable(ok) {
   $("#live").textContent = ok ? "live" : "offline";
 }
 
+function authHeaders() {
+  const t = token();
+  return t ? { "Authorization": "Bearer " + t } : {};
+}
+
 async function getJSON(path) {
   try {
-    const r = await fetch(path, { cache: "no-store" });
+    const r = await fetch(path, { cache: "no-store", headers: authHeaders() });
     setReachable(true);
+    if (r.status === 401) sessionStorage.removeItem("squadron-token");
     if (!r.ok) return null;
     return await r.json();
   } catch (e) {
@@ -117,10 +125,10 @@ async function refresh() {
   if (name) {
     const [detail, history] = await Promise.all([
       getJSON("/api/v1/services/" + encodeURIComponent(name)),
-      getJSON("/api/v1/services/" + encodeURIComponent(name) + "/history"),
+      token() ? getJSON("/api/v1/services/" + encodeURIComponent(name) + "/history") : null,
     ]);
     state.detail = detail;
-    state.history = history || [];
+    state.history = token() ? history || [] : [];
   }
   render();
 }
@@ -144,6 +152,10 @@ async function pollMetrics() {
 
 async function pollEvents() {
   for (;;) {
+    if (!token()) {  // events need the token: wait for the tab to have it
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
     const e = await getJSON("/api/v1/events?since=" + state.eventsRevision + "&wait=25s");
     if (e && Array.isArray(e.events)) {
       state.eventsRevision = e.revision;
@@ -158,16 +170,18 @@ async function pollEvents() {
 
 async function pollLogs() {
   const name = serviceInView();
-  if (name) {
+  if (name && token()) {
     try {
       const r = await fetch("/api/v1/logs?service=" + encodeURIComponent(name) + "&tail=40",
-                            { cache: "no-store" });
+                            { cache: "no-store", headers: authHeaders() });
       if (r.ok) state.logs = await r.text();
+      if (r.status === 401) sessionStorage.removeItem("squadron-token");
     } catch (e) { /* the banner says it */ }
     const pre = $("#logs");
     if (pre) {
       const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.textContent = state.logs || "(no output yet)";
+      pre.textContent = !token() ? "(the output needs the fleet's token: use Enter token above)"
+                                 : state.logs || "(no output yet)";
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     }
   }
@@ -278,7 +292,7 @@ function renderFleet() {
       el("td", { class: "num" }, t.error_rate === undefined ? "–" : fmt(t.error_rate * 100, 2) + "%"),
       el("td", {}, el("canvas", { class: "spark", "data-spark": s.name, width: 140, height: 28 })),
       el("td", { class: "muted" }, autoscaleText(s)),
-      el("td", {}, el("div", { class: "actions" }, ...scaleControl(s, message),
+      el("td", {}, el("div", { class: "actions" }, ...(s.name === "gateway" ? [] : scaleControl(s, message)),
         actionButton("Restart", "restart", s, `/api/v1/services/${encodeURIComponent(s.name)}/restart`, message),
         message)));
   });
@@ -321,7 +335,7 @@ function renderService(name) {
          el("span", { class: "muted" }, `revision ${d.revision ?? "–"}`),
          d.rolling_out ? el("span", { class: "pill warn" }, " rolling out") : null,
          d.restarting ? el("span", { class: "pill warn" }, " restarting") : null),
-      el("div", { class: "actions" }, ...scaleControl(d, message),
+      el("div", { class: "actions" }, ...(d.name === "gateway" ? [] : scaleControl(d, message)),
         actionButton("Restart", "restart", d, base + "/restart", message),
         envInput,
         actionButton("Deploy", "deploy", d, base + "/deploy", message, () => {
@@ -357,6 +371,11 @@ function keepFocus(renderFn) {
 }
 
 function eventsTable(service) {
+  if (!token()) {
+    return el("div", { class: "events", id: "events" },
+      el("p", { class: "muted" }, "Events, history and output need the fleet's token (in .squadron/token beside the manifest). "),
+      el("button", { "data-action": "token", onclick: async () => { if (await askToken()) scheduleRefresh(); } }, "Enter token"));
+  }
   const list = state.events.filter((e) => !service || e.service === service).slice(-50).reverse();
   return el("table", { class: "events", id: "events" }, el("tbody", {}, list.map((e) => el("tr", {},
     el("td", {}, new Date(e.at_ms).toLocaleTimeString()),

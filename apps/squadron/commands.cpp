@@ -511,6 +511,19 @@ int logs(const control::Manifest& m, const std::string& service, bool follow, in
 }
 
 int events(const control::Manifest& m, const std::string& service, bool follow) {
+  // A service of the manifest, Squadron's gateway, or an instance of one ("web-6"), as `logs`.
+  if (!service.empty() && m.find(service) == nullptr && service != "gateway") {
+    const auto dash = service.rfind('-');
+    const std::string owner = dash == std::string::npos ? "" : service.substr(0, dash);
+    const bool numbered = dash != std::string::npos && dash + 1 < service.size() &&
+                          service.find_first_not_of("0123456789", dash + 1) == std::string::npos;
+    if (!numbered || (m.find(owner) == nullptr && owner != "gateway")) {
+      std::fprintf(stderr,
+                   "squadron: no service or instance \"%s\" in %s (`squadron ps` lists them)\n",
+                   service.c_str(), m.file.c_str());
+      return 2;
+    }
+  }
   const auto client = connect_or_report(m);
   if (!client) return 1;
   std::uint64_t since = 0;
@@ -533,8 +546,8 @@ int events(const control::Manifest& m, const std::string& service, bool follow) 
     for (const auto& v : doc.at("events").as_array()) {
       const auto& e = v.as_object();
       const std::string svc(e.at("service").as_string());
-      if (!service.empty() && svc != service) continue;
       const std::string inst(e.at("instance").as_string());
+      if (!service.empty() && svc != service && inst != service) continue;
       const auto at = std::chrono::system_clock::time_point(
           std::chrono::milliseconds(e.at("at_ms").to_number<std::int64_t>()));
       const auto ms = e.at("at_ms").to_number<std::int64_t>() % 1000;

@@ -8,11 +8,11 @@
 #include <memory>
 #include <thread>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "squadron/core/limits.hpp"
+#include "squadron/core/spawn.hpp"
 #include "squadron/gateway/proxy.hpp"
 #include "squadron/gateway/watcher.hpp"
 #include "squadron/http/client.hpp"
@@ -33,7 +33,7 @@ class Waker {
 
   void wake(const std::string& service) {
     if (token_.empty()) return;
-    boost::asio::co_spawn(io_, send(service), boost::asio::detached);
+    core::spawn(io_, send(service), "wake " + service);
   }
 
  private:
@@ -58,6 +58,7 @@ class Waker {
 }  // namespace
 
 int run_gateway(const GatewayOptions& options) {
+  core::raise_fd_limit();
   gateway::WatchTarget target;
   if (!gateway::parse_control_url(options.control, target)) {
     std::fprintf(stderr,
@@ -115,13 +116,15 @@ int run_gateway(const GatewayOptions& options) {
   proxy.set_contexts(std::move(contexts));
   const char* token = std::getenv("SQUADRON_CONTROL_TOKEN");
   waker = std::make_unique<Waker>(server.main_context(), target, token != nullptr ? token : "");
-  if (auto ec = server.listen()) {
+  int next_fd = 3;  // with --listen-fds: the next inherited listener
+  if (auto ec = options.listen_fds ? server.adopt_listener(next_fd++) : server.listen()) {
     std::fprintf(stderr, "squadron gateway: cannot listen on %s:%d: %s\n", config.host.c_str(),
                  port, ec.message().c_str());
     return 1;
   }
   for (const auto& [internal_port, service] : proxy_config.internal) {
-    if (auto ec = server.listen_also("127.0.0.1", internal_port)) {
+    if (auto ec = options.listen_fds ? server.adopt_listener(next_fd++)
+                                     : server.listen_also("127.0.0.1", internal_port)) {
       std::fprintf(stderr, "squadron gateway: cannot listen for %s on 127.0.0.1:%u: %s\n",
                    service.c_str(), internal_port, ec.message().c_str());
       return 1;
@@ -129,8 +132,10 @@ int run_gateway(const GatewayOptions& options) {
   }
   if (options.admin >= 0) {
     std::uint16_t bound = 0;
-    if (auto ec =
-            server.listen_also("127.0.0.1", static_cast<std::uint16_t>(options.admin), &bound)) {
+    if (auto ec = options.listen_fds
+                      ? server.adopt_listener(next_fd++, &bound)
+                      : server.listen_also("127.0.0.1", static_cast<std::uint16_t>(options.admin),
+                                           &bound)) {
       std::fprintf(stderr, "squadron gateway: cannot listen for /metrics on 127.0.0.1:%d: %s\n",
                    options.admin, ec.message().c_str());
       return 1;
@@ -144,7 +149,11 @@ int run_gateway(const GatewayOptions& options) {
     std::fflush(stderr);
   };
   gateway::Follower follower(server.main_context().get_executor(), proxy, target, log);
-  boost::asio::co_spawn(server.main_context(), follower.run(), boost::asio::detached);
+  core::spawn(server.main_context(), follower.run(), "the control-plane follower", [] {
+    // The routes cannot be followed any more: a gateway serving stale routes for good is worse
+    // than a restart, which the fleet does at once.
+    std::_Exit(1);
+  });
   boost::asio::signal_set signals(server.main_context(), SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;

@@ -16,6 +16,10 @@ struct GatewayOptions {
   std::size_t threads = 0;            // 0: one per core
   std::vector<std::string> internal;  // "SERVICE=PORT": a listener per service (SQUADRON_*_URL)
   int admin = -1;                     // loopback port of /metrics; -1: none, 0: a free one
+  // The listeners come ready-made as descriptors 3, 4, ...: the front door, each --internal in
+  // order, then --admin (`squadron up` holds them for the fleet's life, so a restarted gateway
+  // never binds again and nobody can take its ports meanwhile).
+  bool listen_fds = false;
 };
 
 int run_gateway(const GatewayOptions& options);

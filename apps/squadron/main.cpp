@@ -3,6 +3,7 @@
 // -f FILE (default ./squadron.yaml), validates it first (exit 2 with every problem), and finds
 // the running fleet through `.squadron/` beside it.
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
   int tail = 100;
   auto* logs_cmd = app.add_subcommand("logs", "print the output of the fleet's instances");
   logs_cmd->add_option("service", log_service, "a service or an instance id (default: all)");
-  logs_cmd->add_flag("-f,--follow", follow, "keep printing new output until the fleet stops");
+  logs_cmd->add_flag("--follow", follow, "keep printing new output until the fleet stops");
   logs_cmd->add_option("--tail,-n", tail, "lines per instance, up to 1000")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
@@ -152,8 +153,9 @@ int main(int argc, char** argv) {
   bool events_follow = false;
   auto* events_cmd = app.add_subcommand(
       "events", "print the fleet's events: state changes, commands, autoscaling decisions");
-  events_cmd->add_option("service", events_service, "only this service's (default: all)");
-  events_cmd->add_flag("-f,--follow", events_follow, "keep printing new events");
+  events_cmd->add_option("service", events_service,
+                         "only this service's, or this instance's (default: all)");
+  events_cmd->add_flag("--follow", events_follow, "keep printing new events");
 
   auto* down_cmd = app.add_subcommand("down", "stop every instance and the fleet's process");
   down_cmd->add_option("--timeout", timeout, "how long to wait for it to end")
@@ -178,6 +180,9 @@ int main(int argc, char** argv) {
                    "loopback port of the admin endpoints /metrics, /metrics.json, /healthz "
                    "(0: a free one)")
       ->check(CLI::Range(0, 65535));
+  gateway_cmd->add_flag("--listen-fds", gateway_options.listen_fds,
+                        "the listeners are inherited as descriptors 3, 4, ... (front door, "
+                        "--internal ones in order, --admin): how `squadron up` starts it");
 
   try {
     app.parse(argc, argv);
@@ -188,6 +193,14 @@ int main(int argc, char** argv) {
   if (*gateway_cmd)
     return squadron::apps::run_gateway(gateway_options);  // no manifest: its routes
                                                           // come from the control API
+  if ((*logs_cmd || *events_cmd) && !std::filesystem::exists(file)) {
+    // `-f` names the manifest in every command (it once meant follow after logs and events).
+    std::fprintf(stderr,
+                 "squadron: -f names the manifest, and \"%s\" is no file; to keep printing, say "
+                 "--follow (squadron %s --follow [SERVICE])\n",
+                 file.c_str(), *logs_cmd ? "logs" : "events");
+    return 2;
+  }
   const auto manifest = load_or_report(
       file, *apply_cmd ? "nothing was changed (the fleet runs as it did)" : "nothing was started");
   if (!manifest) return 2;

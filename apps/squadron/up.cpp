@@ -6,6 +6,7 @@
 #include "up.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
@@ -14,9 +15,11 @@
 #include <fcntl.h>
 #include <fstream>
 #include <map>
+#include <netinet/in.h>
 #include <optional>
 #include <random>
 #include <set>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +33,7 @@
 #include "squadron/control/api.hpp"
 #include "squadron/control/fleet.hpp"
 #include "squadron/control/state.hpp"
+#include "squadron/core/limits.hpp"
 #include "squadron/registry/registry.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
@@ -185,13 +189,47 @@ std::uint16_t free_port(const std::string& host) {
   return port;
 }
 
+// A listening socket on host:port (close-on-exec, address reuse), or -1 with errno set.
+int hold_listener(const std::string& host, std::uint16_t port) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  const std::string bare = host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2)
+                           : host == "localhost"                  ? "127.0.0.1"
+                                                                  : host;
+  if (::inet_pton(AF_INET, bare.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, bare.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof *v6;
+  } else {
+    errno = EINVAL;
+    return -1;
+  }
+  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4096) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 // Squadron's gateway as an instance of the fleet (a service named "gateway"), when any service
 // has routes: this same binary, `squadron gateway`, on gateway.listen (port 0: a free one),
 // following the control API at `control_url`. Supervised and restarted like any instance.
 std::optional<control::ServiceSpec> gateway_spec(
     const control::Manifest& m, const std::string& control_url,
     const std::vector<std::pair<std::string, std::uint16_t>>& internal, std::uint16_t admin_port,
-    const std::string& token) {
+    const std::string& token, std::string& why) {
   const auto listen = split_listen(m.gateway_listen);
   if (!has_gateway(m) || !listen) return std::nullopt;
   char self[4096];
@@ -218,7 +256,36 @@ std::optional<control::ServiceSpec> gateway_spec(
   spec.env["SQUADRON_CONTROL_TOKEN"] = token;
   // The front door keeps its address across restarts: port 0 becomes one free port, now.
   spec.port = listen->second != 0 ? listen->second : free_port(listen->first);
-  if (*spec.port == 0) return std::nullopt;
+  if (*spec.port == 0) {
+    why = "no free port for the gateway on " + listen->first;
+    return std::nullopt;
+  }
+  // Every listener of the gateway is bound here, once, and held for the fleet's life: each
+  // gateway process inherits them (--listen-fds), so a restarted gateway never binds again and
+  // no other process can take a port meanwhile (connections wait in the listen queue instead).
+  auto hold = [&](const std::string& host, std::uint16_t port, const std::string& what) {
+    const int fd = hold_listener(host, port);
+    if (fd >= 0) {
+      spec.inherit_fds.push_back(fd);
+    } else if (why.empty()) {
+      why = fmt::format("{} {}:{}: {}", what, host, port, std::strerror(errno));
+    }
+    return fd >= 0;
+  };
+  bool held = hold(listen->first, *spec.port, "gateway.listen");
+  for (const auto& [service, port] : internal)
+    held = held && hold("127.0.0.1", port, "the gateway's listener for " + service);
+  if (admin_port != 0) held = held && hold("127.0.0.1", admin_port, "the gateway's admin listener");
+  if (!held) {
+    for (int fd : spec.inherit_fds) ::close(fd);
+    return std::nullopt;
+  }
+  spec.command.push_back("--listen-fds");
+  if (admin_port != 0) {
+    // Ready when it answers: its port accepts connections into the queue before it runs.
+    spec.ready.path = "/healthz";
+    spec.ready.port = admin_port;
+  }
   spec.replicas = 1;
   spec.restart = control::RestartPolicy::kAlways;
   return spec;
@@ -268,6 +335,14 @@ void notify(int fd, const std::string& message) {
 int run_fleet(const control::Manifest& m, int notify_fd) {
   const bool foreground = notify_fd < 0;
   const control::StateDir dir(m.dir());
+  // Descriptors: as many as the hard limit allows (the instances get the soft limit back).
+  const std::size_t fd_limit = core::raise_fd_limit();
+  if (auto sec = control::secure_state_dir(dir)) {
+    const std::string msg = fmt::format("cannot make {}: {}", dir.root.string(), sec.message());
+    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
+    notify(notify_fd, msg);
+    return 1;
+  }
   // First, while few descriptors are open: the guardian kills every instance's process group if
   // squadron dies, even by SIGKILL.
   sv::Guardian guardian;
@@ -300,8 +375,12 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   config.host = listen->first;
   config.port = listen->second;
   config.threads = 1;
-  config.idle_timeout = 5min;  // followers of `logs -f` and watch streams stay
-  config.io_timeout = 24h;     // a followed log may be quiet for long
+  config.idle_timeout = 5min;  // between requests of one connection (a quiet stream is no idle)
+  config.io_timeout = 60s;     // a write to a reader that takes nothing: dropped after this
+  // Connections: a quarter of the descriptors, 64 to 4,096 (the rest is the instances': pipes,
+  // pidfds, logs, probes); long-lived requests a quarter of that, so /healthz and the CLI
+  // always find room, and an idle connection gives way to a new one.
+  config.max_connections = std::clamp<std::size_t>(fd_limit / 4, 64, 4096);
   control::FleetOptions options;
   options.state_file = dir.state();
   options.revisions_file = dir.revisions();
@@ -315,6 +394,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   // The gateway's admin listener (/metrics), fixed for the fleet's life like its front door.
   const std::uint16_t admin_port = has_gateway(m) ? free_port("127.0.0.1") : 0;
   Runtime rt(fleet_manifest, config, *token, options, admin_port);
+  rt.api.max_streams = config.max_connections / 4;
   rt.sup.set_guardian(&guardian);
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
 
@@ -330,8 +410,27 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   const std::string url = fmt::format("http://{}:{}", listen->first, rt.server.port());
-  if (auto gw = gateway_spec(m, url, internal, admin_port, *token))
-    rt.fleet.add_service(std::move(*gw));
+  if (!control::loopback_listen(m.control_listen)) {
+    std::fprintf(stderr,
+                 "squadron: warning: control.listen %s is exposed (control: { expose: true }): "
+                 "whoever reaches it reads the fleet's services, instances and metrics without a "
+                 "token, and every request's token crosses the network in clear\n",
+                 m.control_listen.c_str());
+  }
+  std::string gateway_problem;
+  auto gw = gateway_spec(m, url, internal, admin_port, *token, gateway_problem);
+  if (!gw && has_gateway(m)) {
+    const std::string msg =
+        fmt::format("cannot start the gateway: {}{}", gateway_problem,
+                    gateway_problem.find("in use") != std::string::npos
+                        ? " (another fleet? give this one its own gateway.listen; port 0 picks "
+                          "a free one)"
+                        : "");
+    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
+    notify(notify_fd, msg);
+    return 1;
+  }
+  if (gw) rt.fleet.add_service(std::move(*gw));
   // A manifest applied later gets the same variables (the gateway's loopback listeners are
   // fixed for the fleet's life: a service added by an apply is reached through its routes).
   rt.fleet.prepare = [internal](control::Manifest& next) { add_service_urls(next, internal); };
@@ -443,7 +542,10 @@ int up_detached(const control::Manifest& m, const UpOptions& options) {
     }
     ::close(lock);
   }
-  std::filesystem::create_directories(dir.logs(), ec);
+  if (auto sec = control::secure_state_dir(dir)) {
+    std::fprintf(stderr, "squadron: cannot make %s: %s\n", dir.root.c_str(), sec.message().c_str());
+    return 1;
+  }
   const auto log_path = dir.logs() / "squadron.log";
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -460,7 +562,7 @@ int up_detached(const control::Manifest& m, const UpOptions& options) {
     ::close(pipe_fds[0]);
     ::setsid();
     const int null_fd = ::open("/dev/null", O_RDONLY);
-    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     if (log_fd >= 0) {
       ::dup2(log_fd, STDOUT_FILENO);

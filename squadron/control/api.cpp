@@ -1,5 +1,6 @@
 #include "squadron/control/api.hpp"
 
+#include <arpa/inet.h>
 #include <charconv>
 
 #include <boost/asio/as_tuple.hpp>
@@ -77,6 +78,25 @@ std::optional<std::chrono::milliseconds> wait_of(const Request& req, std::string
   const auto d = core::parse_duration(*s);
   if (!d) return std::nullopt;
   return std::min(*d, cap);
+}
+
+// Whether `host` (a Host header's value, or an Origin's host part, with or without a port) is
+// one a rebinding attack cannot use: an IP literal or localhost. Such an attack makes a browser
+// send the API a name of the attacker's (evil.example resolving to 127.0.0.1).
+bool own_host(std::string_view host) {
+  if (host.empty()) return false;
+  if (host.front() == '[') {  // [::1] or [::1]:9900
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string inner(host.substr(1, close - 1));
+    in6_addr v6{};
+    return ::inet_pton(AF_INET6, inner.c_str(), &v6) == 1;
+  }
+  const auto colon = host.find(':');
+  const std::string name(host.substr(0, colon));
+  if (http::iequals(name, "localhost")) return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, name.c_str(), &v4) == 1;
 }
 
 bool wants_sse(const Request& req) {
@@ -183,8 +203,53 @@ bool ControlApi::authorized(const Request& req) const {
   return same_secret(h->substr(kBearer.size()), token_);
 }
 
+bool ControlApi::refuse(const Request& req, Response& res, std::size_t route) const {
+  if (const auto host = req.header("host"); host && !own_host(*host)) {
+    res = Response::problem(421, fmt::format("this is the control API of fleet \"{}\"; ask it by "
+                                             "its address (127.0.0.1, localhost), not as \"{}\"",
+                                             fleet_.manifest().name, *host));
+    return true;
+  }
+  if (const auto origin = req.header("origin"); origin && *origin != "null") {
+    constexpr std::string_view kHttp = "http://";
+    if (origin->substr(0, kHttp.size()) != kHttp || !own_host(origin->substr(kHttp.size()))) {
+      res = Response::problem(403, "the control API answers no page of another site");
+      return true;
+    }
+  }
+  const bool guarded = req.method() == http::Method::kPost || route == kLogs || route == kEvents ||
+                       route == kHistory;
+  if (guarded && !authorized(req)) {
+    res = Response::problem(401,
+                            "this call needs \"Authorization: Bearer <token>\"; the token "
+                            "is in .squadron/token beside the manifest");
+    res.set_header("WWW-Authenticate", "Bearer realm=\"squadron\"");
+    return true;
+  }
+  return false;
+}
+
+std::shared_ptr<void> ControlApi::stream_slot(Response& res) {
+  if (*streams_ >= max_streams) {
+    res = Response::problem(503, fmt::format("{} long-lived requests (watch, follow, wait) are "
+                                             "open, the most this fleet serves; try again",
+                                             max_streams));
+    res.set_header("Retry-After", "1");
+    return nullptr;
+  }
+  struct Slot {
+    explicit Slot(std::shared_ptr<std::size_t> n) : open(std::move(n)) { ++*open; }
+    ~Slot() { --*open; }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    std::shared_ptr<std::size_t> open;
+  };
+  return std::make_shared<Slot>(streams_);
+}
+
 bool ControlApi::handle(Request& req, Response& res, std::size_t) {
   const auto m = router_.match(req);
+  if (refuse(req, res, m.kind == http::Router::Match::kFound ? m.id : SIZE_MAX)) return true;
   if (m.kind == http::Router::Match::kNotFound) {
     res = Response::problem(
         404, fmt::format("no such endpoint: {} (see docs/control-api.md)", req.path()));
@@ -193,13 +258,6 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
   if (m.kind == http::Router::Match::kMethodNotAllowed) {
     res = Response::problem(405, fmt::format("{} takes {}", req.path(), m.allow));
     res.set_header("Allow", m.allow);
-    return true;
-  }
-  if (req.method() == http::Method::kPost && !authorized(req)) {
-    res = Response::problem(401,
-                            "this call needs \"Authorization: Bearer <token>\"; the token "
-                            "is in .squadron/token beside the manifest");
-    res.set_header("WWW-Authenticate", "Bearer realm=\"squadron\"");
     return true;
   }
   const auto now = system_clock::now();
@@ -419,12 +477,14 @@ Response ControlApi::deploy(Request& req) {
             400, fmt::format("env \"{}\" is not yours to set (PORT, HOST and SQUADRON_* are "
                              "Squadron's)",
                              key));
+      // The cause names the variable, never its value: causes are events and history, and a
+      // value may be a secret.
       if (v.is_null()) {
         spec.env.erase(key);
         cause += fmt::format("{}unset {}", cause.empty() ? "" : ", ", key);
       } else if (v.is_string()) {
         spec.env[key] = std::string(v.as_string());
-        cause += fmt::format("{}{}={}", cause.empty() ? "" : ", ", key, v.as_string());
+        cause += fmt::format("{}set {}", cause.empty() ? "" : ", ", key);
       } else {
         return Response::problem(400, fmt::format("env \"{}\" must be a string (or null to "
                                                   "remove it)",
@@ -541,27 +601,33 @@ Response ControlApi::logs(Request& req) {
   Response res = Response::text(std::move(out));
   if (!follow) return res;
   // The tail first, then every new line as it comes, until the fleet stops.
+  auto slot = stream_slot(res);
+  if (!slot) return res;
   auto sub = fleet_.subscribe(filter);
   auto first = std::make_shared<std::string>(std::move(res.body));
   res.body.clear();
   res.set_header("Cache-Control", "no-store");
-  res.stream = [sub, first]() -> boost::asio::awaitable<std::optional<std::string>> {
+  res.stream = [sub, first, slot]() -> boost::asio::awaitable<std::optional<std::string>> {
     if (!first->empty()) co_return std::exchange(*first, std::string());
     while (sub->lines.empty() && !sub->closed) {
       sub->wake.expires_at(boost::asio::steady_timer::time_point::max());
       co_await sub->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     }
-    if (sub->lines.empty()) co_return std::nullopt;
-    std::string chunk;
-    if (sub->dropped != 0) {
-      chunk = fmt::format("squadron | {} lines dropped (the reader was too slow)\n", sub->dropped);
-      sub->dropped = 0;
+    if (sub->lines.empty()) {
+      if (!sub->overflowed) co_return std::nullopt;
+      sub->overflowed = false;  // the stream ends after this line (closed is set)
+      co_return fmt::format(
+          "squadron | this follower was dropped: it read too slowly and {} of output waited "
+          "for it (follow again to go on)\n",
+          sub->overflow_detail);
     }
+    std::string chunk;
     while (!sub->lines.empty()) {
       chunk += sub->lines.front();
       chunk += '\n';
       sub->lines.pop_front();
     }
+    sub->bytes = 0;
     co_return chunk;
   };
   return res;
@@ -584,6 +650,8 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
       res = Response::problem(400, "wait must be a duration like 30s");
       co_return;
     }
+    std::shared_ptr<void> slot;
+    if (wait->count() > 0 && reg_.revision() <= *since && !(slot = stream_slot(res))) co_return;
     co_await reg_.wait_newer(*since, *wait);
     json::array events;
     for (const auto& e : reg_.events_since(*since)) events.push_back(to_json(e));
@@ -593,6 +661,8 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
   }
   // kWatch: a long-poll (the snapshot once it is newer than `since`), or an SSE stream.
   if (wants_sse(req)) {
+    auto slot = stream_slot(res);
+    if (!slot) co_return;
     res = Response{};
     res.set_header("Content-Type", "text/event-stream");
     res.set_header("Cache-Control", "no-store");
@@ -601,8 +671,8 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
     auto* fleet = &fleet_;
     const auto every = keepalive;
     const auto start = *since;
-    res.stream = [reg, fleet, last, every,
-                  start]() -> boost::asio::awaitable<std::optional<std::string>> {
+    res.stream = [reg, fleet, last, every, start,
+                  slot]() -> boost::asio::awaitable<std::optional<std::string>> {
       if (!*last) {
         co_await reg->wait_newer(start, every);
         *last = reg->revision();
@@ -621,6 +691,8 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
     res = Response::problem(400, "timeout must be a duration like 30s");
     co_return;
   }
+  std::shared_ptr<void> slot;
+  if (*since != 0 && reg_.revision() <= *since && !(slot = stream_slot(res))) co_return;
   co_await reg_.wait_newer(*since, *since == 0 ? std::chrono::milliseconds(0) : *timeout);
   res = Response::json(watch_snapshot(fleet_, reg_));
 }

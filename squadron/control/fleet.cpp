@@ -23,10 +23,12 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
   spec.launch.argv = s.command;
   spec.launch.cwd = s.cwd;
   spec.launch.env = s.env;
+  spec.launch.inherit_fds = s.inherit_fds;
   spec.port = s.port;
-  spec.ready = {s.ready.path, s.ready.interval, s.ready.timeout, s.ready.threshold};
+  spec.ready = {s.ready.path, s.ready.interval, s.ready.timeout, s.ready.threshold, s.ready.port};
   if (s.live)
-    spec.live = sv::ProbeSpec{s.live->path, s.live->interval, s.live->timeout, s.live->threshold};
+    spec.live = sv::ProbeSpec{s.live->path, s.live->interval, s.live->timeout, s.live->threshold,
+                              s.live->port};
   spec.stop_grace = s.stop_grace;
   spec.restart = s.restart == RestartPolicy::kAlways      ? sv::Restart::kAlways
                  : s.restart == RestartPolicy::kOnFailure ? sv::Restart::kOnFailure
@@ -34,7 +36,6 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
   return spec;
 }
 
-constexpr std::size_t kMaxQueuedLines = 10000;
 constexpr std::size_t kMaxRevisions = 50;  // history kept per service
 
 // What differs between two definitions of a service, in words: {"command", "env COLOR, SIZE"}.
@@ -288,6 +289,10 @@ std::optional<CommandError> Fleet::scale(std::string_view service, int replicas)
                                          service, manifest_.name, names)};
   }
   if (stopping_) return CommandError{409, "the fleet is stopping"};
+  if (builtin_.count(spec->name) != 0)
+    return CommandError{409, fmt::format("{} is Squadron's own and runs once per fleet; it is "
+                                         "not scaled",
+                                         spec->name)};
   if (replicas < 0 || replicas > options_.max_replicas)
     return CommandError{400, fmt::format("replicas must be 0..{}", options_.max_replicas)};
   if (spec->port && replicas > 1)
@@ -494,6 +499,26 @@ std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const s
     describe_changes(*now, spec, definition, policy);  // *now is the running revision's spec
     step.revision = running.number;
     if (definition_hash(spec) != running.hash) {
+      // Variables a `deploy --env` set (the running value is neither the file's nor what the
+      // manifest said when the fleet last read it): the file's version drops them. Say so.
+      const ServiceSpec* base = nullptr;
+      for (const auto& rev : state.revisions) {
+        if (rev.hash == state.base) base = &rev.spec;
+      }
+      for (const auto& [key, value] : now->env) {
+        if (is_squadrons_variable(key)) continue;
+        const auto file = spec.env.find(key);
+        if (file != spec.env.end() && file->second == value) continue;
+        if (base != nullptr) {
+          const auto was = base->env.find(key);
+          if (was != base->env.end() && was->second == value) continue;  // the manifest's own
+        }
+        plan.warnings.push_back(fmt::format(
+            "{}: {} was set by a deploy (revision {}); the manifest {} it, so this apply {} "
+            "(put it in the manifest to keep it)",
+            spec.name, key, running.number, file == spec.env.end() ? "does not set" : "sets",
+            file == spec.env.end() ? "drops it" : "changes its value"));
+      }
       if (state.rollout && state.rollout->to_revision == 0)
         return CommandError{409, fmt::format("{} is being restarted; apply once the restart is "
                                              "done (nothing was changed)",
@@ -829,16 +854,32 @@ void Fleet::on_line(const sv::InstanceStatus& st, std::string_view line) {
   if (on_output) on_output(st, line);
   if (followers_.empty()) return;
   std::erase_if(followers_, [](const auto& w) { return w.expired(); });
+  auto drop = [](OutputSubscription& f) {
+    f.overflow_detail = fmt::format("{:.1f} MiB", static_cast<double>(f.bytes) / (1 << 20));
+    std::deque<std::string>().swap(f.lines);  // the memory goes now, not when the reader does
+    f.bytes = 0;
+    f.overflowed = true;
+    f.closed = true;
+    f.wake.cancel();
+  };
+  std::size_t total = 0;
+  OutputSubscription* largest = nullptr;
   for (auto& w : followers_) {
     auto f = w.lock();
-    if (!f->filter.empty() && f->filter != st.service && f->filter != st.id) continue;
-    f->lines.push_back(fmt::format("{} | {}", st.id, line));
-    if (f->lines.size() > kMaxQueuedLines) {
-      f->lines.pop_front();
-      ++f->dropped;
+    if (f->closed) continue;
+    if (f->filter.empty() || f->filter == st.service || f->filter == st.id) {
+      f->lines.push_back(fmt::format("{} | {}", st.id, line));
+      f->bytes += f->lines.back().size() + 1;
+      if (f->bytes > kMaxFollowerBytes) {
+        drop(*f);
+        continue;
+      }
+      f->wake.cancel();
     }
-    f->wake.cancel();
+    total += f->bytes;
+    if (largest == nullptr || f->bytes > largest->bytes) largest = f.get();
   }
+  if (total > kMaxFollowersBytes && largest != nullptr) drop(*largest);
 }
 
 std::shared_ptr<OutputSubscription> Fleet::subscribe(std::string filter) {

@@ -57,18 +57,27 @@ struct CommandError {
   std::string detail;
 };
 
-// Lines of instance output, queued for one follower (`logs -f`); bounded, oldest dropped.
+// Lines of instance output, queued for one follower (`logs -f`); bounded in bytes: a follower
+// that does not read is dropped (Fleet::kMaxFollowerBytes).
 struct OutputSubscription {
   explicit OutputSubscription(boost::asio::io_context& io) : wake(io) {}
   std::string filter;  // a service or an instance id; empty: all
   std::deque<std::string> lines;
-  std::size_t dropped = 0;
+  std::size_t bytes = 0;           // in `lines`, bounded (Fleet::kMaxFollowerBytes)
+  bool overflowed = false;         // dropped for reading too slowly: say so, then end
+  std::string overflow_detail;     // how much waited ("1.0 MiB")
   bool closed = false;             // the fleet is going away: end the stream
   boost::asio::steady_timer wake;  // cancelled when lines arrive or the feed closes
 };
 
 class Fleet final {
  public:
+  // What a follower of the fleet's output may have waiting for it, and all of them together:
+  // past either, the follower (the one with the most, for the second) is dropped with a last
+  // line saying so, and its memory is freed.
+  static constexpr std::size_t kMaxFollowerBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kMaxFollowersBytes = std::size_t{16} << 20;
+
   Fleet(boost::asio::io_context& io, supervisor::Supervisor& sup, registry::Registry& reg,
         const core::Clock& clock, Manifest manifest, FleetOptions options);
   ~Fleet();

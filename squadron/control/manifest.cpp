@@ -1,6 +1,7 @@
 #include "squadron/control/manifest.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -621,12 +622,20 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   }
 }
 
-void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out) {
+void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out,
+                  bool* expose = nullptr) {
   const YAML::Node n = root[key];
   if (!n) return;
   const std::string path = key;
   if (!c.expect_map(n, path, "{ listen: 127.0.0.1:9900 }")) return;
-  c.check_keys(n, path, {"listen"});
+  if (expose != nullptr) {
+    c.check_keys(n, path, {"listen", "expose"});
+    if (n["expose"]) {
+      if (auto e = c.boolean(n["expose"], path + ".expose")) *expose = *e;
+    }
+  } else {
+    c.check_keys(n, path, {"listen"});
+  }
   if (!n["listen"]) return;
   if (auto v = c.string(n["listen"], path + ".listen")) {
     if (!valid_listen(*v)) {
@@ -635,6 +644,14 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
               "one) to 65535)");
     } else {
       out = *v;
+      if (expose != nullptr && !*expose && !loopback_listen(*v)) {
+        c.error(n["listen"], path + ".listen",
+                fmt::format("{} is reachable from other machines, and the control API's reads "
+                            "need no token while every request's token travels in clear",
+                            *v),
+                "keep it on 127.0.0.1 (reach it over ssh -L), or say control: { listen: " + *v +
+                    ", expose: true } if you mean it");
+      }
     }
   }
 }
@@ -658,9 +675,30 @@ const ServiceSpec* Manifest::find(std::string_view service) const {
   return nullptr;
 }
 
+bool loopback_listen(std::string_view listen) {
+  const auto colon = listen.rfind(':');
+  std::string_view host = listen.substr(0, colon == std::string_view::npos ? 0 : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  const std::string h(host);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, h.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
   ManifestResult result;
   const std::string shown = file.filename().string().empty() ? file.string() : file.string();
+  if (text.size() > kMaxManifestBytes) {
+    result.errors.push_back(
+        {shown, 0, 0, "",
+         fmt::format("the manifest is {} bytes, over the {} a manifest may have", text.size(),
+                     kMaxManifestBytes),
+         "a manifest describes services; keep data in files the services read"});
+    return result;
+  }
   Checker c(shown);
   YAML::Node root;
   try {
@@ -687,7 +725,7 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
       if (root["name"]) {
         if (auto n = c.string(root["name"], "name")) m.name = *n;
       }
-      parse_listen(c, root, "control", m.control_listen);
+      parse_listen(c, root, "control", m.control_listen, &m.control_expose);
       parse_listen(c, root, "gateway", m.gateway_listen);
       const YAML::Node services = root["services"];
       if (!services) {
@@ -749,6 +787,15 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
 }
 
 ManifestResult load_manifest(const fs::path& file) {
+  std::error_code size_ec;
+  if (const auto size = fs::file_size(file, size_ec); !size_ec && size > kMaxManifestBytes) {
+    ManifestResult r;
+    r.errors.push_back({file.string(), 0, 0, "",
+                        fmt::format("the manifest is {} bytes, over the {} a manifest may have",
+                                    size, kMaxManifestBytes),
+                        "a manifest describes services; keep data in files the services read"});
+    return r;
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     ManifestResult r;

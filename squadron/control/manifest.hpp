@@ -27,6 +27,7 @@ struct Probe {
   std::chrono::milliseconds interval = std::chrono::seconds(1);  // default 1 s
   std::chrono::milliseconds timeout = std::chrono::seconds(1);   // default 1 s
   int threshold = 3;  // consecutive failures that count (liveness restarts after them); default 3
+  std::uint16_t port = 0;  // Squadron's own services: probe this port, not the instance's
   bool tcp() const { return path.empty(); }
   bool operator==(const Probe&) const = default;
 };
@@ -89,12 +90,24 @@ struct ServiceSpec {
   RestartPolicy restart = RestartPolicy::kAlways;                   // default always
   std::optional<AutoscaleSpec> autoscale;                           // default: none (fixed)
   DeployPolicy deploy;                                              // default: surge 1, 0 down
+  // Squadron's own services only (never from a manifest): listening descriptors the fleet
+  // holds for the life of the fleet and hands to each process as 3, 4, ... (the gateway's).
+  std::vector<int> inherit_fds;
   bool operator==(const ServiceSpec&) const = default;
 };
+
+// A manifest larger than this is refused before it is parsed (a 56 MB one took 28 s and 1.3 GB).
+inline constexpr std::size_t kMaxManifestBytes = std::size_t{1} << 20;
+
+// Whether `listen` ("HOST:PORT") is on this machine only: 127.0.0.0/8, ::1 or localhost.
+bool loopback_listen(std::string_view listen);
 
 struct Manifest {
   std::string name;  // default: the manifest folder's name
   std::string control_listen = "127.0.0.1:9900";
+  // control: { expose: true }: control.listen may be an address other hosts reach (the fleet's
+  // summary, unauthenticated, and every request's token then travel the network in clear).
+  bool control_expose = false;
   std::string gateway_listen = "127.0.0.1:8080";
   std::vector<ServiceSpec> services;  // in file order
   std::filesystem::path file;         // absolute path of the manifest

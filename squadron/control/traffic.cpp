@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "squadron/core/spawn.hpp"
 #include "squadron/gateway/metrics.hpp"
 #include "squadron/http/client.hpp"
 
@@ -74,7 +75,10 @@ Traffic::~Traffic() { *alive_ = false; }
 void Traffic::start() {
   if (admin_port_ == 0) return;
   stopped_ = false;
-  asio::co_spawn(executor_, loop(), asio::detached);
+  // Sampling the gateway goes on whatever happens to one sample.
+  core::spawn(executor_, loop(), "the gateway's traffic sampler", [this, alive = alive_] {
+    if (*alive && !stopped_) start();
+  });
 }
 
 void Traffic::stop() {
@@ -130,7 +134,10 @@ void Traffic::when_idle(std::string instance, std::uint64_t revision, Clock::tim
   idle_waiters_.push_back({std::move(instance), revision, deadline, std::move(done)});
   if (!drain_loop_running_) {
     drain_loop_running_ = true;
-    asio::co_spawn(executor_, drain_loop(alive_), asio::detached);
+    core::spawn(executor_, drain_loop(alive_), "the drain watcher", [this, alive = alive_] {
+      // The waiters left are bounded by the supervisor's own drain timer; a new one restarts it.
+      if (*alive) drain_loop_running_ = false;
+    });
   }
 }
 

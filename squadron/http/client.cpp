@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "squadron/core/spawn.hpp"
 #include "squadron/http/request.hpp"
 #include "squadron/http/response_parser.hpp"
 
@@ -132,7 +133,11 @@ class Watched {
     pool.deadlines = &d;
     if (!pool.sweeping) {
       pool.sweeping = true;
-      asio::co_spawn(pool.executor, sweep(&pool, pool.alive), asio::detached);
+      // Should it end by an exception, the next watched operation starts another.
+      core::spawn(pool.executor, sweep(&pool, pool.alive), "the upstream deadline sweeper",
+                  [p = &pool, alive = pool.alive] {
+                    if (*alive) p->sweeping = false;
+                  });
     }
   }
   ~Watched() {

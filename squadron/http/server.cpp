@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <ctime>
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <exception>
+#include <fcntl.h>
 #include <list>
 #include <mutex>
 #include <optional>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -22,6 +22,7 @@
 
 #include "squadron/core/check.hpp"
 #include "squadron/core/limits.hpp"
+#include "squadron/core/spawn.hpp"
 
 namespace squadron::http {
 
@@ -158,7 +159,13 @@ class Server::Worker {
   asio::io_context& context() noexcept { return ctx_; }
   std::size_t connections() const noexcept { return count_.load(std::memory_order_relaxed); }
 
-  void start() { asio::co_spawn(ctx_, sweep_loop(), asio::detached); }
+  // The deadline sweeper; should it ever end by an exception it starts again (without it no
+  // deadline would fire).
+  void start() {
+    core::spawn(ctx_, sweep_loop(), "the connection deadline sweeper", [this] {
+      if (!finished_ && !destroying_) start();
+    });
+  }
 
   // Adopts an accepted socket (on this worker's thread), within this thread's share of the
   // connection cap: past it, the oldest connection waiting for a request makes room, or the
@@ -608,6 +615,30 @@ std::size_t Server::connections() const noexcept {
 }
 
 error_code Server::listen() { return listen_also(config_.host, config_.port, &port_); }
+
+error_code Server::adopt_listener(int fd, std::uint16_t* bound) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  int listening = 0;
+  socklen_t optlen = sizeof listening;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0)
+    return {errno, boost::system::system_category()};
+  if (listening == 0 || (addr.ss_family != AF_INET && addr.ss_family != AF_INET6))
+    return asio::error::invalid_argument;
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  const bool primary = !workers_[0]->has_acceptor();
+  auto acceptor = std::make_unique<tcp::acceptor>(main_context());
+  error_code ec;
+  acceptor->assign(addr.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+  if (ec) return ec;
+  const auto port = acceptor->local_endpoint(ec).port();
+  if (ec) return ec;
+  if (bound != nullptr) *bound = port;
+  if (primary) port_ = port;
+  workers_[0]->add_acceptor(std::move(acceptor));
+  return {};
+}
 
 error_code Server::listen_also(const std::string& host, std::uint16_t port, std::uint16_t* bound) {
   error_code ec;

@@ -75,6 +75,10 @@ class Server final {
   // Request::local_port(). `bound` gets the port (useful with 0).
   [[nodiscard]] boost::system::error_code listen_also(const std::string& host, std::uint16_t port,
                                                       std::uint16_t* bound = nullptr);
+  // Serves on a socket that already listens (handed over by a parent, as systemd's socket
+  // activation does): the first one given becomes the server's port(). `bound` gets its port.
+  // Errors: not a socket, or not listening.
+  [[nodiscard]] boost::system::error_code adopt_listener(int fd, std::uint16_t* bound = nullptr);
   // The bound port (after listen()).
   std::uint16_t port() const noexcept { return port_; }
   std::size_t threads() const noexcept;

@@ -231,7 +231,9 @@ class ServiceHandler final : public http::Handler {
     if (!handle(req, res, 0)) {
       // A coroutine handler: run it to completion on a private io_context.
       asio::io_context ctx;
-      asio::co_spawn(ctx, handle_async(req, res, 0), asio::detached);
+      asio::co_spawn(ctx, handle_async(req, res, 0), [&res](const std::exception_ptr& e) {
+        if (e) res = Response::problem(500, "the handler failed");
+      });
       ctx.run();
     }
     return res;

@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <signal.h>
 #include <linux/close_range.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -119,8 +119,8 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
   }
   // The soft descriptor limit the fleet started with, not the one it raised for itself.
   rlimit child_nofile{};
-  const bool restore_nofile = core::original_fd_limit() != 0 &&
-                              ::getrlimit(RLIMIT_NOFILE, &child_nofile) == 0;
+  const bool restore_nofile =
+      core::original_fd_limit() != 0 && ::getrlimit(RLIMIT_NOFILE, &child_nofile) == 0;
   if (restore_nofile) child_nofile.rlim_cur = core::original_fd_limit();
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -150,7 +150,8 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
     // Everything else above 2 (the fleet's listeners and connections, which Asio opens without
     // SOCK_CLOEXEC, its log files, the status pipe) closes at exec; the status pipe stays open
     // until then so that a failed exec can still say why.
-    if (::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    if (::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, CLOSE_RANGE_CLOEXEC) !=
+        0) {
       for (int fd = first_free; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {

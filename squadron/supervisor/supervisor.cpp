@@ -1,10 +1,10 @@
 #include "squadron/supervisor/supervisor.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -120,6 +120,7 @@ asio::awaitable<bool> http_get_ok(tcp::socket& socket, std::string path) {
 
 asio::awaitable<bool> probe_once(std::uint16_t port, ProbeSpec probe) {
   auto executor = co_await asio::this_coro::executor;
+  if (probe.port != 0) port = probe.port;
   tcp::socket socket(executor);
   asio::steady_timer deadline(executor, probe.timeout);
   auto connected =
@@ -269,7 +270,8 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
   while (!self->stop_requested) {
     // A fixed port is handed over, never shared: wait while another process still holds it (a
     // predecessor's straggler, or a stranger), so that the probe reaches this instance only.
-    if (spec.port && port_held(*spec.port)) {
+    // (A port whose listener the fleet holds and hands over, the gateway's, is held by design.)
+    if (spec.port && spec.launch.inherit_fds.empty() && port_held(*spec.port)) {
       if (!waited_for_port) {
         self->add_line("squadron: port " + std::to_string(*spec.port) +
                        " is held by another process; waiting for it");

@@ -39,6 +39,7 @@ struct ProbeSpec {
   std::chrono::milliseconds interval = std::chrono::seconds(1);
   std::chrono::milliseconds timeout = std::chrono::seconds(1);
   int threshold = 3;
+  std::uint16_t port = 0;  // probe this port instead of the instance's (0: the instance's)
 };
 
 struct InstanceSpec {

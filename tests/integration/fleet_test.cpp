@@ -14,7 +14,7 @@
 #include <boost/crc.hpp>
 #include <boost/json.hpp>
 
-#include "fixture.hpp"
+#include "fleet_fixture.hpp"
 
 namespace squadron::testing {
 namespace {
@@ -22,101 +22,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace json = boost::json;
 namespace fs = std::filesystem;
-
-struct CliResult {
-  int code = -1;
-  std::string output;
-};
-
-class Fleet : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("squadron-fleet-") + info->name() + "-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (fs::exists(dir_ / ".squadron" / "run.json")) {
-      const auto pid = daemon_pid();
-      cli({"down"}, 30s);
-      if (pid > 0 && !process_gone(pid)) ::kill(pid, SIGKILL);  // ours; never left running
-    }
-    fs::remove_all(dir_);
-  }
-
-  // hello x2 (C++), echo x1, and whatever `extra` adds under services:.
-  void write_manifest(const std::string& extra = "") {
-    std::ofstream(dir_ / "squadron.yaml")
-        << "name: trio\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
-        << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
-        << "    replicas: 2\n    ready: { path: /readyz }\n"
-        << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
-        << extra;
-  }
-
-  CliResult cli(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) {
-    std::vector<std::string> argv{bin_dir() + "/squadron"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--file");  // `logs -f` is --follow, as in docker compose
-    argv.push_back((dir_ / "squadron.yaml").string());
-    ChildProcess p(argv);
-    const auto code = p.wait_exit(timeout);
-    return {code.value_or(-1), p.output()};
-  }
-
-  json::value run_json() const {
-    std::ifstream in(dir_ / ".squadron" / "run.json");
-    std::stringstream s;
-    s << in.rdbuf();
-    boost::system::error_code ec;
-    auto v = json::parse(s.str(), ec);
-    return ec ? json::value() : v;
-  }
-  pid_t daemon_pid() const {
-    const auto v = run_json();
-    return v.is_object() ? static_cast<pid_t>(v.at("pid").as_int64()) : -1;
-  }
-  std::uint16_t control_port() const {
-    const std::string url(run_json().at("control").as_string());
-    return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-  }
-  std::string token() const {
-    std::ifstream in(dir_ / ".squadron" / "token");
-    std::string t;
-    in >> t;
-    return t;
-  }
-  std::string auth() const { return "Authorization: Bearer " + token() + "\r\n"; }
-
-  json::array ps() {
-    const auto r = cli({"ps", "--json"});
-    EXPECT_EQ(r.code, 0) << r.output;
-    boost::system::error_code ec;
-    auto v = json::parse(r.output, ec);
-    EXPECT_FALSE(ec) << r.output;
-    return ec || !v.is_array() ? json::array() : v.as_array();
-  }
-  static std::vector<const json::object*> of(const json::array& list, std::string_view service) {
-    std::vector<const json::object*> out;
-    for (const auto& v : list) {
-      if (v.as_object().at("service").as_string() == service) out.push_back(&v.as_object());
-    }
-    return out;
-  }
-  static std::uint16_t port_of(const json::object& o) {
-    return static_cast<std::uint16_t>(o.at("port").as_int64());
-  }
-  static pid_t pid_of(const json::object& o) { return static_cast<pid_t>(o.at("pid").as_int64()); }
-
-  void up() {
-    const auto r = cli({"up", "-d"}, 60s);
-    ASSERT_EQ(r.code, 0) << r.output;
-  }
-
-  fs::path dir_;
-};
 
 TEST_F(Fleet, UpDetachedReturnsWithEveryInstanceReadyOnItsOwnPort) {
   write_manifest("  flask:\n    command: [/usr/bin/python3, " + std::string(SQUADRON_SOURCE_DIR) +
@@ -199,7 +104,7 @@ TEST_F(Fleet, ScaleUpReturnsWhenReadyAndScaleDownStopsGracefully) {
   pids.erase(std::remove(pids.begin(), pids.end(), pid_of(*of(list, "hello")[0])), pids.end());
   EXPECT_TRUE(all_gone_within(pids, 5s));
   // Gracefully: each stopped instance ended by its own exit 0 after SIGTERM, not SIGKILL.
-  const auto events = fetch(control_port(), "GET", "/api/v1/events");
+  const auto events = fetch(control_port(), "GET", "/api/v1/events", auth());
   ASSERT_TRUE(events);
   int graceful = 0;
   const auto doc = json::parse(events->body);  // kept: the loop walks inside it
@@ -268,7 +173,7 @@ TEST_F(Fleet, RestartReplacesEachInstanceOnlyOnceItsSuccessorIsReady) {
     EXPECT_EQ(o->at("state").as_string(), "ready");
   }
   // The order of events: each retirement follows its successor's readiness.
-  const auto events = fetch(control_port(), "GET", "/api/v1/events");
+  const auto events = fetch(control_port(), "GET", "/api/v1/events", auth());
   ASSERT_TRUE(events);
   std::vector<std::string> retire;
   const auto doc = json::parse(events->body);  // kept: the loop walks inside it
@@ -301,7 +206,7 @@ TEST_F(Fleet, ADeployedRevisionSurvivesARestartOfTheFleetUnlessTheManifestChange
   EXPECT_NE(environ_of(pid_of(*of(list, "echo")[0])).find("\nCOLOR=blue\n"), std::string::npos);
   const auto h = cli({"history", "echo"});
   EXPECT_NE(h.output.find("the manifest"), std::string::npos) << h.output;
-  EXPECT_NE(h.output.find("current  COLOR=blue"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("current  set COLOR"), std::string::npos) << h.output;
   ASSERT_EQ(cli({"down"}, 30s).code, 0);
 
   // Edited while the fleet was down: the file wins, as revision 3.
@@ -375,10 +280,10 @@ TEST_F(Fleet, TheWatchStreamWakesOnChangeAsLongPollAndAsServerSentEvents) {
   // A long-poll at the current revision waits; a scale wakes it with a newer one.
   RawConnection poll(port);
   ASSERT_TRUE(poll.send("GET /api/v1/watch?since=" + std::to_string(rev) +
-                        "&timeout=20s HTTP/1.1\r\nHost: x\r\n\r\n"));
+                        "&timeout=20s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   RawConnection sse(port);
   ASSERT_TRUE(sse.send("GET /api/v1/watch?since=" + std::to_string(rev) +
-                       " HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"));
+                       " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"));
   ASSERT_EQ(cli({"scale", "echo=2"}).code, 0);
   const auto woke = poll.read_response(10s);
   ASSERT_TRUE(woke);
@@ -401,7 +306,7 @@ TEST_F(Fleet, LogsShowsTheTailAndFollowsNewOutput) {
   EXPECT_EQ(r.output.find("echo-1 | "), std::string::npos) << "only hello's";
 
   ChildProcess follow({bin_dir() + "/squadron", "-f", (dir_ / "squadron.yaml").string(), "logs",
-                       "-f", "--tail", "0"});
+                       "--follow", "--tail", "0"});
   follow.wait_exit(300ms);
   ASSERT_EQ(cli({"scale", "hello=3"}).code, 0);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -491,7 +396,7 @@ TEST_F(Gateway, RoutesByPrefixAndSpreadsOverTheReadyReplicas) {
   RawConnection c(gateway_);
   ASSERT_TRUE(c.ok());
   for (int i = 0; i < kRequests; ++i) {
-    ASSERT_TRUE(c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(c.send("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     const auto answer = c.read_response();
     ASSERT_TRUE(answer) << i;
     ASSERT_EQ(answer->status, 200) << i;
@@ -530,10 +435,11 @@ TEST_F(Gateway, AmbiguousFramingNeverReachesAnUpstream) {
   start_routed();
   long total = 0;
   for (auto p : hellos_) total += hello_count(p);
-  for (const char* smuggle :
-       {"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
-        "\r\n0\r\n\r\n",
-        "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"}) {
+  for (const char* smuggle : {"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                              "4\r\nTransfer-Encoding: chunked\r\n"
+                              "\r\n0\r\n\r\n",
+                              "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                              "4\r\nContent-Length: 5\r\n\r\nabcde"}) {
     RawConnection c(gateway_);
     ASSERT_TRUE(c.send(smuggle));
     const auto r = c.read_response();
@@ -605,7 +511,7 @@ TEST_F(Gateway, AnInstanceAnswering503IsEjectedAndItsRequestsRetriedElsewhere) {
   ASSERT_NE(failing, 0);
   RawConnection c(gateway);
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(c.send("GET /flaky HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(c.send("GET /flaky HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     const auto r = c.read_response();
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << "a 503 of a GET is retried on another instance: " << r->body;
@@ -675,7 +581,7 @@ TEST_F(Gateway, AHangingServiceGets504AtItsTimeoutAndOthersAreUnaffected) {
   std::vector<RawConnection> hung;
   for (int i = 0; i < 20; ++i) {
     hung.emplace_back(gateway);
-    ASSERT_TRUE(hung.back().send("GET /stuck/hang HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(hung.back().send("GET /stuck/hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   }
   for (int i = 0; i < 100; ++i) {  // meanwhile, another service answers as usual
     const auto r = fetch(gateway, "GET", "/hello");
@@ -705,7 +611,7 @@ TEST_F(Gateway, GetsSurviveKilledReplicas) {
     auto c = std::make_unique<RawConnection>(gateway_);
     while (!stop) {
       std::optional<RawResponse> r;
-      if (c->send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")) r = c->read_response();
+      if (c->send("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) r = c->read_response();
       if (r && r->status == 200) {
         ++ok;
         continue;
@@ -751,7 +657,7 @@ TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
     auto c = std::make_unique<RawConnection>(gateway);
     while (!stop) {
       std::optional<RawResponse> r;
-      if (c->send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"))
+      if (c->send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"))
         r = c->read_response();
       if (r && r->status == 200) {
         ++ok;
@@ -921,7 +827,7 @@ TEST_F(Gateway, LargeAndChunkedUploadsStreamThroughInConstantMemory) {
   {
     RawConnection c(gateway);
     ASSERT_TRUE(c.ok());
-    ASSERT_TRUE(c.send("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+    ASSERT_TRUE(c.send("POST /sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                        std::to_string(kPieces * kMiB) + "\r\n\r\n"));
     for (std::size_t i = 0; i < kPieces; ++i) ASSERT_TRUE(c.send(piece)) << i;
     const auto r = c.read_response(60s);
@@ -930,7 +836,7 @@ TEST_F(Gateway, LargeAndChunkedUploadsStreamThroughInConstantMemory) {
     EXPECT_NE(r->body.find("bytes=268435456 "), std::string::npos) << r->body;
     EXPECT_NE(r->body.find("framing=length"), std::string::npos) << r->body;
     // The same connection serves the next request: the body was read to its end.
-    ASSERT_TRUE(c.send("GET /sink HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(c.send("GET /sink HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     const auto next = c.read_response(5s);
     ASSERT_TRUE(next);
     EXPECT_EQ(next->status, 200);
@@ -939,7 +845,8 @@ TEST_F(Gateway, LargeAndChunkedUploadsStreamThroughInConstantMemory) {
   {
     RawConnection c(gateway);
     ASSERT_TRUE(c.ok());
-    ASSERT_TRUE(c.send("PUT /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    ASSERT_TRUE(
+        c.send("PUT /sink HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
     std::string all;
     for (std::size_t size : {std::size_t{100000}, std::size_t{1}, std::size_t{3 * kMiB + 7}}) {
       const std::string chunk = piece.substr(0, std::min(size, piece.size())) +
@@ -970,7 +877,7 @@ TEST_F(Gateway, LargeAndChunkedUploadsStreamThroughInConstantMemory) {
   for (const char* framing : {"bytes", "chunked", "close"}) {
     RawConnection c(gateway);
     ASSERT_TRUE(c.send(std::string("GET /sink/") + framing + "/" + std::to_string(64 * kMiB) +
-                       " HTTP/1.1\r\nHost: x\r\n\r\n"));
+                       " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     const auto r = c.read_response(60s);
     ASSERT_TRUE(r) << framing;
     EXPECT_EQ(r->status, 200);
@@ -991,7 +898,8 @@ TEST_F(Gateway, LargeAndChunkedUploadsStreamThroughInConstantMemory) {
   // A body cut off mid-way never reaches the upstream as complete, and the gateway lives on.
   {
     RawConnection c(gateway);
-    ASSERT_TRUE(c.send("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"));
+    ASSERT_TRUE(
+        c.send("POST /sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000000\r\n\r\n"));
     ASSERT_TRUE(c.send(piece));
   }
   const auto after = fetch(gateway, "GET", "/sink");
@@ -1136,7 +1044,7 @@ TEST_F(Gateway, ADeployReplacesEveryInstanceWithoutAFailedRequestAndAFailingOneR
   const auto h = cli({"history", "echo"});
   EXPECT_EQ(h.code, 0) << h.output;
   EXPECT_NE(h.output.find("failed"), std::string::npos) << h.output;
-  EXPECT_NE(h.output.find("COLOR=blue"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("set COLOR"), std::string::npos) << h.output;
 
   r = cli({"rollback", "echo"}, 60s);
   EXPECT_EQ(r.code, 0) << r.output;
@@ -1341,7 +1249,7 @@ TEST_F(Gateway, EveryAnswerGoesToItsOwnRequestUnderMixedLoad) {
         const std::string tag = "c" + std::to_string(i) + "n" + std::to_string(n);
         const std::string target =
             "/echo?" + tag + (i % 3 == 0 ? "&delay_ms=" + std::to_string(50 + n % 5 * 40) : "");
-        if (!c.send("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")) {
+        if (!c.send("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) {
           ++failed;
           return;
         }

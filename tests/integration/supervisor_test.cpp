@@ -1,11 +1,15 @@
 // The supervisor with real processes: the hello binary and small shell scripts.
 #include "squadron/supervisor/supervisor.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <signal.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "fixture.hpp"
 
@@ -128,6 +132,34 @@ TEST_F(SupervisorTest, AKilledInstanceIsRestartedAndReadyAgain) {
   std::printf("ready again %lld ms after kill -9\n", static_cast<long long>(took.count()));
   EXPECT_EQ(sup_.status(id)->restarts, 1);
   EXPECT_EQ(sup_.status(id)->last_exit, "signal 9");
+}
+
+// Out of descriptors: before, making a port threw inside the detached coroutine and the instance
+// sat in its state for good. Now every failed start is a line, a backoff, and another try.
+TEST_F(SupervisorTest, OutOfDescriptorsAStartFailsIntoBackoffAndSucceedsOnceTheyReturn) {
+  // The loop's reactor exists before (as the fleet's does long before any start).
+  boost::asio::steady_timer warm(io_, 1ms);
+  bool warmed = false;
+  warm.async_wait([&](boost::system::error_code) { warmed = true; });
+  ASSERT_TRUE(run_until([&] { return warmed; }));
+  std::vector<int> hoard;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) hoard.push_back(fd);
+  ASSERT_EQ(errno, EMFILE);
+  const auto id = sup_.add(hello());
+  const bool backed_off = run_until([&] { return state(id) == InstanceState::kBackoff; }, 5s);
+  const auto failed = sup_.status(id);
+  for (int fd : hoard) ::close(fd);
+  ASSERT_TRUE(backed_off);
+  EXPECT_NE(failed->last_exit.find("cannot start"), std::string::npos) << failed->last_exit;
+  EXPECT_NE(failed->last_exit.find("Too many open files"), std::string::npos) << failed->last_exit;
+  EXPECT_EQ(failed->pid, -1);
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }, 10s))
+      << "supervision gave up";
+  EXPECT_GT(sup_.status(id)->pid, 0);
+  const auto lines = sup_.logs(id, 100);
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("squadron: cannot start") != std::string::npos;
+  }));
 }
 
 TEST_F(SupervisorTest, ACrashLoopBacksOffWithGrowingDelays) {

@@ -1,6 +1,7 @@
 #include "raw_client.hpp"
 
 #include <arpa/inet.h>
+#include <cctype>
 #include <cerrno>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -163,7 +164,12 @@ std::optional<RawResponse> fetch(std::uint16_t port, std::string_view method,
   RawConnection c(port);
   if (!c.ok()) return std::nullopt;
   std::string req;
-  req.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: test\r\n");
+  req.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  // The address connected to, as curl sends it, unless the caller names its own.
+  std::string lower(extra_headers);
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower.rfind("host:", 0) != 0 && lower.find("\nhost:") == std::string::npos)
+    req.append("Host: 127.0.0.1:").append(std::to_string(port)).append("\r\n");
   req.append(extra_headers);
   if (!body.empty())
     req.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");

@@ -1,0 +1,117 @@
+// A fleet in a temporary folder per test, driven through the real `squadron` CLI and its
+// control API over real sockets (control.listen on port 0). Shared by the fleet's tests.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <signal.h>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "fixture.hpp"
+
+namespace squadron::testing {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+struct CliResult {
+  int code = -1;
+  std::string output;
+};
+
+class Fleet : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           (std::string("squadron-fleet-") + info->name() + "-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (fs::exists(dir_ / ".squadron" / "run.json")) {
+      const auto pid = daemon_pid();
+      cli({"down"}, 30s);
+      if (pid > 0 && !process_gone(pid)) ::kill(pid, SIGKILL);  // ours; never left running
+    }
+    fs::remove_all(dir_);
+  }
+
+  // hello x2 (C++), echo x1, and whatever `extra` adds under services:.
+  void write_manifest(const std::string& extra = "") {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: trio\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+        << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    replicas: 2\n    ready: { path: /readyz }\n"
+        << "  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
+        << extra;
+  }
+
+  CliResult cli(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) {
+    std::vector<std::string> argv{bin_dir() + "/squadron"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--file");
+    argv.push_back((dir_ / "squadron.yaml").string());
+    ChildProcess p(argv);
+    const auto code = p.wait_exit(timeout);
+    return {code.value_or(-1), p.output()};
+  }
+
+  json::value run_json() const {
+    std::ifstream in(dir_ / ".squadron" / "run.json");
+    std::stringstream s;
+    s << in.rdbuf();
+    boost::system::error_code ec;
+    auto v = json::parse(s.str(), ec);
+    return ec ? json::value() : v;
+  }
+  pid_t daemon_pid() const {
+    const auto v = run_json();
+    return v.is_object() ? static_cast<pid_t>(v.at("pid").as_int64()) : -1;
+  }
+  std::uint16_t control_port() const {
+    const std::string url(run_json().at("control").as_string());
+    return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  }
+  std::string token() const {
+    std::ifstream in(dir_ / ".squadron" / "token");
+    std::string t;
+    in >> t;
+    return t;
+  }
+  std::string auth() const { return "Authorization: Bearer " + token() + "\r\n"; }
+
+  json::array ps() {
+    const auto r = cli({"ps", "--json"});
+    EXPECT_EQ(r.code, 0) << r.output;
+    boost::system::error_code ec;
+    auto v = json::parse(r.output, ec);
+    EXPECT_FALSE(ec) << r.output;
+    return ec || !v.is_array() ? json::array() : v.as_array();
+  }
+  static std::vector<const json::object*> of(const json::array& list, std::string_view service) {
+    std::vector<const json::object*> out;
+    for (const auto& v : list) {
+      if (v.as_object().at("service").as_string() == service) out.push_back(&v.as_object());
+    }
+    return out;
+  }
+  static std::uint16_t port_of(const json::object& o) {
+    return static_cast<std::uint16_t>(o.at("port").as_int64());
+  }
+  static pid_t pid_of(const json::object& o) { return static_cast<pid_t>(o.at("pid").as_int64()); }
+
+  void up() {
+    const auto r = cli({"up", "-d"}, 60s);
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+
+  fs::path dir_;
+};
+
+}  // namespace squadron::testing
