@@ -89,6 +89,16 @@ int run_gateway(const GatewayOptions& options) {
   config.limits.max_body = std::numeric_limits<std::size_t>::max();
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = config.threads;
+  for (const auto& t : options.trusted_proxies) {
+    if (!gateway::AddressBlock::parse(t)) {
+      std::fprintf(stderr,
+                   "squadron gateway: --trusted-proxy takes an address or CIDR block like "
+                   "10.0.0.0/8 (got \"%s\")\n",
+                   t.c_str());
+      return 2;
+    }
+  }
+  proxy_config.trusted_proxies = options.trusted_proxies;
   for (const auto& spec : options.internal) {  // SERVICE=PORT
     const auto eq = spec.find('=');
     const int p = eq == std::string::npos ? -1 : std::atoi(spec.c_str() + eq + 1);

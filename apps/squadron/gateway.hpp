@@ -20,6 +20,7 @@ struct GatewayOptions {
   // order, then --admin (`squadron up` holds them for the fleet's life, so a restarted gateway
   // never binds again and nobody can take its ports meanwhile).
   bool listen_fds = false;
+  std::vector<std::string> trusted_proxies;  // believed X-Forwarded-For senders (CIDR blocks)
 };
 
 int run_gateway(const GatewayOptions& options);

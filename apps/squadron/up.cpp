@@ -251,6 +251,10 @@ std::optional<control::ServiceSpec> gateway_spec(
     spec.command.push_back("--admin");
     spec.command.push_back(std::to_string(admin_port));
   }
+  for (const auto& t : m.trusted_proxies) {
+    spec.command.push_back("--trusted-proxy");
+    spec.command.push_back(t);
+  }
   spec.cwd = m.dir();
   // To wake services scaled to zero through the control API (a POST needs the token).
   spec.env["SQUADRON_CONTROL_TOKEN"] = token;

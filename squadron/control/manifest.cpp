@@ -623,12 +623,32 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
 }
 
 void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out,
-                  bool* expose = nullptr) {
+                  bool* expose = nullptr, std::vector<std::string>* trusted = nullptr) {
   const YAML::Node n = root[key];
   if (!n) return;
   const std::string path = key;
   if (!c.expect_map(n, path, "{ listen: 127.0.0.1:9900 }")) return;
-  if (expose != nullptr) {
+  if (trusted != nullptr) {
+    c.check_keys(n, path, {"listen", "trusted_proxies"});
+    if (const YAML::Node t = n["trusted_proxies"]) {
+      if (!t.IsSequence()) {
+        c.error(t, path + ".trusted_proxies", "expected a list of addresses or CIDR blocks",
+                "for example [10.0.0.0/8, 192.168.1.7]");
+      } else {
+        for (std::size_t i = 0; i < t.size(); ++i) {
+          const auto item = c.string(t[i], fmt::format("{}.trusted_proxies[{}]", path, i));
+          if (!item) continue;
+          if (!address_block(*item)) {
+            c.error(t[i], fmt::format("{}.trusted_proxies[{}]", path, i),
+                    fmt::format("\"{}\" is not an address or a CIDR block", *item),
+                    "an IPv4 or IPv6 address, optionally /prefix: 10.0.0.0/8, ::1");
+            continue;
+          }
+          trusted->push_back(*item);
+        }
+      }
+    }
+  } else if (expose != nullptr) {
     c.check_keys(n, path, {"listen", "expose"});
     if (n["expose"]) {
       if (auto e = c.boolean(n["expose"], path + ".expose")) *expose = *e;
@@ -673,6 +693,25 @@ const ServiceSpec* Manifest::find(std::string_view service) const {
     if (s.name == service) return &s;
   }
   return nullptr;
+}
+
+bool address_block(std::string_view text) {
+  const auto slash = text.find('/');
+  const std::string address(text.substr(0, slash));
+  unsigned char bytes[16];
+  int max = 0;
+  if (::inet_pton(AF_INET, address.c_str(), bytes) == 1) {
+    max = 32;
+  } else if (::inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
+    max = 128;
+  } else {
+    return false;
+  }
+  if (slash == std::string_view::npos) return true;
+  const std::string bits(text.substr(slash + 1));
+  if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  return std::stoi(bits) <= max;
 }
 
 bool loopback_listen(std::string_view listen) {
@@ -726,7 +765,7 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
         if (auto n = c.string(root["name"], "name")) m.name = *n;
       }
       parse_listen(c, root, "control", m.control_listen, &m.control_expose);
-      parse_listen(c, root, "gateway", m.gateway_listen);
+      parse_listen(c, root, "gateway", m.gateway_listen, nullptr, &m.trusted_proxies);
       const YAML::Node services = root["services"];
       if (!services) {
         c.error(root, "services", "the manifest has no services",

@@ -102,6 +102,9 @@ inline constexpr std::size_t kMaxManifestBytes = std::size_t{1} << 20;
 // Whether `listen` ("HOST:PORT") is on this machine only: 127.0.0.0/8, ::1 or localhost.
 bool loopback_listen(std::string_view listen);
 
+// Whether `text` is an IPv4 or IPv6 address, optionally with a /prefix ("10.0.0.0/8").
+bool address_block(std::string_view text);
+
 struct Manifest {
   std::string name;  // default: the manifest folder's name
   std::string control_listen = "127.0.0.1:9900";
@@ -109,6 +112,9 @@ struct Manifest {
   // summary, unauthenticated, and every request's token then travel the network in clear).
   bool control_expose = false;
   std::string gateway_listen = "127.0.0.1:8080";
+  // gateway: { trusted_proxies: [10.0.0.0/8, ...] }: peers whose X-Forwarded-For the gateway
+  // believes; default none (the header is replaced by the peer's address).
+  std::vector<std::string> trusted_proxies;
   std::vector<ServiceSpec> services;  // in file order
   std::filesystem::path file;         // absolute path of the manifest
   std::filesystem::path dir() const { return file.parent_path(); }

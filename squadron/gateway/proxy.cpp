@@ -1,6 +1,9 @@
 #include "squadron/gateway/proxy.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <charconv>
+#include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
@@ -50,6 +53,26 @@ bool dropped_response_header(std::string_view name) {
   return false;
 }
 
+// Whether a `Connection` field of `req` names `name`: a hop-by-hop header of the client's, not
+// passed on (RFC 9110 §7.6.1).
+bool named_in_connection(const http::Request& req, std::string_view name) {
+  for (const auto& h : req.headers()) {
+    if (!http::iequals(h.name, "connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const auto comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+        token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
+      if (!token.empty() && http::iequals(token, name)) return true;
+    }
+  }
+  return false;
+}
+
 bool idempotent(http::Method m) {
   using M = http::Method;
   return m == M::kGet || m == M::kHead || m == M::kOptions || m == M::kPut || m == M::kDelete;
@@ -90,7 +113,53 @@ Proxy::Proxy(ProxyConfig config)
   for (std::size_t i = 0; i < std::max<std::size_t>(1, config_.threads); ++i) {
     workers_.push_back(std::make_unique<Worker>(0x5eed + i * 7919));
   }
+  for (const auto& t : config_.trusted_proxies) {
+    if (auto b = AddressBlock::parse(t)) trusted_.push_back(*b);
+  }
   publish(std::make_shared<RouteTable>());
+}
+
+std::optional<AddressBlock> AddressBlock::parse(std::string_view text) {
+  AddressBlock b;
+  const auto slash = text.find('/');
+  const std::string address(text.substr(0, slash));
+  int max = 0;
+  if (::inet_pton(AF_INET, address.c_str(), b.bytes) == 1) {
+    b.family = AF_INET;
+    max = 32;
+  } else if (::inet_pton(AF_INET6, address.c_str(), b.bytes) == 1) {
+    b.family = AF_INET6;
+    max = 128;
+  } else {
+    return std::nullopt;
+  }
+  b.prefix = max;
+  if (slash != std::string_view::npos) {
+    const auto bits = text.substr(slash + 1);
+    int n = -1;
+    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n);
+    if (ec != std::errc() || end != bits.data() + bits.size() || n < 0 || n > max)
+      return std::nullopt;
+    b.prefix = n;
+  }
+  return b;
+}
+
+bool AddressBlock::contains(std::string_view address) const {
+  unsigned char a[16] = {};
+  const std::string text(address);
+  if (::inet_pton(family, text.c_str(), a) != 1) return false;
+  const int whole = prefix / 8;
+  if (std::memcmp(a, bytes, static_cast<std::size_t>(whole)) != 0) return false;
+  const int rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+  return (a[whole] & mask) == (bytes[whole] & mask);
+}
+
+bool Proxy::trusts(std::string_view address) const {
+  return std::any_of(trusted_.begin(), trusted_.end(),
+                     [&](const AddressBlock& b) { return b.contains(address); });
 }
 
 Proxy::~Proxy() = default;
@@ -414,11 +483,14 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   head.append(req.method_name()).append(" ");
   match.append_upstream_target(req.target(), head);
   head.append(" HTTP/1.1\r\n");
+  // X-Forwarded-For: the peer's address, and what came before it only from a trusted proxy
+  // (all its XFF fields, in order); from anyone else a client's own XFF is a lie it may tell.
   std::string forwarded_for;
+  const bool trusted = trusts(req.remote_address());
   for (const auto& h : req.headers()) {
-    if (dropped_request_header(h.name)) continue;
+    if (dropped_request_header(h.name) || named_in_connection(req, h.name)) continue;
     if (http::iequals(h.name, "x-forwarded-for")) {
-      forwarded_for = std::string(h.value) + ", ";
+      if (trusted && !h.value.empty()) forwarded_for.append(h.value).append(", ");
       continue;
     }
     if (http::iequals(h.name, "x-request-id") || http::iequals(h.name, "x-forwarded-proto") ||
@@ -461,6 +533,9 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   options.body = streamed;
   options.chunked_body = chunked_body;
   options.stream_above = 64 * 1024;  // larger answers flow through as they arrive
+  // The route timeout bounds the answer's head; a streamed body may take as long as it goes on
+  // arriving (an 8 s download is no timeout), each piece within the route timeout of the last.
+  options.body_idle_timeout = policy.timeout;
   // A streamed body cannot be sent twice: such a request is retried only when it got nowhere.
   const bool replayable = idempotent(req.method()) && streamed == nullptr;
 
@@ -534,6 +609,14 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     auto x = co_await w.pool->exchange({ep.id, ep.host, ep.port}, request, options, res);
     refused = x.outcome == http::Outcome::kRefused;
     const auto now = std::chrono::steady_clock::now();
+    if (x.outcome == http::Outcome::kMalformed) {
+      // An answer, but not one to pass on (framing, header count or size, control bytes).
+      if (w.balancer.record(service, ep, false, now)) stats.ejections.add();
+      res = http::Response::problem(
+          502,
+          fmt::format("{} answered what the gateway does not pass on: {}", service.name, x.error));
+      co_return;
+    }
     if (x.outcome == http::Outcome::kAnswered) {
       if (w.balancer.record(service, ep, res.status < 500, now)) stats.ejections.add();
       if (res.status == 503 && replayable && attempt + 1 < attempts &&

@@ -46,6 +46,19 @@ struct ProxyConfig {
   std::function<void(const std::string& service)> wake;
   // Requests one I/O thread holds for services waking up; beyond: 503 at once.
   int max_held_per_thread = 1024;
+  // Peers whose X-Forwarded-For is believed (addresses or CIDR blocks: "10.0.0.0/8", "::1"):
+  // what they say comes before their own address. From any other peer the header is replaced
+  // by the peer's address (Envoy's use_remote_address).
+  std::vector<std::string> trusted_proxies;
+};
+
+// An address block ("10.0.0.0/8", "192.168.1.7", "fd00::/8"); parse() says whether it is one.
+struct AddressBlock {
+  int family = 0;  // AF_INET or AF_INET6
+  unsigned char bytes[16] = {};
+  int prefix = 0;
+  static std::optional<AddressBlock> parse(std::string_view text);
+  bool contains(std::string_view address) const;
 };
 
 class Proxy final : public http::Handler {
@@ -61,6 +74,8 @@ class Proxy final : public http::Handler {
   void set_admin_port(std::uint16_t port) noexcept { config_.admin_port = port; }
   // The server's I/O threads' io_contexts, by index (before it runs): GET /upstreams asks each
   // thread for its requests in flight on its own thread.
+  // Whether `address` (a peer's) is one of the trusted proxies.
+  bool trusts(std::string_view address) const;
   void set_contexts(std::vector<boost::asio::io_context*> contexts) {
     contexts_ = std::move(contexts);
   }
@@ -82,6 +97,7 @@ class Proxy final : public http::Handler {
   boost::asio::awaitable<void> upstreams(http::Response& res);
 
   ProxyConfig config_;
+  std::vector<AddressBlock> trusted_;
   Metrics metrics_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Snapshot> snapshot_;

@@ -1,6 +1,7 @@
 #include "squadron/http/client.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <functional>
 #include <netinet/in.h>
@@ -69,13 +70,45 @@ bool framing_header(std::string_view name) {
 }
 
 // The answer's status and end-to-end headers into `response` (a fresh one).
+// Whether the `Connection` fields among `headers` name `name` (a hop-by-hop header of the sender's,
+// RFC 9110 §7.6.1: not passed on).
+bool named_in_connection(const std::vector<std::pair<std::string_view, std::string_view>>& headers,
+                         std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (!iequals(n, "connection")) continue;
+    std::size_t start = 0;
+    while (start <= v.size()) {
+      const auto comma = v.find(',', start);
+      std::string_view token =
+          v.substr(start, comma == std::string_view::npos ? v.npos : comma - start);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+        token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
+      if (!token.empty() && iequals(token, name)) return true;
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+  }
+  return false;
+}
+
 void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Response& response) {
   response = Response{};
   response.status = parser.status();
   response.content_type = {};
   response.headers.reserve(parser.headers().size());
   for (const auto& [name, value] : parser.headers()) {
-    if (framing_header(name) || (options.drop_header != nullptr && options.drop_header(name)))
+    // An answer to HEAD announces the length a GET would get: kept as it was said.
+    if (options.head && iequals(name, "content-length")) {
+      std::uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec == std::errc() && end == value.data() + value.size())
+        response.stream_length = static_cast<std::int64_t>(n);
+      continue;
+    }
+    if (framing_header(name) || (options.drop_header != nullptr && options.drop_header(name)) ||
+        named_in_connection(parser.headers(), name))
       continue;
     response.headers.emplace_back(std::string(name), std::string(value));
   }
@@ -161,6 +194,7 @@ struct Pump {
   std::string key;
   std::unique_ptr<Connection> conn;
   std::chrono::steady_clock::time_point deadline;
+  std::chrono::milliseconds idle{0};  // each piece within this of the one before (0: deadline)
   bool leftover = false;
 };
 
@@ -183,12 +217,14 @@ asio::awaitable<std::optional<std::string>> pump_next(std::shared_ptr<Pump> pump
     }
     Deadline limit;
     limit.socket = &p.conn->socket;
-    limit.at = p.deadline;
+    limit.at = p.idle.count() > 0 ? std::chrono::steady_clock::now() + p.idle : p.deadline;
     Watched watched(*p.pool, limit);
     auto [ec, n] = co_await p.conn->socket.async_read_some(
         asio::buffer(p.conn->buffer.get(), kReadBufferBytes), kAwait);
     if (!*p.alive) throw std::runtime_error("the connection pool is gone");
-    if (limit.expired) throw std::runtime_error("the upstream's body did not arrive in time");
+    if (limit.expired)
+      throw std::runtime_error(p.idle.count() > 0 ? "the upstream's body stopped arriving"
+                                                  : "the upstream's body did not arrive in time");
     if (ec == asio::error::eof) {
       if (parser.finish_eof() != ResponseParser::Result::kDone)
         throw std::runtime_error("the upstream cut its body off");
@@ -316,6 +352,31 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
         body_ok = !bec;
         if (bec) x.error = "sending the body: " + bec.message();
       }
+      if (!body_ok && !limit.expired) {
+        // The upstream stopped reading: it may have answered already (a 413 before the body's
+        // end). That answer is the client's, as the upstream sent it.
+        ResponseParser& early = conn->parser;
+        early.reset(options.head);
+        auto r = ResponseParser::Result::kNeedMore;
+        while (r == ResponseParser::Result::kNeedMore && !limit.expired) {
+          auto [rec, rn] = co_await conn->socket.async_read_some(
+              asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
+          if (rec) {
+            r = rec == asio::error::eof ? early.finish_eof() : ResponseParser::Result::kError;
+            break;
+          }
+          std::size_t used = 0;
+          r = early.feed(std::string_view(conn->buffer.get(), rn), used);
+        }
+        if (r == ResponseParser::Result::kDone) {
+          fill_head(early, options, response);
+          response.body = std::move(early.body());
+          response.close = true;  // the request was not read to its end
+          x.outcome = Outcome::kAnswered;
+          x.error.clear();
+          co_return x;  // the connection (out of step) is dropped
+        }
+      }
       if (limit.expired || !body_ok || !options.body->complete()) {
         if (limit.expired) {
           x.outcome = Outcome::kTimeout;
@@ -332,6 +393,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     auto result = ResponseParser::Result::kNeedMore;
     bool leftover = false;
     bool timed_out = false;
+    bool malformed = false;
     while (result == ResponseParser::Result::kNeedMore) {
       auto [rec, rn] = co_await conn->socket.async_read_some(
           asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
@@ -363,8 +425,10 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
         const int one = 1;
         ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
       }
-      if (result == ResponseParser::Result::kError)
+      if (result == ResponseParser::Result::kError) {
         x.error = "bad answer: " + std::string(parser.error());
+        malformed = true;
+      }
       if (result == ResponseParser::Result::kNeedMore && options.stream_above != 0 &&
           parser.head_done() &&
           (parser.declared_length() < 0 ||
@@ -378,6 +442,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
         pump->key = std::string(upstream.key);
         pump->conn = std::move(conn);
         pump->deadline = options.deadline;
+        pump->idle = options.body_idle_timeout;
         response.stream = [pump] { return pump_next(pump); };
         x.outcome = Outcome::kAnswered;
         x.error.clear();
@@ -388,7 +453,9 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
       // Cut off before any answer on a reused connection: it was stale; try a fresh one
       // (unless a streamed body went out: it cannot be sent again).
       if (reused && !parser.started() && !timed_out && options.body == nullptr) continue;
-      x.outcome = timed_out ? Outcome::kTimeout : Outcome::kFailed;
+      x.outcome = timed_out   ? Outcome::kTimeout
+                  : malformed ? Outcome::kMalformed
+                              : Outcome::kFailed;
       co_return x;
     }
     fill_head(parser, options, response);

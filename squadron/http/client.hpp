@@ -54,6 +54,9 @@ struct ExchangeOptions {
   // with Response::stream reading the body from the upstream as the caller sends it on (the
   // connection returns to the pool at its end; a cut body throws). 0: always read whole.
   std::size_t stream_above = 0;
+  // A streamed answer's body: each piece must come within this of the one before (the deadline
+  // bounds the head only). 0: the deadline bounds the whole body too.
+  std::chrono::milliseconds body_idle_timeout{0};
 };
 
 enum class Outcome {
@@ -61,7 +64,9 @@ enum class Outcome {
   kRefused,         // could not connect: the upstream got nothing
   kConnectTimeout,  // no connection within connect_timeout: nothing sent
   kTimeout,         // the deadline passed after (some of) the request left
-  kFailed,          // reset, cut off, or a malformed answer
+  kFailed,          // reset or cut off
+  kMalformed,       // an answer not to pass on: framing, too many or too large headers,
+                    // control bytes (a proxy says 502; it is not retried)
 };
 
 struct Exchange {

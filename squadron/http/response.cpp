@@ -167,7 +167,10 @@ void serialize_head(const Response& res, std::string_view date, std::string_view
   } else if (!no_body && (!res.stream || res.stream_length >= 0)) {
     // A stream of unknown length not sent chunked (to HTTP/1.0) ends with the connection.
     out.append("Content-Length: ");
-    append_uint(out, res.stream ? static_cast<std::size_t>(res.stream_length) : res.body.size());
+    // (A bodiless answer to HEAD may carry the length a GET would get in stream_length.)
+    append_uint(out, res.stream || (res.body.empty() && res.stream_length >= 0)
+                         ? static_cast<std::size_t>(res.stream_length)
+                         : res.body.size());
     out.append("\r\n");
   }
   if (!date.empty()) out.append("Date: ").append(date).append("\r\n");

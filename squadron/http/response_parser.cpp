@@ -10,7 +10,8 @@ namespace squadron::http {
 
 namespace {
 
-constexpr std::size_t kMaxLine = 4096;  // a chunk-size line or a trailer field
+constexpr std::size_t kMaxLine = 4096;    // a chunk-size line or a trailer field
+constexpr std::size_t kMaxHeaders = 100;  // as requests (ParserLimits::max_headers)
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -152,8 +153,13 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
     if (!std::all_of(name.begin(), name.end(), is_token_char))
       return fail("malformed header field name");
     const std::string_view value = trim(field.substr(colon + 1));
-    if (value.find_first_of("\r\n") != std::string_view::npos)
-      return fail("bare CR or LF in a header field");
+    // As requests are held (RFC 9110 §5.5): no control byte but HTAB passes on to a client.
+    if (std::any_of(value.begin(), value.end(), [](char ch) {
+          const auto u = static_cast<unsigned char>(ch);
+          return (u < 0x20 && u != '\t') || u == 0x7f;
+        }))
+      return fail("a control character in a header field");
+    if (headers_.size() >= kMaxHeaders) return fail("more than 100 header fields");
     headers_.emplace_back(name, value);
     if (iequals(name, "content-length")) {
       if (!content_length.empty() && content_length != value)
