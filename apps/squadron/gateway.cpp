@@ -140,6 +140,16 @@ int run_gateway(const GatewayOptions& options) {
       return 1;
     }
   }
+  for (const int spare : options.spares) {
+    if (auto ec = options.listen_fds
+                      ? server.adopt_listener(next_fd++)
+                      : server.listen_also("127.0.0.1", static_cast<std::uint16_t>(spare))) {
+      std::fprintf(stderr, "squadron gateway: cannot listen on 127.0.0.1:%d: %s\n", spare,
+                   ec.message().c_str());
+      return 1;
+    }
+  }
+  proxy.set_front_port(server.port());
   if (options.admin >= 0) {
     std::uint16_t bound = 0;
     if (auto ec = options.listen_fds

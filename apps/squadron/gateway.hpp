@@ -21,6 +21,9 @@ struct GatewayOptions {
   // never binds again and nobody can take its ports meanwhile).
   bool listen_fds = false;
   std::vector<std::string> trusted_proxies;  // believed X-Forwarded-For senders (CIDR blocks)
+  // Loopback listeners for services added later (the watch names the service of each), taken
+  // after the --internal ones with --listen-fds.
+  std::vector<int> spares;
 };
 
 int run_gateway(const GatewayOptions& options);

@@ -180,6 +180,8 @@ int main(int argc, char** argv) {
                    "loopback port of the admin endpoints /metrics, /metrics.json, /healthz "
                    "(0: a free one)")
       ->check(CLI::Range(0, 65535));
+  gateway_cmd->add_option("--spare", gateway_options.spares,
+                          "a loopback port held for a service added later (repeat)");
   gateway_cmd->add_option("--trusted-proxy", gateway_options.trusted_proxies,
                           "an address or CIDR block whose X-Forwarded-For is believed (repeat)");
   gateway_cmd->add_flag("--listen-fds", gateway_options.listen_fds,

@@ -21,7 +21,9 @@
 #include <set>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <tuple>
 #include <unistd.h>
+#include <variant>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -223,13 +225,28 @@ int hold_listener(const std::string& host, std::uint16_t port) {
   return fd;
 }
 
+// Loopback listeners the gateway holds for services added by `apply` while it runs.
+constexpr int kSpareListeners = 8;
+
+// One more per-service listener for the gateway `spec` (already held as `fd`): its --internal
+// goes before --admin, and its descriptor after the other internal ones (the order
+// --listen-fds takes them in: front door, each --internal, admin).
+void add_internal_listener(control::ServiceSpec& spec, const std::string& service,
+                           std::uint16_t port, int fd) {
+  auto at = std::find(spec.command.begin(), spec.command.end(), "--admin");
+  const auto internal_before = std::count(spec.command.begin(), at, std::string("--internal"));
+  at = spec.command.insert(at, service + "=" + std::to_string(port));
+  spec.command.insert(at, "--internal");
+  spec.inherit_fds.insert(spec.inherit_fds.begin() + 1 + internal_before, fd);
+}
+
 // Squadron's gateway as an instance of the fleet (a service named "gateway"), when any service
 // has routes: this same binary, `squadron gateway`, on gateway.listen (port 0: a free one),
 // following the control API at `control_url`. Supervised and restarted like any instance.
 std::optional<control::ServiceSpec> gateway_spec(
     const control::Manifest& m, const std::string& control_url,
     const std::vector<std::pair<std::string, std::uint16_t>>& internal, std::uint16_t admin_port,
-    const std::string& token, std::string& why) {
+    const std::string& token, std::string& why, std::vector<std::uint16_t>& spares) {
   const auto listen = split_listen(m.gateway_listen);
   if (!has_gateway(m) || !listen) return std::nullopt;
   char self[4096];
@@ -279,6 +296,17 @@ std::optional<control::ServiceSpec> gateway_spec(
   bool held = hold(listen->first, *spec.port, "gateway.listen");
   for (const auto& [service, port] : internal)
     held = held && hold("127.0.0.1", port, "the gateway's listener for " + service);
+  // Spare loopback listeners, for services an apply adds: the watch then names the service of
+  // each, and the running gateway serves it at once (no restart).
+  for (int i = 0; held && i < kSpareListeners; ++i) {
+    const auto port = free_port("127.0.0.1");
+    held = port != 0 && hold("127.0.0.1", port, "a spare listener of the gateway");
+    if (held) {
+      spares.push_back(port);
+      spec.command.push_back("--spare");
+      spec.command.push_back(std::to_string(port));
+    }
+  }
   if (admin_port != 0) held = held && hold("127.0.0.1", admin_port, "the gateway's admin listener");
   if (!held) {
     for (int fd : spec.inherit_fds) ::close(fd);
@@ -394,7 +422,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   // the service's stop_grace or this second, whichever is longer), then gets SIGTERM.
   if (has_gateway(m)) options.drain = 1s;
   control::Manifest fleet_manifest = m;
-  const auto internal = give_service_urls(fleet_manifest);
+  auto internal = give_service_urls(fleet_manifest);
   // The gateway's admin listener (/metrics), fixed for the fleet's life like its front door.
   const std::uint16_t admin_port = has_gateway(m) ? free_port("127.0.0.1") : 0;
   Runtime rt(fleet_manifest, config, *token, options, admin_port);
@@ -422,7 +450,8 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
                  m.control_listen.c_str());
   }
   std::string gateway_problem;
-  auto gw = gateway_spec(m, url, internal, admin_port, *token, gateway_problem);
+  std::vector<std::uint16_t> spares;  // the gateway's, not yet given to a service
+  auto gw = gateway_spec(m, url, internal, admin_port, *token, gateway_problem, spares);
   if (!gw && has_gateway(m)) {
     const std::string msg =
         fmt::format("cannot start the gateway: {}{}", gateway_problem,
@@ -435,9 +464,49 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   if (gw) rt.fleet.add_service(std::move(*gw));
-  // A manifest applied later gets the same variables (the gateway's loopback listeners are
-  // fixed for the fleet's life: a service added by an apply is reached through its routes).
-  rt.fleet.prepare = [internal](control::Manifest& next) { add_service_urls(next, internal); };
+  for (const auto& [service, port] : internal) rt.fleet.set_discovery_port(service, port);
+  // A manifest applied later gets the same variables, and a service it adds gets its own
+  // listener on the gateway at once: held here like the others and handed to a gateway
+  // deployed with it (its port is fixed, so the new process starts as the old one leaves;
+  // connections wait in the listen queues meanwhile). Not for a dry run.
+  using Listener = std::tuple<std::string, std::uint16_t, int>;  // service, port, descriptor
+  std::vector<Listener> unhanded;
+  rt.fleet.prepare = [&rt, &internal, &unhanded, &spares, gateway = has_gateway(m)](
+                         control::Manifest& next, bool dry_run) {
+    for (const auto& s : next.services) {
+      if (!gateway || dry_run) break;
+      if (std::any_of(internal.begin(), internal.end(),
+                      [&](const auto& i) { return i.first == s.name; }))
+        continue;
+      if (!spares.empty()) {  // the running gateway serves it once the watch names it
+        internal.emplace_back(s.name, spares.front());
+        rt.fleet.set_discovery_port(s.name, spares.front());
+        spares.erase(spares.begin());
+        continue;
+      }
+      // No spare left: a listener of its own, and a gateway deployed with it (below).
+      const auto port = free_port("127.0.0.1");
+      const int fd = port == 0 ? -1 : hold_listener("127.0.0.1", port);
+      if (fd < 0) continue;  // then reached through its routes only
+      internal.emplace_back(s.name, port);
+      rt.fleet.set_discovery_port(s.name, port);
+      unhanded.emplace_back(s.name, port, fd);
+    }
+    add_service_urls(next, internal);
+  };
+  rt.fleet.applied = [&rt, &unhanded](const std::vector<std::string>&) {
+    const auto* now = rt.fleet.manifest().find("gateway");
+    if (unhanded.empty() || now == nullptr) return;
+    control::ServiceSpec spec = *now;
+    std::string names;
+    for (const auto& [service, port, fd] : unhanded) {
+      add_internal_listener(spec, service, port, fd);
+      names += (names.empty() ? "" : ", ") + service;
+    }
+    const auto r = rt.fleet.deploy("gateway", std::move(spec),
+                                   "apply: the gateway listens for " + names + " too");
+    if (std::holds_alternative<int>(r)) unhanded.clear();  // else the next apply tries again
+  };
   if (admin_port != 0) {
     // A retired instance drains until the gateway has no request in flight to it.
     rt.fleet.when_idle = [&rt](const std::string& id, std::uint64_t revision,

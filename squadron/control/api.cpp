@@ -136,8 +136,11 @@ json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
                        {"slow_start_ms", p.slow_start.count()},
                        {"scale_to_zero", spec.autoscale && spec.autoscale->min == 0},
                        {"balance", p.balance}};
-    services.push_back(json::object{
-        {"name", spec.name}, {"routes", std::move(routes)}, {"proxy", std::move(proxy)}});
+    json::object service{
+        {"name", spec.name}, {"routes", std::move(routes)}, {"proxy", std::move(proxy)}};
+    if (const auto port = fleet.discovery_port(spec.name); port != 0)
+      service["discovery_port"] = port;
+    services.push_back(std::move(service));
   }
   o["services"] = std::move(services);
   return o;

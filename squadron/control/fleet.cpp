@@ -466,7 +466,7 @@ bool Fleet::ApplyPlan::changes() const {
 std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const std::string& cause,
                                                           bool dry_run) {
   if (stopping_) return CommandError{409, "the fleet is stopping"};
-  if (prepare) prepare(next);
+  if (prepare) prepare(next, dry_run);
   ApplyPlan plan;
   auto at_next_up = [&](std::string_view what, const std::string& was, const std::string& is) {
     if (was != is)
@@ -606,6 +606,13 @@ std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const s
   persist_revisions();
   // Instances of removed services stop; the gateway's watchers see the new routes.
   if (!removed.empty() || plan.changes()) kick();
+  if (applied) {
+    std::vector<std::string> added;
+    for (const auto& step : plan.steps) {
+      if (step.action == "add") added.push_back(step.service);
+    }
+    applied(added);
+  }
   return plan;
 }
 

@@ -140,8 +140,19 @@ class Fleet final {
                      std::function<void(bool idle)> done)>
       when_idle;
   // Run on every manifest an apply receives before it is compared, to add what `up` adds to
-  // the file's (the SQUADRON_<NAME>_URL variables).
-  std::function<void(Manifest&)> prepare;
+  // the file's (the SQUADRON_<NAME>_URL variables); `dry_run`: nothing may be made for it.
+  std::function<void(Manifest&, bool dry_run)> prepare;
+  // Run once an apply has changed the fleet (not for a dry run), with the services it added
+  // (`up` gives each its listener on the gateway).
+  std::function<void(const std::vector<std::string>& added)> applied;
+  // The gateway's loopback port for `service` (its SQUADRON_<NAME>_URL), shown to watchers.
+  void set_discovery_port(const std::string& service, std::uint16_t port) {
+    discovery_[service] = port;
+  }
+  std::uint16_t discovery_port(std::string_view service) const {
+    auto it = discovery_.find(service);
+    return it == discovery_.end() ? 0 : it->second;
+  }
   // Deploys the revision before the current one again (as a new revision).
   std::variant<int, CommandError> rollback(std::string_view service);
   // [{"revision","hash","at_ms","cause","current"}], oldest first.
@@ -213,7 +224,9 @@ class Fleet final {
   FleetOptions options_;
   std::map<std::string, ServiceState, std::less<>> services_;
   std::set<std::string> retiring_;
-  std::set<std::string, std::less<>> builtin_;  // add_service()'s: never removed by an apply
+  std::set<std::string, std::less<>> builtin_;
+  std::map<std::string, std::uint16_t, std::less<>>
+      discovery_;  // add_service()'s: never removed by an apply
   std::map<std::string, supervisor::InstanceState> last_state_;
   std::vector<std::weak_ptr<OutputSubscription>> followers_;
   boost::asio::steady_timer resync_timer_;

@@ -225,6 +225,12 @@ std::optional<RouteMatch> Proxy::resolve(const RouteTable& table, const http::Re
       return RouteMatch{s, {}, false, kNoRoute};
     }
   }
+  // A listener the fleet assigned later (a service an apply added), named in the watch.
+  if (req.local_port() != 0 && req.local_port() != front_port_ &&
+      req.local_port() != config_.admin_port) {
+    if (const Service* s = table.find_by_port(req.local_port()))
+      return RouteMatch{s, {}, false, kNoRoute};
+  }
   return table.match(req.header("host").value_or(""), req.path());
 }
 

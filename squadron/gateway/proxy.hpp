@@ -72,6 +72,8 @@ class Proxy final : public http::Handler {
   const Metrics& metrics() const noexcept { return metrics_; }
   // The admin listener's port, once bound (before the server runs).
   void set_admin_port(std::uint16_t port) noexcept { config_.admin_port = port; }
+  // The front door's port: requests there are routed by Host and path, never by port.
+  void set_front_port(std::uint16_t port) noexcept { front_port_ = port; }
   // The server's I/O threads' io_contexts, by index (before it runs): GET /upstreams asks each
   // thread for its requests in flight on its own thread.
   // Whether `address` (a peer's) is one of the trusted proxies.
@@ -98,6 +100,7 @@ class Proxy final : public http::Handler {
 
   ProxyConfig config_;
   std::vector<AddressBlock> trusted_;
+  std::uint16_t front_port_ = 0;
   Metrics metrics_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Snapshot> snapshot_;

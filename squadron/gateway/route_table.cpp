@@ -66,6 +66,9 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
     }
     const std::size_t index = table->services_.size();
     table->services_.push_back({std::string(name->as_string()), {}, {}});
+    if (const auto* d = so->if_contains("discovery_port");
+        d != nullptr && d->is_int64() && d->as_int64() > 0 && d->as_int64() <= 65535)
+      table->services_.back().discovery_port = static_cast<std::uint16_t>(d->as_int64());
     if (const auto* p = so->if_contains("proxy"); p != nullptr && p->is_object()) {
       auto& policy = table->services_.back().policy;
       const auto& po = p->as_object();
@@ -162,6 +165,13 @@ std::optional<RouteMatch> RouteTable::match(std::string_view host, std::string_v
 const Service* RouteTable::find(std::string_view service) const {
   for (const auto& s : services_) {
     if (s.name == service) return &s;
+  }
+  return nullptr;
+}
+
+const Service* RouteTable::find_by_port(std::uint16_t port) const {
+  for (const auto& s : services_) {
+    if (s.discovery_port == port) return &s;
   }
   return nullptr;
 }

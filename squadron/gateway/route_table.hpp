@@ -49,6 +49,8 @@ struct Service {
   std::string name;
   std::vector<Endpoint> ready;  // instances in state `ready`, in registry order
   Policy policy;
+  // The gateway's loopback port for this service (its SQUADRON_<NAME>_URL); 0: none named.
+  std::uint16_t discovery_port = 0;
   std::int64_t young_until_ms = 0;  // some instance is in its slow start before this (wall ms)
 };
 
@@ -89,6 +91,8 @@ class RouteTable final {
   std::optional<RouteMatch> match(std::string_view host, std::string_view path) const;
 
   const Service* find(std::string_view service) const;
+  // The service whose discovery port `port` is; nullptr if none.
+  const Service* find_by_port(std::uint16_t port) const;
   std::uint64_t revision() const noexcept { return revision_; }
   const std::vector<Service>& services() const noexcept { return services_; }
   const std::vector<Route>& routes() const noexcept { return routes_; }

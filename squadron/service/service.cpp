@@ -17,6 +17,7 @@
 
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/core/limits.hpp"
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/service/metrics.hpp"
@@ -353,6 +354,8 @@ void Service::set_draining(bool draining) noexcept { handler_->set_draining(drai
 Response Service::handle_for_test(Request& req) { return handler_->handle_inline(req); }
 
 int Service::run(ServiceConfig config) {
+  // Before the server sizes its connection cap from it: as many descriptors as allowed.
+  core::raise_fd_limit();
   if (const char* s = std::getenv("SQUADRON_SERVICE"); s != nullptr && *s != '\0') {
     name_ = s;
     handler_->set_name(name_);

@@ -569,5 +569,38 @@ TEST_F(Hardening, ATrustedProxysForwardedForIsKeptWhole) {
       << r->body;
 }
 
+TEST_F(Hardening, AServiceAddedByApplyIsReachableAtItsOwnAddressAtOnce) {
+  auto manifest = [&](bool with_newbie) {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: grow\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+        << "services:\n  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    routes: [/hello]\n"
+        << (with_newbie ? "  newbie:\n    command: " + bin_dir() + "/echo --threads 1\n" : "");
+  };
+  manifest(false);
+  up();
+  const auto door = gateway_port();
+  manifest(true);
+  const auto r = cli({"apply"}, 60s);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto list = ps();
+  ASSERT_EQ(of(list, "newbie").size(), 1u);
+  const auto env = slurp("/proc/" + std::to_string(pid_of(*of(list, "newbie")[0])) + "/environ");
+  const std::string key = "SQUADRON_NEWBIE_URL=http://127.0.0.1:";
+  const auto at = env.find(key);
+  ASSERT_NE(at, std::string::npos) << "the added service has its address";
+  const auto port = static_cast<std::uint16_t>(std::stoi(env.substr(at + key.size())));
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto a = fetch(port, "GET", "/anything");
+        return a && a->status == 200 && a->body.find("newbie-1") != std::string::npos;
+      },
+      10s))
+      << "nothing answers for newbie at its address";
+  const auto h = fetch(door, "GET", "/hello");  // the front door never moved
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+}
+
 }  // namespace
 }  // namespace squadron::testing
