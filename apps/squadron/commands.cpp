@@ -81,6 +81,8 @@ std::string last_output(const ControlClient& client, const std::string& id, int 
 
 }  // namespace
 
+void wait_for_gateway(const boost::json::object& fleet, std::uint64_t revision);
+
 int wait_ready(const ControlClient& client, const std::vector<std::string>& services,
                std::chrono::milliseconds timeout) {
   const auto deadline = steady::now() + timeout;
@@ -141,6 +143,7 @@ int wait_ready(const ControlClient& client, const std::vector<std::string>& serv
     }
     if (done) {
       if (tty) std::fputc('\n', stderr);
+      wait_for_gateway(fo, revision);
       return 0;
     }
     if (!failed.empty()) {
@@ -159,6 +162,29 @@ int wait_ready(const ControlClient& client, const std::vector<std::string>& serv
       if (restarting) std::fprintf(stderr, "  (a restart is still in progress)\n");
       return 1;
     }
+  }
+}
+
+// With a gateway: until its routing table is at `revision` (when all were ready), at most 2 s, so
+// that what a command reports ready is also routed when it returns (the gateway follows the
+// registry within milliseconds; `scale x=1 && curl` should not meet the gap).
+void wait_for_gateway(const boost::json::object& fleet, std::uint64_t revision) {
+  const auto* url = fleet.if_contains("gateway_metrics");
+  if (url == nullptr || !url->is_string()) return;
+  const std::string text(url->as_string());  // http://127.0.0.1:PORT/metrics
+  const auto colon = text.rfind(':');
+  const int port = colon == std::string::npos ? 0 : std::atoi(text.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return;
+  const ControlClient gateway("127.0.0.1", static_cast<std::uint16_t>(port), "");
+  for (const auto until = steady::now() + 2s; steady::now() < until;) {
+    const auto r = gateway.get("/upstreams", 1s);
+    boost::system::error_code ec;
+    const auto doc = r.ok() ? boost::json::parse(r.body, ec) : boost::json::value();
+    if (!ec && doc.is_object()) {
+      const auto* rev = doc.as_object().if_contains("revision");
+      if (rev != nullptr && rev->is_number() && rev->to_number<std::uint64_t>() >= revision) return;
+    }
+    std::this_thread::sleep_for(10ms);
   }
 }
 

@@ -66,6 +66,17 @@ class Hardening : public Fleet {
     const auto list = ps();
     return of(list, "gateway").empty() ? 0 : port_of(*of(list, "gateway")[0]);
   }
+  // Waits until the gateway routes `path` (its table follows the registry within
+  // milliseconds of `up -d` returning).
+  void wait_routed(std::uint16_t door, const std::string& path) {
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto r = fetch(door, "GET", path);
+          return r && r->status != 503;
+        },
+        10s))
+        << "the gateway never routed " << path;
+  }
   std::string events() {
     const auto r = fetch(control_port(), "GET", "/api/v1/events", auth());
     return r ? r->body : "";
@@ -353,6 +364,7 @@ TEST_F(Hardening, ThousandsOfIdleConnectionsLeaveTheGatewayServing) {
   up_limited(1024);
   const auto door = gateway_port();
   ASSERT_NE(door, 0);
+  wait_routed(door, "/hello");
   std::vector<RawConnection> idle;
   for (int i = 0; i < 2000; ++i) idle.emplace_back(door);
   // Answered now, not once the idle ones time out (10 s: what the gateway did before, out of
@@ -382,6 +394,7 @@ TEST_F(Hardening, ASquatterGetsNoneOfTheGatewaysPortsWhileTheGatewayRestarts) {
   const auto at = env.find(key);
   ASSERT_NE(at, std::string::npos);
   const auto internal = static_cast<std::uint16_t>(std::stoi(env.substr(at + key.size())));
+  wait_routed(door, "/hello");
   ::kill(gateway, SIGKILL);
   int taken = 0;
   for (const auto until = std::chrono::steady_clock::now() + 500ms;
@@ -503,6 +516,7 @@ TEST_F(Hardening, TheGatewayPassesOnlyWhatAProxyShould) {
   up();
   const auto door = gateway_port();
   ASSERT_NE(door, 0);
+  wait_routed(door, "/echo");
   // Headers named in Connection stay on their hop, both ways.
   auto r =
       fetch(door, "GET", "/echo", "Connection: X-Internal\r\nX-Internal: 1\r\nX-Public: 2\r\n");
@@ -561,6 +575,7 @@ TEST_F(Hardening, ATrustedProxysForwardedForIsKeptWhole) {
       << "  rude:\n    command: [python3, " << SQUADRON_SOURCE_DIR
       << "/tests/integration/services/rude.py]\n    routes: [/]\n";
   up();
+  wait_routed(gateway_port(), "/echo");
   const auto r = fetch(gateway_port(), "GET", "/echo",
                        "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7, 8.8.8.8\r\n");
   ASSERT_TRUE(r);
