@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/gateway/proxy.hpp"
@@ -90,7 +91,7 @@ int run_gateway(const GatewayOptions& options) {
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = config.threads;
   for (const auto& t : options.trusted_proxies) {
-    if (!gateway::AddressBlock::parse(t)) {
+    if (!core::AddressBlock::parse(t)) {
       std::fprintf(stderr,
                    "squadron gateway: --trusted-proxy takes an address or CIDR block like "
                    "10.0.0.0/8 (got \"%s\")\n",

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "squadron/core/address.hpp"
 #include "squadron/core/duration.hpp"
 
 namespace squadron::control {
@@ -695,24 +696,7 @@ const ServiceSpec* Manifest::find(std::string_view service) const {
   return nullptr;
 }
 
-bool address_block(std::string_view text) {
-  const auto slash = text.find('/');
-  const std::string address(text.substr(0, slash));
-  unsigned char bytes[16];
-  int max = 0;
-  if (::inet_pton(AF_INET, address.c_str(), bytes) == 1) {
-    max = 32;
-  } else if (::inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
-    max = 128;
-  } else {
-    return false;
-  }
-  if (slash == std::string_view::npos) return true;
-  const std::string bits(text.substr(slash + 1));
-  if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  return std::stoi(bits) <= max;
-}
+bool address_block(std::string_view text) { return core::AddressBlock::parse(text).has_value(); }
 
 bool loopback_listen(std::string_view listen) {
   const auto colon = listen.rfind(':');

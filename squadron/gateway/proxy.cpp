@@ -56,21 +56,10 @@ bool dropped_response_header(std::string_view name) {
 // Whether a `Connection` field of `req` names `name`: a hop-by-hop header of the client's, not
 // passed on (RFC 9110 §7.6.1).
 bool named_in_connection(const http::Request& req, std::string_view name) {
-  for (const auto& h : req.headers()) {
-    if (!http::iequals(h.name, "connection")) continue;
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      const auto comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
-        token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
-      if (!token.empty() && http::iequals(token, name)) return true;
-    }
-  }
-  return false;
+  const auto& headers = req.headers();
+  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) {
+    return http::iequals(h.name, "connection") && http::has_token(h.value, name);
+  });
 }
 
 bool idempotent(http::Method m) {
@@ -114,52 +103,14 @@ Proxy::Proxy(ProxyConfig config)
     workers_.push_back(std::make_unique<Worker>(0x5eed + i * 7919));
   }
   for (const auto& t : config_.trusted_proxies) {
-    if (auto b = AddressBlock::parse(t)) trusted_.push_back(*b);
+    if (auto b = core::AddressBlock::parse(t)) trusted_.push_back(*b);
   }
   publish(std::make_shared<RouteTable>());
 }
 
-std::optional<AddressBlock> AddressBlock::parse(std::string_view text) {
-  AddressBlock b;
-  const auto slash = text.find('/');
-  const std::string address(text.substr(0, slash));
-  int max = 0;
-  if (::inet_pton(AF_INET, address.c_str(), b.bytes) == 1) {
-    b.family = AF_INET;
-    max = 32;
-  } else if (::inet_pton(AF_INET6, address.c_str(), b.bytes) == 1) {
-    b.family = AF_INET6;
-    max = 128;
-  } else {
-    return std::nullopt;
-  }
-  b.prefix = max;
-  if (slash != std::string_view::npos) {
-    const auto bits = text.substr(slash + 1);
-    int n = -1;
-    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n);
-    if (ec != std::errc() || end != bits.data() + bits.size() || n < 0 || n > max)
-      return std::nullopt;
-    b.prefix = n;
-  }
-  return b;
-}
-
-bool AddressBlock::contains(std::string_view address) const {
-  unsigned char a[16] = {};
-  const std::string text(address);
-  if (::inet_pton(family, text.c_str(), a) != 1) return false;
-  const int whole = prefix / 8;
-  if (std::memcmp(a, bytes, static_cast<std::size_t>(whole)) != 0) return false;
-  const int rest = prefix % 8;
-  if (rest == 0) return true;
-  const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
-  return (a[whole] & mask) == (bytes[whole] & mask);
-}
-
 bool Proxy::trusts(std::string_view address) const {
   return std::any_of(trusted_.begin(), trusted_.end(),
-                     [&](const AddressBlock& b) { return b.contains(address); });
+                     [&](const core::AddressBlock& b) { return b.contains(address); });
 }
 
 Proxy::~Proxy() = default;

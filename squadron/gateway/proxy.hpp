@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "squadron/core/address.hpp"
 #include "squadron/gateway/balancer.hpp"
 #include "squadron/gateway/metrics.hpp"
 #include "squadron/gateway/rate_limit.hpp"
@@ -50,15 +51,6 @@ struct ProxyConfig {
   // what they say comes before their own address. From any other peer the header is replaced
   // by the peer's address (Envoy's use_remote_address).
   std::vector<std::string> trusted_proxies;
-};
-
-// An address block ("10.0.0.0/8", "192.168.1.7", "fd00::/8"); parse() says whether it is one.
-struct AddressBlock {
-  int family = 0;  // AF_INET or AF_INET6
-  unsigned char bytes[16] = {};
-  int prefix = 0;
-  static std::optional<AddressBlock> parse(std::string_view text);
-  bool contains(std::string_view address) const;
 };
 
 class Proxy final : public http::Handler {
@@ -99,7 +91,7 @@ class Proxy final : public http::Handler {
   boost::asio::awaitable<void> upstreams(http::Response& res);
 
   ProxyConfig config_;
-  std::vector<AddressBlock> trusted_;
+  std::vector<core::AddressBlock> trusted_;
   std::uint16_t front_port_ = 0;
   Metrics metrics_;
   mutable std::mutex mutex_;

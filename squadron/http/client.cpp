@@ -1,5 +1,6 @@
 #include "squadron/http/client.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -69,30 +70,16 @@ bool framing_header(std::string_view name) {
          iequals(name, "connection") || iequals(name, "keep-alive");
 }
 
-// The answer's status and end-to-end headers into `response` (a fresh one).
 // Whether the `Connection` fields among `headers` name `name` (a hop-by-hop header of the sender's,
 // RFC 9110 §7.6.1: not passed on).
 bool named_in_connection(const std::vector<std::pair<std::string_view, std::string_view>>& headers,
                          std::string_view name) {
-  for (const auto& [n, v] : headers) {
-    if (!iequals(n, "connection")) continue;
-    std::size_t start = 0;
-    while (start <= v.size()) {
-      const auto comma = v.find(',', start);
-      std::string_view token =
-          v.substr(start, comma == std::string_view::npos ? v.npos : comma - start);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
-        token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
-      if (!token.empty() && iequals(token, name)) return true;
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
-  }
-  return false;
+  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) {
+    return iequals(h.first, "connection") && has_token(h.second, name);
+  });
 }
 
+// The answer's status and end-to-end headers into `response` (a fresh one).
 void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Response& response) {
   response = Response{};
   response.status = parser.status();

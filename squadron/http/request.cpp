@@ -50,6 +50,21 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+bool has_token(std::string_view value, std::string_view token) noexcept {
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 Request::Request() {
   head_.reserve(1024);
   headers_.reserve(16);

@@ -52,6 +52,9 @@ struct Header {
 
 // ASCII case-insensitive equality, as header names compare (RFC 9110 §5.1).
 bool iequals(std::string_view a, std::string_view b) noexcept;
+// Whether the comma-separated list `value` (a Connection field, say) has `token`, ignoring case
+// and the spaces and tabs around each element.
+bool has_token(std::string_view value, std::string_view token) noexcept;
 
 class RequestParser;
 

@@ -1,0 +1,48 @@
+#include "squadron/core/address.hpp"
+
+#include <arpa/inet.h>
+#include <charconv>
+#include <cstring>
+#include <string>
+
+namespace squadron::core {
+
+std::optional<AddressBlock> AddressBlock::parse(std::string_view text) {
+  AddressBlock b;
+  const auto slash = text.find('/');
+  const std::string address(text.substr(0, slash));
+  int max = 0;
+  if (::inet_pton(AF_INET, address.c_str(), b.bytes) == 1) {
+    b.family = AF_INET;
+    max = 32;
+  } else if (::inet_pton(AF_INET6, address.c_str(), b.bytes) == 1) {
+    b.family = AF_INET6;
+    max = 128;
+  } else {
+    return std::nullopt;
+  }
+  b.prefix = max;
+  if (slash != std::string_view::npos) {
+    const auto bits = text.substr(slash + 1);
+    int n = -1;
+    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n);
+    if (ec != std::errc() || end != bits.data() + bits.size() || n < 0 || n > max)
+      return std::nullopt;
+    b.prefix = n;
+  }
+  return b;
+}
+
+bool AddressBlock::contains(std::string_view address) const {
+  unsigned char a[16] = {};
+  const std::string text(address);
+  if (::inet_pton(family, text.c_str(), a) != 1) return false;
+  const int whole = prefix / 8;
+  if (std::memcmp(a, bytes, static_cast<std::size_t>(whole)) != 0) return false;
+  const int rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+  return (a[whole] & mask) == (bytes[whole] & mask);
+}
+
+}  // namespace squadron::core

@@ -1,0 +1,24 @@
+// IP address blocks ("10.0.0.0/8", "::1"): which peers to trust, as a manifest names them.
+//
+//   auto block = core::AddressBlock::parse("10.0.0.0/8");   // nullopt if not a block
+//   if (block && block->contains("10.1.2.3")) trust();
+//
+// Thread safety: values; no shared state.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+namespace squadron::core {
+
+struct AddressBlock {
+  int family = 0;  // AF_INET or AF_INET6
+  unsigned char bytes[16] = {};
+  int prefix = 0;  // leading bits that must match
+  // An IPv4 or IPv6 address, optionally with /prefix (0-32, 0-128); nullopt otherwise.
+  static std::optional<AddressBlock> parse(std::string_view text);
+  // Whether `address` (text, of the block's family) lies in the block.
+  bool contains(std::string_view address) const;
+};
+
+}  // namespace squadron::core
