@@ -4,7 +4,7 @@ components of a lower layer (or itself). Prints each violation; exit 1 if any.""
 import os, re, sys
 
 # layer of each component; siblings of one layer do not include each other
-LAYERS = {'core': 0, 'http': 1, 'registry': 1, 'supervisor': 2, 'gateway': 2, 'service': 2,
+LAYERS = {'core': 0, 'http': 1, 'registry': 1, 'resilience': 1, 'supervisor': 2, 'gateway': 2, 'service': 2,
           'control': 3}
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'squadron')
 include = re.compile(r'#include\s+"squadron/([a-z_]+)/')

@@ -478,6 +478,11 @@ std::variant<Fleet::ApplyPlan, CommandError> Fleet::apply(Manifest next, const s
   at_next_up("name", manifest_.name, next.name);
   at_next_up("control.listen", manifest_.control_listen, next.control_listen);
   at_next_up("gateway.listen", manifest_.gateway_listen, next.gateway_listen);
+  at_next_up("gateway.trusted_proxies",
+             fmt::format("[{}]", fmt::join(manifest_.trusted_proxies, ", ")),
+             fmt::format("[{}]", fmt::join(next.trusted_proxies, ", ")));
+  at_next_up("control.expose", manifest_.control_expose ? "true" : "false",
+             next.control_expose ? "true" : "false");
   if (needs_gateway(next) && builtin_.count("gateway") == 0)
     plan.warnings.push_back(
         "routes (and autoscaling on concurrency or rps) need the gateway, which starts with the "

@@ -18,6 +18,8 @@
 
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/client.hpp"
+#include "squadron/resilience/backoff.hpp"
+#include "squadron/resilience/retry_budget.hpp"
 
 namespace squadron::gateway {
 
@@ -78,9 +80,9 @@ void new_request_id(core::SplitMix64& rng, char (&out)[16]) {
 
 struct Proxy::Snapshot {
   std::shared_ptr<const RouteTable> table;
-  std::vector<std::vector<Stats*>> services;  // [worker][service index]
-  std::vector<std::vector<Stats*>> routes;    // [worker][route index]
-  std::vector<TokenBucket*> limits;           // [route index]; nullptr: no limit
+  std::vector<std::vector<Stats*>> services;     // [worker][service index]
+  std::vector<std::vector<Stats*>> routes;       // [worker][route index]
+  std::vector<resilience::TokenBucket*> limits;  // [route index]; nullptr: no limit
 };
 
 struct Proxy::Worker {
@@ -90,7 +92,7 @@ struct Proxy::Worker {
   std::shared_ptr<const Snapshot> snapshot;
   http::ConnectionPool* pool = nullptr;  // the thread's io_context's, from its first request
   core::SplitMix64 rng;                  // request ids, retry jitter
-  int retries_in_flight = 0;             // for the retry budget
+  resilience::RetryBudget retry_budget;  // 20 % of this thread's requests in flight, at least 3
   int held = 0;                          // requests waiting for a service to wake
   RouteMatch pending;  // handle() -> handle_async(), read before the first suspension
   std::optional<std::int64_t> pending_left;  // the request's X-Squadron-Timeout-Ms, likewise
@@ -139,7 +141,9 @@ void Proxy::publish(std::shared_ptr<const RouteTable> table) {
     auto key = r.key();
     auto it = buckets_.find(key);
     if (it == buckets_.end()) {
-      it = buckets_.emplace(std::move(key), std::make_unique<TokenBucket>(r.rate, r.burst, now))
+      it = buckets_
+               .emplace(std::move(key),
+                        std::make_unique<resilience::TokenBucket>(r.rate, r.burst, now))
                .first;
     } else {
       it->second->configure(r.rate, r.burst);
@@ -501,22 +505,15 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   std::string last_error;
   bool timed_out = false;
   const int attempts = std::min<int>(policy.retries + 1, static_cast<int>(tried_ids.size()));
-  struct RetryCount {
-    int& n;
-    bool counted = false;
-    ~RetryCount() {
-      if (counted) --n;
-    }
-  } retrying{w.retries_in_flight};
+  resilience::RetryBudget::Slot retry_slot;  // back to the thread's budget when the request ends
   bool refused = false;  // the last attempt could not connect: the instance got nothing
   for (int attempt = 0; attempt < attempts; ++attempt) {
     // A retry after a refused connection goes to another instance at once, outside the budget:
     // it adds no load to the failing one (a dead instance still listed for a few milliseconds).
     if (attempt > 0 && !refused) {
       // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
-      const auto cap = std::min<std::int64_t>(250, 25LL << (attempt - 1));
-      const auto wait = std::chrono::milliseconds(
-          static_cast<std::int64_t>(w.rng() % static_cast<std::uint64_t>(cap + 1)));
+      const auto wait = resilience::full_jitter(
+          attempt, {std::chrono::milliseconds(25), std::chrono::milliseconds(250)}, w.rng());
       if (std::chrono::steady_clock::now() + wait >= deadline) break;
       asio::steady_timer pause(co_await asio::this_coro::executor, wait);
       co_await pause.async_wait(kAwait);
@@ -525,11 +522,8 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       // instance that left the ready set meanwhile (it died: the registry saw its exit within
       // milliseconds) took its requests with it: retrying those does not load a struggling
       // service, so, like a refused connection, they are outside the budget.
-      auto over_budget = [&] {
-        return !retrying.counted &&
-               w.retries_in_flight >=
-                   std::max<std::int64_t>(3, static_cast<std::int64_t>(stats.in_flight.get()) / 5);
-      };
+      const auto in_flight = static_cast<std::int64_t>(stats.in_flight.get());
+      auto over_budget = [&] { return !w.retry_budget.allows(retry_slot, in_flight); };
       auto still_listed = [&] {
         const Service* now = current(worker).table->find(service.name);
         if (now == nullptr) return false;
@@ -542,13 +536,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
         co_await pause.async_wait(kAwait);
         exempt = !still_listed();
       }
-      if (!exempt) {
-        if (over_budget()) break;
-        if (!retrying.counted) {
-          retrying.counted = true;
-          ++w.retries_in_flight;
-        }
-      }
+      if (!exempt && !w.retry_budget.acquire(retry_slot, in_flight)) break;
     }
     const auto pick = w.balancer.pick(service, {tried_ids.data(), tried_count},
                                       attempt == 0 ? started_at : std::chrono::steady_clock::now());

@@ -25,9 +25,9 @@
 #include "squadron/core/address.hpp"
 #include "squadron/gateway/balancer.hpp"
 #include "squadron/gateway/metrics.hpp"
-#include "squadron/gateway/rate_limit.hpp"
 #include "squadron/gateway/route_table.hpp"
 #include "squadron/http/server.hpp"
+#include "squadron/resilience/token_bucket.hpp"
 
 namespace squadron::gateway {
 
@@ -96,7 +96,8 @@ class Proxy final : public http::Handler {
   Metrics metrics_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Snapshot> snapshot_;
-  std::map<std::string, std::unique_ptr<TokenBucket>, std::less<>> buckets_;  // by route key
+  std::map<std::string, std::unique_ptr<resilience::TokenBucket>, std::less<>>
+      buckets_;  // by route key
   std::atomic<std::uint64_t> version_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<boost::asio::io_context*> contexts_;

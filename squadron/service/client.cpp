@@ -16,6 +16,7 @@
 
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/client.hpp"
+#include "squadron/resilience/backoff.hpp"
 
 namespace squadron {
 
@@ -128,11 +129,14 @@ asio::awaitable<http::Response> Client::call(
   std::string error;
   for (int attempt = 0; attempt <= options_.connect_retries; ++attempt) {
     if (attempt > 0) {
-      // Refused: the listener is restarting (the gateway comes back within a second). A
-      // jittered pause of 25-100 ms, doubling, inside the deadline.
-      const auto cap = 25LL << std::min(attempt, 3);
-      const auto wait = std::chrono::milliseconds(
-          25 + static_cast<std::int64_t>(t_rng() % static_cast<std::uint64_t>(cap)));
+      // Refused: the listener is restarting (the gateway comes back within a second). At least
+      // 25 ms, plus a full-jitter draw from a window of 50 ms doubling to 200 ms, inside the
+      // deadline.
+      const auto wait =
+          resilience::full_jitter(attempt,
+                                  {std::chrono::milliseconds(50), std::chrono::milliseconds(200),
+                                   std::chrono::milliseconds(25)},
+                                  t_rng());
       if (std::chrono::steady_clock::now() + wait >= deadline) break;
       asio::steady_timer pause(executor, wait);
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -156,6 +160,7 @@ asio::awaitable<http::Response> Client::call(
                 "{} did not answer within {} ms", name_,
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
       case http::Outcome::kFailed:
+      case http::Outcome::kMalformed:
         co_return http::Response::problem(502,
                                           fmt::format("{} failed to answer: {}", name_, x.error));
     }

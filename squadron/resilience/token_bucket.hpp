@@ -1,6 +1,6 @@
 // A token bucket for a route's rate limit: `rate` tokens a second, holding at most `burst`;
 // a request takes one token or is refused with the time until the next one (-> 429 with
-// Retry-After). Shared by the gateway's I/O threads.
+// Retry-After). Shared by the gateway's I/O threads. Time comes in: no clock inside.
 //
 //   TokenBucket b{100, 200, now};
 //   if (auto wait = b.take(now); wait.count() > 0) refuse(wait);
@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <mutex>
 
-namespace squadron::gateway {
+namespace squadron::resilience {
 
 class TokenBucket final {
  public:
@@ -59,4 +59,4 @@ class TokenBucket final {
   TimePoint last_;
 };
 
-}  // namespace squadron::gateway
+}  // namespace squadron::resilience
