@@ -10,8 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "squadron/core/latency.hpp"
 #include "squadron/core/spawn.hpp"
-#include "squadron/gateway/metrics.hpp"
 #include "squadron/http/client.hpp"
 
 namespace squadron::control {
@@ -240,9 +240,9 @@ bool Traffic::ingest(const json::value& metrics, Clock::time_point now, std::int
       std::vector<std::uint64_t> delta(latency.size());
       for (std::size_t i = 0; i < latency.size(); ++i)
         delta[i] = latency[i] >= p.latency[i] ? latency[i] - p.latency[i] : 0;
-      s.p50_ms = gateway::latency_quantile_ms(delta, bounds, 0.50);
-      s.p90_ms = gateway::latency_quantile_ms(delta, bounds, 0.90);
-      s.p99_ms = gateway::latency_quantile_ms(delta, bounds, 0.99);
+      s.p50_ms = core::latency_quantile_ms(delta, bounds, 0.50);
+      s.p90_ms = core::latency_quantile_ms(delta, bounds, 0.90);
+      s.p99_ms = core::latency_quantile_ms(delta, bounds, 0.99);
     }
     // else: the first look at this service, or the gateway restarted: deltas start from here.
     previous_[std::string(service)] = {now,      s.requests,  answers,

@@ -3,7 +3,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "squadron/gateway/metrics.hpp"
+#include "squadron/core/latency.hpp"
 
 namespace squadron::control {
 namespace {
@@ -16,9 +16,9 @@ namespace json = boost::json;
 json::value answer(std::uint64_t requests, std::uint64_t ok, std::uint64_t errors,
                    std::uint64_t fast, std::uint64_t slow, int in_flight) {
   json::array bounds;
-  for (auto b : gateway::kLatencyBoundsUs) bounds.push_back(b);
+  for (auto b : core::kLatencyBoundsUs) bounds.push_back(b);
   json::array counts;
-  for (std::size_t i = 0; i < gateway::kLatencyBuckets; ++i)
+  for (std::size_t i = 0; i < core::kLatencyBuckets; ++i)
     counts.push_back(i == 3 ? fast : i == 9 ? slow : 0);
   return json::object{
       {"latency_bounds_us", bounds},

@@ -25,6 +25,8 @@
 
 #include <boost/json/fwd.hpp>
 
+#include "squadron/core/latency.hpp"
+
 namespace squadron::gateway {
 
 // A count with one writer: a relaxed load and store (a plain move on x86), read by any thread.
@@ -42,17 +44,10 @@ class Counter {
   std::atomic<std::uint64_t> v_{0};
 };
 
-// Upper bounds of the latency buckets in microseconds; one more bucket counts the rest.
-inline constexpr std::array<std::uint64_t, 18> kLatencyBoundsUs = {
-    100,    250,    500,    1000,    2500,    5000,    10000,    25000,    50000,
-    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 15000000, 30000000};
-inline constexpr std::size_t kLatencyBuckets = kLatencyBoundsUs.size() + 1;
-
-// The latency quantile `q` (0..1) in milliseconds from histogram bucket counts (one more than
-// `bounds_us`, the buckets' upper bounds), interpolated inside the bucket it falls in; 0 when
-// there are no counts.
-double latency_quantile_ms(std::span<const std::uint64_t> counts,
-                           std::span<const std::uint64_t> bounds_us, double q);
+// The buckets are the contract with the fleet's reader (squadron/core/latency.hpp).
+using core::kLatencyBoundsUs;
+using core::kLatencyBuckets;
+using core::latency_quantile_ms;
 
 struct Stats {
   Counter requests;
