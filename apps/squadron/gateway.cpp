@@ -14,8 +14,8 @@
 #include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
 #include "squadron/core/spawn.hpp"
+#include "squadron/gateway/follower.hpp"
 #include "squadron/gateway/proxy.hpp"
-#include "squadron/gateway/watcher.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
 

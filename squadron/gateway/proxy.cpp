@@ -16,6 +16,7 @@
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
 
+#include "squadron/core/scope_exit.hpp"
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/resilience/backoff.hpp"
@@ -358,10 +359,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       co_return;
     }
     ++w.held;
-    struct Unhold {
-      int& n;
-      ~Unhold() { --n; }
-    } unhold{w.held};
+    core::ScopeExit unhold([&w] { --w.held; });
     asio::steady_timer tick(co_await asio::this_coro::executor);
     auto woken = std::chrono::steady_clock::time_point{};
     while (true) {
@@ -545,11 +543,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     const Endpoint& ep = service.ready[*pick];  // `snap` keeps it alive
     tried_ids[tried_count++] = ep.id;
     w.balancer.started(ep);
-    struct Finish {
-      Balancer& b;
-      const Endpoint& e;
-      ~Finish() { b.finished(e); }
-    } finish{w.balancer, ep};
+    core::ScopeExit finish([&w, &ep] { w.balancer.finished(ep); });
 
     auto x = co_await w.pool->exchange({ep.id, ep.host, ep.port}, request, options, res);
     refused = x.outcome == http::Outcome::kRefused;

@@ -22,6 +22,7 @@
 
 #include "squadron/core/check.hpp"
 #include "squadron/core/limits.hpp"
+#include "squadron/core/scope_exit.hpp"
 #include "squadron/core/spawn.hpp"
 
 namespace squadron::http {
@@ -378,16 +379,12 @@ class Server::Worker {
     conns_.push_front(&conn);
     const auto self = conns_.begin();
     count_.fetch_add(1, std::memory_order_relaxed);
-    struct Unregister {
-      Worker& w;
-      std::list<Connection*>::iterator it;
-      ~Unregister() {
-        if (w.destroying_) return;
-        w.conns_.erase(it);
-        w.count_.fetch_sub(1, std::memory_order_relaxed);
-        w.maybe_finish();
-      }
-    } unregister{*this, self};
+    core::ScopeExit unregister([this, self] {
+      if (destroying_) return;
+      conns_.erase(self);
+      count_.fetch_sub(1, std::memory_order_relaxed);
+      maybe_finish();
+    });
 
     error_code ec;
     conn.socket.non_blocking(true, ec);

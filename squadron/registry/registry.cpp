@@ -7,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "squadron/core/scope_exit.hpp"
+
 namespace squadron::registry {
 
 namespace json = boost::json;
@@ -88,11 +90,8 @@ boost::asio::awaitable<std::uint64_t> Registry::wait_newer(std::uint64_t since,
   boost::asio::steady_timer timer(executor_, timeout);
   // Unlisted however the coroutine ends, also when its frame is destroyed without resuming
   // (a server stopping mid-watch).
-  struct Listed {
-    std::shared_ptr<std::list<boost::asio::steady_timer*>> list;
-    std::list<boost::asio::steady_timer*>::iterator it;
-    ~Listed() { list->erase(it); }
-  } listed{waiters_, waiters_->insert(waiters_->end(), &timer)};
+  core::ScopeExit listed(
+      [list = waiters_, it = waiters_->insert(waiters_->end(), &timer)] { list->erase(it); });
   co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   co_return revision_;
 }

@@ -1,4 +1,4 @@
-#include "squadron/gateway/watcher.hpp"
+#include "squadron/gateway/follower.hpp"
 
 #include <charconv>
 
