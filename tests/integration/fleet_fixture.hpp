@@ -2,8 +2,10 @@
 // control API over real sockets (control.listen on port 0). Shared by the fleet's tests.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <signal.h>
 #include <sstream>
 #include <string>
@@ -113,5 +115,62 @@ class Fleet : public ::testing::Test {
 
   fs::path dir_;
 };
+
+// The environment of the process `pid` (from /proc), as NAME=VALUE lines.
+inline std::string environ_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::replace(all.begin(), all.end(), '\0', '\n');
+  return all;
+}
+
+// Requests answered 200 on /hello by the hello instance on `port`, from its own /metrics.
+inline long hello_count(std::uint16_t port) {
+  const auto r = fetch(port, "GET", "/metrics");
+  if (!r) return -1;
+  const std::string key = "route=\"/hello\",status=\"200\"} ";
+  const auto at = r->body.find(key);
+  return at == std::string::npos ? 0 : std::stol(r->body.substr(at + key.size()));
+}
+
+class Gateway : public Fleet {
+ protected:
+  void start_routed() {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: routed\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+        << "services:\n"
+        << "  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    replicas: 3\n    ready: { path: /readyz }\n    routes: [/hello]\n"
+        << "  flask:\n    command: [/usr/bin/python3, " << SQUADRON_SOURCE_DIR
+        << "/examples/flask-hello/app.py]\n"
+        << "    routes: [{ prefix: /py, strip_prefix: true }]\n";
+    up();
+    const auto list = ps();
+    ASSERT_EQ(of(list, "gateway").size(), 1u) << "routes start the gateway";
+    gateway_ = port_of(*of(list, "gateway")[0]);
+    for (const auto* o : of(list, "hello")) hellos_.push_back(port_of(*o));
+  }
+  std::uint16_t gateway_ = 0;
+  std::vector<std::uint16_t> hellos_;
+};
+
+inline std::string flaky_py() {
+  return std::string(SQUADRON_SOURCE_DIR) + "/tests/integration/services/flaky.py";
+}
+
+inline long count_of(std::uint16_t port) {
+  const auto r = fetch(port, "GET", "/count");
+  return r && r->status == 200 ? std::stol(r->body) : -1;
+}
+
+// The peak resident memory of process `pid` in KiB (VmHWM), or -1.
+inline long peak_rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
 
 }  // namespace squadron::testing
