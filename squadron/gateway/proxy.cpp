@@ -20,6 +20,7 @@
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/resilience/backoff.hpp"
+#include "squadron/resilience/concurrency_limit.hpp"
 #include "squadron/resilience/retry_budget.hpp"
 
 namespace squadron::gateway {
@@ -398,11 +399,11 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   if (left && *left < timeout.count())
     timeout = std::chrono::milliseconds(std::max<std::int64_t>(1, *left));
   const auto deadline = started_at + timeout;
-  // Circuit breaker: at most max_in_flight requests to this service (shared out over threads).
-  // The service's requests in flight on this thread, this one included.
-  const auto in_flight = static_cast<std::int64_t>(stats.in_flight.get());
-  const int limit_here = std::max<int>(1, policy.max_in_flight / static_cast<int>(workers_.size()));
-  if (in_flight > limit_here) {
+  // Circuit breaker: at most max_in_flight requests to this service (shared out over threads),
+  // counting the service's requests in flight on this thread, this one included.
+  const resilience::ConcurrencyLimit breaker(policy.max_in_flight, workers_.size());
+  const auto verdict = breaker.admit(static_cast<std::int64_t>(stats.in_flight.get()));
+  if (verdict == resilience::ConcurrencyLimit::Verdict::kRefused) {
     stats.breaker_rejections.add();
     res = http::Response::problem(
         503, fmt::format("{} has {} requests in flight, its limit: try again shortly", service.name,
@@ -410,7 +411,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     res.set_header("Retry-After", "1");
     co_return;
   }
-  if (in_flight == limit_here) stats.breaker_opens.add();
+  if (verdict == resilience::ConcurrencyLimit::Verdict::kReached) stats.breaker_opens.add();
 
   // The request as the upstream sees it: same method, target (prefix stripped if asked),
   // end-to-end headers, X-Forwarded-*, a request id, the deadline, and a Content-Length.
@@ -446,8 +447,10 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
   // (all its XFF fields, in order); from anyone else a client's own XFF is a lie it may tell.
   std::string forwarded_for;
   const bool trusted = trusts(req.remote_address());
+  const bool has_connection = req.header("connection").has_value();  // usually absent (1.1)
   for (const auto& h : req.headers()) {
-    if (dropped_request_header(h.name) || named_in_connection(req, h.name)) continue;
+    if (dropped_request_header(h.name) || (has_connection && named_in_connection(req, h.name)))
+      continue;
     if (http::iequals(h.name, "x-forwarded-for")) {
       if (trusted && !h.value.empty()) forwarded_for.append(h.value).append(", ");
       continue;

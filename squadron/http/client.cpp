@@ -85,6 +85,10 @@ void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Res
   response.status = parser.status();
   response.content_type = {};
   response.headers.reserve(parser.headers().size());
+  const auto& all = parser.headers();
+  const bool has_connection = std::any_of(all.begin(), all.end(), [](const auto& h) {
+    return iequals(h.first, "connection");
+  });  // usually absent: an HTTP/1.1 answer that keeps the connection says nothing
   for (const auto& [name, value] : parser.headers()) {
     // An answer to HEAD announces the length a GET would get: kept as it was said.
     if (options.head && iequals(name, "content-length")) {
@@ -95,7 +99,7 @@ void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Res
       continue;
     }
     if (framing_header(name) || (options.drop_header != nullptr && options.drop_header(name)) ||
-        named_in_connection(parser.headers(), name))
+        (has_connection && named_in_connection(all, name)))
       continue;
     response.headers.emplace_back(std::string(name), std::string(value));
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "squadron/resilience/backoff.hpp"
+#include "squadron/resilience/concurrency_limit.hpp"
 #include "squadron/resilience/retry_budget.hpp"
 #include "squadron/resilience/token_bucket.hpp"
 
@@ -87,6 +88,19 @@ TEST(RetryBudget, RetriesInFlightStayWithinTheRatioAndAtLeastTheMinimum) {
     EXPECT_EQ(budget.in_flight(), 4);
   }
   EXPECT_EQ(budget.in_flight(), 3) << "a slot goes back when its request ends";
+}
+
+TEST(ConcurrencyLimit, EachThreadGetsItsShareAndTheLastAdmittedOneOpensTheBreaker) {
+  using V = ConcurrencyLimit::Verdict;
+  const ConcurrencyLimit limit(10, 2);  // 5 a thread
+  EXPECT_EQ(limit.share(), 5);
+  EXPECT_EQ(limit.admit(1), V::kAdmitted);
+  EXPECT_EQ(limit.admit(4), V::kAdmitted);
+  EXPECT_EQ(limit.admit(5), V::kReached);
+  EXPECT_EQ(limit.admit(6), V::kRefused);
+  EXPECT_EQ(ConcurrencyLimit(1, 4).share(), 1) << "every thread keeps one";
+  EXPECT_EQ(ConcurrencyLimit(1, 4).admit(2), V::kRefused);
+  EXPECT_EQ(ConcurrencyLimit(8, 0).share(), 8) << "no threads counts as one";
 }
 
 }  // namespace
