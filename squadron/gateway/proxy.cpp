@@ -89,7 +89,7 @@ struct Proxy::Snapshot {
 
 struct Proxy::Worker {
   explicit Worker(std::uint64_t seed) : balancer(seed), rng{seed * 31 + 7} {}
-  Balancer balancer;
+  resilience::Balancer balancer;
   std::uint64_t seen_version = ~std::uint64_t{0};
   std::shared_ptr<const Snapshot> snapshot;
   http::ConnectionPool* pool = nullptr;  // the thread's io_context's, from its first request
@@ -539,7 +539,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
       }
       if (!exempt && !w.retry_budget.acquire(retry_slot, in_flight)) break;
     }
-    const auto pick = w.balancer.pick(service, {tried_ids.data(), tried_count},
+    const auto pick = w.balancer.pick(pool_of(service), {tried_ids.data(), tried_count},
                                       attempt == 0 ? started_at : std::chrono::steady_clock::now());
     if (!pick) break;
     if (attempt > 0) stats.retries.add();
@@ -553,14 +553,14 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     const auto now = std::chrono::steady_clock::now();
     if (x.outcome == http::Outcome::kMalformed) {
       // An answer, but not one to pass on (framing, header count or size, control bytes).
-      if (w.balancer.record(service, ep, false, now)) stats.ejections.add();
+      if (w.balancer.record(pool_of(service), ep, false, now)) stats.ejections.add();
       res = http::Response::problem(
           502,
           fmt::format("{} answered what the gateway does not pass on: {}", service.name, x.error));
       co_return;
     }
     if (x.outcome == http::Outcome::kAnswered) {
-      if (w.balancer.record(service, ep, res.status < 500, now)) stats.ejections.add();
+      if (w.balancer.record(pool_of(service), ep, res.status < 500, now)) stats.ejections.add();
       if (res.status == 503 && replayable && attempt + 1 < attempts &&
           service.ready.size() > tried_count) {
         last_error = fmt::format("{}: 503", ep.id);
@@ -570,7 +570,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     }
     // No answer from this instance (refused, reset, cut off, timed out): a failure.
     last_error = fmt::format("{}: {}", ep.id, x.error);
-    if (w.balancer.record(service, ep, false, now)) stats.ejections.add();
+    if (w.balancer.record(pool_of(service), ep, false, now)) stats.ejections.add();
     timed_out = x.outcome == http::Outcome::kTimeout ||
                 (x.outcome == http::Outcome::kConnectTimeout && now >= deadline);
     if (timed_out) break;

@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "squadron/core/address.hpp"
-#include "squadron/gateway/balancer.hpp"
 #include "squadron/gateway/metrics.hpp"
 #include "squadron/gateway/route_table.hpp"
 #include "squadron/http/server.hpp"

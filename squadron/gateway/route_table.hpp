@@ -18,17 +18,14 @@
 
 #include <boost/json/fwd.hpp>
 
+#include "squadron/resilience/balancer.hpp"
+
 namespace squadron::gateway {
 
-struct Endpoint {
-  std::string id;  // instance id, "hello-3"
-  std::string host;
-  std::uint16_t port = 0;
-  std::int64_t started_at_ms = 0;  // wall clock, from the registry (for slow start)
-  friend bool operator==(const Endpoint&, const Endpoint&) = default;
-};
-
-enum class Balance { kLeastRequest, kRoundRobin, kRandom };
+// An instance as the watch carries it (started_at_ms from the registry), and the balancing
+// modes: the resilience layer's, which balances over them.
+using Endpoint = resilience::Endpoint;
+using Balance = resilience::Balance;
 
 // The manifest's `proxy:` of a service, as the watch carries it (defaults: the design doc's).
 struct Policy {
@@ -53,6 +50,12 @@ struct Service {
   std::uint16_t discovery_port = 0;
   std::int64_t young_until_ms = 0;  // some instance is in its slow start before this (wall ms)
 };
+
+// The service as the balancer sees it.
+inline resilience::Pool pool_of(const Service& s) {
+  return {s.ready,          s.policy.balance,     s.policy.slow_start,
+          s.young_until_ms, s.policy.eject_after, s.policy.eject_time};
+}
 
 struct Route {
   std::string prefix;

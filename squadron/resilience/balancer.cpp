@@ -1,8 +1,8 @@
-#include "squadron/gateway/balancer.hpp"
+#include "squadron/resilience/balancer.hpp"
 
 #include <algorithm>
 
-namespace squadron::gateway {
+namespace squadron::resilience {
 
 bool Balancer::ejected(const std::string& id, TimePoint now) const {
   if (now >= ejections_end_) return false;
@@ -13,26 +13,25 @@ bool Balancer::ejected(const std::string& id, TimePoint now) const {
 namespace {
 
 // Slow start: an instance's share grows with its age over the window, from 10 %.
-double weight(const Service& s, const Endpoint& e, std::int64_t wall_ms) {
-  if (wall_ms >= s.young_until_ms || s.policy.slow_start.count() <= 0) return 1.0;
+double weight(const Pool& s, const Endpoint& e, std::int64_t wall_ms) {
+  if (wall_ms >= s.young_until_ms || s.slow_start.count() <= 0) return 1.0;
   const double age = static_cast<double>(wall_ms - e.started_at_ms);
-  return std::clamp(age / static_cast<double>(s.policy.slow_start.count()), 0.1, 1.0);
+  return std::clamp(age / static_cast<double>(s.slow_start.count()), 0.1, 1.0);
 }
 
 }  // namespace
 
-std::size_t Balancer::choose(const Service& service, const std::vector<std::size_t>& open,
+std::size_t Balancer::choose(const Pool& service, const std::vector<std::size_t>& open,
                              std::int64_t wall_ms) {
   const std::size_t n = open.size();
-  switch (service.policy.balance) {
+  switch (service.balance) {
     case Balance::kRoundRobin:
     case Balance::kRandom: {
       // Slow start here too: a young instance drawn keeps its turn with its weight's
       // probability, else the turn passes on (a few tries, then whoever is drawn).
       std::size_t i = 0;
       for (int tries = 0; tries < 4; ++tries) {
-        i = service.policy.balance == Balance::kRoundRobin ? open[round_robin_++ % n]
-                                                           : open[next() % n];
+        i = service.balance == Balance::kRoundRobin ? open[round_robin_++ % n] : open[next() % n];
         const double w = weight(service, service.ready[i], wall_ms);
         if (w >= 1.0 || static_cast<double>(next() % 1'000'000) < w * 1'000'000) break;
       }
@@ -55,7 +54,7 @@ std::size_t Balancer::choose(const Service& service, const std::vector<std::size
   return open[win];
 }
 
-std::optional<std::size_t> Balancer::pick(const Service& service,
+std::optional<std::size_t> Balancer::pick(const Pool& service,
                                           std::span<const std::string_view> tried, TimePoint now,
                                           std::int64_t wall_ms) {
   const auto& ready = service.ready;
@@ -67,7 +66,7 @@ std::optional<std::size_t> Balancer::pick(const Service& service,
   }
   const bool young = wall_ms < service.young_until_ms;
   if (tried.empty() && !young && now >= ejections_end_ &&
-      service.policy.balance == Balance::kLeastRequest) {
+      service.balance == Balance::kLeastRequest) {
     // The common case, with nothing to filter: no list to build.
     const std::size_t n = ready.size();
     if (n == 1) return 0;
@@ -88,7 +87,7 @@ std::optional<std::size_t> Balancer::pick(const Service& service,
   return choose(service, open, wall_ms);
 }
 
-bool Balancer::record(const Service& service, const Endpoint& e, bool ok, TimePoint now) {
+bool Balancer::record(const Pool& service, const Endpoint& e, bool ok, TimePoint now) {
   if (ok) {
     auto it = health_.find(e.id);
     if (it != health_.end()) it->second.failures = 0;
@@ -96,7 +95,7 @@ bool Balancer::record(const Service& service, const Endpoint& e, bool ok, TimePo
   }
   auto& h = health_[e.id];
   if (h.until > now) return false;  // already ejected
-  if (++h.failures < service.policy.eject_after) return false;
+  if (++h.failures < service.eject_after) return false;
   // Never the last: some other instance of the service must stay in rotation.
   const bool another = std::any_of(service.ready.begin(), service.ready.end(), [&](const auto& o) {
     return o.id != e.id && !ejected(o.id, now);
@@ -104,7 +103,7 @@ bool Balancer::record(const Service& service, const Endpoint& e, bool ok, TimePo
   if (!another) return false;
   ++h.times_ejected;
   h.failures = 0;
-  h.until = now + service.policy.eject_time * h.times_ejected;
+  h.until = now + service.eject_time * h.times_ejected;
   ejections_end_ = std::max(ejections_end_, h.until);
   ++ejections_;
   return true;
@@ -118,4 +117,4 @@ std::vector<std::pair<std::string, int>> Balancer::busy() const {
   return out;
 }
 
-}  // namespace squadron::gateway
+}  // namespace squadron::resilience

@@ -7,8 +7,11 @@
 // One balancer per I/O thread, so counts need no atomics.
 //
 //   Balancer lb{seed};
-//   auto i = lb.pick(service, tried, now);   // index into service.ready, or nullopt
-//   lb.started(ep); ... lb.finished(ep); lb.record(service, ep, ok, now);
+//   auto i = lb.pick(pool, tried, now);   // index into pool.ready, or nullopt
+//   lb.started(ep); ... lb.finished(ep); lb.record(pool, ep, ok, now);
+//
+// It sees a service as a Pool: a span of its ready endpoints and the policy fields it uses, so
+// that any caller (the gateway, a client) balances with it, not only the gateway's types.
 //
 // Thread safety: one thread.
 #pragma once
@@ -23,9 +26,28 @@
 #include <vector>
 
 #include "squadron/core/splitmix.hpp"
-#include "squadron/gateway/route_table.hpp"
 
-namespace squadron::gateway {
+namespace squadron::resilience {
+
+struct Endpoint {
+  std::string id;  // instance id, "hello-3"
+  std::string host;
+  std::uint16_t port = 0;
+  std::int64_t started_at_ms = 0;  // wall clock (for slow start)
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+enum class Balance { kLeastRequest, kRoundRobin, kRandom };
+
+// What the balancer sees of a service: its ready endpoints and how to treat them.
+struct Pool {
+  std::span<const Endpoint> ready;
+  Balance balance = Balance::kLeastRequest;
+  std::chrono::milliseconds slow_start{0};      // a new endpoint's share grows over this
+  std::int64_t young_until_ms = 0;              // some endpoint is in its slow start before this
+  int eject_after = 5;                          // consecutive failures that eject
+  std::chrono::milliseconds eject_time{30000};  // x the times ejected
+};
 
 class Balancer final {
  public:
@@ -36,7 +58,7 @@ class Balancer final {
   // An instance of `service.ready` not among `tried` (instance ids), by the service's policy,
   // skipping ejected ones unless only ejected ones are left; nullopt when all were tried.
   // `wall_ms`: the wall clock in ms (for slow start; 0 reads it when needed).
-  std::optional<std::size_t> pick(const Service& service, std::span<const std::string_view> tried,
+  std::optional<std::size_t> pick(const Pool& service, std::span<const std::string_view> tried,
                                   TimePoint now, std::int64_t wall_ms = 0);
   void started(const Endpoint& e) { ++in_flight_[e.id]; }
   void finished(const Endpoint& e) {  // the entry stays at 0: no node to allocate next time
@@ -51,7 +73,7 @@ class Balancer final {
   std::vector<std::pair<std::string, int>> busy() const;
 
   // The outcome of one attempt on `e`. Returns true when this failure ejected it.
-  bool record(const Service& service, const Endpoint& e, bool ok, TimePoint now);
+  bool record(const Pool& service, const Endpoint& e, bool ok, TimePoint now);
   bool ejected(const std::string& id, TimePoint now) const;
   std::uint64_t ejections() const noexcept { return ejections_; }
 
@@ -62,7 +84,7 @@ class Balancer final {
     TimePoint until{};
   };
   std::uint64_t next() noexcept { return rng_(); }
-  std::size_t choose(const Service& service, const std::vector<std::size_t>& open,
+  std::size_t choose(const Pool& service, const std::vector<std::size_t>& open,
                      std::int64_t wall_ms);
 
   core::SplitMix64 rng_;
@@ -73,4 +95,4 @@ class Balancer final {
   std::uint64_t ejections_ = 0;
 };
 
-}  // namespace squadron::gateway
+}  // namespace squadron::resilience
