@@ -18,14 +18,11 @@
 #include <netinet/in.h>
 #include <optional>
 #include <random>
-#include <set>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <tuple>
 #include <unistd.h>
 #include <variant>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -35,6 +32,7 @@
 #include "squadron/control/api.hpp"
 #include "squadron/control/fleet.hpp"
 #include "squadron/control/state.hpp"
+#include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
 #include "squadron/registry/registry.hpp"
 #include "squadron/supervisor/guardian.hpp"
@@ -151,66 +149,28 @@ bool has_gateway(const control::Manifest& m) {
                      [](const auto& s) { return !s.routes.empty(); });
 }
 
-// Whether `port` (0: any) can be bound on `host` now; the port bound, or 0.
-std::uint16_t try_bind(const std::string& host, std::uint16_t port) {
-  boost::asio::io_context io;
-  boost::system::error_code ec;
-  const auto address = boost::asio::ip::make_address(host, ec);
-  if (ec) return 0;
-  boost::asio::ip::tcp::acceptor a(io);
-  a.open(address.is_v6() ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), ec);
-  if (!ec) a.bind({address, port}, ec);
-  return ec ? 0 : a.local_endpoint(ec).port();
-}
-
-// A free port on `host` for one of the fleet's own listeners, fixed for the fleet's life (the
-// gateway's front door given port 0, its per-service and admin listeners), which the gateway
-// binds again at each of its restarts. Taken below the kernel's ephemeral range
-// (ip_local_port_range): every instance's port (a bind to port 0) and every outgoing
-// connection's local port come from that range, so none of them can take it meanwhile — with
-// 500 instances one did, and the gateway could not start. Never the same port twice. Falls back
-// to any free port; 0 if none.
-std::uint16_t free_port(const std::string& host) {
-  static std::set<std::uint16_t> given;
-  int ephemeral_low = 32768;
-  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
-  constexpr int kLowest = 10000;
-  static std::mt19937 rng(std::random_device{}());
-  if (ephemeral_low - kLowest > 1000) {
-    std::uniform_int_distribution<int> pick(kLowest, ephemeral_low - 1);
-    for (int attempt = 0; attempt < 500; ++attempt) {
-      const auto port = static_cast<std::uint16_t>(pick(rng));
-      if (given.count(port) == 0 && try_bind(host, port) == port) {
-        given.insert(port);
-        return port;
-      }
-    }
-  }
-  const auto port = try_bind(host, 0);
-  if (port != 0) given.insert(port);
-  return port;
-}
-
 // A listening socket on host:port (close-on-exec, address reuse), or -1 with errno set.
 int hold_listener(const std::string& host, std::uint16_t port) {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-  const std::string bare = host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2)
-                           : host == "localhost"                  ? "127.0.0.1"
-                                                                  : host;
-  if (::inet_pton(AF_INET, bare.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof *v4;
-  } else if (::inet_pton(AF_INET6, bare.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof *v6;
-  } else {
+  const auto address =
+      core::AddressBlock::parse(host == "localhost" ? "127.0.0.1" : core::host_part(host));
+  if (!address || address->prefix != (address->family == AF_INET ? 32 : 128)) {
     errno = EINVAL;
     return -1;
+  }
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (address->family == AF_INET) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    v4->sin_family = AF_INET;
+    std::memcpy(&v4->sin_addr, address->bytes, 4);
+    v4->sin_port = htons(port);
+    len = sizeof *v4;
+  } else {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    v6->sin6_family = AF_INET6;
+    std::memcpy(&v6->sin6_addr, address->bytes, 16);
+    v6->sin6_port = htons(port);
+    len = sizeof *v6;
   }
   const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -223,6 +183,77 @@ int hold_listener(const std::string& host, std::uint16_t port) {
     return -1;
   }
   return fd;
+}
+
+// A listener of the fleet's own, held for its life: its port and descriptor (-1: none).
+struct Held {
+  std::uint16_t port = 0;
+  int fd = -1;
+  explicit operator bool() const noexcept { return fd >= 0; }
+};
+
+// One of the fleet's own listeners on a free port of `host` (the gateway's front door given
+// port 0, its per-service, spare and admin listeners), bound and listening now: never chosen,
+// released and bound again, so nothing takes it in between. Taken below the kernel's ephemeral
+// range (ip_local_port_range): every instance's port (a bind to port 0) and every outgoing
+// connection's local port come from that range — with 500 instances one once took a gateway
+// port. Falls back to any free port; none (errno set) if even that fails.
+Held hold_free_port(const std::string& host) {
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  constexpr int kLowest = 10000;
+  static std::mt19937 rng(std::random_device{}());
+  if (ephemeral_low - kLowest > 1000) {
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 500; ++attempt) {
+      const auto port = static_cast<std::uint16_t>(pick(rng));
+      if (const int fd = hold_listener(host, port); fd >= 0) return {port, fd};
+    }
+  }
+  const int fd = hold_listener(host, 0);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+  const auto port = addr.ss_family == AF_INET6
+                        ? reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port
+                        : reinterpret_cast<const sockaddr_in*>(&addr)->sin_port;
+  return {ntohs(port), fd};
+}
+
+// "hello-world" -> "SQUADRON_HELLO_WORLD_URL"
+std::string url_variable(const std::string& service) {
+  std::string name = "SQUADRON_";
+  for (char c : service) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return name + "_URL";
+}
+
+// With a gateway, every service gets a stable loopback address of its own on the gateway (like
+// a Kubernetes ClusterIP), given to every instance as SQUADRON_<NAME>_URL: any language calls
+// another service without an SDK. The listener is the fleet's, held for the gateway.
+struct Internal {
+  std::string service;
+  std::uint16_t port = 0;
+  int fd = -1;
+};
+using InternalPorts = std::vector<Internal>;
+
+// Adds SQUADRON_<NAME>_URL for each of `internal` to every service of `m`.
+void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
+  for (auto& s : m.services) {
+    for (const auto& i : internal)
+      s.env[url_variable(i.service)] = "http://127.0.0.1:" + std::to_string(i.port);
+  }
+}
+
+// A held listener per service of `m` (with a gateway), and the variables naming them.
+InternalPorts give_service_urls(control::Manifest& m) {
+  InternalPorts internal;
+  if (!has_gateway(m)) return internal;
+  for (const auto& s : m.services) {
+    if (const Held h = hold_free_port("127.0.0.1")) internal.push_back({s.name, h.port, h.fd});
+  }
+  add_service_urls(m, internal);
+  return internal;
 }
 
 // Loopback listeners the gateway holds for services added by `apply` while it runs.
@@ -243,10 +274,11 @@ void add_internal_listener(control::ServiceSpec& spec, const std::string& servic
 // Squadron's gateway as an instance of the fleet (a service named "gateway"), when any service
 // has routes: this same binary, `squadron gateway`, on gateway.listen (port 0: a free one),
 // following the control API at `control_url`. Supervised and restarted like any instance.
-std::optional<control::ServiceSpec> gateway_spec(
-    const control::Manifest& m, const std::string& control_url,
-    const std::vector<std::pair<std::string, std::uint16_t>>& internal, std::uint16_t admin_port,
-    const std::string& token, std::string& why, std::vector<std::uint16_t>& spares) {
+std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
+                                                 const std::string& control_url,
+                                                 const InternalPorts& internal, const Held& admin,
+                                                 const std::string& token, std::string& why,
+                                                 std::vector<std::uint16_t>& spares) {
   const auto listen = split_listen(m.gateway_listen);
   if (!has_gateway(m) || !listen) return std::nullopt;
   char self[4096];
@@ -260,13 +292,13 @@ std::optional<control::ServiceSpec> gateway_spec(
                   control_url,
                   "--host",
                   listen->first};
-  for (const auto& [service, port] : internal) {
+  for (const auto& i : internal) {
     spec.command.push_back("--internal");
-    spec.command.push_back(service + "=" + std::to_string(port));
+    spec.command.push_back(i.service + "=" + std::to_string(i.port));
   }
-  if (admin_port != 0) {
+  if (admin) {
     spec.command.push_back("--admin");
-    spec.command.push_back(std::to_string(admin_port));
+    spec.command.push_back(std::to_string(admin.port));
   }
   for (const auto& t : m.trusted_proxies) {
     spec.command.push_back("--trusted-proxy");
@@ -275,83 +307,41 @@ std::optional<control::ServiceSpec> gateway_spec(
   spec.cwd = m.dir();
   // To wake services scaled to zero through the control API (a POST needs the token).
   spec.env["SQUADRON_CONTROL_TOKEN"] = token;
-  // The front door keeps its address across restarts: port 0 becomes one free port, now.
-  spec.port = listen->second != 0 ? listen->second : free_port(listen->first);
-  if (*spec.port == 0) {
-    why = "no free port for the gateway on " + listen->first;
+  // Every listener of the gateway is bound by the fleet, once, and held for its life: each
+  // gateway process inherits them (--listen-fds: the front door, each --internal, each
+  // --spare, the admin one), so a restarted gateway never binds again and no other process
+  // can take a port meanwhile (connections wait in the listen queues instead). The front door
+  // keeps its address across restarts: port 0 becomes one free port, now.
+  const Held door = listen->second != 0
+                        ? Held{listen->second, hold_listener(listen->first, listen->second)}
+                        : hold_free_port(listen->first);
+  if (!door) {
+    why = fmt::format("gateway.listen {}: {}", m.gateway_listen, std::strerror(errno));
     return std::nullopt;
   }
-  // Every listener of the gateway is bound here, once, and held for the fleet's life: each
-  // gateway process inherits them (--listen-fds), so a restarted gateway never binds again and
-  // no other process can take a port meanwhile (connections wait in the listen queue instead).
-  auto hold = [&](const std::string& host, std::uint16_t port, const std::string& what) {
-    const int fd = hold_listener(host, port);
-    if (fd >= 0) {
-      spec.inherit_fds.push_back(fd);
-    } else if (why.empty()) {
-      why = fmt::format("{} {}:{}: {}", what, host, port, std::strerror(errno));
-    }
-    return fd >= 0;
-  };
-  bool held = hold(listen->first, *spec.port, "gateway.listen");
-  for (const auto& [service, port] : internal)
-    held = held && hold("127.0.0.1", port, "the gateway's listener for " + service);
+  spec.port = door.port;
+  spec.inherit_fds.push_back(door.fd);
+  for (const auto& i : internal) spec.inherit_fds.push_back(i.fd);
   // Spare loopback listeners, for services an apply adds: the watch then names the service of
   // each, and the running gateway serves it at once (no restart).
-  for (int i = 0; held && i < kSpareListeners; ++i) {
-    const auto port = free_port("127.0.0.1");
-    held = port != 0 && hold("127.0.0.1", port, "a spare listener of the gateway");
-    if (held) {
-      spares.push_back(port);
-      spec.command.push_back("--spare");
-      spec.command.push_back(std::to_string(port));
-    }
+  for (int i = 0; i < kSpareListeners; ++i) {
+    const Held spare = hold_free_port("127.0.0.1");
+    if (!spare) break;  // fewer spares: an added service then redeploys the gateway
+    spares.push_back(spare.port);
+    spec.inherit_fds.push_back(spare.fd);
+    spec.command.push_back("--spare");
+    spec.command.push_back(std::to_string(spare.port));
   }
-  if (admin_port != 0) held = held && hold("127.0.0.1", admin_port, "the gateway's admin listener");
-  if (!held) {
-    for (int fd : spec.inherit_fds) ::close(fd);
-    return std::nullopt;
-  }
+  if (admin) spec.inherit_fds.push_back(admin.fd);
   spec.command.push_back("--listen-fds");
-  if (admin_port != 0) {
+  if (admin) {
     // Ready when it answers: its port accepts connections into the queue before it runs.
     spec.ready.path = "/healthz";
-    spec.ready.port = admin_port;
+    spec.ready.port = admin.port;
   }
   spec.replicas = 1;
   spec.restart = control::RestartPolicy::kAlways;
   return spec;
-}
-
-// "hello-world" -> "SQUADRON_HELLO_WORLD_URL"
-std::string url_variable(const std::string& service) {
-  std::string name = "SQUADRON_";
-  for (char c : service) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
-  return name + "_URL";
-}
-
-// With a gateway, every service gets a stable loopback address of its own on the gateway (like
-// a Kubernetes ClusterIP), given to every instance as SQUADRON_<NAME>_URL: any language calls
-// another service without an SDK. Returns the (service, port) pairs; adds the variables to `m`.
-using InternalPorts = std::vector<std::pair<std::string, std::uint16_t>>;
-
-// Adds SQUADRON_<NAME>_URL for each of `internal` to every service of `m`.
-void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
-  for (auto& s : m.services) {
-    for (const auto& [service, port] : internal)
-      s.env[url_variable(service)] = "http://127.0.0.1:" + std::to_string(port);
-  }
-}
-
-InternalPorts give_service_urls(control::Manifest& m) {
-  InternalPorts internal;
-  if (!has_gateway(m)) return internal;
-  for (const auto& s : m.services) {
-    const auto port = free_port("127.0.0.1");
-    if (port != 0) internal.emplace_back(s.name, port);
-  }
-  add_service_urls(m, internal);
-  return internal;
 }
 
 // Tells the waiting parent of a detached fleet how the start went ("ok" or why not).
@@ -369,10 +359,9 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   const control::StateDir dir(m.dir());
   // Descriptors: as many as the hard limit allows (the instances get the soft limit back).
   const std::size_t fd_limit = core::raise_fd_limit();
-  if (auto sec = control::secure_state_dir(dir)) {
-    const std::string msg = fmt::format("cannot make {}: {}", dir.root.string(), sec.message());
-    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
-    notify(notify_fd, msg);
+  // (Detached, the parent made it before forking: see up_detached.)
+  if (auto sec = foreground ? control::secure_state_dir(dir) : std::error_code()) {
+    std::fprintf(stderr, "squadron: cannot make %s: %s\n", dir.root.c_str(), sec.message().c_str());
     return 1;
   }
   // First, while few descriptors are open: the guardian kills every instance's process group if
@@ -424,7 +413,8 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   control::Manifest fleet_manifest = m;
   auto internal = give_service_urls(fleet_manifest);
   // The gateway's admin listener (/metrics), fixed for the fleet's life like its front door.
-  const std::uint16_t admin_port = has_gateway(m) ? free_port("127.0.0.1") : 0;
+  const Held admin = has_gateway(m) ? hold_free_port("127.0.0.1") : Held{};
+  const std::uint16_t admin_port = admin.port;
   Runtime rt(fleet_manifest, config, *token, options, admin_port);
   rt.api.max_streams = config.max_connections / 4;
   rt.sup.set_guardian(&guardian);
@@ -451,7 +441,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   }
   std::string gateway_problem;
   std::vector<std::uint16_t> spares;  // the gateway's, not yet given to a service
-  auto gw = gateway_spec(m, url, internal, admin_port, *token, gateway_problem, spares);
+  auto gw = gateway_spec(m, url, internal, admin, *token, gateway_problem, spares);
   if (!gw && has_gateway(m)) {
     const std::string msg =
         fmt::format("cannot start the gateway: {}{}", gateway_problem,
@@ -464,33 +454,31 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     return 1;
   }
   if (gw) rt.fleet.add_service(std::move(*gw));
-  for (const auto& [service, port] : internal) rt.fleet.set_discovery_port(service, port);
+  for (const auto& i : internal) rt.fleet.set_discovery_port(i.service, i.port);
   // A manifest applied later gets the same variables, and a service it adds gets its own
   // listener on the gateway at once: held here like the others and handed to a gateway
   // deployed with it (its port is fixed, so the new process starts as the old one leaves;
   // connections wait in the listen queues meanwhile). Not for a dry run.
-  using Listener = std::tuple<std::string, std::uint16_t, int>;  // service, port, descriptor
-  std::vector<Listener> unhanded;
+  InternalPorts unhanded;  // listeners held for added services, not yet in the gateway's spec
   rt.fleet.prepare = [&rt, &internal, &unhanded, &spares, gateway = has_gateway(m)](
                          control::Manifest& next, bool dry_run) {
     for (const auto& s : next.services) {
       if (!gateway || dry_run) break;
       if (std::any_of(internal.begin(), internal.end(),
-                      [&](const auto& i) { return i.first == s.name; }))
+                      [&](const auto& i) { return i.service == s.name; }))
         continue;
       if (!spares.empty()) {  // the running gateway serves it once the watch names it
-        internal.emplace_back(s.name, spares.front());
+        internal.push_back({s.name, spares.front(), -1});  // its descriptor is the gateway's
         rt.fleet.set_discovery_port(s.name, spares.front());
         spares.erase(spares.begin());
         continue;
       }
       // No spare left: a listener of its own, and a gateway deployed with it (below).
-      const auto port = free_port("127.0.0.1");
-      const int fd = port == 0 ? -1 : hold_listener("127.0.0.1", port);
-      if (fd < 0) continue;  // then reached through its routes only
-      internal.emplace_back(s.name, port);
-      rt.fleet.set_discovery_port(s.name, port);
-      unhanded.emplace_back(s.name, port, fd);
+      const Held held = hold_free_port("127.0.0.1");
+      if (!held) continue;  // then reached through its routes only
+      internal.push_back({s.name, held.port, held.fd});
+      rt.fleet.set_discovery_port(s.name, held.port);
+      unhanded.push_back(internal.back());
     }
     add_service_urls(next, internal);
   };
@@ -499,9 +487,9 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     if (unhanded.empty() || now == nullptr) return;
     control::ServiceSpec spec = *now;
     std::string names;
-    for (const auto& [service, port, fd] : unhanded) {
-      add_internal_listener(spec, service, port, fd);
-      names += (names.empty() ? "" : ", ") + service;
+    for (const auto& i : unhanded) {
+      add_internal_listener(spec, i.service, i.port, i.fd);
+      names += (names.empty() ? "" : ", ") + i.service;
     }
     const auto r = rt.fleet.deploy("gateway", std::move(spec),
                                    "apply: the gateway listens for " + names + " too");

@@ -1,6 +1,5 @@
 #include "squadron/control/api.hpp"
 
-#include <arpa/inet.h>
 #include <charconv>
 
 #include <boost/asio/as_tuple.hpp>
@@ -10,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "squadron/control/web_assets.hpp"
+#include "squadron/core/address.hpp"
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
 
@@ -84,19 +84,9 @@ std::optional<std::chrono::milliseconds> wait_of(const Request& req, std::string
 // one a rebinding attack cannot use: an IP literal or localhost. Such an attack makes a browser
 // send the API a name of the attacker's (evil.example resolving to 127.0.0.1).
 bool own_host(std::string_view host) {
-  if (host.empty()) return false;
-  if (host.front() == '[') {  // [::1] or [::1]:9900
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) return false;
-    const std::string inner(host.substr(1, close - 1));
-    in6_addr v6{};
-    return ::inet_pton(AF_INET6, inner.c_str(), &v6) == 1;
-  }
-  const auto colon = host.find(':');
-  const std::string name(host.substr(0, colon));
+  const auto name = core::host_part(host);
   if (http::iequals(name, "localhost")) return true;
-  in_addr v4{};
-  return ::inet_pton(AF_INET, name.c_str(), &v4) == 1;
+  return name.find('/') == std::string_view::npos && core::AddressBlock::parse(name).has_value();
 }
 
 bool wants_sse(const Request& req) {

@@ -1,7 +1,6 @@
 #include "squadron/control/manifest.hpp"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -639,7 +638,7 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
         for (std::size_t i = 0; i < t.size(); ++i) {
           const auto item = c.string(t[i], fmt::format("{}.trusted_proxies[{}]", path, i));
           if (!item) continue;
-          if (!address_block(*item)) {
+          if (!core::AddressBlock::parse(*item)) {
             c.error(t[i], fmt::format("{}.trusted_proxies[{}]", path, i),
                     fmt::format("\"{}\" is not an address or a CIDR block", *item),
                     "an IPv4 or IPv6 address, optionally /prefix: 10.0.0.0/8, ::1");
@@ -696,20 +695,7 @@ const ServiceSpec* Manifest::find(std::string_view service) const {
   return nullptr;
 }
 
-bool address_block(std::string_view text) { return core::AddressBlock::parse(text).has_value(); }
-
-bool loopback_listen(std::string_view listen) {
-  const auto colon = listen.rfind(':');
-  std::string_view host = listen.substr(0, colon == std::string_view::npos ? 0 : colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host == "localhost") return true;
-  const std::string h(host);
-  in_addr v4{};
-  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  return ::inet_pton(AF_INET6, h.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
-}
+bool loopback_listen(std::string_view listen) { return core::is_loopback(core::host_part(listen)); }
 
 ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
   ManifestResult result;

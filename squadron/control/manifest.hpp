@@ -102,9 +102,6 @@ inline constexpr std::size_t kMaxManifestBytes = std::size_t{1} << 20;
 // Whether `listen` ("HOST:PORT") is on this machine only: 127.0.0.0/8, ::1 or localhost.
 bool loopback_listen(std::string_view listen);
 
-// Whether `text` is an IPv4 or IPv6 address, optionally with a /prefix ("10.0.0.0/8").
-bool address_block(std::string_view text);
-
 struct Manifest {
   std::string name;  // default: the manifest folder's name
   std::string control_listen = "127.0.0.1:9900";

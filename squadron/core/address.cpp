@@ -45,4 +45,22 @@ bool AddressBlock::contains(std::string_view address) const {
   return (a[whole] & mask) == (bytes[whole] & mask);
 }
 
+std::string_view host_part(std::string_view authority) noexcept {
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    return close == std::string_view::npos ? authority.substr(1) : authority.substr(1, close - 1);
+  }
+  const auto colon = authority.find(':');
+  if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos)
+    return authority;  // a bare IPv6 address
+  return authority.substr(0, colon);
+}
+
+bool is_loopback(std::string_view host) {
+  if (host == "localhost") return true;
+  static const auto v4 = *AddressBlock::parse("127.0.0.0/8");
+  static const auto v6 = *AddressBlock::parse("::1");
+  return v4.contains(host) || v6.contains(host);
+}
+
 }  // namespace squadron::core

@@ -21,4 +21,11 @@ struct AddressBlock {
   bool contains(std::string_view address) const;
 };
 
+// The host of an authority: "h" of "h", "h:port", "[v6]" or "[v6]:port" (brackets dropped); a
+// bare IPv6 address ("::1") is all host.
+std::string_view host_part(std::string_view authority) noexcept;
+
+// Whether `host` (no port) is this machine only: 127.0.0.0/8, ::1 or localhost.
+bool is_loopback(std::string_view host);
+
 }  // namespace squadron::core

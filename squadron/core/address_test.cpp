@@ -32,5 +32,22 @@ TEST(AddressBlock, ContainsWhatItsPrefixCovers) {
   EXPECT_FALSE(b.contains("garbage"));
 }
 
+TEST(HostPart, DropsThePortAndTheBrackets) {
+  EXPECT_EQ(host_part("127.0.0.1:9900"), "127.0.0.1");
+  EXPECT_EQ(host_part("localhost"), "localhost");
+  EXPECT_EQ(host_part("[::1]:9900"), "::1");
+  EXPECT_EQ(host_part("[::1]"), "::1");
+  EXPECT_EQ(host_part("::1"), "::1") << "a bare IPv6 address";
+  EXPECT_EQ(host_part("evil.example:80"), "evil.example");
+  EXPECT_EQ(host_part(""), "");
+}
+
+TEST(IsLoopback, OnlyThisMachine) {
+  for (const char* h : {"127.0.0.1", "127.9.9.9", "::1", "localhost"})
+    EXPECT_TRUE(is_loopback(h)) << h;
+  for (const char* h : {"0.0.0.0", "10.0.0.1", "::", "128.0.0.1", "localhost.example", ""})
+    EXPECT_FALSE(is_loopback(h)) << h;
+}
+
 }  // namespace
 }  // namespace squadron::core

@@ -240,6 +240,20 @@ asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self,
   if (!partial.empty()) self->add_line(partial);
 }
 
+// Takes `fd` into the reactor of `executor`; once `ec` is set (by this call or an earlier one)
+// it closes `fd` instead and returns nullptr. A negative `fd` is ignored.
+std::unique_ptr<asio::posix::stream_descriptor> adopt(const asio::any_io_executor& executor, int fd,
+                                                      boost::system::error_code& ec) {
+  if (fd < 0) return nullptr;
+  auto d = std::make_unique<asio::posix::stream_descriptor>(executor);
+  if (!ec) d->assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    return nullptr;
+  }
+  return d;
+}
+
 // Reaps the instance's process once it has exited. The rest of its group (a script's
 // background jobs) is killed first, while the unreaped leader still holds the pid and so the
 // group id: a signal after the reap could reach a new process that got the same number.
@@ -300,8 +314,9 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       launch.env["SQUADRON_INSTANCE"] = st.id;
       launch.env["SQUADRON_REVISION"] = spec.revision;
       auto child = launcher->launch(launch);
-      if (!child) cannot = child.error().message();
-      if (child) {
+      if (!child) {
+        cannot = child.error().message();
+      } else {
         st.pid = child->pid;
         st.port = port;
         st.started_at = std::chrono::system_clock::now();
@@ -310,22 +325,16 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
         self->backoff.on_start();
         self->ready.reset();
         self->live.reset();
-        auto out = std::make_unique<asio::posix::stream_descriptor>(executor);
-        auto err = std::make_unique<asio::posix::stream_descriptor>(executor);
         boost::system::error_code ec;
-        out->assign(child->stdout_fd, ec);
-        if (ec) ::close(child->stdout_fd);
-        if (!ec) err->assign(child->stderr_fd, ec);
-        if (ec && err->native_handle() < 0) ::close(child->stderr_fd);
+        auto out = adopt(executor, child->stdout_fd, ec);
+        auto err = adopt(executor, child->stderr_fd, ec);
         // A pidfd turns "the process ended" into readability (Linux 5.3+); glibc's wrapper
         // lacks C linkage in C++ here, so the system call is made directly.
-        const int pidfd = ec ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
-        if (!ec && pidfd < 0) ec = {errno, boost::system::system_category()};
-        asio::posix::stream_descriptor exited(executor);
-        if (!ec) exited.assign(pidfd, ec);
+        const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
+        if (pidfd < 0 && !ec) ec = {errno, boost::system::system_category()};
+        auto exited = adopt(executor, pidfd, ec);
         if (ec) {
           // It cannot be watched: it goes again, and the start counts as failed.
-          if (pidfd >= 0 && exited.native_handle() < 0) ::close(pidfd);
           self->launcher().signal_group(st.pid, SIGKILL);
           reap(*self);
           cannot = "cannot watch the process: " + ec.message();
@@ -348,8 +357,9 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
                     : spec.probe_interval_while_starting;
             const auto interval = ready_now ? spec.ready.interval : starting_interval;
             self->wait_timer.expires_after(interval);
-            auto r = co_await (exited.async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
-                               self->wait_timer.async_wait(kAwait));
+            auto r =
+                co_await (exited->async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
+                          self->wait_timer.async_wait(kAwait));
             if (r.index() == 0) break;           // the process ended
             if (self->stop_requested) continue;  // wait for the exit that stop() caused
             if (self->ready.due() || !ready_now) {

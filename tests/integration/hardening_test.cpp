@@ -66,6 +66,13 @@ class Hardening : public Fleet {
     const auto list = ps();
     return of(list, "gateway").empty() ? 0 : port_of(*of(list, "gateway")[0]);
   }
+  // One hello behind the gateway at /hello.
+  void write_routed_hello() {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: door\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+        << "services:\n  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    routes: [/hello]\n";
+  }
   // Waits until the gateway routes `path` (its table follows the registry within
   // milliseconds of `up -d` returning).
   void wait_routed(std::uint16_t door, const std::string& path) {
@@ -357,10 +364,7 @@ TEST_F(Hardening, ThousandsOfConnectionsAndStalledStreamsLeaveTheControlPlaneAns
 
 TEST_F(Hardening, ThousandsOfIdleConnectionsLeaveTheGatewayServing) {
   raise_own_fd_limit();
-  std::ofstream(dir_ / "squadron.yaml")
-      << "name: door\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
-      << "services:\n  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
-      << "    routes: [/hello]\n";
+  write_routed_hello();
   up_limited(1024);
   const auto door = gateway_port();
   ASSERT_NE(door, 0);
@@ -379,10 +383,7 @@ TEST_F(Hardening, ThousandsOfIdleConnectionsLeaveTheGatewayServing) {
 }
 
 TEST_F(Hardening, ASquatterGetsNoneOfTheGatewaysPortsWhileTheGatewayRestarts) {
-  std::ofstream(dir_ / "squadron.yaml")
-      << "name: door\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
-      << "services:\n  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
-      << "    routes: [/hello]\n";
+  write_routed_hello();
   up();
   const auto list = ps();
   ASSERT_EQ(of(list, "gateway").size(), 1u);
@@ -493,10 +494,7 @@ TEST_F(Hardening, ApplyDryRunNamesAVariableADeploySetThatTheManifestWouldDrop) {
 }
 
 TEST_F(Hardening, SquadronsOwnGatewayIsNotScaled) {
-  std::ofstream(dir_ / "squadron.yaml")
-      << "name: door\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
-      << "services:\n  hello:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
-      << "    routes: [/hello]\n";
+  write_routed_hello();
   up();
   const auto r =
       fetch(control_port(), "POST", "/api/v1/services/gateway/scale", auth(), R"({"replicas":0})");
