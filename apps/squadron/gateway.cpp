@@ -14,6 +14,7 @@
 #include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
 #include "squadron/core/spawn.hpp"
+#include "squadron/gateway/admin.hpp"
 #include "squadron/gateway/follower.hpp"
 #include "squadron/gateway/proxy.hpp"
 #include "squadron/http/client.hpp"
@@ -122,9 +123,10 @@ int run_gateway(const GatewayOptions& options) {
   gateway::Proxy proxy(proxy_config);
   http::Server server(config, proxy);
   main = &server.main_context();
+  gateway::Admin admin(proxy);
   std::vector<boost::asio::io_context*> contexts;
   for (std::size_t i = 0; i < server.threads(); ++i) contexts.push_back(&server.context(i));
-  proxy.set_contexts(std::move(contexts));
+  admin.set_contexts(std::move(contexts));
   const char* token = std::getenv("SQUADRON_CONTROL_TOKEN");
   waker = std::make_unique<Waker>(server.main_context(), target, token != nullptr ? token : "");
   int next_fd = 3;  // with --listen-fds: the next inherited listener
@@ -161,7 +163,7 @@ int run_gateway(const GatewayOptions& options) {
                    options.admin, ec.message().c_str());
       return 1;
     }
-    proxy.set_admin_port(bound);
+    server.serve_port_with(bound, admin);
     std::printf("squadron gateway: admin endpoints on http://127.0.0.1:%u (/metrics, /upstreams)\n",
                 bound);
   }

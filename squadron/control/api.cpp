@@ -600,19 +600,19 @@ Response ControlApi::logs(Request& req) {
   auto first = std::make_shared<std::string>(std::move(res.body));
   res.body.clear();
   res.set_header("Cache-Control", "no-store");
-  res.stream = [sub, first, slot]() -> boost::asio::awaitable<std::optional<std::string>> {
-    if (!first->empty()) co_return std::exchange(*first, std::string());
+  res.stream = [sub, first, slot]() -> boost::asio::awaitable<http::BodyPiece> {
+    if (!first->empty()) co_return http::BodyPiece::more(std::exchange(*first, std::string()));
     while (sub->lines.empty() && !sub->closed) {
       sub->wake.expires_at(boost::asio::steady_timer::time_point::max());
       co_await sub->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     }
     if (sub->lines.empty()) {
-      if (!sub->overflowed) co_return std::nullopt;
+      if (!sub->overflowed) co_return http::BodyPiece::last();
       sub->overflowed = false;  // the stream ends after this line (closed is set)
-      co_return fmt::format(
+      co_return http::BodyPiece::more(fmt::format(
           "squadron | this follower was dropped: it read too slowly and {} of output waited "
           "for it (follow again to go on)\n",
-          sub->overflow_detail);
+          sub->overflow_detail));
     }
     std::string chunk;
     while (!sub->lines.empty()) {
@@ -621,7 +621,7 @@ Response ControlApi::logs(Request& req) {
       sub->lines.pop_front();
     }
     sub->bytes = 0;
-    co_return chunk;
+    co_return http::BodyPiece::more(std::move(chunk));
   };
   return res;
 }
@@ -665,17 +665,18 @@ boost::asio::awaitable<void> ControlApi::handle_async(Request& req, Response& re
     const auto every = keepalive;
     const auto start = *since;
     res.stream = [reg, fleet, last, every, start,
-                  slot]() -> boost::asio::awaitable<std::optional<std::string>> {
+                  slot]() -> boost::asio::awaitable<http::BodyPiece> {
       if (!*last) {
         co_await reg->wait_newer(start, every);
         *last = reg->revision();
-        co_return sse_event(*fleet, *reg);
+        co_return http::BodyPiece::more(sse_event(*fleet, *reg));
       }
-      if (reg->closed() || (fleet->stopping() && reg->instances().empty())) co_return std::nullopt;
+      if (reg->closed() || (fleet->stopping() && reg->instances().empty()))
+        co_return http::BodyPiece::last();
       const auto rev = co_await reg->wait_newer(**last, every);
-      if (rev == **last) co_return std::string(": keepalive\n\n");
+      if (rev == **last) co_return http::BodyPiece::more(": keepalive\n\n");
       *last = rev;
-      co_return sse_event(*fleet, *reg);
+      co_return http::BodyPiece::more(sse_event(*fleet, *reg));
     };
     co_return;
   }

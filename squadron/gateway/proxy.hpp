@@ -1,14 +1,15 @@
-// The gateway's request handler: routes each request by Host and path prefix to a service,
-// picks a ready instance (least request, power of two choices), and forwards the request over a
-// pooled keep-alive connection, retrying idempotent requests on another instance when one
-// cannot be reached, resets or answers 503.
+// The gateway's request handler, orchestration only: route match (route_table.hpp) ->
+// admission (admission.hpp: rate limit, deadline, a ready instance or a wait for a cold start,
+// the breaker) -> the request as the upstream sees it (upstream_request.hpp) -> the attempt loop
+// (attempts.hpp: balancing, retries, outcome mapping) -> the answer; one RequestAccount per
+// request counts it. The admin listener has its own handler (admin.hpp).
 //
 //   Proxy proxy{{.threads = 2}};
 //   proxy.publish(table);                  // from the watch follower, any thread
 //   http::Server server{config, proxy};    // the same thread count
 //
 // Thread safety: publish() from any thread; the Handler calls on the server's I/O threads,
-// each with its own balancer and connection pool.
+// each with its own balancer, retry budget and connection pool.
 #pragma once
 
 #include <atomic>
@@ -25,10 +26,13 @@
 #include "squadron/core/address.hpp"
 #include "squadron/gateway/metrics.hpp"
 #include "squadron/gateway/route_table.hpp"
+#include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
 #include "squadron/resilience/token_bucket.hpp"
 
 namespace squadron::gateway {
+
+class RequestAccount;
 
 // Timeouts, retries, the breaker and ejection are per service (route_table.hpp's Policy, from
 // the manifest's `proxy:`); this is what is the gateway's own.
@@ -38,9 +42,6 @@ struct ProxyConfig {
   // Listener port -> service: every request arriving on that port goes to that service (the
   // stable per-service address given to instances as SQUADRON_<NAME>_URL), routes aside.
   std::vector<std::pair<std::uint16_t, std::string>> internal;
-  // Listener port of the admin endpoints (GET /metrics, /metrics.json, /healthz), meant for
-  // loopback; 0: none.
-  std::uint16_t admin_port = 0;
   // Asks the control plane to wake a service scaled to zero (a request waits for it). Called on
   // an I/O thread, at most once a second per waiting request; must not block.
   std::function<void(const std::string& service)> wake;
@@ -50,6 +51,8 @@ struct ProxyConfig {
   // what they say comes before their own address. From any other peer the header is replaced
   // by the peer's address (Envoy's use_remote_address).
   std::vector<std::string> trusted_proxies;
+  // Upstream exchanges: null, each I/O thread's http::ConnectionPool; else this (a test's fake).
+  http::Transport* transport = nullptr;
 };
 
 class Proxy final : public http::Handler {
@@ -61,17 +64,13 @@ class Proxy final : public http::Handler {
   void publish(std::shared_ptr<const RouteTable> table);
   std::shared_ptr<const RouteTable> table() const;
   const Metrics& metrics() const noexcept { return metrics_; }
-  // The admin listener's port, once bound (before the server runs).
-  void set_admin_port(std::uint16_t port) noexcept { config_.admin_port = port; }
+  std::size_t threads() const noexcept { return workers_.size(); }
   // The front door's port: requests there are routed by Host and path, never by port.
   void set_front_port(std::uint16_t port) noexcept { front_port_ = port; }
-  // The server's I/O threads' io_contexts, by index (before it runs): GET /upstreams asks each
-  // thread for its requests in flight on its own thread.
   // Whether `address` (a peer's) is one of the trusted proxies.
   bool trusts(std::string_view address) const;
-  void set_contexts(std::vector<boost::asio::io_context*> contexts) {
-    contexts_ = std::move(contexts);
-  }
+  // The requests I/O thread `worker` has in flight, by instance id; call on that thread.
+  std::vector<std::pair<std::string, int>> in_flight(std::size_t worker) const;
 
   bool handle(http::Request& req, http::Response& res, std::size_t worker) override;
   boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
@@ -82,12 +81,12 @@ class Proxy final : public http::Handler {
   struct Snapshot;
 
  private:
-  const Snapshot& current(std::size_t worker);
+  std::shared_ptr<const Snapshot> current(std::size_t worker);
   std::optional<RouteMatch> resolve(const RouteTable& table, const http::Request& req) const;
-  void admin(const http::Request& req, http::Response& res) const;
-  // GET /upstreams on the admin listener: {"revision": the routing table's, "in_flight":
-  // {instance id: requests}} — what the control plane waits on before it stops an instance.
-  boost::asio::awaitable<void> upstreams(http::Response& res);
+  // The checks before any upstream (admission.hpp); false: refused, the answer in `res`.
+  bool admit(const Snapshot& snap, const RouteMatch& match, const http::Request& req,
+             RequestAccount& account, http::Response& res);
+  http::Transport& transport(Worker& w, const boost::asio::any_io_executor& executor);
 
   ProxyConfig config_;
   std::vector<core::AddressBlock> trusted_;
@@ -99,7 +98,6 @@ class Proxy final : public http::Handler {
       buckets_;  // by route key
   std::atomic<std::uint64_t> version_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<boost::asio::io_context*> contexts_;
 };
 
 }  // namespace squadron::gateway

@@ -36,13 +36,16 @@ std::string RouteMatch::upstream_target(std::string_view target) const {
 }
 
 void RouteMatch::append_upstream_target(std::string_view target, std::string& out) const {
-  if (!strip_prefix || prefix == "/") {
-    out.append(target);
-    return;
-  }
+  const auto [lead, rest] = upstream_target_parts(target);
+  out.append(lead).append(rest);
+}
+
+std::pair<std::string_view, std::string_view> RouteMatch::upstream_target_parts(
+    std::string_view target) const noexcept {
+  if (!strip_prefix || prefix == "/") return {{}, target};
   const std::string_view rest = target.substr(std::min(prefix.size(), target.size()));
-  if (rest.empty() || rest.front() != '/') out.push_back('/');
-  out.append(rest);
+  if (rest.empty() || rest.front() != '/') return {"/", rest};
+  return {{}, rest};
 }
 
 std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, std::string& error) {

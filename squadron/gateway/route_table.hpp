@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/json/fwd.hpp>
@@ -78,6 +79,9 @@ struct RouteMatch {
   // The path to send upstream: `path` without the prefix if stripped ("/py/x" -> "/x").
   std::string upstream_target(std::string_view target) const;
   void append_upstream_target(std::string_view target, std::string& out) const;
+  // The same as two views to write one after the other ("/" or "", then the rest): no copy.
+  std::pair<std::string_view, std::string_view> upstream_target_parts(
+      std::string_view target) const noexcept;
 };
 
 class RouteTable final {

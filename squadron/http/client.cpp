@@ -189,22 +189,22 @@ struct Pump {
   bool leftover = false;
 };
 
-asio::awaitable<std::optional<std::string>> pump_next(std::shared_ptr<Pump> pump) {
+asio::awaitable<BodyPiece> pump_next(std::shared_ptr<Pump> pump) {
   Pump& p = *pump;
-  if (!p.conn || !*p.alive) throw std::runtime_error("the upstream connection is gone");
+  if (!p.conn || !*p.alive) co_return BodyPiece::failure("the upstream connection is gone");
   ResponseParser& parser = p.conn->parser;
   while (true) {
     if (!parser.body().empty()) {
       std::string out;
       out.swap(parser.body());
-      co_return out;
+      co_return BodyPiece::more(std::move(out));
     }
     if (parser.done()) {
       auto& idle = p.pool->list(p.key);
       if (parser.keep_alive() && !p.leftover && idle.size() < p.pool->max_idle)
         idle.push_back(std::move(p.conn));
       p.conn.reset();
-      co_return std::nullopt;
+      co_return BodyPiece::last();
     }
     Deadline limit;
     limit.socket = &p.conn->socket;
@@ -212,20 +212,23 @@ asio::awaitable<std::optional<std::string>> pump_next(std::shared_ptr<Pump> pump
     Watched watched(*p.pool, limit);
     auto [ec, n] = co_await p.conn->socket.async_read_some(
         asio::buffer(p.conn->buffer.get(), kReadBufferBytes), kAwait);
-    if (!*p.alive) throw std::runtime_error("the connection pool is gone");
-    if (limit.expired)
-      throw std::runtime_error(p.idle.count() > 0 ? "the upstream's body stopped arriving"
-                                                  : "the upstream's body did not arrive in time");
+    if (!*p.alive) co_return BodyPiece::failure("the connection pool is gone");
+    if (limit.expired) {
+      co_return BodyPiece::failure(p.idle.count() > 0
+                                       ? "the upstream's body stopped arriving"
+                                       : "the upstream's body did not arrive in time");
+    }
     if (ec == asio::error::eof) {
       if (parser.finish_eof() != ResponseParser::Result::kDone)
-        throw std::runtime_error("the upstream cut its body off");
+        co_return BodyPiece::failure("the upstream cut its body off");
       continue;
     }
-    if (ec) throw std::runtime_error("the upstream's body failed: " + ec.message());
+    if (ec) co_return BodyPiece::failure("the upstream's body failed: " + ec.message());
     std::size_t used = 0;
     const auto r = parser.feed(std::string_view(p.conn->buffer.get(), n), used);
     if (r == ResponseParser::Result::kError)
-      throw std::runtime_error("the upstream's body is malformed: " + std::string(parser.error()));
+      co_return BodyPiece::failure("the upstream's body is malformed: " +
+                                   std::string(parser.error()));
     p.leftover = used < n;
   }
 }

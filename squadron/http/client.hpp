@@ -52,7 +52,8 @@ struct ExchangeOptions {
   bool chunked_body = false;
   // An answer whose body is larger than this, chunked or close-delimited comes back at once
   // with Response::stream reading the body from the upstream as the caller sends it on (the
-  // connection returns to the pool at its end; a cut body throws). 0: always read whole.
+  // connection returns to the pool at its end; a cut body ends in a failed piece). 0: always read
+  // whole.
   std::size_t stream_above = 0;
   // A streamed answer's body: each piece must come within this of the one before (the deadline
   // bounds the head only). 0: the deadline bounds the whole body too.
@@ -75,11 +76,25 @@ struct Exchange {
   std::string error;  // why, when not answered
 };
 
-class ConnectionPool final {
+// The upstream exchange behind an interface: ConnectionPool (HTTP/1.1 over TCP) implements it;
+// a TLS or HTTP/2 upstream can, and tests put a fake in its place. Failures are values (the
+// Exchange's outcome), never exceptions.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Sends `request` (a whole HTTP/1.1 request: head and body, in one or more buffers) to
+  // `upstream` and reads the answer into `response`: status, headers (without framing headers
+  // and those `drop_header` names) and the de-chunked body, or a stream of it.
+  virtual boost::asio::awaitable<Exchange> exchange(
+      Upstream upstream, std::span<const boost::asio::const_buffer> request,
+      const ExchangeOptions& options, Response& response) = 0;
+};
+
+class ConnectionPool final : public Transport {
  public:
   explicit ConnectionPool(boost::asio::io_context::executor_type executor,
                           std::size_t max_idle_per_upstream = 256);
-  ~ConnectionPool();
+  ~ConnectionPool() override;
   // The pool of `context`, made on first use and kept as one of its services, so that it is
   // destroyed with the context (its sockets closed before the context's reactor goes). For an
   // io_context run by one thread (the server's model): the pool has no lock.
@@ -88,13 +103,12 @@ class ConnectionPool final {
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 
-  // Sends `request` (a whole HTTP/1.1 request: head and body, in one or more buffers) and reads
-  // the answer into `response`: status, headers (without framing headers and those
-  // `drop_header` names) and the de-chunked body. The connection goes back to the pool when
-  // the answer allows keep-alive.
+  // Transport's exchange over a pooled connection, which goes back to the pool when the answer
+  // allows keep-alive.
   boost::asio::awaitable<Exchange> exchange(Upstream upstream,
                                             std::span<const boost::asio::const_buffer> request,
-                                            const ExchangeOptions& options, Response& response);
+                                            const ExchangeOptions& options,
+                                            Response& response) override;
 
   // GET `target` from host:port (a convenience for control traffic).
   boost::asio::awaitable<Exchange> get(std::string_view host, std::uint16_t port,

@@ -25,9 +25,21 @@ inline constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
 inline constexpr std::string_view kApplicationJson = "application/json";
 inline constexpr std::string_view kProblemJson = "application/problem+json";
 
-// Produces the next chunk of a streamed body; std::nullopt ends the body. Runs on the
-// connection's I/O thread; may suspend (await a timer, another service...).
-using BodyStream = std::function<boost::asio::awaitable<std::optional<std::string>>()>;
+// A piece of a streamed body: bytes, the body's end, or a failure (the body cannot be finished:
+// the server closes the connection so that the client sees it cut short).
+struct BodyPiece {
+  std::string data;
+  bool end = false;
+  std::string error;  // not empty: failed, and why
+  static BodyPiece more(std::string bytes) { return {std::move(bytes), false, {}}; }
+  static BodyPiece last() { return {{}, true, {}}; }
+  static BodyPiece failure(std::string why) { return {{}, true, std::move(why)}; }
+  bool failed() const noexcept { return !error.empty(); }
+};
+
+// Produces the next piece of a streamed body. Runs on the connection's I/O thread; may suspend
+// (await a timer, another service...).
+using BodyStream = std::function<boost::asio::awaitable<BodyPiece>()>;
 
 struct Response {
   int status = 200;

@@ -142,8 +142,9 @@ class Context : public asio::io_context {  // not final: Asio probes it as an ex
 
 class Server::Worker {
  public:
-  Worker(std::size_t index, const ServerConfig& config, Handler& handler)
-      : index_(index), config_(config), handler_(handler) {
+  Worker(std::size_t index, const ServerConfig& config, Handler& handler,
+         const std::vector<std::pair<std::uint16_t, Handler*>>& by_port)
+      : index_(index), config_(config), handler_(handler), by_port_(by_port) {
     const auto shortest = std::min({config.header_timeout, config.idle_timeout, config.io_timeout});
     tick_ = std::clamp<std::chrono::milliseconds>(shortest / 4, std::chrono::milliseconds(10),
                                                   std::chrono::seconds(1));
@@ -341,13 +342,16 @@ class Server::Worker {
     if (head_only) co_return true;
     std::uint64_t sent = 0;
     while (true) {
-      std::optional<std::string> chunk;
-      try {
-        chunk = co_await res.stream();
-      } catch (...) {
-        co_return false;  // the body cannot be finished: closing tells the client it is cut
+      BodyPiece piece;
+      try {  // a handler's own stream may still throw: the same as a failed piece
+        piece = co_await res.stream();
+      } catch (const std::exception& e) {
+        piece = BodyPiece::failure(e.what());
       }
-      if (!chunk) break;
+      // A failed body cannot be finished: closing tells the client it is cut.
+      if (piece.failed()) co_return false;
+      if (piece.end && piece.data.empty()) break;
+      std::string* const chunk = &piece.data;
       if (chunk->empty()) continue;
       sent += chunk->size();
       // A stream of announced length must not say more than announced.
@@ -363,6 +367,7 @@ class Server::Worker {
         out.append(*chunk);
       }
       if (!co_await flush(conn, out)) co_return false;
+      if (piece.end) break;
     }
     if (chunked) {
       out.append("0\r\n\r\n");
@@ -372,6 +377,13 @@ class Server::Worker {
     if (res.stream_length >= 0 && sent != static_cast<std::uint64_t>(res.stream_length))
       co_return false;
     co_return true;
+  }
+
+  Handler& handler_for(std::uint16_t local_port) const noexcept {
+    for (const auto& [port, h] : by_port_) {
+      if (port == local_port) return *h;
+    }
+    return handler_;
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
@@ -397,6 +409,7 @@ class Server::Worker {
       const auto local = conn.socket.local_endpoint(ec);
       if (!ec) req.set_local_port(local.port());
     }
+    Handler& handler = handler_for(req.local_port());
     RequestParser parser(config_.limits);
     std::string out;
     const auto read_buffer = std::make_unique<char[]>(kReadBufferBytes);
@@ -425,7 +438,7 @@ class Server::Worker {
           Response res = Response::problem(err.status, err.detail);
           serialize_head(res, date(), {}, false, false, out);
           out.append(res.body);
-          handler_.on_rejected(err.status, index_);
+          handler.on_rejected(err.status, index_);
           close_after = true;
           linger = true;  // the client may still be sending what we refused
           break;
@@ -443,13 +456,13 @@ class Server::Worker {
         Response res;
         bool done = true;
         try {
-          done = handler_.handle(req, res, index_);
+          done = handler.handle(req, res, index_);
         } catch (const std::exception& e) {
           res = Response::problem(500, "the handler failed");
         }
         if (!done) {
           try {
-            co_await handler_.handle_async(req, res, index_);
+            co_await handler.handle_async(req, res, index_);
           } catch (const std::exception& e) {
             res = Response::problem(500, "the handler failed");
           }
@@ -461,7 +474,7 @@ class Server::Worker {
           if (streamed->error_status() != 0) {
             // The body was malformed, too large or too slow: that is the answer.
             res = Response::problem(streamed->error_status(), streamed->error());
-            handler_.on_rejected(streamed->error_status(), index_);
+            handler.on_rejected(streamed->error_status(), index_);
             linger = true;
           } else if (streamed->failed()) {
             co_return;  // the client is gone
@@ -514,7 +527,7 @@ class Server::Worker {
           serialize_head(res, date(), {}, false, false, out);
           out.append(res.body);
           conn.socket.write_some(asio::buffer(out), ec);  // best effort
-          handler_.on_rejected(408, index_);
+          handler.on_rejected(408, index_);
         }
         break;
       }
@@ -545,6 +558,7 @@ class Server::Worker {
   const std::size_t index_;
   const ServerConfig& config_;
   Handler& handler_;
+  const std::vector<std::pair<std::uint16_t, Handler*>>& by_port_;  // the Server's
   // One thread per context, and every socket of a context is touched only by its thread (accepted
   // descriptors are handed over by post()), so the reactor may skip its per-descriptor locks.
   Context ctx_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
@@ -574,7 +588,7 @@ Server::Server(ServerConfig config, Handler& handler)
   std::size_t n = config_.threads;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < n; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, config_, handler_));
+    workers_.push_back(std::make_unique<Worker>(i, config_, handler_, by_port_));
   max_connections_ = config_.max_connections;
   if (max_connections_ == 0) {
     const std::size_t limit = core::fd_limit();
@@ -653,6 +667,11 @@ error_code Server::listen_also(const std::string& host, std::uint16_t port, std:
   if (bound != nullptr) *bound = acceptor->local_endpoint(ec).port();
   workers_[0]->add_acceptor(std::move(acceptor));
   return {};
+}
+
+void Server::serve_port_with(std::uint16_t port, Handler& handler) {
+  SQUADRON_CHECK(port != 0, "serve_port_with() takes a bound port");
+  by_port_.emplace_back(port, &handler);
 }
 
 void Server::run() {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -79,6 +80,10 @@ class Server final {
   // activation does): the first one given becomes the server's port(). `bound` gets its port.
   // Errors: not a socket, or not listening.
   [[nodiscard]] boost::system::error_code adopt_listener(int fd, std::uint16_t* bound = nullptr);
+  // Requests arriving on listener `port` (bound already) go to `handler` instead of the
+  // server's own (an admin listener beside the data path). Before run(); `handler` outlives
+  // the server.
+  void serve_port_with(std::uint16_t port, Handler& handler);
   // The bound port (after listen()).
   std::uint16_t port() const noexcept { return port_; }
   std::size_t threads() const noexcept;
@@ -110,6 +115,7 @@ class Server final {
  private:
   ServerConfig config_;
   Handler& handler_;
+  std::vector<std::pair<std::uint16_t, Handler*>> by_port_;  // before workers_: they refer to it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
   std::size_t max_connections_ = 0;

@@ -18,11 +18,11 @@ namespace {
 using namespace std::chrono_literals;
 using testing::RawConnection;
 
-boost::asio::awaitable<std::optional<std::string>> next_piece(std::shared_ptr<int> left) {
+boost::asio::awaitable<BodyPiece> next_piece(std::shared_ptr<int> left) {
   boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, 1ms);
   co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-  if (*left == 0) co_return std::nullopt;
-  co_return "piece" + std::to_string((*left)--) + ";";
+  if (*left == 0) co_return BodyPiece::last();
+  co_return BodyPiece::more("piece" + std::to_string((*left)--) + ";");
 }
 
 class TestHandler final : public Handler {

@@ -16,6 +16,7 @@
 
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/client.hpp"
+#include "squadron/http/outbound.hpp"
 #include "squadron/resilience/backoff.hpp"
 
 namespace squadron {
@@ -31,12 +32,6 @@ std::string url_variable(std::string_view service) {
   for (char c : service)
     name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return name + "_URL";
-}
-
-bool framing(std::string_view name) {
-  return http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding") ||
-         http::iequals(name, "connection") || http::iequals(name, "host") ||
-         http::iequals(name, http::kTimeoutHeader);
 }
 
 }  // namespace
@@ -101,23 +96,19 @@ asio::awaitable<http::Response> Client::call(
 
   std::string head;
   head.reserve(256 + target.size() + body.size());
-  head.append(method).append(" ").append(target.empty() ? "/" : target).append(" HTTP/1.1\r\n");
-  head.append("Host: ").append(host_).append(":").append(std::to_string(port_)).append("\r\n");
+  http::RequestHead h(head, method, target);
+  h.field("Host", fmt::format("{}:{}", host_, port_));
   for (const auto& [name, value] : headers) {
-    if (framing(name)) continue;
-    head.append(name).append(": ").append(value).append("\r\n");
+    if (!http::hop_by_hop_field(name) && !http::iequals(name, "host")) h.field(name, value);
   }
   if (caused_by != nullptr) {
-    if (!caused_by->request_id().empty())
-      head.append("X-Request-Id: ").append(caused_by->request_id()).append("\r\n");
-    if (!caused_by->traceparent().empty())
-      head.append("traceparent: ").append(caused_by->traceparent()).append("\r\n");
+    if (!caused_by->request_id().empty()) h.field("X-Request-Id", caused_by->request_id());
+    if (!caused_by->traceparent().empty()) h.field("traceparent", caused_by->traceparent());
   }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count();
-  head.append(http::kTimeoutHeader).append(": ").append(std::to_string(left)).append("\r\n");
-  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
-    head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
-  head.append("\r\n").append(body);
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
+  h.deadline(timeout);
+  h.end_with_body(body.size());
+  head.append(body);
   const std::array<asio::const_buffer, 1> out{asio::buffer(head)};
 
   http::ExchangeOptions options;
@@ -143,29 +134,15 @@ asio::awaitable<http::Response> Client::call(
     }
     const auto x = co_await http::ConnectionPool::of(io->context(), 64)
                        .exchange({key, host_, port_}, out, options, res);
-    switch (x.outcome) {
-      case http::Outcome::kAnswered:
-        co_return res;
-      case http::Outcome::kRefused:
-        error = x.error;
-        continue;  // nothing was sent: safe for any method
-      case http::Outcome::kConnectTimeout:
-        error = x.error;
-        if (std::chrono::steady_clock::now() < deadline) continue;  // nothing was sent
-        [[fallthrough]];
-      case http::Outcome::kTimeout:
-        co_return http::Response::problem(
-            504,
-            fmt::format(
-                "{} did not answer within {} ms", name_,
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
-      case http::Outcome::kFailed:
-      case http::Outcome::kMalformed:
-        co_return http::Response::problem(502,
-                                          fmt::format("{} failed to answer: {}", name_, x.error));
-    }
+    // Refused, or no connection in time with time left: nothing was sent, safe for any method.
+    const bool again =
+        x.outcome == http::Outcome::kRefused || (x.outcome == http::Outcome::kConnectTimeout &&
+                                                 std::chrono::steady_clock::now() < deadline);
+    if (x.outcome == http::Outcome::kAnswered) co_return res;
+    error = x.error;
+    if (!again) co_return http::failure_answer(x.outcome, name_, x.error, timeout);
   }
-  co_return http::Response::problem(503, fmt::format("{} is unreachable: {}", name_, error));
+  co_return http::failure_answer(http::Outcome::kRefused, name_, error, timeout);
 }
 
 }  // namespace squadron

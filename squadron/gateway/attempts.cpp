@@ -1,0 +1,128 @@
+#include "squadron/gateway/attempts.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include "squadron/core/scope_exit.hpp"
+#include "squadron/http/outbound.hpp"
+#include "squadron/resilience/backoff.hpp"
+
+namespace squadron::gateway {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+// What the attempts of one request have seen so far.
+struct Attempts::Tried {
+  std::array<std::string_view, 8> ids;  // instances tried, each once
+  std::size_t count = 0;
+  std::string last_error;
+  bool refused = false;  // the last attempt could not connect: the instance got nothing
+  bool timed_out = false;
+  resilience::RetryBudget::Slot slot;  // back to the thread's budget when the request ends
+};
+
+Attempts::Attempts(std::uint64_t seed, std::function<const Service*(std::string_view)> latest)
+    : balancer_(seed), rng_{seed * 31 + 7}, latest_(std::move(latest)) {}
+
+bool Attempts::still_listed(const Service& service, std::string_view id) const {
+  const Service* now = latest_ ? latest_(service.name) : &service;
+  if (now == nullptr) return false;
+  return std::any_of(now->ready.begin(), now->ready.end(),
+                     [&](const Endpoint& e) { return e.id == id; });
+}
+
+asio::awaitable<void> Attempts::run(const Service& service, Stats& stats, Attempt a,
+                                    http::Response& res) {
+  Tried tried;
+  const int attempts =
+      std::min<int>(service.policy.retries + 1, static_cast<int>(tried.ids.size()));
+  for (int n = 0; n < attempts; ++n) {
+    // A retry after a refused connection goes to another instance at once, outside the budget:
+    // it adds no load to the failing one (a dead instance still listed for a few milliseconds).
+    if (n > 0 && !tried.refused && !co_await may_retry(service, stats, a, n, tried)) break;
+    const auto pick = balancer_.pick(pool_of(service), {tried.ids.data(), tried.count},
+                                     n == 0 ? a.started_at : Clock::now());
+    if (!pick) break;
+    if (n > 0) stats.retries.add();
+    const Endpoint& ep = service.ready[*pick];  // the caller keeps the service alive
+    tried.ids[tried.count++] = ep.id;
+    const Next next = co_await attempt(service, stats, a, ep, n, attempts, tried, res);
+    if (next == Next::kAnswered) co_return;
+    if (next == Next::kStop) break;
+  }
+  if (tried.timed_out) {
+    stats.timeouts.add();
+    res = http::failure_answer(http::Outcome::kTimeout, service.name, {}, a.timeout);
+    co_return;
+  }
+  res = http::failure_answer(http::Outcome::kRefused, service.name, tried.last_error, a.timeout);
+}
+
+asio::awaitable<bool> Attempts::may_retry(const Service& service, Stats& stats, const Attempt& a,
+                                          int n, Tried& tried) {
+  // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
+  const auto wait = resilience::full_jitter(
+      n, {std::chrono::milliseconds(25), std::chrono::milliseconds(250)}, rng_());
+  if (Clock::now() + wait >= a.options->deadline) co_return false;
+  asio::steady_timer pause(co_await asio::this_coro::executor, wait);
+  co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  // The retry budget: retries in flight at most 20 % of the requests in flight (at least 3, as
+  // Envoy), so that a failing service is not hit with three times its load. An instance that
+  // left the ready set meanwhile (it died: the registry saw its exit within milliseconds) took
+  // its requests with it: retrying those does not load a struggling service, so, like a refused
+  // connection, they are outside the budget.
+  const auto in_flight = static_cast<std::int64_t>(stats.in_flight.get());
+  const std::string_view last = tried.ids[tried.count - 1];
+  bool exempt = !still_listed(service, last);
+  for (int look = 0; !exempt && !budget_.allows(tried.slot, in_flight) && look < 10; ++look) {
+    pause.expires_after(std::chrono::milliseconds(5));  // its exit may be news in a moment
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    exempt = !still_listed(service, last);
+  }
+  co_return exempt || budget_.acquire(tried.slot, in_flight);
+}
+
+asio::awaitable<Attempts::Next> Attempts::attempt(const Service& service, Stats& stats,
+                                                  const Attempt& a, const Endpoint& ep, int n,
+                                                  int attempts, Tried& tried, http::Response& res) {
+  balancer_.started(ep);
+  core::ScopeExit finish([this, &ep] { balancer_.finished(ep); });
+  const auto x = co_await transport_->exchange({ep.id, ep.host, ep.port}, a.bytes, *a.options, res);
+  tried.refused = x.outcome == http::Outcome::kRefused;
+  const auto now = Clock::now();
+  const auto pool = pool_of(service);
+  if (x.outcome == http::Outcome::kAnswered) {
+    if (balancer_.record(pool, ep, res.status < 500, now)) stats.ejections.add();
+    if (res.status == 503 && a.replayable && n + 1 < attempts &&
+        service.ready.size() > tried.count) {
+      tried.last_error = fmt::format("{}: 503", ep.id);
+      co_return Next::kRetry;  // another instance may do better
+    }
+    co_return Next::kAnswered;
+  }
+  if (balancer_.record(pool, ep, false, now)) stats.ejections.add();
+  if (x.outcome == http::Outcome::kMalformed) {
+    // An answer, but not one to pass on (framing, field count or size, control bytes).
+    res = http::failure_answer(x.outcome, service.name, x.error, a.timeout);
+    co_return Next::kAnswered;
+  }
+  // No answer from this instance (refused, reset, cut off, timed out).
+  tried.last_error = fmt::format("{}: {}", ep.id, x.error);
+  tried.timed_out = x.outcome == http::Outcome::kTimeout ||
+                    (x.outcome == http::Outcome::kConnectTimeout && now >= a.options->deadline);
+  if (tried.timed_out) co_return Next::kStop;
+  if (x.sent && !a.replayable) {
+    res = http::failure_answer(http::Outcome::kFailed, service.name, tried.last_error, a.timeout);
+    co_return Next::kAnswered;
+  }
+  co_return Next::kRetry;
+}
+
+}  // namespace squadron::gateway

@@ -1,0 +1,79 @@
+// The upstream attempt loop of one request: pick an instance (the resilience layer's balancer),
+// exchange over the thread's Transport, and on a failure that allows it try another instance
+// after a jittered pause, within the retry budget and the request's deadline; then map what
+// happened to the answer (the upstream's own, or 502/503/504).
+//
+//   Attempts attempts{seed, [&](std::string_view name) { return latest_table().find(name); }};
+//   attempts.set_transport(&pool);
+//   co_await attempts.run(service, stats, {up.bytes(), &up.options, up.replayable, start,
+//                         timeout}, res);
+//
+// Thread safety: one Attempts per I/O thread, used on that thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+
+#include "squadron/core/splitmix.hpp"
+#include "squadron/gateway/metrics.hpp"
+#include "squadron/gateway/route_table.hpp"
+#include "squadron/http/client.hpp"
+#include "squadron/resilience/balancer.hpp"
+#include "squadron/resilience/retry_budget.hpp"
+
+namespace squadron::gateway {
+
+// One request to send, as the attempt loop needs it. The views outlive run().
+struct Attempt {
+  std::span<const boost::asio::const_buffer> bytes;
+  const http::ExchangeOptions* options = nullptr;  // its deadline is the request's
+  bool replayable = false;  // may be sent again (idempotent, body not streamed)
+  std::chrono::steady_clock::time_point started_at;
+  std::chrono::milliseconds timeout{0};  // the bound the deadline came from (for the 504)
+};
+
+class Attempts final {
+ public:
+  // `latest` finds a service by name in the newest routing table (null: gone); a retry asks it
+  // whether the instance that failed is still listed.
+  Attempts(std::uint64_t seed, std::function<const Service*(std::string_view)> latest);
+
+  void set_transport(http::Transport* transport) noexcept { transport_ = transport; }
+  http::Transport* transport() const noexcept { return transport_; }
+  resilience::Balancer& balancer() noexcept { return balancer_; }
+  const resilience::Balancer& balancer() const noexcept { return balancer_; }
+
+  // Sends `a` to ready instances of `service` (kept alive by the caller) until one answers or
+  // the attempts, the budget or the deadline run out; the answer in `res`, counted in `stats`
+  // (retries, ejections, timeouts). Precondition: a transport is set, the service has a ready
+  // instance.
+  boost::asio::awaitable<void> run(const Service& service, Stats& stats, Attempt a,
+                                   http::Response& res);
+
+ private:
+  struct Tried;
+  enum class Next { kAnswered, kRetry, kStop };
+  // Whether attempt `n` may go (after its pause, inside the budget and the deadline).
+  boost::asio::awaitable<bool> may_retry(const Service& service, Stats& stats, const Attempt& a,
+                                         int n, Tried& tried);
+  // One exchange with instance `ep`; what to do next.
+  boost::asio::awaitable<Next> attempt(const Service& service, Stats& stats, const Attempt& a,
+                                       const Endpoint& ep, int n, int attempts, Tried& tried,
+                                       http::Response& res);
+  bool still_listed(const Service& service, std::string_view id) const;
+
+  resilience::Balancer balancer_;
+  resilience::RetryBudget budget_;  // 20 % of this thread's requests in flight, at least 3
+  core::SplitMix64 rng_;            // retry jitter
+  std::function<const Service*(std::string_view)> latest_;
+  http::Transport* transport_ = nullptr;
+};
+
+}  // namespace squadron::gateway

@@ -1,0 +1,126 @@
+#include "squadron/gateway/upstream_request.hpp"
+
+#include <algorithm>
+
+#include "squadron/http/outbound.hpp"
+
+namespace squadron::gateway {
+
+namespace {
+
+constexpr std::size_t kInlineBody = 16 * 1024;  // small bodies travel in the head's send
+
+// Response fields the gateway does not pass on: hop-by-hop ones, and those it sets itself.
+bool dropped_response_field(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"proxy-connection", "te",   "trailer",
+                                                "upgrade",          "date", "x-request-id"};
+  return std::any_of(std::begin(kNames), std::end(kNames),
+                     [&](std::string_view n) { return http::iequals(n, name); });
+}
+
+// Request fields written by the gateway itself rather than copied.
+bool rewritten_field(std::string_view name) {
+  return http::iequals(name, "x-request-id") || http::iequals(name, "x-forwarded-proto") ||
+         http::iequals(name, "x-forwarded-host");
+}
+
+// Whether a `Connection` field of `req` names `name`: a hop-by-hop field of the client's, not
+// passed on (RFC 9110 §7.6.1).
+bool named_in_connection(const http::Request& req, std::string_view name) {
+  const auto& fields = req.headers();
+  return std::any_of(fields.begin(), fields.end(), [&](const auto& h) {
+    return http::iequals(h.name, "connection") && http::has_token(h.value, name);
+  });
+}
+
+bool idempotent(http::Method m) {
+  using M = http::Method;
+  return m == M::kGet || m == M::kHead || m == M::kOptions || m == M::kPut || m == M::kDelete;
+}
+
+// The end-to-end fields, then X-Forwarded-For: the peer's address, after what a trusted proxy
+// said (all its XFF fields, in order); from anyone else a client's own XFF is a lie it may tell.
+void copy_fields(const http::Request& req, bool trusted_peer, http::RequestHead& head) {
+  std::string forwarded_for;
+  const bool has_connection = req.header("connection").has_value();  // usually absent (1.1)
+  for (const auto& h : req.headers()) {
+    if (http::hop_by_hop_field(h.name) || (has_connection && named_in_connection(req, h.name)))
+      continue;
+    if (http::iequals(h.name, "x-forwarded-for")) {
+      if (trusted_peer && !h.value.empty()) forwarded_for.append(h.value).append(", ");
+      continue;
+    }
+    if (!rewritten_field(h.name)) head.field(h.name, h.value);
+  }
+  forwarded_for.append(req.remote_address());
+  head.field("X-Forwarded-For", forwarded_for).field("X-Forwarded-Proto", "http");
+  if (auto host = req.header("host")) head.field("X-Forwarded-Host", *host);
+  head.field("X-Request-Id", req.request_id());
+}
+
+}  // namespace
+
+void ensure_request_id(http::Request& req, core::SplitMix64& rng) {
+  if (!req.request_id().empty()) return;
+  if (auto id = req.header("x-request-id"); id && !id->empty() && id->size() <= 200) {
+    req.set_request_id(*id);
+    return;
+  }
+  char made[16];
+  std::uint64_t z = rng();
+  for (int i = 15; i >= 0; --i, z >>= 4)
+    made[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
+  req.set_request_id(std::string_view(made, sizeof made));
+}
+
+std::string HeadBuffers::take() {
+  if (spare_.empty()) return {};
+  std::string s = std::move(spare_.back());
+  spare_.pop_back();
+  s.clear();
+  return s;
+}
+
+void HeadBuffers::give_back(std::string s) {
+  if (spare_.size() < 256 && s.capacity() <= 64 * 1024) spare_.push_back(std::move(s));
+}
+
+void UpstreamRequest::build(const http::Request& req, const RouteMatch& match, bool trusted_peer,
+                            std::chrono::milliseconds timeout,
+                            std::chrono::steady_clock::time_point started_at) {
+  head_.reserve(512 + req.target().size() + std::min(req.body().size(), kInlineBody));
+  const auto [lead, rest] = match.upstream_target_parts(req.target());
+  http::RequestHead head(head_, req.method_name(), lead, rest);
+  copy_fields(req, trusted_peer, head);
+  head.deadline(timeout);
+  // A streamed body (large or chunked) goes on as it arrives, framed as it came.
+  http::BodyReader* const streamed = req.body_reader();
+  const bool chunked = streamed != nullptr && req.header("transfer-encoding").has_value();
+  if (chunked) {
+    head.end_chunked();
+  } else if (streamed != nullptr) {
+    head.end_with_declared_length(req.header("content-length").value_or("0"));
+  } else {
+    head.end_with_body(req.body().size());
+  }
+  const bool inline_body = req.body().size() <= kInlineBody;
+  if (inline_body) head_.append(req.body());
+  out_ = {boost::asio::buffer(head_), boost::asio::buffer(req.body())};
+  buffers_used_ = inline_body ? 1 : 2;
+
+  const Policy& policy = match.service->policy;
+  options.deadline = started_at + timeout;
+  options.connect_timeout = policy.connect_timeout;
+  // The route timeout bounds the answer's head; a streamed body may take as long as it goes on
+  // arriving (an 8 s download is no timeout), each piece within the route timeout of the last.
+  options.body_idle_timeout = policy.timeout;
+  options.head = req.method() == http::Method::kHead;
+  options.drop_header = &dropped_response_field;
+  options.body = streamed;
+  options.chunked_body = chunked;
+  options.stream_above = 64 * 1024;  // larger answers flow through as they arrive
+  // A streamed body cannot be sent twice: such a request is retried only when it got nowhere.
+  replayable = idempotent(req.method()) && streamed == nullptr;
+}
+
+}  // namespace squadron::gateway

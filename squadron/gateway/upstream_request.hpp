@@ -1,0 +1,69 @@
+// The request as an upstream sees it: same method, the target (the route's prefix stripped if
+// asked), the end-to-end fields, X-Forwarded-For/-Proto/-Host, a request id, the deadline and
+// the body's framing; and the exchange's options (deadline, streaming, response fields dropped).
+//
+//   ensure_request_id(req, rng);
+//   UpstreamRequest up{buffers};            // a head buffer of the thread's, back at the end
+//   up.build(req, match, trusted, timeout, started_at);
+//   co_await attempts.run(..., up.bytes(), up.options, up.replayable, ...);
+//
+// Thread safety: on the request's I/O thread.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
+
+#include "squadron/core/splitmix.hpp"
+#include "squadron/gateway/route_table.hpp"
+#include "squadron/http/client.hpp"
+#include "squadron/http/request.hpp"
+
+namespace squadron::gateway {
+
+// A request without an id gets the client's X-Request-Id (if sane) or 16 new hex digits.
+void ensure_request_id(http::Request& req, core::SplitMix64& rng);
+
+// Head buffers of one thread, reused so that a request allocates none.
+class HeadBuffers final {
+ public:
+  std::string take();
+  void give_back(std::string s);
+
+ private:
+  std::vector<std::string> spare_;
+};
+
+class UpstreamRequest final {
+ public:
+  explicit UpstreamRequest(HeadBuffers& buffers) : buffers_(buffers), head_(buffers.take()) {}
+  ~UpstreamRequest() { buffers_.give_back(std::move(head_)); }
+  UpstreamRequest(const UpstreamRequest&) = delete;
+  UpstreamRequest& operator=(const UpstreamRequest&) = delete;
+
+  // `trusted_peer`: the client is a trusted proxy, whose X-Forwarded-For is kept; `timeout`:
+  // this request's bound from `started_at`.
+  void build(const http::Request& req, const RouteMatch& match, bool trusted_peer,
+             std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point started_at);
+
+  // The bytes to send: the head, with a small body inline, or head and body apart.
+  std::span<const boost::asio::const_buffer> bytes() const noexcept {
+    return {out_.data(), buffers_used_};
+  }
+  const std::string& head() const noexcept { return head_; }
+  http::ExchangeOptions options;
+  // Whether the request may be sent again (idempotent, its body not streamed).
+  bool replayable = false;
+
+ private:
+  HeadBuffers& buffers_;
+  std::string head_;
+  std::array<boost::asio::const_buffer, 2> out_{};
+  std::size_t buffers_used_ = 1;
+};
+
+}  // namespace squadron::gateway
