@@ -1,0 +1,194 @@
+#include "squadron/gateway/attempts.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+namespace squadron::gateway {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// What an instance does with each exchange, in turn (the last one repeats).
+struct Step {
+  http::Outcome outcome = http::Outcome::kAnswered;
+  int status = 200;
+  bool sent = true;
+};
+
+class FakeTransport final : public http::Transport {
+ public:
+  std::map<std::string, std::deque<Step>, std::less<>> script;
+  std::vector<std::string> calls;
+
+  asio::awaitable<http::Exchange> exchange(http::Upstream upstream,
+                                           std::span<const asio::const_buffer>,
+                                           const http::ExchangeOptions&,
+                                           http::Response& res) override {
+    calls.emplace_back(upstream.key);
+    auto& steps = script[std::string(upstream.key)];
+    const Step step = steps.empty() ? Step{} : steps.front();
+    if (steps.size() > 1) steps.pop_front();
+    if (step.outcome == http::Outcome::kAnswered) res = http::Response::text("from", step.status);
+    co_return http::Exchange{step.outcome, step.sent,
+                             step.outcome == http::Outcome::kAnswered ? "" : "scripted failure"};
+  }
+};
+
+Service two_instances() {
+  Service s;
+  s.name = "hello";
+  s.ready = {{"hello-1", "127.0.0.1", 1, 0}, {"hello-2", "127.0.0.1", 2, 0}};
+  s.policy.balance = Balance::kRoundRobin;
+  s.policy.slow_start = 0ms;
+  return s;
+}
+
+struct Outcome {
+  http::Response res;
+  Stats stats;
+};
+
+// The attempt loop over `transport` for one request; `latest` is what the newest table says.
+void run(const Service& service, FakeTransport& transport, bool replayable, Outcome& out,
+         const Service* latest = nullptr) {
+  Attempts attempts(42, [&](std::string_view) { return latest != nullptr ? latest : &service; });
+  attempts.set_transport(&transport);
+  asio::io_context io;
+  http::ExchangeOptions options;
+  const auto now = std::chrono::steady_clock::now();
+  options.deadline = now + 5s;
+  out.stats.in_flight.add();  // this request
+  asio::co_spawn(io,
+                 attempts.run(service, out.stats, {{}, &options, replayable, now, 5000ms}, out.res),
+                 asio::detached);
+  io.run();
+}
+
+TEST(Attempts, ARefusedInstanceIsRetriedOnAnotherAtOnce) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kRefused, 0, false}};
+  t.script["hello-2"] = {{http::Outcome::kRefused, 0, false}};
+  Outcome r;
+  run(s, t, /*replayable=*/false, r);  // refused: nothing was sent, so even a POST may go again
+  ASSERT_EQ(t.calls.size(), 2u);
+  EXPECT_NE(t.calls[0], t.calls[1]) << "each instance once";
+  EXPECT_EQ(r.res.status, 503);
+  EXPECT_NE(r.res.body.find("hello is unreachable: hello-"), std::string::npos) << r.res.body;
+  EXPECT_EQ(r.stats.retries.get(), 1u);
+}
+
+TEST(Attempts, TheFirstInstanceThatAnswersIsTheAnswer) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kFailed, 0, false}};
+  t.script["hello-2"] = {{http::Outcome::kAnswered, 201, true}};
+  Outcome r;
+  run(s, t, true, r);
+  EXPECT_EQ(r.res.status, 201);
+  EXPECT_EQ(t.calls.back(), "hello-2");
+}
+
+TEST(Attempts, A503IsRetriedForAnIdempotentRequestOnlyAndPassedOnOtherwise) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kAnswered, 503, true}};
+  t.script["hello-2"] = {{http::Outcome::kAnswered, 503, true}};
+  Outcome get;
+  run(s, t, true, get);
+  EXPECT_EQ(t.calls.size(), 2u) << "another instance may do better";
+  EXPECT_EQ(get.res.status, 503);
+  t.calls.clear();
+  Outcome post;
+  run(s, t, false, post);
+  EXPECT_EQ(t.calls.size(), 1u) << "a POST may have been acted on";
+  EXPECT_EQ(post.res.status, 503);
+  EXPECT_EQ(post.res.body, "from") << "the upstream's own answer";
+}
+
+TEST(Attempts, ATimeoutIs504AndNotRetried) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kTimeout, 0, true}};
+  t.script["hello-2"] = {{http::Outcome::kTimeout, 0, true}};
+  Outcome r;
+  run(s, t, true, r);
+  EXPECT_EQ(t.calls.size(), 1u);
+  EXPECT_EQ(r.res.status, 504);
+  EXPECT_NE(r.res.body.find("did not answer within 5000 ms"), std::string::npos) << r.res.body;
+  EXPECT_EQ(r.stats.timeouts.get(), 1u);
+}
+
+TEST(Attempts, AFailureAfterSendingARequestThatCannotBeReplayedIs502) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kFailed, 0, true}};
+  t.script["hello-2"] = {{http::Outcome::kFailed, 0, true}};
+  Outcome r;
+  run(s, t, false, r);
+  EXPECT_EQ(t.calls.size(), 1u);
+  EXPECT_EQ(r.res.status, 502);
+  EXPECT_NE(r.res.body.find("failed during the request"), std::string::npos) << r.res.body;
+}
+
+TEST(Attempts, AMalformedAnswerIs502AndNotRetried) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kMalformed, 0, true}};
+  t.script["hello-2"] = {{http::Outcome::kMalformed, 0, true}};
+  Outcome r;
+  run(s, t, true, r);
+  EXPECT_EQ(t.calls.size(), 1u);
+  EXPECT_EQ(r.res.status, 502);
+  EXPECT_NE(r.res.body.find("cannot be passed on"), std::string::npos) << r.res.body;
+}
+
+TEST(Attempts, RetriesAreBoundedByThePolicy) {
+  auto s = two_instances();
+  s.policy.retries = 0;
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kRefused, 0, false}};
+  t.script["hello-2"] = {{http::Outcome::kRefused, 0, false}};
+  Outcome r;
+  run(s, t, true, r);
+  EXPECT_EQ(t.calls.size(), 1u);
+  EXPECT_EQ(r.res.status, 503);
+  EXPECT_EQ(r.stats.retries.get(), 0u);
+}
+
+TEST(Attempts, ConsecutiveFailuresEjectAnInstance) {
+  auto s = two_instances();
+  s.policy.retries = 0;
+  s.policy.eject_after = 3;
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kFailed, 0, false}};
+  t.script["hello-2"] = {{http::Outcome::kAnswered, 200, true}};
+  Attempts attempts(1, [&](std::string_view) { return &s; });  // one balancer sees them all
+  attempts.set_transport(&t);
+  asio::io_context io;
+  http::ExchangeOptions options;
+  options.deadline = std::chrono::steady_clock::now() + 5s;
+  Stats stats;
+  for (int i = 0; i < 8; ++i) {
+    http::Response res;
+    const auto now = std::chrono::steady_clock::now();
+    asio::co_spawn(io, attempts.run(s, stats, {{}, &options, true, now, 5000ms}, res),
+                   asio::detached);
+    io.run();
+    io.restart();
+  }
+  EXPECT_EQ(stats.ejections.get(), 1u);
+  EXPECT_TRUE(attempts.balancer().ejected("hello-1", std::chrono::steady_clock::now()));
+  const auto to_first = std::count(t.calls.begin(), t.calls.end(), "hello-1");
+  EXPECT_EQ(to_first, 3) << "no request goes to an ejected instance";
+}
+
+}  // namespace
+}  // namespace squadron::gateway

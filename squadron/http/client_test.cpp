@@ -1,0 +1,86 @@
+#include "squadron/http/client.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+namespace squadron::http {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+// One connection's worth of upstream: reads a request, writes `answer`, then closes.
+asio::awaitable<void> answer_once(tcp::acceptor& acceptor, std::string answer) {
+  auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+  char buf[4096];
+  co_await socket.async_read_some(asio::buffer(buf), asio::use_awaitable);
+  co_await asio::async_write(socket, asio::buffer(answer), asio::use_awaitable);
+  socket.close();
+}
+
+struct Streamed {
+  Exchange x;
+  Response res;
+  std::vector<BodyPiece> pieces;
+};
+
+asio::awaitable<void> fetch(ConnectionPool& pool, std::uint16_t port, Streamed& out) {
+  static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::array<asio::const_buffer, 1> bytes{asio::buffer(kRequest)};
+  ExchangeOptions options;
+  options.deadline = std::chrono::steady_clock::now() + 5s;
+  options.stream_above = 4;
+  out.x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, out.res);
+  if (!out.res.stream) co_return;
+  while (true) {
+    out.pieces.push_back(co_await out.res.stream());
+    if (out.pieces.back().end) break;
+  }
+}
+
+Streamed stream_from(std::string answer) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  ConnectionPool pool(io.get_executor());
+  Streamed out;
+  asio::co_spawn(io, answer_once(acceptor, std::move(answer)), asio::detached);
+  asio::co_spawn(io, fetch(pool, acceptor.local_endpoint().port(), out), asio::detached);
+  io.run();
+  return out;
+}
+
+TEST(ConnectionPool, AChunkedBodyComesWholeToItsEnd) {
+  const auto s = stream_from(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "world\r\n0\r\n\r\n");
+  ASSERT_EQ(s.x.outcome, Outcome::kAnswered) << s.x.error;
+  std::string body = s.res.body;  // what came with the head, if all of it did
+  if (!s.res.stream) {
+    EXPECT_EQ(body, "hello world");
+    return;
+  }
+  for (const auto& p : s.pieces) {
+    EXPECT_FALSE(p.failed()) << p.error;
+    body += p.data;
+  }
+  EXPECT_EQ(body, "hello world");
+  EXPECT_TRUE(s.pieces.back().end);
+}
+
+TEST(ConnectionPool, AStreamedBodyCutOffEndsInAFailedPieceNotAnException) {
+  const auto s = stream_from("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
+  ASSERT_EQ(s.x.outcome, Outcome::kAnswered) << s.x.error;
+  ASSERT_TRUE(s.res.stream);
+  ASSERT_FALSE(s.pieces.empty());
+  EXPECT_TRUE(s.pieces.back().failed());
+  EXPECT_NE(s.pieces.back().error.find("cut its body off"), std::string::npos)
+      << s.pieces.back().error;
+}
+
+}  // namespace
+}  // namespace squadron::http
