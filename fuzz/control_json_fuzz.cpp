@@ -1,6 +1,6 @@
-// Fuzzes what the control plane reads back as JSON: registry instances (the watch stream the
-// gateway follows), the saved desired state and the saved revisions. None may crash or throw on
-// any input; what is accepted writes out and reads back the same.
+// Fuzzes what the control plane reads back as JSON: the watch contract and registry instances
+// (what the gateway follows), the saved desired state and the saved revisions. None may crash or
+// throw on any input; what is accepted writes out and reads back the same.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -12,6 +12,7 @@
 #include "squadron/control/revisions.hpp"
 #include "squadron/control/state.hpp"
 #include "squadron/registry/instance.hpp"
+#include "squadron/registry/watch.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
@@ -47,6 +48,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto again = squadron::registry::instance_from_json(
         squadron::registry::to_json(*i, std::chrono::system_clock::now()));
     if (!again || !(*again == *i)) __builtin_trap();
+  }
+  std::string error;
+  if (auto w = squadron::registry::watch_from_json(v, error)) {
+    // The watch contract too: what was read writes out and reads back the same.
+    const auto again = squadron::registry::watch_from_json(
+        squadron::registry::to_json(*w, std::chrono::system_clock::now()), error);
+    if (!again || again->revision != w->revision || again->services != w->services ||
+        again->instances.size() != w->instances.size())
+      __builtin_trap();
   }
   if (const auto* a = v.if_array()) {
     for (const auto& x : *a) (void)squadron::registry::instance_from_json(x);

@@ -9,8 +9,11 @@ LAYERS = {'core': 0, 'http': 1, 'registry': 1, 'resilience': 1, 'supervisor': 2,
 # Edges forbidden although the layers would allow them: the control plane reaches the gateway
 # only through the watch snapshot and the gateway's /metrics.json (core/latency.hpp), never its code.
 FORBIDDEN = {('control', 'gateway')}
+# Headers of a lower layer that are all a component may see of it: the gateway knows the registry
+# only by the watch contract (and the instance codec it builds on), never the registry itself.
+ONLY = {('gateway', 'registry'): {'watch.hpp', 'instance.hpp'}}
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'squadron')
-include = re.compile(r'#include\s+"squadron/([a-z_]+)/')
+include = re.compile(r'#include\s+"squadron/([a-z_]+)/([a-z_/]+\.hpp)"')
 bad = 0
 for comp in sorted(os.listdir(root)):
     path = os.path.join(root, comp)
@@ -29,6 +32,12 @@ for comp in sorted(os.listdir(root)):
                 if not m or m.group(1) == comp:
                     continue
                 dep = m.group(1)
+                only = ONLY.get((comp, dep))
+                if only is not None and m.group(2) not in only:
+                    print('check_layers: %s:%d: squadron/%s sees squadron/%s only through %s' %
+                          (os.path.relpath(os.path.join(dirpath, f)), n, comp, dep,
+                           ', '.join(sorted(only))))
+                    bad = 1
                 if dep not in LAYERS or LAYERS[dep] >= LAYERS[comp] or (comp, dep) in FORBIDDEN:
                     print('check_layers: %s:%d: squadron/%s may not include squadron/%s' %
                           (os.path.relpath(os.path.join(dirpath, f)), n, comp, dep))

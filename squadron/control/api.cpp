@@ -12,6 +12,7 @@
 #include "squadron/core/address.hpp"
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/registry/watch.hpp"
 
 namespace squadron::control {
 
@@ -103,37 +104,18 @@ json::array instances_json(const registry::Registry& reg, std::string_view servi
   return out;
 }
 
-// What a watcher gets: the registry's snapshot plus every service's routes, so that a gateway
-// needs nothing else. {"revision", "services": [{"name", "routes": [...]}], "instances": [...]}
+// What a watcher gets: the watch contract (registry/watch.hpp) — every service with its routes
+// and policy, and the registry's instances — so that a gateway needs nothing else.
 json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
-  auto o = reg.snapshot_json(system_clock::now());
-  json::array services;
+  registry::Watch w;
+  w.revision = reg.revision();
   for (const auto& spec : fleet.manifest().services) {
-    json::array routes;
-    for (const auto& r : spec.routes) {
-      json::object ro{{"prefix", r.prefix}, {"strip_prefix", r.strip_prefix}};
-      if (!r.host.empty()) ro["host"] = r.host;
-      if (r.rate > 0) ro["rate_limit"] = json::object{{"rate", r.rate}, {"burst", r.burst}};
-      routes.push_back(std::move(ro));
-    }
-    const auto& p = spec.proxy;
-    json::object proxy{{"timeout_ms", p.timeout.count()},
-                       {"connect_timeout_ms", p.connect_timeout.count()},
-                       {"retries", p.retries},
-                       {"max_in_flight", p.max_in_flight},
-                       {"eject_after", p.eject_after},
-                       {"eject_time_ms", p.eject_time.count()},
-                       {"slow_start_ms", p.slow_start.count()},
-                       {"scale_to_zero", spec.autoscale && spec.autoscale->min == 0},
-                       {"balance", p.balance}};
-    json::object service{
-        {"name", spec.name}, {"routes", std::move(routes)}, {"proxy", std::move(proxy)}};
-    if (const auto port = fleet.discovery_port(spec.name); port != 0)
-      service["discovery_port"] = port;
-    services.push_back(std::move(service));
+    w.services.push_back({spec.name, spec.routes, spec.proxy,
+                          spec.autoscale && spec.autoscale->min == 0,
+                          fleet.discovery_port(spec.name)});
   }
-  o["services"] = std::move(services);
-  return o;
+  w.instances = reg.instances();
+  return registry::to_json(w, system_clock::now());
 }
 
 std::string sse_event(const Fleet& fleet, const registry::Registry& reg) {

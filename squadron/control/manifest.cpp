@@ -345,34 +345,41 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
   c.check_keys(n, path,
                {"timeout", "connect_timeout", "retries", "max_in_flight", "eject_after",
                 "eject_time", "balance", "slow_start"});
-  if (n["timeout"]) {
-    if (auto d = c.duration(n["timeout"], path + ".timeout")) out.timeout = *d;
-  }
-  if (n["connect_timeout"]) {
-    if (auto d = c.duration(n["connect_timeout"], path + ".connect_timeout"))
-      out.connect_timeout = *d;
-  }
-  if (n["slow_start"]) {
-    if (auto d = c.duration(n["slow_start"], path + ".slow_start")) out.slow_start = *d;
-  }
-  if (n["eject_time"]) {
-    if (auto d = c.duration(n["eject_time"], path + ".eject_time")) out.eject_time = *d;
-  }
+  // The watch contract's bounds: what the manifest accepts, the gateway applies.
+  auto bounded = [&](const char* key, std::chrono::milliseconds min,
+                     std::chrono::milliseconds& field) {
+    if (!n[key]) return;
+    const auto d = c.duration(n[key], path + "." + key);
+    if (!d) return;
+    if (*d < min || *d > registry::bounds::kMaxDuration) {
+      c.error(n[key], path + "." + key,
+              fmt::format("{} must be {} to 24h", key, min.count() == 0 ? "0" : "1ms"),
+              "write it like 500ms, 10s or 2m");
+      return;
+    }
+    field = *d;
+  };
+  bounded("timeout", std::chrono::milliseconds(1), out.timeout);
+  bounded("connect_timeout", std::chrono::milliseconds(1), out.connect_timeout);
+  bounded("slow_start", std::chrono::milliseconds(0), out.slow_start);
+  bounded("eject_time", std::chrono::milliseconds(1), out.eject_time);
   if (n["retries"]) {
-    if (auto v = c.integer(n["retries"], path + ".retries", 0, 5))
+    if (auto v = c.integer(n["retries"], path + ".retries", 0, registry::bounds::kMaxRetries))
       out.retries = static_cast<int>(*v);
   }
   if (n["max_in_flight"]) {
-    if (auto v = c.integer(n["max_in_flight"], path + ".max_in_flight", 1, 1000000))
+    if (auto v = c.integer(n["max_in_flight"], path + ".max_in_flight", 1,
+                           registry::bounds::kMaxInFlight))
       out.max_in_flight = static_cast<int>(*v);
   }
   if (n["eject_after"]) {
-    if (auto v = c.integer(n["eject_after"], path + ".eject_after", 1, 1000))
+    if (auto v =
+            c.integer(n["eject_after"], path + ".eject_after", 1, registry::bounds::kMaxEjectAfter))
       out.eject_after = static_cast<int>(*v);
   }
   if (n["balance"]) {
     if (auto b = c.string(n["balance"], path + ".balance")) {
-      if (*b != "least-request" && *b != "round-robin" && *b != "random") {
+      if (!registry::known_balance(*b)) {
         c.error(n["balance"], path + ".balance", fmt::format("unknown balancing \"{}\"", *b),
                 "use least-request (the default), round-robin or random");
       } else {
@@ -445,12 +452,13 @@ void parse_routes(Checker& c, const YAML::Node& n, const std::string& path,
           c.check_keys(limit, lpath, {"rate", "burst"});
           if (!limit["rate"]) {
             c.error(limit, lpath, "a rate limit needs a rate (requests a second)", "add rate: 100");
-          } else if (auto v = c.integer(limit["rate"], lpath + ".rate", 1, 10'000'000)) {
+          } else if (auto v =
+                         c.integer(limit["rate"], lpath + ".rate", 1, registry::bounds::kMaxRate)) {
             route.rate = static_cast<int>(*v);
           }
           route.burst = route.rate;
           if (limit["burst"]) {
-            if (auto v = c.integer(limit["burst"], lpath + ".burst", 1, 10'000'000))
+            if (auto v = c.integer(limit["burst"], lpath + ".burst", 1, registry::bounds::kMaxRate))
               route.burst = static_cast<int>(*v);
           }
         }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "squadron/control/autoscaler.hpp"
+#include "squadron/registry/watch.hpp"
 
 namespace squadron::control {
 
@@ -33,16 +34,8 @@ struct Probe {
 };
 
 // A gateway route: a path prefix, optionally stripped and bound to a Host.
-struct Route {
-  std::string prefix;
-  bool strip_prefix = false;  // default false
-  std::string host;           // empty: any host
-  // A token bucket over all of this route's requests: `rate` a second, bursts of `burst`;
-  // beyond it 429 with Retry-After. 0: no limit (the default).
-  int rate = 0;
-  int burst = 0;  // default: rate (one second's worth)
-  bool operator==(const Route&) const = default;
-};
+// `routes:` and `proxy:` are the watch contract's own types (what the gateway follows).
+using Route = registry::Route;
 
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
 
@@ -62,18 +55,7 @@ struct DeployPolicy {
   bool operator==(const DeployPolicy&) const = default;
 };
 
-// How the gateway treats a service's requests (the design doc's defaults).
-struct ProxyPolicy {
-  std::chrono::milliseconds timeout = std::chrono::seconds(15);         // route timeout -> 504
-  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);  // per attempt
-  int retries = 2;           // extra attempts for idempotent requests, on another instance
-  int max_in_flight = 1024;  // circuit breaker: beyond this, 503 with Retry-After at once
-  int eject_after = 5;       // consecutive failures (5xx, connect errors) that eject an instance
-  std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
-  std::chrono::milliseconds slow_start = std::chrono::seconds(3);   // new instances ramp up; 0: off
-  std::string balance = "least-request";                            // or "round-robin", "random"
-  bool operator==(const ProxyPolicy&) const = default;
-};
+using ProxyPolicy = registry::ProxyPolicy;
 
 struct ServiceSpec {
   std::string name;

@@ -216,6 +216,18 @@ TEST(ManifestProxy, DefaultsAndOverridesAndPreciseErrors) {
   EXPECT_NE(r.errors[1].hint.find("round-robin"), std::string::npos);
 }
 
+TEST(ManifestProxy, DurationsOutsideTheWatchContractsBoundsAreErrors) {
+  // The gateway could not apply them (it would keep its default): refused here instead.
+  const auto r = parse_manifest(
+      "services:\n  a:\n    command: [x]\n    proxy: { timeout: 0s, connect_timeout: 48h, "
+      "slow_start: 0s }\n",
+      "/tmp/squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].path, "services.a.proxy.timeout");
+  EXPECT_EQ(r.errors[1].path, "services.a.proxy.connect_timeout");
+  EXPECT_NE(r.errors[1].message.find("1ms to 24h"), std::string::npos) << r.errors[1].message;
+}
+
 TEST(ManifestProxy, ARouteMayHaveARateLimit) {
   auto r = parse_manifest(
       "services:\n  a:\n    command: [x]\n    routes:\n      - /free\n"

@@ -45,7 +45,7 @@ Service two_instances() {
   Service s;
   s.name = "hello";
   s.ready = {{"hello-1", "127.0.0.1", 1, 0}, {"hello-2", "127.0.0.1", 2, 0}};
-  s.policy.balance = Balance::kRoundRobin;
+  s.policy.balancing = Balance::kRoundRobin;
   s.policy.slow_start = 0ms;
   return s;
 }

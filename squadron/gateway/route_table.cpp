@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "squadron/registry/instance.hpp"
+#include "squadron/registry/watch.hpp"
 
 namespace squadron::gateway {
 
@@ -49,85 +49,26 @@ std::pair<std::string_view, std::string_view> RouteMatch::upstream_target_parts(
 }
 
 std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, std::string& error) {
-  const auto* o = v.if_object();
-  const auto* services = o != nullptr ? o->if_contains("services") : nullptr;
-  const auto* instances = o != nullptr ? o->if_contains("instances") : nullptr;
-  if (services == nullptr || !services->is_array() || instances == nullptr ||
-      !instances->is_array()) {
-    error = "the watch answer needs \"services\" and \"instances\" arrays";
-    return nullptr;
-  }
+  const auto watch = registry::watch_from_json(v, error);
+  return watch ? from(*watch) : nullptr;
+}
+
+std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch) {
   auto table = std::make_shared<RouteTable>();
-  if (const auto* r = o->if_contains("revision"); r != nullptr && r->is_number())
-    table->revision_ = r->to_number<std::uint64_t>();
-  for (const auto& sv : services->as_array()) {
-    const auto* so = sv.if_object();
-    const auto* name = so != nullptr ? so->if_contains("name") : nullptr;
-    if (name == nullptr || !name->is_string()) {
-      error = "a service without a name";
-      return nullptr;
-    }
+  table->revision_ = watch.revision;
+  for (const auto& ws : watch.services) {
     const std::size_t index = table->services_.size();
-    table->services_.push_back({std::string(name->as_string()), {}, {}});
-    if (const auto* d = so->if_contains("discovery_port");
-        d != nullptr && d->is_int64() && d->as_int64() > 0 && d->as_int64() <= 65535)
-      table->services_.back().discovery_port = static_cast<std::uint16_t>(d->as_int64());
-    if (const auto* p = so->if_contains("proxy"); p != nullptr && p->is_object()) {
-      auto& policy = table->services_.back().policy;
-      const auto& po = p->as_object();
-      auto number = [&](std::string_view k, long long lo,
-                        long long hi) -> std::optional<long long> {
-        const auto* x = po.if_contains(k);
-        if (x == nullptr || !x->is_int64() || x->as_int64() < lo || x->as_int64() > hi)
-          return std::nullopt;
-        return x->as_int64();
-      };
-      using ms = std::chrono::milliseconds;
-      if (auto x = number("timeout_ms", 1, 86'400'000)) policy.timeout = ms(*x);
-      if (auto x = number("connect_timeout_ms", 1, 86'400'000)) policy.connect_timeout = ms(*x);
-      if (auto x = number("eject_time_ms", 1, 86'400'000)) policy.eject_time = ms(*x);
-      if (auto x = number("slow_start_ms", 0, 86'400'000)) policy.slow_start = ms(*x);
-      if (auto x = number("retries", 0, 5)) policy.retries = static_cast<int>(*x);
-      if (auto x = number("max_in_flight", 1, 1'000'000))
-        policy.max_in_flight = static_cast<int>(*x);
-      if (auto x = number("eject_after", 1, 1000)) policy.eject_after = static_cast<int>(*x);
-      if (const auto* z = po.if_contains("scale_to_zero"); z != nullptr && z->is_bool())
-        policy.scale_to_zero = z->as_bool();
-      if (const auto* b = po.if_contains("balance"); b != nullptr && b->is_string()) {
-        if (b->as_string() == "round-robin") policy.balance = Balance::kRoundRobin;
-        if (b->as_string() == "random") policy.balance = Balance::kRandom;
-      }
-    }
-    const auto* routes = so->if_contains("routes");
-    if (routes == nullptr || !routes->is_array()) continue;
-    for (const auto& rv : routes->as_array()) {
-      Route r;
-      r.service = index;
-      if (rv.is_string()) {
-        r.prefix = rv.as_string();
-      } else if (const auto* ro = rv.if_object()) {
-        const auto* p = ro->if_contains("prefix");
-        if (p == nullptr || !p->is_string()) continue;
-        r.prefix = p->as_string();
-        if (const auto* s = ro->if_contains("strip_prefix"); s != nullptr && s->is_bool())
-          r.strip_prefix = s->as_bool();
-        if (const auto* h = ro->if_contains("host"); h != nullptr && h->is_string())
-          r.host = h->as_string();
-        if (const auto* l = ro->if_contains("rate_limit"); l != nullptr && l->is_object()) {
-          const auto* rate = l->as_object().if_contains("rate");
-          const auto* burst = l->as_object().if_contains("burst");
-          if (rate != nullptr && rate->is_int64() && rate->as_int64() > 0 &&
-              rate->as_int64() <= 10'000'000) {
-            r.rate = static_cast<int>(rate->as_int64());
-            r.burst = r.rate;
-            if (burst != nullptr && burst->is_int64() && burst->as_int64() > 0 &&
-                burst->as_int64() <= 10'000'000)
-              r.burst = static_cast<int>(burst->as_int64());
-          }
-        }
-      }
-      if (r.prefix.empty() || r.prefix.front() != '/') continue;
-      table->routes_.push_back(std::move(r));
+    Service s{ws.name, {}, {}, ws.discovery_port, 0};
+    static_cast<registry::ProxyPolicy&>(s.policy) = ws.proxy;
+    s.policy.scale_to_zero = ws.scale_to_zero;
+    if (ws.proxy.balance == "round-robin") s.policy.balancing = Balance::kRoundRobin;
+    if (ws.proxy.balance == "random") s.policy.balancing = Balance::kRandom;
+    table->services_.push_back(std::move(s));
+    for (const auto& r : ws.routes) {
+      Route route;
+      static_cast<registry::Route&>(route) = r;
+      route.service = index;
+      table->routes_.push_back(std::move(route));
     }
   }
   std::stable_sort(table->routes_.begin(), table->routes_.end(),
@@ -136,18 +77,17 @@ std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, s
                        return a.prefix.size() > b.prefix.size();
                      return !a.host.empty() && b.host.empty();
                    });
-  for (const auto& iv : instances->as_array()) {
-    const auto i = registry::instance_from_json(iv);
-    if (!i || i->state != registry::State::kReady) continue;
-    for (auto& s : table->services_) {
-      if (s.name != i->service) continue;
-      const auto started =
-          std::chrono::duration_cast<std::chrono::milliseconds>(i->started_at.time_since_epoch())
-              .count();
-      s.ready.push_back({i->id, i->host, i->port, started});
-      if (s.policy.slow_start.count() > 0)
-        s.young_until_ms = std::max(s.young_until_ms, started + s.policy.slow_start.count());
-    }
+  for (const auto& i : watch.instances) {
+    if (i.state != registry::State::kReady) continue;
+    const auto it = std::find_if(table->services_.begin(), table->services_.end(),
+                                 [&](const Service& s) { return s.name == i.service; });
+    if (it == table->services_.end()) continue;
+    const auto started =
+        std::chrono::duration_cast<std::chrono::milliseconds>(i.started_at.time_since_epoch())
+            .count();
+    it->ready.push_back({i.id, i.host, i.port, started});
+    if (it->policy.slow_start.count() > 0)
+      it->young_until_ms = std::max(it->young_until_ms, started + it->policy.slow_start.count());
   }
   return table;
 }

@@ -19,6 +19,7 @@
 
 #include <boost/json/fwd.hpp>
 
+#include "squadron/registry/watch.hpp"
 #include "squadron/resilience/balancer.hpp"
 
 namespace squadron::gateway {
@@ -28,16 +29,10 @@ namespace squadron::gateway {
 using Endpoint = resilience::Endpoint;
 using Balance = resilience::Balance;
 
-// The manifest's `proxy:` of a service, as the watch carries it (defaults: the design doc's).
-struct Policy {
-  std::chrono::milliseconds timeout = std::chrono::seconds(15);
-  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);
-  int retries = 2;
-  int max_in_flight = 1024;
-  int eject_after = 5;
-  std::chrono::milliseconds eject_time = std::chrono::seconds(30);
-  Balance balance = Balance::kLeastRequest;
-  std::chrono::milliseconds slow_start = std::chrono::seconds(3);
+// The manifest's `proxy:` of a service as the watch contract carries it, with what the gateway
+// derives from it.
+struct Policy : registry::ProxyPolicy {
+  Balance balancing = Balance::kLeastRequest;  // `balance`, read
   // The service may be scaled to zero (autoscale min 0): a request finding no ready instance
   // waits (up to the route timeout) while the gateway wakes the service, instead of a 503.
   bool scale_to_zero = false;
@@ -54,17 +49,13 @@ struct Service {
 
 // The service as the balancer sees it.
 inline resilience::Pool pool_of(const Service& s) {
-  return {s.ready,          s.policy.balance,     s.policy.slow_start,
+  return {s.ready,          s.policy.balancing,   s.policy.slow_start,
           s.young_until_ms, s.policy.eject_after, s.policy.eject_time};
 }
 
-struct Route {
-  std::string prefix;
-  bool strip_prefix = false;
-  std::string host;  // empty: any
+// A route of the watch contract, and the index of its service in the table.
+struct Route : registry::Route {
   std::size_t service = 0;
-  int rate = 0;  // token-bucket limit, requests a second (0: none)
-  int burst = 0;
   // "host/prefix" or "/prefix": the route's name in metrics and rate limits.
   std::string key() const { return host + prefix; }
 };
@@ -86,11 +77,12 @@ struct RouteMatch {
 
 class RouteTable final {
  public:
-  // From {"revision", "services": [{"name", "routes": [{"prefix","strip_prefix","host",
-  // "rate_limit": {"rate","burst"}}]}],
-  // "instances": [...]}. nullptr and `error` when it cannot be read.
+  // From the watch contract's JSON (registry/watch.hpp); nullptr and `error` when it cannot
+  // be read.
   static std::shared_ptr<const RouteTable> from_watch(const boost::json::value& v,
                                                       std::string& error);
+  // From the watch contract: the ready instances only, routes longest prefix first.
+  static std::shared_ptr<const RouteTable> from(const registry::Watch& watch);
 
   // The route for `host` (the Host header, port removed) and `path`: the longest prefix among
   // routes for that host and routes for any host (a host-specific route wins a tie). A prefix

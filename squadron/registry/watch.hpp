@@ -1,0 +1,92 @@
+// The watch contract between the control plane and the gateway: the snapshot the gateway
+// follows — every service with its routes, its proxy policy and its discovery port, and the
+// instances — as one set of types, one JSON codec and one set of bounds. The control API writes
+// it (to_json), the gateway reads it (watch_from_json), the manifest validates against the same
+// bounds, and the types are the manifest's own (`routes:`, `proxy:`).
+//
+//   registry::Watch w{reg.revision(), services, reg.instances()};
+//   auto body = registry::to_json(w, now);                       // control plane
+//   auto back = registry::watch_from_json(body, error);          // gateway; nullopt + error
+//
+// Thread safety: plain values and pure functions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/fwd.hpp>
+
+#include "squadron/registry/instance.hpp"
+
+namespace squadron::registry {
+
+// The bounds every side applies: the manifest refuses values outside them, the codec ignores
+// them (the field keeps its default), so a gateway never runs on a value the manifest forbids.
+namespace bounds {
+inline constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24);
+inline constexpr int kMaxRetries = 5;
+inline constexpr int kMaxInFlight = 1'000'000;
+inline constexpr int kMaxEjectAfter = 1000;
+inline constexpr int kMaxRate = 10'000'000;  // requests a second, and burst
+}  // namespace bounds
+
+// A route of a service: `routes:` in the manifest.
+struct Route {
+  std::string prefix;         // starts with '/'
+  bool strip_prefix = false;  // default false
+  std::string host;           // empty: any host
+  // A token bucket over all of this route's requests: `rate` a second, bursts of `burst`;
+  // beyond it 429 with Retry-After. 0: no limit (the default).
+  int rate = 0;
+  int burst = 0;  // default: rate (one second's worth)
+  bool operator==(const Route&) const = default;
+};
+
+// How the gateway treats a service's requests: `proxy:` in the manifest (the design doc's
+// defaults).
+struct ProxyPolicy {
+  std::chrono::milliseconds timeout = std::chrono::seconds(15);         // route timeout -> 504
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);  // per attempt
+  int retries = 2;           // extra attempts for idempotent requests, on another instance
+  int max_in_flight = 1024;  // circuit breaker: beyond this, 503 with Retry-After at once
+  int eject_after = 5;       // consecutive failures (5xx, connect errors) that eject an instance
+  std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
+  std::chrono::milliseconds slow_start = std::chrono::seconds(3);   // new instances ramp up; 0: off
+  std::string balance = "least-request";                            // or "round-robin", "random"
+  bool operator==(const ProxyPolicy&) const = default;
+};
+
+// The balancing modes ProxyPolicy::balance may name.
+bool known_balance(std::string_view balance) noexcept;
+
+struct WatchService {
+  std::string name;
+  std::vector<Route> routes;
+  ProxyPolicy proxy;
+  // Autoscaled with min 0: a request finding no ready instance waits while the service wakes.
+  bool scale_to_zero = false;
+  std::uint16_t discovery_port = 0;  // the gateway's listener for SQUADRON_<NAME>_URL; 0: none
+  bool operator==(const WatchService&) const = default;
+};
+
+struct Watch {
+  std::uint64_t revision = 0;
+  std::vector<WatchService> services;
+  std::vector<Instance> instances;
+};
+
+// {"revision", "services": [{"name", "routes": [{"prefix", "strip_prefix", "host"?,
+// "rate_limit"?: {"rate", "burst"}}], "proxy": {"timeout_ms", "connect_timeout_ms", "retries",
+// "max_in_flight", "eject_after", "eject_time_ms", "slow_start_ms", "scale_to_zero",
+// "balance"}, "discovery_port"?}], "instances": [to_json(Instance)...]}.
+boost::json::object to_json(const Watch& w, std::chrono::system_clock::time_point now);
+// Reads what to_json() wrote (a route may also be a bare prefix string). Values outside the
+// bounds keep their defaults; a route without a '/' prefix and an unreadable instance are
+// skipped. nullopt and `error` when the shape is wrong (no services or instances array, a
+// service without a name).
+std::optional<Watch> watch_from_json(const boost::json::value& v, std::string& error);
+
+}  // namespace squadron::registry
