@@ -3,47 +3,22 @@
 #include <array>
 #include <limits>
 
+#include "squadron/http/internal/chars.hpp"
 #include "squadron/http/request.hpp"
 
 namespace squadron::http {
 namespace {
 
-using Table = std::array<bool, 256>;
+using internal::is_alpha;
+using internal::is_digit;
+using internal::kFieldVchar;
+using internal::kTchar;
+using internal::make_table;
+using internal::uc;
 
-constexpr Table make_table(bool (*pred)(unsigned)) {
-  Table t{};
-  for (unsigned c = 0; c < 256; ++c) t[c] = pred(c);
-  return t;
-}
-constexpr bool is_alpha(unsigned c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-constexpr bool is_digit(unsigned c) { return c >= '0' && c <= '9'; }
-
-// token characters (RFC 9110 §5.6.2)
-constexpr Table kTchar = make_table([](unsigned c) {
-  if (is_alpha(c) || is_digit(c)) return true;
-  for (char s : std::string_view("!#$%&'*+-.^_`|~"))
-    if (c == static_cast<unsigned char>(s)) return true;
-  return false;
-});
 // request-target characters: visible ASCII (no space, no control, no raw UTF-8)
-constexpr Table kTargetChar = make_table([](unsigned c) { return c >= 0x21 && c <= 0x7e; });
-// field-vchar: visible ASCII and obs-text (RFC 9110 §5.5)
-constexpr Table kFieldVchar =
-    make_table([](unsigned c) { return (c >= 0x21 && c <= 0x7e) || c >= 0x80; });
-// qdtext (RFC 9110 §5.6.4)
-constexpr Table kQdtext = make_table([](unsigned c) {
-  return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
-         (c >= 0x5d && c <= 0x7e) || c >= 0x80;
-});
-
-inline unsigned char uc(char c) { return static_cast<unsigned char>(c); }
-
-constexpr int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+constexpr internal::CharTable kTargetChar =
+    make_table([](unsigned c) { return c >= 0x21 && c <= 0x7e; });
 
 struct KnownMethod {
   std::string_view name;
@@ -115,12 +90,10 @@ void RequestParser::reset(Request& req) noexcept {
   line_start_ = token_start_ = name_end_ = value_end_ = 0;
   method_end_ = target_start_ = target_end_ = version_pos_ = fields_start_ = 0;
   fields_.clear();
-  content_length_ = body_remaining_ = chunk_size_ = body_seen_ = 0;
-  chunk_line_bytes_ = trailer_bytes_ = trailer_fields_ = ext_token_len_ = 0;
+  content_length_ = body_remaining_ = body_seen_ = 0;
   host_count_ = 0;
   has_content_length_ = has_transfer_encoding_ = chunked_ = false;
   coding_after_chunked_ = other_coding_ = conn_close_ = conn_keep_alive_ = false;
-  chunk_size_digits_ = false;
 }
 
 bool RequestParser::end_request_line(Request& req) {
@@ -483,7 +456,11 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         flush(p);
         if (!end_head(req)) return {ParseStatus::kError, consumed(p)};
         if (chunked_) {
-          state_ = State::kChunkSize;
+          // Trailer fields count with the header fields against the same limits.
+          chunked_body_.reset(
+              {limits_.max_body, limits_.max_header_bytes,
+               limits_.max_headers - std::min(limits_.max_headers, fields_.size())});
+          state_ = State::kChunked;
           return {ParseStatus::kHeadersDone, consumed(p)};
         }
         if (content_length_ > 0) {
@@ -517,9 +494,7 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
   }
 
   // ---- the body ----
-  constexpr std::size_t kMaxChunkLine = 4096;
   while (p < end) {
-    const unsigned char c = uc(*p);
     switch (state_) {
       case State::kBodyLength: {
         const std::size_t n =
@@ -534,178 +509,23 @@ ParseResult RequestParser::feed(std::string_view data, Request& req) {
         }
         continue;
       }
-      case State::kChunkSize: {
-        if (++chunk_line_bytes_ > kMaxChunkLine)
-          return fail(400, "chunk line too long", consumed(p));
-        const int h = hex_value(*p);
-        if (h >= 0) {
-          if (chunk_size_ > (std::numeric_limits<std::uint64_t>::max() >> 4)) {
-            return fail(400, "chunk size overflows", consumed(p));
-          }
-          chunk_size_ = chunk_size_ * 16 + static_cast<unsigned>(h);
-          if (body_seen_ > limits_.max_body || chunk_size_ > limits_.max_body - body_seen_) {
-            return fail(413, "the request body is larger than this server accepts", consumed(p));
-          }
-          chunk_size_digits_ = true;
-          ++p;
-          continue;
+      case State::kChunked: {
+        std::size_t used = 0;
+        const auto r = chunked_body_.feed(std::string_view(p, static_cast<std::size_t>(end - p)),
+                                          req.body_, used);
+        p += used;
+        body_seen_ = chunked_body_.body_bytes();
+        if (r == ChunkedDecoder::Status::kError)
+          return fail(chunked_body_.error().status, chunked_body_.error().detail, consumed(p));
+        if (r == ChunkedDecoder::Status::kDone) {
+          state_ = State::kDone;
+          return {ParseStatus::kComplete, consumed(p)};
         }
-        if (!chunk_size_digits_) return fail(400, "invalid character in chunk size", consumed(p));
-        if (c == ';') {
-          ext_token_len_ = 0;
-          state_ = State::kChunkExtName;
-        } else if (c == '\r') {
-          state_ = State::kChunkSizeLf;
-        } else {
-          return fail(400, "invalid character in chunk size", consumed(p));
-        }
-        ++p;
         continue;
       }
-      case State::kChunkExtName:
-      case State::kChunkExtToken:
-        if (++chunk_line_bytes_ > kMaxChunkLine)
-          return fail(400, "chunk extensions too long", consumed(p));
-        if (kTchar[c]) {
-          ++ext_token_len_;
-        } else if (ext_token_len_ == 0) {
-          return fail(400, "invalid character in chunk extensions", consumed(p));
-        } else if (c == '=' && state_ == State::kChunkExtName) {
-          state_ = State::kChunkExtValueStart;
-        } else if (c == ';') {
-          ext_token_len_ = 0;
-          state_ = State::kChunkExtName;
-        } else if (c == '\r') {
-          state_ = State::kChunkSizeLf;
-        } else {
-          return fail(400, "invalid character in chunk extensions", consumed(p));
-        }
-        ++p;
-        continue;
-      case State::kChunkExtValueStart:
-        if (++chunk_line_bytes_ > kMaxChunkLine)
-          return fail(400, "chunk extensions too long", consumed(p));
-        if (c == '"') {
-          state_ = State::kChunkExtQuoted;
-        } else if (kTchar[c]) {
-          ext_token_len_ = 1;
-          state_ = State::kChunkExtToken;
-        } else {
-          return fail(400, "invalid character in chunk extension value", consumed(p));
-        }
-        ++p;
-        continue;
-      case State::kChunkExtQuoted:
-        if (++chunk_line_bytes_ > kMaxChunkLine)
-          return fail(400, "chunk extensions too long", consumed(p));
-        if (c == '"') {
-          state_ = State::kChunkExtAfterQuoted;
-        } else if (c == '\\') {
-          state_ = State::kChunkExtQuotedEscape;
-        } else if (!kQdtext[c]) {
-          return fail(400, "invalid character in a quoted chunk extension value", consumed(p));
-        }
-        ++p;
-        continue;
-      case State::kChunkExtQuotedEscape:
-        if (++chunk_line_bytes_ > kMaxChunkLine)
-          return fail(400, "chunk extensions too long", consumed(p));
-        if (!(c == '\t' || c == ' ' || kFieldVchar[c])) {
-          return fail(400, "invalid escape in a quoted chunk extension value", consumed(p));
-        }
-        state_ = State::kChunkExtQuoted;
-        ++p;
-        continue;
-      case State::kChunkExtAfterQuoted:
-        if (c == ';') {
-          ext_token_len_ = 0;
-          state_ = State::kChunkExtName;
-        } else if (c == '\r') {
-          state_ = State::kChunkSizeLf;
-        } else {
-          return fail(400, "invalid character after a quoted chunk extension value", consumed(p));
-        }
-        ++p;
-        continue;
-      case State::kChunkSizeLf:
-        if (c != '\n') return fail(400, "expected LF after the chunk size", consumed(p));
-        ++p;
-        state_ = chunk_size_ == 0 ? State::kTrailerStart : State::kChunkData;
-        continue;
-      case State::kChunkData: {
-        const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(end - p), chunk_size_);
-        req.body_.append(p, n);
-        body_seen_ += n;
-        p += n;
-        chunk_size_ -= n;
-        if (chunk_size_ == 0) state_ = State::kChunkDataCr;
-        continue;
-      }
-      case State::kChunkDataCr:
-        if (c != '\r') return fail(400, "expected CRLF after chunk data", consumed(p));
-        state_ = State::kChunkDataLf;
-        ++p;
-        continue;
-      case State::kChunkDataLf:
-        if (c != '\n') return fail(400, "expected LF after chunk data", consumed(p));
-        chunk_size_ = 0;
-        chunk_size_digits_ = false;
-        chunk_line_bytes_ = 0;
-        state_ = State::kChunkSize;
-        ++p;
-        continue;
-      case State::kTrailerStart:
-        if (c == '\r') {
-          state_ = State::kTrailerEndLf;
-        } else if (kTchar[c]) {
-          state_ = State::kTrailerName;
-        } else {
-          return fail(400, "invalid trailer field", consumed(p));
-        }
-        ++trailer_bytes_;
-        ++p;
-        continue;
-      case State::kTrailerName:
-        if (c == ':') {
-          state_ = State::kTrailerValue;
-        } else if (!kTchar[c]) {
-          return fail(400, "invalid character in a trailer field name", consumed(p));
-        }
-        ++trailer_bytes_;
-        ++p;
-        continue;
-      case State::kTrailerValue:
-        if (c == '\r') {
-          state_ = State::kTrailerLf;
-        } else if (!(kFieldVchar[c] || c == ' ' || c == '\t')) {
-          return fail(400, "invalid character in a trailer field value", consumed(p));
-        }
-        ++trailer_bytes_;
-        ++p;
-        continue;
-      case State::kTrailerLf:
-        if (c != '\n') return fail(400, "expected LF after CR in a trailer field", consumed(p));
-        if (++trailer_fields_ + fields_.size() > limits_.max_headers) {
-          return fail(431, "too many header and trailer fields", consumed(p));
-        }
-        if (trailer_bytes_ > limits_.max_header_bytes) {
-          return fail(431, "the trailer section is larger than this server accepts", consumed(p));
-        }
-        state_ = State::kTrailerStart;
-        ++p;
-        continue;
-      case State::kTrailerEndLf:
-        if (c != '\n')
-          return fail(400, "expected LF at the end of the trailer section", consumed(p));
-        ++p;
-        state_ = State::kDone;
-        return {ParseStatus::kComplete, consumed(p)};
       default:
         return fail(500, "parser state error", consumed(p));
     }
-  }
-  if (trailer_bytes_ > limits_.max_header_bytes) {
-    return fail(431, "the trailer section is larger than this server accepts", consumed(p));
   }
   return {ParseStatus::kNeedMore, consumed(p)};
 }

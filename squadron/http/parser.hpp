@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "squadron/http/chunked.hpp"
+
 namespace squadron::http {
 
 class Request;
@@ -93,22 +95,7 @@ class RequestParser final {
     kHeadEndLf,
     // body states (ordered after the head ones: in_body() relies on it)
     kBodyLength,
-    kChunkSize,
-    kChunkExtName,
-    kChunkExtValueStart,
-    kChunkExtToken,
-    kChunkExtQuoted,
-    kChunkExtQuotedEscape,
-    kChunkExtAfterQuoted,
-    kChunkSizeLf,
-    kChunkData,
-    kChunkDataCr,
-    kChunkDataLf,
-    kTrailerStart,
-    kTrailerName,
-    kTrailerValue,
-    kTrailerLf,
-    kTrailerEndLf,
+    kChunked,  // the chunked decoder has the body
     kDone,
   };
   struct FieldOffsets {
@@ -133,16 +120,12 @@ class RequestParser final {
   std::size_t version_pos_ = 0;
   std::size_t fields_start_ = 0;  // offset of the first header line
   std::size_t value_off_ = 0;
-  std::size_t ext_token_len_ = 0;
   std::vector<FieldOffsets> fields_;
+  ChunkedDecoder chunked_body_;
   // framing gathered from the fields
   std::uint64_t content_length_ = 0;
   std::uint64_t body_remaining_ = 0;
-  std::uint64_t chunk_size_ = 0;
   std::uint64_t body_seen_ = 0;  // body bytes appended so far (a streamed body is taken away)
-  std::size_t chunk_line_bytes_ = 0;
-  std::size_t trailer_bytes_ = 0;
-  std::size_t trailer_fields_ = 0;
   int host_count_ = 0;
   bool has_content_length_ = false;
   bool has_transfer_encoding_ = false;
@@ -151,7 +134,6 @@ class RequestParser final {
   bool other_coding_ = false;  // a transfer coding other than chunked
   bool conn_close_ = false;
   bool conn_keep_alive_ = false;
-  bool chunk_size_digits_ = false;
   bool failed_ = false;
 };
 

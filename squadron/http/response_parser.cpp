@@ -10,7 +10,7 @@ namespace squadron::http {
 
 namespace {
 
-constexpr std::size_t kMaxLine = 4096;    // a chunk-size line or a trailer field
+constexpr std::size_t kMaxLine = 4096;    // the trailer section
 constexpr std::size_t kMaxHeaders = 100;  // as requests (ParserLimits::max_headers)
 
 std::string_view trim(std::string_view s) {
@@ -43,7 +43,6 @@ void ResponseParser::reset(bool head_request) noexcept {
   body_.clear();
   remaining_ = 0;
   declared_length_ = -1;
-  line_.clear();
   error_ = {};
 }
 
@@ -170,7 +169,8 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
     state_ = State::kDone;
     declared_length_ = 0;
   } else if (has_te) {
-    state_ = chunked ? State::kChunkSize : State::kUntilClose;
+    if (chunked) chunked_.reset({std::numeric_limits<std::uint64_t>::max(), kMaxLine, kMaxHeaders});
+    state_ = chunked ? State::kChunked : State::kUntilClose;
     if (!chunked) keep_alive_ = false;
   } else if (!content_length.empty()) {
     std::uint64_t n = 0;
@@ -191,55 +191,11 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
 }
 
 ResponseParser::Result ResponseParser::feed_chunked(std::string_view data, std::size_t& used) {
-  used = 0;
-  while (used < data.size()) {
-    switch (state_) {
-      case State::kChunkData: {
-        const auto n =
-            static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - used));
-        body_.append(data.substr(used, n));
-        used += n;
-        remaining_ -= n;
-        if (remaining_ == 0) state_ = State::kChunkDataEnd;
-        break;
-      }
-      case State::kChunkSize:
-      case State::kChunkDataEnd:
-      case State::kTrailers: {
-        const auto nl = data.find('\n', used);
-        const auto piece = data.substr(
-            used, nl == std::string_view::npos ? std::string_view::npos : nl - used + 1);
-        line_.append(piece);
-        used += piece.size();
-        if (line_.size() > kMaxLine) return fail("chunk line too long");
-        if (nl == std::string_view::npos) return Result::kNeedMore;
-        if (line_.size() < 2 || line_[line_.size() - 2] != '\r') return fail("bare LF in chunks");
-        const std::string_view l(line_.data(), line_.size() - 2);
-        if (state_ == State::kChunkDataEnd) {
-          if (!l.empty()) return fail("chunk data longer than its size");
-          state_ = State::kChunkSize;
-        } else if (state_ == State::kChunkSize) {
-          const auto semi = l.find(';');
-          const auto hex = trim(l.substr(0, semi));
-          std::uint64_t n = 0;
-          auto [p, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), n, 16);
-          if (hex.empty() || ec != std::errc() || p != hex.data() + hex.size())
-            return fail("malformed chunk size");
-          remaining_ = n;
-          state_ = n == 0 ? State::kTrailers : State::kChunkData;
-        } else if (l.empty()) {  // the blank line after the trailers
-          state_ = State::kDone;
-          line_.clear();
-          return Result::kDone;
-        }
-        line_.clear();
-        break;
-      }
-      default:
-        return Result::kNeedMore;
-    }
-  }
-  return Result::kNeedMore;
+  const auto r = chunked_.feed(data, body_, used);
+  if (r == ChunkedDecoder::Status::kError) return fail(chunked_.error().detail);
+  if (r == ChunkedDecoder::Status::kNeedMore) return Result::kNeedMore;
+  state_ = State::kDone;
+  return Result::kDone;
 }
 
 ResponseParser::Result ResponseParser::finish_eof() {

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "squadron/http/chunked.hpp"
+
 namespace squadron::http {
 
 class ResponseParser final {
@@ -59,10 +61,7 @@ class ResponseParser final {
   enum class State : std::uint8_t {
     kHead,
     kLength,
-    kChunkSize,
-    kChunkData,
-    kChunkDataEnd,
-    kTrailers,
+    kChunked,  // chunked_ has the body
     kUntilClose,
     kDone,
     kError,
@@ -82,8 +81,8 @@ class ResponseParser final {
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
   std::string body_;
   std::int64_t declared_length_ = -1;
-  std::uint64_t remaining_ = 0;  // body bytes (kLength) or chunk bytes (kChunkData) still due
-  std::string line_;             // a chunk-size or trailer line being collected
+  std::uint64_t remaining_ = 0;  // body bytes still due (kLength)
+  ChunkedDecoder chunked_;
   std::string_view error_;
 };
 
