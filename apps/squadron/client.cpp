@@ -5,21 +5,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
 #include "squadron/control/state.hpp"
+#include "squadron/core/spawn.hpp"
+#include "squadron/http/client.hpp"
 
 namespace squadron::apps {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-using tcp = asio::ip::tcp;
 
 std::string HttpResult::explain() const {
   if (status == 0) return error;
@@ -89,63 +84,70 @@ HttpResult ControlClient::stream(std::string_view target,
   return call("GET", target, "", std::chrono::milliseconds(0), &on_data);
 }
 
+namespace {
+
+// One call over the pool, on the caller's io_context; chunks of a streamed answer go to
+// `on_data` as they arrive.
+asio::awaitable<void> call_async(http::ConnectionPool& pool, std::string host, std::uint16_t port,
+                                 std::string url, std::string method, std::string target,
+                                 std::string body, std::string authorization,
+                                 std::chrono::milliseconds timeout,
+                                 const std::function<void(std::string_view)>* on_data,
+                                 HttpResult& out) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields{{"User-Agent", "squadron-cli"},
+                                                                    {"Connection", "close"}};
+  if (!authorization.empty()) fields.emplace_back("Authorization", authorization);
+  if (method == "POST") fields.emplace_back("Content-Type", "application/json");
+  http::SimpleRequest request;
+  request.method = method;
+  request.target = target;
+  request.fields = fields;
+  request.body = body;
+  request.deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
+                                         : std::chrono::steady_clock::time_point::max();
+  request.connect_timeout = std::chrono::seconds(5);
+  request.stream_above = on_data != nullptr ? 1 : 64 * 1024 * 1024;
+  http::Response res;
+  const auto x = co_await pool.send(host, port, request, res);
+  if (x.outcome != http::Outcome::kAnswered) {
+    const bool unreachable =
+        x.outcome == http::Outcome::kRefused || x.outcome == http::Outcome::kConnectTimeout;
+    out.error = (unreachable ? "cannot reach the control API at " : "no answer from ") + url +
+                ": " + x.error;
+    co_return;
+  }
+  out.status = res.status;
+  out.body = std::move(res.body);
+  if (on_data != nullptr && !out.body.empty()) (*on_data)(std::exchange(out.body, {}));
+  if (!res.stream) co_return;
+  while (true) {  // a streamed answer: to on_data, or gathered into the body
+    auto piece = co_await res.stream();
+    if (!piece.data.empty()) {
+      if (on_data != nullptr) {
+        (*on_data)(piece.data);
+      } else {
+        out.body += piece.data;
+      }
+    }
+    if (piece.failed()) out.error = piece.error;
+    if (piece.end) co_return;
+  }
+}
+
+}  // namespace
+
 HttpResult ControlClient::call(std::string_view method, std::string_view target, std::string body,
                                std::chrono::milliseconds timeout,
                                const std::function<void(std::string_view)>* on_data) const {
   HttpResult out;
   asio::io_context io;
-  tcp::socket socket(io);
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(host_, ec);
-  if (ec) {
-    out.error = "bad control address " + host_;
-    return out;
-  }
-  socket.connect({address, port_}, ec);
-  if (ec) {
-    out.error = "cannot reach the control API at " + url() + ": " + ec.message();
-    return out;
-  }
-  if (timeout.count() > 0) {  // blocking reads and writes give up after `timeout`
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
-  bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), target, 11);
-  req.set(bhttp::field::host, host_);
-  req.set(bhttp::field::user_agent, "squadron-cli");
-  if (!token_.empty()) req.set(bhttp::field::authorization, "Bearer " + token_);
-  if (method == "POST") {
-    req.set(bhttp::field::content_type, "application/json");
-    req.body() = std::move(body);
-  }
-  req.keep_alive(false);
-  req.prepare_payload();
-  bhttp::write(socket, req, ec);
-  if (ec) {
-    out.error = "cannot send to " + url() + ": " + ec.message();
-    return out;
-  }
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
-  // Chunks go straight to the caller; nothing piles up in the body. (Beast keeps a reference
-  // to the callback: it lives as long as the parser.)
-  auto on_chunk = [on_data](std::uint64_t, std::string_view chunk,
-                            boost::system::error_code&) -> std::size_t {
-    (*on_data)(chunk);
-    return chunk.size();
-  };
-  if (on_data != nullptr) parser.on_chunk_body(on_chunk);
-  bhttp::read(socket, buffer, parser, ec);
-  if (ec && ec != bhttp::error::end_of_stream) {
-    out.error = "no answer from " + url() + ": " + ec.message();
-    if (!parser.is_header_done()) return out;
-  }
-  out.status = static_cast<int>(parser.get().result_int());
-  out.body = std::move(parser.get().body());
-  if (on_data != nullptr && !out.body.empty()) (*on_data)(out.body);  // not chunked
+  http::ConnectionPool pool(io.get_executor(), 0);
+  core::spawn(
+      io,
+      call_async(pool, host_, port_, url(), std::string(method), std::string(target),
+                 std::move(body), token_.empty() ? "" : "Bearer " + token_, timeout, on_data, out),
+      "the control API call");
+  io.run();
   return out;
 }
 

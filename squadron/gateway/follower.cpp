@@ -6,20 +6,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
 
 namespace squadron::gateway {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
@@ -41,75 +32,63 @@ bool parse_control_url(std::string_view url, WatchTarget& out) {
   return true;
 }
 
-Follower::Follower(asio::any_io_executor executor, Proxy& proxy, WatchTarget target,
+Follower::Follower(asio::io_context::executor_type executor, Proxy& proxy, WatchTarget target,
                    std::function<void(const std::string&)> log)
     : proxy_(proxy),
       target_(std::move(target)),
       log_(std::move(log)),
-      stream_(executor),
+      pool_(executor, 1),
       pause_(executor) {}
 
 void Follower::stop() {
   stopping_ = true;
-  boost::system::error_code ec;
-  stream_.socket().close(ec);
+  pool_.cancel_all();
   pause_.cancel();
 }
 
 asio::awaitable<void> Follower::run() {
   std::uint64_t revision = 0;
-  bool connected_before = false;
+  bool following = false;
   bool complained = false;
+  static constexpr std::pair<std::string_view, std::string_view> kFields[] = {
+      {"User-Agent", "squadron-gateway"}};
   while (!stopping_) {
-    boost::system::error_code ec;
-    stream_.socket().close(ec);
-    const auto address = asio::ip::make_address(target_.host, ec);
-    if (!ec) {
-      stream_.expires_after(2s);
-      std::tie(ec) = co_await stream_.async_connect(tcp::endpoint(address, target_.port), kAwait);
-    }
-    beast::flat_buffer buffer;
-    while (!ec && !stopping_) {
-      if (!connected_before || complained) {
-        log_("following the control plane at http://" + target_.host + ":" +
-             std::to_string(target_.port));
-        connected_before = true;
-        complained = false;
-      }
-      bhttp::request<bhttp::empty_body> req(
-          bhttp::verb::get, "/api/v1/watch?since=" + std::to_string(revision) + "&timeout=25s", 11);
-      req.set(bhttp::field::host, target_.host);
-      req.set(bhttp::field::user_agent, "squadron-gateway");
-      stream_.expires_after(40s);
-      std::size_t n = 0;
-      std::tie(ec, n) = co_await bhttp::async_write(stream_, req, kAwait);
-      if (ec) break;
-      bhttp::response<bhttp::string_body> res;
-      std::tie(ec, n) = co_await bhttp::async_read(stream_, buffer, res, kAwait);
-      if (ec) break;
-      if (res.result_int() != 200) {
-        log_("the control plane answered " + std::to_string(res.result_int()) + " to the watch");
-        ec = asio::error::connection_aborted;
-        break;
-      }
-      boost::system::error_code jec;
-      const auto doc = boost::json::parse(res.body(), jec);
-      std::string error;
-      auto table = jec ? nullptr : RouteTable::from_watch(doc, error);
-      if (!table) {
-        log_("unreadable watch answer: " + (jec ? jec.message() : error));
-        ec = asio::error::invalid_argument;
-        break;
-      }
-      if (table->revision() != revision || revision == 0) {
-        revision = table->revision();
-        proxy_.publish(std::move(table));
-      }
-      if (!res.keep_alive()) break;
-    }
+    const std::string target = "/api/v1/watch?since=" + std::to_string(revision) + "&timeout=25s";
+    http::SimpleRequest request;
+    request.target = target;
+    request.fields = kFields;
+    request.deadline = std::chrono::steady_clock::now() + 40s;
+    request.connect_timeout = 2s;
+    http::Response res;
+    const auto x = co_await pool_.send(target_.host, target_.port, request, res);
     if (stopping_) break;
+    std::string problem;
+    if (x.outcome != http::Outcome::kAnswered) {
+      problem = x.error;
+    } else if (res.status != 200) {
+      problem = "it answered " + std::to_string(res.status) + " to the watch";
+    } else {
+      boost::system::error_code jec;
+      const auto doc = boost::json::parse(res.body, jec);
+      std::string error = jec ? jec.message() : std::string();
+      auto table = jec ? nullptr : RouteTable::from_watch(doc, error);
+      if (!table) problem = "unreadable watch answer: " + error;
+      if (table) {
+        if (!following || complained) {
+          log_("following the control plane at http://" + target_.host + ":" +
+               std::to_string(target_.port));
+          following = true;
+          complained = false;
+        }
+        if (table->revision() != revision || revision == 0) {
+          revision = table->revision();
+          proxy_.publish(std::move(table));
+        }
+        continue;
+      }
+    }
     if (!complained) {
-      log_("the control plane is unreachable (" + ec.message() +
+      log_("the control plane is unreachable (" + problem +
            "); serving from the last routes, retrying every second");
       complained = true;
     }

@@ -1,6 +1,7 @@
-// Follows the control API's watch (long-poll with revisions) and publishes each new routing
-// table to the proxy. If the control plane is unreachable, the proxy keeps the last table and
-// the follower tries again every second, like an Envoy that lost its xDS server.
+// Follows the control API's watch (long-poll with revisions, over http::ConnectionPool) and
+// publishes each new routing table to the proxy. If the control plane is unreachable, the proxy
+// keeps the last table and the follower tries again every second, like an Envoy that lost its xDS
+// server.
 //
 //   Follower f{io.get_executor(), proxy, target, log};
 //   co_spawn(io, f.run(), detached);
@@ -13,12 +14,12 @@
 #include <functional>
 #include <string>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include "squadron/gateway/proxy.hpp"
+#include "squadron/http/client.hpp"
 
 namespace squadron::gateway {
 
@@ -32,7 +33,7 @@ bool parse_control_url(std::string_view url, WatchTarget& out);
 
 class Follower final {
  public:
-  Follower(boost::asio::any_io_executor executor, Proxy& proxy, WatchTarget target,
+  Follower(boost::asio::io_context::executor_type executor, Proxy& proxy, WatchTarget target,
            std::function<void(const std::string&)> log);
   // Until stop(). `log` gets a line on each change of connectivity.
   boost::asio::awaitable<void> run();
@@ -42,7 +43,7 @@ class Follower final {
   Proxy& proxy_;
   WatchTarget target_;
   std::function<void(const std::string&)> log_;
-  boost::beast::tcp_stream stream_;
+  http::ConnectionPool pool_;  // its own: stop() cancels the long poll outstanding
   boost::asio::steady_timer pause_;
   bool stopping_ = false;
 };

@@ -23,6 +23,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/outbound.hpp"
 #include "squadron/http/request.hpp"
 #include "squadron/http/response_parser.hpp"
 
@@ -466,18 +467,40 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
   co_return x;
 }
 
+asio::awaitable<Exchange> ConnectionPool::send(std::string_view host, std::uint16_t port,
+                                               const SimpleRequest& request, Response& response) {
+  const std::string key = std::string(host) + ":" + std::to_string(port);
+  std::string head;
+  RequestHead h(head, request.method, request.target);
+  h.field("Host", key).field("User-Agent", "squadron");
+  for (const auto& [name, value] : request.fields) h.field(name, value);
+  h.end_with_body(request.body.size());
+  const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(request.body)};
+  ExchangeOptions options;
+  options.deadline = request.deadline;
+  options.connect_timeout = request.connect_timeout;
+  options.head = request.method == "HEAD";
+  options.stream_above = request.stream_above;
+  co_return co_await exchange({key, host, port}, out, options, response);
+}
+
 asio::awaitable<Exchange> ConnectionPool::get(std::string_view host, std::uint16_t port,
                                               std::string_view target,
                                               std::chrono::steady_clock::time_point deadline,
                                               Response& response) {
-  std::string key = std::string(host) + ":" + std::to_string(port);
-  std::string head;
-  head.append("GET ").append(target).append(" HTTP/1.1\r\nHost: ").append(key);
-  head.append("\r\nUser-Agent: squadron\r\n\r\n");
-  const std::array<asio::const_buffer, 1> out{asio::buffer(head)};
-  ExchangeOptions options;
-  options.deadline = deadline;
-  co_return co_await exchange({key, host, port}, out, options, response);
+  SimpleRequest request;
+  request.target = target;
+  request.deadline = deadline;
+  co_return co_await send(host, port, request, response);
+}
+
+void ConnectionPool::cancel_all() {
+  boost::system::error_code ec;
+  for (auto* d = impl_->deadlines; d != nullptr; d = d->next) {
+    d->expired = true;  // as a timeout: nothing is tried again
+    d->socket->cancel(ec);
+  }
+  impl_->idle.clear();
 }
 
 }  // namespace squadron::http

@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
@@ -90,6 +91,17 @@ class Transport {
       const ExchangeOptions& options, Response& response) = 0;
 };
 
+// What ConnectionPool::send() sends.
+struct SimpleRequest {
+  std::string_view method = "GET";
+  std::string_view target = "/";
+  std::span<const std::pair<std::string_view, std::string_view>> fields;  // beside Host
+  std::string_view body;  // with Content-Length when not empty (or for POST, PUT, PATCH)
+  std::chrono::steady_clock::time_point deadline;
+  std::chrono::milliseconds connect_timeout{1000};
+  std::size_t stream_above = 0;  // as ExchangeOptions
+};
+
 class ConnectionPool final : public Transport {
  public:
   explicit ConnectionPool(boost::asio::io_context::executor_type executor,
@@ -110,11 +122,19 @@ class ConnectionPool final : public Transport {
                                             const ExchangeOptions& options,
                                             Response& response) override;
 
-  // GET `target` from host:port (a convenience for control traffic).
+  // A whole small request to host:port for control traffic (the watch follower, the CLI, the
+  // supervisor's probes, the fleet's sampler): the head is built here (Host, User-Agent, the
+  // fields, the body's framing); connections are pooled under "host:port".
+  boost::asio::awaitable<Exchange> send(std::string_view host, std::uint16_t port,
+                                        const SimpleRequest& request, Response& response);
+  // GET `target` from host:port.
   boost::asio::awaitable<Exchange> get(std::string_view host, std::uint16_t port,
                                        std::string_view target,
                                        std::chrono::steady_clock::time_point deadline,
                                        Response& response);
+  // Ends every exchange in progress (as kTimeout, at once) and closes the idle connections: for a
+  // caller that stops while a long poll is outstanding.
+  void cancel_all();
 
   struct Impl;
 

@@ -25,6 +25,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/client.hpp"
 #include "squadron/supervisor/backoff.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/probe_tracker.hpp"
@@ -103,33 +104,33 @@ std::string describe_exit(int status) {
   return "status " + std::to_string(status);
 }
 
-// One probe: a TCP connect, then (with a path) a GET whose status must be 2xx; all within timeout.
-asio::awaitable<bool> http_get_ok(tcp::socket& socket, std::string path) {
-  const std::string request =
-      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(request), kAwait);
-  if (wec) co_return false;
-  asio::streambuf buf;
-  auto [rec, rn] = co_await asio::async_read_until(socket, buf, "\r\n", kAwait);
-  if (rec) co_return false;
-  const std::string line(asio::buffers_begin(buf.data()),
-                         asio::buffers_begin(buf.data()) + static_cast<long>(rn));
-  // "HTTP/1.1 200 OK"
-  co_return line.size() >= 12 && line.compare(0, 5, "HTTP/") == 0 && line[9] == '2';
-}
-
+// One probe within its timeout: a TCP connect, or (with a path) a GET whose status must be 2xx,
+// over the thread's connection pool; the connection is not kept (Connection: close), as the
+// kubelet's probes.
 asio::awaitable<bool> probe_once(std::uint16_t port, ProbeSpec probe) {
   auto executor = co_await asio::this_coro::executor;
   if (probe.port != 0) port = probe.port;
-  tcp::socket socket(executor);
-  asio::steady_timer deadline(executor, probe.timeout);
-  auto connected =
-      co_await (socket.async_connect({asio::ip::address_v4::loopback(), port}, kAwait) ||
-                deadline.async_wait(kAwait));
-  if (connected.index() != 0 || std::get<0>(std::get<0>(connected))) co_return false;
-  if (probe.path.empty()) co_return true;
-  auto answered = co_await (http_get_ok(socket, probe.path) || deadline.async_wait(kAwait));
-  co_return answered.index() == 0 && std::get<0>(answered);
+  if (probe.path.empty()) {
+    tcp::socket socket(executor);
+    asio::steady_timer deadline(executor, probe.timeout);
+    auto connected =
+        co_await (socket.async_connect({asio::ip::address_v4::loopback(), port}, kAwait) ||
+                  deadline.async_wait(kAwait));
+    co_return connected.index() == 0 && !std::get<0>(std::get<0>(connected));
+  }
+  static constexpr std::pair<std::string_view, std::string_view> kFields[] = {
+      {"Connection", "close"}};
+  http::SimpleRequest request;
+  request.target = probe.path;
+  request.fields = kFields;
+  request.deadline = std::chrono::steady_clock::now() + probe.timeout;
+  request.connect_timeout = probe.timeout;
+  http::Response res;
+  auto* io = executor.target<asio::io_context::executor_type>();
+  if (io == nullptr) co_return false;
+  const auto x =
+      co_await http::ConnectionPool::of(io->context()).send("127.0.0.1", port, request, res);
+  co_return x.outcome == http::Outcome::kAnswered&& res.status >= 200 && res.status < 300;
 }
 
 }  // namespace
