@@ -34,7 +34,7 @@
 #include "squadron/control/state.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
-#include "squadron/registry/registry.hpp"
+#include "squadron/registry/memory_registry.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
@@ -57,15 +57,40 @@ std::optional<std::pair<std::string, std::uint16_t>> split_listen(const std::str
   return std::pair{host, static_cast<std::uint16_t>(port)};
 }
 
+// `up`'s side of the fleet's seams (control::ApplyHooks, control::FleetObserver): what it adds
+// to an applied manifest, and what the foreground shows; filled in once what they need exists.
+struct UpHooks final : control::ApplyHooks, control::FleetObserver {
+  std::function<void(control::Manifest&, bool dry_run)> prepare_manifest;
+  std::function<void(const std::vector<std::string>& added)> after_apply;
+  std::function<void(const registry::Event&)> show_event;
+  std::function<void(const sv::InstanceStatus&, std::string_view)> show_output;
+
+  void prepare(control::Manifest& next, bool dry_run) override {
+    if (prepare_manifest) prepare_manifest(next, dry_run);
+  }
+  void applied(const std::vector<std::string>& added) override {
+    if (after_apply) after_apply(added);
+  }
+  void on_event(const registry::Event& e) override {
+    if (show_event) show_event(e);
+  }
+  void on_output(const sv::InstanceStatus& st, std::string_view line) override {
+    if (show_output) show_output(st, line);
+  }
+};
+
 // Everything of a running fleet, constructed in dependency order on the server's io_context.
 struct Runtime {
   Runtime(const control::Manifest& m, http::ServerConfig config, std::string token,
-          control::FleetOptions options, std::uint16_t gateway_admin_port)
+          const control::StateDir& dir, control::FleetOptions options,
+          std::uint16_t gateway_admin_port)
       : server(std::move(config), api),
         reg(server.main_context().get_executor()),
         sup(server.main_context(), launcher, clock),
-        fleet(server.main_context(), sup, reg, clock, m, std::move(options)),
+        store(dir.state(), dir.revisions()),
         traffic(server.main_context().get_executor(), gateway_admin_port),
+        fleet(server.main_context(), sup, reg, clock, m, std::move(options),
+              {&store, gateway_admin_port != 0 ? &traffic : nullptr, &hooks, &hooks}),
         scaling(server.main_context(), fleet, reg, gateway_admin_port != 0 ? &traffic : nullptr),
         api(fleet, reg, std::move(token), [this] { stop(); }),
         signals(server.main_context(), SIGINT, SIGTERM) {
@@ -127,10 +152,12 @@ struct Runtime {
   sv::PosixLauncher launcher;
   core::SystemClock clock;
   http::Server server;  // its handler, `api`, is constructed last and used only once it runs
-  registry::Registry reg;
+  registry::MemoryRegistry reg;
   sv::Supervisor sup;
+  control::FileDesiredStore store;  // .squadron/state.json and revisions.json
+  UpHooks hooks;
+  control::Traffic traffic;  // the gateway's metrics, sampled every second; the drain gate
   control::Fleet fleet;
-  control::Traffic traffic;  // the gateway's metrics, sampled every second
   control::Scaling scaling;  // the autoscaler, every second
   control::ControlApi api;
   boost::asio::signal_set signals;
@@ -403,19 +430,17 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   // always find room, and an idle connection gives way to a new one.
   config.max_connections = std::clamp<std::size_t>(fd_limit / 4, 64, 4096);
   control::FleetOptions options;
-  options.state_file = dir.state();
-  options.revisions_file = dir.revisions();
   // With a gateway in front, a retired instance first leaves the registry's ready set and keeps
   // serving until the gateway (following the watch within milliseconds) routes without it and
-  // has no request in flight to it (fleet.when_idle below; if the gateway cannot say, until
-  // the service's stop_grace or this second, whichever is longer), then gets SIGTERM.
+  // has no request in flight to it (Traffic, the fleet's drain gate; if the gateway cannot say,
+  // until the service's stop_grace or this second, whichever is longer), then gets SIGTERM.
   if (has_gateway(m)) options.drain = 1s;
   control::Manifest fleet_manifest = m;
   auto internal = give_service_urls(fleet_manifest);
   // The gateway's admin listener (/metrics), fixed for the fleet's life like its front door.
   const Held admin = has_gateway(m) ? hold_free_port("127.0.0.1") : Held{};
   const std::uint16_t admin_port = admin.port;
-  Runtime rt(fleet_manifest, config, *token, options, admin_port);
+  Runtime rt(fleet_manifest, config, *token, dir, options, admin_port);
   rt.api.max_streams = config.max_connections / 4;
   rt.sup.set_guardian(&guardian);
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
@@ -460,8 +485,8 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   // deployed with it (its port is fixed, so the new process starts as the old one leaves;
   // connections wait in the listen queues meanwhile). Not for a dry run.
   InternalPorts unhanded;  // listeners held for added services, not yet in the gateway's spec
-  rt.fleet.prepare = [&rt, &internal, &unhanded, &spares, gateway = has_gateway(m)](
-                         control::Manifest& next, bool dry_run) {
+  rt.hooks.prepare_manifest = [&rt, &internal, &unhanded, &spares, gateway = has_gateway(m)](
+                                  control::Manifest& next, bool dry_run) {
     for (const auto& s : next.services) {
       if (!gateway || dry_run) break;
       if (std::any_of(internal.begin(), internal.end(),
@@ -482,7 +507,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     }
     add_service_urls(next, internal);
   };
-  rt.fleet.applied = [&rt, &unhanded](const std::vector<std::string>&) {
+  rt.hooks.after_apply = [&rt, &unhanded](const std::vector<std::string>&) {
     const auto* now = rt.fleet.manifest().find("gateway");
     if (unhanded.empty() || now == nullptr) return;
     control::ServiceSpec spec = *now;
@@ -495,14 +520,6 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
                                    "apply: the gateway listens for " + names + " too");
     if (std::holds_alternative<int>(r)) unhanded.clear();  // else the next apply tries again
   };
-  if (admin_port != 0) {
-    // A retired instance drains until the gateway has no request in flight to it.
-    rt.fleet.when_idle = [&rt](const std::string& id, std::uint64_t revision,
-                               std::chrono::steady_clock::time_point deadline,
-                               std::function<void(bool)> done) {
-      rt.traffic.when_idle(id, revision, deadline, std::move(done));
-    };
-  }
   const auto started = std::chrono::system_clock::now();
   if (auto wec = control::save_run_info(
           dir.run(),
@@ -523,7 +540,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     width = std::max(width, s.name.size() + 4);
   }
   if (foreground) {
-    rt.fleet.on_output = [&](const sv::InstanceStatus& st, std::string_view line) {
+    rt.hooks.show_output = [&](const sv::InstanceStatus& st, std::string_view line) {
       const std::string prefix = fmt::format("{:<{}}|", st.id, width);
       const std::string text =
           colour ? fmt::format("\x1b[{}m{}\x1b[0m {}\n", colour_of[st.service], prefix, line)
@@ -534,7 +551,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   }
   bool announced = false;
   int last_ready = -1;
-  rt.fleet.on_event = [&](const registry::Event& e) {
+  rt.hooks.show_event = [&](const registry::Event& e) {
     const std::string who = e.instance.empty() ? e.service : e.instance;
     if (foreground) {
       std::fprintf(stderr, "squadron: %s%s%s\n", who.c_str(), who.empty() ? "" : ": ",

@@ -523,7 +523,7 @@ Response ControlApi::apply(Request& req) {
       fleet_.apply(std::move(*parsed.manifest), "apply " + file.filename().string(), dry_run);
   if (const auto* err = std::get_if<CommandError>(&result))
     return Response::problem(err->status, err->detail);
-  const auto& plan = std::get<Fleet::ApplyPlan>(result);
+  const auto& plan = std::get<ApplyPlan>(result);
   if (!dry_run && scaling != nullptr) scaling->sync();
   json::array steps;
   for (const auto& s : plan.steps) {

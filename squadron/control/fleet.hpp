@@ -1,9 +1,15 @@
 // The control plane of one fleet: desired state (the manifest plus scale and restart commands)
 // reconciled, level-triggered, with what the supervisor runs, and published to the registry.
 //
-//   Fleet fleet{io, supervisor, registry, clock, manifest, {.state_file = dir.state()}};
+//   Fleet fleet{io, runner, registry, clock, manifest, options, {.store = &store}};
 //   fleet.start();                          // applies the saved scale, starts what is missing
 //   if (auto err = fleet.scale("hello", 8)) answer(err->status, err->detail);
+//
+// Fleet is orchestration; its concerns live in their own files: the reconcile loop
+// (reconciler.cpp), rollouts, deploys and rollbacks (rollout.cpp), the apply diff (apply.hpp),
+// persistence behind DesiredStore (desired_store.hpp), output to followers (output.hpp). What it
+// needs of the process around it comes through its constructor: the instances (a
+// supervisor::Runner), the registry, the clock, and FleetCollaborators.
 //
 // Every pass compares, per service, the instances that are meant to stay (not draining or
 // stopping) with the desired count and takes the next step: start the missing, retire the
@@ -31,7 +37,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/fwd.hpp>
 
+#include "squadron/control/apply.hpp"
+#include "squadron/control/desired_store.hpp"
+#include "squadron/control/drain_gate.hpp"
 #include "squadron/control/manifest.hpp"
+#include "squadron/control/output.hpp"
 #include "squadron/control/revisions.hpp"
 #include "squadron/control/state.hpp"
 #include "squadron/core/clock.hpp"
@@ -41,9 +51,6 @@
 namespace squadron::control {
 
 struct FleetOptions {
-  std::filesystem::path state_file;  // where scale commands persist; empty: nowhere
-  // Where revisions persist (each service's history and the one it runs); empty: nowhere.
-  std::filesystem::path revisions_file;
   // How long a retired instance stays `draining` (still running, out of the registry's ready
   // set) before SIGTERM, so balancers following the watch stream stop using it first.
   std::chrono::milliseconds drain = std::chrono::milliseconds(0);
@@ -51,36 +58,40 @@ struct FleetOptions {
   int max_replicas = 1000;
 };
 
-// Why a command was refused: an HTTP status (404, 409, 400) and what to do.
-struct CommandError {
-  int status;
-  std::string detail;
-};
-
-// Lines of instance output, queued for one follower (`logs -f`); bounded in bytes: a follower
-// that does not read is dropped (Fleet::kMaxFollowerBytes).
-struct OutputSubscription {
-  explicit OutputSubscription(boost::asio::io_context& io) : wake(io) {}
-  std::string filter;  // a service or an instance id; empty: all
-  std::deque<std::string> lines;
-  std::size_t bytes = 0;           // in `lines`, bounded (Fleet::kMaxFollowerBytes)
-  bool overflowed = false;         // dropped for reading too slowly: say so, then end
-  std::string overflow_detail;     // how much waited ("1.0 MiB")
-  bool closed = false;             // the fleet is going away: end the stream
-  boost::asio::steady_timer wake;  // cancelled when lines arrive or the feed closes
-};
-
-class Fleet final {
+// What `squadron up` adds around an apply (apps/squadron/up.cpp).
+class ApplyHooks {
  public:
-  // What a follower of the fleet's output may have waiting for it, and all of them together:
-  // past either, the follower (the one with the most, for the second) is dropped with a last
-  // line saying so, and its memory is freed.
-  static constexpr std::size_t kMaxFollowerBytes = std::size_t{1} << 20;
-  static constexpr std::size_t kMaxFollowersBytes = std::size_t{16} << 20;
+  virtual ~ApplyHooks() = default;
+  // On every manifest an apply receives, before it is compared: adds what `up` added to the
+  // file's (the SQUADRON_<NAME>_URL variables). `dry_run`: nothing may be made for it.
+  virtual void prepare(Manifest& next, bool dry_run) = 0;
+  // Once an apply changed the fleet (not for a dry run), with the services it added.
+  virtual void applied(const std::vector<std::string>& added) = 0;
+};
 
-  Fleet(boost::asio::io_context& io, supervisor::Supervisor& sup, registry::Registry& reg,
-        const core::Clock& clock, Manifest manifest, FleetOptions options);
-  ~Fleet();
+// Who hears every event (also in the registry) and every output line: the foreground `up`.
+class FleetObserver {
+ public:
+  virtual ~FleetObserver() = default;
+  virtual void on_event(const registry::Event& event) = 0;
+  virtual void on_output(const supervisor::InstanceStatus& status, std::string_view line) = 0;
+};
+
+// Each may be null: nothing saved, the fixed `drain`, manifests applied as parsed, nobody told.
+// Each must outlive the fleet.
+struct FleetCollaborators {
+  DesiredStore* store = nullptr;
+  DrainGate* drain = nullptr;
+  ApplyHooks* apply = nullptr;
+  FleetObserver* observer = nullptr;
+};
+
+class Fleet final : private supervisor::InstanceObserver {
+ public:
+  Fleet(boost::asio::io_context& io, supervisor::Runner& runner, registry::Registry& reg,
+        const core::Clock& clock, Manifest manifest, FleetOptions options,
+        FleetCollaborators with = {});
+  ~Fleet() override;
   Fleet(const Fleet&) = delete;
   Fleet& operator=(const Fleet&) = delete;
 
@@ -118,33 +129,8 @@ class Fleet final {
   // Settings of the fleet itself (name, listen addresses) are reported, not applied: they take
   // effect at the next `up`. All or nothing: refused (409) while a service with a changed
   // definition is being restarted. `dry_run`: only says what it would do.
-  struct ApplyStep {
-    std::string service;
-    std::string action;  // "deploy", "update", "add", "remove", "unchanged"
-    std::string detail;  // what changed: "env COLOR, command", "routes, replicas 2 -> 4"
-    int revision = 0;    // the revision it runs (or will) after the apply
-  };
-  struct ApplyPlan {
-    std::vector<ApplyStep> steps;  // in the new manifest's order, then the removed ones
-    std::vector<std::string> warnings;
-    bool changes() const;
-  };
   std::variant<ApplyPlan, CommandError> apply(Manifest next, const std::string& cause,
                                               bool dry_run);
-  // Set when a gateway routes to the fleet: a retired instance stays draining until the gateway
-  // routes by the registry revision that took it out (`revision` or later) and has no request
-  // in flight to it — at most its service's stop_grace — instead of the fixed `drain`; then
-  // SIGTERM. `done(false)`: the bound passed first.
-  std::function<void(const std::string& id, std::uint64_t revision,
-                     std::chrono::steady_clock::time_point deadline,
-                     std::function<void(bool idle)> done)>
-      when_idle;
-  // Run on every manifest an apply receives before it is compared, to add what `up` adds to
-  // the file's (the SQUADRON_<NAME>_URL variables); `dry_run`: nothing may be made for it.
-  std::function<void(Manifest&, bool dry_run)> prepare;
-  // Run once an apply has changed the fleet (not for a dry run), with the services it added
-  // (`up` gives each its listener on the gateway).
-  std::function<void(const std::vector<std::string>& added)> applied;
   // The gateway's loopback port for `service` (its SQUADRON_<NAME>_URL), shown to watchers.
   void set_discovery_port(const std::string& service, std::uint16_t port) {
     discovery_[service] = port;
@@ -173,10 +159,6 @@ class Fleet final {
   std::vector<std::string> logs(const std::string& id, std::size_t lines) const;
   std::shared_ptr<OutputSubscription> subscribe(std::string filter);
 
-  // For the foreground `up`: every event (also in the registry) and every output line.
-  std::function<void(const registry::Event&)> on_event;
-  std::function<void(const supervisor::InstanceStatus&, std::string_view)> on_output;
-
  private:
   struct Rollout {
     std::set<std::string> old_ids;  // still to replace
@@ -197,9 +179,10 @@ class Fleet final {
   // Makes revision `index` the one `service` runs: its definition, its rollout.
   void switch_to(ServiceState& state, std::size_t index, int from_revision, bool rolling_back);
 
-  void on_change(const supervisor::InstanceStatus& st);
-  void on_remove(const std::string& id);
-  void on_line(const supervisor::InstanceStatus& st, std::string_view line);
+  // supervisor::InstanceObserver: the runner's news.
+  void on_change(const supervisor::InstanceStatus& st) override;
+  void on_remove(const std::string& id) override;
+  void on_output(const supervisor::InstanceStatus& st, std::string_view line) override;
   void event(const std::string& service, const std::string& instance, std::string message);
   void kick();
   void schedule_resync();
@@ -217,18 +200,19 @@ class Fleet final {
   std::string add(const ServiceSpec& spec);
 
   boost::asio::io_context& io_;
-  supervisor::Supervisor& sup_;
+  supervisor::Runner& sup_;
   registry::Registry& reg_;
   const core::Clock& clock_;
   Manifest manifest_;
   FleetOptions options_;
+  FleetCollaborators with_;
   std::map<std::string, ServiceState, std::less<>> services_;
   std::set<std::string> retiring_;
   std::set<std::string, std::less<>> builtin_;
   std::map<std::string, std::uint16_t, std::less<>>
       discovery_;  // add_service()'s: never removed by an apply
   std::map<std::string, supervisor::InstanceState> last_state_;
-  std::vector<std::weak_ptr<OutputSubscription>> followers_;
+  OutputFeed output_;
   boost::asio::steady_timer resync_timer_;
   bool kicked_ = false;
   bool stopping_ = false;

@@ -125,8 +125,8 @@ bool Traffic::idle_in(const json::value& upstreams, std::string_view instance,
   return n == nullptr || (n->is_int64() && n->as_int64() <= 0);
 }
 
-void Traffic::when_idle(std::string instance, std::uint64_t revision, Clock::time_point deadline,
-                        std::function<void(bool)> done) {
+void Traffic::when_idle(const std::string& instance, std::uint64_t revision,
+                        Clock::time_point deadline, std::function<void(bool)> done) {
   if (admin_port_ == 0) {
     done(true);
     return;

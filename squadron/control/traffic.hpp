@@ -28,6 +28,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/fwd.hpp>
 
+#include "squadron/control/drain_gate.hpp"
+
 namespace squadron::control {
 
 struct TrafficSample {
@@ -45,14 +47,14 @@ struct TrafficSample {
                 timeouts = 0;  // cumulative
 };
 
-class Traffic final {
+class Traffic final : public DrainGate {
  public:
   using Clock = std::chrono::steady_clock;
 
   // `admin_port`: the gateway's admin listener on 127.0.0.1 (0: no gateway, nothing sampled).
   Traffic(boost::asio::io_context::executor_type executor, std::uint16_t admin_port,
           std::size_t keep = 600);
-  ~Traffic();
+  ~Traffic() override;
 
   void start();
   void stop();
@@ -73,8 +75,8 @@ class Traffic final {
   // the gateway's /upstreams every 10 ms for all the instances waiting (a scale-down of fifty
   // is one request per round, not fifty). Without a gateway, done(true) at once. `done` is not
   // called if this object goes away first.
-  void when_idle(std::string instance, std::uint64_t revision, Clock::time_point deadline,
-                 std::function<void(bool)> done);
+  void when_idle(const std::string& instance, std::uint64_t revision, Clock::time_point deadline,
+                 std::function<void(bool)> done) override;
   // Whether a /upstreams answer says that: the gateway has table `revision` or later and
   // nothing in flight to `instance`.
   static bool idle_in(const boost::json::value& upstreams, std::string_view instance,

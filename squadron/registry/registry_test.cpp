@@ -1,10 +1,10 @@
-#include "squadron/registry/registry.hpp"
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include "squadron/registry/memory_registry.hpp"
 
 namespace squadron::registry {
 namespace {
@@ -24,7 +24,7 @@ Instance make(std::string id, State s = State::kStarting) {
 
 TEST(Registry, RevisionGrowsOnlyOnChange) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor());
+  MemoryRegistry reg(io.get_executor());
   EXPECT_EQ(reg.revision(), 0u);
   reg.upsert(make("hello-1"));
   EXPECT_EQ(reg.revision(), 1u);
@@ -40,7 +40,7 @@ TEST(Registry, RevisionGrowsOnlyOnChange) {
 
 TEST(Registry, InstancesSortByServiceThenNumber) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor());
+  MemoryRegistry reg(io.get_executor());
   for (const char* id : {"web-10", "api-2", "web-9", "web-1"}) reg.upsert(make(id));
   std::vector<std::string> ids;
   for (const auto& i : reg.instances()) ids.push_back(i.id);
@@ -78,7 +78,7 @@ TEST(Registry, BadJsonIsRefusedNotThrown) {
 
 TEST(Registry, EventsAreBoundedAndFilteredByRevision) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor(), 3);
+  MemoryRegistry reg(io.get_executor(), 3);
   for (int n = 0; n < 5; ++n) reg.record("hello", "", "event " + std::to_string(n));
   const auto all = reg.events_since(0);
   ASSERT_EQ(all.size(), 3u);
@@ -88,7 +88,7 @@ TEST(Registry, EventsAreBoundedAndFilteredByRevision) {
 
 TEST(Registry, WatchReturnsAtOnceWhenAlreadyNewer) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor());
+  MemoryRegistry reg(io.get_executor());
   reg.upsert(make("hello-1"));
   std::uint64_t got = 0;
   boost::asio::co_spawn(
@@ -100,7 +100,7 @@ TEST(Registry, WatchReturnsAtOnceWhenAlreadyNewer) {
 
 TEST(Registry, WatchWakesOnChange) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor());
+  MemoryRegistry reg(io.get_executor());
   std::uint64_t got = 0;
   boost::asio::co_spawn(
       io, [&]() -> boost::asio::awaitable<void> { got = co_await reg.wait_newer(0, 1h); },
@@ -116,7 +116,7 @@ TEST(Registry, WatchWakesOnChange) {
 
 TEST(Registry, WatchTimesOutWithTheSameRevision) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor());
+  MemoryRegistry reg(io.get_executor());
   reg.upsert(make("hello-1"));
   std::uint64_t got = 99;
   boost::asio::co_spawn(
@@ -129,7 +129,7 @@ TEST(Registry, WatchTimesOutWithTheSameRevision) {
 TEST(Registry, AWatcherDestroyedWithoutResumingIsUnlisted) {
   std::optional<boost::asio::io_context> io;
   io.emplace();
-  Registry reg(io->get_executor());
+  MemoryRegistry reg(io->get_executor());
   boost::asio::co_spawn(
       *io, [&]() -> boost::asio::awaitable<void> { co_await reg.wait_newer(0, 1h); },
       boost::asio::detached);
@@ -142,7 +142,7 @@ TEST(Registry, AWatcherDestroyedWithoutResumingIsUnlisted) {
 
 TEST(Registry, CloseWakesWatchersAndLaterWaitsReturnAtOnce) {
   boost::asio::io_context io;
-  Registry reg(io.get_executor());
+  MemoryRegistry reg(io.get_executor());
   int done = 0;
   auto wait = [&]() -> boost::asio::awaitable<void> {
     co_await reg.wait_newer(0, 1h);
@@ -162,7 +162,7 @@ TEST(Registry, CloseWakesWatchersAndLaterWaitsReturnAtOnce) {
 
 TEST(Registry, AWatcherMayOutliveTheRegistry) {
   boost::asio::io_context io;
-  auto reg = std::make_unique<Registry>(io.get_executor());
+  auto reg = std::make_unique<MemoryRegistry>(io.get_executor());
   boost::asio::co_spawn(
       io, [&]() -> boost::asio::awaitable<void> { co_await reg->wait_newer(0, 1h); },
       boost::asio::detached);

@@ -171,7 +171,7 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
     ring.emplace_back(line);
     if (ring.size() > kRingLines) ring.pop_front();
     write_log(line);
-    if (sup->on_output) sup->on_output(st, line);
+    if (sup->observer_ != nullptr) sup->observer_->on_output(st, line);
   }
 
   void write_log(std::string_view line) {
@@ -505,12 +505,12 @@ void Supervisor::stop_all(std::function<void()> done) {
 }
 
 void Supervisor::changed(Instance& inst) {
-  if (on_change) on_change(inst.st);
+  if (observer_ != nullptr) observer_->on_change(inst.st);
 }
 
 void Supervisor::erase(const std::string& id) {
   if (instances_.erase(id) == 0) return;
-  if (on_remove) on_remove(id);
+  if (observer_ != nullptr) observer_->on_remove(id);
   if (instances_.empty() && all_stopped_) {
     auto cb = std::move(all_stopped_);
     all_stopped_ = nullptr;

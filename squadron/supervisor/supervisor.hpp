@@ -4,9 +4,13 @@
 // grace period).
 //
 //   Supervisor sup{io, launcher, clock};
+//   sup.set_observer(&fleet);                     // on_change, on_remove, on_output
 //   auto id = sup.add(spec);                      // starts it
-//   sup.on_change = [](const InstanceStatus& s) { registry.update(s); };
 //   sup.stop(id);                                 // graceful
+//
+// The control plane sees it as a Runner (an interface, so its reconciler and rollouts are
+// tested with a fake one), and the processes it starts go through a ProcessLauncher and an
+// Isolation (where an instance runs: its cgroup with its limits), both injected.
 //
 // Thread safety: all calls on the io_context's thread.
 #pragma once
@@ -66,21 +70,52 @@ struct InstanceStatus {
   std::string last_exit;  // "exit 3", "signal 9", "cannot start: No such file or directory"
 };
 
-class Supervisor final {
+// What a Runner reports, on its io_context's thread.
+class InstanceObserver {
+ public:
+  virtual ~InstanceObserver() = default;
+  // Every state change of an instance.
+  virtual void on_change(const InstanceStatus& status) = 0;
+  // An instance is gone for good (after stop(), or at once for one its restart policy ended).
+  virtual void on_remove(const std::string& id) = 0;
+  // Every line an instance writes (stdout and stderr).
+  virtual void on_output(const InstanceStatus& status, std::string_view line) = 0;
+};
+
+// Instances as the control plane runs them: the Supervisor, or a fake in tests.
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  // Starts a new instance of `spec`; returns its id ("<service>-<n>").
+  virtual std::string add(const InstanceSpec& spec) = 0;
+  // Stops instance `id` gracefully (`draining` for `drain` first); unknown ids are ignored.
+  virtual void stop(const std::string& id,
+                    std::chrono::milliseconds drain = std::chrono::milliseconds(0)) = 0;
+  // Stops every instance; `done` runs when none is left.
+  virtual void stop_all(std::function<void()> done) = 0;
+  virtual std::vector<InstanceStatus> snapshot() const = 0;
+  // The last `lines` lines instance `id` wrote.
+  virtual std::vector<std::string> logs(const std::string& id, std::size_t lines) const = 0;
+  // Who hears of changes (one; null: nobody); it must outlive the runner or unset itself.
+  virtual void set_observer(InstanceObserver* observer) = 0;
+};
+
+class Supervisor final : public Runner {
  public:
   Supervisor(boost::asio::io_context& io, ProcessLauncher& launcher, const core::Clock& clock);
-  ~Supervisor();
+  ~Supervisor() override;
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
   // Starts a new instance of `spec`; returns its id.
-  std::string add(const InstanceSpec& spec);
+  std::string add(const InstanceSpec& spec) override;
   // Stops instance `id` gracefully and forgets it once it is gone: `draining` for `drain` (still
   // running, so that balancers following the registry stop sending it requests), then SIGTERM
   // to its group, SIGKILL after its stop_grace. Unknown ids are ignored.
-  void stop(const std::string& id, std::chrono::milliseconds drain = std::chrono::milliseconds(0));
+  void stop(const std::string& id,
+            std::chrono::milliseconds drain = std::chrono::milliseconds(0)) override;
   // Stops every instance; `done` runs when none is left.
-  void stop_all(std::function<void()> done);
+  void stop_all(std::function<void()> done) override;
 
   // Also writes every instance's output to `dir`/<id>.log, rotated to <id>.log.1 past
   // `max_bytes` (so at most twice that per instance). Default: memory only.
@@ -89,18 +124,11 @@ class Supervisor final {
   // the groups die even if the supervisor is SIGKILLed. Default: none (PDEATHSIG only).
   void set_guardian(class Guardian* guardian) noexcept { guardian_ = guardian; }
 
-  std::vector<InstanceStatus> snapshot() const;
+  std::vector<InstanceStatus> snapshot() const override;
   std::optional<InstanceStatus> status(const std::string& id) const;
   // The last `lines` lines the instance wrote (stdout and stderr, in arrival order).
-  std::vector<std::string> logs(const std::string& id, std::size_t lines) const;
-
-  // Called on every state change, on the io_context's thread.
-  std::function<void(const InstanceStatus&)> on_change;
-  // Called once an instance is gone for good (after stop(), or at once for one its restart
-  // policy had ended), on the io_context's thread.
-  std::function<void(const std::string& id)> on_remove;
-  // Called for every line an instance writes.
-  std::function<void(const InstanceStatus&, std::string_view line)> on_output;
+  std::vector<std::string> logs(const std::string& id, std::size_t lines) const override;
+  void set_observer(InstanceObserver* observer) override { observer_ = observer; }
 
   struct Instance;
 
@@ -118,6 +146,7 @@ class Supervisor final {
   std::map<std::string, int> next_index_;
   std::function<void()> all_stopped_;
   class Guardian* guardian_ = nullptr;
+  InstanceObserver* observer_ = nullptr;
   std::filesystem::path log_dir_;
   std::size_t log_max_bytes_ = 0;
 };

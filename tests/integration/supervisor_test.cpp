@@ -53,10 +53,25 @@ class SupervisorTest : public ::testing::Test {
     return s ? s->state : InstanceState::kStopped;
   }
 
+  // What the supervisor reports, to the test's own functions.
+  struct Hooks final : InstanceObserver {
+    std::function<void(const InstanceStatus&)> change;
+    std::function<void(const std::string&)> remove;
+    void on_change(const InstanceStatus& s) override {
+      if (change) change(s);
+    }
+    void on_remove(const std::string& id) override {
+      if (remove) remove(id);
+    }
+    void on_output(const InstanceStatus&, std::string_view) override {}
+  };
+
   boost::asio::io_context io_;
   PosixLauncher launcher_;
   core::SystemClock clock_;
   Supervisor sup_{io_, launcher_, clock_};
+  Hooks hooks_;
+  void SetUp() override { sup_.set_observer(&hooks_); }
 };
 
 TEST_F(SupervisorTest, StartsAnInstanceThatBecomesReadyOnItsOwnPort) {
@@ -165,7 +180,7 @@ TEST_F(SupervisorTest, OutOfDescriptorsAStartFailsIntoBackoffAndSucceedsOnceThey
 TEST_F(SupervisorTest, ACrashLoopBacksOffWithGrowingDelays) {
   std::vector<SteadyClock::time_point> starts;
   bool saw_backoff = false;
-  sup_.on_change = [&](const InstanceStatus& s) {
+  hooks_.change = [&](const InstanceStatus& s) {
     if (s.state == InstanceState::kStarting) starts.push_back(SteadyClock::now());
     saw_backoff |= s.state == InstanceState::kBackoff;
   };
@@ -228,7 +243,7 @@ TEST_F(SupervisorTest, ADrainedStopKeepsServingAsDrainingThenStops) {
   ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }));
   const auto port = sup_.status(id)->port;
   std::vector<std::string> removed;
-  sup_.on_remove = [&](const std::string& gone) { removed.push_back(gone); };
+  hooks_.remove = [&](const std::string& gone) { removed.push_back(gone); };
   sup_.stop(id, 300ms);
   EXPECT_EQ(state(id), InstanceState::kDraining);
   const auto r = testing::fetch(port, "GET", "/hello");  // still answers while draining

@@ -1,4 +1,4 @@
-#include "squadron/registry/registry.hpp"
+#include "squadron/registry/memory_registry.hpp"
 
 #include <algorithm>
 
@@ -14,22 +14,22 @@ namespace squadron::registry {
 namespace json = boost::json;
 using std::chrono::system_clock;
 
-Registry::Registry(boost::asio::any_io_executor executor, std::size_t max_events)
+MemoryRegistry::MemoryRegistry(boost::asio::any_io_executor executor, std::size_t max_events)
     : executor_(std::move(executor)), max_events_(std::max<std::size_t>(1, max_events)) {}
 
-Registry::~Registry() = default;
+MemoryRegistry::~MemoryRegistry() = default;
 
-void Registry::bump() {
+void MemoryRegistry::bump() {
   ++revision_;
   for (auto* t : *waiters_) t->cancel();
 }
 
-void Registry::close() {
+void MemoryRegistry::close() {
   closed_ = true;
   for (auto* t : *waiters_) t->cancel();
 }
 
-void Registry::upsert(const Instance& i) {
+void MemoryRegistry::upsert(const Instance& i) {
   auto [it, inserted] = instances_.try_emplace(i.id, i);
   if (!inserted) {
     if (it->second == i) return;
@@ -38,11 +38,12 @@ void Registry::upsert(const Instance& i) {
   bump();
 }
 
-void Registry::erase(const std::string& id) {
+void MemoryRegistry::erase(const std::string& id) {
   if (instances_.erase(id) != 0) bump();
 }
 
-const Event& Registry::record(std::string service, std::string instance, std::string message) {
+const Event& MemoryRegistry::record(std::string service, std::string instance,
+                                    std::string message) {
   bump();
   events_.push_back({revision_, system_clock::now(), std::move(service), std::move(instance),
                      std::move(message)});
@@ -50,7 +51,7 @@ const Event& Registry::record(std::string service, std::string instance, std::st
   return events_.back();
 }
 
-std::vector<Instance> Registry::instances() const {
+std::vector<Instance> MemoryRegistry::instances() const {
   std::vector<Instance> out;
   out.reserve(instances_.size());
   for (const auto& [id, i] : instances_) out.push_back(i);
@@ -61,13 +62,13 @@ std::vector<Instance> Registry::instances() const {
   return out;
 }
 
-std::optional<Instance> Registry::find(const std::string& id) const {
+std::optional<Instance> MemoryRegistry::find(const std::string& id) const {
   auto it = instances_.find(id);
   if (it == instances_.end()) return std::nullopt;
   return it->second;
 }
 
-std::vector<Event> Registry::events_since(std::uint64_t since) const {
+std::vector<Event> MemoryRegistry::events_since(std::uint64_t since) const {
   std::vector<Event> out;
   for (const auto& e : events_) {
     if (e.revision > since) out.push_back(e);
@@ -75,17 +76,8 @@ std::vector<Event> Registry::events_since(std::uint64_t since) const {
   return out;
 }
 
-json::object Registry::snapshot_json(system_clock::time_point now) const {
-  json::array list;
-  for (const auto& i : instances()) list.push_back(to_json(i, now));
-  json::object o;
-  o["revision"] = revision_;
-  o["instances"] = std::move(list);
-  return o;
-}
-
-boost::asio::awaitable<std::uint64_t> Registry::wait_newer(std::uint64_t since,
-                                                           std::chrono::milliseconds timeout) {
+boost::asio::awaitable<std::uint64_t> MemoryRegistry::wait_newer(
+    std::uint64_t since, std::chrono::milliseconds timeout) {
   if (revision_ > since || timeout.count() <= 0 || closed_) co_return revision_;
   boost::asio::steady_timer timer(executor_, timeout);
   // Unlisted however the coroutine ends, also when its frame is destroyed without resuming
