@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 
 #include "squadron/core/limits.hpp"
 
@@ -91,6 +92,8 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
   argv.push_back(nullptr);
   const std::string path = program.string();
   const std::string cwd = spec.cwd.string();
+  std::vector<std::string> join;  // c_str() in the child
+  for (const auto& f : spec.join) join.push_back(f.string());
 
   Pipe out, err, status;
   // The inherited descriptors, first copied above the range they land in (3 .. 3+n-1), so that
@@ -134,6 +137,22 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+    // Into its place (its cgroup) first: what follows, exec included, counts against its limits.
+    if (!join.empty()) {
+      char pid_text[24];
+      int n = 0;
+      for (long v = ::getpid(); v > 0; v /= 10) pid_text[n++] = static_cast<char>('0' + v % 10);
+      for (int i = 0; i < n / 2; ++i) std::swap(pid_text[i], pid_text[n - 1 - i]);
+      for (const auto& f : join) {
+        const int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ::write(fd, pid_text, static_cast<std::size_t>(n)) != n) {
+          const int e = errno;
+          (void)!::write(status.write, &e, sizeof e);
+          ::_exit(127);
+        }
+        ::close(fd);
+      }
+    }
     sigset_t all;
     sigemptyset(&all);
     ::sigprocmask(SIG_SETMASK, &all, nullptr);

@@ -31,6 +31,10 @@ struct LaunchSpec {
   // Descriptors the child inherits, as 3, 4, ... in this order (systemd's LISTEN_FDS
   // convention); the caller keeps its own. Every other descriptor above 2 is closed at exec.
   std::vector<int> inherit_fds;
+  // Membership files the child writes its pid into before anything else and before exec (a
+  // cgroup's cgroup.procs, or one per controller on cgroup v1): the instance never runs outside
+  // its limits. A file that cannot be written fails the launch with its errno (nothing runs).
+  std::vector<std::filesystem::path> join;
 };
 
 struct LaunchedProcess {

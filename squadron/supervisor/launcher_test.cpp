@@ -134,3 +134,37 @@ TEST(PosixLauncher, ChildrenDieWithTheSupervisorEvenBySigkill) {
 
 }  // namespace
 }  // namespace squadron::supervisor
+
+namespace squadron::supervisor {
+namespace {
+
+TEST(PosixLauncher, TheChildJoinsItsPlaceBeforeExec) {
+  // A cgroup's cgroup.procs stands in as a plain file: the launcher, not the program, writes it.
+  char dir[] = "/tmp/squadron-join-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::filesystem::path procs = std::filesystem::path(dir) / "cgroup.procs";
+  std::ofstream(procs).close();
+  PosixLauncher launcher;
+  LaunchSpec spec;
+  spec.argv = {"sh", "-c", "exit 0"};
+  spec.cwd = "/";
+  spec.join = {procs};
+  auto child = launcher.launch(spec);
+  ASSERT_TRUE(child) << child.error().message();
+  ::close(child->stdout_fd);
+  ::close(child->stderr_fd);
+  EXPECT_EQ(wait_status(child->pid), 0);
+  std::ifstream in(procs);
+  std::string written;
+  in >> written;
+  EXPECT_EQ(written, std::to_string(child->pid));
+
+  spec.join = {std::filesystem::path(dir) / "missing" / "cgroup.procs"};
+  const auto refused = launcher.launch(spec);
+  ASSERT_FALSE(refused) << "a place it cannot join: nothing runs";
+  EXPECT_EQ(refused.error().value(), ENOENT);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace squadron::supervisor

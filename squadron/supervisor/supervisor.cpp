@@ -155,6 +155,7 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   void remove() { sup->erase(st.id); }
   ProcessLauncher& launcher() { return sup->launcher_; }
   Guardian* guardian() { return sup->guardian_; }
+  Isolation* isolation() { return sup->isolation_; }
 
   void set_state(InstanceState s) {
     if (st.state == s) return;
@@ -314,8 +315,18 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       launch.env["SQUADRON_SERVICE"] = spec.service;
       launch.env["SQUADRON_INSTANCE"] = st.id;
       launch.env["SQUADRON_REVISION"] = spec.revision;
-      auto child = launcher->launch(launch);
-      if (!child) {
+      boost::system::result<LaunchedProcess> child = boost::system::error_code{};
+      if (auto* place = self->isolation(); place != nullptr) {
+        if (auto join = place->prepare(st.id, spec)) {
+          launch.join = std::move(*join);
+        } else {
+          cannot = "no place to run it: " + join.error().message();
+        }
+      }
+      if (!cannot) child = launcher->launch(launch);
+      if (cannot) {
+        // nothing ran: said below as a failed start
+      } else if (!child) {
         cannot = child.error().message();
       } else {
         st.pid = child->pid;
@@ -510,6 +521,7 @@ void Supervisor::changed(Instance& inst) {
 
 void Supervisor::erase(const std::string& id) {
   if (instances_.erase(id) == 0) return;
+  if (isolation_ != nullptr) isolation_->release(id);
   if (observer_ != nullptr) observer_->on_remove(id);
   if (instances_.empty() && all_stopped_) {
     auto cb = std::move(all_stopped_);

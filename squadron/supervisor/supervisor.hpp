@@ -29,6 +29,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "squadron/core/clock.hpp"
+#include "squadron/supervisor/isolation.hpp"
 #include "squadron/supervisor/launcher.hpp"
 
 namespace squadron::supervisor {
@@ -123,6 +124,9 @@ class Supervisor final : public Runner {
   // Reports every instance's process group to `guardian` (which must outlive the supervisor), so
   // the groups die even if the supervisor is SIGKILLed. Default: none (PDEATHSIG only).
   void set_guardian(class Guardian* guardian) noexcept { guardian_ = guardian; }
+  // Puts every instance in the place `isolation` makes for it (which must outlive the
+  // supervisor). Default: none (an instance runs where the fleet runs).
+  void set_isolation(Isolation* isolation) noexcept { isolation_ = isolation; }
 
   std::vector<InstanceStatus> snapshot() const override;
   std::optional<InstanceStatus> status(const std::string& id) const;
@@ -147,6 +151,7 @@ class Supervisor final : public Runner {
   std::function<void()> all_stopped_;
   class Guardian* guardian_ = nullptr;
   InstanceObserver* observer_ = nullptr;
+  Isolation* isolation_ = nullptr;
   std::filesystem::path log_dir_;
   std::size_t log_max_bytes_ = 0;
 };

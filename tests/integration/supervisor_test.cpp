@@ -266,3 +266,53 @@ TEST_F(SupervisorTest, StopAllCutsADrainShort) {
 
 }  // namespace
 }  // namespace squadron::supervisor
+
+namespace squadron::supervisor {
+namespace {
+
+// Records what the supervisor asks of its isolation seam; a file stands in for cgroup.procs.
+struct RecordingIsolation final : Isolation {
+  std::filesystem::path dir;
+  std::vector<std::string> prepared, released;
+  bool fail = false;
+  boost::system::result<std::vector<std::filesystem::path>> prepare(const std::string& id,
+                                                                    const InstanceSpec&) override {
+    prepared.push_back(id);
+    if (fail) return boost::system::error_code(EACCES, boost::system::system_category());
+    const auto procs = dir / (id + ".procs");
+    std::ofstream(procs, std::ios::app).close();
+    return std::vector<std::filesystem::path>{procs};
+  }
+  void release(const std::string& id) override { released.push_back(id); }
+};
+
+TEST_F(SupervisorTest, EveryStartJoinsThePlaceItsIsolationMadeAndItGoesWithTheInstance) {
+  RecordingIsolation place;
+  char dir[] = "/tmp/squadron-place-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  place.dir = dir;
+  sup_.set_isolation(&place);
+  const auto id = sup_.add(hello());
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }));
+  std::ifstream in(place.dir / (id + ".procs"));
+  std::string pid;
+  in >> pid;
+  EXPECT_EQ(pid, std::to_string(sup_.status(id)->pid)) << "the process joined before exec";
+  sup_.stop(id);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id); }, 10s));
+  EXPECT_EQ(place.prepared, std::vector<std::string>{id});
+  EXPECT_EQ(place.released, std::vector<std::string>{id});
+
+  place.fail = true;
+  const auto refused = sup_.add(hello());
+  ASSERT_TRUE(run_until([&] { return state(refused) == InstanceState::kBackoff; }, 10s));
+  EXPECT_NE(sup_.status(refused)->last_exit.find("no place to run it"), std::string::npos)
+      << sup_.status(refused)->last_exit;
+  EXPECT_EQ(sup_.status(refused)->pid, -1) << "nothing ran outside its place";
+  sup_.stop(refused);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(refused); }, 10s));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace squadron::supervisor
