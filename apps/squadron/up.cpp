@@ -158,7 +158,7 @@ struct Runtime {
   UpHooks hooks;
   control::Traffic traffic;  // the gateway's metrics, sampled every second; the drain gate
   control::Fleet fleet;
-  control::Scaling scaling;  // the autoscaler, every second
+  control::AutoscaleLoop scaling;  // the autoscaler, every second
   control::ControlApi api;
   boost::asio::signal_set signals;
 };

@@ -16,8 +16,8 @@
 #include <memory>
 #include <string>
 
+#include "squadron/control/autoscale_loop.hpp"
 #include "squadron/control/fleet.hpp"
-#include "squadron/control/scaling.hpp"
 #include "squadron/control/traffic.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/http/server.hpp"
@@ -47,7 +47,7 @@ class ControlApi final : public http::Handler {
   // The gateway's traffic per service (GET /api/v1/metrics); nullptr: the fleet has no gateway.
   const Traffic* traffic = nullptr;
   // The autoscaler's state per service (in the service's JSON as "autoscale"); may be nullptr.
-  Scaling* scaling = nullptr;
+  AutoscaleLoop* scaling = nullptr;
 
  private:
   enum Route : std::size_t;

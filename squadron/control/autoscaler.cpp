@@ -78,7 +78,7 @@ ScaleDecision Autoscaler::evaluate(const ScaleObservation& o) {
   }
   if (current == 0 && spec_.min == 0) {
     // At zero nothing flows, so the traffic says nothing new: the gateway wakes the service
-    // when a request waits for it (Scaling::wake).
+    // when a request waits for it (AutoscaleLoop::wake).
     return finish("zero", "scaled to zero; the gateway wakes it when a request comes");
   }
   if (current < std::max(1, spec_.min)) {

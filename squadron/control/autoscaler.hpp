@@ -18,7 +18,7 @@
 //          than the delay changes nothing: no flapping), never below min;
 //   never during a rollout; to zero only when min is 0 and no request came for
 //   scale_down_delay; from zero only when woken (the gateway holds a request: touch() and one
-//   replica, by Scaling::wake).
+//   replica, by AutoscaleLoop::wake).
 //
 // Thread safety: a value; one per service, used on the fleet's thread.
 #pragma once

@@ -41,7 +41,7 @@ bool admit_rate(resilience::TokenBucket* bucket, const Route& route,
   return false;
 }
 
-bool admit_deadline(std::optional<std::int64_t> left_ms, const Service& service,
+bool admit_deadline(std::optional<std::int64_t> left_ms, const Cluster& service,
                     RequestAccount& account, http::Response& res) {
   if (!left_ms || *left_ms > 0) return true;
   res = http::Response::problem(
@@ -51,7 +51,7 @@ bool admit_deadline(std::optional<std::int64_t> left_ms, const Service& service,
   return false;
 }
 
-bool admit_ready(const Service& service, http::Response& res) {
+bool admit_ready(const Cluster& service, http::Response& res) {
   if (!service.ready.empty() || service.policy.scale_to_zero) return true;
   busy(res, fmt::format("no ready instance of {} (starting, or all down)", service.name));
   return false;
@@ -64,7 +64,7 @@ std::chrono::milliseconds attempt_timeout(const Policy& policy,
   return policy.timeout;
 }
 
-bool admit_in_flight(const Service& service, std::size_t threads, RequestAccount& account,
+bool admit_in_flight(const Cluster& service, std::size_t threads, RequestAccount& account,
                      http::Response& res) {
   const resilience::ConcurrencyLimit breaker(service.policy.max_in_flight, threads);
   Stats& stats = account.service();

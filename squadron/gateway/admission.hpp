@@ -30,12 +30,12 @@ bool admit_rate(resilience::TokenBucket* bucket, const Route& route,
                 http::Response& res);
 
 // The caller's X-Squadron-Timeout-Ms: 504 when it has nothing left.
-bool admit_deadline(std::optional<std::int64_t> left_ms, const Service& service,
+bool admit_deadline(std::optional<std::int64_t> left_ms, const Cluster& service,
                     RequestAccount& account, http::Response& res);
 
 // A ready instance: 503 with Retry-After when there is none and the service does not scale to
 // zero (then the request may wait: hold_for_wake()).
-bool admit_ready(const Service& service, http::Response& res);
+bool admit_ready(const Cluster& service, http::Response& res);
 
 // The bound of this request's attempts: the route timeout, or the caller's time left if less.
 std::chrono::milliseconds attempt_timeout(const Policy& policy,
@@ -44,7 +44,7 @@ std::chrono::milliseconds attempt_timeout(const Policy& policy,
 // The circuit breaker: at most max_in_flight requests to the service, shared out over
 // `threads`, counting the service's requests in flight on this thread (this one included):
 // 503 with Retry-After beyond it.
-bool admit_in_flight(const Service& service, std::size_t threads, RequestAccount& account,
+bool admit_in_flight(const Cluster& service, std::size_t threads, RequestAccount& account,
                      http::Response& res);
 
 // A wait for a service scaled to zero. `relook` finds the request's match in the newest table

@@ -12,8 +12,8 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-Service one_service(bool ready = true) {
-  Service s;
+Cluster one_service(bool ready = true) {
+  Cluster s;
   s.name = "hello";
   if (ready) s.ready = {{"hello-1", "127.0.0.1", 1, 0}};
   return s;

@@ -28,17 +28,17 @@ struct Attempts::Tried {
   resilience::RetryBudget::Slot slot;  // back to the thread's budget when the request ends
 };
 
-Attempts::Attempts(std::uint64_t seed, std::function<const Service*(std::string_view)> latest)
+Attempts::Attempts(std::uint64_t seed, std::function<const Cluster*(std::string_view)> latest)
     : balancer_(seed), rng_{seed * 31 + 7}, latest_(std::move(latest)) {}
 
-bool Attempts::still_listed(const Service& service, std::string_view id) const {
-  const Service* now = latest_ ? latest_(service.name) : &service;
+bool Attempts::still_listed(const Cluster& service, std::string_view id) const {
+  const Cluster* now = latest_ ? latest_(service.name) : &service;
   if (now == nullptr) return false;
   return std::any_of(now->ready.begin(), now->ready.end(),
                      [&](const Endpoint& e) { return e.id == id; });
 }
 
-asio::awaitable<void> Attempts::run(const Service& service, Stats& stats, Attempt a,
+asio::awaitable<void> Attempts::run(const Cluster& service, Stats& stats, Attempt a,
                                     http::Response& res) {
   Tried tried;
   const int attempts =
@@ -65,7 +65,7 @@ asio::awaitable<void> Attempts::run(const Service& service, Stats& stats, Attemp
   res = http::failure_answer(http::Outcome::kRefused, service.name, tried.last_error, a.timeout);
 }
 
-asio::awaitable<bool> Attempts::may_retry(const Service& service, Stats& stats, const Attempt& a,
+asio::awaitable<bool> Attempts::may_retry(const Cluster& service, Stats& stats, const Attempt& a,
                                           int n, Tried& tried) {
   // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
   const auto wait = resilience::full_jitter(
@@ -89,7 +89,7 @@ asio::awaitable<bool> Attempts::may_retry(const Service& service, Stats& stats, 
   co_return exempt || budget_.acquire(tried.slot, in_flight);
 }
 
-asio::awaitable<Attempts::Next> Attempts::attempt(const Service& service, Stats& stats,
+asio::awaitable<Attempts::Next> Attempts::attempt(const Cluster& service, Stats& stats,
                                                   const Attempt& a, const Endpoint& ep, int n,
                                                   int attempts, Tried& tried, http::Response& res) {
   balancer_.started(ep);

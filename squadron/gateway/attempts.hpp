@@ -43,7 +43,7 @@ class Attempts final {
  public:
   // `latest` finds a service by name in the newest routing table (null: gone); a retry asks it
   // whether the instance that failed is still listed.
-  Attempts(std::uint64_t seed, std::function<const Service*(std::string_view)> latest);
+  Attempts(std::uint64_t seed, std::function<const Cluster*(std::string_view)> latest);
 
   void set_transport(http::Transport* transport) noexcept { transport_ = transport; }
   http::Transport* transport() const noexcept { return transport_; }
@@ -54,25 +54,25 @@ class Attempts final {
   // the attempts, the budget or the deadline run out; the answer in `res`, counted in `stats`
   // (retries, ejections, timeouts). Precondition: a transport is set, the service has a ready
   // instance.
-  boost::asio::awaitable<void> run(const Service& service, Stats& stats, Attempt a,
+  boost::asio::awaitable<void> run(const Cluster& service, Stats& stats, Attempt a,
                                    http::Response& res);
 
  private:
   struct Tried;
   enum class Next { kAnswered, kRetry, kStop };
   // Whether attempt `n` may go (after its pause, inside the budget and the deadline).
-  boost::asio::awaitable<bool> may_retry(const Service& service, Stats& stats, const Attempt& a,
+  boost::asio::awaitable<bool> may_retry(const Cluster& service, Stats& stats, const Attempt& a,
                                          int n, Tried& tried);
   // One exchange with instance `ep`; what to do next.
-  boost::asio::awaitable<Next> attempt(const Service& service, Stats& stats, const Attempt& a,
+  boost::asio::awaitable<Next> attempt(const Cluster& service, Stats& stats, const Attempt& a,
                                        const Endpoint& ep, int n, int attempts, Tried& tried,
                                        http::Response& res);
-  bool still_listed(const Service& service, std::string_view id) const;
+  bool still_listed(const Cluster& service, std::string_view id) const;
 
   resilience::Balancer balancer_;
   resilience::RetryBudget budget_;  // 20 % of this thread's requests in flight, at least 3
   core::SplitMix64 rng_;            // retry jitter
-  std::function<const Service*(std::string_view)> latest_;
+  std::function<const Cluster*(std::string_view)> latest_;
   http::Transport* transport_ = nullptr;
 };
 

@@ -41,8 +41,8 @@ class FakeTransport final : public http::Transport {
   }
 };
 
-Service two_instances() {
-  Service s;
+Cluster two_instances() {
+  Cluster s;
   s.name = "hello";
   s.ready = {{"hello-1", "127.0.0.1", 1, 0}, {"hello-2", "127.0.0.1", 2, 0}};
   s.policy.balancing = Balance::kRoundRobin;
@@ -56,8 +56,8 @@ struct Outcome {
 };
 
 // The attempt loop over `transport` for one request; `latest` is what the newest table says.
-void run(const Service& service, FakeTransport& transport, bool replayable, Outcome& out,
-         const Service* latest = nullptr) {
+void run(const Cluster& service, FakeTransport& transport, bool replayable, Outcome& out,
+         const Cluster* latest = nullptr) {
   Attempts attempts(42, [&](std::string_view) { return latest != nullptr ? latest : &service; });
   attempts.set_transport(&transport);
   asio::io_context io;

@@ -28,8 +28,8 @@ struct Proxy::Snapshot {
 
 // What one I/O thread keeps: the newest table it took, its attempt loop (balancer, retry
 // budget) and its buffers.
-struct Proxy::Worker {
-  Worker(std::uint64_t seed, std::function<const Service*(std::string_view)> latest)
+struct Proxy::ThreadState {
+  ThreadState(std::uint64_t seed, std::function<const Cluster*(std::string_view)> latest)
       : attempts(seed, std::move(latest)), rng{seed * 131 + 11} {}
   Attempts attempts;
   std::uint64_t seen_version = ~std::uint64_t{0};
@@ -43,7 +43,7 @@ Proxy::Proxy(ProxyConfig config)
     : config_(std::move(config)), metrics_(std::max<std::size_t>(1, config_.threads)) {
   for (std::size_t i = 0; i < std::max<std::size_t>(1, config_.threads); ++i) {
     auto latest = [this, i](std::string_view name) { return current(i)->table->find(name); };
-    workers_.push_back(std::make_unique<Worker>(0x5eed + i * 7919, std::move(latest)));
+    workers_.push_back(std::make_unique<ThreadState>(0x5eed + i * 7919, std::move(latest)));
     if (config_.transport != nullptr) workers_.back()->attempts.set_transport(config_.transport);
   }
   for (const auto& t : config_.trusted_proxies) {
@@ -119,12 +119,12 @@ std::optional<RouteMatch> Proxy::resolve(const RouteTable& table, const http::Re
   if (port != 0 && port != front_port_) {
     for (const auto& [internal, name] : config_.internal) {
       if (internal != port) continue;
-      const Service* s = table.find(name);
+      const Cluster* s = table.find(name);
       if (s == nullptr) return std::nullopt;
       return RouteMatch{s, {}, false, kNoRoute};
     }
     // A listener the fleet assigned later (a service an apply added), named in the watch.
-    if (const Service* s = table.find_by_port(port)) return RouteMatch{s, {}, false, kNoRoute};
+    if (const Cluster* s = table.find_by_port(port)) return RouteMatch{s, {}, false, kNoRoute};
   }
   return table.match(req.header("host").value_or(""), req.path());
 }
@@ -139,7 +139,7 @@ bool Proxy::admit(const Snapshot& snap, const RouteMatch& match, const http::Req
          admit_ready(*match.service, res);
 }
 
-http::Transport& Proxy::transport(Worker& w, const asio::any_io_executor& executor) {
+http::Transport& Proxy::transport(ThreadState& w, const asio::any_io_executor& executor) {
   if (w.attempts.transport() == nullptr) {
     // The server runs each connection on its thread's io_context: that context's pool (it goes
     // with the context, whatever outlives it).
@@ -181,7 +181,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
                                    std::move(wait), res);
     if (!match) co_return;
   }
-  const Service& service = *match->service;
+  const Cluster& service = *match->service;
   if (!admit_in_flight(service, workers_.size(), account, res)) co_return;
   const auto timeout = attempt_timeout(service.policy, req.timeout_left_ms());
   ensure_request_id(req, w.rng);

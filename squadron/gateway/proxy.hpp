@@ -77,7 +77,7 @@ class Proxy final : public http::Handler {
                                             std::size_t worker) override;
   void on_rejected(int, std::size_t) noexcept override {}
 
-  struct Worker;
+  struct ThreadState;
   struct Snapshot;
 
  private:
@@ -86,7 +86,7 @@ class Proxy final : public http::Handler {
   // The checks before any upstream (admission.hpp); false: refused, the answer in `res`.
   bool admit(const Snapshot& snap, const RouteMatch& match, const http::Request& req,
              RequestAccount& account, http::Response& res);
-  http::Transport& transport(Worker& w, const boost::asio::any_io_executor& executor);
+  http::Transport& transport(ThreadState& w, const boost::asio::any_io_executor& executor);
 
   ProxyConfig config_;
   std::vector<core::AddressBlock> trusted_;
@@ -97,7 +97,7 @@ class Proxy final : public http::Handler {
   std::map<std::string, std::unique_ptr<resilience::TokenBucket>, std::less<>>
       buckets_;  // by route key
   std::atomic<std::uint64_t> version_{0};
-  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<ThreadState>> workers_;
 };
 
 }  // namespace squadron::gateway

@@ -58,7 +58,7 @@ std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch)
   table->revision_ = watch.revision;
   for (const auto& ws : watch.services) {
     const std::size_t index = table->services_.size();
-    Service s{ws.name, {}, {}, ws.discovery_port, 0};
+    Cluster s{ws.name, {}, {}, ws.discovery_port, 0};
     static_cast<registry::ProxyPolicy&>(s.policy) = ws.proxy;
     s.policy.scale_to_zero = ws.scale_to_zero;
     if (ws.proxy.balance == "round-robin") s.policy.balancing = Balance::kRoundRobin;
@@ -80,7 +80,7 @@ std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch)
   for (const auto& i : watch.instances) {
     if (i.state != registry::State::kReady) continue;
     const auto it = std::find_if(table->services_.begin(), table->services_.end(),
-                                 [&](const Service& s) { return s.name == i.service; });
+                                 [&](const Cluster& s) { return s.name == i.service; });
     if (it == table->services_.end()) continue;
     const auto started =
         std::chrono::duration_cast<std::chrono::milliseconds>(i.started_at.time_since_epoch())
@@ -105,14 +105,14 @@ std::optional<RouteMatch> RouteTable::match(std::string_view host, std::string_v
   return std::nullopt;
 }
 
-const Service* RouteTable::find(std::string_view service) const {
+const Cluster* RouteTable::find(std::string_view service) const {
   for (const auto& s : services_) {
     if (s.name == service) return &s;
   }
   return nullptr;
 }
 
-const Service* RouteTable::find_by_port(std::uint16_t port) const {
+const Cluster* RouteTable::find_by_port(std::uint16_t port) const {
   for (const auto& s : services_) {
     if (s.discovery_port == port) return &s;
   }

@@ -38,7 +38,8 @@ struct Policy : registry::ProxyPolicy {
   bool scale_to_zero = false;
 };
 
-struct Service {
+// A service as the gateway routes to it (Envoy's "cluster"): its ready endpoints and policy.
+struct Cluster {
   std::string name;
   std::vector<Endpoint> ready;  // instances in state `ready`, in registry order
   Policy policy;
@@ -48,7 +49,7 @@ struct Service {
 };
 
 // The service as the balancer sees it.
-inline resilience::Pool pool_of(const Service& s) {
+inline resilience::Pool pool_of(const Cluster& s) {
   return {s.ready,          s.policy.balancing,   s.policy.slow_start,
           s.young_until_ms, s.policy.eject_after, s.policy.eject_time};
 }
@@ -63,7 +64,7 @@ struct Route : registry::Route {
 inline constexpr std::size_t kNoRoute = ~std::size_t{0};
 
 struct RouteMatch {
-  const Service* service = nullptr;
+  const Cluster* service = nullptr;
   std::string_view prefix;
   bool strip_prefix = false;
   std::size_t route = kNoRoute;  // index into RouteTable::routes(); kNoRoute: an internal port
@@ -89,19 +90,19 @@ class RouteTable final {
   // matches whole segments: "/hello" matches "/hello" and "/hello/x", not "/helloworld".
   std::optional<RouteMatch> match(std::string_view host, std::string_view path) const;
 
-  const Service* find(std::string_view service) const;
+  const Cluster* find(std::string_view service) const;
   // The service whose discovery port `port` is; nullptr if none.
-  const Service* find_by_port(std::uint16_t port) const;
+  const Cluster* find_by_port(std::uint16_t port) const;
   std::uint64_t revision() const noexcept { return revision_; }
-  const std::vector<Service>& services() const noexcept { return services_; }
+  const std::vector<Cluster>& services() const noexcept { return services_; }
   const std::vector<Route>& routes() const noexcept { return routes_; }
-  std::size_t index_of(const Service& s) const noexcept {
+  std::size_t index_of(const Cluster& s) const noexcept {
     return static_cast<std::size_t>(&s - services_.data());
   }
 
  private:
   std::uint64_t revision_ = 0;
-  std::vector<Service> services_;
+  std::vector<Cluster> services_;
   std::vector<Route> routes_;  // longest prefix first
 };
 

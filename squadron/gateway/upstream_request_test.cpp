@@ -24,7 +24,7 @@ struct Built {
 };
 
 Built build(http::Request& req, bool strip, bool trusted) {
-  Service s;
+  Cluster s;
   s.name = "py";
   s.policy.connect_timeout = 250ms;
   const RouteMatch m{&s, "/py", strip, 0};

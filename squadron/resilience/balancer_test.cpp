@@ -12,7 +12,7 @@ using TimePoint = Balancer::TimePoint;
 const TimePoint kT0 = TimePoint(1h);
 
 // A service as the gateway holds one, seen by the balancer as a Pool.
-struct Service {
+struct TestPool {
   struct Policy {
     Balance balance = Balance::kLeastRequest;
     std::chrono::milliseconds slow_start{3000};
@@ -29,8 +29,8 @@ struct Service {
   }
 };
 
-Service three(Balance b = Balance::kLeastRequest) {
-  Service s;
+TestPool three(Balance b = Balance::kLeastRequest) {
+  TestPool s;
   s.name = "a";
   s.ready = {{"a-1", "127.0.0.1", 1}, {"a-2", "127.0.0.1", 2}, {"a-3", "127.0.0.1", 3}};
   s.policy.balance = b;
@@ -63,7 +63,7 @@ TEST(Balancer, NeverPicksATriedEndpoint) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(*lb.pick(s, tried, kT0), 1u);
   const std::vector<std::string_view> all{"a-1", "a-2", "a-3"};
   EXPECT_FALSE(lb.pick(s, all, kT0));
-  EXPECT_FALSE(lb.pick(Service{}, {}, kT0));
+  EXPECT_FALSE(lb.pick(TestPool{}, {}, kT0));
 }
 
 TEST(Balancer, EjectsAfterConsecutiveFailuresForGrowingTimes) {
@@ -105,7 +105,7 @@ TEST(Balancer, AnEjectedInstanceIsStillBetterThanNone) {
 }
 TEST(Balancer, ANewInstanceRampsUpOverItsSlowStart) {
   Balancer lb(11);
-  Service s = three();
+  TestPool s = three();
   const std::int64_t t0 = 1'700'000'000'000;
   s.ready[0].started_at_ms = t0 - 60'000;  // old
   s.ready[1].started_at_ms = t0 - 60'000;  // old
@@ -134,7 +134,7 @@ TEST(Balancer, ANewInstanceRampsUpOverItsSlowStart) {
 TEST(Balancer, RoundRobinAndRandomRampUpANewInstanceToo) {
   for (auto mode : {Balance::kRoundRobin, Balance::kRandom}) {
     Balancer lb(13);
-    Service s = three(mode);
+    TestPool s = three(mode);
     const std::int64_t t0 = 1'700'000'000'000;
     s.ready[0].started_at_ms = t0 - 60'000;
     s.ready[1].started_at_ms = t0 - 60'000;

@@ -3,7 +3,7 @@
 // and records every change — and every switch into panic, stabilizing or hold — as an event
 // with its inputs, the formula's result and the rule that fired.
 //
-//   Scaling scaling{io, fleet, registry, &traffic};
+//   AutoscaleLoop scaling{io, fleet, registry, &traffic};
 //   scaling.start();
 //
 // Thread safety: the io_context's thread (the fleet's).
@@ -28,12 +28,12 @@
 
 namespace squadron::control {
 
-class Scaling final {
+class AutoscaleLoop final {
  public:
   // `traffic` may be nullptr (no gateway): then only cpu-scaled services have metrics.
-  Scaling(boost::asio::io_context& io, Fleet& fleet, registry::Registry& reg,
-          const Traffic* traffic);
-  ~Scaling();
+  AutoscaleLoop(boost::asio::io_context& io, Fleet& fleet, registry::Registry& reg,
+                const Traffic* traffic);
+  ~AutoscaleLoop();
 
   // Evaluates every second: right after each traffic sample when a gateway is sampled (call
   // evaluate() from Traffic::on_sample), else — or when samples stop — on its own timer.

@@ -1,4 +1,4 @@
-#include "squadron/control/scaling.hpp"
+#include "squadron/control/autoscale_loop.hpp"
 
 #include <fstream>
 #include <set>
@@ -34,24 +34,24 @@ std::uint64_t cpu_ticks(int pid) {
 
 }  // namespace
 
-Scaling::Scaling(boost::asio::io_context& io, Fleet& fleet, registry::Registry& reg,
-                 const Traffic* traffic)
+AutoscaleLoop::AutoscaleLoop(boost::asio::io_context& io, Fleet& fleet, registry::Registry& reg,
+                             const Traffic* traffic)
     : io_(io), fleet_(fleet), reg_(reg), traffic_(traffic), timer_(io) {
   for (const auto& s : fleet_.manifest().services) {
     if (s.autoscale) entries_.emplace(s.name, Entry(*s.autoscale));
   }
 }
 
-Scaling::~Scaling() { *alive_ = false; }
+AutoscaleLoop::~AutoscaleLoop() { *alive_ = false; }
 
-void Scaling::start() {
+void AutoscaleLoop::start() {
   if (entries_.empty()) return;
   stopped_ = false;
   started_ = true;
   schedule();
 }
 
-void Scaling::sync() {
+void AutoscaleLoop::sync() {
   std::set<std::string, std::less<>> keep;
   for (const auto& s : fleet_.manifest().services) {
     if (!s.autoscale) continue;
@@ -65,12 +65,12 @@ void Scaling::sync() {
   if (!entries_.empty() && !started_ && !stopped_) start();
 }
 
-void Scaling::stop() {
+void AutoscaleLoop::stop() {
   stopped_ = true;
   timer_.cancel();
 }
 
-void Scaling::schedule() {
+void AutoscaleLoop::schedule() {
   timer_.expires_after(std::chrono::milliseconds(500));
   timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || stopped_ || fleet_.stopping()) return;
@@ -81,7 +81,8 @@ void Scaling::schedule() {
   });
 }
 
-ScaleObservation Scaling::observe(const ServiceSpec& spec, Entry& e, steady_clock::time_point now) {
+ScaleObservation AutoscaleLoop::observe(const ServiceSpec& spec, Entry& e,
+                                        steady_clock::time_point now) {
   ScaleObservation o;
   o.now = now;
   o.current = fleet_.desired(spec.name);
@@ -134,7 +135,7 @@ ScaleObservation Scaling::observe(const ServiceSpec& spec, Entry& e, steady_cloc
   return o;
 }
 
-void Scaling::evaluate(steady_clock::time_point now) {
+void AutoscaleLoop::evaluate(steady_clock::time_point now) {
   last_pass_ = now;
   for (const auto& spec : fleet_.manifest().services) {
     auto it = entries_.find(spec.name);
@@ -154,7 +155,7 @@ void Scaling::evaluate(steady_clock::time_point now) {
   }
 }
 
-bool Scaling::wake(std::string_view service) {
+bool AutoscaleLoop::wake(std::string_view service) {
   auto it = entries_.find(service);
   if (it == entries_.end() || it->second.scaler.spec().min != 0) return false;
   it->second.scaler.touch(steady_clock::now());
@@ -164,12 +165,12 @@ bool Scaling::wake(std::string_view service) {
   return true;
 }
 
-void Scaling::hold(std::string_view service, int replicas) {
+void AutoscaleLoop::hold(std::string_view service, int replicas) {
   auto it = entries_.find(service);
   if (it != entries_.end()) it->second.scaler.hold(replicas, steady_clock::now());
 }
 
-std::optional<json::object> Scaling::state_json(std::string_view service) const {
+std::optional<json::object> AutoscaleLoop::state_json(std::string_view service) const {
   auto it = entries_.find(service);
   if (it == entries_.end()) return std::nullopt;
   const Entry& e = it->second;
