@@ -29,17 +29,7 @@ TEST_F(Gateway, TheAutoscalerFollowsConcurrencyUpAtOnceAndDownAfterItsDelay) {
   const auto gateway = port_of(*of(ps(), "gateway")[0]);
   ASSERT_EQ(of(ps(), "echo").size(), 1u);
   // 12 clients, each with a 200 ms request in flight all the time: ~12 in flight, target 2.
-  std::atomic<bool> stop{false};
-  std::atomic<int> failed{0};
-  std::vector<std::thread> load;
-  for (int i = 0; i < 12; ++i) {
-    load.emplace_back([&] {
-      while (!stop.load()) {
-        const auto r = fetch(gateway, "GET", "/echo?delay_ms=200");
-        if (!r || r->status != 200) ++failed;
-      }
-    });
-  }
+  Load load(gateway, {.threads = 12, .target = "/echo?delay_ms=200"});
   int ready = 0;
   const auto step = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() - step < 15s && ready < 4) {
@@ -49,11 +39,10 @@ TEST_F(Gateway, TheAutoscalerFollowsConcurrencyUpAtOnceAndDownAfterItsDelay) {
     for (const auto* o : of(list, "echo")) ready += o->at("state").as_string() == "ready";
   }
   const auto took = std::chrono::steady_clock::now() - step;
-  stop = true;
-  for (auto& t : load) t.join();
+  load.stop();
   EXPECT_EQ(ready, 4) << "scaled to max";
   EXPECT_LT(took, 8s);
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
   // Quiet: back to min once the delay has passed without demand.
   int left = 4;
   const auto quiet = std::chrono::steady_clock::now();

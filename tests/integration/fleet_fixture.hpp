@@ -3,12 +3,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -108,6 +110,24 @@ class Fleet : public ::testing::Test {
   }
   static pid_t pid_of(const json::object& o) { return static_cast<pid_t>(o.at("pid").as_int64()); }
 
+  // SIGKILLs a ready instance of `service` `times` times, `every` apart (while a Load runs:
+  // pacing, not synchronisation); returns how many it found to kill.
+  int kill_ready(std::string_view service, int times, std::chrono::milliseconds every) {
+    int killed = 0;
+    for (int k = 0; k < times; ++k) {
+      std::this_thread::sleep_for(every);
+      const auto list = ps();
+      for (const auto* o : of(list, service)) {
+        if (o->at("state").as_string() != "ready") continue;
+        ::kill(pid_of(*o), SIGKILL);
+        ++killed;
+        break;
+      }
+    }
+    std::this_thread::sleep_for(every);
+    return killed;
+  }
+
   void up() {
     const auto r = cli({"up", "-d"}, 60s);
     ASSERT_EQ(r.code, 0) << r.output;
@@ -117,6 +137,68 @@ class Fleet : public ::testing::Test {
 };
 
 // The environment of the process `pid` (from /proc), as NAME=VALUE lines.
+// Requests sent from `threads` threads until stop() (or the end of the scope), each answer
+// counted: the load a rollout, a scale-down or a kill runs under. `raw`: the whole request,
+// sent over one keep-alive connection per thread (a new one after a failure); else `target` is
+// fetched on a new connection each time.
+class Load {
+ public:
+  struct Options {
+    int threads = 1;
+    std::string method = "GET";
+    std::string target = "/";
+    std::string raw;  // not empty: this request, on kept-alive connections
+  };
+  Load(std::uint16_t port, Options o) : port_(port), o_(std::move(o)) {
+    for (int i = 0; i < o_.threads; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~Load() { stop(); }
+  Load(const Load&) = delete;
+  Load& operator=(const Load&) = delete;
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  int ok() const { return ok_.load(); }
+  int failed() const { return failed_.load(); }
+  int answered() const { return ok_.load() + failed_.load(); }
+  // The first failure, for the assertion's message (read after stop()).
+  const std::string& first_failure() const { return first_failure_; }
+
+ private:
+  void count(const std::optional<RawResponse>& r) {
+    if (r && r->status == 200) {
+      ++ok_;
+      return;
+    }
+    if (failed_++ == 0) {
+      first_failure_ = r ? std::to_string(r->status) + " " + r->body : "no answer";
+    }
+  }
+  void run() {
+    if (o_.raw.empty()) {
+      while (!stop_) count(fetch(port_, o_.method, o_.target));
+      return;
+    }
+    auto c = std::make_unique<RawConnection>(port_);
+    while (!stop_) {
+      std::optional<RawResponse> r;
+      if (c->send(o_.raw)) r = c->read_response();
+      const bool good = r && r->status == 200;
+      count(r);
+      if (!good) c = std::make_unique<RawConnection>(port_);
+    }
+  }
+  std::uint16_t port_;
+  Options o_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0};
+  std::string first_failure_;
+  std::vector<std::thread> threads_;
+};
+
 inline std::string environ_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

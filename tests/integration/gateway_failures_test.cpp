@@ -121,37 +121,11 @@ TEST_F(Gateway, AHangingServiceGets504AtItsTimeoutAndOthersAreUnaffected) {
 
 TEST_F(Gateway, GetsSurviveKilledReplicas) {
   start_routed();
-  std::atomic<bool> stop{false};
-  std::atomic<int> ok{0}, bad{0};
-  std::string first_bad;
-  std::thread load([&] {
-    auto c = std::make_unique<RawConnection>(gateway_);
-    while (!stop) {
-      std::optional<RawResponse> r;
-      if (c->send("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) r = c->read_response();
-      if (r && r->status == 200) {
-        ++ok;
-        continue;
-      }
-      if (bad++ == 0) first_bad = r ? r->body : "no answer from the gateway";
-      c = std::make_unique<RawConnection>(gateway_);
-    }
-  });
-  for (int kill = 0; kill < 3; ++kill) {
-    std::this_thread::sleep_for(300ms);  // load runs meanwhile: pacing, not synchronisation
-    const auto list = ps();
-    for (const auto* o : of(list, "hello")) {
-      if (o->at("state").as_string() == "ready") {
-        ::kill(pid_of(*o), SIGKILL);
-        break;
-      }
-    }
-  }
-  std::this_thread::sleep_for(300ms);
-  stop = true;
-  load.join();
-  EXPECT_GT(ok.load(), 100);
-  EXPECT_EQ(bad.load(), 0) << first_bad;
+  Load load(gateway_, {.raw = "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"});
+  EXPECT_EQ(kill_ready("hello", 3, 300ms), 3);
+  load.stop();
+  EXPECT_GT(load.ok(), 100);
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
 }
 
 TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
@@ -161,38 +135,22 @@ TEST_F(Gateway, ScalingDownUnderLoadFailsNoRequestNotEvenAPost) {
       << "    replicas: 4\n    ready: { path: /readyz }\n    routes: [/echo]\n";
   up();
   const auto gateway = port_of(*of(ps(), "gateway")[0]);
-  std::atomic<bool> stop{false};
-  std::atomic<int> ok{0}, bad{0};
-  std::string first_bad;
-  std::thread load([&] {
-    auto c = std::make_unique<RawConnection>(gateway);
-    while (!stop) {
-      std::optional<RawResponse> r;
-      if (c->send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"))
-        r = c->read_response();
-      if (r && r->status == 200) {
-        ++ok;
-        continue;
-      }
-      if (bad++ == 0) first_bad = r ? std::to_string(r->status) + " " + r->body : "no answer";
-      c = std::make_unique<RawConnection>(gateway);
-    }
-  });
+  Load load(gateway,
+            {.raw = "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"});
   // The load runs before, during and after the scale-down (which, with the drain ending as soon
   // as the gateway is done with an instance, can take only milliseconds).
-  auto wait_for_ok = [&](int n) { eventually([&] { return ok.load() >= n; }, 10s, 5ms); };
+  auto wait_for_ok = [&](int n) { eventually([&] { return load.ok() >= n; }, 10s, 5ms); };
   wait_for_ok(50);
   const auto r = cli({"scale", "echo=1"});
-  const int at_scale = ok.load();
+  const int at_scale = load.ok();
   eventually([&] { return of(ps(), "echo").size() <= 1; }, 10s);  // the three retired ones gone
-  wait_for_ok(ok.load() + 50);
-  stop = true;
-  load.join();
+  wait_for_ok(load.ok() + 50);
+  load.stop();
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_GE(at_scale, 50);
   EXPECT_EQ(of(ps(), "echo").size(), 1u);
-  EXPECT_GT(ok.load(), at_scale + 49) << "and after";
-  EXPECT_EQ(bad.load(), 0) << first_bad;
+  EXPECT_GT(load.ok(), at_scale + 49) << "and after";
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
 }
 
 }  // namespace

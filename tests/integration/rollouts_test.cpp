@@ -25,19 +25,7 @@ TEST_F(Gateway, ADeployReplacesEveryInstanceWithoutAFailedRequestAndAFailingOneR
       << "    replicas: 3\n    routes: [/echo]\n    ready: { path: /readyz }\n";
   up();
   const auto gateway = port_of(*of(ps(), "gateway")[0]);
-  std::atomic<bool> stop{false};
-  std::atomic<int> failed{0};
-  std::atomic<int> answered{0};
-  std::vector<std::thread> load;
-  for (int i = 0; i < 4; ++i) {
-    load.emplace_back([&] {
-      while (!stop.load()) {
-        const auto r = fetch(gateway, "GET", "/echo");
-        if (!r || r->status != 200) ++failed;
-        ++answered;
-      }
-    });
-  }
+  Load load(gateway, {.threads = 4, .target = "/echo"});
   auto revisions = [&] {
     std::multiset<std::string> out;
     const auto list = ps();
@@ -65,10 +53,10 @@ TEST_F(Gateway, ADeployReplacesEveryInstanceWithoutAFailedRequestAndAFailingOneR
   r = cli({"rollback", "echo"}, 60s);
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(revisions(), (std::multiset<std::string>{"1", "1", "1"}));
-  stop = true;
-  for (auto& t : load) t.join();
-  EXPECT_GT(answered.load(), 100);
-  EXPECT_EQ(failed.load(), 0) << "no request failed through three rollouts";
+  load.stop();
+  EXPECT_GT(load.answered(), 100);
+  EXPECT_EQ(load.failed(), 0) << "no request failed through three rollouts: "
+                              << load.first_failure();
   // Bad input gets a precise answer.
   const auto bad =
       fetch(control_port(), "POST", "/api/v1/services/echo/deploy",
@@ -94,19 +82,7 @@ TEST_F(Gateway, ApplyRollsWhatChangedUpdatesRoutesInPlaceAddsAndRemovesServices)
   const auto before = ps();
   const auto gateway = port_of(*of(before, "gateway")[0]);
   const std::string hello_id(of(before, "hello")[0]->at("id").as_string());
-  std::atomic<bool> stop{false};
-  std::atomic<int> failed{0};
-  std::atomic<int> answered{0};
-  std::vector<std::thread> load;
-  for (int i = 0; i < 3; ++i) {
-    load.emplace_back([&] {
-      while (!stop.load()) {
-        const auto r = fetch(gateway, "GET", "/echo");
-        if (!r || r->status != 200) ++failed;
-        ++answered;
-      }
-    });
-  }
+  Load load(gateway, {.threads = 3, .target = "/echo"});
   const std::string flask = "  flask:\n    command: [/usr/bin/python3, " +
                             std::string(SQUADRON_SOURCE_DIR) +
                             "/examples/flask-hello/app.py]\n"
@@ -173,10 +149,9 @@ TEST_F(Gateway, ApplyRollsWhatChangedUpdatesRoutesInPlaceAddsAndRemovesServices)
   ASSERT_TRUE(py);
   EXPECT_EQ(py->status, 404);
 
-  stop = true;
-  for (auto& t : load) t.join();
-  EXPECT_GT(answered.load(), 100);
-  EXPECT_EQ(failed.load(), 0) << "no request failed through the applies";
+  load.stop();
+  EXPECT_GT(load.answered(), 100);
+  EXPECT_EQ(load.failed(), 0) << "no request failed through the applies: " << load.first_failure();
 }
 
 }  // namespace
