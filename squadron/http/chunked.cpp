@@ -47,6 +47,19 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view data, std::string& 
   return Status::kNeedMore;
 }
 
+bool ChunkedDecoder::extension_or_end(unsigned char c) noexcept {
+  if (c == ';') {
+    ext_token_len_ = 0;
+    state_ = State::kExtName;
+    return true;
+  }
+  if (c == '\r') {
+    state_ = State::kSizeLf;
+    return true;
+  }
+  return false;
+}
+
 bool ChunkedDecoder::size_line(unsigned char c) {
   auto bad = [&](int status, std::string_view detail) {
     fail(status, detail);
@@ -65,15 +78,7 @@ bool ChunkedDecoder::size_line(unsigned char c) {
         size_digits_ = true;
         return true;
       }
-      if (!size_digits_) return bad(400, "invalid character in chunk size");
-      if (c == ';') {
-        ext_token_len_ = 0;
-        state_ = State::kExtName;
-      } else if (c == '\r') {
-        state_ = State::kSizeLf;
-      } else {
-        return bad(400, "invalid character in chunk size");
-      }
+      if (!size_digits_ || !extension_or_end(c)) return bad(400, "invalid character in chunk size");
       return true;
     }
     case State::kExtName:
@@ -85,12 +90,7 @@ bool ChunkedDecoder::size_line(unsigned char c) {
         return bad(400, "invalid character in chunk extensions");
       } else if (c == '=' && state_ == State::kExtName) {
         state_ = State::kExtValueStart;
-      } else if (c == ';') {
-        ext_token_len_ = 0;
-        state_ = State::kExtName;
-      } else if (c == '\r') {
-        state_ = State::kSizeLf;
-      } else {
+      } else if (!extension_or_end(c)) {
         return bad(400, "invalid character in chunk extensions");
       }
       return true;
@@ -122,14 +122,8 @@ bool ChunkedDecoder::size_line(unsigned char c) {
       state_ = State::kExtQuoted;
       return true;
     case State::kExtAfterQuoted:
-      if (c == ';') {
-        ext_token_len_ = 0;
-        state_ = State::kExtName;
-      } else if (c == '\r') {
-        state_ = State::kSizeLf;
-      } else {
+      if (!extension_or_end(c))
         return bad(400, "invalid character after a quoted chunk extension value");
-      }
       return true;
     case State::kSizeLf:
       if (c != '\n') return bad(400, "expected LF after the chunk size");

@@ -69,6 +69,9 @@ class ChunkedDecoder final {
   Status fail(int status, std::string_view detail) noexcept;
   // One byte of a chunk-size line (size, extensions, CRLF); false after fail().
   bool size_line(unsigned char c);
+  // After a size, an extension or its value: ';' starts another extension, CR ends the line;
+  // false for any other byte.
+  bool extension_or_end(unsigned char c) noexcept;
   // One byte of the trailer section; false after fail().
   bool trailer(unsigned char c);
 
