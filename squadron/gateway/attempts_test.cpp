@@ -24,6 +24,7 @@ struct Step {
 
 class FakeTransport final : public http::Transport {
  public:
+  FakeTransport() = default;
   std::map<std::string, std::deque<Step>, std::less<>> script;
   std::vector<std::string> calls;
 
@@ -40,6 +41,14 @@ class FakeTransport final : public http::Transport {
                              step.outcome == http::Outcome::kAnswered ? "" : "scripted failure"};
   }
 };
+
+// Both instances do `step` every time.
+FakeTransport both(Step step) {
+  FakeTransport t;
+  t.script["hello-1"] = {step};
+  t.script["hello-2"] = {step};
+  return t;
+}
 
 Cluster two_instances() {
   Cluster s;
@@ -73,9 +82,7 @@ void run(const Cluster& service, FakeTransport& transport, bool replayable, Outc
 
 TEST(Attempts, ARefusedInstanceIsRetriedOnAnotherAtOnce) {
   const auto s = two_instances();
-  FakeTransport t;
-  t.script["hello-1"] = {{http::Outcome::kRefused, 0, false}};
-  t.script["hello-2"] = {{http::Outcome::kRefused, 0, false}};
+  FakeTransport t = both({http::Outcome::kRefused, 0, false});
   Outcome r;
   run(s, t, /*replayable=*/false, r);  // refused: nothing was sent, so even a POST may go again
   ASSERT_EQ(t.calls.size(), 2u);
@@ -98,9 +105,7 @@ TEST(Attempts, TheFirstInstanceThatAnswersIsTheAnswer) {
 
 TEST(Attempts, A503IsRetriedForAnIdempotentRequestOnlyAndPassedOnOtherwise) {
   const auto s = two_instances();
-  FakeTransport t;
-  t.script["hello-1"] = {{http::Outcome::kAnswered, 503, true}};
-  t.script["hello-2"] = {{http::Outcome::kAnswered, 503, true}};
+  FakeTransport t = both({http::Outcome::kAnswered, 503, true});
   Outcome get;
   run(s, t, true, get);
   EXPECT_EQ(t.calls.size(), 2u) << "another instance may do better";
@@ -115,9 +120,7 @@ TEST(Attempts, A503IsRetriedForAnIdempotentRequestOnlyAndPassedOnOtherwise) {
 
 TEST(Attempts, ATimeoutIs504AndNotRetried) {
   const auto s = two_instances();
-  FakeTransport t;
-  t.script["hello-1"] = {{http::Outcome::kTimeout, 0, true}};
-  t.script["hello-2"] = {{http::Outcome::kTimeout, 0, true}};
+  FakeTransport t = both({http::Outcome::kTimeout, 0, true});
   Outcome r;
   run(s, t, true, r);
   EXPECT_EQ(t.calls.size(), 1u);
@@ -128,9 +131,7 @@ TEST(Attempts, ATimeoutIs504AndNotRetried) {
 
 TEST(Attempts, AFailureAfterSendingARequestThatCannotBeReplayedIs502) {
   const auto s = two_instances();
-  FakeTransport t;
-  t.script["hello-1"] = {{http::Outcome::kFailed, 0, true}};
-  t.script["hello-2"] = {{http::Outcome::kFailed, 0, true}};
+  FakeTransport t = both({http::Outcome::kFailed, 0, true});
   Outcome r;
   run(s, t, false, r);
   EXPECT_EQ(t.calls.size(), 1u);
@@ -140,9 +141,7 @@ TEST(Attempts, AFailureAfterSendingARequestThatCannotBeReplayedIs502) {
 
 TEST(Attempts, AMalformedAnswerIs502AndNotRetried) {
   const auto s = two_instances();
-  FakeTransport t;
-  t.script["hello-1"] = {{http::Outcome::kMalformed, 0, true}};
-  t.script["hello-2"] = {{http::Outcome::kMalformed, 0, true}};
+  FakeTransport t = both({http::Outcome::kMalformed, 0, true});
   Outcome r;
   run(s, t, true, r);
   EXPECT_EQ(t.calls.size(), 1u);
@@ -153,9 +152,7 @@ TEST(Attempts, AMalformedAnswerIs502AndNotRetried) {
 TEST(Attempts, RetriesAreBoundedByThePolicy) {
   auto s = two_instances();
   s.policy.retries = 0;
-  FakeTransport t;
-  t.script["hello-1"] = {{http::Outcome::kRefused, 0, false}};
-  t.script["hello-2"] = {{http::Outcome::kRefused, 0, false}};
+  FakeTransport t = both({http::Outcome::kRefused, 0, false});
   Outcome r;
   run(s, t, true, r);
   EXPECT_EQ(t.calls.size(), 1u);
