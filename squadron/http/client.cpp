@@ -264,6 +264,174 @@ ConnectionPool::~ConnectionPool() {
   if (impl_) *impl_->alive = false;
 }
 
+namespace {
+
+// A new connection to `upstream` within the connect timeout; null with `x` saying why.
+asio::awaitable<std::unique_ptr<Connection>> connect(ConnectionPool::Impl& p, Upstream upstream,
+                                                     const ExchangeOptions& options,
+                                                     Exchange& x) {
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(upstream.host, ec);
+  if (ec) {
+    x.outcome = Outcome::kRefused;
+    x.error = "bad address " + std::string(upstream.host);
+    co_return nullptr;
+  }
+  auto conn = std::make_unique<Connection>(p.executor);
+  Deadline limit;
+  limit.socket = &conn->socket;
+  limit.at = std::min(options.deadline, std::chrono::steady_clock::now() + options.connect_timeout);
+  Watched watched(p, limit);
+  auto [cec] = co_await conn->socket.async_connect(tcp::endpoint(address, upstream.port), kAwait);
+  if (cec || limit.expired) {
+    x.outcome = limit.expired ? Outcome::kConnectTimeout : Outcome::kRefused;
+    x.error = limit.expired ? "connect timeout" : cec.message();
+    co_return nullptr;  // nothing was sent
+  }
+  conn->socket.set_option(tcp::no_delay(true), ec);
+  co_return conn;
+}
+
+// Sends a streamed request body as the reader yields it (chunk-framed if asked); false when
+// the upstream stopped taking it (`x.error` says so).
+asio::awaitable<bool> send_body(Connection& conn, const ExchangeOptions& options,
+                                const Deadline& limit, Exchange& x) {
+  std::string piece;
+  char size_line[24];
+  while (co_await options.body->read(piece)) {
+    if (limit.expired) co_return true;
+    boost::system::error_code bec;
+    if (options.chunked_body) {
+      const int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
+      const std::array<asio::const_buffer, 3> framed{
+          asio::buffer(size_line, static_cast<std::size_t>(n)), asio::buffer(piece),
+          asio::buffer("\r\n", 2)};
+      std::tie(bec, std::ignore) = co_await asio::async_write(conn.socket, framed, kAwait);
+    } else {
+      std::tie(bec, std::ignore) =
+          co_await asio::async_write(conn.socket, asio::buffer(piece), kAwait);
+    }
+    if (bec) {
+      x.error = "sending the body: " + bec.message();
+      co_return false;
+    }
+  }
+  if (!limit.expired && options.body->complete() && options.chunked_body) {
+    auto [bec, n] = co_await asio::async_write(conn.socket, asio::buffer("0\r\n\r\n", 5), kAwait);
+    if (bec) {
+      x.error = "sending the body: " + bec.message();
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+// The upstream stopped reading a streamed body: it may have answered already (a 413 before the
+// body's end). That answer is the client's, as the upstream sent it; true if there was one.
+asio::awaitable<bool> read_early_answer(Connection& conn, const ExchangeOptions& options,
+                                        const Deadline& limit, Response& response) {
+  ResponseParser& early = conn.parser;
+  early.reset(options.head);
+  auto r = ResponseParser::Result::kNeedMore;
+  while (r == ResponseParser::Result::kNeedMore && !limit.expired) {
+    auto [rec, rn] = co_await conn.socket.async_read_some(
+        asio::buffer(conn.buffer.get(), kReadBufferBytes), kAwait);
+    if (rec) {
+      r = rec == asio::error::eof ? early.finish_eof() : ResponseParser::Result::kError;
+      break;
+    }
+    std::size_t used = 0;
+    r = early.feed(std::string_view(conn.buffer.get(), rn), used);
+  }
+  if (r != ResponseParser::Result::kDone) co_return false;
+  fill_head(early, options, response);
+  response.body = std::move(early.body());
+  response.close = true;  // the request was not read to its end
+  co_return true;
+}
+
+// Whether an answer whose head is in should come back now with its body streamed: a large or
+// open-ended body.
+bool streams(const ResponseParser& parser, const ExchangeOptions& options) {
+  return options.stream_above != 0 && parser.head_done() &&
+         (parser.declared_length() < 0 ||
+          static_cast<std::uint64_t>(parser.declared_length()) > options.stream_above);
+}
+
+// The answer is in `response` with its body to be pulled through (Response::stream); the pump
+// owns the connection until the body's end.
+void hand_over_stream(ConnectionPool::Impl& p, Upstream upstream, const ExchangeOptions& options,
+                      std::unique_ptr<Connection> conn, Response& response) {
+  fill_head(conn->parser, options, response);
+  response.stream_length = conn->parser.declared_length();
+  auto pump = std::make_shared<Pump>();
+  pump->pool = &p;
+  pump->alive = p.alive;
+  pump->key = std::string(upstream.key);
+  pump->conn = std::move(conn);
+  pump->deadline = options.deadline;
+  pump->idle = options.body_idle_timeout;
+  response.stream = [pump] { return pump_next(pump); };
+}
+
+enum class Read { kWhole, kStreamed, kFailed };
+
+// Reads the answer on `conn` (sent already) into `response`: whole, or its head with the body
+// streamed (`conn` is then the pump's). kFailed with `x` saying why (not its outcome when the
+// connection may have been a stale pooled one: the caller decides).
+asio::awaitable<Read> read_answer(ConnectionPool::Impl& p, Upstream upstream,
+                                  std::unique_ptr<Connection>& conn, const ExchangeOptions& options,
+                                  const Deadline& limit, Response& response, Exchange& x,
+                                  bool& leftover) {
+  ResponseParser& parser = conn->parser;
+  parser.reset(options.head);
+  auto result = ResponseParser::Result::kNeedMore;
+  while (result == ResponseParser::Result::kNeedMore) {
+    auto [rec, rn] = co_await conn->socket.async_read_some(
+        asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
+    if (limit.expired) {
+      x.outcome = Outcome::kTimeout;
+      x.error = "timeout";
+      co_return Read::kFailed;
+    }
+    if (rec == asio::error::eof) {
+      result = parser.finish_eof();
+      x.error = parser.error();
+      break;
+    }
+    if (rec) {
+      x.error = rec.message();
+      co_return Read::kFailed;
+    }
+    std::size_t used = 0;
+    result = parser.feed(std::string_view(conn->buffer.get(), rn), used);
+    leftover = used < rn;
+    if (result == ResponseParser::Result::kError) {
+      x.outcome = Outcome::kMalformed;
+      x.error = "bad answer: " + std::string(parser.error());
+      co_return Read::kFailed;
+    }
+    if (result != ResponseParser::Result::kNeedMore) break;
+    // Part of an answer came: acknowledge it now. An upstream that writes its head and body
+    // separately with Nagle on (Python's http.server keeping the connection alive, say) holds
+    // the body until this ACK, which Linux would delay up to 40 ms (measured through the
+    // gateway: 43.8 ms a request without this, 0.36 ms with it). Only on this path: a whole
+    // answer in one read, the usual case, costs no system call.
+    const int one = 1;
+    ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    if (streams(parser, options)) {
+      hand_over_stream(p, upstream, options, std::move(conn), response);
+      co_return Read::kStreamed;
+    }
+  }
+  if (result != ResponseParser::Result::kDone) co_return Read::kFailed;
+  fill_head(parser, options, response);
+  response.body = std::move(parser.body());
+  co_return Read::kWhole;
+}
+
+}  // namespace
+
 asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
                                                    std::span<const asio::const_buffer> request,
                                                    const ExchangeOptions& options,
@@ -276,36 +444,17 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     std::unique_ptr<Connection> conn;
     auto& pool = p.list(upstream.key);  // not kept over a suspension
     const bool reused = fresh == 0 && !pool.empty();
-    Deadline limit;
-    limit.at = options.deadline;
     if (reused) {
       conn = std::move(pool.back());
       pool.pop_back();
-      limit.socket = &conn->socket;
     } else {
       fresh = 1;
-      conn = std::make_unique<Connection>(p.executor);
-      boost::system::error_code ec;
-      const auto address = asio::ip::make_address(upstream.host, ec);
-      if (ec) {
-        x.outcome = Outcome::kRefused;
-        x.error = "bad address " + std::string(upstream.host);
-        co_return x;
-      }
-      limit.socket = &conn->socket;
-      limit.at =
-          std::min(options.deadline, std::chrono::steady_clock::now() + options.connect_timeout);
-      Watched watched(p, limit);
-      auto [cec] =
-          co_await conn->socket.async_connect(tcp::endpoint(address, upstream.port), kAwait);
-      if (cec || limit.expired) {
-        x.outcome = limit.expired ? Outcome::kConnectTimeout : Outcome::kRefused;
-        x.error = limit.expired ? "connect timeout" : cec.message();
-        co_return x;  // nothing was sent
-      }
-      conn->socket.set_option(tcp::no_delay(true), ec);
-      limit.at = options.deadline;
+      conn = co_await connect(p, upstream, options, x);
+      if (!conn) co_return x;
     }
+    Deadline limit;
+    limit.socket = &conn->socket;
+    limit.at = options.deadline;
     Watched watched(p, limit);
     // One buffer goes out with send(); more need sendmsg().
     auto [wec, wn] = request.size() == 1
@@ -321,143 +470,35 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     x.sent = true;
     if (options.body != nullptr) {
       // The body as it arrives; it cannot be replayed, so no fresh-connection retry after this.
-      std::string piece;
-      char size_line[24];
-      bool body_ok = true;
-      while (body_ok && co_await options.body->read(piece)) {
-        if (limit.expired) break;
-        boost::system::error_code bec;
-        if (options.chunked_body) {
-          const int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
-          const std::array<asio::const_buffer, 3> framed{
-              asio::buffer(size_line, static_cast<std::size_t>(n)), asio::buffer(piece),
-              asio::buffer("\r\n", 2)};
-          std::tie(bec, std::ignore) = co_await asio::async_write(conn->socket, framed, kAwait);
-        } else {
-          std::tie(bec, std::ignore) =
-              co_await asio::async_write(conn->socket, asio::buffer(piece), kAwait);
-        }
-        body_ok = !bec;
-        if (bec) x.error = "sending the body: " + bec.message();
-      }
-      if (body_ok && !limit.expired && options.body->complete() && options.chunked_body) {
-        boost::system::error_code bec;
-        std::tie(bec, std::ignore) =
-            co_await asio::async_write(conn->socket, asio::buffer("0\r\n\r\n", 5), kAwait);
-        body_ok = !bec;
-        if (bec) x.error = "sending the body: " + bec.message();
-      }
-      if (!body_ok && !limit.expired) {
-        // The upstream stopped reading: it may have answered already (a 413 before the body's
-        // end). That answer is the client's, as the upstream sent it.
-        ResponseParser& early = conn->parser;
-        early.reset(options.head);
-        auto r = ResponseParser::Result::kNeedMore;
-        while (r == ResponseParser::Result::kNeedMore && !limit.expired) {
-          auto [rec, rn] = co_await conn->socket.async_read_some(
-              asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
-          if (rec) {
-            r = rec == asio::error::eof ? early.finish_eof() : ResponseParser::Result::kError;
-            break;
-          }
-          std::size_t used = 0;
-          r = early.feed(std::string_view(conn->buffer.get(), rn), used);
-        }
-        if (r == ResponseParser::Result::kDone) {
-          fill_head(early, options, response);
-          response.body = std::move(early.body());
-          response.close = true;  // the request was not read to its end
-          x.outcome = Outcome::kAnswered;
-          x.error.clear();
-          co_return x;  // the connection (out of step) is dropped
-        }
+      const bool body_ok = co_await send_body(*conn, options, limit, x);
+      if (!body_ok && !limit.expired &&
+          co_await read_early_answer(*conn, options, limit, response)) {
+        x.outcome = Outcome::kAnswered;
+        x.error.clear();
+        co_return x;  // the connection (out of step) is dropped
       }
       if (limit.expired || !body_ok || !options.body->complete()) {
-        if (limit.expired) {
-          x.outcome = Outcome::kTimeout;
-          x.error = "timeout";
-        } else {
-          x.outcome = Outcome::kFailed;
-          if (body_ok) x.error = "the request body was cut off";
-        }
+        x.outcome = limit.expired ? Outcome::kTimeout : Outcome::kFailed;
+        if (limit.expired) x.error = "timeout";
+        if (!limit.expired && body_ok) x.error = "the request body was cut off";
         co_return x;  // the connection (out of step) is dropped
       }
     }
-    ResponseParser& parser = conn->parser;
-    parser.reset(options.head);
-    auto result = ResponseParser::Result::kNeedMore;
+    x.outcome = Outcome::kFailed;
     bool leftover = false;
-    bool timed_out = false;
-    bool malformed = false;
-    while (result == ResponseParser::Result::kNeedMore) {
-      auto [rec, rn] = co_await conn->socket.async_read_some(
-          asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
-      if (limit.expired) {
-        timed_out = true;
-        x.error = "timeout";
-        result = ResponseParser::Result::kError;
-        break;
-      }
-      if (rec == asio::error::eof) {
-        result = parser.finish_eof();
-        x.error = parser.error();
-        break;
-      }
-      if (rec) {
-        x.error = rec.message();
-        result = ResponseParser::Result::kError;
-        break;
-      }
-      std::size_t used = 0;
-      result = parser.feed(std::string_view(conn->buffer.get(), rn), used);
-      leftover = used < rn;
-      if (result == ResponseParser::Result::kNeedMore) {
-        // Part of an answer came: acknowledge it now. An upstream that writes its head and body
-        // separately with Nagle on (Python's http.server keeping the connection alive, say)
-        // holds the body until this ACK, which Linux would delay up to 40 ms (measured through
-        // the gateway: 43.8 ms a request without this, 0.36 ms with it). Only on this path: a
-        // whole answer in one read, the usual case, costs no system call.
-        const int one = 1;
-        ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-      }
-      if (result == ResponseParser::Result::kError) {
-        x.error = "bad answer: " + std::string(parser.error());
-        malformed = true;
-      }
-      if (result == ResponseParser::Result::kNeedMore && options.stream_above != 0 &&
-          parser.head_done() &&
-          (parser.declared_length() < 0 ||
-           static_cast<std::uint64_t>(parser.declared_length()) > options.stream_above)) {
-        // A large or open-ended body: answer now, and let the caller pull the body through.
-        fill_head(parser, options, response);
-        response.stream_length = parser.declared_length();
-        auto pump = std::make_shared<Pump>();
-        pump->pool = &p;
-        pump->alive = p.alive;
-        pump->key = std::string(upstream.key);
-        pump->conn = std::move(conn);
-        pump->deadline = options.deadline;
-        pump->idle = options.body_idle_timeout;
-        response.stream = [pump] { return pump_next(pump); };
-        x.outcome = Outcome::kAnswered;
-        x.error.clear();
-        co_return x;
-      }
-    }
-    if (result != ResponseParser::Result::kDone) {
+    const Read read =
+        co_await read_answer(p, upstream, conn, options, limit, response, x, leftover);
+    if (read == Read::kFailed) {
       // Cut off before any answer on a reused connection: it was stale; try a fresh one
       // (unless a streamed body went out: it cannot be sent again).
-      if (reused && !parser.started() && !timed_out && options.body == nullptr) continue;
-      x.outcome = timed_out   ? Outcome::kTimeout
-                  : malformed ? Outcome::kMalformed
-                              : Outcome::kFailed;
+      const bool silent = !conn->parser.started() && x.outcome == Outcome::kFailed;
+      if (reused && silent && options.body == nullptr) continue;
       co_return x;
     }
-    fill_head(parser, options, response);
-    response.body = std::move(parser.body());
-    if (auto& idle = p.list(upstream.key);
-        parser.keep_alive() && !leftover && idle.size() < p.max_idle) {
-      idle.push_back(std::move(conn));
+    if (read == Read::kWhole) {
+      if (auto& idle = p.list(upstream.key);
+          conn->parser.keep_alive() && !leftover && idle.size() < p.max_idle)
+        idle.push_back(std::move(conn));
     }
     x.outcome = Outcome::kAnswered;
     x.error.clear();
