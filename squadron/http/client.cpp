@@ -268,8 +268,7 @@ namespace {
 
 // A new connection to `upstream` within the connect timeout; null with `x` saying why.
 asio::awaitable<std::unique_ptr<Connection>> connect(ConnectionPool::Impl& p, Upstream upstream,
-                                                     const ExchangeOptions& options,
-                                                     Exchange& x) {
+                                                     const ExchangeOptions& options, Exchange& x) {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(upstream.host, ec);
   if (ec) {

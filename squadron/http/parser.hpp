@@ -103,6 +103,8 @@ class RequestParser final {
   };
 
   ParseResult fail(int status, std::string_view detail, std::size_t consumed) noexcept;
+  ParseResult feed_head(std::string_view data, Request& req);
+  ParseResult feed_body(std::string_view data, Request& req);
   bool end_request_line(Request& req);
   bool end_field(Request& req);
   bool end_head(Request& req);

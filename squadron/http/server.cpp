@@ -386,6 +386,169 @@ class Server::Worker {
     return handler_;
   }
 
+  // The connection's socket options, and what every request on it carries: the peer's address
+  // and the listener's port.
+  static void prepare(Connection& conn, Request& req) {
+    error_code ec;
+    conn.socket.non_blocking(true, ec);
+    conn.socket.set_option(tcp::no_delay(true), ec);
+    const auto remote = conn.socket.remote_endpoint(ec);
+    if (!ec) req.set_remote_address(remote.address().to_string());
+    const auto local = conn.socket.local_endpoint(ec);
+    if (!ec) req.set_local_port(local.port());
+  }
+
+  // The server's own answer `status` (the connection closes after it).
+  void refuse(int status, std::string_view detail, Handler& handler, std::string& out) {
+    const Response res = Response::problem(status, detail);
+    serialize_head(res, date(), {}, false, false, out);
+    out.append(res.body);
+    handler.on_rejected(status, index_);
+  }
+
+  // The synchronous handler: true when it answered; an exception is a 500.
+  bool call_handler(Handler& handler, Request& req, Response& res) {
+    try {
+      return handler.handle(req, res, index_);
+    } catch (const std::exception&) {
+      res = Response::problem(500, "the handler failed");
+      return true;
+    }
+  }
+
+  enum class BodyEnd { kRead, kRefused, kClientGone };
+  // After the handler of a request whose body was streamed: a malformed, too large or too slow
+  // body is the answer (kRefused); a client gone ends the connection.
+  BodyEnd after_streamed_body(const StreamedBody& body, Handler& handler, Response& res) {
+    if (body.error_status() != 0) {
+      res = Response::problem(body.error_status(), body.error());
+      handler.on_rejected(body.error_status(), index_);
+      return BodyEnd::kRefused;
+    }
+    return body.failed() ? BodyEnd::kClientGone : BodyEnd::kRead;
+  }
+
+  // A whole answer into `out`.
+  void answer(const Request& req, const Response& res, bool keep, std::string& out) {
+    serialize_head(res, date(), req.request_id(), keep, false, out);
+    if (req.method() != Method::kHead && !status_has_no_body(res.status)) out.append(res.body);
+  }
+
+  // A streamed answer's head into `out`; whether its body goes chunked (else close-delimited to
+  // HTTP/1.0, or by its known length). May turn `keep` off.
+  bool answer_streamed(const Request& req, const Response& res, bool& keep, std::string& out) {
+    const bool chunked =
+        req.version_minor() >= 1 && !status_has_no_body(res.status) && res.stream_length < 0;
+    if (!chunked && res.stream_length < 0) keep = false;
+    serialize_head(res, date(), req.request_id(), keep, chunked, out);
+    return chunked;
+  }
+
+  // The deadline of the next read: idle keep-alive (or the first request's header timeout)
+  // before a request, the I/O timeout inside a body, the header timeout inside a head.
+  void arm_deadline(Connection& conn, const RequestParser& parser, bool served_any,
+                    SteadyClock::time_point head_started) {
+    const auto now = coarse_now_;
+    if (!parser.started()) {
+      conn.deadline = now + (served_any ? config_.idle_timeout : config_.header_timeout);
+      conn.idle = true;
+    } else if (parser.in_body()) {
+      conn.deadline = now + config_.io_timeout;
+    } else {
+      conn.deadline = head_started + config_.header_timeout;
+    }
+  }
+
+  // One connection's state, shared by its session loop and the request being served.
+  struct Session {
+    Session(Connection& c, Handler& h, const ParserLimits& limits, SteadyClock::time_point now)
+        : conn(c), handler(h), parser(limits), head_started(now) {}
+    Connection& conn;
+    Handler& handler;
+    Request req;
+    RequestParser parser;
+    std::string out;  // answers not written yet (those of one read go out in one send)
+    std::unique_ptr<char[]> read_buffer = std::make_unique<char[]>(kReadBufferBytes);
+    std::string_view data;  // received bytes not parsed yet (a view into read_buffer)
+    bool close_after = false;
+    bool linger = false;  // refused while the client may still be sending: drain before close
+    bool served_any = false;
+    SteadyClock::time_point head_started;
+  };
+  enum class Served { kNext, kClose, kGone };
+
+  // Serves the request the parser just completed (or, `body_streams`, whose head it completed:
+  // the handler reads the body as it arrives): the handler, then its answer into `s.out`, or
+  // written out at once when streamed. kGone: the client went away.
+  asio::awaitable<Served> serve(Session& s, bool body_streams) {
+    s.served_any = true;
+    s.conn.deadline = SteadyClock::time_point::max();
+    std::optional<StreamedBody> streamed;
+    if (body_streams) {
+      streamed.emplace(s.conn, s.parser, s.req, s.data, s.read_buffer.get(), coarse_now_,
+                       config_.io_timeout);
+      s.req.set_body_reader(&*streamed);
+    }
+    Response res;
+    if (!call_handler(s.handler, s.req, res)) {
+      try {
+        co_await s.handler.handle_async(s.req, res, index_);
+      } catch (const std::exception&) {
+        res = Response::problem(500, "the handler failed");
+      }
+    }
+    bool keep = s.req.keep_alive() && !res.close && !stopping_;
+    if (streamed) {
+      s.conn.deadline = SteadyClock::time_point::max();
+      const auto after = after_streamed_body(*streamed, s.handler, res);
+      if (after == BodyEnd::kClientGone) co_return Served::kGone;
+      s.linger |= after == BodyEnd::kRefused;
+      // A body not read to its end leaves the connection out of step: close it after.
+      if (!streamed->complete()) keep = false;
+    }
+    if (res.stream) {
+      const bool chunked = answer_streamed(s.req, res, keep, s.out);
+      if (!co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
+        co_return Served::kGone;
+    } else {
+      answer(s.req, res, keep, s.out);
+    }
+    s.parser.reset(s.req);
+    co_return keep ? Served::kNext : Served::kClose;
+  }
+
+  // Parses what has arrived and serves each request in it, in order; false: the client is gone.
+  asio::awaitable<bool> serve_received(Session& s) {
+    while (!s.data.empty() && !s.close_after) {
+      if (!s.parser.started()) s.head_started = coarse_now_;
+      const ParseResult r = s.parser.feed(s.data, s.req);
+      s.data.remove_prefix(r.consumed);
+      if (r.status == ParseStatus::kNeedMore) break;
+      if (r.status == ParseStatus::kHeadersDone) {
+        if (s.req.expects_continue() && s.data.empty()) {
+          s.out.append(kContinue);
+          if (!co_await flush(s.conn, s.out)) co_return false;
+        }
+        if (!s.parser.streams_body()) continue;
+        // A large or chunked body: the handler reads it as it arrives.
+      }
+      if (r.status == ParseStatus::kError) {
+        refuse(s.parser.error().status, s.parser.error().detail, s.handler, s.out);
+        s.close_after = true;
+        s.linger = true;  // the client may still be sending what we refused
+        break;
+      }
+      const Served served = co_await serve(s, r.status == ParseStatus::kHeadersDone);
+      if (served == Served::kGone) co_return false;
+      if (served == Served::kClose) {
+        s.close_after = true;
+        break;
+      }
+      if (s.out.size() >= kMaxBatchedOutput && !co_await flush(s.conn, s.out)) co_return false;
+    }
+    co_return true;
+  }
+
   asio::awaitable<void> session(tcp::socket socket) {
     Connection conn{std::move(socket)};
     conns_.push_front(&conn);
@@ -397,145 +560,34 @@ class Server::Worker {
       count_.fetch_sub(1, std::memory_order_relaxed);
       maybe_finish();
     });
-
+    Request probe;
+    prepare(conn, probe);
+    Session s(conn, handler_for(probe.local_port()), config_.limits, coarse_now_);
+    s.req = std::move(probe);
     error_code ec;
-    conn.socket.non_blocking(true, ec);
-    conn.socket.set_option(tcp::no_delay(true), ec);
-
-    Request req;
-    {
-      const auto remote = conn.socket.remote_endpoint(ec);
-      if (!ec) req.set_remote_address(remote.address().to_string());
-      const auto local = conn.socket.local_endpoint(ec);
-      if (!ec) req.set_local_port(local.port());
-    }
-    Handler& handler = handler_for(req.local_port());
-    RequestParser parser(config_.limits);
-    std::string out;
-    const auto read_buffer = std::make_unique<char[]>(kReadBufferBytes);
-    std::string_view data;  // received bytes not parsed yet (a view into read_buffer)
-    bool close_after = false;
-    bool linger = false;
-    bool served_any = false;
-    SteadyClock::time_point head_started = coarse_now_;
-
     while (true) {
-      while (!data.empty() && !close_after) {
-        if (!parser.started()) head_started = coarse_now_;
-        const ParseResult r = parser.feed(data, req);
-        data.remove_prefix(r.consumed);
-        if (r.status == ParseStatus::kNeedMore) break;
-        if (r.status == ParseStatus::kHeadersDone) {
-          if (req.expects_continue() && data.empty()) {
-            out.append(kContinue);
-            if (!co_await flush(conn, out)) co_return;
-          }
-          if (!parser.streams_body()) continue;
-          // A large or chunked body: the handler reads it as it arrives.
-        }
-        if (r.status == ParseStatus::kError) {
-          const auto& err = parser.error();
-          Response res = Response::problem(err.status, err.detail);
-          serialize_head(res, date(), {}, false, false, out);
-          out.append(res.body);
-          handler.on_rejected(err.status, index_);
-          close_after = true;
-          linger = true;  // the client may still be sending what we refused
-          break;
-        }
-
-        // A complete request, or one whose body is streamed.
-        served_any = true;
-        conn.deadline = SteadyClock::time_point::max();
-        std::optional<StreamedBody> streamed;
-        if (r.status == ParseStatus::kHeadersDone) {
-          streamed.emplace(conn, parser, req, data, read_buffer.get(), coarse_now_,
-                           config_.io_timeout);
-          req.set_body_reader(&*streamed);
-        }
-        Response res;
-        bool done = true;
-        try {
-          done = handler.handle(req, res, index_);
-        } catch (const std::exception& e) {
-          res = Response::problem(500, "the handler failed");
-        }
-        if (!done) {
-          try {
-            co_await handler.handle_async(req, res, index_);
-          } catch (const std::exception& e) {
-            res = Response::problem(500, "the handler failed");
-          }
-        }
-        const bool head_only = req.method() == Method::kHead;
-        bool keep = req.keep_alive() && !res.close && !stopping_;
-        if (streamed) {
-          conn.deadline = SteadyClock::time_point::max();
-          if (streamed->error_status() != 0) {
-            // The body was malformed, too large or too slow: that is the answer.
-            res = Response::problem(streamed->error_status(), streamed->error());
-            handler.on_rejected(streamed->error_status(), index_);
-            linger = true;
-          } else if (streamed->failed()) {
-            co_return;  // the client is gone
-          }
-          // A body not read to its end leaves the connection out of step: close it after.
-          if (!streamed->complete()) keep = false;
-        }
-        if (res.stream) {
-          const bool chunked =
-              req.version_minor() >= 1 && !status_has_no_body(res.status) && res.stream_length < 0;
-          if (!chunked && res.stream_length < 0) keep = false;
-          serialize_head(res, date(), req.request_id(), keep, chunked, out);
-          if (!co_await write_stream(conn, res, chunked, head_only, out)) co_return;
-        } else {
-          serialize_head(res, date(), req.request_id(), keep, false, out);
-          if (!head_only && !status_has_no_body(res.status)) out.append(res.body);
-        }
-        parser.reset(req);
-        if (!keep) {
-          close_after = true;
-          break;
-        }
-        if (out.size() >= kMaxBatchedOutput) {
-          if (!co_await flush(conn, out)) co_return;
-        }
-      }
-      if (!out.empty()) {
-        if (!co_await flush(conn, out)) co_return;
-      }
-      if (close_after) break;
-      if (!data.empty()) continue;  // a flush happened mid-batch; keep parsing
-      if (stopping_ && !parser.started()) break;
-
+      if (!co_await serve_received(s)) co_return;
+      if (!s.out.empty() && !co_await flush(conn, s.out)) co_return;
+      if (s.close_after) break;
+      if (!s.data.empty()) continue;  // a flush happened mid-batch; keep parsing
+      if (stopping_ && !s.parser.started()) break;
       // Wait for more bytes, under the deadline that fits where the connection is.
-      const auto now = coarse_now_;
-      if (!parser.started()) {
-        conn.deadline = now + (served_any ? config_.idle_timeout : config_.header_timeout);
-        conn.idle = true;
-      } else if (parser.in_body()) {
-        conn.deadline = now + config_.io_timeout;
-      } else {
-        conn.deadline = head_started + config_.header_timeout;
-      }
+      arm_deadline(conn, s.parser, s.served_any, s.head_started);
       auto [read_ec, n] = co_await conn.socket.async_read_some(
-          asio::buffer(read_buffer.get(), kReadBufferBytes), kAwait);
+          asio::buffer(s.read_buffer.get(), kReadBufferBytes), kAwait);
       conn.idle = false;
       if (read_ec == asio::error::operation_aborted || (read_ec && conn.timed_out)) {
-        if (conn.timed_out && parser.started()) {
-          Response res = Response::problem(408, "the request did not arrive in time");
-          serialize_head(res, date(), {}, false, false, out);
-          out.append(res.body);
-          conn.socket.write_some(asio::buffer(out), ec);  // best effort
-          handler.on_rejected(408, index_);
+        if (conn.timed_out && s.parser.started()) {
+          refuse(408, "the request did not arrive in time", s.handler, s.out);
+          conn.socket.write_some(asio::buffer(s.out), ec);  // best effort
         }
         break;
       }
       if (read_ec) break;  // EOF or reset
-      data = std::string_view(read_buffer.get(), n);
+      s.data = std::string_view(s.read_buffer.get(), n);
     }
     conn.socket.shutdown(tcp::socket::shutdown_send, ec);
-    if (linger && !stopping_) co_await discard_input(conn, read_buffer.get());
+    if (s.linger && !stopping_) co_await discard_input(conn, s.read_buffer.get());
     conn.socket.close(ec);
   }
 
