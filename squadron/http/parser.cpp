@@ -113,6 +113,60 @@ bool RequestParser::end_request_line(Request& req) {
   return true;
 }
 
+bool RequestParser::content_length_field(std::string_view value) {
+  if (has_transfer_encoding_) {
+    fail(400, "Content-Length and Transfer-Encoding together make the framing ambiguous", 0);
+    return false;
+  }
+  if (value.empty() || value.size() > 18) {
+    fail(400, "Content-Length is not a valid number", 0);
+    return false;
+  }
+  std::uint64_t n = 0;
+  for (char c : value) {
+    if (!is_digit(uc(c))) {
+      fail(400, "Content-Length is not a valid number", 0);
+      return false;
+    }
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (has_content_length_ && n != content_length_) {
+    fail(400, "two different Content-Length values", 0);
+    return false;
+  }
+  has_content_length_ = true;
+  content_length_ = n;
+  return true;
+}
+
+bool RequestParser::transfer_encoding_field(std::string_view value) {
+  if (has_content_length_) {
+    fail(400, "Content-Length and Transfer-Encoding together make the framing ambiguous", 0);
+    return false;
+  }
+  if (value.empty()) {
+    fail(400, "empty Transfer-Encoding", 0);
+    return false;
+  }
+  has_transfer_encoding_ = true;
+  bool bad = false;
+  for_each_element(value, [&](std::string_view coding) {
+    coding = trim_ows(coding.substr(0, coding.find(';')));
+    if (coding.empty()) return;
+    for (char c : coding) bad |= !kTchar[uc(c)];
+    if (chunked_) coding_after_chunked_ = true;
+    if (iequals(coding, "chunked"))
+      chunked_ = true;
+    else
+      other_coding_ = true;
+  });
+  if (bad) {
+    fail(400, "invalid Transfer-Encoding", 0);
+    return false;
+  }
+  return true;
+}
+
 bool RequestParser::end_field(Request& req) {
   const std::string_view head = req.head_;
   const std::string_view name = head.substr(token_start_, name_end_ - token_start_);
@@ -148,58 +202,10 @@ bool RequestParser::end_field(Request& req) {
       }
       break;
     case 14:
-      if (iequals(name, "content-length")) {
-        if (has_transfer_encoding_) {
-          fail(400, "Content-Length and Transfer-Encoding together make the framing ambiguous", 0);
-          return false;
-        }
-        if (value.empty() || value.size() > 18) {
-          fail(400, "Content-Length is not a valid number", 0);
-          return false;
-        }
-        std::uint64_t n = 0;
-        for (char c : value) {
-          if (!is_digit(uc(c))) {
-            fail(400, "Content-Length is not a valid number", 0);
-            return false;
-          }
-          n = n * 10 + static_cast<unsigned>(c - '0');
-        }
-        if (has_content_length_ && n != content_length_) {
-          fail(400, "two different Content-Length values", 0);
-          return false;
-        }
-        has_content_length_ = true;
-        content_length_ = n;
-      }
+      if (iequals(name, "content-length")) return content_length_field(value);
       break;
     case 17:
-      if (iequals(name, "transfer-encoding")) {
-        if (has_content_length_) {
-          fail(400, "Content-Length and Transfer-Encoding together make the framing ambiguous", 0);
-          return false;
-        }
-        if (value.empty()) {
-          fail(400, "empty Transfer-Encoding", 0);
-          return false;
-        }
-        has_transfer_encoding_ = true;
-        bool bad = false;
-        for_each_element(value, [&](std::string_view coding) {
-          coding = trim_ows(coding.substr(0, coding.find(';')));
-          if (coding.empty()) return;
-          for (char c : coding) bad |= !kTchar[uc(c)];
-          if (chunked_) coding_after_chunked_ = true;
-          if (iequals(coding, "chunked"))
-            chunked_ = true;
-          else
-            other_coding_ = true;
-        });
-        if (bad) {
-          fail(400, "invalid Transfer-Encoding", 0);
-          return false;
-        }
-      }
+      if (iequals(name, "transfer-encoding")) return transfer_encoding_field(value);
       break;
     default:
       break;
@@ -207,31 +213,9 @@ bool RequestParser::end_field(Request& req) {
   return true;
 }
 
-bool RequestParser::end_head(Request& req) {
-  const std::string_view head = req.head_;
-  req.headers_.clear();
-  req.headers_.reserve(fields_.size());
-  for (const auto& f : fields_) {
-    req.headers_.push_back(
-        {head.substr(f.name_off, f.name_len), head.substr(f.value_off, f.value_len)});
-  }
-  req.method_name_ = head.substr(line_start_, method_end_ - line_start_);
-  std::string_view target = head.substr(target_start_, target_end_ - target_start_);
-  req.target_ = target;
-
-  if (req.version_minor_ == 1) {
-    if (host_count_ == 0) {
-      fail(400, "an HTTP/1.1 request must carry a Host header", 0);
-      return false;
-    }
-  }
-  if (host_count_ > 1) {
-    fail(400, "more than one Host header", 0);
-    return false;
-  }
-  req.keep_alive_ = req.version_minor_ == 1 ? !conn_close_ : (conn_keep_alive_ && !conn_close_);
-
-  // request-target: origin-form, absolute-form or asterisk-form (RFC 9112 §3.2)
+// The request-target into path and query: origin-form, absolute-form or asterisk-form (RFC 9112
+// §3.2).
+bool RequestParser::split_target(std::string_view target, Request& req) {
   std::string_view rest = target;
   if (target.front() != '/') {
     if (target == "*") {
@@ -271,6 +255,35 @@ bool RequestParser::end_head(Request& req) {
     req.path_ = rest.substr(0, q);
     req.query_ = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
   }
+
+  return true;
+}
+
+bool RequestParser::end_head(Request& req) {
+  const std::string_view head = req.head_;
+  req.headers_.clear();
+  req.headers_.reserve(fields_.size());
+  for (const auto& f : fields_) {
+    req.headers_.push_back(
+        {head.substr(f.name_off, f.name_len), head.substr(f.value_off, f.value_len)});
+  }
+  req.method_name_ = head.substr(line_start_, method_end_ - line_start_);
+  const std::string_view target = head.substr(target_start_, target_end_ - target_start_);
+  req.target_ = target;
+
+  if (req.version_minor_ == 1) {
+    if (host_count_ == 0) {
+      fail(400, "an HTTP/1.1 request must carry a Host header", 0);
+      return false;
+    }
+  }
+  if (host_count_ > 1) {
+    fail(400, "more than one Host header", 0);
+    return false;
+  }
+  req.keep_alive_ = req.version_minor_ == 1 ? !conn_close_ : (conn_keep_alive_ && !conn_close_);
+
+  if (!split_target(target, req)) return false;
 
   if (has_transfer_encoding_) {
     if (req.version_minor_ == 0) {

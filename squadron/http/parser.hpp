@@ -107,6 +107,9 @@ class RequestParser final {
   ParseResult feed_body(std::string_view data, Request& req);
   bool end_request_line(Request& req);
   bool end_field(Request& req);
+  bool content_length_field(std::string_view value);
+  bool transfer_encoding_field(std::string_view value);
+  bool split_target(std::string_view target, Request& req);
   bool end_head(Request& req);
 
   ParserLimits limits_;
