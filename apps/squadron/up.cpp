@@ -34,6 +34,7 @@
 #include "squadron/control/state.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
+#include "squadron/core/ports.hpp"
 #include "squadron/registry/memory_registry.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
@@ -176,40 +177,14 @@ bool has_gateway(const control::Manifest& m) {
                      [](const auto& s) { return !s.routes.empty(); });
 }
 
-// A listening socket on host:port (close-on-exec, address reuse), or -1 with errno set.
+// A listening socket on host:port (core::hold_port), or -1 with errno set.
 int hold_listener(const std::string& host, std::uint16_t port) {
-  const auto address =
-      core::AddressBlock::parse(host == "localhost" ? "127.0.0.1" : core::host_part(host));
-  if (!address || address->prefix != (address->family == AF_INET ? 32 : 128)) {
-    errno = EINVAL;
+  const auto held = core::hold_port(host, port);
+  if (!held) {
+    errno = held.error().value();
     return -1;
   }
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  if (address->family == AF_INET) {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-    v4->sin_family = AF_INET;
-    std::memcpy(&v4->sin_addr, address->bytes, 4);
-    v4->sin_port = htons(port);
-    len = sizeof *v4;
-  } else {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-    v6->sin6_family = AF_INET6;
-    std::memcpy(&v6->sin6_addr, address->bytes, 16);
-    v6->sin6_port = htons(port);
-    len = sizeof *v6;
-  }
-  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4096) != 0) {
-    const int e = errno;
-    ::close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
+  return held->fd;
 }
 
 // A listener of the fleet's own, held for its life: its port and descriptor (-1: none).
@@ -237,14 +212,12 @@ Held hold_free_port(const std::string& host) {
       if (const int fd = hold_listener(host, port); fd >= 0) return {port, fd};
     }
   }
-  const int fd = hold_listener(host, 0);
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
-  const auto port = addr.ss_family == AF_INET6
-                        ? reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port
-                        : reinterpret_cast<const sockaddr_in*>(&addr)->sin_port;
-  return {ntohs(port), fd};
+  const auto any = core::hold_port(host, 0);
+  if (!any) {
+    errno = any.error().value();
+    return {};
+  }
+  return {any->port, any->fd};
 }
 
 // "hello-world" -> "SQUADRON_HELLO_WORLD_URL"

@@ -24,6 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "squadron/core/ports.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/supervisor/backoff.hpp"
@@ -61,25 +62,6 @@ namespace {
 
 constexpr std::size_t kRingLines = 1000;
 constexpr std::size_t kMaxLine = 16 * 1024;
-
-// A free loopback port for an instance, or the reason there is none (out of descriptors).
-// Plain system calls: an io_context here would throw where a socket cannot be made.
-boost::system::result<std::uint16_t> pick_free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return boost::system::error_code(errno, boost::system::system_category());
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return boost::system::error_code(e, boost::system::system_category());
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Whether some process listens on `port` (any address): a fixed port is handed to a new process
 // only once nobody holds it, so that a probe never reaches the process before it.
@@ -302,7 +284,7 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
     std::uint16_t port = 0;
     if (spec.port) {
       port = *spec.port;
-    } else if (auto p = pick_free_port()) {
+    } else if (auto p = core::pick_port()) {
       port = *p;
     } else {
       cannot = "no free port: " + p.error().message();
