@@ -53,7 +53,11 @@ asio::awaitable<void> Attempts::run(const Cluster& service, Stats& stats, Attemp
     if (n > 0) stats.retries.add();
     const Endpoint& ep = service.ready[*pick];  // the caller keeps the service alive
     tried.ids[tried.count++] = ep.id;
-    const Next next = co_await attempt(service, stats, a, ep, n, attempts, tried, res);
+    balancer_.started(ep);
+    core::ScopeExit finish([this, &ep] { balancer_.finished(ep); });
+    const auto x =
+        co_await transport_->exchange({ep.id, ep.host, ep.port}, a.bytes, *a.options, res);
+    const Next next = after(service, stats, a, ep, x, n, attempts, tried, res);
     if (next == Next::kAnswered) co_return;
     if (next == Next::kStop) break;
   }
@@ -89,12 +93,9 @@ asio::awaitable<bool> Attempts::may_retry(const Cluster& service, Stats& stats, 
   co_return exempt || budget_.acquire(tried.slot, in_flight);
 }
 
-asio::awaitable<Attempts::Next> Attempts::attempt(const Cluster& service, Stats& stats,
-                                                  const Attempt& a, const Endpoint& ep, int n,
-                                                  int attempts, Tried& tried, http::Response& res) {
-  balancer_.started(ep);
-  core::ScopeExit finish([this, &ep] { balancer_.finished(ep); });
-  const auto x = co_await transport_->exchange({ep.id, ep.host, ep.port}, a.bytes, *a.options, res);
+Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Attempt& a,
+                               const Endpoint& ep, const http::Exchange& x, int n, int attempts,
+                               Tried& tried, http::Response& res) {
   tried.refused = x.outcome == http::Outcome::kRefused;
   const auto now = Clock::now();
   const auto pool = pool_of(service);
@@ -103,26 +104,26 @@ asio::awaitable<Attempts::Next> Attempts::attempt(const Cluster& service, Stats&
     if (res.status == 503 && a.replayable && n + 1 < attempts &&
         service.ready.size() > tried.count) {
       tried.last_error = fmt::format("{}: 503", ep.id);
-      co_return Next::kRetry;  // another instance may do better
+      return Next::kRetry;  // another instance may do better
     }
-    co_return Next::kAnswered;
+    return Next::kAnswered;
   }
   if (balancer_.record(pool, ep, false, now)) stats.ejections.add();
   if (x.outcome == http::Outcome::kMalformed) {
     // An answer, but not one to pass on (framing, field count or size, control bytes).
     res = http::failure_answer(x.outcome, service.name, x.error, a.timeout);
-    co_return Next::kAnswered;
+    return Next::kAnswered;
   }
   // No answer from this instance (refused, reset, cut off, timed out).
   tried.last_error = fmt::format("{}: {}", ep.id, x.error);
   tried.timed_out = x.outcome == http::Outcome::kTimeout ||
                     (x.outcome == http::Outcome::kConnectTimeout && now >= a.options->deadline);
-  if (tried.timed_out) co_return Next::kStop;
+  if (tried.timed_out) return Next::kStop;
   if (x.sent && !a.replayable) {
     res = http::failure_answer(http::Outcome::kFailed, service.name, tried.last_error, a.timeout);
-    co_return Next::kAnswered;
+    return Next::kAnswered;
   }
-  co_return Next::kRetry;
+  return Next::kRetry;
 }
 
 }  // namespace squadron::gateway

@@ -63,10 +63,10 @@ class Attempts final {
   // Whether attempt `n` may go (after its pause, inside the budget and the deadline).
   boost::asio::awaitable<bool> may_retry(const Cluster& service, Stats& stats, const Attempt& a,
                                          int n, Tried& tried);
-  // One exchange with instance `ep`; what to do next.
-  boost::asio::awaitable<Next> attempt(const Cluster& service, Stats& stats, const Attempt& a,
-                                       const Endpoint& ep, int n, int attempts, Tried& tried,
-                                       http::Response& res);
+  // What exchange `x` with instance `ep` (attempt `n` of `attempts`) means: the answer (in
+  // `res`), another attempt, or the end of them. No suspension: the exchange is awaited in run().
+  Next after(const Cluster& service, Stats& stats, const Attempt& a, const Endpoint& ep,
+             const http::Exchange& x, int n, int attempts, Tried& tried, http::Response& res);
   bool still_listed(const Cluster& service, std::string_view id) const;
 
   resilience::Balancer balancer_;

@@ -373,60 +373,57 @@ void hand_over_stream(ConnectionPool::Impl& p, Upstream upstream, const Exchange
   response.stream = [pump] { return pump_next(pump); };
 }
 
-enum class Read { kWhole, kStreamed, kFailed };
+enum class Read { kMore, kWhole, kStreamed, kFailed };
 
-// Reads the answer on `conn` (sent already) into `response`: whole, or its head with the body
-// streamed (`conn` is then the pump's). kFailed with `x` saying why (not its outcome when the
+// One read of the answer on `conn` (sent already): `rec`, `rn` what it got. kMore: read again;
+// kWhole: the answer is in `response`; kStreamed: its head is, the body to be pulled through
+// (`conn` is then the pump's); kFailed with `x` saying why (its outcome left kFailed when the
 // connection may have been a stale pooled one: the caller decides).
-asio::awaitable<Read> read_answer(ConnectionPool::Impl& p, Upstream upstream,
-                                  std::unique_ptr<Connection>& conn, const ExchangeOptions& options,
-                                  const Deadline& limit, Response& response, Exchange& x,
-                                  bool& leftover) {
+Read on_read(ConnectionPool::Impl& p, Upstream upstream, std::unique_ptr<Connection>& conn,
+             const ExchangeOptions& options, const Deadline& limit, boost::system::error_code rec,
+             std::size_t rn, Response& response, Exchange& x, bool& leftover) {
   ResponseParser& parser = conn->parser;
-  parser.reset(options.head);
   auto result = ResponseParser::Result::kNeedMore;
-  while (result == ResponseParser::Result::kNeedMore) {
-    auto [rec, rn] = co_await conn->socket.async_read_some(
-        asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
-    if (limit.expired) {
-      x.outcome = Outcome::kTimeout;
-      x.error = "timeout";
-      co_return Read::kFailed;
-    }
-    if (rec == asio::error::eof) {
-      result = parser.finish_eof();
-      x.error = parser.error();
-      break;
-    }
-    if (rec) {
-      x.error = rec.message();
-      co_return Read::kFailed;
-    }
+  if (limit.expired) {
+    x.outcome = Outcome::kTimeout;
+    x.error = "timeout";
+    return Read::kFailed;
+  }
+  if (rec == asio::error::eof) {
+    result = parser.finish_eof();
+    x.error = parser.error();
+  } else if (rec) {
+    x.error = rec.message();
+    return Read::kFailed;
+  } else {
     std::size_t used = 0;
     result = parser.feed(std::string_view(conn->buffer.get(), rn), used);
     leftover = used < rn;
-    if (result == ResponseParser::Result::kError) {
-      x.outcome = Outcome::kMalformed;
-      x.error = "bad answer: " + std::string(parser.error());
-      co_return Read::kFailed;
-    }
-    if (result != ResponseParser::Result::kNeedMore) break;
-    // Part of an answer came: acknowledge it now. An upstream that writes its head and body
-    // separately with Nagle on (Python's http.server keeping the connection alive, say) holds
-    // the body until this ACK, which Linux would delay up to 40 ms (measured through the
-    // gateway: 43.8 ms a request without this, 0.36 ms with it). Only on this path: a whole
-    // answer in one read, the usual case, costs no system call.
-    const int one = 1;
-    ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-    if (streams(parser, options)) {
-      hand_over_stream(p, upstream, options, std::move(conn), response);
-      co_return Read::kStreamed;
-    }
   }
-  if (result != ResponseParser::Result::kDone) co_return Read::kFailed;
-  fill_head(parser, options, response);
-  response.body = std::move(parser.body());
-  co_return Read::kWhole;
+  if (result == ResponseParser::Result::kError) {
+    if (rec) return Read::kFailed;
+    x.outcome = Outcome::kMalformed;
+    x.error = "bad answer: " + std::string(parser.error());
+    return Read::kFailed;
+  }
+  if (result == ResponseParser::Result::kDone) {
+    fill_head(parser, options, response);
+    response.body = std::move(parser.body());
+    return Read::kWhole;
+  }
+  if (rec) return Read::kFailed;  // closed before the answer was whole
+  // Part of an answer came: acknowledge it now. An upstream that writes its head and body
+  // separately with Nagle on (Python's http.server keeping the connection alive, say) holds
+  // the body until this ACK, which Linux would delay up to 40 ms (measured through the
+  // gateway: 43.8 ms a request without this, 0.36 ms with it). Only on this path: a whole
+  // answer in one read, the usual case, costs no system call.
+  const int one = 1;
+  ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  if (streams(parser, options)) {
+    hand_over_stream(p, upstream, options, std::move(conn), response);
+    return Read::kStreamed;
+  }
+  return Read::kMore;
 }
 
 }  // namespace
@@ -485,8 +482,13 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     }
     x.outcome = Outcome::kFailed;
     bool leftover = false;
-    const Read read =
-        co_await read_answer(p, upstream, conn, options, limit, response, x, leftover);
+    conn->parser.reset(options.head);
+    Read read = Read::kMore;
+    while (read == Read::kMore) {
+      auto [rec, rn] = co_await conn->socket.async_read_some(
+          asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
+      read = on_read(p, upstream, conn, options, limit, rec, rn, response, x, leftover);
+    }
     if (read == Read::kFailed) {
       // Cut off before any answer on a reused connection: it was stale; try a fresh one
       // (unless a streamed body went out: it cannot be sent again).

@@ -475,46 +475,41 @@ class Server::Worker {
     bool served_any = false;
     SteadyClock::time_point head_started;
   };
-  enum class Served { kNext, kClose, kGone };
-
-  // Serves the request the parser just completed (or, `body_streams`, whose head it completed:
-  // the handler reads the body as it arrives): the handler, then its answer into `s.out`, or
-  // written out at once when streamed. kGone: the client went away.
-  asio::awaitable<Served> serve(Session& s, bool body_streams) {
+  // Before the handler of the request the parser just completed (or, `body_streams`, whose
+  // head it completed: the handler reads the body as it arrives): calls the synchronous
+  // handler; true when it answered.
+  bool begin_request(Session& s, bool body_streams, std::optional<StreamedBody>& streamed,
+                     Response& res) {
     s.served_any = true;
     s.conn.deadline = SteadyClock::time_point::max();
-    std::optional<StreamedBody> streamed;
     if (body_streams) {
       streamed.emplace(s.conn, s.parser, s.req, s.data, s.read_buffer.get(), coarse_now_,
                        config_.io_timeout);
       s.req.set_body_reader(&*streamed);
     }
-    Response res;
-    if (!call_handler(s.handler, s.req, res)) {
-      try {
-        co_await s.handler.handle_async(s.req, res, index_);
-      } catch (const std::exception&) {
-        res = Response::problem(500, "the handler failed");
-      }
-    }
+    return call_handler(s.handler, s.req, res);
+  }
+
+  enum class Served { kNext, kClose, kGone };
+  // After the handler: a streamed body's verdict, then the answer's head (and a whole body)
+  // into `s.out`; `chunked` says how a streamed answer's body goes on.
+  Served end_request(Session& s, const std::optional<StreamedBody>& streamed, Response& res,
+                     bool& chunked) {
     bool keep = s.req.keep_alive() && !res.close && !stopping_;
     if (streamed) {
       s.conn.deadline = SteadyClock::time_point::max();
       const auto after = after_streamed_body(*streamed, s.handler, res);
-      if (after == BodyEnd::kClientGone) co_return Served::kGone;
+      if (after == BodyEnd::kClientGone) return Served::kGone;
       s.linger |= after == BodyEnd::kRefused;
       // A body not read to its end leaves the connection out of step: close it after.
       if (!streamed->complete()) keep = false;
     }
     if (res.stream) {
-      const bool chunked = answer_streamed(s.req, res, keep, s.out);
-      if (!co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
-        co_return Served::kGone;
+      chunked = answer_streamed(s.req, res, keep, s.out);
     } else {
       answer(s.req, res, keep, s.out);
     }
-    s.parser.reset(s.req);
-    co_return keep ? Served::kNext : Served::kClose;
+    return keep ? Served::kNext : Served::kClose;
   }
 
   // Parses what has arrived and serves each request in it, in order; false: the client is gone.
@@ -538,8 +533,23 @@ class Server::Worker {
         s.linger = true;  // the client may still be sending what we refused
         break;
       }
-      const Served served = co_await serve(s, r.status == ParseStatus::kHeadersDone);
+      // A complete request, or one whose body is streamed.
+      std::optional<StreamedBody> streamed;
+      Response res;
+      if (!begin_request(s, r.status == ParseStatus::kHeadersDone, streamed, res)) {
+        try {
+          co_await s.handler.handle_async(s.req, res, index_);
+        } catch (const std::exception&) {
+          res = Response::problem(500, "the handler failed");
+        }
+      }
+      bool chunked = false;
+      const Served served = end_request(s, streamed, res, chunked);
       if (served == Served::kGone) co_return false;
+      if (res.stream &&
+          !co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
+        co_return false;
+      s.parser.reset(s.req);
       if (served == Served::kClose) {
         s.close_after = true;
         break;

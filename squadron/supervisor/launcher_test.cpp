@@ -51,7 +51,7 @@ struct Closer {
 
 TEST(PosixLauncher, CapturesStdoutAndStderrApartAndTheExitCode) {
   PosixLauncher launcher;
-  auto child = launcher.launch({{"sh", "-c", "echo out; echo err >&2; exit 3"}, "/", {}});
+  auto child = launcher.launch({{"sh", "-c", "echo out; echo err >&2; exit 3"}, "/", {}, {}, {}});
   ASSERT_TRUE(child) << child.error().message();
   Closer c{*child};
   EXPECT_EQ(read_all(child->stdout_fd), "out\n");
@@ -61,8 +61,8 @@ TEST(PosixLauncher, CapturesStdoutAndStderrApartAndTheExitCode) {
 
 TEST(PosixLauncher, AddsTheEnvironmentAndRunsInTheDirectory) {
   PosixLauncher launcher;
-  auto child =
-      launcher.launch({{"sh", "-c", "echo \"$GREETING:$(pwd)\""}, "/tmp", {{"GREETING", "hi"}}});
+  auto child = launcher.launch(
+      {{"sh", "-c", "echo \"$GREETING:$(pwd)\""}, "/tmp", {{"GREETING", "hi"}}, {}, {}});
   ASSERT_TRUE(child);
   Closer c{*child};
   EXPECT_EQ(read_all(child->stdout_fd), "hi:/tmp\n");
@@ -71,10 +71,10 @@ TEST(PosixLauncher, AddsTheEnvironmentAndRunsInTheDirectory) {
 
 TEST(PosixLauncher, AProgramThatCannotRunIsAnErrorWithItsReason) {
   PosixLauncher launcher;
-  auto missing = launcher.launch({{"no-such-program-squadron"}, "/", {}});
+  auto missing = launcher.launch({{"no-such-program-squadron"}, "/", {}, {}, {}});
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().value(), ENOENT);
-  auto bad_cwd = launcher.launch({{"sh", "-c", "true"}, "/no/such/dir", {}});
+  auto bad_cwd = launcher.launch({{"sh", "-c", "true"}, "/no/such/dir", {}, {}, {}});
   ASSERT_FALSE(bad_cwd);
   EXPECT_EQ(bad_cwd.error().value(), ENOENT);
 }
@@ -87,7 +87,7 @@ TEST(PosixLauncher, ResolvesRelativePathsAgainstTheWorkingDirectory) {
 
 TEST(PosixLauncher, EachProcessLeadsItsGroupAndAGroupSignalReachesItsChildren) {
   PosixLauncher launcher;
-  auto child = launcher.launch({{"sh", "-c", "sleep 100 & echo $!; wait"}, "/", {}});
+  auto child = launcher.launch({{"sh", "-c", "sleep 100 & echo $!; wait"}, "/", {}, {}, {}});
   ASSERT_TRUE(child);
   Closer c{*child};
   EXPECT_EQ(::getpgid(child->pid), child->pid);
@@ -116,7 +116,7 @@ TEST(PosixLauncher, ChildrenDieWithTheSupervisorEvenBySigkill) {
   if (supervisor == 0) {
     // A stand-in supervisor: start a long-lived child, report its pid, wait to be killed.
     PosixLauncher launcher;
-    auto child = launcher.launch({{"sleep", "100"}, "/", {}});
+    auto child = launcher.launch({{"sleep", "100"}, "/", {}, {}, {}});
     const pid_t pid = child ? child->pid : -1;
     (void)!::write(fds[1], &pid, sizeof pid);
     ::pause();
