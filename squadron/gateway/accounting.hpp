@@ -28,7 +28,15 @@ class RequestAccount final {
       route_->in_flight.add();
     }
   }
+  // The request's count goes with it (into the coroutine that answers it); the moved-from
+  // account records nothing.
+  RequestAccount(RequestAccount&& o) noexcept
+      : service_(o.service_), route_(o.route_), res_(o.res_), start_(o.start_), live_(o.live_) {
+    o.live_ = false;
+  }
+  RequestAccount& operator=(RequestAccount&&) = delete;
   ~RequestAccount() {
+    if (!live_) return;
     const auto took = std::chrono::steady_clock::now() - start_;
     service_.in_flight.sub();
     service_.finish(res_.status, took);
@@ -41,6 +49,7 @@ class RequestAccount final {
   RequestAccount& operator=(const RequestAccount&) = delete;
 
   Stats& service() const noexcept { return service_; }
+  const http::Response& response() const noexcept { return res_; }
   Stats* route() const noexcept { return route_; }
   std::chrono::steady_clock::time_point start() const noexcept { return start_; }
 
@@ -49,6 +58,7 @@ class RequestAccount final {
   Stats* route_;
   const http::Response& res_;
   std::chrono::steady_clock::time_point start_;
+  bool live_ = true;
 };
 
 }  // namespace squadron::gateway

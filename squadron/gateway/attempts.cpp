@@ -38,17 +38,18 @@ bool Attempts::still_listed(const Cluster& service, std::string_view id) const {
                      [&](const Endpoint& e) { return e.id == id; });
 }
 
-asio::awaitable<void> Attempts::run(const Cluster& service, Stats& stats, Attempt a,
-                                    http::Response& res) {
+asio::awaitable<void> Attempts::run(const Cluster& service, Forward f, http::Response& res) {
+  Stats& stats = f.account.service();
+  const auto bytes = f.request.bytes();
   Tried tried;
   const int attempts =
       std::min<int>(service.policy.retries + 1, static_cast<int>(tried.ids.size()));
   for (int n = 0; n < attempts; ++n) {
     // A retry after a refused connection goes to another instance at once, outside the budget:
     // it adds no load to the failing one (a dead instance still listed for a few milliseconds).
-    if (n > 0 && !tried.refused && !co_await may_retry(service, stats, a, n, tried)) break;
+    if (n > 0 && !tried.refused && !co_await may_retry(service, stats, f, n, tried)) break;
     const auto pick = balancer_.pick(pool_of(service), {tried.ids.data(), tried.count},
-                                     n == 0 ? a.started_at : Clock::now());
+                                     n == 0 ? f.account.start() : Clock::now());
     if (!pick) break;
     if (n > 0) stats.retries.add();
     const Endpoint& ep = service.ready[*pick];  // the caller keeps the service alive
@@ -56,25 +57,25 @@ asio::awaitable<void> Attempts::run(const Cluster& service, Stats& stats, Attemp
     balancer_.started(ep);
     core::ScopeExit finish([this, &ep] { balancer_.finished(ep); });
     const auto x =
-        co_await transport_->exchange({ep.id, ep.host, ep.port}, a.bytes, *a.options, res);
-    const Next next = after(service, stats, a, ep, x, n, attempts, tried, res);
+        co_await transport_->exchange({ep.id, ep.host, ep.port}, bytes, f.request.options, res);
+    const Next next = after(service, stats, f, ep, x, n, attempts, tried, res);
     if (next == Next::kAnswered) co_return;
     if (next == Next::kStop) break;
   }
   if (tried.timed_out) {
     stats.timeouts.add();
-    res = http::failure_answer(http::Outcome::kTimeout, service.name, {}, a.timeout);
+    res = http::failure_answer(http::Outcome::kTimeout, service.name, {}, f.timeout);
     co_return;
   }
-  res = http::failure_answer(http::Outcome::kRefused, service.name, tried.last_error, a.timeout);
+  res = http::failure_answer(http::Outcome::kRefused, service.name, tried.last_error, f.timeout);
 }
 
-asio::awaitable<bool> Attempts::may_retry(const Cluster& service, Stats& stats, const Attempt& a,
+asio::awaitable<bool> Attempts::may_retry(const Cluster& service, Stats& stats, const Forward& f,
                                           int n, Tried& tried) {
   // Full jitter: a random wait up to 25 ms, doubling per retry, at most 250 ms.
   const auto wait = resilience::full_jitter(
       n, {std::chrono::milliseconds(25), std::chrono::milliseconds(250)}, rng_());
-  if (Clock::now() + wait >= a.options->deadline) co_return false;
+  if (Clock::now() + wait >= f.request.options.deadline) co_return false;
   asio::steady_timer pause(co_await asio::this_coro::executor, wait);
   co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   // The retry budget: retries in flight at most 20 % of the requests in flight (at least 3, as
@@ -93,7 +94,7 @@ asio::awaitable<bool> Attempts::may_retry(const Cluster& service, Stats& stats, 
   co_return exempt || budget_.acquire(tried.slot, in_flight);
 }
 
-Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Attempt& a,
+Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Forward& f,
                                const Endpoint& ep, const http::Exchange& x, int n, int attempts,
                                Tried& tried, http::Response& res) {
   tried.refused = x.outcome == http::Outcome::kRefused;
@@ -101,7 +102,7 @@ Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Attem
   const auto pool = pool_of(service);
   if (x.outcome == http::Outcome::kAnswered) {
     if (balancer_.record(pool, ep, res.status < 500, now)) stats.ejections.add();
-    if (res.status == 503 && a.replayable && n + 1 < attempts &&
+    if (res.status == 503 && f.request.replayable && n + 1 < attempts &&
         service.ready.size() > tried.count) {
       tried.last_error = fmt::format("{}: 503", ep.id);
       return Next::kRetry;  // another instance may do better
@@ -111,16 +112,17 @@ Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Attem
   if (balancer_.record(pool, ep, false, now)) stats.ejections.add();
   if (x.outcome == http::Outcome::kMalformed) {
     // An answer, but not one to pass on (framing, field count or size, control bytes).
-    res = http::failure_answer(x.outcome, service.name, x.error, a.timeout);
+    res = http::failure_answer(x.outcome, service.name, x.error, f.timeout);
     return Next::kAnswered;
   }
   // No answer from this instance (refused, reset, cut off, timed out).
   tried.last_error = fmt::format("{}: {}", ep.id, x.error);
-  tried.timed_out = x.outcome == http::Outcome::kTimeout ||
-                    (x.outcome == http::Outcome::kConnectTimeout && now >= a.options->deadline);
+  tried.timed_out =
+      x.outcome == http::Outcome::kTimeout ||
+      (x.outcome == http::Outcome::kConnectTimeout && now >= f.request.options.deadline);
   if (tried.timed_out) return Next::kStop;
-  if (x.sent && !a.replayable) {
-    res = http::failure_answer(http::Outcome::kFailed, service.name, tried.last_error, a.timeout);
+  if (x.sent && !f.request.replayable) {
+    res = http::failure_answer(http::Outcome::kFailed, service.name, tried.last_error, f.timeout);
     return Next::kAnswered;
   }
   return Next::kRetry;

@@ -5,8 +5,7 @@
 //
 //   Attempts attempts{seed, [&](std::string_view name) { return latest_table().find(name); }};
 //   attempts.set_transport(&pool);
-//   co_await attempts.run(service, stats, {up.bytes(), &up.options, up.replayable, start,
-//                         timeout}, res);
+//   co_await attempts.run(cluster, {std::move(account), std::move(request), table, timeout}, res);
 //
 // Thread safety: one Attempts per I/O thread, used on that thread only.
 #pragma once
@@ -14,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,20 +22,22 @@
 #include <boost/asio/buffer.hpp>
 
 #include "squadron/core/splitmix.hpp"
+#include "squadron/gateway/accounting.hpp"
 #include "squadron/gateway/metrics.hpp"
 #include "squadron/gateway/route_table.hpp"
+#include "squadron/gateway/upstream_request.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/resilience/balancer.hpp"
 #include "squadron/resilience/retry_budget.hpp"
 
 namespace squadron::gateway {
 
-// One request to send, as the attempt loop needs it. The views outlive run().
-struct Attempt {
-  std::span<const boost::asio::const_buffer> bytes;
-  const http::ExchangeOptions* options = nullptr;  // its deadline is the request's
-  bool replayable = false;  // may be sent again (idempotent, body not streamed)
-  std::chrono::steady_clock::time_point started_at;
+// What one request's attempts own, moved into the attempt loop's frame (so that a forwarded
+// request has no coroutine frame but this one and the exchange's).
+struct Forward {
+  RequestAccount account;             // counts the request until its answer
+  UpstreamRequest request;            // the bytes to send and the exchange's options (its deadline)
+  std::shared_ptr<const void> table;  // keeps the Cluster and its endpoints alive
   std::chrono::milliseconds timeout{0};  // the bound the deadline came from (for the 504)
 };
 
@@ -50,22 +52,21 @@ class Attempts final {
   resilience::Balancer& balancer() noexcept { return balancer_; }
   const resilience::Balancer& balancer() const noexcept { return balancer_; }
 
-  // Sends `a` to ready instances of `service` (kept alive by the caller) until one answers or
-  // the attempts, the budget or the deadline run out; the answer in `res`, counted in `stats`
-  // (retries, ejections, timeouts). Precondition: a transport is set, the service has a ready
-  // instance.
-  boost::asio::awaitable<void> run(const Cluster& service, Stats& stats, Attempt a,
-                                   http::Response& res);
+  // Sends `f.request` to ready instances of `service` (kept alive by `f.table`) until one
+  // answers or the attempts, the budget or the deadline run out; the answer in `res`, counted
+  // in the request's account (retries, ejections, timeouts). Precondition: a transport is set,
+  // the service has a ready instance. `res` outlives the loop.
+  boost::asio::awaitable<void> run(const Cluster& service, Forward f, http::Response& res);
 
  private:
   struct Tried;
   enum class Next { kAnswered, kRetry, kStop };
   // Whether attempt `n` may go (after its pause, inside the budget and the deadline).
-  boost::asio::awaitable<bool> may_retry(const Cluster& service, Stats& stats, const Attempt& a,
+  boost::asio::awaitable<bool> may_retry(const Cluster& service, Stats& stats, const Forward& f,
                                          int n, Tried& tried);
   // What exchange `x` with instance `ep` (attempt `n` of `attempts`) means: the answer (in
   // `res`), another attempt, or the end of them. No suspension: the exchange is awaited in run().
-  Next after(const Cluster& service, Stats& stats, const Attempt& a, const Endpoint& ep,
+  Next after(const Cluster& service, Stats& stats, const Forward& f, const Endpoint& ep,
              const http::Exchange& x, int n, int attempts, Tried& tried, http::Response& res);
   bool still_listed(const Cluster& service, std::string_view id) const;
 

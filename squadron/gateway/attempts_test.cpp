@@ -64,18 +64,24 @@ struct Outcome {
   Stats stats;
 };
 
+// One request's Forward: its account in `stats`, an (empty) upstream request with a 5 s deadline.
+Forward forward_of(Stats& stats, http::Response& res, HeadBuffers& heads, bool replayable) {
+  const auto now = std::chrono::steady_clock::now();
+  Forward f{RequestAccount(stats, nullptr, res, now), UpstreamRequest(heads), nullptr, 5000ms};
+  f.request.options.deadline = now + 5s;
+  f.request.replayable = replayable;
+  return f;
+}
+
 // The attempt loop over `transport` for one request; `latest` is what the newest table says.
 void run(const Cluster& service, FakeTransport& transport, bool replayable, Outcome& out,
          const Cluster* latest = nullptr) {
   Attempts attempts(42, [&](std::string_view) { return latest != nullptr ? latest : &service; });
   attempts.set_transport(&transport);
   asio::io_context io;
-  http::ExchangeOptions options;
-  const auto now = std::chrono::steady_clock::now();
-  options.deadline = now + 5s;
-  out.stats.in_flight.add();  // this request
+  HeadBuffers heads;
   asio::co_spawn(io,
-                 attempts.run(service, out.stats, {{}, &options, replayable, now, 5000ms}, out.res),
+                 attempts.run(service, forward_of(out.stats, out.res, heads, replayable), out.res),
                  asio::detached);
   io.run();
 }
@@ -90,6 +96,9 @@ TEST(Attempts, ARefusedInstanceIsRetriedOnAnotherAtOnce) {
   EXPECT_EQ(r.res.status, 503);
   EXPECT_NE(r.res.body.find("hello is unreachable: hello-"), std::string::npos) << r.res.body;
   EXPECT_EQ(r.stats.retries.get(), 1u);
+  EXPECT_EQ(r.stats.requests.get(), 1u) << "the request's account went with it";
+  EXPECT_EQ(r.stats.in_flight.get(), 0u);
+  EXPECT_EQ(r.stats.responses[4].get(), 1u) << "and recorded its 503";
 }
 
 TEST(Attempts, TheFirstInstanceThatAnswersIsTheAnswer) {
@@ -170,14 +179,11 @@ TEST(Attempts, ConsecutiveFailuresEjectAnInstance) {
   Attempts attempts(1, [&](std::string_view) { return &s; });  // one balancer sees them all
   attempts.set_transport(&t);
   asio::io_context io;
-  http::ExchangeOptions options;
-  options.deadline = std::chrono::steady_clock::now() + 5s;
+  HeadBuffers heads;
   Stats stats;
   for (int i = 0; i < 8; ++i) {
     http::Response res;
-    const auto now = std::chrono::steady_clock::now();
-    asio::co_spawn(io, attempts.run(s, stats, {{}, &options, true, now, 5000ms}, res),
-                   asio::detached);
+    asio::co_spawn(io, attempts.run(s, forward_of(stats, res, heads, true), res), asio::detached);
     io.run();
     io.restart();
   }

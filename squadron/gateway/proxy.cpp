@@ -139,57 +139,82 @@ bool Proxy::admit(const Snapshot& snap, const RouteMatch& match, const http::Req
          admit_ready(*match.service, res);
 }
 
-http::Transport& Proxy::transport(ThreadState& w, const asio::any_io_executor& executor) {
-  if (w.attempts.transport() == nullptr) {
-    // The server runs each connection on its thread's io_context: that context's pool (it goes
-    // with the context, whatever outlives it).
-    auto& context = executor.target<asio::io_context::executor_type>()->context();
-    w.attempts.set_transport(&http::ConnectionPool::of(context, config_.max_idle_per_endpoint));
-  }
-  return *w.attempts.transport();
-}
-
 bool Proxy::handle(http::Request&, http::Response&, std::size_t) {
   return false;  // every request is matched and answered in handle_async, in one place
 }
 
+namespace {
+// The answer is in `res` already: nothing to wait for.
+asio::awaitable<void> answered() { co_return; }
+}  // namespace
+
+// Not a coroutine: the match and the admission are synchronous, and a forwarded request's only
+// frame is the attempt loop's, which owns its account and upstream request (Forward).
 asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
                                           std::size_t worker) {
   auto& w = *workers_[worker];
   auto snap = current(worker);  // kept alive for this request, whatever is published meanwhile
-  auto match = resolve(*snap->table, req);
+  const auto match = resolve(*snap->table, req);
   if (!match) {
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
-    co_return;
+    return answered();
   }
-  const auto started_at = std::chrono::steady_clock::now();
   RequestAccount account(*snap->services[worker][snap->table->index_of(*match->service)],
                          match->route != kNoRoute ? snap->routes[worker][match->route] : nullptr,
-                         res, started_at);
-  if (!admit(*snap, *match, req, account, res)) co_return;
-  if (match->service->ready.empty()) {  // scaled to zero: wait while it wakes
-    WakeWait wait{[this, worker, &req, &snap] {
-                    snap = current(worker);
-                    return resolve(*snap->table, req);
-                  },
-                  config_.wake,
-                  started_at,
-                  req.path(),
-                  &w.held,
-                  config_.max_held_per_thread};
-    match = co_await hold_for_wake(match->service->name, match->service->policy.timeout,
-                                   std::move(wait), res);
-    if (!match) co_return;
-  }
-  const Cluster& service = *match->service;
-  if (!admit_in_flight(service, workers_.size(), account, res)) co_return;
+                         res, std::chrono::steady_clock::now());
+  if (!admit(*snap, *match, req, account, res)) return answered();
+  if (match->service->ready.empty())  // scaled to zero: wait while it wakes
+    return wake_then_forward(worker, std::move(snap), req, res, std::move(account));
+  return forward(w, std::move(snap), *match, req, res, std::move(account));
+}
+
+asio::awaitable<void> Proxy::forward(ThreadState& w, std::shared_ptr<const Snapshot> snap,
+                                     const RouteMatch& match, http::Request& req,
+                                     http::Response& res, RequestAccount account) {
+  const Cluster& service = *match.service;
+  if (!admit_in_flight(service, workers_.size(), account, res)) return answered();
   const auto timeout = attempt_timeout(service.policy, req.timeout_left_ms());
   ensure_request_id(req, w.rng);
   UpstreamRequest up(w.heads);
-  up.build(req, *match, trusts(req.remote_address()), timeout, started_at);
-  transport(w, co_await asio::this_coro::executor);
-  co_await w.attempts.run(service, account.service(),
-                          {up.bytes(), &up.options, up.replayable, started_at, timeout}, res);
+  up.build(req, match, trusts(req.remote_address()), timeout, account.start());
+  if (w.attempts.transport() == nullptr) {
+    // The server runs each connection on its thread's io_context: that context's pool (it goes
+    // with the context, whatever outlives it). Known once the thread's first request runs.
+    return first_forward(w, std::move(snap), service, res,
+                         Forward{std::move(account), std::move(up), nullptr, timeout});
+  }
+  return w.attempts.run(service,
+                        Forward{std::move(account), std::move(up), std::move(snap), timeout}, res);
+}
+
+asio::awaitable<void> Proxy::first_forward(ThreadState& w, std::shared_ptr<const Snapshot> snap,
+                                           const Cluster& service, http::Response& res, Forward f) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto& context = executor.target<asio::io_context::executor_type>()->context();
+  w.attempts.set_transport(&http::ConnectionPool::of(context, config_.max_idle_per_endpoint));
+  f.table = std::move(snap);
+  co_await w.attempts.run(service, std::move(f), res);
+}
+
+asio::awaitable<void> Proxy::wake_then_forward(std::size_t worker,
+                                               std::shared_ptr<const Snapshot> snap,
+                                               http::Request& req, http::Response& res,
+                                               RequestAccount account) {
+  auto& w = *workers_[worker];
+  const auto first = resolve(*snap->table, req);
+  WakeWait wait{[this, worker, &req, &snap] {
+                  snap = current(worker);
+                  return resolve(*snap->table, req);
+                },
+                config_.wake,
+                account.start(),
+                req.path(),
+                &w.held,
+                config_.max_held_per_thread};
+  const auto match = co_await hold_for_wake(first->service->name, first->service->policy.timeout,
+                                            std::move(wait), res);
+  if (!match) co_return;
+  co_await forward(w, snap, *match, req, res, std::move(account));
 }
 
 }  // namespace squadron::gateway

@@ -33,6 +33,7 @@
 namespace squadron::gateway {
 
 class RequestAccount;
+struct Forward;
 
 // Timeouts, retries, the breaker and ejection are per service (route_table.hpp's Policy, from
 // the manifest's `proxy:`); this is what is the gateway's own.
@@ -86,7 +87,19 @@ class Proxy final : public http::Handler {
   // The checks before any upstream (admission.hpp); false: refused, the answer in `res`.
   bool admit(const Snapshot& snap, const RouteMatch& match, const http::Request& req,
              RequestAccount& account, http::Response& res);
-  http::Transport& transport(ThreadState& w, const boost::asio::any_io_executor& executor);
+  // A matched, admitted request to its attempt loop (after the breaker); not a coroutine.
+  boost::asio::awaitable<void> forward(ThreadState& w, std::shared_ptr<const Snapshot> snap,
+                                       const RouteMatch& match, http::Request& req,
+                                       http::Response& res, RequestAccount account);
+  // The thread's first forwarded request: finds the thread's connection pool, then forwards.
+  boost::asio::awaitable<void> first_forward(ThreadState& w, std::shared_ptr<const Snapshot> snap,
+                                             const Cluster& service, http::Response& res,
+                                             Forward f);
+  // A service scaled to zero: holds the request while it wakes, then forwards.
+  boost::asio::awaitable<void> wake_then_forward(std::size_t worker,
+                                                 std::shared_ptr<const Snapshot> snap,
+                                                 http::Request& req, http::Response& res,
+                                                 RequestAccount account);
 
   ProxyConfig config_;
   std::vector<core::AddressBlock> trusted_;

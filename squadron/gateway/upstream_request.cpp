@@ -103,10 +103,9 @@ void UpstreamRequest::build(const http::Request& req, const RouteMatch& match, b
   } else {
     head.end_with_body(req.body().size());
   }
-  const bool inline_body = req.body().size() <= kInlineBody;
-  if (inline_body) head_.append(req.body());
-  out_ = {boost::asio::buffer(head_), boost::asio::buffer(req.body())};
-  buffers_used_ = inline_body ? 1 : 2;
+  inline_body_ = req.body().size() <= kInlineBody;
+  if (inline_body_) head_.append(req.body());
+  body_ = inline_body_ ? std::string_view() : req.body();
 
   const Policy& policy = match.service->policy;
   options.deadline = started_at + timeout;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
@@ -40,19 +41,31 @@ class HeadBuffers final {
 
 class UpstreamRequest final {
  public:
-  explicit UpstreamRequest(HeadBuffers& buffers) : buffers_(buffers), head_(buffers.take()) {}
-  ~UpstreamRequest() { buffers_.give_back(std::move(head_)); }
-  UpstreamRequest(const UpstreamRequest&) = delete;
-  UpstreamRequest& operator=(const UpstreamRequest&) = delete;
+  explicit UpstreamRequest(HeadBuffers& buffers) : buffers_(&buffers), head_(buffers.take()) {}
+  ~UpstreamRequest() {
+    if (buffers_ != nullptr) buffers_->give_back(std::move(head_));
+  }
+  // Moves with the request into the coroutine that sends it (views into its own head stay
+  // valid: bytes() is computed when asked).
+  UpstreamRequest(UpstreamRequest&& o) noexcept
+      : options(o.options),
+        replayable(o.replayable),
+        buffers_(std::exchange(o.buffers_, nullptr)),
+        head_(std::move(o.head_)),
+        body_(o.body_),
+        inline_body_(o.inline_body_) {}
+  UpstreamRequest& operator=(UpstreamRequest&&) = delete;
 
   // `trusted_peer`: the client is a trusted proxy, whose X-Forwarded-For is kept; `timeout`:
   // this request's bound from `started_at`.
   void build(const http::Request& req, const RouteMatch& match, bool trusted_peer,
              std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point started_at);
 
-  // The bytes to send: the head, with a small body inline, or head and body apart.
-  std::span<const boost::asio::const_buffer> bytes() const noexcept {
-    return {out_.data(), buffers_used_};
+  // The bytes to send: the head, with a small body inline, or head and body apart. Valid until
+  // the next call or the request's end.
+  std::span<const boost::asio::const_buffer> bytes() noexcept {
+    out_ = {boost::asio::buffer(head_), boost::asio::buffer(body_)};
+    return {out_.data(), inline_body_ ? std::size_t{1} : std::size_t{2}};
   }
   const std::string& head() const noexcept { return head_; }
   http::ExchangeOptions options;
@@ -60,10 +73,11 @@ class UpstreamRequest final {
   bool replayable = false;
 
  private:
-  HeadBuffers& buffers_;
+  HeadBuffers* buffers_;
   std::string head_;
+  std::string_view body_;  // the request's, when not inline
+  bool inline_body_ = true;
   std::array<boost::asio::const_buffer, 2> out_{};
-  std::size_t buffers_used_ = 1;
 };
 
 }  // namespace squadron::gateway

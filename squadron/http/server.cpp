@@ -512,53 +512,6 @@ class Server::Worker {
     return keep ? Served::kNext : Served::kClose;
   }
 
-  // Parses what has arrived and serves each request in it, in order; false: the client is gone.
-  asio::awaitable<bool> serve_received(Session& s) {
-    while (!s.data.empty() && !s.close_after) {
-      if (!s.parser.started()) s.head_started = coarse_now_;
-      const ParseResult r = s.parser.feed(s.data, s.req);
-      s.data.remove_prefix(r.consumed);
-      if (r.status == ParseStatus::kNeedMore) break;
-      if (r.status == ParseStatus::kHeadersDone) {
-        if (s.req.expects_continue() && s.data.empty()) {
-          s.out.append(kContinue);
-          if (!co_await flush(s.conn, s.out)) co_return false;
-        }
-        if (!s.parser.streams_body()) continue;
-        // A large or chunked body: the handler reads it as it arrives.
-      }
-      if (r.status == ParseStatus::kError) {
-        refuse(s.parser.error().status, s.parser.error().detail, s.handler, s.out);
-        s.close_after = true;
-        s.linger = true;  // the client may still be sending what we refused
-        break;
-      }
-      // A complete request, or one whose body is streamed.
-      std::optional<StreamedBody> streamed;
-      Response res;
-      if (!begin_request(s, r.status == ParseStatus::kHeadersDone, streamed, res)) {
-        try {
-          co_await s.handler.handle_async(s.req, res, index_);
-        } catch (const std::exception&) {
-          res = Response::problem(500, "the handler failed");
-        }
-      }
-      bool chunked = false;
-      const Served served = end_request(s, streamed, res, chunked);
-      if (served == Served::kGone) co_return false;
-      if (res.stream &&
-          !co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
-        co_return false;
-      s.parser.reset(s.req);
-      if (served == Served::kClose) {
-        s.close_after = true;
-        break;
-      }
-      if (s.out.size() >= kMaxBatchedOutput && !co_await flush(s.conn, s.out)) co_return false;
-    }
-    co_return true;
-  }
-
   asio::awaitable<void> session(tcp::socket socket) {
     Connection conn{std::move(socket)};
     conns_.push_front(&conn);
@@ -576,7 +529,43 @@ class Server::Worker {
     s.req = std::move(probe);
     error_code ec;
     while (true) {
-      if (!co_await serve_received(s)) co_return;
+      // Every request of what has arrived, in order (their answers batched into one send).
+      while (!s.data.empty() && !s.close_after) {
+        if (!s.parser.started()) s.head_started = coarse_now_;
+        const ParseResult r = s.parser.feed(s.data, s.req);
+        s.data.remove_prefix(r.consumed);
+        if (r.status == ParseStatus::kNeedMore) break;
+        if (r.status == ParseStatus::kHeadersDone) {
+          if (s.req.expects_continue() && s.data.empty()) {
+            s.out.append(kContinue);
+            if (!co_await flush(s.conn, s.out)) co_return;
+          }
+          if (!s.parser.streams_body()) continue;  // else the handler reads it as it arrives
+        }
+        if (r.status == ParseStatus::kError) {
+          refuse(s.parser.error().status, s.parser.error().detail, s.handler, s.out);
+          s.close_after = s.linger = true;  // the client may still be sending what we refused
+          break;
+        }
+        std::optional<StreamedBody> streamed;
+        Response res;
+        if (!begin_request(s, r.status == ParseStatus::kHeadersDone, streamed, res)) {
+          try {
+            co_await s.handler.handle_async(s.req, res, index_);
+          } catch (const std::exception&) {
+            res = Response::problem(500, "the handler failed");
+          }
+        }
+        bool chunked = false;
+        const Served served = end_request(s, streamed, res, chunked);
+        if (served == Served::kGone) co_return;
+        if (res.stream &&
+            !co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
+          co_return;
+        s.parser.reset(s.req);
+        s.close_after = served == Served::kClose;
+        if (s.out.size() >= kMaxBatchedOutput && !co_await flush(s.conn, s.out)) co_return;
+      }
       if (!s.out.empty() && !co_await flush(conn, s.out)) co_return;
       if (s.close_after) break;
       if (!s.data.empty()) continue;  // a flush happened mid-batch; keep parsing
