@@ -12,10 +12,20 @@ constexpr std::size_t kInlineBody = 16 * 1024;  // small bodies travel in the he
 
 // Response fields the gateway does not pass on: hop-by-hop ones, and those it sets itself.
 bool dropped_response_field(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"proxy-connection", "te",   "trailer",
-                                                "upgrade",          "date", "x-request-id"};
-  return std::any_of(std::begin(kNames), std::end(kNames),
-                     [&](std::string_view n) { return http::iequals(n, name); });
+  switch (name.size()) {  // by length first: most answer fields fail at once
+    case 2:
+      return http::iequals(name, "te");
+    case 4:
+      return http::iequals(name, "date");
+    case 7:
+      return http::iequals(name, "trailer") || http::iequals(name, "upgrade");
+    case 12:
+      return http::iequals(name, "x-request-id");
+    case 16:
+      return http::iequals(name, "proxy-connection");
+    default:
+      return false;
+  }
 }
 
 // Request fields written by the gateway itself rather than copied.
@@ -71,18 +81,6 @@ void ensure_request_id(http::Request& req, core::SplitMix64& rng) {
   for (int i = 15; i >= 0; --i, z >>= 4)
     made[static_cast<std::size_t>(i)] = "0123456789abcdef"[z & 15];
   req.set_request_id(std::string_view(made, sizeof made));
-}
-
-std::string HeadBuffers::take() {
-  if (spare_.empty()) return {};
-  std::string s = std::move(spare_.back());
-  spare_.pop_back();
-  s.clear();
-  return s;
-}
-
-void HeadBuffers::give_back(std::string s) {
-  if (spare_.size() < 256 && s.capacity() <= 64 * 1024) spare_.push_back(std::move(s));
 }
 
 void UpstreamRequest::build(const http::Request& req, const RouteMatch& match, bool trusted_peer,

@@ -32,8 +32,16 @@ void ensure_request_id(http::Request& req, core::SplitMix64& rng);
 // Head buffers of one thread, reused so that a request allocates none.
 class HeadBuffers final {
  public:
-  std::string take();
-  void give_back(std::string s);
+  std::string take() {
+    if (spare_.empty()) return {};
+    std::string s = std::move(spare_.back());
+    spare_.pop_back();
+    s.clear();
+    return s;
+  }
+  void give_back(std::string s) {
+    if (spare_.size() < 256 && s.capacity() <= 64 * 1024) spare_.push_back(std::move(s));
+  }
 
  private:
   std::vector<std::string> spare_;

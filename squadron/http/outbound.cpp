@@ -22,23 +22,6 @@ bool sends_length_zero(std::string_view method) {
 
 }  // namespace
 
-RequestHead::RequestHead(std::string& out, std::string_view method, std::string_view target)
-    : out_(out), method_(method) {
-  out_.append(method).append(" ").append(target.empty() ? "/" : target).append(" HTTP/1.1\r\n");
-}
-
-RequestHead::RequestHead(std::string& out, std::string_view method, std::string_view target_lead,
-                         std::string_view target_rest)
-    : out_(out), method_(method) {
-  out_.append(method).append(" ").append(target_lead).append(target_rest);
-  out_.append(" HTTP/1.1\r\n");
-}
-
-RequestHead& RequestHead::field(std::string_view name, std::string_view value) {
-  out_.append(name).append(": ").append(value).append("\r\n");
-  return *this;
-}
-
 RequestHead& RequestHead::deadline(std::chrono::milliseconds left) {
   out_.append(kTimeoutHeader).append(": ");
   append_number(out_, static_cast<std::uint64_t>(std::max<std::int64_t>(0, left.count())));

@@ -24,12 +24,20 @@ namespace squadron::http {
 // body's framing (which ends the head) last. Names and values are the caller's to have checked.
 class RequestHead final {
  public:
-  RequestHead(std::string& out, std::string_view method, std::string_view target);
+  RequestHead(std::string& out, std::string_view method, std::string_view target)
+      : RequestHead(out, method, target.empty() ? std::string_view("/") : target, {}) {}
   // The target written in two parts, one after the other (a proxy's "/" before a stripped path).
   RequestHead(std::string& out, std::string_view method, std::string_view target_lead,
-              std::string_view target_rest);
-  // "Name: value\r\n".
-  RequestHead& field(std::string_view name, std::string_view value);
+              std::string_view target_rest)
+      : out_(out), method_(method) {
+    out_.append(method).append(" ").append(target_lead).append(target_rest);
+    out_.append(" HTTP/1.1\r\n");
+  }
+  // "Name: value\r\n" (inline: a proxy writes a dozen a request).
+  RequestHead& field(std::string_view name, std::string_view value) {
+    out_.append(name).append(": ").append(value).append("\r\n");
+    return *this;
+  }
   // X-Squadron-Timeout-Ms: the time the upstream has left to answer.
   RequestHead& deadline(std::chrono::milliseconds left);
   // A body of `length` bytes sent whole: Content-Length when there is a body, and also for an
