@@ -51,6 +51,7 @@ Streamed stream_from(std::string answer) {
   asio::co_spawn(io, answer_once(acceptor, std::move(answer)), asio::detached);
   asio::co_spawn(io, fetch(pool, acceptor.local_endpoint().port(), out), asio::detached);
   io.run();
+  out.res.stream = nullptr;  // the pump (and its socket) goes before the io_context does
   return out;
 }
 
