@@ -164,7 +164,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
                          res, std::chrono::steady_clock::now());
   if (!admit(*snap, *match, req, account, res)) return answered();
   if (match->service->ready.empty())  // scaled to zero: wait while it wakes
-    return wake_then_forward(worker, std::move(snap), req, res, std::move(account));
+    return wake_then_forward(worker, std::move(snap), *match, req, res, std::move(account));
   return forward(w, std::move(snap), *match, req, res, std::move(account));
 }
 
@@ -198,10 +198,12 @@ asio::awaitable<void> Proxy::first_forward(ThreadState& w, std::shared_ptr<const
 
 asio::awaitable<void> Proxy::wake_then_forward(std::size_t worker,
                                                std::shared_ptr<const Snapshot> snap,
-                                               http::Request& req, http::Response& res,
-                                               RequestAccount account) {
+                                               RouteMatch first, http::Request& req,
+                                               http::Response& res, RequestAccount account) {
   auto& w = *workers_[worker];
-  const auto first = resolve(*snap->table, req);
+  // `first` points into `snap`'s table: read it before the wait may replace `snap`.
+  std::string name = first.service->name;
+  const auto timeout = first.service->policy.timeout;
   WakeWait wait{[this, worker, &req, &snap] {
                   snap = current(worker);
                   return resolve(*snap->table, req);
@@ -211,8 +213,7 @@ asio::awaitable<void> Proxy::wake_then_forward(std::size_t worker,
                 req.path(),
                 &w.held,
                 config_.max_held_per_thread};
-  const auto match = co_await hold_for_wake(first->service->name, first->service->policy.timeout,
-                                            std::move(wait), res);
+  const auto match = co_await hold_for_wake(std::move(name), timeout, std::move(wait), res);
   if (!match) co_return;
   co_await forward(w, snap, *match, req, res, std::move(account));
 }

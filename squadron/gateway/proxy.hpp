@@ -98,8 +98,8 @@ class Proxy final : public http::Handler {
   // A service scaled to zero: holds the request while it wakes, then forwards.
   boost::asio::awaitable<void> wake_then_forward(std::size_t worker,
                                                  std::shared_ptr<const Snapshot> snap,
-                                                 http::Request& req, http::Response& res,
-                                                 RequestAccount account);
+                                                 RouteMatch first, http::Request& req,
+                                                 http::Response& res, RequestAccount account);
 
   ProxyConfig config_;
   std::vector<core::AddressBlock> trusted_;
