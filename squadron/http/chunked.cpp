@@ -65,6 +65,10 @@ bool ChunkedDecoder::size_line(unsigned char c) {
     fail(status, detail);
     return false;
   };
+  // Extensions count toward the line's bound (kExtName .. kExtQuotedEscape, in that order).
+  if (state_ >= State::kExtName && state_ <= State::kExtQuotedEscape &&
+      ++line_bytes_ > kMaxChunkLine)
+    return bad(400, "chunk extensions too long");
   switch (state_) {
     case State::kSize: {
       if (++line_bytes_ > kMaxChunkLine) return bad(400, "chunk line too long");
@@ -83,7 +87,6 @@ bool ChunkedDecoder::size_line(unsigned char c) {
     }
     case State::kExtName:
     case State::kExtToken:
-      if (++line_bytes_ > kMaxChunkLine) return bad(400, "chunk extensions too long");
       if (kTchar[c]) {
         ++ext_token_len_;
       } else if (ext_token_len_ == 0) {
@@ -95,7 +98,6 @@ bool ChunkedDecoder::size_line(unsigned char c) {
       }
       return true;
     case State::kExtValueStart:
-      if (++line_bytes_ > kMaxChunkLine) return bad(400, "chunk extensions too long");
       if (c == '"') {
         state_ = State::kExtQuoted;
       } else if (kTchar[c]) {
@@ -106,7 +108,6 @@ bool ChunkedDecoder::size_line(unsigned char c) {
       }
       return true;
     case State::kExtQuoted:
-      if (++line_bytes_ > kMaxChunkLine) return bad(400, "chunk extensions too long");
       if (c == '"') {
         state_ = State::kExtAfterQuoted;
       } else if (c == '\\') {
@@ -116,7 +117,6 @@ bool ChunkedDecoder::size_line(unsigned char c) {
       }
       return true;
     case State::kExtQuotedEscape:
-      if (++line_bytes_ > kMaxChunkLine) return bad(400, "chunk extensions too long");
       if (!(c == '\t' || c == ' ' || kFieldVchar[c]))
         return bad(400, "invalid escape in a quoted chunk extension value");
       state_ = State::kExtQuoted;
