@@ -162,3 +162,5 @@ printf 'paired   squadron/haproxy req/s %.2f   squadron/nginx req/s %.2f   (medi
 sc=$(median "${CPU[squadron]}"); hc=$(median "${CPU[haproxy]}"); nc=$(median "${CPU[nginx]}")
 printf 'CPU      per request: squadron %s us   haproxy %s us   nginx %s us   haproxy/squadron %.2f   nginx/squadron %.2f\n' \
   "$sc" "$hc" "$nc" "$(awk -v a="$hc" -v b="$sc" 'BEGIN {print a/b}')" "$(awk -v a="$nc" -v b="$sc" 'BEGIN {print a/b}')"
+printf 'paired   CPU per request haproxy/squadron %.2f   nginx/squadron %.2f   (median of per-round ratios)\n' \
+  "$(paired "${CPU[haproxy]}" "${CPU[squadron]}")" "$(paired "${CPU[nginx]}" "${CPU[squadron]}")"
