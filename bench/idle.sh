@@ -8,12 +8,13 @@
 # 127.0.0.100 on, the next address past each 20,000): its RSS, and how long a new client waits for an answer.
 #
 #   bench/idle.sh
-#   IDLE=5000 HUGE=0 DURATION=3s bench/idle.sh     # HUGE=0 skips the 100,000
+#   IDLE=5000 HUGE=0 ROUNDS=1 DURATION=3s bench/idle.sh     # HUGE=0 skips the 100,000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IDLE=${IDLE:-10000}
 HUGE=${HUGE:-100000}
 DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 PY=/usr/bin/python3
@@ -30,7 +31,7 @@ fi
 ulimit -n "$(ulimit -Hn)"
 limit=$(ulimit -n)
 if [ "$limit" -lt "$want" ]; then
-  fit=$((limit - 2000))
+  fit=$((limit * 8 / 10))  # below the server's own cap (the limit less a tenth)
   ((IDLE <= fit)) || { echo "the descriptor limit ($limit) leaves no room for $IDLE connections" >&2; exit 1; }
   if ((HUGE > fit)); then
     echo "note: the descriptor limit is $limit and cannot be raised here (no CAP_SYS_RESOURCE): $fit idle connections against hello instead of $HUGE" >&2
@@ -149,31 +150,48 @@ for s in hello nginx squadron haproxy; do  # warm-up, not counted
   taskset -c "$CLIENT_CPU" wrk -t1 -c64 -d2s "http://127.0.0.1:${PORTS[$s]}/hello" >/dev/null 2>&1
 done
 
-printf '%-9s %7s %10s %10s %12s %14s %14s %8s\n' server idle "RSS KiB" "+idle KiB" "KiB/conn" "req/s alone" "req/s +idle" alive
+# Per server, ROUNDS times: the load alone, then with the idle connections held (from source
+# addresses of their own each time: no TIME_WAIT of an earlier round in the way). The RSS is the
+# first round's (a fresh process: what the connections cost it, not memory an earlier round
+# left free); the load's ratio is the median of the rounds'.
+printf '%-9s %7s %10s %10s %10s %13s %13s %8s\n' server idle "RSS KiB" "+idle KiB" "KiB/conn" \
+  "req/s alone" "req/s +idle" alive
 source=2
 for s in hello nginx squadron haproxy; do
-  source=$((source + 5))  # each run from addresses of its own
-  alone=$(load "${PORTS[$s]}")
-  before=$(rss_kib "${PIDS[$s]}")
-  hold "${PORTS[$s]}" "${COUNT[$s]}" "$source"
-  sleep 2  # whatever the server frees once a connection has gone quiet
-  after=$(rss_kib "${PIDS[$s]}")
-  loaded=$(load "${PORTS[$s]}")
-  alive=$(check_alive)
-  release
-  printf '%-9s %7s %10s %10s %12s %14s %14s %8s\n' "$s" "${COUNT[$s]}" "$before" "$after" \
-    "$(awk -v a="$after" -v b="$before" -v n="${COUNT[$s]}" 'BEGIN {printf "%.2f", (a - b) / n}')" \
-    "$alone" "$loaded" "$alive/100"
-  awk -v a="$alone" -v l="$loaded" -v s="$s" 'BEGIN {printf "          %s: req/s with the idle connections held / without: %.2f\n", s, l / a}'
+  ratios=""
+  for r in $(seq 1 "$ROUNDS"); do
+    source=$((source + 1))
+    alone=$(load "${PORTS[$s]}")
+    before=$(rss_kib "${PIDS[$s]}")
+    hold "${PORTS[$s]}" "${COUNT[$s]}" "$source"
+    sleep 2  # whatever the server frees once a connection has gone quiet
+    after=$(rss_kib "${PIDS[$s]}")
+    loaded=$(load "${PORTS[$s]}")
+    alive=$(check_alive)
+    release
+    ratios+="$(awk -v a="$alone" -v l="$loaded" 'BEGIN {print l / a}') "
+    [ "$r" = 1 ] && per_conn=$(awk -v a="$after" -v b="$before" -v n="${COUNT[$s]}" 'BEGIN {printf "%.2f", (a - b) / n}')
+    printf '%-9s %7s %10s %10s %10s %13s %13s %8s\n' "$s" "${COUNT[$s]}" "$before" "$after" \
+      "$(awk -v a="$after" -v b="$before" -v n="${COUNT[$s]}" 'BEGIN {printf "%.2f", (a - b) / n}')" \
+      "$alone" "$loaded" "$alive/100"
+  done
+  printf '  => %s: %s KiB per idle connection; req/s with them held / without: %.2f (median of %s)\n' \
+    "$s" "$per_conn" "$(median "$ratios")" "$ROUNDS"
 done
 
 [ "$HUGE" -gt 0 ] || exit 0
+# A fresh hello: its RSS then counts what these connections cost, not memory earlier rounds left.
+HUGE_PORT=$(free_port)
+PORT=$HUGE_PORT taskset -c "$SERVER_CPU" build/bin/hello --threads 1 >"$work/hello-huge.log" 2>&1 &
+huge_pid=$!; pids+=("$huge_pid")
+wait_port "$HUGE_PORT"
+taskset -c "$CLIENT_CPU" wrk -t1 -c64 -d2s "http://127.0.0.1:$HUGE_PORT/hello" >/dev/null 2>&1
 echo
-before=$(rss_kib "$hello_pid")
-hold "$HELLO_PORT" "$HUGE" 100
+before=$(rss_kib "$huge_pid")
+hold "$HUGE_PORT" "$HUGE" 100
 sleep 2
-after=$(rss_kib "$hello_pid")
-first=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HELLO_PORT/hello")
+after=$(rss_kib "$huge_pid")
+first=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HUGE_PORT/hello")
 alive=$(check_alive)
 release
 printf 'hello, %s idle connections: RSS %s -> %s KiB (%.2f MiB, %.2f KiB each); a new client answered in %.1f ms; %s/100 sampled still answer\n' \

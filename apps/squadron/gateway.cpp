@@ -124,9 +124,7 @@ int run_gateway(const GatewayOptions& options) {
   http::Server server(config, proxy);
   main = &server.main_context();
   gateway::Admin admin(proxy);
-  std::vector<boost::asio::io_context*> contexts;
-  for (std::size_t i = 0; i < server.threads(); ++i) contexts.push_back(&server.context(i));
-  admin.set_contexts(std::move(contexts));
+  admin.set_server(server);
   const char* token = std::getenv("SQUADRON_CONTROL_TOKEN");
   waker = std::make_unique<Waker>(server.main_context(), target, token != nullptr ? token : "");
   int next_fd = 3;  // with --listen-fds: the next inherited listener

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "squadron/gateway/proxy.hpp"
+#include "squadron/http/connection_metrics.hpp"
 
 namespace squadron::gateway {
 
@@ -27,6 +28,9 @@ bool Admin::handle(http::Request& req, http::Response& res, std::size_t) {
   if (req.path() == "/upstreams") return false;
   if (req.path() == "/metrics") {
     res = http::Response::text(proxy_.metrics().prometheus());
+    if (server_ != nullptr)
+      http::append_connection_metrics(res.body, "", server_->memory(),
+                                      http::ConnectionPool::memory());
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   } else if (req.path() == "/metrics.json") {
     res = http::Response::json(proxy_.metrics().json());

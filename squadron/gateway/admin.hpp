@@ -4,7 +4,8 @@
 // it stops an instance.
 //
 //   Admin admin{proxy};
-//   admin.set_contexts(server's I/O contexts);   // /upstreams asks each thread for its counts
+//   admin.set_server(server);   // /upstreams asks each of its threads for their counts, and
+//                               // /metrics tells what its connections hold
 //   server.serve_port_with(admin_port, admin);
 //
 // Thread safety: as http::Handler; the counts are read on the thread that keeps them.
@@ -27,6 +28,13 @@ class Admin final : public http::Handler {
   void set_contexts(std::vector<boost::asio::io_context*> contexts) {
     contexts_ = std::move(contexts);
   }
+  // The server the gateway runs on, before it runs: its contexts, and its connections' memory.
+  void set_server(http::Server& server) {
+    std::vector<boost::asio::io_context*> contexts;
+    for (std::size_t i = 0; i < server.threads(); ++i) contexts.push_back(&server.context(i));
+    set_contexts(std::move(contexts));
+    server_ = &server;
+  }
 
   bool handle(http::Request& req, http::Response& res, std::size_t worker) override;
   boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
@@ -36,6 +44,7 @@ class Admin final : public http::Handler {
  private:
   const Proxy& proxy_;
   std::vector<boost::asio::io_context*> contexts_;
+  const http::Server* server_ = nullptr;
 };
 
 }  // namespace squadron::gateway

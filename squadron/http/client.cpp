@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <functional>
@@ -23,6 +24,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/internal/read_buffer.hpp"
 #include "squadron/http/outbound.hpp"
 #include "squadron/http/request.hpp"
 #include "squadron/http/response_parser.hpp"
@@ -35,19 +37,41 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-constexpr std::size_t kReadBufferBytes = 8 * 1024;
+constexpr std::size_t kReadBufferBytes = internal::ReadBuffer::kBytes;
+
+// Read buffers an idle pool keeps for its next exchanges; more are freed.
+constexpr std::size_t kPooledBuffers = 64;
+
+// What every pool of the process holds (ConnectionPool::memory()).
+struct Held {
+  std::atomic<std::int64_t> idle{0};
+  std::atomic<std::int64_t> buffers_in_use{0};
+  std::atomic<std::int64_t> buffers_pooled{0};
+};
+Held& held() {
+  static Held h;
+  return h;
+}
+void count(std::atomic<std::int64_t>& n, std::int64_t delta) {
+  n.fetch_add(delta, std::memory_order_relaxed);
+}
 
 // A pooled connection: a plain socket (no timer per operation: the pool's sweeper enforces
-// deadlines), its parser and its own read buffer, reused so that they keep their capacity.
-// The buffer must be the connection's: the reactor performs the reads of every socket that an
+// deadlines), its parser, and while it is in use a read buffer of its own. The buffer must be
+// the connection's while it reads: the reactor performs the reads of every socket that an
 // epoll round found readable before it runs any completion, so reads of two connections into
 // one shared buffer overwrite each other (one answer lost, or handed to the wrong request).
+// An idle connection gives its buffer back to the pool: it holds only its socket and parser.
 struct Connection {
-  explicit Connection(const asio::io_context::executor_type& ex)
-      : socket(ex), buffer(std::make_unique<char[]>(kReadBufferBytes)) {}
+  explicit Connection(const asio::io_context::executor_type& ex) : socket(ex) {}
+  ~Connection() {
+    if (buffer) count(held().buffers_in_use, -1);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
   tcp::socket socket;
   ResponseParser parser;
-  std::unique_ptr<char[]> buffer;
+  internal::ReadBuffer buffer;  // none while idle
 };
 
 // An operation's deadline, linked in place into the pool's list (no allocation per request).
@@ -120,6 +144,48 @@ struct ConnectionPool::Impl {
     auto it = idle.find(key);
     if (it == idle.end()) it = idle.emplace(std::string(key), List{}).first;
     return it->second;
+  }
+  std::vector<internal::ReadBuffer> buffers;  // read buffers for the next exchanges
+  // A connection goes into use: it gets a read buffer.
+  void in_use(Connection& conn) {
+    if (conn.buffer) return;
+    if (buffers.empty()) {
+      conn.buffer = internal::ReadBuffer::make();
+    } else {
+      conn.buffer = std::move(buffers.back());
+      buffers.pop_back();
+      count(held().buffers_pooled, -1);
+    }
+    count(held().buffers_in_use, 1);
+  }
+  // `conn` goes idle in `list`, its read buffer back to the pool.
+  void put_idle(List& list, std::unique_ptr<Connection> conn) {
+    if (conn->buffer) {
+      count(held().buffers_in_use, -1);
+      if (buffers.size() < kPooledBuffers) {
+        buffers.push_back(std::move(conn->buffer));
+        count(held().buffers_pooled, 1);
+      }
+      conn->buffer.reset();
+    }
+    list.push_back(std::move(conn));
+    count(held().idle, 1);
+  }
+  std::unique_ptr<Connection> take_idle(List& list) {
+    auto conn = std::move(list.back());
+    list.pop_back();
+    count(held().idle, -1);
+    return conn;
+  }
+  void drop_idle() {
+    std::int64_t n = 0;
+    for (const auto& [key, l] : idle) n += static_cast<std::int64_t>(l.size());
+    idle.clear();
+    count(held().idle, -n);
+  }
+  ~Impl() {
+    drop_idle();
+    count(held().buffers_pooled, -static_cast<std::int64_t>(buffers.size()));
   }
   Deadline* deadlines = nullptr;  // the first of a doubly linked list
   bool sweeping = false;
@@ -203,7 +269,7 @@ asio::awaitable<BodyPiece> pump_next(std::shared_ptr<Pump> pump) {
     if (parser.done()) {
       auto& idle = p.pool->list(p.key);
       if (parser.keep_alive() && !p.leftover && idle.size() < p.pool->max_idle)
-        idle.push_back(std::move(p.conn));
+        p.pool->put_idle(idle, std::move(p.conn));
       p.conn.reset();
       co_return BodyPiece::last();
     }
@@ -441,13 +507,13 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     auto& pool = p.list(upstream.key);  // not kept over a suspension
     const bool reused = fresh == 0 && !pool.empty();
     if (reused) {
-      conn = std::move(pool.back());
-      pool.pop_back();
+      conn = p.take_idle(pool);
     } else {
       fresh = 1;
       conn = co_await connect(p, upstream, options, x);
       if (!conn) co_return x;
     }
+    p.in_use(*conn);
     Deadline limit;
     limit.socket = &conn->socket;
     limit.at = options.deadline;
@@ -499,7 +565,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     if (read == Read::kWhole) {
       if (auto& idle = p.list(upstream.key);
           conn->parser.keep_alive() && !leftover && idle.size() < p.max_idle)
-        idle.push_back(std::move(conn));
+        p.put_idle(idle, std::move(conn));
     }
     x.outcome = Outcome::kAnswered;
     x.error.clear();
@@ -542,7 +608,21 @@ void ConnectionPool::cancel_all() {
     d->expired = true;  // as a timeout: nothing is tried again
     d->socket->cancel(ec);
   }
-  impl_->idle.clear();
+  impl_->drop_idle();
+}
+
+ConnectionPool::Memory ConnectionPool::memory() noexcept {
+  const auto n = [](const std::atomic<std::int64_t>& a) {
+    return static_cast<std::size_t>(std::max<std::int64_t>(0, a.load(std::memory_order_relaxed)));
+  };
+  Memory m;
+  m.idle_connections = n(held().idle);
+  m.buffers_in_use = n(held().buffers_in_use);
+  m.buffers_pooled = n(held().buffers_pooled);
+  m.idle_bytes = m.idle_connections * sizeof(Connection);
+  m.buffer_bytes_in_use = m.buffers_in_use * kReadBufferBytes;
+  m.buffer_bytes_pooled = m.buffers_pooled * kReadBufferBytes;
+  return m;
 }
 
 }  // namespace squadron::http

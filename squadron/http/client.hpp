@@ -136,6 +136,18 @@ class ConnectionPool final : public Transport {
   // caller that stops while a long poll is outstanding.
   void cancel_all();
 
+  // What the pools of this process hold, summed over them: idle connections (a socket and a
+  // parser each), and read buffers in use by exchanges and pooled for the next ones.
+  struct Memory {
+    std::size_t idle_connections = 0;
+    std::size_t buffers_in_use = 0;
+    std::size_t buffers_pooled = 0;
+    std::size_t idle_bytes = 0;  // idle connections × one connection record
+    std::size_t buffer_bytes_in_use = 0;
+    std::size_t buffer_bytes_pooled = 0;
+  };
+  static Memory memory() noexcept;
+
   struct Impl;
 
  private:

@@ -85,5 +85,57 @@ TEST(ConnectionPool, AStreamedBodyCutOffEndsInAFailedPieceNotAnException) {
       << s.pieces.back().error;
 }
 
+// Answers `n` requests on one kept-alive connection, then closes it.
+asio::awaitable<void> answer_kept_alive(tcp::acceptor& acceptor, int n) {
+  auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+  static constexpr std::string_view kAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  char buf[4096];
+  for (int i = 0; i < n; ++i) {
+    co_await socket.async_read_some(asio::buffer(buf), asio::use_awaitable);
+    co_await asio::async_write(socket, asio::buffer(kAnswer), asio::use_awaitable);
+  }
+  socket.close();
+}
+
+TEST(ConnectionPool, AnIdleConnectionGivesItsReadBufferBackToThePool) {
+  const auto before = ConnectionPool::memory();
+  ConnectionPool::Memory idle_after_first, idle_after_second;
+  {
+    asio::io_context io;
+    tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    ConnectionPool pool(io.get_executor());
+    asio::co_spawn(io, answer_kept_alive(acceptor, 2), asio::detached);
+    const auto port = acceptor.local_endpoint().port();
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+          const std::array<asio::const_buffer, 1> bytes{asio::buffer(kRequest)};
+          ExchangeOptions options;
+          options.deadline = std::chrono::steady_clock::now() + 5s;
+          Response res;
+          auto x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+          EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+          idle_after_first = ConnectionPool::memory();
+          x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+          EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+          EXPECT_EQ(res.body, "ok");
+          idle_after_second = ConnectionPool::memory();
+        },
+        asio::detached);
+    io.run();
+  }
+  EXPECT_EQ(idle_after_first.idle_connections, before.idle_connections + 1);
+  EXPECT_EQ(idle_after_first.buffers_in_use, before.buffers_in_use) << "idle holds no buffer";
+  EXPECT_EQ(idle_after_first.buffers_pooled, before.buffers_pooled + 1);
+  EXPECT_EQ(idle_after_second.idle_connections, before.idle_connections + 1)
+      << "the second exchange reused the connection and its pool's buffer";
+  EXPECT_EQ(idle_after_second.buffers_pooled, before.buffers_pooled + 1);
+  const auto after = ConnectionPool::memory();  // the pool is gone
+  EXPECT_EQ(after.idle_connections, before.idle_connections);
+  EXPECT_EQ(after.buffers_pooled, before.buffers_pooled);
+  EXPECT_EQ(after.buffers_in_use, before.buffers_in_use);
+}
+
 }  // namespace
 }  // namespace squadron::http

@@ -5,6 +5,7 @@
 #include <exception>
 #include <fcntl.h>
 #include <list>
+#include <malloc.h>
 #include <mutex>
 #include <optional>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@
 #include "squadron/core/limits.hpp"
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/internal/read_buffer.hpp"
 
 namespace squadron::http {
 
@@ -35,21 +37,53 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+// A connection's socket, bound to its thread's io_context (smaller than one with a type-erased
+// executor, and so is every operation pending on it).
+using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 // Per-connection read buffer. A read that returns less than this tells Asio's reactor the socket
 // is drained (edge-triggered epoll), so the next read waits for readiness without a wasted recv
 // or an epoll_ctl: two system calls per request, as nginx makes.
-constexpr std::size_t kReadBufferBytes = 8 * 1024;
+constexpr std::size_t kReadBufferBytes = internal::ReadBuffer::kBytes;
 // Responses to pipelined requests are batched up to this size before a write.
 constexpr std::size_t kMaxBatchedOutput = 64 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// What a connection between requests reads into: its own, so that it needs nothing pooled while
+// it waits. A request this small (wrk's, a service's call through the gateway) is parsed from
+// here; a larger one goes on in a pooled read buffer.
+constexpr std::size_t kParkedReadBytes = 128;
+// Request states (parser, request, output, read buffer) a thread keeps for reuse; more are freed.
+constexpr std::size_t kPooledStates = 64;
+// Connections per thread that wait for their next request with their state kept, in their
+// coroutine (the busy ones: a request then costs what it always did); the others, and any that
+// stays quiet for a sweeper tick, park.
+constexpr std::size_t kHotConnections = 128;
 
+// One open connection: all it holds between requests (decision 0009).
 struct Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)) {}
-  tcp::socket socket;
+  Connection(Socket s, Handler& h) : socket(std::move(s)), handler(&h) {}
+  Socket socket;
+  Handler* handler;
+  std::string remote_address;
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
-  bool timed_out = false;  // the sweeper cancelled the socket because the deadline passed
-  bool idle = false;       // waiting for the first byte of a request
-  bool evicted = false;    // closed to make room for a newer connection
+  std::list<Connection>::iterator self;  // in the worker's list
+  std::uint16_t local_port = 0;
+  bool timed_out = false;   // the sweeper cancelled the socket because the deadline passed
+  bool idle = false;        // waiting for the first byte of a request
+  bool evicted = false;     // closed to make room for a newer connection
+  bool served_any = false;  // a request was answered: the next wait is keep-alive
+  bool hot = false;         // between requests with its state kept (see kHotConnections)
+  bool parking = false;     // the sweeper asked it to give its state back and park
+  char parked[kParkedReadBytes];
+};
+
+// What a connection needs while it serves a request, taken from its thread's pool when bytes
+// arrive and given back when the answers are written.
+struct RequestState {
+  explicit RequestState(const ParserLimits& limits) : parser(limits) {}
+  Request req;
+  RequestParser parser;
+  std::string out;  // answers not written yet (those of one read go out in one send)
+  internal::ReadBuffer read_buffer = internal::ReadBuffer::make();
 };
 
 void log_exception(std::exception_ptr e) noexcept {
@@ -172,7 +206,7 @@ class Server::Worker {
   // Adopts an accepted socket (on this worker's thread), within this thread's share of the
   // connection cap: past it, the oldest connection waiting for a request makes room, or the
   // newcomer is told 503 and closed.
-  void adopt(tcp::socket socket) {
+  void adopt(Socket socket) {
     if (stopping_) return;  // socket closes on destruction
     if (count_.load(std::memory_order_relaxed) >= cap_ && !make_room()) {
       static constexpr std::string_view kBusy =
@@ -187,8 +221,16 @@ class Server::Worker {
       refused_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    asio::co_spawn(ctx_, session(std::move(socket)), log_exception);
+    Connection& conn = conns_.emplace_front(std::move(socket), handler_);
+    conn.self = conns_.begin();
+    count_.fetch_add(1, std::memory_order_relaxed);
+    prepare(conn);
+    conn.handler = &handler_for(conn.local_port);
+    park(conn);
   }
+
+  std::size_t states_in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
+  std::size_t states_pooled() const noexcept { return pooled_.load(std::memory_order_relaxed); }
 
   void set_cap(std::size_t cap) noexcept { cap_ = std::max<std::size_t>(cap, 1); }
   std::size_t evicted() const noexcept { return evicted_.load(std::memory_order_relaxed); }
@@ -206,7 +248,7 @@ class Server::Worker {
     asio::steady_timer backoff(ctx_);
     tcp::acceptor* acceptor = acceptors_[index].get();
     while (true) {
-      auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+      auto [ec, socket] = co_await acceptor->async_accept(ctx_, kAwait);
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
         if (ec == asio::error::no_descriptors && spare_fd_ >= 0) {
@@ -235,7 +277,7 @@ class Server::Worker {
       const auto fd = socket.release(release_ec);
       if (release_ec) continue;
       asio::post(target.ctx_, [&target, protocol, fd] {
-        tcp::socket s(target.ctx_);
+        Socket s(target.ctx_);
         error_code assign_ec;
         s.assign(protocol, fd, assign_ec);
         if (!assign_ec) target.adopt(std::move(s));
@@ -247,10 +289,10 @@ class Server::Worker {
   bool make_room() {
     error_code ec;
     for (auto it = conns_.rbegin(); it != conns_.rend(); ++it) {
-      Connection* c = *it;
-      if (!c->idle || c->evicted) continue;
-      c->evicted = true;
-      c->socket.cancel(ec);
+      Connection& c = *it;
+      if (!c.idle || c.evicted) continue;
+      c.evicted = true;
+      c.socket.cancel(ec);
       evicted_.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
@@ -261,15 +303,15 @@ class Server::Worker {
     stopping_ = true;
     error_code ec;
     for (auto& a : acceptors_) a->close(ec);
-    for (Connection* c : conns_) {
-      if (c->idle) c->socket.cancel(ec);
+    for (Connection& c : conns_) {
+      if (c.idle) c.socket.cancel(ec);
     }
     grace_timer_.expires_after(grace);
     grace_timer_.async_wait([this](error_code wait_ec) {
       if (wait_ec) return;
       // Grace is over: whatever is still running is cut off.
       error_code close_ec;
-      for (Connection* c : conns_) c->socket.close(close_ec);
+      for (Connection& c : conns_) c.socket.close(close_ec);
       ctx_.stop();
     });
     maybe_finish();
@@ -284,13 +326,27 @@ class Server::Worker {
       const auto now = SteadyClock::now();
       coarse_now_ = now;
       error_code cancel_ec;
-      for (Connection* c : conns_) {
-        if (!c->timed_out && c->deadline <= now) {
-          c->timed_out = true;
-          c->socket.cancel(cancel_ec);
+      for (Connection& c : conns_) {
+        if (!c.timed_out && c.deadline <= now) {
+          c.timed_out = true;
+          c.socket.cancel(cancel_ec);
+        } else if (c.hot && !c.parking && c.deadline - config_.idle_timeout + tick_ <= now) {
+          c.parking = true;  // quiet for a tick: its state goes back to the pool
+          c.socket.cancel(cancel_ec);
         }
       }
     }
+  }
+
+  // When the states in use fell to a quarter of their peak, by 64 or more (a burst of requests
+  // is over and its states went back to the pool or were freed), what the allocator keeps free
+  // goes back to the system: else the memory of the burst stays in the RSS, shared out over the
+  // connections that stay.
+  void after_burst() {
+    const std::size_t now = in_use_.load(std::memory_order_relaxed);
+    if (peak_in_use_ < now + 64 || now * 4 > peak_in_use_) return;
+    peak_in_use_ = now;
+    asio::post(ctx_, [] { ::malloc_trim(0); });  // after what runs now
   }
 
   void maybe_finish() {
@@ -388,14 +444,14 @@ class Server::Worker {
 
   // The connection's socket options, and what every request on it carries: the peer's address
   // and the listener's port.
-  static void prepare(Connection& conn, Request& req) {
+  static void prepare(Connection& conn) {
     error_code ec;
     conn.socket.non_blocking(true, ec);
     conn.socket.set_option(tcp::no_delay(true), ec);
     const auto remote = conn.socket.remote_endpoint(ec);
-    if (!ec) req.set_remote_address(remote.address().to_string());
+    if (!ec) conn.remote_address = remote.address().to_string();
     const auto local = conn.socket.local_endpoint(ec);
-    if (!ec) req.set_local_port(local.port());
+    if (!ec) conn.local_port = local.port();
   }
 
   // The server's own answer `status` (the connection closes after it).
@@ -444,35 +500,34 @@ class Server::Worker {
     return chunked;
   }
 
-  // The deadline of the next read: idle keep-alive (or the first request's header timeout)
-  // before a request, the I/O timeout inside a body, the header timeout inside a head.
-  void arm_deadline(Connection& conn, const RequestParser& parser, bool served_any,
+  // The deadline of a read inside a request: the I/O timeout inside a body, the header timeout
+  // inside a head. (Between requests the connection is parked: see park().)
+  void arm_deadline(Connection& conn, const RequestParser& parser,
                     SteadyClock::time_point head_started) {
-    const auto now = coarse_now_;
-    if (!parser.started()) {
-      conn.deadline = now + (served_any ? config_.idle_timeout : config_.header_timeout);
-      conn.idle = true;
-    } else if (parser.in_body()) {
-      conn.deadline = now + config_.io_timeout;
-    } else {
-      conn.deadline = head_started + config_.header_timeout;
-    }
+    conn.deadline =
+        parser.in_body() ? coarse_now_ + config_.io_timeout : head_started + config_.header_timeout;
   }
 
-  // One connection's state, shared by its session loop and the request being served.
+  // One connection's state while it serves, shared by the loop and the request being served:
+  // the connection's own part and the pooled one.
   struct Session {
-    Session(Connection& c, Handler& h, const ParserLimits& limits, SteadyClock::time_point now)
-        : conn(c), handler(h), parser(limits), head_started(now) {}
+    Session(Connection& c, RequestState& state, SteadyClock::time_point now)
+        : conn(c),
+          handler(*c.handler),
+          req(state.req),
+          parser(state.parser),
+          out(state.out),
+          read_buffer(state.read_buffer.get()),
+          head_started(now) {}
     Connection& conn;
     Handler& handler;
-    Request req;
-    RequestParser parser;
-    std::string out;  // answers not written yet (those of one read go out in one send)
-    std::unique_ptr<char[]> read_buffer = std::make_unique<char[]>(kReadBufferBytes);
-    std::string_view data;  // received bytes not parsed yet (a view into read_buffer)
+    Request& req;
+    RequestParser& parser;
+    std::string& out;
+    char* read_buffer;
+    std::string_view data;  // received bytes not parsed yet (in conn.parked or read_buffer)
     bool close_after = false;
     bool linger = false;  // refused while the client may still be sending: drain before close
-    bool served_any = false;
     SteadyClock::time_point head_started;
   };
   // Before the handler of the request the parser just completed (or, `body_streams`, whose
@@ -480,10 +535,10 @@ class Server::Worker {
   // handler; true when it answered.
   bool begin_request(Session& s, bool body_streams, std::optional<StreamedBody>& streamed,
                      Response& res) {
-    s.served_any = true;
+    s.conn.served_any = true;
     s.conn.deadline = SteadyClock::time_point::max();
     if (body_streams) {
-      streamed.emplace(s.conn, s.parser, s.req, s.data, s.read_buffer.get(), coarse_now_,
+      streamed.emplace(s.conn, s.parser, s.req, s.data, s.read_buffer, coarse_now_,
                        config_.io_timeout);
       s.req.set_body_reader(&*streamed);
     }
@@ -512,21 +567,88 @@ class Server::Worker {
     return keep ? Served::kNext : Served::kClose;
   }
 
-  asio::awaitable<void> session(tcp::socket socket) {
-    Connection conn{std::move(socket)};
-    conns_.push_front(&conn);
-    const auto self = conns_.begin();
-    count_.fetch_add(1, std::memory_order_relaxed);
-    core::ScopeExit unregister([this, self] {
-      if (destroying_) return;
-      conns_.erase(self);
-      count_.fetch_sub(1, std::memory_order_relaxed);
-      maybe_finish();
-    });
-    Request probe;
-    prepare(conn, probe);
-    Session s(conn, handler_for(probe.local_port()), config_.limits, coarse_now_);
-    s.req = std::move(probe);
+  // A connection between requests (and a new one) waits with no coroutine frame and no pooled
+  // state: a read into its own small buffer, under the keep-alive timeout (the header timeout
+  // before its first request). Bytes start serve(); an error, the deadline, an eviction or the
+  // stop closes it.
+  void park(Connection& conn) {
+    if (stopping_) {
+      close(conn);
+      return;
+    }
+    conn.idle = true;
+    conn.deadline = coarse_now_ + (conn.served_any ? config_.idle_timeout : config_.header_timeout);
+    conn.socket.async_read_some(
+        asio::buffer(conn.parked), [this, &conn](error_code ec, std::size_t n) {
+          conn.idle = false;
+          if (ec || n == 0) {
+            close(conn);
+            return;
+          }
+          asio::co_spawn(ctx_, serve(conn, n), [this, &conn](std::exception_ptr e, bool again) {
+            log_exception(e);
+            if (again && !e) {
+              park(conn);
+            } else {
+              close(conn);
+            }
+          });
+        });
+  }
+
+  void close(Connection& conn) {
+    error_code ec;
+    conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+    conn.socket.close(ec);
+    conns_.erase(conn.self);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+    maybe_finish();
+  }
+
+  std::unique_ptr<RequestState> take_state(const Connection& conn) {
+    std::unique_ptr<RequestState> state;
+    if (pool_.empty()) {
+      state = std::make_unique<RequestState>(config_.limits);
+    } else {
+      state = std::move(pool_.back());
+      pool_.pop_back();
+      pooled_.store(pool_.size(), std::memory_order_relaxed);
+    }
+    in_use_.fetch_add(1, std::memory_order_relaxed);
+    peak_in_use_ = std::max(peak_in_use_, in_use_.load(std::memory_order_relaxed));
+    state->req.set_remote_address(conn.remote_address);
+    state->req.set_local_port(conn.local_port);
+    return state;
+  }
+
+  void give_back(std::unique_ptr<RequestState> state) {
+    in_use_.fetch_sub(1, std::memory_order_relaxed);
+    if (!destroying_) after_burst();
+    if (destroying_ || pool_.size() >= kPooledStates) return;  // freed
+    state->parser.reset(state->req);
+    state->out.clear();
+    if (state->out.capacity() > kMaxBatchedOutput) std::string().swap(state->out);
+    pool_.push_back(std::move(state));
+    pooled_.store(pool_.size(), std::memory_order_relaxed);
+  }
+
+  // Serves the requests of the `n` bytes that arrived in conn.parked, and of whatever follows
+  // them until the connection is between requests again: true to park it, false to close it.
+  asio::awaitable<bool> serve(Connection& conn, std::size_t n) {
+    std::unique_ptr<RequestState> state = take_state(conn);
+    core::ScopeExit back([this, &state] { give_back(std::move(state)); });
+    Session s(conn, *state, coarse_now_);
+    s.data = std::string_view(conn.parked, n);
+    const bool again = co_await serve_requests(s);
+    if (again) co_return true;
+    error_code ec;
+    conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (s.linger && !stopping_) co_await discard_input(conn, s.read_buffer);
+    co_return false;
+  }
+
+  asio::awaitable<bool> serve_requests(Session& s) {
+    Connection& conn = s.conn;
     error_code ec;
     while (true) {
       // Every request of what has arrived, in order (their answers batched into one send).
@@ -538,7 +660,7 @@ class Server::Worker {
         if (r.status == ParseStatus::kHeadersDone) {
           if (s.req.expects_continue() && s.data.empty()) {
             s.out.append(kContinue);
-            if (!co_await flush(s.conn, s.out)) co_return;
+            if (!co_await flush(s.conn, s.out)) co_return false;
           }
           if (!s.parser.streams_body()) continue;  // else the handler reads it as it arrives
         }
@@ -558,36 +680,47 @@ class Server::Worker {
         }
         bool chunked = false;
         const Served served = end_request(s, streamed, res, chunked);
-        if (served == Served::kGone) co_return;
+        if (served == Served::kGone) co_return false;
         if (res.stream &&
             !co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
-          co_return;
+          co_return false;
         s.parser.reset(s.req);
         s.close_after = served == Served::kClose;
-        if (s.out.size() >= kMaxBatchedOutput && !co_await flush(s.conn, s.out)) co_return;
+        if (s.out.size() >= kMaxBatchedOutput && !co_await flush(s.conn, s.out)) co_return false;
       }
-      if (!s.out.empty() && !co_await flush(conn, s.out)) co_return;
-      if (s.close_after) break;
+      if (!s.out.empty() && !co_await flush(conn, s.out)) co_return false;
+      if (s.close_after) co_return false;
       if (!s.data.empty()) continue;  // a flush happened mid-batch; keep parsing
-      if (stopping_ && !s.parser.started()) break;
-      // Wait for more bytes, under the deadline that fits where the connection is.
-      arm_deadline(conn, s.parser, s.served_any, s.head_started);
+      if (!s.parser.started()) {      // between requests
+        if (stopping_) co_return false;
+        if (hot_ >= kHotConnections) co_return true;  // park
+        ++hot_;
+        conn.idle = conn.hot = true;
+        conn.deadline = coarse_now_ + config_.idle_timeout;
+        auto [idle_ec, got] = co_await conn.socket.async_read_some(
+            asio::buffer(s.read_buffer, kReadBufferBytes), kAwait);
+        --hot_;
+        conn.idle = conn.hot = false;
+        const bool park = conn.parking && !conn.timed_out && !conn.evicted;
+        conn.parking = false;
+        if (idle_ec) co_return park&& idle_ec == asio::error::operation_aborted && !stopping_;
+        s.data = std::string_view(s.read_buffer, got);
+        continue;
+      }
+      // Inside a request: wait for the rest under the deadline that fits where it is.
+      arm_deadline(conn, s.parser, s.head_started);
       auto [read_ec, n] = co_await conn.socket.async_read_some(
-          asio::buffer(s.read_buffer.get(), kReadBufferBytes), kAwait);
-      conn.idle = false;
+          asio::buffer(s.read_buffer, kReadBufferBytes), kAwait);
       if (read_ec == asio::error::operation_aborted || (read_ec && conn.timed_out)) {
-        if (conn.timed_out && s.parser.started()) {
+        if (conn.timed_out) {
           refuse(408, "the request did not arrive in time", s.handler, s.out);
           conn.socket.write_some(asio::buffer(s.out), ec);  // best effort
         }
-        break;
+        co_return false;
       }
-      if (read_ec) break;  // EOF or reset
-      s.data = std::string_view(s.read_buffer.get(), n);
+      if (read_ec) co_return false;  // EOF or reset
+      s.data = std::string_view(s.read_buffer, n);
     }
-    conn.socket.shutdown(tcp::socket::shutdown_send, ec);
-    if (s.linger && !stopping_) co_await discard_input(conn, s.read_buffer.get());
-    conn.socket.close(ec);
   }
 
   // Lingering close (as nginx's lingering_close): after refusing a request whose body may still
@@ -620,7 +753,12 @@ class Server::Worker {
   // The time at the last sweep: deadlines are only checked at sweeps, so they are set from this
   // instead of reading the clock twice per request (a deadline fires within two ticks of due).
   SteadyClock::time_point coarse_now_ = SteadyClock::now();
-  std::list<Connection*> conns_;  // newest first
+  std::list<Connection> conns_;  // newest first (after ctx_: their sockets go before it)
+  std::size_t hot_ = 0;          // connections waiting hot (kHotConnections)
+  std::vector<std::unique_ptr<RequestState>> pool_;
+  std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::size_t> pooled_{0};
+  std::size_t peak_in_use_ = 0;  // since the last after_burst() trim
   std::atomic<std::size_t> count_{0};
   std::size_t cap_ = SIZE_MAX;  // this thread's share of max_connections
   std::atomic<std::size_t> evicted_{0};
@@ -660,6 +798,20 @@ std::size_t Server::refused() const noexcept {
   std::size_t n = 0;
   for (const auto& w : workers_) n += w->refused();
   return n;
+}
+
+Server::Memory Server::memory() const noexcept {
+  Memory m;
+  for (const auto& w : workers_) {
+    m.connections += w->connections();
+    m.states_in_use += w->states_in_use();
+    m.states_pooled += w->states_pooled();
+  }
+  constexpr std::size_t kState = sizeof(RequestState) + kReadBufferBytes;
+  m.record_bytes = m.connections * sizeof(Connection);
+  m.in_use_bytes = m.states_in_use * kState;
+  m.pooled_bytes = m.states_pooled * kState;
+  return m;
 }
 
 Server::~Server() = default;

@@ -110,6 +110,19 @@ class Server final {
   // The cap in force (max_connections, or the one derived from the descriptor limit).
   std::size_t max_connections() const noexcept { return max_connections_; }
 
+  // What the open connections hold, summed over threads (approximate while serving): a record
+  // per connection (socket, deadline, its small read buffer), and request states (parser,
+  // request, a read buffer) in use by connections serving or waiting hot, and pooled for reuse.
+  struct Memory {
+    std::size_t connections = 0;
+    std::size_t states_in_use = 0;
+    std::size_t states_pooled = 0;
+    std::size_t record_bytes = 0;  // connections × one record
+    std::size_t in_use_bytes = 0;  // states in use × one state (the capacity they grew not counted)
+    std::size_t pooled_bytes = 0;
+  };
+  Memory memory() const noexcept;
+
   class Worker;
 
  private:

@@ -55,7 +55,7 @@ void Metrics::add_in_flight(std::size_t worker, int delta) noexcept {
   g.store(g.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
-std::string Metrics::render(std::string_view service, std::size_t connections) const {
+std::string Metrics::render(std::string_view service) const {
   const std::string svc = core::prometheus_label(service);
   std::string out;
   auto it = std::back_inserter(out);
@@ -114,9 +114,6 @@ std::string Metrics::render(std::string_view service, std::size_t connections) c
   out += "# HELP squadron_http_requests_in_flight Requests being handled now.\n";
   out += "# TYPE squadron_http_requests_in_flight gauge\n";
   fmt::format_to(it, "squadron_http_requests_in_flight{{service=\"{}\"}} {}\n", svc, in_flight);
-  out += "# HELP squadron_http_connections Open client connections.\n";
-  out += "# TYPE squadron_http_connections gauge\n";
-  fmt::format_to(it, "squadron_http_connections{{service=\"{}\"}} {}\n", svc, connections);
   return out;
 }
 

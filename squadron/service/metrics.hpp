@@ -4,7 +4,8 @@
 //
 //   Metrics m{{"/hello", "/users/{id}"}, threads};
 //   m.record(worker, route, 200, elapsed);
-//   std::string text = m.render("hello", open_connections);   // Prometheus text format 0.0.4
+//   std::string text = m.render("hello");   // Prometheus text format 0.0.4 (connections: see
+//                                           // http/connection_metrics.hpp)
 //
 // Thread safety: record()/add_in_flight() for shard `worker` only from I/O thread `worker`;
 // render() from any thread (reads are relaxed atomics: a scrape may be a request behind).
@@ -36,7 +37,7 @@ class Metrics final {
               std::chrono::nanoseconds elapsed) noexcept;
   void add_in_flight(std::size_t worker, int delta) noexcept;
 
-  std::string render(std::string_view service, std::size_t connections) const;
+  std::string render(std::string_view service) const;
 
  private:
   struct RouteShard;

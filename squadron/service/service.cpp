@@ -18,7 +18,9 @@
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
 #include "squadron/core/limits.hpp"
+#include "squadron/core/prometheus.hpp"
 #include "squadron/core/splitmix.hpp"
+#include "squadron/http/connection_metrics.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/service/metrics.hpp"
 
@@ -121,7 +123,12 @@ class ServiceHandler final : public http::Handler {
       builtin("/metrics", [this](Request&) {
         Response r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        r.body = metrics_->render(name_, server_ ? server_->connections() : 0);
+        r.body = metrics_->render(name_);
+        if (server_ != nullptr) {
+          const std::string labels = fmt::format("service=\"{}\"", core::prometheus_label(name_));
+          http::append_connection_metrics(r.body, labels, server_->memory(),
+                                          http::ConnectionPool::memory());
+        }
         return r;
       });
       unmatched_ = routes_.size();

@@ -1,0 +1,155 @@
+// What connections hold between requests (issue 18): a connection quiet for a sweeper tick gives
+// its request state back and still serves; many connections between requests keep at most the
+// hot share of states; a request larger than the parked read, or two pipelined, arrive whole;
+// the Prometheus lines say it.
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "raw_client.hpp"
+#include "squadron/http/connection_metrics.hpp"
+#include "squadron/http/server.hpp"
+
+namespace squadron::http {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawConnection;
+
+class Plain final : public Handler {
+ public:
+  bool handle(Request& req, Response& res, std::size_t) override {
+    res = Response::text(std::string(req.path()) + " " + std::to_string(req.headers().size()));
+    return true;
+  }
+  boost::asio::awaitable<void> handle_async(Request&, Response&, std::size_t) override {
+    co_return;
+  }
+  void on_rejected(int, std::size_t) noexcept override {}
+};
+
+class ConnectionMemory : public ::testing::Test {
+ protected:
+  void start(std::chrono::milliseconds io_timeout) {
+    ServerConfig config;
+    config.port = 0;
+    config.threads = 1;
+    config.io_timeout = io_timeout;  // the sweeper ticks at a quarter of the shortest timeout
+    server_ = std::make_unique<Server>(config, handler_);
+    ASSERT_FALSE(server_->listen());
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    if (!server_) return;
+    server_->stop(2s);
+    thread_.join();
+  }
+  // Waits (bounded) until the server's states in use are `n`: the sweeper runs on its own timer.
+  bool states_in_use_become(std::size_t n) {
+    for (int i = 0; i < 400; ++i) {
+      if (server_->memory().states_in_use == n) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+  Plain handler_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(ConnectionMemory, AConnectionQuietForATickGivesItsStateBackAndStillServes) {
+  start(40ms);  // a 10 ms tick
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "/a 1");
+  ASSERT_TRUE(states_in_use_become(0)) << "a quiet connection parks";
+  const auto m = server_->memory();
+  EXPECT_EQ(m.connections, 1u);
+  EXPECT_EQ(m.in_use_bytes, 0u);
+  EXPECT_GE(m.states_pooled, 1u);
+  EXPECT_GT(m.record_bytes, 0u);
+  EXPECT_LE(m.record_bytes, 1024u) << "a parked connection's record is small";
+
+  // Parked, it serves the next request, one larger than its own read buffer, and two at once.
+  ASSERT_TRUE(c.send("GET /b HTTP/1.1\r\nHost: t\r\n\r\n"));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "/b 1");
+  ASSERT_TRUE(states_in_use_become(0));
+  std::string large = "GET /large HTTP/1.1\r\nHost: t\r\n";
+  for (int i = 0; i < 40; ++i)
+    large += "X-Field-" + std::to_string(i) + ": " + std::string(40, 'v') + "\r\n";
+  large += "\r\n";
+  ASSERT_GT(large.size(), 2000u);
+  ASSERT_TRUE(c.send(large));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "/large 41");
+  ASSERT_TRUE(states_in_use_become(0));
+  ASSERT_TRUE(c.send("GET /one HTTP/1.1\r\nHost: t\r\n\r\nGET /two HTTP/1.1\r\nHost: t\r\n\r\n"));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "/one 1");
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "/two 1");
+  EXPECT_EQ(server_->memory().connections, 1u) << "one connection throughout";
+}
+
+TEST_F(ConnectionMemory, ConnectionsBetweenRequestsKeepAtMostTheHotShareOfStates) {
+  start(60s);  // a 1 s tick: nothing parks by the sweeper during the test
+  std::vector<RawConnection> conns;
+  for (int i = 0; i < 200; ++i) {
+    conns.emplace_back(server_->port());
+    ASSERT_TRUE(conns.back().send("GET /first HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = conns.back().read_response();
+    ASSERT_TRUE(r);
+  }
+  const auto m = server_->memory();
+  EXPECT_EQ(m.connections, 200u);
+  // The hot share, and the last one, whose state may not be back yet when its answer is read.
+  EXPECT_LE(m.states_in_use, 129u) << "past the hot share connections park at once";
+  EXPECT_GE(m.states_in_use, 100u) << "the busy ones stay hot";
+  for (auto& c : conns) {  // hot or parked, every one serves again
+    ASSERT_TRUE(c.send("GET /again HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "/again 1");
+  }
+}
+
+TEST(ConnectionMetrics, SayWhatConnectionsHold) {
+  Server::Memory server;
+  server.connections = 3;
+  server.record_bytes = 900;
+  server.in_use_bytes = 8000;
+  server.pooled_bytes = 16000;
+  ConnectionPool::Memory pool;
+  pool.idle_connections = 2;
+  pool.idle_bytes = 400;
+  pool.buffer_bytes_pooled = 8192;
+  std::string out;
+  append_connection_metrics(out, R"(service="s")", server, pool);
+  EXPECT_NE(out.find("squadron_http_connections{service=\"s\"} 3\n"), std::string::npos);
+  EXPECT_NE(out.find("squadron_http_connection_memory_bytes{service=\"s\",held=\"records\"} 900\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("squadron_http_connection_memory_bytes{service=\"s\",held=\"in_use\"} 8000\n"),
+            std::string::npos);
+  EXPECT_NE(
+      out.find("squadron_http_connection_memory_bytes{service=\"s\",held=\"pooled\"} 16000\n"),
+      std::string::npos);
+  EXPECT_NE(out.find("squadron_http_upstream_idle_connections{service=\"s\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("squadron_http_upstream_memory_bytes{service=\"s\",held=\"pooled\"} 8192\n"),
+            std::string::npos);
+  std::string bare;
+  append_connection_metrics(bare, "", server, pool);
+  EXPECT_NE(bare.find("squadron_http_connections 3\n"), std::string::npos);
+  EXPECT_NE(bare.find("squadron_http_upstream_memory_bytes{held=\"idle\"} 400\n"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::http
