@@ -7,22 +7,36 @@
 # pair, then the median of the per-pair ratios new/old of CPU time per request and of requests.
 # With IR=1 it also counts the user-space instructions per request of each build under callgrind
 # (valgrind): deterministic, so a change of a few percent shows where timing cannot.
+# With TARGET=hello it compares the two builds' hello (the SDK's server) the same way, directly.
 #
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && scripts/build)
 #   bench/builds.sh /tmp/old                 # this tree is the new one
 #   PAIRS=30 WINDOW=2s IR=1 bench/builds.sh /tmp/old /path/to/new
+#   TARGET=hello IR=1 bench/builds.sh /tmp/old
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: bench/builds.sh OLD_TREE [NEW_TREE]  (trees built: build/bin/squadron)" >&2; exit 2; }
 OLD=$(cd "$1" && pwd); NEW=$(cd "${2:-.}" && pwd)
 PAIRS=${PAIRS:-20}
 WINDOW=${WINDOW:-2s}
+TARGET=${TARGET:-gateway}
+[ "$TARGET" = gateway ] || [ "$TARGET" = hello ] || { echo "TARGET is gateway or hello" >&2; exit 2; }
 PY=/usr/bin/python3
 for t in "$OLD" "$NEW"; do
   [ -x "$t/build/bin/squadron" ] || { echo "$t/build/bin/squadron is missing: build that tree first (scripts/build)" >&2; exit 2; }
 done
 source bench/lib.sh
 
+if [ "$TARGET" = hello ]; then
+  work=$(mktemp -d)
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+  OLD_PORT=$(free_port); NEW_PORT=$(free_port)
+  PORT=$OLD_PORT taskset -c 1 "$OLD/build/bin/hello" --threads 1 >"$work/old.log" 2>&1 &
+  old_pid=$!; pids+=("$old_pid")
+  PORT=$NEW_PORT taskset -c 1 "$NEW/build/bin/hello" --threads 1 >"$work/new.log" 2>&1 &
+  new_pid=$!; pids+=("$new_pid")
+  wait_port "$OLD_PORT"; wait_port "$NEW_PORT"
+else
 HELLO_PORT=$(free_port); OLD_PORT=$(free_port)
 export SQUADRON_THREADS=1  # the fleet's gateway: one I/O thread
 start_fleet <<YAML
@@ -46,6 +60,7 @@ taskset -c 1 "$OLD/build/bin/squadron" gateway --control "$control" --port "$OLD
   >"$work/old-gateway.log" 2>&1 &
 old_pid=$!; pids+=("$old_pid")
 wait_port "$OLD_PORT"
+fi
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 window() {  # pid port -> "cpu_us_per_request requests"
@@ -100,8 +115,13 @@ PYCLIENT
 instructions() {  # tree count -> callgrind's total instructions
   local port vp
   port=$(free_port)
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$1/build/bin/squadron" gateway \
-    --control "$control" --port "$port" --threads 1 >/dev/null 2>"$work/valgrind.log" &
+  if [ "$TARGET" = hello ]; then
+    PORT=$port valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$1/build/bin/hello" \
+      --threads 1 >/dev/null 2>"$work/valgrind.log" &
+  else
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$1/build/bin/squadron" gateway \
+      --control "$control" --port "$port" --threads 1 >/dev/null 2>"$work/valgrind.log" &
+  fi
   vp=$!
   # Up once it answers /hello: under valgrind it listens a while before it has the routes.
   for _ in $(seq 1 300); do
@@ -114,5 +134,5 @@ instructions() {  # tree count -> callgrind's total instructions
 }
 for t in "$OLD" "$NEW"; do
   a=$(instructions "$t" 400); b=$(instructions "$t" 4400)
-  echo "$t: $(((b - a) / 4000)) instructions per request (user space, callgrind)"
+  echo "$t: $(((b - a) / 4000)) instructions per request in its $TARGET (user space, callgrind)"
 done
