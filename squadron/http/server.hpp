@@ -6,8 +6,10 @@
 //   server.run();                               // until stop(grace) is called
 //
 // Connections are accepted on thread 0 and spread round-robin over the threads; a connection
-// stays on its thread. Each connection reads into its own buffer,
-// responses to pipelined requests leave in one write.
+// stays on its thread. Between requests a connection holds a small record and one read into its
+// own 128 bytes; a request's state and read buffer come from its thread's pool, and a busy
+// connection keeps them while it stays busy (decision 0009). Responses to pipelined requests
+// leave in one write.
 #pragma once
 
 #include <atomic>
