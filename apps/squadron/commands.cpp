@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "squadron/control/state.hpp"
+#include "squadron/core/quantity.hpp"
 
 namespace squadron::apps {
 
@@ -55,6 +56,16 @@ std::int64_t num(const json::object& o, std::string_view k) {
   if (v->is_int64()) return v->as_int64();
   if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
   return 0;
+}
+
+// A JSON value that may be null (not measured yet): the value, or nothing.
+std::optional<double> maybe(const json::object& o, std::string_view k) {
+  const auto* v = o.if_contains(k);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (v->is_double()) return v->as_double();
+  if (v->is_int64()) return static_cast<double>(v->as_int64());
+  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
+  return std::nullopt;
 }
 
 std::string human_uptime(std::int64_t s) {
@@ -209,30 +220,47 @@ int ps(const control::Manifest& m, bool as_json) {
     json::array out;
     for (const auto& iv : v->as_array()) {
       const auto& i = iv.as_object();
-      out.push_back(json::object{{"service", str(i, "service")},
-                                 {"id", str(i, "id")},
-                                 {"pid", num(i, "pid")},
-                                 {"port", num(i, "port")},
-                                 {"state", str(i, "state")},
-                                 {"restarts", num(i, "restarts")},
-                                 {"uptime_s", num(i, "uptime_s")},
-                                 {"revision", str(i, "revision")}});
+      out.push_back(
+          json::object{{"service", str(i, "service")},
+                       {"id", str(i, "id")},
+                       {"pid", num(i, "pid")},
+                       {"port", num(i, "port")},
+                       {"state", str(i, "state")},
+                       {"restarts", num(i, "restarts")},
+                       {"uptime_s", num(i, "uptime_s")},
+                       {"revision", str(i, "revision")},
+                       {"rss_bytes", i.contains("rss_bytes") ? i.at("rss_bytes") : nullptr},
+                       {"cpu_percent", i.contains("cpu_percent") ? i.at("cpu_percent") : nullptr},
+                       {"memory_limit_bytes",
+                        i.contains("memory_limit_bytes") ? i.at("memory_limit_bytes") : nullptr},
+                       {"oom_kills", num(i, "oom_kills")},
+                       {"last_exit", str(i, "last_exit")}});
     }
     std::printf("%s\n", json::serialize(out).c_str());
     return 0;
   }
-  std::printf("%-14s %-14s %-8s %-6s %-9s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "PORT",
-              "STATE", "RESTARTS", "UPTIME", "REVISION");
+  std::printf("%-14s %-14s %-8s %-6s %-9s %-8s %-8s %-18s %-7s %-8s %s\n", "SERVICE", "INSTANCE",
+              "PID", "PORT", "STATE", "RESTARTS", "UPTIME", "RSS/LIMIT", "CPU", "REVISION",
+              "LAST EXIT");
   for (const auto& iv : v->as_array()) {
     const auto& i = iv.as_object();
     std::string state = str(i, "state");
-    if ((state == "backoff" || state == "failed") && !str(i, "last_exit").empty())
-      state += " (" + str(i, "last_exit") + ")";
-    std::printf("%-14s %-14s %-8lld %-6lld %-9s %-8lld %-8s %s\n", str(i, "service").c_str(),
-                str(i, "id").c_str(), static_cast<long long>(num(i, "pid")),
-                static_cast<long long>(num(i, "port")), state.c_str(),
-                static_cast<long long>(num(i, "restarts")),
-                human_uptime(num(i, "uptime_s")).c_str(), str(i, "revision").c_str());
+    const auto rss = maybe(i, "rss_bytes");
+    const auto limit = maybe(i, "memory_limit_bytes");
+    std::string memory = rss ? core::format_bytes(static_cast<std::uint64_t>(*rss)) : "-";
+    if (limit) memory += "/" + core::format_bytes(static_cast<std::uint64_t>(*limit));
+    const auto cpu = maybe(i, "cpu_percent");
+    const std::string cpu_text = cpu ? fmt::format("{:.1f}%", *cpu) : "-";
+    // The last exit says why an instance restarted: "oom-killed (limit 64 MiB)", "exit 3".
+    const std::string last = num(i, "restarts") > 0 || state == "backoff" || state == "failed"
+                                 ? str(i, "last_exit")
+                                 : "";
+    std::printf("%-14s %-14s %-8lld %-6lld %-9s %-8lld %-8s %-18s %-7s %-8s %s\n",
+                str(i, "service").c_str(), str(i, "id").c_str(),
+                static_cast<long long>(num(i, "pid")), static_cast<long long>(num(i, "port")),
+                state.c_str(), static_cast<long long>(num(i, "restarts")),
+                human_uptime(num(i, "uptime_s")).c_str(), memory.c_str(), cpu_text.c_str(),
+                str(i, "revision").c_str(), last.c_str());
   }
   return 0;
 }

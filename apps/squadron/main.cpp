@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
   up_cmd->add_flag("-d,--detach", up_options.detach,
                    "run in the background; return once every instance is ready (exit 1 if one "
                    "fails)");
+  up_cmd->add_flag("--require-limits", up_options.require_limits,
+                   "refuse to start when no cgroup can hold the services' resource limits "
+                   "(default: warn once and run without them)");
   up_cmd->add_option("--timeout", timeout, "with -d: how long to wait for ready")
       ->check(kDuration)
       ->capture_default_str();

@@ -36,6 +36,7 @@
 #include "squadron/core/limits.hpp"
 #include "squadron/core/ports.hpp"
 #include "squadron/registry/memory_registry.hpp"
+#include "squadron/supervisor/cgroups.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
@@ -93,10 +94,12 @@ struct Runtime {
         fleet(server.main_context(), sup, reg, clock, m, std::move(options),
               {&store, gateway_admin_port != 0 ? &traffic : nullptr, &hooks, &hooks}),
         scaling(server.main_context(), fleet, reg, gateway_admin_port != 0 ? &traffic : nullptr),
+        usage(server.main_context(), sup),
         api(fleet, reg, std::move(token), [this] { stop(); }),
         signals(server.main_context(), SIGINT, SIGTERM) {
     if (gateway_admin_port != 0) api.traffic = &traffic;
     api.scaling = &scaling;
+    api.usage = &usage;
     // The autoscaler decides as soon as each second's traffic is in.
     traffic.on_sample = [this] {
       if (fleet.stopping()) return;
@@ -142,6 +145,7 @@ struct Runtime {
     signals.clear(ignored);  // a second Ctrl-C ends squadron at once (its children die with it)
     traffic.stop();
     scaling.stop();
+    usage.stop();
     fleet.down([this] {
       boost::system::error_code ec;
       signals.cancel(ec);
@@ -160,6 +164,7 @@ struct Runtime {
   control::Traffic traffic;  // the gateway's metrics, sampled every second; the drain gate
   control::Fleet fleet;
   control::AutoscaleLoop scaling;  // the autoscaler, every second
+  control::UsageMonitor usage;     // what each instance uses, every second
   control::ControlApi api;
   boost::asio::signal_set signals;
 };
@@ -352,9 +357,29 @@ void notify(int fd, const std::string& message) {
   ::close(fd);
 }
 
+// The fleet's cgroups (cgroups.hpp), or null with the reason in `why` when none can be made or
+// one of the limits the manifest asks for has no controller.
+std::unique_ptr<sv::Cgroups> make_cgroups(const control::Manifest& m, std::string& why) {
+  auto cg = sv::Cgroups::create(sv::detect_cgroups(), sv::fleet_cgroup_name(m.name, m.dir()), &why);
+  if (!cg) return nullptr;
+  for (const auto& s : m.services) {
+    for (const auto& [wanted, controller] :
+         {std::pair{s.resources.memory_bytes.has_value(), "memory"},
+          std::pair{s.resources.millicores.has_value(), "cpu"},
+          std::pair{s.resources.pids.has_value(), "pids"}}) {
+      if (wanted && !(*cg)->controls(controller)) {
+        why = fmt::format("{} has no {} controller (services.{}.resources.{})", (*cg)->describe(),
+                          controller, s.name, controller);
+        return nullptr;
+      }
+    }
+  }
+  return std::move(*cg);
+}
+
 // Runs the fleet until it is stopped. `notify_fd` >= 0: detached (no output streaming; the
 // parent is told "ok" once the control API listens).
-int run_fleet(const control::Manifest& m, int notify_fd) {
+int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notify_fd) {
   const bool foreground = notify_fd < 0;
   const control::StateDir dir(m.dir());
   // Descriptors: as many as the hard limit allows (the instances get the soft limit back).
@@ -382,6 +407,28 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
     notify(notify_fd, msg);
     return 1;
   }
+  // Every instance in a cgroup of its own under the fleet's, with its limits (made after the lock:
+  // making it kills what a crashed fleet from this folder left in it).
+  std::string no_cgroups;
+  const auto cgroups = make_cgroups(m, no_cgroups);
+  const bool limited = std::any_of(m.services.begin(), m.services.end(),
+                                   [](const auto& s) { return s.resources.any(); });
+  if (!cgroups && up_options.require_limits) {
+    const std::string msg = fmt::format(
+        "cannot apply resource limits: {} (--require-limits; without it the fleet runs without "
+        "limits)",
+        no_cgroups);
+    std::fprintf(stderr, "squadron: %s\n", msg.c_str());
+    notify(notify_fd, msg);
+    return 1;
+  }
+  if (!cgroups && limited) {
+    std::fprintf(stderr,
+                 "squadron: warning: resource limits are off: %s; every service runs without "
+                 "them (`up --require-limits` refuses to start instead)\n",
+                 no_cgroups.c_str());
+  }
+  if (cgroups) guardian.watch_cgroups(*cgroups);
   const auto token = control::load_or_create_token(dir.token(), ec);
   const auto listen = split_listen(m.control_listen);
   if (!token || !listen) {
@@ -416,6 +463,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   Runtime rt(fleet_manifest, config, *token, dir, options, admin_port);
   rt.api.max_streams = config.max_connections / 4;
   rt.sup.set_guardian(&guardian);
+  if (cgroups) rt.sup.set_isolation(cgroups.get());
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
 
   if (auto lec = rt.server.listen()) {
@@ -565,6 +613,7 @@ int run_fleet(const control::Manifest& m, int notify_fd) {
   rt.fleet.start();
   rt.traffic.start();
   rt.scaling.start();
+  rt.usage.start();
   total = rt.fleet.total_desired();
   if (total == 0) std::fprintf(stderr, "squadron: no replicas to start\n");
   notify(notify_fd, "ok " + url);
@@ -621,7 +670,7 @@ int up_detached(const control::Manifest& m, const UpOptions& options) {
     }
     if (null_fd > 2) ::close(null_fd);
     if (log_fd > 2) ::close(log_fd);
-    std::_Exit(run_fleet(m, pipe_fds[1]));
+    std::_Exit(run_fleet(m, options, pipe_fds[1]));
   }
   ::close(pipe_fds[1]);
   std::string answer;
@@ -659,7 +708,7 @@ int up_detached(const control::Manifest& m, const UpOptions& options) {
 }  // namespace
 
 int up(const control::Manifest& m, const UpOptions& options) {
-  return options.detach ? up_detached(m, options) : run_fleet(m, -1);
+  return options.detach ? up_detached(m, options) : run_fleet(m, options, -1);
 }
 
 }  // namespace squadron::apps

@@ -11,6 +11,8 @@ namespace squadron::apps {
 
 struct UpOptions {
   bool detach = false;
+  // Refuse to start when no cgroup can be made for the limits (default: warn, run without).
+  bool require_limits = false;
   std::chrono::milliseconds timeout = std::chrono::seconds(60);  // -d: wait this long for ready
 };
 

@@ -1,6 +1,7 @@
 #include "squadron/control/api.hpp"
 
 #include <charconv>
+#include <cmath>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,6 +13,7 @@
 #include "squadron/core/address.hpp"
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/core/prometheus.hpp"
 #include "squadron/registry/watch.hpp"
 
 namespace squadron::control {
@@ -42,6 +44,7 @@ enum ControlApi::Route : std::size_t {
   kApply,
   kDashboard,
   kAsset,
+  kPrometheus,
 };
 
 namespace {
@@ -95,15 +98,6 @@ bool wants_sse(const Request& req) {
   return accept && accept->find("text/event-stream") != std::string_view::npos;
 }
 
-json::array instances_json(const registry::Registry& reg, std::string_view service) {
-  json::array out;
-  const auto now = system_clock::now();
-  for (const auto& i : reg.instances()) {
-    if (service.empty() || i.service == service) out.push_back(to_json(i, now));
-  }
-  return out;
-}
-
 // What a watcher gets: the watch contract (registry/watch.hpp) — every service with its routes
 // and policy, and the registry's instances — so that a gateway needs nothing else.
 json::object watch_snapshot(const Fleet& fleet, const registry::Registry& reg) {
@@ -149,6 +143,7 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"POST", "/api/v1/apply"},
       {"GET", "/"},
       {"GET", "/ui/{file}"},
+      {"GET", "/metrics"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -168,6 +163,101 @@ json::object ControlApi::service_view(const ServiceSpec& spec) const {
     if (auto a = scaling->state_json(spec.name)) o["autoscale"] = std::move(*a);
   }
   return o;
+}
+
+json::object ControlApi::instance_view(const registry::Instance& i,
+                                       system_clock::time_point now) const {
+  auto o = to_json(i, now);
+  if (const auto* spec = fleet_.manifest().find(i.service)) {
+    const auto& r = spec->resources;
+    o["memory_limit_bytes"] = r.memory_bytes ? json::value(*r.memory_bytes) : json::value(nullptr);
+    o["cpu_limit"] = r.millicores ? json::value(static_cast<double>(*r.millicores) / 1000.0)
+                                  : json::value(nullptr);
+    o["pids_limit"] = r.pids ? json::value(*r.pids) : json::value(nullptr);
+  }
+  const auto* u = usage != nullptr ? usage->find(i.id) : nullptr;
+  o["rss_bytes"] = u != nullptr ? json::value(u->now.rss_bytes) : json::value(nullptr);
+  o["cpu_percent"] = u != nullptr && u->measured ? json::value(std::round(u->cpu_percent * 10) / 10)
+                                                 : json::value(nullptr);
+  o["cpu_throttled_s"] = u != nullptr
+                             ? json::value(static_cast<double>(u->now.throttled_usec) / 1e6)
+                             : json::value(nullptr);
+  return o;
+}
+
+json::array ControlApi::instances_view(std::string_view service) const {
+  json::array out;
+  const auto now = system_clock::now();
+  for (const auto& i : reg_.instances()) {
+    if (service.empty() || i.service == service) out.push_back(instance_view(i, now));
+  }
+  return out;
+}
+
+std::string ControlApi::prometheus() const {
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  static constexpr Family kFamilies[] = {
+      {"squadron_instance_memory_rss_bytes", "gauge",
+       "Resident memory of every process of the instance (its cgroup, or /proc)."},
+      {"squadron_instance_memory_limit_bytes", "gauge", "The instance's memory limit."},
+      {"squadron_instance_cpu_seconds_total", "counter",
+       "CPU time of the instance's processes (its cgroup's: since its place was made)."},
+      {"squadron_instance_cpu_limit_cores", "gauge", "The instance's CPU limit in cores."},
+      {"squadron_instance_cpu_throttled_seconds_total", "counter",
+       "Time the instance's CPU limit held it back."},
+      {"squadron_instance_oom_kills_total", "counter",
+       "Processes of the instance the kernel killed for its memory limit."},
+      {"squadron_instance_restarts_total", "counter", "Restarts of the instance."},
+      {"squadron_instance_ready", "gauge", "1 while the instance is ready."},
+  };
+  std::string out;
+  const auto instances = reg_.instances();
+  for (std::size_t f = 0; f < std::size(kFamilies); ++f) {
+    const auto& family = kFamilies[f];
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", family.name, family.help, family.name,
+                       family.type);
+    for (const auto& i : instances) {
+      const auto* spec = fleet_.manifest().find(i.service);
+      const auto* u = usage != nullptr ? usage->find(i.id) : nullptr;
+      std::optional<double> v;
+      switch (f) {
+        case 0:
+          if (u != nullptr) v = static_cast<double>(u->now.rss_bytes);
+          break;
+        case 1:
+          if (spec != nullptr && spec->resources.memory_bytes)
+            v = static_cast<double>(*spec->resources.memory_bytes);
+          break;
+        case 2:
+          if (u != nullptr) v = static_cast<double>(u->now.cpu_usec) / 1e6;
+          break;
+        case 3:
+          if (spec != nullptr && spec->resources.millicores)
+            v = static_cast<double>(*spec->resources.millicores) / 1000.0;
+          break;
+        case 4:
+          if (u != nullptr && u->now.from_cgroup)
+            v = static_cast<double>(u->now.throttled_usec) / 1e6;
+          break;
+        case 5:
+          v = i.oom_kills;
+          break;
+        case 6:
+          v = i.restarts;
+          break;
+        default:
+          v = i.state == registry::State::kReady ? 1 : 0;
+      }
+      if (!v) continue;
+      out += fmt::format("{}{{service=\"{}\",instance=\"{}\"}} {}\n", family.name,
+                         core::prometheus_label(i.service), core::prometheus_label(i.id), *v);
+    }
+  }
+  return out;
 }
 
 bool ControlApi::authorized(const Request& req) const {
@@ -267,7 +357,7 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
         return true;
       }
       auto o = service_view(*spec);
-      o["instance_list"] = instances_json(reg_, spec->name);
+      o["instance_list"] = instances_view(spec->name);
       res = Response::json(o);
       return true;
     }
@@ -289,12 +379,12 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
         res = Response::problem(404, fmt::format("no service \"{}\"", service));
         return true;
       }
-      res = Response::json(instances_json(reg_, service));
+      res = Response::json(instances_view(service));
       return true;
     }
     case kInstance: {
       const auto i = reg_.find(std::string(req.param("id")));
-      res = i ? Response::json(to_json(*i, now))
+      res = i ? Response::json(instance_view(*i, now))
               : Response::problem(404, fmt::format("no instance \"{}\"", req.param("id")));
       return true;
     }
@@ -384,6 +474,10 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
                                                              {"gateway", false}});
       return true;
     }
+    case kPrometheus:
+      res = Response::text(prometheus());
+      res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+      return true;
     case kDown:
       res = Response::json(json::object{{"stopping", reg_.instances().size()}}, 202);
       if (on_down_) on_down_();

@@ -19,6 +19,7 @@
 #include "squadron/control/autoscale_loop.hpp"
 #include "squadron/control/fleet.hpp"
 #include "squadron/control/traffic.hpp"
+#include "squadron/control/usage.hpp"
 #include "squadron/http/router.hpp"
 #include "squadron/http/server.hpp"
 #include "squadron/registry/registry.hpp"
@@ -48,6 +49,8 @@ class ControlApi final : public http::Handler {
   const Traffic* traffic = nullptr;
   // The autoscaler's state per service (in the service's JSON as "autoscale"); may be nullptr.
   AutoscaleLoop* scaling = nullptr;
+  // What each instance uses (rss_bytes, cpu_percent in its JSON; /metrics); may be nullptr.
+  const UsageMonitor* usage = nullptr;
 
  private:
   enum Route : std::size_t;
@@ -60,6 +63,12 @@ class ControlApi final : public http::Handler {
   std::shared_ptr<void> stream_slot(http::Response& res);
   // A service as the API shows it: the fleet's view, its latest traffic, its autoscaler.
   boost::json::object service_view(const ServiceSpec& spec) const;
+  // An instance as the API shows it: the registry's, its limits and what it uses.
+  boost::json::object instance_view(const registry::Instance& i,
+                                    std::chrono::system_clock::time_point now) const;
+  boost::json::array instances_view(std::string_view service) const;
+  // GET /metrics: every instance's use, limits, restarts and OOM kills, Prometheus' text format.
+  std::string prometheus() const;
   http::Response scale(http::Request& req);
   http::Response deploy(http::Request& req);
   http::Response apply(http::Request& req);

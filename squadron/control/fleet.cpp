@@ -28,6 +28,7 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
     spec.live = sv::ProbeSpec{s.live->path, s.live->interval, s.live->timeout, s.live->threshold,
                               s.live->port};
   spec.stop_grace = s.stop_grace;
+  spec.resources = s.resources;
   spec.restart = s.restart == RestartPolicy::kAlways      ? sv::Restart::kAlways
                  : s.restart == RestartPolicy::kOnFailure ? sv::Restart::kOnFailure
                                                           : sv::Restart::kNever;
@@ -47,6 +48,7 @@ registry::Instance to_registry(const sv::InstanceStatus& st) {
   i.restarts = st.restarts;
   i.started_at = st.started_at;
   i.last_exit = st.last_exit;
+  i.oom_kills = st.oom_kills;
   return i;
 }
 static_assert(static_cast<int>(sv::InstanceState::kStopped) ==

@@ -10,6 +10,7 @@
 
 #include "squadron/core/address.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/core/quantity.hpp"
 
 namespace squadron::control {
 namespace {
@@ -389,6 +390,43 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
   }
 }
 
+// resources: { memory: 256Mi, cpu: 0.5, pids: 256 }, in Kubernetes' units.
+void parse_resources(Checker& c, const YAML::Node& n, const std::string& path,
+                     supervisor::Resources& out) {
+  if (!c.expect_map(n, path, "{ memory: 256Mi, cpu: 0.5, pids: 256 }")) return;
+  c.check_keys(n, path, {"memory", "cpu", "pids"});
+  constexpr std::uint64_t kMinMemory = 4ULL << 20;  // below this not even a shell starts
+  if (const YAML::Node m = n["memory"]) {
+    const auto bytes = m.IsScalar() ? core::parse_bytes(m.Scalar()) : std::nullopt;
+    if (!bytes) {
+      c.error(m, path + ".memory",
+              fmt::format("expected an amount of memory, got {}", Checker::describe(m)),
+              "write it like 256Mi, 1Gi or 512M (Ki, Mi, Gi: powers of 1024; k, M, G: of 1000)");
+    } else if (*bytes < kMinMemory) {
+      c.error(m, path + ".memory",
+              fmt::format("{} is below the least an instance can run in (4Mi)",
+                          core::format_bytes(*bytes)),
+              "a bare number is bytes: write 64Mi, not 64");
+    } else {
+      out.memory_bytes = bytes;
+    }
+  }
+  if (const YAML::Node cpu = n["cpu"]) {
+    const auto milli = cpu.IsScalar() ? core::parse_millicores(cpu.Scalar()) : std::nullopt;
+    if (!milli || *milli > 1'000'000) {
+      c.error(cpu, path + ".cpu",
+              fmt::format("expected a share of CPU in cores, got {}", Checker::describe(cpu)),
+              "write it like 0.5 (half a core), 500m (the same) or 2 (two cores)");
+    } else {
+      out.millicores = milli;
+    }
+  }
+  if (n["pids"]) {
+    if (auto v = c.integer(n["pids"], path + ".pids", 1, 4'194'304))
+      out.pids = static_cast<std::uint64_t>(*v);
+  }
+}
+
 void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe& out) {
   if (!c.expect_map(n, path, "{ path: /readyz } or { tcp: true }")) return;
   c.check_keys(n, path, {"path", "tcp", "interval", "timeout", "threshold"});
@@ -494,7 +532,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
   c.check_keys(n, path,
                {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
-                "stop_grace", "restart", "proxy", "autoscale", "deploy"});
+                "stop_grace", "restart", "proxy", "autoscale", "deploy", "resources"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -610,6 +648,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     s.autoscale = a;
   }
   if (n["deploy"]) parse_deploy(c, n["deploy"], path + ".deploy", s.deploy);
+  if (n["resources"]) parse_resources(c, n["resources"], path + ".resources", s.resources);
   if (n["stop_grace"]) {
     if (auto d = c.duration(n["stop_grace"], path + ".stop_grace")) s.stop_grace = *d;
   }

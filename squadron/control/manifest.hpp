@@ -19,6 +19,7 @@
 
 #include "squadron/control/autoscaler.hpp"
 #include "squadron/registry/watch.hpp"
+#include "squadron/supervisor/resources.hpp"
 
 namespace squadron::control {
 
@@ -72,6 +73,8 @@ struct ServiceSpec {
   RestartPolicy restart = RestartPolicy::kAlways;                   // default always
   std::optional<AutoscaleSpec> autoscale;                           // default: none (fixed)
   DeployPolicy deploy;                                              // default: surge 1, 0 down
+  // resources: { memory: 256Mi, cpu: 0.5, pids: 256 }: each instance's cgroup limits.
+  supervisor::Resources resources;  // default: none
   // Squadron's own services only (never from a manifest): listening descriptors the fleet
   // holds for the life of the fleet and hands to each process as 3, 4, ... (the gateway's).
   std::vector<int> inherit_fds;

@@ -83,7 +83,7 @@ TEST(Manifest, UnknownKeyGetsDidYouMean) {
             kFile.string() +
                 ":4:5: services.hello.replica: unknown key \"replica\" (did you mean \"replicas\"? "
                 "known keys: command, cwd, env, replicas, port, ready, live, routes, stop_grace, "
-                "restart, proxy, autoscale, deploy)");
+                "restart, proxy, autoscale, deploy, resources)");
   auto r = parse("servics:\n  a: { command: [x] }\n");
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].to_string().find("did you mean \"services\"?"), std::string::npos);
@@ -334,6 +334,56 @@ TEST(ManifestProxy, GatewayIsAReservedServiceName) {
   const auto r = parse_manifest("services:\n  gateway:\n    command: [x]\n", "/tmp/squadron.yaml");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].path, "services.gateway");
+}
+
+}  // namespace
+}  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(ManifestResources, KubernetesUnitsForMemoryCpuAndPids) {
+  auto r = parse(R"(services:
+  db:
+    command: [postgres]
+    resources: { memory: 256Mi, cpu: 0.5, pids: 256 }
+  web:
+    command: [web]
+    resources: { memory: 1.5Gi, cpu: 250m }
+  free:
+    command: [free]
+)");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& db = r.manifest->services[0].resources;
+  EXPECT_EQ(db.memory_bytes, 256ULL << 20);
+  EXPECT_EQ(db.millicores, 500U);
+  EXPECT_EQ(db.pids, 256U);
+  const auto& web = r.manifest->services[1].resources;
+  EXPECT_EQ(web.memory_bytes, 3ULL << 29);
+  EXPECT_EQ(web.millicores, 250U);
+  EXPECT_FALSE(web.pids);
+  EXPECT_FALSE(r.manifest->services[2].resources.any());
+}
+
+TEST(ManifestResources, BadAmountsSayWhatToWrite) {
+  EXPECT_EQ(
+      only_error("services:\n  a:\n    command: [x]\n    resources: { memory: 256MB }\n"),
+      kFile.string() +
+          ":4:26: services.a.resources.memory: expected an amount of memory, got \"256MB\" "
+          "(write it like 256Mi, 1Gi or 512M (Ki, Mi, Gi: powers of 1024; k, M, G: of 1000))");
+  EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    resources: { memory: 64 }\n")
+                .find("below the least an instance can run in (4Mi) (a bare number is bytes: "
+                      "write 64Mi, not 64)"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    resources: { cpu: 0 }\n")
+                .find("services.a.resources.cpu: expected a share of CPU in cores, got \"0\""),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    resources: { pids: -1 }\n")
+                .find("services.a.resources.pids: expected a whole number from 1"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    resources: { memroy: 1Gi }\n")
+                .find("unknown key \"memroy\" (did you mean \"memory\"?"),
+            std::string::npos);
 }
 
 }  // namespace

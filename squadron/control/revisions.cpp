@@ -60,7 +60,33 @@ json::object definition_json(const ServiceSpec& s) {
                  {"restart", static_cast<int>(s.restart)}};
   o["port"] = s.port ? json::value(*s.port) : json::value(nullptr);
   o["live"] = s.live ? json::value(probe_json(*s.live)) : json::value(nullptr);
+  if (s.resources.any()) {
+    json::object r;
+    if (s.resources.memory_bytes) r["memory_bytes"] = *s.resources.memory_bytes;
+    if (s.resources.millicores) r["millicores"] = *s.resources.millicores;
+    if (s.resources.pids) r["pids"] = *s.resources.pids;
+    o["resources"] = std::move(r);
+  }
   return o;
+}
+
+// A saved `resources` (absent in revisions saved before limits existed: none).
+std::optional<supervisor::Resources> resources_from(const json::value* v) {
+  supervisor::Resources r;
+  if (v == nullptr) return r;
+  const auto* o = v->if_object();
+  if (o == nullptr) return std::nullopt;
+  for (const auto& [key, field] :
+       {std::pair{"memory_bytes", &r.memory_bytes}, std::pair{"millicores", &r.millicores},
+        std::pair{"pids", &r.pids}}) {
+    const auto* x = o->if_contains(key);
+    if (x == nullptr) continue;
+    if (!x->is_int64() && !x->is_uint64()) return std::nullopt;
+    const auto n = x->to_number<std::uint64_t>();
+    if (n == 0) return std::nullopt;
+    *field = n;
+  }
+  return r;
 }
 
 // `base` (the manifest's definition, for routes and policies and Squadron's variables) with the
@@ -112,6 +138,9 @@ std::optional<ServiceSpec> definition_from(const json::value& v, const ServiceSp
   } else {
     return std::nullopt;
   }
+  auto resources = resources_from(o->if_contains("resources"));
+  if (!resources) return std::nullopt;
+  s.resources = *resources;
   return s;
 }
 
@@ -139,6 +168,10 @@ std::string definition_hash(const ServiceSpec& s) {
   probe(s.ready);
   if (s.live) probe(*s.live);
   d.append(fmt::format("{}|{}", s.stop_grace.count(), static_cast<int>(s.restart)));
+  if (const auto& r = s.resources; r.any()) {  // (absent before limits: old hashes stay)
+    d.append(fmt::format("\1{}|{}|{}", r.memory_bytes.value_or(0), r.millicores.value_or(0),
+                         r.pids.value_or(0)));
+  }
   // FNV-1a, 64 bits: stable across runs and builds (std::hash need not be).
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : d) h = (h ^ c) * 1099511628211ULL;

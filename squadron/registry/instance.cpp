@@ -61,6 +61,7 @@ json::object to_json(const Instance& i, system_clock::time_point now) {
                0, std::chrono::duration_cast<std::chrono::seconds>(now - i.started_at).count())
          : 0;
   o["last_exit"] = i.last_exit;
+  o["oom_kills"] = i.oom_kills;
   return o;
 }
 
@@ -94,6 +95,8 @@ std::optional<Instance> instance_from_json(const json::value& v) {
   i.state = *s;
   i.pid = static_cast<int>(num("pid").value_or(-1));
   i.restarts = static_cast<int>(num("restarts").value_or(0));
+  i.oom_kills =
+      static_cast<int>(std::clamp<std::int64_t>(num("oom_kills").value_or(0), 0, INT32_MAX));
   if (const auto* r = str("revision")) i.revision = *r;
   if (const auto* e = str("last_exit")) i.last_exit = *e;
   // Beyond year 2255 a time point in nanoseconds overflows: refuse rather than wrap.

@@ -1,25 +1,104 @@
 #include "squadron/supervisor/guardian.hpp"
 
 #include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
 #include <initializer_list>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "squadron/supervisor/cgroups.hpp"
 
 namespace squadron::supervisor {
 namespace {
 
 constexpr int kMaxGroups = 8192;
+constexpr int kMaxDirs = 8;
+constexpr int kPathMax = 4096;
+
+// The fleet's cgroup directories, as the supervisor said them.
+struct Dirs {
+  char kill[kPathMax] = {};     // whose instance cgroups list every process
+  char freezer[kPathMax] = {};  // v1's freezer (may be empty)
+  char remove[kMaxDirs][kPathMax] = {};
+  int removes = 0;
+};
+
+// Calls on_dir with the path of every subdirectory of `dir` (getdents64: no allocation).
+template <typename F>
+void each_subdir(const char* dir, F&& on_dir) {
+  const int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  alignas(8) char buf[8192];
+  while (true) {
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      struct Entry {
+        ino64_t ino;
+        off64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* e = reinterpret_cast<const Entry*>(buf + at);
+      at += e->reclen;
+      if (e->type != DT_DIR || e->name[0] == '.') continue;
+      char path[kPathMax];
+      const std::size_t len = std::strlen(dir);
+      if (len + std::strlen(e->name) + 2 > sizeof path) continue;
+      std::memcpy(path, dir, len);
+      path[len] = '/';
+      std::strcpy(path + len + 1, e->name);
+      on_dir(path, e->name);
+    }
+  }
+  ::close(fd);
+}
+
+// Kills every process in the fleet's instance cgroups (even those that left their process
+// group), then removes the cgroups.
+void kill_cgroups(const Dirs& d) {
+  if (d.kill[0] != '\0') {
+    each_subdir(d.kill, [&](const char* path, const char* name) {
+      char state[kPathMax] = {};
+      if (d.freezer[0] != '\0' && std::strlen(d.freezer) + std::strlen(name) + 16 < sizeof state) {
+        std::strcpy(state, d.freezer);
+        std::strcat(state, "/");
+        std::strcat(state, name);
+        std::strcat(state, "/freezer.state");
+      }
+      kill_cgroup(path, state);
+    });
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    bool left = false;
+    for (int i = 0; i < d.removes; ++i) {
+      each_subdir(d.remove[i], [&](const char* path, const char*) {
+        if (::rmdir(path) != 0) left = true;
+      });
+      if (::rmdir(d.remove[i]) != 0 && errno != ENOENT) left = true;
+    }
+    if (!left) break;
+    timespec t{0, 5'000'000};
+    ::nanosleep(&t, nullptr);
+  }
+}
 
 // The guardian's whole life, after fork: async-signal-safe calls only, no allocation.
 [[noreturn]] void guard(int fd) {
   ::setpgid(0, 0);
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(s, SIG_IGN);
   static pid_t groups[kMaxGroups];
+  static Dirs dirs;
   int count = 0;
   char buf[512];
-  char line[32];
+  static char line[kPathMax + 2];
   int line_len = 0;
   while (true) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -28,6 +107,20 @@ constexpr int kMaxGroups = 8192;
     for (ssize_t i = 0; i < n; ++i) {
       if (buf[i] != '\n') {
         if (line_len < static_cast<int>(sizeof line)) line[line_len++] = buf[i];
+        continue;
+      }
+      const char op = line_len > 0 ? line[0] : 0;
+      if ((op == 'K' || op == 'F' || op == 'R') && line_len < static_cast<int>(sizeof line) &&
+          line_len - 1 < kPathMax) {
+        char* to = op == 'K'                 ? dirs.kill
+                   : op == 'F'               ? dirs.freezer
+                   : dirs.removes < kMaxDirs ? dirs.remove[dirs.removes++]
+                                             : nullptr;
+        if (to != nullptr) {
+          std::memcpy(to, line + 1, static_cast<std::size_t>(line_len - 1));
+          to[line_len - 1] = '\0';
+        }
+        line_len = 0;
         continue;
       }
       pid_t pgid = 0;
@@ -46,6 +139,7 @@ constexpr int kMaxGroups = 8192;
     }
   }
   for (int j = 0; j < count; ++j) ::kill(-groups[j], SIGKILL);
+  kill_cgroups(dirs);
   ::_exit(0);
 }
 
@@ -97,6 +191,21 @@ void Guardian::send(char op, pid_t pgid) noexcept {
 }
 
 void Guardian::watch(pid_t pgid) noexcept { send('+', pgid); }
+
+void Guardian::watch_cgroups(const Cgroups& cgroups) noexcept {
+  if (fd_ < 0) return;
+  auto say = [&](char op, const std::string& path) {
+    if (path.empty() || path.size() >= static_cast<std::size_t>(kPathMax)) return;
+    const std::string msg = op + path + "\n";
+    ssize_t sent;
+    do {
+      sent = ::send(fd_, msg.data(), msg.size(), MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+  };
+  say('K', cgroups.kill_dir().string());
+  say('F', cgroups.freezer_dir().string());
+  for (const auto& d : cgroups.fleet_dirs()) say('R', d.string());
+}
 void Guardian::forget(pid_t pgid) noexcept { send('-', pgid); }
 
 }  // namespace squadron::supervisor

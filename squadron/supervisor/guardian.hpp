@@ -7,10 +7,11 @@
 //   guardian.watch(pid);               // after launching an instance (pgid == pid)
 //   guardian.forget(pid);              // after reaping it
 //
-// The guardian reads "+pgid"/"-pgid" lines from a socket; when the socket closes (the
-// supervisor exited or died) it SIGKILLs every group still listed, then exits. It ignores
-// SIGINT/SIGTERM/SIGHUP and sits in its own process group, so Ctrl-C on a terminal does not end
-// it before the supervisor's graceful stop is done.
+// The guardian reads "+pgid"/"-pgid" lines from a socket, and the fleet's cgroup directories
+// ("K<dir>", "F<freezer dir>", "R<dir>"); when the socket closes (the supervisor exited or died)
+// it SIGKILLs every group still listed and everything in the fleet's cgroups, then exits. It
+// ignores SIGINT/SIGTERM/SIGHUP and sits in its own process group, so Ctrl-C on a terminal does not
+// end it before the supervisor's graceful stop is done.
 #pragma once
 
 #include <sys/types.h>
@@ -28,6 +29,9 @@ class Guardian final {
   Guardian& operator=(const Guardian&) = delete;
 
   void watch(pid_t pgid) noexcept;
+  // Also kills every process in the fleet's cgroups (even one that left its process group with
+  // setsid) and removes them when the supervisor dies.
+  void watch_cgroups(const class Cgroups& cgroups) noexcept;
   void forget(pid_t pgid) noexcept;
   pid_t pid() const noexcept { return pid_; }
 

@@ -1,8 +1,10 @@
-// Where an instance runs, arranged before its first instruction: the seam resource limits fill.
-// The supervisor asks for an instance's place before each start and hands the files its process
-// joins to the launcher (LaunchSpec::join), which writes the child's pid there before exec; it
-// releases the place once the instance is gone for good. The fault-isolation issue implements it
-// with cgroups (v2, and v1 per controller); without one, an instance runs where the fleet does.
+// Where an instance runs, arranged before its first instruction. The supervisor asks for an
+// instance's place before each start and hands the files its process joins to the launcher
+// (LaunchSpec::join), which writes the child's pid there before exec; it kills through the place
+// (every process in it, even one that left its process group with setsid) when the instance
+// ends or is stopped, reads what the instance uses from it, and releases the place once the
+// instance is gone for good. `Cgroups` (cgroups.hpp) is the implementation: cgroup v2, or v1
+// per controller; without one, an instance runs where the fleet does.
 //
 //   sup.set_isolation(&cgroups);
 //
@@ -10,10 +12,13 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/system/result.hpp>
+
+#include "squadron/supervisor/resources.hpp"
 
 namespace squadron::supervisor {
 
@@ -26,6 +31,10 @@ class Isolation {
   // its process joins. An error fails this start ("cannot start: ..."), as a failed exec does.
   virtual boost::system::result<std::vector<std::filesystem::path>> prepare(
       const std::string& id, const InstanceSpec& spec) = 0;
+  // SIGKILLs every process in the place of `id` (none may be left to escape it).
+  virtual void kill(const std::string& id) = 0;
+  // What the place of `id` uses now; nullopt when it cannot tell (no such place).
+  virtual std::optional<Usage> usage(const std::string& id) const = 0;
   // Instance `id` is gone for good (no process of it runs): its place may go.
   virtual void release(const std::string& id) = 0;
 };

@@ -25,6 +25,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/ports.hpp"
+#include "squadron/core/quantity.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/supervisor/backoff.hpp"
@@ -78,6 +79,44 @@ bool port_held(std::uint16_t port) {
       ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno == EADDRINUSE;
   ::close(fd);
   return held;
+}
+
+// What the processes of each group in `groups` use, from /proc (one pass over it): without a
+// cgroup, an instance is its process group.
+template <typename Map>
+std::map<pid_t, Usage> usage_of_groups(const Map& groups) {
+  std::map<pid_t, Usage> out;
+  static const long page = ::sysconf(_SC_PAGESIZE);
+  static const long hz = ::sysconf(_SC_CLK_TCK);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name[0] < '1' || name[0] > '9') continue;
+    const int fd = ::open((e.path() / "stat").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[1024];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    // The command may hold spaces and parentheses: fields count from after the last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (p == nullptr) continue;
+    unsigned long long f[24] = {};  // f[k]: field k + 3 of stat(5)
+    char state = 0;
+    if (std::sscanf(p + 2,
+                    "%c %llu %llu %*u %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                    "%*d %*d %*u %*u %llu",
+                    &state, &f[1], &f[2], &f[11], &f[12], &f[21]) != 6)
+      continue;
+    const auto it = groups.find(static_cast<pid_t>(f[2]));  // f[2]: the process group
+    if (it == groups.end()) continue;
+    auto& u = out[it->first];
+    ++u.processes;
+    u.cpu_usec += (f[11] + f[12]) * 1'000'000ULL / static_cast<unsigned long long>(hz);
+    u.rss_bytes += f[21] * static_cast<unsigned long long>(page);
+  }
+  return out;
 }
 
 std::string describe_exit(int status) {
@@ -139,6 +178,19 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   Guardian* guardian() { return sup->guardian_; }
   Isolation* isolation() { return sup->isolation_; }
 
+  // SIGKILL to everything of it: its process group, and its cgroup (what left the group too).
+  void kill_all() {
+    sup->launcher_.signal_group(st.pid, SIGKILL);
+    if (placed && sup->isolation_ != nullptr) sup->isolation_->kill(st.id);
+  }
+
+  // Processes of it the kernel killed for its memory limit since this start.
+  std::uint64_t oom_kills_since_start() const {
+    if (!placed || sup->isolation_ == nullptr) return 0;
+    const auto u = sup->isolation_->usage(st.id);
+    return u && u->oom_kills > oom_baseline ? u->oom_kills - oom_baseline : 0;
+  }
+
   void set_state(InstanceState s) {
     if (st.state == s) return;
     st.state = s;
@@ -196,8 +248,10 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   std::FILE* log_file = nullptr;
   std::size_t log_bytes = 0;
   bool stop_requested = false;
-  bool running = false;    // a process exists (started, not yet reaped)
-  bool loop_done = false;  // run_instance returned because of the restart policy
+  bool running = false;            // a process exists (started, not yet reaped)
+  bool loop_done = false;          // run_instance returned because of the restart policy
+  bool placed = false;             // its isolation made its place (cgroup) for this start
+  std::uint64_t oom_baseline = 0;  // the place's OOM kills when this start began
 };
 
 namespace {
@@ -246,7 +300,7 @@ int reap(Supervisor::Instance& self) {
   while (::waitid(P_PID, static_cast<id_t>(self.st.pid), &info, WEXITED | WNOWAIT) != 0 &&
          errno == EINTR) {
   }
-  self.launcher().signal_group(self.st.pid, SIGKILL);
+  self.kill_all();
   int status = 0;
   while (::waitpid(self.st.pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -298,9 +352,13 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       launch.env["SQUADRON_INSTANCE"] = st.id;
       launch.env["SQUADRON_REVISION"] = spec.revision;
       boost::system::result<LaunchedProcess> child = boost::system::error_code{};
+      self->placed = false;
       if (auto* place = self->isolation(); place != nullptr) {
         if (auto join = place->prepare(st.id, spec)) {
           launch.join = std::move(*join);
+          self->placed = true;
+          const auto before = place->usage(st.id);
+          self->oom_baseline = before ? before->oom_kills : 0;
         } else {
           cannot = "no place to run it: " + join.error().message();
         }
@@ -329,7 +387,7 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
         auto exited = adopt(executor, pidfd, ec);
         if (ec) {
           // It cannot be watched: it goes again, and the start counts as failed.
-          self->launcher().signal_group(st.pid, SIGKILL);
+          self->kill_all();
           reap(*self);
           cannot = "cannot watch the process: " + ec.message();
         } else {
@@ -367,13 +425,29 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
               if (self->live.failed_after_passing()) {
                 self->add_line("squadron: liveness probe failed " +
                                std::to_string(spec.live->threshold) + " times: restarting");
-                self->launcher().signal_group(st.pid, SIGKILL);
+                self->kill_all();
               }
             }
           }
           const int status = reap(*self);
           st.last_exit = describe_exit(status);
           failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+          if (const auto oom = self->oom_kills_since_start(); oom > 0) {
+            // The kernel's OOM killer, not the program: said as Kubernetes says OOMKilled.
+            st.oom_kills += static_cast<int>(oom);
+            const auto& limit = spec.resources.memory_bytes;
+            const std::string shown = limit ? core::format_bytes(*limit) : "of the fleet";
+            if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+              st.last_exit = "oom-killed (limit " + shown + ")";
+            } else {
+              st.last_exit += " after an oom-kill (limit " + shown + ")";
+            }
+            failed = true;
+            self->add_line(
+                "squadron: " + st.last_exit + ": the kernel killed " +
+                (oom == 1 ? std::string("a process") : std::to_string(oom) + " processes") +
+                " of it for using more memory than its limit");
+          }
         }
       }
     }
@@ -414,7 +488,7 @@ Supervisor::Supervisor(asio::io_context& io, ProcessLauncher& launcher, const co
 Supervisor::~Supervisor() {
   // Whatever still runs goes with us.
   for (auto& [id, inst] : instances_) {
-    if (inst->running) launcher_.signal_group(inst->st.pid, SIGKILL);
+    if (inst->running) inst->kill_all();
   }
 }
 
@@ -431,7 +505,7 @@ void Supervisor::supervise(const std::shared_ptr<Instance>& inst) {
   // the backoff, or the instance is forgotten if it was being stopped: it never sits for good.
   core::spawn(io_, run_instance(inst, &launcher_), "supervision of " + inst->st.id, [this, inst] {
     if (inst->running) {
-      launcher_.signal_group(inst->st.pid, SIGKILL);
+      inst->kill_all();
       reap(*inst);
     }
     inst->st.pid = -1;
@@ -476,7 +550,7 @@ void Supervisor::terminate(const std::shared_ptr<Instance>& inst) {
     launcher_.signal_group(inst->st.pid, SIGTERM);
     inst->kill_timer.expires_after(inst->spec.stop_grace);
     inst->kill_timer.async_wait([this, inst](boost::system::error_code ec) {
-      if (!ec && inst->running) launcher_.signal_group(inst->st.pid, SIGKILL);
+      if (!ec && inst->running) inst->kill_all();
     });
   } else if (inst->loop_done) {
     erase(inst->st.id);  // ended by its restart policy: nothing left to stop
@@ -529,6 +603,25 @@ std::optional<InstanceStatus> Supervisor::status(const std::string& id) const {
   auto it = instances_.find(id);
   if (it == instances_.end()) return std::nullopt;
   return it->second->st;
+}
+
+std::map<std::string, Usage> Supervisor::usage() const {
+  std::map<std::string, Usage> out;
+  std::map<pid_t, std::string> by_group;  // instances without a cgroup: read from /proc
+  for (const auto& [id, inst] : instances_) {
+    if (!inst->running) continue;
+    if (inst->placed && isolation_ != nullptr) {
+      if (auto u = isolation_->usage(id)) {
+        out[id] = *u;
+        continue;
+      }
+    }
+    by_group[inst->st.pid] = id;
+  }
+  if (!by_group.empty()) {
+    for (auto& [pgid, u] : usage_of_groups(by_group)) out[by_group[pgid]] = u;
+  }
+  return out;
 }
 
 std::vector<std::string> Supervisor::logs(const std::string& id, std::size_t lines) const {

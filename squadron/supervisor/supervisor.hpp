@@ -1,7 +1,8 @@
-// Runs service instances as processes: starts each in its own process group with its port and
-// identity in the environment, captures its output, probes readiness and liveness, restarts it
-// with backoff by its restart policy, and stops it (SIGTERM to the group, SIGKILL after the
-// grace period).
+// Runs service instances as processes: starts each in its own process group (and, with an
+// Isolation, its own cgroup with its limits) with its port and identity in the environment,
+// captures its output, probes readiness and liveness, restarts it with backoff by its restart
+// policy (an OOM kill is told apart: "oom-killed (limit 64 MiB)"), and stops it (SIGTERM to the
+// group, SIGKILL to the group and its cgroup after the grace period).
 //
 //   Supervisor sup{io, launcher, clock};
 //   sup.set_observer(&fleet);                     // on_change, on_remove, on_output
@@ -57,6 +58,7 @@ struct InstanceSpec {
   std::chrono::milliseconds stop_grace = std::chrono::seconds(10);
   Restart restart = Restart::kAlways;
   std::chrono::milliseconds probe_interval_while_starting = std::chrono::milliseconds(50);
+  Resources resources;  // set by its Isolation before the process runs; none: unlimited
 };
 
 struct InstanceStatus {
@@ -68,7 +70,9 @@ struct InstanceStatus {
   int restarts = 0;
   std::string revision;
   std::chrono::system_clock::time_point started_at{};
-  std::string last_exit;  // "exit 3", "signal 9", "cannot start: No such file or directory"
+  // "exit 3", "signal 9", "oom-killed (limit 64 MiB)", "cannot start: No such file or directory"
+  std::string last_exit;
+  int oom_kills = 0;  // times the kernel killed a process of it for its memory limit
 };
 
 // What a Runner reports, on its io_context's thread.
@@ -99,6 +103,8 @@ class Runner {
   virtual std::vector<std::string> logs(const std::string& id, std::size_t lines) const = 0;
   // Who hears of changes (one; null: nobody); it must outlive the runner or unset itself.
   virtual void set_observer(InstanceObserver* observer) = 0;
+  // What each running instance uses now, by id (from its cgroup, or /proc without one).
+  virtual std::map<std::string, Usage> usage() const { return {}; }
 };
 
 class Supervisor final : public Runner {
@@ -133,6 +139,7 @@ class Supervisor final : public Runner {
   // The last `lines` lines the instance wrote (stdout and stderr, in arrival order).
   std::vector<std::string> logs(const std::string& id, std::size_t lines) const override;
   void set_observer(InstanceObserver* observer) override { observer_ = observer; }
+  std::map<std::string, Usage> usage() const override;
 
   struct Instance;
 

@@ -283,7 +283,10 @@ struct RecordingIsolation final : Isolation {
     std::ofstream(procs, std::ios::app).close();
     return std::vector<std::filesystem::path>{procs};
   }
+  void kill(const std::string& id) override { killed.push_back(id); }
+  std::optional<Usage> usage(const std::string&) const override { return std::nullopt; }
   void release(const std::string& id) override { released.push_back(id); }
+  std::vector<std::string> killed;
 };
 
 TEST_F(SupervisorTest, EveryStartJoinsThePlaceItsIsolationMadeAndItGoesWithTheInstance) {

@@ -1,0 +1,165 @@
+// Fault isolation on this machine's own cgroups (v1 here; v2 is tested against a fake tree in
+// supervisor/cgroups_test.cpp): limits per instance, OOM kills seen and restarted, a daemonised
+// child gone after `down` and after `kill -9` of the fleet, and what each instance uses in `ps`
+// and the control plane's /metrics.
+#include <fstream>
+#include <regex>
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "fleet_fixture.hpp"
+#include "squadron/supervisor/cgroups.hpp"
+
+namespace squadron::testing {
+namespace {
+
+// Whether this process may make cgroups here (root on a host with a hierarchy mounted).
+std::string cgroups_unavailable() {
+  const auto layout = supervisor::detect_cgroups();
+  if (layout.version == 0) return layout.problem;
+  std::string why;
+  auto cg =
+      supervisor::Cgroups::create(layout, "squadron-probe-" + std::to_string(::getpid()), &why);
+  return cg ? "" : why;
+}
+
+class Isolation : public Fleet {
+ protected:
+  void SetUp() override {
+    Fleet::SetUp();
+    if (const auto why = cgroups_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  }
+  // Polls `ps --json` until `pred` holds for the instance list (or the deadline).
+  template <typename Pred>
+  bool eventually(Pred pred, std::chrono::milliseconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred(ps())) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+  // The pid an instance printed as "child=<pid>" in its log.
+  pid_t child_of(const std::string& id) {
+    static const std::regex kChild(R"(child=(\d+))");
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(dir_ / ".squadron" / "logs" / (id + ".log"));
+      std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::smatch m;
+      if (std::regex_search(all, m, kChild)) return std::stoi(m[1]);
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+  void write_daemon_manifest() {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: daemons\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+        << "  forker:\n    command: sh -c 'setsid sleep 300 & echo child=$!; exec " << bin_dir()
+        << "/hello --threads 1'\n";
+  }
+};
+
+TEST_F(Isolation, ADaemonisedChildOfAnInstanceIsGoneAfterDown) {
+  write_daemon_manifest();
+  up();
+  const pid_t child = child_of("forker-1");
+  ASSERT_GT(child, 0);
+  ASSERT_FALSE(process_gone(child));
+  const auto r = cli({"down"}, 30s);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(all_gone_within({child}, 5s))
+      << "a child in a session of its own (setsid) outlived `squadron down`";
+}
+
+TEST_F(Isolation, ADaemonisedChildOfAnInstanceIsGoneAfterKillDash9OfTheFleet) {
+  write_daemon_manifest();
+  up();
+  const pid_t child = child_of("forker-1");
+  ASSERT_GT(child, 0);
+  const pid_t fleet = daemon_pid();
+  ASSERT_GT(fleet, 0);
+  ::kill(fleet, SIGKILL);
+  EXPECT_TRUE(all_gone_within({child}, 5s))
+      << "a child in a session of its own (setsid) outlived kill -9 of the fleet";
+  fs::remove(dir_ / ".squadron" / "run.json");  // nothing left for TearDown to stop
+}
+
+TEST_F(Isolation, AnInstanceOverItsMemoryLimitIsOomKilledShownAsSuchAndRestarted) {
+  // Listens first (so it is ready), then allocates 4 MiB every 10 ms without end.
+  std::ofstream(dir_ / "hog.py")
+      << "import os, socket, time\n"
+         "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+         "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()\n"
+         "time.sleep(0.3)\nheap = []\n"
+         "while True:\n  heap.append(bytearray(4 << 20)); time.sleep(0.01)\n";
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: hogs\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  hog:\n    command: [python3, hog.py]\n    resources: { memory: 48Mi }\n";
+  cli({"up", "-d", "--timeout", "3s"}, 30s);  // it may be ready, or already killed: either
+  const bool seen = eventually([](const json::array& list) {
+    for (const auto* o : of(list, "hog")) {
+      if (o->at("oom_kills").as_int64() >= 2 && o->at("restarts").as_int64() >= 2 &&
+          o->at("last_exit").as_string() == "oom-killed (limit 48 MiB)" &&
+          o->at("memory_limit_bytes").as_int64() == (48 << 20))
+        return true;
+    }
+    return false;
+  });
+  EXPECT_TRUE(seen) << json::serialize(ps());
+  const auto events = cli({"events"});
+  EXPECT_NE(events.output.find("after oom-killed (limit 48 MiB)"), std::string::npos)
+      << events.output;
+  const auto table = cli({"ps"});
+  EXPECT_NE(table.output.find("oom-killed (limit 48 MiB)"), std::string::npos) << table.output;
+  const auto metrics = fetch(control_port(), "GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  static const std::regex kOom(
+      R"(squadron_instance_oom_kills_total\{service="hog",instance="hog-1"\} ([0-9]+))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics->body, m, kOom)) << metrics->body;
+  EXPECT_GE(std::stoi(m[1]), 2);
+  EXPECT_NE(metrics->body.find("squadron_instance_memory_limit_bytes{service=\"hog\",instance="
+                               "\"hog-1\"} 50331648"),
+            std::string::npos)
+      << metrics->body;
+}
+
+TEST_F(Isolation, PsShowsWhatEachInstanceUsesAndACpuLimitItsThrottledTime) {
+  std::ofstream(dir_ / "spin.py") << "import os, socket\n"
+                                     "s = socket.socket(); s.bind(('127.0.0.1', "
+                                     "int(os.environ['PORT']))); s.listen()\n"
+                                     "while True: pass\n";
+  write_manifest("  spin:\n    command: [python3, spin.py]\n    resources: { cpu: 0.2 }\n");
+  up();
+  const bool measured = eventually([](const json::array& list) {
+    if (list.size() != 4) return false;
+    for (const auto& v : list) {
+      const auto& o = v.as_object();
+      if (!o.at("rss_bytes").is_number() || !o.at("cpu_percent").is_number()) return false;
+      if (o.at("rss_bytes").to_number<double>() <= 0) return false;
+    }
+    const auto* spin = of(list, "spin")[0];
+    return spin->at("cpu_percent").to_number<double>() > 5;
+  });
+  const auto list = ps();
+  ASSERT_TRUE(measured) << json::serialize(list);
+  const double spin = of(list, "spin")[0]->at("cpu_percent").to_number<double>();
+  EXPECT_LE(spin, 30.0) << "a spinning loop held to 0.2 of a core";
+  const auto table = cli({"ps"});
+  EXPECT_NE(table.output.find("RSS/LIMIT"), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("CPU"), std::string::npos) << table.output;
+  const auto metrics = fetch(control_port(), "GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  static const std::regex kThrottled(
+      R"(squadron_instance_cpu_throttled_seconds_total\{service="spin",instance="spin-1"\} ([0-9.e+-]+))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics->body, m, kThrottled)) << metrics->body;
+  EXPECT_GT(std::stod(m[1]), 0.0);
+  EXPECT_NE(metrics->body.find("squadron_instance_memory_rss_bytes{service=\"hello\""),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::testing
