@@ -200,6 +200,20 @@ function latest(name) {
   return h && h.length ? h[h.length - 1] : null;
 }
 
+// "31 MiB", "1.5 GiB" (as `squadron ps` writes them).
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return (u === 0 || n >= 10 || Number.isInteger(n) ? Math.round(n) : n.toFixed(1)) + " " + units[u];
+}
+
+// An instance's memory: what it holds, of its limit if it has one.
+function memoryText(i) {
+  if (i.rss_bytes == null) return "–";
+  return bytes(i.rss_bytes) + (i.memory_limit_bytes != null ? " / " + bytes(i.memory_limit_bytes) : "");
+}
+
 function fmt(v, digits = 1) {
   return v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toFixed(digits);
 }
@@ -322,6 +336,9 @@ function renderService(name) {
     el("td", {}, i.id), el("td", { class: "state-" + i.state }, i.state),
     el("td", { class: "num" }, i.pid), el("td", { class: "num" }, i.port),
     el("td", { class: "num" }, i.restarts), el("td", { class: "num" }, i.uptime_s + " s"),
+    el("td", { class: "num", title: i.oom_kills ? `${i.oom_kills} OOM kills` : "" }, memoryText(i)),
+    el("td", { class: "num", title: i.cpu_limit != null ? `limit ${i.cpu_limit} cores` : "" },
+      i.cpu_percent != null ? i.cpu_percent.toFixed(1) + " %" : "–"),
     el("td", { class: "num" }, i.revision), el("td", { class: "muted" }, i.last_exit || "")));
   const history = state.history.slice().reverse().map((r) => el("tr", {},
     el("td", { class: "num" }, r.revision), el("td", {}, r.hash),
@@ -351,7 +368,7 @@ function renderService(name) {
         el("div", {}, el("h3", {}, "p99 latency, ms"), el("canvas", { class: "chart", "data-chart": "p99_ms", width: 400, height: 120 })),
         el("div", {}, el("h3", {}, "Errors, %"), el("canvas", { class: "chart", "data-chart": "error_rate", width: 400, height: 120 }))),
       el("section", {}, el("h2", {}, "Instances"), el("table", { id: "instances" },
-        el("thead", {}, el("tr", {}, ...["Instance", "State", "PID", "Port", "Restarts", "Uptime", "Revision", "Last exit"]
+        el("thead", {}, el("tr", {}, ...["Instance", "State", "PID", "Port", "Restarts", "Uptime", "Memory", "CPU", "Revision", "Last exit"]
           .map((h) => el("th", {}, h)))), el("tbody", {}, instances))),
       el("section", {}, el("h2", {}, "Revisions"), el("table", { id: "history" }, el("tbody", {}, history))),
       el("section", {}, el("h2", {}, "Events"), eventsTable(name)),

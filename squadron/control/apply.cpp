@@ -35,6 +35,9 @@ void describe_changes(const ServiceSpec& a, const ServiceSpec& b,
   if (a.live != b.live) definition.push_back("live");
   if (a.stop_grace != b.stop_grace) definition.push_back("stop_grace");
   if (a.restart != b.restart) definition.push_back("restart");
+  if (a.resources != b.resources) definition.push_back("resources");
+  if (a.user != b.user) definition.push_back("user");
+  if (a.stop_signal != b.stop_signal) definition.push_back("stop_signal");
   if (a.routes != b.routes) policy.push_back("routes");
   if (a.proxy != b.proxy) policy.push_back("proxy");
   if (a.autoscale != b.autoscale) policy.push_back("autoscale");

@@ -23,10 +23,21 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
   spec.launch.env = s.env;
   spec.launch.inherit_fds = s.inherit_fds;
   spec.port = s.port;
-  spec.ready = {s.ready.path, s.ready.interval, s.ready.timeout, s.ready.threshold, s.ready.port};
-  if (s.live)
-    spec.live = sv::ProbeSpec{s.live->path, s.live->interval, s.live->timeout, s.live->threshold,
-                              s.live->port};
+  auto probe = [](const Probe& p) {
+    sv::ProbeSpec out;
+    out.path = p.path;
+    out.command = p.command;
+    out.none = p.none;
+    out.interval = p.interval;
+    out.timeout = p.timeout;
+    out.threshold = p.threshold;
+    out.port = p.port;
+    return out;
+  };
+  spec.ready = probe(s.ready);
+  if (s.live) spec.live = probe(*s.live);
+  spec.launch.run_as = s.run_as;
+  spec.stop_signal = s.stop_signal;
   spec.stop_grace = s.stop_grace;
   spec.resources = s.resources;
   spec.restart = s.restart == RestartPolicy::kAlways      ? sv::Restart::kAlways

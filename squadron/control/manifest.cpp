@@ -1,7 +1,10 @@
 #include "squadron/control/manifest.hpp"
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
+#include <grp.h>
+#include <pwd.h>
 #include <set>
 #include <sstream>
 
@@ -427,11 +430,67 @@ void parse_resources(Checker& c, const YAML::Node& n, const std::string& path,
   }
 }
 
-void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe& out) {
-  if (!c.expect_map(n, path, "{ path: /readyz } or { tcp: true }")) return;
-  c.check_keys(n, path, {"path", "tcp", "interval", "timeout", "threshold"});
+// A command as a list ([pg_isready, -q]) or a string split like a shell's words.
+std::optional<std::vector<std::string>> parse_argv(Checker& c, const YAML::Node& n,
+                                                   const std::string& path) {
+  if (n.IsSequence()) {
+    std::vector<std::string> argv;
+    if (n.size() == 0) c.error(n, path, "the command list is empty", "name the program to run");
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      if (auto arg = c.string(n[i], fmt::format("{}[{}]", path, i))) argv.push_back(*arg);
+    }
+    if (argv.size() != n.size() || argv.empty()) return std::nullopt;
+    return argv;
+  }
+  if (n.IsScalar()) {
+    auto argv = split_command(n.Scalar());
+    if (!argv) {
+      c.error(n, path, "unterminated quote in the command", "close the quote");
+    } else if (argv->empty()) {
+      c.error(n, path, "the command is empty", "name the program to run");
+    } else {
+      return argv;
+    }
+    return std::nullopt;
+  }
+  c.error(n, path, fmt::format("expected a list or a string, got {}", Checker::describe(n)),
+          "write [program, args...] or \"program args\"");
+  return std::nullopt;
+}
+
+void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe& out,
+                 bool readiness) {
+  if (n.IsScalar() && n.Scalar() == "none") {
+    if (!readiness) {
+      c.error(n, path, "a liveness probe cannot be none", "remove live: to have no liveness probe");
+      return;
+    }
+    out.none = true;  // ready once started: a worker that serves no port
+    return;
+  }
+  if (!n.IsMap()) {
+    c.error(n, path, fmt::format("expected a mapping or none, got {}", Checker::describe(n)),
+            readiness ? "write { path: /readyz }, { tcp: true }, { command: [pg_isready, -q] } or "
+                        "none (ready once started, for a service that serves no port)"
+                      : "write { path: /healthz }, { tcp: true } or { command: [...] }");
+    return;
+  }
+  c.check_keys(n, path, {"path", "tcp", "command", "interval", "timeout", "threshold"});
   std::optional<bool> tcp;
   if (n["tcp"]) tcp = c.boolean(n["tcp"], path + ".tcp");
+  if (n["command"]) {
+    if (auto argv = parse_argv(c, n["command"], path + ".command")) out.command = std::move(*argv);
+    if (n["path"] || (tcp && *tcp)) {
+      c.error(n["command"], path + ".command",
+              "a probe is one of an HTTP path, a TCP connect or a command",
+              "keep command, and remove path and tcp");
+    }
+  } else if (tcp && !*tcp && !n["path"]) {
+    c.error(n["tcp"], path + ".tcp", "tcp: false needs another probe instead",
+            readiness ? "add path: /readyz or command: [...], or write ready: none for a service "
+                        "that serves no port"
+                      : "add path: /healthz or command: [...]");
+  }
   if (n["path"]) {
     if (auto p = c.string(n["path"], path + ".path")) {
       if (p->front() != '/') {
@@ -446,9 +505,6 @@ void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe
       c.error(n["tcp"], path + ".tcp", "a probe is either an HTTP path or a TCP connect, not both",
               "remove tcp: true, or remove path");
     }
-  } else if (tcp && !*tcp) {
-    c.error(n["tcp"], path + ".tcp", "tcp: false needs an HTTP path to probe instead",
-            "add path: /readyz");
   }
   if (n["interval"]) {
     if (auto d = c.duration(n["interval"], path + ".interval")) out.interval = *d;
@@ -515,6 +571,84 @@ void parse_routes(Checker& c, const YAML::Node& n, const std::string& path,
   }
 }
 
+// SIGINT, INT or sigint -> 2; nullopt for anything else.
+std::optional<int> signal_number(std::string name) {
+  for (auto& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (name.rfind("SIG", 0) != 0) name = "SIG" + name;
+  static constexpr std::pair<const char*, int> kSignals[] = {
+      {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGQUIT", SIGQUIT},   {"SIGHUP", SIGHUP},
+      {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGWINCH", SIGWINCH}, {"SIGKILL", SIGKILL}};
+  for (const auto& [n, v] : kSignals) {
+    if (name == n) return v;
+  }
+  return std::nullopt;
+}
+
+// user: NAME, UID, NAME:GROUP or UID:GID, resolved on this machine now (as compose's `user:`).
+void parse_user(Checker& c, const YAML::Node& n, const std::string& path, ServiceSpec& s) {
+  const auto text = c.string(n, path);
+  if (!text) return;
+  const auto colon = text->find(':');
+  const std::string user = text->substr(0, colon);
+  const std::string group_name = colon == std::string::npos ? "" : text->substr(colon + 1);
+  auto numeric = [](const std::string& v) {
+    return !v.empty() && v.size() < 10 && std::all_of(v.begin(), v.end(), ::isdigit);
+  };
+  supervisor::RunAs who;
+  std::string name = user;
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (numeric(user)) {
+    who.uid = static_cast<uid_t>(std::stoul(user));
+    if (::getpwuid_r(who.uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+      who.gid = pw.pw_gid;
+      name = pw.pw_name;
+    } else {
+      who.gid = who.uid;  // a bare number as in a container: its group the same number
+      found = nullptr;
+    }
+  } else if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
+             found == nullptr) {
+    c.error(n, path, fmt::format("no user \"{}\" on this machine", user),
+            "create it (useradd --system " + user + "), or give a number: user: 999");
+    return;
+  } else {
+    who.uid = pw.pw_uid;
+    who.gid = pw.pw_gid;
+  }
+  if (!group_name.empty()) {
+    ::group gr{};
+    ::group* gfound = nullptr;
+    std::vector<char> gbuf(16384);
+    if (numeric(group_name)) {
+      who.gid = static_cast<gid_t>(std::stoul(group_name));
+    } else if (::getgrnam_r(group_name.c_str(), &gr, gbuf.data(), gbuf.size(), &gfound) != 0 ||
+               gfound == nullptr) {
+      c.error(n, path, fmt::format("no group \"{}\" on this machine", group_name),
+              "name a group of /etc/group, or give a number: user: postgres:999");
+      return;
+    } else {
+      who.gid = gr.gr_gid;
+    }
+  }
+  // The user's supplementary groups, as a login would have them (none for a bare uid).
+  if (found != nullptr) {
+    int count = 64;
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
+    if (::getgrouplist(name.c_str(), who.gid, groups.data(), &count) < 0) {
+      groups.resize(static_cast<std::size_t>(count));
+      ::getgrouplist(name.c_str(), who.gid, groups.data(), &count);
+    }
+    groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    who.groups = std::move(groups);
+  } else {
+    who.groups = {who.gid};
+  }
+  s.user = *text;
+  s.run_as = who;
+}
+
 void parse_service(Checker& c, const std::string& name, const YAML::Node& key, const YAML::Node& n,
                    const fs::path& dir, ServiceSpec& s) {
   const std::string path = "services." + name;
@@ -530,9 +664,10 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
             "give this service another name");
   }
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
-  c.check_keys(n, path,
-               {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
-                "stop_grace", "restart", "proxy", "autoscale", "deploy", "resources"});
+  c.check_keys(
+      n, path,
+      {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes", "stop_grace",
+       "restart", "proxy", "autoscale", "deploy", "resources", "user", "stop_signal"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -624,11 +759,26 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
       }
     }
   }
-  if (n["ready"]) parse_probe(c, n["ready"], path + ".ready", s.ready);
+  if (n["ready"]) parse_probe(c, n["ready"], path + ".ready", s.ready, true);
   if (n["live"]) {
     Probe live;
-    parse_probe(c, n["live"], path + ".live", live);
+    parse_probe(c, n["live"], path + ".live", live, false);
     s.live = live;
+  }
+  if (n["user"]) parse_user(c, n["user"], path + ".user", s);
+  if (n["stop_signal"]) {
+    const YAML::Node sig = n["stop_signal"];
+    const std::string name = sig.IsScalar() ? sig.Scalar() : "";
+    if (auto number = signal_number(name)) {
+      s.stop_signal = *number;
+    } else {
+      c.error(sig, path + ".stop_signal",
+              fmt::format("expected a signal's name, got {}", Checker::describe(sig)),
+              did_you_mean(name,
+                           {"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2",
+                            "SIGWINCH", "SIGKILL"},
+                           "signals"));
+    }
   }
   if (n["routes"]) parse_routes(c, n["routes"], path + ".routes", s.routes);
   if (n["proxy"]) parse_proxy(c, n["proxy"], path + ".proxy", s.proxy);

@@ -19,18 +19,21 @@
 
 #include "squadron/control/autoscaler.hpp"
 #include "squadron/registry/watch.hpp"
+#include "squadron/supervisor/launcher.hpp"
 #include "squadron/supervisor/resources.hpp"
 
 namespace squadron::control {
 
 // How readiness or liveness is checked.
 struct Probe {
-  std::string path;  // HTTP GET path answering 2xx; empty means a TCP connect
+  std::string path;  // HTTP GET path answering 2xx; empty (no command, not none): a TCP connect
+  std::vector<std::string> command;  // exec probe: passes when it exits 0 within the timeout
+  bool none = false;                 // `ready: none`: ready once started (serves no port)
   std::chrono::milliseconds interval = std::chrono::seconds(1);  // default 1 s
   std::chrono::milliseconds timeout = std::chrono::seconds(1);   // default 1 s
   int threshold = 3;  // consecutive failures that count (liveness restarts after them); default 3
   std::uint16_t port = 0;  // Squadron's own services: probe this port, not the instance's
-  bool tcp() const { return path.empty(); }
+  bool tcp() const { return path.empty() && command.empty() && !none; }
   bool operator==(const Probe&) const = default;
 };
 
@@ -75,6 +78,11 @@ struct ServiceSpec {
   DeployPolicy deploy;                                              // default: surge 1, 0 down
   // resources: { memory: 256Mi, cpu: 0.5, pids: 256 }: each instance's cgroup limits.
   supervisor::Resources resources;  // default: none
+  // user: postgres (or "999", "postgres:postgres", "999:999"): who the instances run as,
+  // resolved when the manifest is read. Default: the fleet's own user.
+  std::string user;
+  std::optional<supervisor::RunAs> run_as;
+  int stop_signal = 15;  // stop_signal: SIGINT; what a graceful stop sends (default SIGTERM)
   // Squadron's own services only (never from a manifest): listening descriptors the fleet
   // holds for the life of the fleet and hands to each process as 3, 4, ... (the gateway's).
   std::vector<int> inherit_fds;

@@ -1,5 +1,7 @@
 #include "squadron/control/manifest.hpp"
 
+#include <csignal>
+
 #include <gtest/gtest.h>
 
 namespace squadron::control {
@@ -79,11 +81,12 @@ TEST(Manifest, BadYamlPointsAtThePlace) {
 }
 
 TEST(Manifest, UnknownKeyGetsDidYouMean) {
-  EXPECT_EQ(only_error("services:\n  hello:\n    command: [x]\n    replica: 2\n"),
+  const auto e = only_error("services:\n  hello:\n    command: [x]\n    replica: 2\n");
+  EXPECT_EQ(e.substr(0, e.find(", port")),
             kFile.string() +
                 ":4:5: services.hello.replica: unknown key \"replica\" (did you mean \"replicas\"? "
-                "known keys: command, cwd, env, replicas, port, ready, live, routes, stop_grace, "
-                "restart, proxy, autoscale, deploy, resources)");
+                "known keys: command, cwd, env, replicas")
+      << e;
   auto r = parse("servics:\n  a: { command: [x] }\n");
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].to_string().find("did you mean \"services\"?"), std::string::npos);
@@ -383,6 +386,74 @@ TEST(ManifestResources, BadAmountsSayWhatToWrite) {
             std::string::npos);
   EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    resources: { memroy: 1Gi }\n")
                 .find("unknown key \"memroy\" (did you mean \"memory\"?"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(ManifestProbes, NoneForAWorkerAndExecProbesWithTheirTimeouts) {
+  auto r = parse(R"(services:
+  worker:
+    command: [python3, worker.py]
+    ready: none
+  db:
+    command: [postgres]
+    ready: { command: [pg_isready, -q], interval: 2s, timeout: 3s, threshold: 5 }
+    live: { command: "pg_isready -q -t 1" }
+)");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_TRUE(r.manifest->services[0].ready.none);
+  EXPECT_FALSE(r.manifest->services[0].ready.tcp());
+  const auto& db = r.manifest->services[1];
+  EXPECT_EQ(db.ready.command, (std::vector<std::string>{"pg_isready", "-q"}));
+  EXPECT_EQ(db.ready.timeout, 3s);
+  EXPECT_EQ(db.ready.threshold, 5);
+  EXPECT_EQ(db.live->command, (std::vector<std::string>{"pg_isready", "-q", "-t", "1"}));
+}
+
+TEST(ManifestProbes, WhatWasRefusedBeforeNowHasAHint) {
+  EXPECT_NE(only_error("services:\n  w:\n    command: [x]\n    ready: { tcp: false }\n")
+                .find("or write ready: none for a service that serves no port"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  w:\n    command: [x]\n    live: none\n")
+                .find("a liveness probe cannot be none"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  w:\n    command: [x]\n    ready: { path: /r, command: [y] }\n")
+                .find("a probe is one of an HTTP path, a TCP connect or a command"),
+            std::string::npos);
+}
+
+TEST(ManifestUser, NamesAndNumbersResolvedAndUnknownOnesRefused) {
+  auto r = parse(
+      "services:\n  a:\n    command: [x]\n    user: root\n  b:\n    command: [x]\n"
+      "    user: \"12345:54321\"\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  ASSERT_TRUE(r.manifest->services[0].run_as);
+  EXPECT_EQ(r.manifest->services[0].run_as->uid, 0U);
+  EXPECT_EQ(r.manifest->services[0].run_as->gid, 0U);
+  ASSERT_TRUE(r.manifest->services[1].run_as);
+  EXPECT_EQ(r.manifest->services[1].run_as->uid, 12345U);
+  EXPECT_EQ(r.manifest->services[1].run_as->gid, 54321U);
+  EXPECT_EQ(only_error("services:\n  a:\n    command: [x]\n    user: nobody-such\n"),
+            kFile.string() +
+                ":4:11: services.a.user: no user \"nobody-such\" on this machine "
+                "(create it (useradd --system nobody-such), or give a number: "
+                "user: 999)");
+}
+
+TEST(ManifestStopSignal, NamesWithOrWithoutSig) {
+  auto r = parse(
+      "services:\n  a:\n    command: [x]\n    stop_signal: SIGINT\n  b:\n"
+      "    command: [x]\n    stop_signal: quit\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.manifest->services[0].stop_signal, SIGINT);
+  EXPECT_EQ(r.manifest->services[1].stop_signal, SIGQUIT);
+  EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    stop_signal: SIGTREM\n")
+                .find("did you mean \"SIGTERM\"?"),
             std::string::npos);
 }
 

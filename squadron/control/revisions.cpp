@@ -19,10 +19,13 @@ bool sane_ms(const json::value* v) {
 }
 
 json::object probe_json(const Probe& p) {
-  return json::object{{"path", p.path},
-                      {"interval_ms", p.interval.count()},
-                      {"timeout_ms", p.timeout.count()},
-                      {"threshold", p.threshold}};
+  json::object o{{"path", p.path},
+                 {"interval_ms", p.interval.count()},
+                 {"timeout_ms", p.timeout.count()},
+                 {"threshold", p.threshold}};
+  if (!p.command.empty()) o["command"] = json::value_from(p.command);
+  if (p.none) o["none"] = true;
+  return o;
 }
 
 std::optional<Probe> probe_from(const json::value& v) {
@@ -41,6 +44,17 @@ std::optional<Probe> probe_from(const json::value& v) {
   p.interval = std::chrono::milliseconds(interval->as_int64());
   p.timeout = std::chrono::milliseconds(timeout->as_int64());
   p.threshold = static_cast<int>(threshold->as_int64());
+  if (const auto* command = o->if_contains("command")) {
+    if (!command->is_array()) return std::nullopt;
+    for (const auto& a : command->as_array()) {
+      if (!a.is_string()) return std::nullopt;
+      p.command.emplace_back(a.as_string());
+    }
+  }
+  if (const auto* none = o->if_contains("none")) {
+    if (!none->is_bool()) return std::nullopt;
+    p.none = none->as_bool();
+  }
   return p;
 }
 
@@ -60,6 +74,13 @@ json::object definition_json(const ServiceSpec& s) {
                  {"restart", static_cast<int>(s.restart)}};
   o["port"] = s.port ? json::value(*s.port) : json::value(nullptr);
   o["live"] = s.live ? json::value(probe_json(*s.live)) : json::value(nullptr);
+  if (s.run_as) {
+    o["user"] = s.user;
+    o["run_as"] = json::object{{"uid", s.run_as->uid},
+                               {"gid", s.run_as->gid},
+                               {"groups", json::value_from(s.run_as->groups)}};
+  }
+  if (s.stop_signal != 15) o["stop_signal"] = s.stop_signal;
   if (s.resources.any()) {
     json::object r;
     if (s.resources.memory_bytes) r["memory_bytes"] = *s.resources.memory_bytes;
@@ -141,6 +162,33 @@ std::optional<ServiceSpec> definition_from(const json::value& v, const ServiceSp
   auto resources = resources_from(o->if_contains("resources"));
   if (!resources) return std::nullopt;
   s.resources = *resources;
+  s.user.clear();
+  s.run_as.reset();
+  if (const auto* run_as = o->if_contains("run_as")) {
+    const auto* user = o->if_contains("user");
+    const auto* r = run_as->if_object();
+    if (r == nullptr || user == nullptr || !user->is_string()) return std::nullopt;
+    supervisor::RunAs who;
+    const auto* uid = r->if_contains("uid");
+    const auto* gid = r->if_contains("gid");
+    const auto* groups = r->if_contains("groups");
+    if (uid == nullptr || !uid->is_number() || gid == nullptr || !gid->is_number() ||
+        groups == nullptr || !groups->is_array())
+      return std::nullopt;
+    who.uid = uid->to_number<uid_t>();
+    who.gid = gid->to_number<gid_t>();
+    for (const auto& g : groups->as_array()) {
+      if (!g.is_number()) return std::nullopt;
+      who.groups.push_back(g.to_number<gid_t>());
+    }
+    s.user = std::string(user->as_string());
+    s.run_as = who;
+  }
+  s.stop_signal = 15;
+  if (const auto* sig = o->if_contains("stop_signal")) {
+    if (!sig->is_int64() || sig->as_int64() < 1 || sig->as_int64() > 64) return std::nullopt;
+    s.stop_signal = static_cast<int>(sig->as_int64());
+  }
   return s;
 }
 
@@ -163,6 +211,8 @@ std::string definition_hash(const ServiceSpec& s) {
   auto probe = [&](const Probe& p) {
     d.append(p.path).append(
         fmt::format("|{}|{}|{}", p.interval.count(), p.timeout.count(), p.threshold));
+    if (p.none) d.append("|none");
+    for (const auto& a : p.command) d.append("|").append(a);  // (none before exec probes)
     d.push_back('\1');
   };
   probe(s.ready);
@@ -172,6 +222,8 @@ std::string definition_hash(const ServiceSpec& s) {
     d.append(fmt::format("\1{}|{}|{}", r.memory_bytes.value_or(0), r.millicores.value_or(0),
                          r.pids.value_or(0)));
   }
+  if (!s.user.empty()) d.append("\1user=").append(s.user);
+  if (s.stop_signal != 15) d.append(fmt::format("\1signal={}", s.stop_signal));
   // FNV-1a, 64 bits: stable across runs and builds (std::hash need not be).
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : d) h = (h ^ c) * 1099511628211ULL;

@@ -50,7 +50,7 @@ TEST(Revisions, ReadBackAsSavedWithTheManifestsRoutesAndVariables) {
   auto r2 = r1;
   r2.env["COLOR"] = "green";
   r2.command = {"/bin/app", "--faster"};
-  r2.live = Probe{"/healthz", 2s, 500ms, 5};
+  r2.live = Probe{.path = "/healthz", .interval = 2s, .timeout = 500ms, .threshold = 5};
   r2.stop_grace = 3s;
   r2.restart = RestartPolicy::kOnFailure;
   auto r3 = r2;

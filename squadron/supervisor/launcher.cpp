@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -151,6 +152,16 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
           ::_exit(127);
         }
         ::close(fd);
+      }
+    }
+    // Then who it runs as: groups first, while it still may change them.
+    if (spec.run_as) {
+      const auto& who = *spec.run_as;
+      if (::setgroups(who.groups.size(), who.groups.data()) != 0 || ::setgid(who.gid) != 0 ||
+          ::setuid(who.uid) != 0) {
+        const int e = errno;
+        (void)!::write(status.write, &e, sizeof e);
+        ::_exit(127);
       }
     }
     sigset_t all;

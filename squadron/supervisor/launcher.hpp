@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -22,6 +23,14 @@
 #include <boost/system/result.hpp>
 
 namespace squadron::supervisor {
+
+// Another user to run as (setgroups, setgid, setuid in the child before exec).
+struct RunAs {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (the user's, as initgroups would give)
+  bool operator==(const RunAs&) const = default;
+};
 
 struct LaunchSpec {
   // argv[0]: a path (relative ones against cwd) or a bare name looked up in PATH.
@@ -35,6 +44,7 @@ struct LaunchSpec {
   // cgroup's cgroup.procs, or one per controller on cgroup v1): the instance never runs outside
   // its limits. A file that cannot be written fails the launch with its errno (nothing runs).
   std::vector<std::filesystem::path> join;
+  std::optional<RunAs> run_as;  // default: the fleet's own user
 };
 
 struct LaunchedProcess {

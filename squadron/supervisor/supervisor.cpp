@@ -248,9 +248,10 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   std::FILE* log_file = nullptr;
   std::size_t log_bytes = 0;
   bool stop_requested = false;
-  bool running = false;            // a process exists (started, not yet reaped)
-  bool loop_done = false;          // run_instance returned because of the restart policy
-  bool placed = false;             // its isolation made its place (cgroup) for this start
+  bool running = false;    // a process exists (started, not yet reaped)
+  bool loop_done = false;  // run_instance returned because of the restart policy
+  bool placed = false;     // its isolation made its place (cgroup) for this start
+  LaunchSpec launched;     // this start's launch (environment, cgroup, user): exec probes too
   std::uint64_t oom_baseline = 0;  // the place's OOM kills when this start began
 };
 
@@ -290,6 +291,55 @@ std::unique_ptr<asio::posix::stream_descriptor> adopt(const asio::any_io_executo
     return nullptr;
   }
   return d;
+}
+
+// Reads a pipe until its end, dropping what comes.
+asio::awaitable<void> drain(std::unique_ptr<asio::posix::stream_descriptor> d) {
+  char buf[1024];
+  while (true) {
+    auto [ec, n] = co_await d->async_read_some(asio::buffer(buf), kAwait);
+    if (ec) break;
+  }
+}
+
+// An exec probe: `probe.command` beside the instance (its cwd, environment, user, cgroup), passing
+// when it exits 0 within the timeout; past it, its group is killed. Its output is read and
+// dropped (a probe that writes must not die of a full pipe).
+asio::awaitable<bool> exec_probe(std::shared_ptr<Supervisor::Instance> self, ProbeSpec probe) {
+  auto executor = co_await asio::this_coro::executor;
+  LaunchSpec spec = self->launched;
+  spec.argv = probe.command;
+  spec.inherit_fds.clear();
+  auto child = self->launcher().launch(spec);
+  if (!child) co_return false;
+  for (int fd : {child->stdout_fd, child->stderr_fd}) {
+    boost::system::error_code dec;
+    if (auto d = adopt(executor, fd, dec))
+      core::spawn(executor, drain(std::move(d)), "exec probe output");
+  }
+  boost::system::error_code ec;
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
+  if (auto exited = adopt(executor, pidfd, ec)) {
+    asio::steady_timer deadline(executor, probe.timeout);
+    auto r = co_await (exited->async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
+                       deadline.async_wait(kAwait));
+    if (r.index() == 1) self->launcher().signal_group(child->pid, SIGKILL);
+  } else {
+    self->launcher().signal_group(child->pid, SIGKILL);
+  }
+  int status = 0;
+  while (::waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  self->launcher().signal_group(child->pid, SIGKILL);  // what it left behind, if anything
+  co_return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// One probe of any kind: none (passes), exec, TCP or HTTP.
+asio::awaitable<bool> probe(std::shared_ptr<Supervisor::Instance> self, std::uint16_t port,
+                            ProbeSpec spec) {
+  if (spec.none) co_return true;
+  if (!spec.command.empty()) co_return co_await exec_probe(std::move(self), std::move(spec));
+  co_return co_await probe_once(port, std::move(spec));
 }
 
 // Reaps the instance's process once it has exited. The rest of its group (a script's
@@ -363,7 +413,10 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
           cannot = "no place to run it: " + join.error().message();
         }
       }
-      if (!cannot) child = launcher->launch(launch);
+      if (!cannot) {
+        self->launched = launch;
+        child = launcher->launch(launch);
+      }
       if (cannot) {
         // nothing ran: said below as a failed start
       } else if (!child) {
@@ -415,13 +468,13 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
             if (r.index() == 0) break;           // the process ended
             if (self->stop_requested) continue;  // wait for the exit that stop() caused
             if (self->ready.due() || !ready_now) {
-              self->ready.record(co_await probe_once(port, spec.ready));
+              self->ready.record(co_await probe(self, port, spec.ready));
               if (self->ready.passing() && !ready_now) self->backoff.on_ready();
               self->set_state(self->ready.passing() ? InstanceState::kReady
                                                     : InstanceState::kStarting);
             }
             if (spec.live && self->live.due()) {
-              self->live.record(co_await probe_once(port, *spec.live));
+              self->live.record(co_await probe(self, port, *spec.live));
               if (self->live.failed_after_passing()) {
                 self->add_line("squadron: liveness probe failed " +
                                std::to_string(spec.live->threshold) + " times: restarting");
@@ -547,7 +600,7 @@ void Supervisor::terminate(const std::shared_ptr<Instance>& inst) {
   inst->st.state = InstanceState::kStopping;
   changed(*inst);
   if (inst->running) {
-    launcher_.signal_group(inst->st.pid, SIGTERM);
+    launcher_.signal_group(inst->st.pid, inst->spec.stop_signal);
     inst->kill_timer.expires_after(inst->spec.stop_grace);
     inst->kill_timer.async_wait([this, inst](boost::system::error_code ec) {
       if (!ec && inst->running) inst->kill_all();

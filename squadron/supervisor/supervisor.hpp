@@ -17,6 +17,7 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -41,7 +42,11 @@ std::string_view to_string(InstanceState s) noexcept;
 enum class Restart { kAlways, kOnFailure, kNever };
 
 struct ProbeSpec {
-  std::string path;  // HTTP GET path answering 2xx; empty: TCP connect
+  std::string path;  // HTTP GET path answering 2xx; empty (and no command): TCP connect
+  // Exec probe: this command, run beside the instance (its cwd, environment, user and cgroup),
+  // passes when it exits 0 within the timeout.
+  std::vector<std::string> command;
+  bool none = false;  // ready once started (a worker serving no port), as compose
   std::chrono::milliseconds interval = std::chrono::seconds(1);
   std::chrono::milliseconds timeout = std::chrono::seconds(1);
   int threshold = 3;
@@ -58,7 +63,8 @@ struct InstanceSpec {
   std::chrono::milliseconds stop_grace = std::chrono::seconds(10);
   Restart restart = Restart::kAlways;
   std::chrono::milliseconds probe_interval_while_starting = std::chrono::milliseconds(50);
-  Resources resources;  // set by its Isolation before the process runs; none: unlimited
+  Resources resources;        // set by its Isolation before the process runs; none: unlimited
+  int stop_signal = SIGTERM;  // what a graceful stop sends its group (postgres: SIGINT)
 };
 
 struct InstanceStatus {

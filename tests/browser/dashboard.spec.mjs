@@ -47,6 +47,9 @@ test("the dashboard shows the fleet, scales with its button, and sees a killed i
   const row = page.locator(`#instances tr[data-instance="${victim.id}"]`);
   await expect(row.locator("td").nth(4)).toHaveText("1", { timeout: 20_000 });  // restarts
   await expect(row.locator("td").nth(1)).toHaveText("ready");
+  // What it uses, from its cgroup (or /proc): resident memory and a share of a core.
+  await expect(row.locator("td").nth(6)).toHaveText(/^[0-9.]+ (KiB|MiB|GiB)/, { timeout: 10_000 });
+  await expect(row.locator("td").nth(7)).toHaveText(/^[0-9.]+ %$/, { timeout: 10_000 });
   await expect(page.locator("#events")).toContainText(victim.id);
 
   // Deploy a revision from the page, then roll back to the one before.

@@ -319,3 +319,84 @@ TEST_F(SupervisorTest, EveryStartJoinsThePlaceItsIsolationMadeAndItGoesWithTheIn
 
 }  // namespace
 }  // namespace squadron::supervisor
+
+namespace squadron::supervisor {
+namespace {
+
+TEST_F(SupervisorTest, AWorkerThatServesNoPortIsReadyOnceStartedWithReadyNone) {
+  auto spec = script("worker", "exec sleep 30");
+  spec.ready.none = true;
+  const auto id = sup_.add(spec);
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }, 5s));
+  sup_.stop(id);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id); }, 10s));
+}
+
+TEST_F(SupervisorTest, AnExecProbeIsReadyOnlyOnceItsCommandSucceedsInTheInstancesEnvironment) {
+  char dir[] = "/tmp/squadron-exec-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  // Ready only once the file exists: the probe runs in the instance's cwd with its PORT.
+  auto spec = script("db", "sleep 0.4; echo $PORT > started; exec sleep 30");
+  spec.launch.cwd = dir;
+  spec.ready.command = {"sh", "-c", "echo probing; test \"$(cat started)\" = \"$PORT\""};
+  spec.ready.interval = 100ms;
+  const auto id = sup_.add(spec);
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kStarting; }, 5s));
+  ASSERT_TRUE(
+      run_until([&] { return std::filesystem::exists(std::string(dir) + "/started"); }, 5s));
+  EXPECT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }, 5s));
+
+  // A probe that hangs past its timeout fails (and is killed), so the instance is not ready.
+  auto hung = script("hung", "exec sleep 30");
+  hung.ready.command = {"sleep", "30"};
+  hung.ready.timeout = 100ms;
+  const auto hid = sup_.add(hung);
+  run_until([] { return false; }, 600ms);
+  EXPECT_EQ(state(hid), InstanceState::kStarting);
+  for (const auto& i : {id, hid}) sup_.stop(i);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id) && !sup_.status(hid); }, 10s));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(SupervisorTest, AGracefulStopSendsTheServicesStopSignal) {
+  // Exits 0 on SIGINT only; SIGTERM would end it by the signal.
+  auto spec = script("pg", "trap 'exit 0' INT; echo ready; while :; do sleep 0.05; done");
+  spec.ready.none = true;
+  spec.stop_signal = SIGINT;
+  const auto id = sup_.add(spec);
+  ASSERT_TRUE(run_until([&] { return state(id) == InstanceState::kReady; }, 5s));
+  std::string last_exit;
+  hooks_.change = [&](const InstanceStatus& s) {
+    if (s.id == id) last_exit = s.last_exit;
+  };
+  sup_.stop(id);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id); }, 10s));
+  EXPECT_EQ(last_exit, "exit 0") << "stopped cleanly by SIGINT, not killed";
+}
+
+TEST_F(SupervisorTest, AnInstanceRunsAsTheUserItIsGiven) {
+  if (::getuid() != 0) GTEST_SKIP() << "only root may run a process as another user";
+  char dir[] = "/tmp/squadron-user-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  ::chmod(dir, 0777);
+  auto spec = script("as", "id -u > who; id -g >> who; exec sleep 30");
+  spec.launch.cwd = dir;
+  spec.launch.run_as = RunAs{65534, 65534, {65534}};
+  spec.ready.none = true;
+  const auto id = sup_.add(spec);
+  const auto who = std::string(dir) + "/who";
+  std::error_code ec;
+  ASSERT_TRUE(run_until([&] { return std::filesystem::file_size(who, ec) > 0 && !ec; }, 5s));
+  run_until([] { return false; }, 100ms);
+  std::ifstream in(who);
+  std::string uid, gid;
+  in >> uid >> gid;
+  EXPECT_EQ(uid, "65534");
+  EXPECT_EQ(gid, "65534");
+  sup_.stop(id);
+  ASSERT_TRUE(run_until([&] { return !sup_.status(id); }, 10s));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace squadron::supervisor
