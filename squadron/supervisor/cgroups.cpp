@@ -1,5 +1,6 @@
 #include "squadron/supervisor/cgroups.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -22,6 +23,17 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::uint64_t kCpuPeriodUsec = 100'000;
+
+// The scheduler's weight for a CPU limit, as Kubernetes derives it from a container's request
+// (which defaults to its limit): 1,024 shares a core (v1), mapped onto v2's 1-10,000 weights.
+// Without a limit, the default (1,024 shares, weight 100): a limited spinner then yields to an
+// unlimited service's wake-ups instead of sharing with it evenly.
+std::uint64_t cpu_shares(std::uint64_t millicores) {
+  return std::clamp<std::uint64_t>(millicores * 1024 / 1000, 2, 262'144);
+}
+std::uint64_t cpu_weight(std::uint64_t millicores) {
+  return 1 + (cpu_shares(millicores) - 2) * 9'999 / 262'142;
+}
 
 error_code errno_code(int e) { return {e, boost::system::system_category()}; }
 
@@ -422,10 +434,13 @@ boost::system::result<std::vector<fs::path>> Cgroups::prepare(const std::string&
       // Without swap the limit is the limit (ignored where swap accounting is off).
       if (!ec && r.memory_bytes) (void)set(dir, "memory.swap.max", "0");
     }
-    if (!ec && controls("cpu"))
+    if (!ec && controls("cpu")) {
       ec = set(dir, "cpu.max",
                fmt::format("{} {}", r.millicores ? std::to_string(*r.millicores * 100) : "max",
                            kCpuPeriodUsec));
+      if (!ec)
+        ec = set(dir, "cpu.weight", std::to_string(r.millicores ? cpu_weight(*r.millicores) : 100));
+    }
     if (!ec && controls("pids"))
       ec = set(dir, "pids.max", r.pids ? std::to_string(*r.pids) : "max");
   } else {
@@ -442,6 +457,9 @@ boost::system::result<std::vector<fs::path>> Cgroups::prepare(const std::string&
       if (!ec)
         ec =
             set(cpu, "cpu.cfs_quota_us", r.millicores ? std::to_string(*r.millicores * 100) : "-1");
+      if (!ec)
+        ec =
+            set(cpu, "cpu.shares", std::to_string(r.millicores ? cpu_shares(*r.millicores) : 1024));
     }
     if (const auto pids = dir_of(id, "pids"); !ec && !pids.empty())
       ec = set(pids, "pids.max", r.pids ? std::to_string(*r.pids) : "max");

@@ -120,6 +120,8 @@ TEST_F(FakeTree, V1WritesEachLimitInItsControllersHierarchyAndJoinsEveryOne) {
       << "no swap past the limit";
   EXPECT_EQ(slurp(root_ / "cpu/own/squadron-t/hog-1/cpu.cfs_period_us"), "100000");
   EXPECT_EQ(slurp(root_ / "cpu/own/squadron-t/hog-1/cpu.cfs_quota_us"), "50000");
+  EXPECT_EQ(slurp(root_ / "cpu/own/squadron-t/hog-1/cpu.shares"), "512")
+      << "as Kubernetes: 1024 a core";
   EXPECT_EQ(slurp(root_ / "pids/own/squadron-t/hog-1/pids.max"), "64");
   EXPECT_EQ((*cg)->kill_dir(), root_ / "freezer/own/squadron-t") << "the freezer holds them still";
 
@@ -129,6 +131,7 @@ TEST_F(FakeTree, V1WritesEachLimitInItsControllersHierarchyAndJoinsEveryOne) {
   ASSERT_TRUE((*cg)->prepare("hog-1", open));
   EXPECT_EQ(slurp(root_ / "memory/own/squadron-t/hog-1/memory.limit_in_bytes"), "-1");
   EXPECT_EQ(slurp(root_ / "cpu/own/squadron-t/hog-1/cpu.cfs_quota_us"), "-1");
+  EXPECT_EQ(slurp(root_ / "cpu/own/squadron-t/hog-1/cpu.shares"), "1024");
   EXPECT_EQ(slurp(root_ / "pids/own/squadron-t/hog-1/pids.max"), "max");
 }
 
@@ -169,11 +172,13 @@ TEST_F(FakeTree, V2EnablesControllersAndWritesTheUnifiedFiles) {
   EXPECT_EQ(slurp(fleet / "hog-1/memory.max"), "67108864");
   EXPECT_EQ(slurp(fleet / "hog-1/memory.swap.max"), "0");
   EXPECT_EQ(slurp(fleet / "hog-1/cpu.max"), "50000 100000");
+  EXPECT_EQ(slurp(fleet / "hog-1/cpu.weight"), "20") << "Kubernetes' shares-to-weight mapping";
   EXPECT_EQ(slurp(fleet / "hog-1/pids.max"), "64");
   InstanceSpec open;
   ASSERT_TRUE((*cg)->prepare("hog-1", open));
   EXPECT_EQ(slurp(fleet / "hog-1/memory.max"), "max");
   EXPECT_EQ(slurp(fleet / "hog-1/cpu.max"), "max 100000");
+  EXPECT_EQ(slurp(fleet / "hog-1/cpu.weight"), "100");
 
   put(fleet / "hog-1/memory.stat", "anon 2000000\nfile 9000000\nfile_mapped 48000\n");
   put(fleet / "hog-1/cpu.stat",
