@@ -552,7 +552,13 @@ Response ControlApi::deploy(Request& req) {
         spec.env.erase(key);
         cause += fmt::format("{}unset {}", cause.empty() ? "" : ", ", key);
       } else if (v.is_string()) {
-        spec.env[key] = std::string(v.as_string());
+        // As given: a $ in it is no reference to expand at launch (the manifest's are $$).
+        std::string value;
+        for (char ch : v.as_string()) {
+          if (ch == '$') value.push_back('$');
+          value.push_back(ch);
+        }
+        spec.env[key] = std::move(value);
         cause += fmt::format("{}set {}", cause.empty() ? "" : ", ", key);
       } else {
         return Response::problem(400, fmt::format("env \"{}\" must be a string (or null to "

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <grp.h>
 #include <pwd.h>
@@ -11,8 +12,10 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "squadron/control/env_file.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/core/interpolate.hpp"
 #include "squadron/core/quantity.hpp"
 
 namespace squadron::control {
@@ -63,6 +66,19 @@ class Checker {
     errors_.push_back({file_, mark.is_null() ? 0 : mark.line + 1,
                        mark.is_null() ? 0 : mark.column + 1, path, std::move(message),
                        std::move(hint)});
+  }
+  // An error `offset` characters into the scalar `at` (one line, plain or quoted).
+  void error_at(const YAML::Node& at, const std::string& path, std::size_t offset,
+                std::string message, std::string hint = {}) {
+    const auto mark = at.Mark();
+    const bool one_line = at.Scalar().find('\n') == std::string::npos;
+    const int shift = one_line ? static_cast<int>(offset) + (at.Tag() == "!" ? 1 : 0) : 0;
+    errors_.push_back({file_, mark.is_null() ? 0 : mark.line + 1,
+                       mark.is_null() ? 0 : mark.column + 1 + shift, path, std::move(message),
+                       std::move(hint)});
+  }
+  void error_in(std::string file, int line, std::string message, std::string hint = {}) {
+    errors_.push_back({std::move(file), line, 1, "", std::move(message), std::move(hint)});
   }
   std::vector<ManifestError> take_errors() {
     std::stable_sort(errors_.begin(), errors_.end(),
@@ -151,6 +167,65 @@ class Checker {
   std::string file_;
   std::vector<ManifestError> errors_;
 };
+
+// The names each instance gets when it starts (PORT, HOST, SQUADRON_*): expanded then, in its
+// command, environment and probe commands, not when the manifest is read.
+bool instance_variable(std::string_view name) {
+  return name == "PORT" || name == "HOST" || name.substr(0, 9) == "SQUADRON_";
+}
+
+// Whether `key` under `path` is resolved per instance at launch: a service's command, env values
+// and probe commands.
+bool launch_time(const std::string& path, std::string_view key) {
+  const auto dot = path.find('.');
+  if (path.substr(0, dot) != "services" || dot == std::string::npos) return false;
+  const auto second = path.find('.', dot + 1);
+  if (second == std::string::npos) return key == "command" || key == "env";
+  const std::string_view rest = std::string_view(path).substr(second + 1);
+  return (rest == "ready" || rest == "live") && key == "command";
+}
+
+// ${VAR} in every value of the manifest, from the environment and .env (compose's rules); in
+// launch-time fields the instance's own names are left for the supervisor (and $$ with them).
+void interpolate_tree(Checker& c, YAML::Node n, const std::string& path, bool launch,
+                      const core::VariableLookup& lookup) {
+  if (n.IsScalar()) {
+    core::InterpolateOptions options;
+    if (launch) {
+      options.keep = instance_variable;
+      options.for_later_pass = true;
+    }
+    std::string instance_name;
+    auto look = [&](std::string_view name) -> std::optional<std::string> {
+      if (!launch && instance_variable(name)) {
+        instance_name = name;
+        return std::nullopt;
+      }
+      return lookup(name);
+    };
+    auto r = core::interpolate(n.Scalar(), look, options);
+    if (auto* e = std::get_if<core::VariableError>(&r)) {
+      if (!instance_name.empty()) {
+        e->message = instance_name + " is given to each instance when it starts";
+        e->hint = "only a service's command, env and probe commands may use it";
+      }
+      c.error_at(n, path, e->offset, e->message, e->hint);
+    } else if (std::get<std::string>(r) != n.Scalar()) {
+      n = std::get<std::string>(r);
+    }
+    return;
+  }
+  if (n.IsSequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i)
+      interpolate_tree(c, n[i], fmt::format("{}[{}]", path, i), launch, lookup);
+    return;
+  }
+  if (!n.IsMap()) return;
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+    interpolate_tree(c, it->second, join_path(path, key), launch || launch_time(path, key), lookup);
+  }
+}
 
 // "host:port" with an IP address (or localhost) and a port 1-65535.
 bool valid_listen(const std::string& s) {
@@ -649,6 +724,58 @@ void parse_user(Checker& c, const YAML::Node& n, const std::string& path, Servic
   s.run_as = who;
 }
 
+// env_file: [.env, catalog.env] (or one file): compose's format, relative to the manifest; each
+// file's variables join the service's environment (env: overrides them, a later file an
+// earlier one). Read now: what `up` starts is what `validate` saw.
+void parse_env_files(Checker& c, const YAML::Node& n, const std::string& path, const fs::path& dir,
+                     ServiceSpec& s) {
+  std::vector<std::pair<YAML::Node, std::string>> files;
+  if (n.IsScalar()) {
+    files.emplace_back(n, path);
+  } else if (n.IsSequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i)
+      files.emplace_back(n[i], fmt::format("{}[{}]", path, i));
+  } else {
+    c.error(n, path,
+            fmt::format("expected a file or a list of files, got {}", Checker::describe(n)),
+            "write env_file: [.env, catalog.env]");
+    return;
+  }
+  for (const auto& [node, at] : files) {
+    const auto name = c.string(node, at);
+    if (!name) continue;
+    fs::path p(*name);
+    if (p.is_relative()) p = dir / p;
+    std::ifstream in(p);
+    if (!in) {
+      c.error(node, at, fmt::format("cannot read {}", p.string()),
+              "relative paths are relative to the manifest's folder");
+      continue;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    const auto parsed = parse_env_file(text.str());
+    for (const auto& e : parsed.errors)
+      c.error(node, at, fmt::format("{}:{}: {}", p.string(), e.line, e.message),
+              "compose's format: NAME=value a line");
+    for (const auto& [k, v] : parsed.vars) {
+      if (k == "PORT" || k == "HOST" || k.rfind("SQUADRON_", 0) == 0) {
+        c.error(node, at,
+                fmt::format("{} sets {}, which Squadron sets for each instance", p.string(), k),
+                "remove it from the file");
+        continue;
+      }
+      // The value as written: no $ in it is a reference at launch.
+      std::string escaped;
+      for (char ch : v) {
+        if (ch == '$') escaped.push_back('$');
+        escaped.push_back(ch);
+      }
+      s.env[k] = std::move(escaped);
+    }
+  }
+}
+
 void parse_service(Checker& c, const std::string& name, const YAML::Node& key, const YAML::Node& n,
                    const fs::path& dir, ServiceSpec& s) {
   const std::string path = "services." + name;
@@ -667,7 +794,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   c.check_keys(
       n, path,
       {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes", "stop_grace",
-       "restart", "proxy", "autoscale", "deploy", "resources", "user", "stop_signal"});
+       "restart", "proxy", "autoscale", "deploy", "resources", "user", "stop_signal", "env_file"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -711,6 +838,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     }
   }
 
+  if (n["env_file"]) parse_env_files(c, n["env_file"], path + ".env_file", dir, s);
   if (n["env"]) {
     const YAML::Node env = n["env"];
     if (c.expect_map(env, path + ".env", "{ NAME: value }")) {
@@ -920,7 +1048,26 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
   }
   Manifest m;
   m.file = fs::absolute(file).lexically_normal();
+  // Variables: the environment first, then .env beside the manifest (as compose).
+  std::map<std::string, std::string> dotenv;
+  {
+    const fs::path env_path = m.dir() / ".env";
+    std::ifstream in(env_path);
+    if (in) {
+      std::ostringstream text;
+      text << in.rdbuf();
+      auto parsed = parse_env_file(text.str());
+      for (const auto& e : parsed.errors) c.error_in(env_path.string(), e.line, e.message);
+      dotenv = std::move(parsed.vars);
+    }
+  }
+  const core::VariableLookup lookup = [&](std::string_view name) -> std::optional<std::string> {
+    if (const char* v = std::getenv(std::string(name).c_str())) return std::string(v);
+    if (auto it = dotenv.find(std::string(name)); it != dotenv.end()) return it->second;
+    return std::nullopt;
+  };
   try {
+    interpolate_tree(c, root, "", false, lookup);
     if (!root.IsMap()) {
       c.error(root, "",
               fmt::format("expected a mapping at the top, got {}", Checker::describe(root)),

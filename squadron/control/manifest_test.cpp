@@ -1,6 +1,9 @@
 #include "squadron/control/manifest.hpp"
 
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -454,6 +457,86 @@ TEST(ManifestStopSignal, NamesWithOrWithoutSig) {
   EXPECT_EQ(r.manifest->services[1].stop_signal, SIGQUIT);
   EXPECT_NE(only_error("services:\n  a:\n    command: [x]\n    stop_signal: SIGTREM\n")
                 .find("did you mean \"SIGTERM\"?"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+// A manifest in a folder of its own, with the files beside it that `files` names.
+ManifestResult parse_in_folder(const std::string& manifest,
+                               const std::map<std::string, std::string>& files = {}) {
+  char tmpl[] = "/tmp/squadron-vars-XXXXXX";
+  EXPECT_NE(::mkdtemp(tmpl), nullptr);
+  const std::filesystem::path dir = tmpl;
+  for (const auto& [name, text] : files) std::ofstream(dir / name) << text;
+  auto r = parse_manifest(manifest, dir / "squadron.yaml");
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+TEST(ManifestVariables, FromTheEnvironmentAndDotEnvWithComposesRules) {
+  ::setenv("TAG_FOR_THE_TEST", "from-env", 1);
+  ::setenv("SHARED_VAR", "env-wins", 1);
+  auto r = parse_in_folder(
+      "name: ${FLEET:-shop}\nservices:\n  db:\n    command: [postgres, -p, \"${PORT}\", "
+      "--tag, $TAG_FOR_THE_TEST, --cost, $$5]\n    env: { PASSWORD: \"${DB_PASSWORD:?set it in "
+      ".env}\", SHARED: $SHARED_VAR, ME: \"${SQUADRON_INSTANCE}\" }\n    replicas: ${REPLICAS}\n",
+      {{".env", "DB_PASSWORD=s3cr$t\nREPLICAS=2\nSHARED_VAR=dotenv-loses\n"}});
+  ::unsetenv("TAG_FOR_THE_TEST");
+  ::unsetenv("SHARED_VAR");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.manifest->name, "shop");
+  const auto& db = r.manifest->services[0];
+  // The instance's own names wait for its launch; $ in values put in now is doubled for it.
+  EXPECT_EQ(db.command, (std::vector<std::string>{"postgres", "-p", "${PORT}", "--tag", "from-env",
+                                                  "--cost", "$$5"}));
+  EXPECT_EQ(db.env.at("PASSWORD"), "s3cr$$t");
+  EXPECT_EQ(db.env.at("SHARED"), "env-wins");
+  EXPECT_EQ(db.env.at("ME"), "${SQUADRON_INSTANCE}");
+  EXPECT_EQ(db.replicas, 2);
+}
+
+TEST(ManifestVariables, AnUnsetVariableIsAnErrorAtItsLineAndColumn) {
+  auto r = parse_in_folder(
+      "services:\n  web:\n    command: [python3, -m, http.server, "
+      "\"${UNSET_FOR_TEST}\"]\n");
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0].line, 3);
+  EXPECT_EQ(r.errors[0].column, 42) << r.errors[0].to_string();  // the $
+  EXPECT_EQ(r.errors[0].path, "services.web.command[3]");
+  EXPECT_EQ(r.errors[0].message, "variable UNSET_FOR_TEST is not set");
+  auto port = parse_in_folder("services:\n  web:\n    command: [x]\n    cwd: /srv/${PORT}\n");
+  ASSERT_FALSE(port.errors.empty());
+  EXPECT_TRUE(std::any_of(port.errors.begin(), port.errors.end(), [](const ManifestError& e) {
+    return e.message == "PORT is given to each instance when it starts";
+  }));
+  auto required = parse_in_folder("services:\n  web:\n    command: [x, \"${KEY:?the API key}\"]\n");
+  ASSERT_EQ(required.errors.size(), 1U);
+  EXPECT_EQ(required.errors[0].message, "KEY: the API key");
+}
+
+TEST(ManifestEnvFile, FilesJoinTheEnvironmentAndEnvOverridesThem) {
+  auto r = parse_in_folder(
+      "services:\n  web:\n    command: [x]\n    env_file: [common.env, web.env]\n"
+      "    env: { LEVEL: debug }\n",
+      {{"common.env", "LEVEL=info\nREGION=eu\nPRICE=5$\n"}, {"web.env", "REGION=us\n"}});
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& env = r.manifest->services[0].env;
+  EXPECT_EQ(env.at("LEVEL"), "debug");
+  EXPECT_EQ(env.at("REGION"), "us");
+  EXPECT_EQ(env.at("PRICE"), "5$$") << "a file's $ is no reference";
+  auto missing = parse_in_folder("services:\n  web:\n    command: [x]\n    env_file: nope.env\n");
+  ASSERT_EQ(missing.errors.size(), 1U);
+  EXPECT_EQ(missing.errors[0].line, 4);
+  EXPECT_NE(missing.errors[0].message.find("cannot read"), std::string::npos);
+  auto bad = parse_in_folder("services:\n  web:\n    command: [x]\n    env_file: bad.env\n",
+                             {{"bad.env", "OK=1\nPORT=80\n"}});
+  ASSERT_EQ(bad.errors.size(), 1U);
+  EXPECT_NE(bad.errors[0].message.find("sets PORT, which Squadron sets for each instance"),
             std::string::npos);
 }
 

@@ -24,6 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "squadron/core/interpolate.hpp"
 #include "squadron/core/ports.hpp"
 #include "squadron/core/quantity.hpp"
 #include "squadron/core/spawn.hpp"
@@ -293,6 +294,32 @@ std::unique_ptr<asio::posix::stream_descriptor> adopt(const asio::any_io_executo
   return d;
 }
 
+// The instance's own variables (${PORT}, ${SQUADRON_INSTANCE}, ...) in `argv` and the values of
+// `env`, as the manifest left them for launch ($$: a literal $). Error: what is not set.
+std::optional<std::string> expand_instance_variables(std::vector<std::string>& argv,
+                                                     std::map<std::string, std::string>& env) {
+  const auto given = env;
+  const core::VariableLookup lookup = [&](std::string_view name) -> std::optional<std::string> {
+    const auto it = given.find(std::string(name));
+    return it == given.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  auto expand = [&](std::string& s) -> std::optional<std::string> {
+    if (s.find('$') == std::string::npos) return std::nullopt;
+    auto r = core::interpolate(s, lookup);
+    if (auto* e = std::get_if<core::VariableError>(&r)) return e->message;
+    s = std::move(std::get<std::string>(r));
+    return std::nullopt;
+  };
+  for (auto& a : argv) {
+    if (auto e = expand(a)) return e;
+  }
+  for (auto& [k, v] : env) {
+    if (k == "PORT" || k == "HOST" || k.rfind("SQUADRON_", 0) == 0) continue;  // ours: as set
+    if (auto e = expand(v)) return e;
+  }
+  return std::nullopt;
+}
+
 // Reads a pipe until its end, dropping what comes.
 asio::awaitable<void> drain(std::unique_ptr<asio::posix::stream_descriptor> d) {
   char buf[1024];
@@ -310,6 +337,8 @@ asio::awaitable<bool> exec_probe(std::shared_ptr<Supervisor::Instance> self, Pro
   LaunchSpec spec = self->launched;
   spec.argv = probe.command;
   spec.inherit_fds.clear();
+  auto env = spec.env;  // already expanded: only the command's references are left
+  if (expand_instance_variables(spec.argv, env)) co_return false;
   auto child = self->launcher().launch(spec);
   if (!child) co_return false;
   for (int fd : {child->stdout_fd, child->stderr_fd}) {
@@ -401,6 +430,8 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       launch.env["SQUADRON_SERVICE"] = spec.service;
       launch.env["SQUADRON_INSTANCE"] = st.id;
       launch.env["SQUADRON_REVISION"] = spec.revision;
+      if (auto bad = expand_instance_variables(launch.argv, launch.env))
+        cannot = "in its command or env: " + *bad;
       boost::system::result<LaunchedProcess> child = boost::system::error_code{};
       self->placed = false;
       if (auto* place = self->isolation(); place != nullptr) {

@@ -334,3 +334,28 @@ TEST_F(Fleet, DownStopsEverythingAndKillDash9OfTheFleetLeavesNothing) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Fleet, AnInstancesPortReachesItsCommandAsAVariable) {
+  // A program that does not read PORT itself, given it on its command line.
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: vars\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  files:\n    command: [python3, -m, http.server, \"${PORT}\", --bind, \"${HOST}\"]\n"
+      << "    replicas: 2\n    env: { WHO: \"instance ${SQUADRON_INSTANCE} costs $$5\" }\n";
+  up();
+  const auto list = ps();
+  ASSERT_EQ(list.size(), 2u);
+  for (const auto* o : of(list, "files")) {
+    const auto r = fetch(port_of(*o), "GET", "/");
+    ASSERT_TRUE(r) << o->at("id").as_string();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(environ_of(pid_of(*o))
+                  .find("WHO=instance " + std::string(o->at("id").as_string()) + " costs $5"),
+              std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace squadron::testing
