@@ -77,7 +77,7 @@ $spin_res
     replicas: 0
 $hog_res
   bomb:
-    command: [sh, -c, 'n=0; while [ \$n -lt $BOMB_CAP ]; do sleep 120 & n=\$((n+1)); done; wait']
+    command: [sh, -c, 'n=0; while [ \$\$n -lt $BOMB_CAP ]; do sleep 120 & n=\$((n+1)); done; wait']
     ready: none
     replicas: 0
 $bomb_res

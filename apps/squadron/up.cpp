@@ -19,6 +19,7 @@
 #include <optional>
 #include <random>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <variant>
@@ -377,6 +378,27 @@ std::unique_ptr<sv::Cgroups> make_cgroups(const control::Manifest& m, std::strin
   return std::move(*cg);
 }
 
+// A folder of the fleet's own (0700) for its instances' secrets: under /run (a memory file system)
+// when this user may write there, else $XDG_RUNTIME_DIR, else a new one in the temporary folder.
+std::filesystem::path secrets_dir(const control::Manifest& m) {
+  const std::string name = sv::fleet_cgroup_name(m.name, m.dir());
+  for (const char* base : {static_cast<const char*>("/run/squadron"),
+                           static_cast<const char*>(std::getenv("XDG_RUNTIME_DIR"))}) {
+    if (base == nullptr) continue;
+    std::error_code ec;
+    std::filesystem::path root = base;
+    if (root.filename() != "squadron") root /= "squadron";
+    std::filesystem::create_directories(root, ec);
+    ::chmod(root.c_str(), 0700);
+    const auto dir = root / name;
+    std::filesystem::remove_all(dir, ec);  // what a crashed run of this fleet left
+    if (::mkdir(dir.c_str(), 0700) == 0) return dir;
+  }
+  std::string tmpl = (std::filesystem::temp_directory_path() / "squadron-secrets-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) != nullptr) return tmpl;
+  return {};
+}
+
 // Runs the fleet until it is stopped. `notify_fd` >= 0: detached (no output streaming; the
 // parent is told "ok" once the control API listens).
 int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notify_fd) {
@@ -464,6 +486,11 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
   rt.api.max_streams = config.max_connections / 4;
   rt.sup.set_guardian(&guardian);
   if (cgroups) rt.sup.set_isolation(cgroups.get());
+  // Secrets go to a memory file system, never under .squadron/ (nor anywhere a crash leaves them).
+  if (const auto secrets = secrets_dir(m); !secrets.empty()) {
+    rt.sup.set_secrets_dir(secrets);
+    guardian.remove_secrets(secrets);
+  }
   rt.sup.log_to(dir.logs());  // <instance>.log, rotated at 1 MiB
 
   if (auto lec = rt.server.listen()) {

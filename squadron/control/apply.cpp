@@ -38,6 +38,7 @@ void describe_changes(const ServiceSpec& a, const ServiceSpec& b,
   if (a.resources != b.resources) definition.push_back("resources");
   if (a.user != b.user) definition.push_back("user");
   if (a.stop_signal != b.stop_signal) definition.push_back("stop_signal");
+  if (a.secrets != b.secrets) definition.push_back("secrets");
   if (a.routes != b.routes) policy.push_back("routes");
   if (a.proxy != b.proxy) policy.push_back("proxy");
   if (a.autoscale != b.autoscale) policy.push_back("autoscale");

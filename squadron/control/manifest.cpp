@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -776,8 +777,118 @@ void parse_env_files(Checker& c, const YAML::Node& n, const std::string& path, c
   }
 }
 
+using Secrets = std::map<std::string, supervisor::SecretSpec>;
+
+// secrets: { db_password: { file: ./secrets/db.txt }, api_key: { env: API_KEY } } at the top:
+// where each secret comes from. Its value is read by the supervisor at each start, never here.
+Secrets parse_secrets(Checker& c, const YAML::Node& n, const fs::path& dir) {
+  Secrets out;
+  if (!c.expect_map(n, "secrets", "{ db_password: { file: ./secrets/db.txt } }")) return out;
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+    const std::string path = "secrets." + name;
+    if (!core::variable_name(name) && !valid_service_name(name)) {
+      c.error(it->first, path, fmt::format("\"{}\" is not a valid secret name", name),
+              "use letters, digits, '-' and '_' (it becomes a file's name)");
+      continue;
+    }
+    const YAML::Node v = it->second;
+    if (!c.expect_map(v, path, "{ file: ./secrets/db.txt } or { env: DB_PASSWORD }")) continue;
+    c.check_keys(v, path, {"file", "env"});
+    supervisor::SecretSpec s;
+    s.name = name;
+    s.target = name;
+    if (v["file"] && v["env"]) {
+      c.error(v, path, "a secret comes from a file or from a variable, not both",
+              "keep file: or env:");
+      continue;
+    }
+    if (v["file"]) {
+      const auto file = c.string(v["file"], path + ".file");
+      if (!file) continue;
+      fs::path p(*file);
+      if (p.is_relative()) p = dir / p;
+      if (::access(p.c_str(), R_OK) != 0) {
+        c.error(v["file"], path + ".file", fmt::format("cannot read {}", p.string()),
+                "relative paths are relative to the manifest's folder");
+        continue;
+      }
+      s.file = p.lexically_normal();
+    } else if (v["env"]) {
+      const auto var = c.string(v["env"], path + ".env");
+      if (!var) continue;
+      if (std::getenv(var->c_str()) == nullptr) {
+        c.error(v["env"], path + ".env", fmt::format("{} is not set", *var),
+                "set it in the environment `squadron up` runs in");
+        continue;
+      }
+      s.from_env = *var;
+    } else {
+      c.error(v, path, "a secret needs a source", "add file: ./secrets/" + name + ".txt");
+      continue;
+    }
+    out[name] = s;
+  }
+  return out;
+}
+
+// A service's secrets: [db_password] or [{ source: db_password, target: pw, env: DB_PASSWORD }].
+void parse_service_secrets(Checker& c, const YAML::Node& n, const std::string& path,
+                           const Secrets& defined, ServiceSpec& s) {
+  if (!n.IsSequence()) {
+    c.error(n, path, fmt::format("expected a list of secrets, got {}", Checker::describe(n)),
+            "write secrets: [db_password] or [{ source: db_password, env: DB_PASSWORD }]");
+    return;
+  }
+  std::vector<std::string_view> known;
+  for (const auto& [name, _] : defined) known.push_back(name);
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string ipath = fmt::format("{}[{}]", path, i);
+    YAML::Node source = item;
+    std::string target, env;
+    if (item.IsMap()) {
+      c.check_keys(item, ipath, {"source", "target", "env"});
+      if (!item["source"]) {
+        c.error(item, ipath, "which secret? add source: NAME");
+        continue;
+      }
+      source.reset(item["source"]);
+      if (item["target"]) target = c.string(item["target"], ipath + ".target").value_or("");
+      if (item["env"]) env = c.string(item["env"], ipath + ".env").value_or("");
+      if (!target.empty() && (target.find('/') != std::string::npos || target[0] == '.')) {
+        c.error(item["target"], ipath + ".target", "the target is a file's name, not a path",
+                "write target: db_password");
+        continue;
+      }
+      if (!env.empty() && (!core::variable_name(env) || env == "PORT" || env == "HOST" ||
+                           env.rfind("SQUADRON_", 0) == 0)) {
+        c.error(item["env"], ipath + ".env",
+                fmt::format("\"{}\" cannot be the secret's variable", env),
+                "a name of letters, digits and _, not PORT, HOST or SQUADRON_*");
+        continue;
+      }
+    }
+    const auto name = c.string(source, item.IsMap() ? ipath + ".source" : ipath);
+    if (!name) continue;
+    const auto it = defined.find(*name);
+    if (it == defined.end()) {
+      c.error(source, item.IsMap() ? ipath + ".source" : ipath,
+              fmt::format("no secret \"{}\" under secrets: at the top", *name),
+              known.empty()
+                  ? "define it: secrets: { " + *name + ": { file: ./secrets/" + *name + ".txt } }"
+                  : did_you_mean(*name, known, "secrets"));
+      continue;
+    }
+    auto spec = it->second;
+    if (!target.empty()) spec.target = target;
+    spec.env = env;
+    s.secrets.push_back(std::move(spec));
+  }
+}
+
 void parse_service(Checker& c, const std::string& name, const YAML::Node& key, const YAML::Node& n,
-                   const fs::path& dir, ServiceSpec& s) {
+                   const fs::path& dir, const Secrets& secrets, ServiceSpec& s) {
   const std::string path = "services." + name;
   s.name = name;
   s.cwd = dir;
@@ -791,10 +902,10 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
             "give this service another name");
   }
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
-  c.check_keys(
-      n, path,
-      {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes", "stop_grace",
-       "restart", "proxy", "autoscale", "deploy", "resources", "user", "stop_signal", "env_file"});
+  c.check_keys(n, path,
+               {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
+                "stop_grace", "restart", "proxy", "autoscale", "deploy", "resources", "user",
+                "stop_signal", "env_file", "secrets"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -894,6 +1005,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     s.live = live;
   }
   if (n["user"]) parse_user(c, n["user"], path + ".user", s);
+  if (n["secrets"]) parse_service_secrets(c, n["secrets"], path + ".secrets", secrets, s);
   if (n["stop_signal"]) {
     const YAML::Node sig = n["stop_signal"];
     const std::string name = sig.IsScalar() ? sig.Scalar() : "";
@@ -1073,7 +1185,9 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
               fmt::format("expected a mapping at the top, got {}", Checker::describe(root)),
               "start with name: ... and services: ...");
     } else {
-      c.check_keys(root, "", {"name", "control", "gateway", "services"});
+      c.check_keys(root, "", {"name", "control", "gateway", "services", "secrets"});
+      const Secrets secrets =
+          root["secrets"] ? parse_secrets(c, root["secrets"], m.dir()) : Secrets{};
       m.name = m.dir().filename().string();
       if (root["name"]) {
         if (auto n = c.string(root["name"], "name")) m.name = *n;
@@ -1095,7 +1209,7 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
             continue;
           }
           ServiceSpec s;
-          parse_service(c, name, it->first, it->second, m.dir(), s);
+          parse_service(c, name, it->first, it->second, m.dir(), secrets, s);
           m.services.push_back(std::move(s));
         }
       }

@@ -21,6 +21,7 @@
 #include "squadron/registry/watch.hpp"
 #include "squadron/supervisor/launcher.hpp"
 #include "squadron/supervisor/resources.hpp"
+#include "squadron/supervisor/supervisor.hpp"
 
 namespace squadron::control {
 
@@ -83,6 +84,9 @@ struct ServiceSpec {
   std::string user;
   std::optional<supervisor::RunAs> run_as;
   int stop_signal = 15;  // stop_signal: SIGINT; what a graceful stop sends (default SIGTERM)
+  // secrets: [db_password]: files in the instance's SQUADRON_SECRETS_DIR (and variables), read
+  // from their source at each start; their values are never in the spec.
+  std::vector<supervisor::SecretSpec> secrets;
   // Squadron's own services only (never from a manifest): listening descriptors the fleet
   // holds for the life of the fleet and hands to each process as 3, 4, ... (the gateway's).
   std::vector<int> inherit_fds;

@@ -223,6 +223,9 @@ std::string definition_hash(const ServiceSpec& s) {
                          r.pids.value_or(0)));
   }
   if (!s.user.empty()) d.append("\1user=").append(s.user);
+  for (const auto& secret : s.secrets)  // where from and to, never the value
+    d.append(fmt::format("\1secret={}|{}|{}|{}|{}", secret.name, secret.file.string(),
+                         secret.from_env, secret.target, secret.env));
   if (s.stop_signal != 15) d.append(fmt::format("\1signal={}", s.stop_signal));
   // FNV-1a, 64 bits: stable across runs and builds (std::hash need not be).
   std::uint64_t h = 1469598103934665603ULL;

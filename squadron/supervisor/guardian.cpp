@@ -27,6 +27,7 @@ struct Dirs {
   char freezer[kPathMax] = {};  // v1's freezer (may be empty)
   char remove[kMaxDirs][kPathMax] = {};
   int removes = 0;
+  char secrets[kPathMax] = {};  // the instances' secrets: <dir>/<instance>/<file>
 };
 
 // Calls on_dir with the path of every subdirectory of `dir` (getdents64: no allocation).
@@ -59,6 +60,31 @@ void each_subdir(const char* dir, F&& on_dir) {
     }
   }
   ::close(fd);
+}
+
+// Removes `dir`'s files (not its folders), then `dir` itself if it is empty.
+void remove_files_then(const char* dir) {
+  const int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  alignas(8) char buf[8192];
+  while (true) {
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      struct Entry {
+        ino64_t ino;
+        off64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* e = reinterpret_cast<const Entry*>(buf + at);
+      at += e->reclen;
+      if (e->type != DT_DIR) ::unlinkat(fd, e->name, 0);
+    }
+  }
+  ::close(fd);
+  ::rmdir(dir);
 }
 
 // Kills every process in the fleet's instance cgroups (even those that left their process
@@ -110,10 +136,11 @@ void kill_cgroups(const Dirs& d) {
         continue;
       }
       const char op = line_len > 0 ? line[0] : 0;
-      if ((op == 'K' || op == 'F' || op == 'R') && line_len < static_cast<int>(sizeof line) &&
-          line_len - 1 < kPathMax) {
+      if ((op == 'K' || op == 'F' || op == 'R' || op == 'S') &&
+          line_len < static_cast<int>(sizeof line) && line_len - 1 < kPathMax) {
         char* to = op == 'K'                 ? dirs.kill
                    : op == 'F'               ? dirs.freezer
+                   : op == 'S'               ? dirs.secrets
                    : dirs.removes < kMaxDirs ? dirs.remove[dirs.removes++]
                                              : nullptr;
         if (to != nullptr) {
@@ -140,6 +167,10 @@ void kill_cgroups(const Dirs& d) {
   }
   for (int j = 0; j < count; ++j) ::kill(-groups[j], SIGKILL);
   kill_cgroups(dirs);
+  if (dirs.secrets[0] != '\0') {  // secrets never outlive the fleet on disk
+    each_subdir(dirs.secrets, [](const char* path, const char*) { remove_files_then(path); });
+    ::rmdir(dirs.secrets);
+  }
   ::_exit(0);
 }
 
@@ -192,20 +223,23 @@ void Guardian::send(char op, pid_t pgid) noexcept {
 
 void Guardian::watch(pid_t pgid) noexcept { send('+', pgid); }
 
+void Guardian::say(char op, const std::string& path) noexcept {
+  if (fd_ < 0 || path.empty() || path.size() >= static_cast<std::size_t>(kPathMax)) return;
+  const std::string msg = op + path + "\n";
+  ssize_t sent;
+  do {
+    sent = ::send(fd_, msg.data(), msg.size(), MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+}
+
 void Guardian::watch_cgroups(const Cgroups& cgroups) noexcept {
-  if (fd_ < 0) return;
-  auto say = [&](char op, const std::string& path) {
-    if (path.empty() || path.size() >= static_cast<std::size_t>(kPathMax)) return;
-    const std::string msg = op + path + "\n";
-    ssize_t sent;
-    do {
-      sent = ::send(fd_, msg.data(), msg.size(), MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-  };
   say('K', cgroups.kill_dir().string());
   say('F', cgroups.freezer_dir().string());
   for (const auto& d : cgroups.fleet_dirs()) say('R', d.string());
 }
+
+void Guardian::remove_secrets(const std::filesystem::path& dir) noexcept { say('S', dir.string()); }
+
 void Guardian::forget(pid_t pgid) noexcept { send('-', pgid); }
 
 }  // namespace squadron::supervisor

@@ -14,6 +14,8 @@
 // end it before the supervisor's graceful stop is done.
 #pragma once
 
+#include <filesystem>
+#include <string>
 #include <sys/types.h>
 
 namespace squadron::supervisor {
@@ -32,11 +34,14 @@ class Guardian final {
   // Also kills every process in the fleet's cgroups (even one that left its process group with
   // setsid) and removes them when the supervisor dies.
   void watch_cgroups(const class Cgroups& cgroups) noexcept;
+  // Also removes the instances' secrets under `dir` (<dir>/<instance>/<file>) and `dir`.
+  void remove_secrets(const std::filesystem::path& dir) noexcept;
   void forget(pid_t pgid) noexcept;
   pid_t pid() const noexcept { return pid_; }
 
  private:
   void send(char op, pid_t pgid) noexcept;
+  void say(char op, const std::string& path) noexcept;
   int fd_ = -1;
   pid_t pid_ = -1;
 };

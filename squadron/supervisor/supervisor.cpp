@@ -4,8 +4,10 @@
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -178,6 +180,9 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   ProcessLauncher& launcher() { return sup->launcher_; }
   Guardian* guardian() { return sup->guardian_; }
   Isolation* isolation() { return sup->isolation_; }
+  std::filesystem::path secrets_dir() const {
+    return sup->secrets_dir_.empty() ? std::filesystem::path{} : sup->secrets_dir_ / st.id;
+  }
 
   // SIGKILL to everything of it: its process group, and its cgroup (what left the group too).
   void kill_all() {
@@ -320,6 +325,50 @@ std::optional<std::string> expand_instance_variables(std::vector<std::string>& a
   return std::nullopt;
 }
 
+// Writes the instance's secrets into `dir` (made 0700 and owned by its user) and sets their
+// variables in `env`. The error names the secret and the source, never the value.
+std::optional<std::string> hand_secrets(const InstanceSpec& spec, const std::filesystem::path& dir,
+                                        const std::optional<RunAs>& who,
+                                        std::map<std::string, std::string>& env) {
+  if (spec.secrets.empty()) return std::nullopt;
+  if (dir.empty()) return "no place for secrets";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (::mkdir(dir.c_str(), 0700) != 0)
+    return "cannot make " + dir.string() + ": " + std::strerror(errno);
+  const uid_t uid = who ? who->uid : ::getuid();
+  const gid_t gid = who ? who->gid : ::getgid();
+  if (who && ::chown(dir.c_str(), uid, gid) != 0)
+    return "cannot give " + dir.string() + " to its user";
+  for (const auto& s : spec.secrets) {
+    std::string value;
+    if (!s.from_env.empty()) {
+      const char* v = std::getenv(s.from_env.c_str());
+      if (v == nullptr) return "secret " + s.name + ": " + s.from_env + " is not set";
+      value = v;
+    } else {
+      std::ifstream in(s.file, std::ios::binary);
+      if (!in) return "secret " + s.name + ": cannot read " + s.file.string();
+      value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const auto path = dir / s.target;
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0400);
+    if (fd < 0) return "secret " + s.name + ": cannot write " + path.string();
+    const bool written =
+        ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+    const bool owned = !who || ::fchown(fd, uid, gid) == 0;
+    ::close(fd);
+    if (!written || !owned) return "secret " + s.name + ": cannot write " + path.string();
+    if (!s.env.empty()) {
+      // As an environment variable, a file's trailing newline is not part of the secret.
+      while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+      env[s.env] = value;
+    }
+  }
+  return std::nullopt;
+}
+
 // Reads a pipe until its end, dropping what comes.
 asio::awaitable<void> drain(std::unique_ptr<asio::posix::stream_descriptor> d) {
   char buf[1024];
@@ -430,8 +479,14 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       launch.env["SQUADRON_SERVICE"] = spec.service;
       launch.env["SQUADRON_INSTANCE"] = st.id;
       launch.env["SQUADRON_REVISION"] = spec.revision;
+      if (!spec.secrets.empty()) launch.env["SQUADRON_SECRETS_DIR"] = self->secrets_dir().string();
       if (auto bad = expand_instance_variables(launch.argv, launch.env))
         cannot = "in its command or env: " + *bad;
+      if (!cannot && !spec.secrets.empty()) {
+        // (After the expansion: a secret's value is never read as a reference.)
+        if (auto bad = hand_secrets(spec, self->secrets_dir(), launch.run_as, launch.env))
+          cannot = *bad;
+      }
       boost::system::result<LaunchedProcess> child = boost::system::error_code{};
       self->placed = false;
       if (auto* place = self->isolation(); place != nullptr) {
@@ -574,6 +629,10 @@ Supervisor::~Supervisor() {
   for (auto& [id, inst] : instances_) {
     if (inst->running) inst->kill_all();
   }
+  if (!secrets_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secrets_dir_, ec);
+  }
 }
 
 std::string Supervisor::add(const InstanceSpec& spec) {
@@ -661,6 +720,10 @@ void Supervisor::changed(Instance& inst) {
 
 void Supervisor::erase(const std::string& id) {
   if (instances_.erase(id) == 0) return;
+  if (!secrets_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secrets_dir_ / id, ec);
+  }
   if (isolation_ != nullptr) isolation_->release(id);
   if (observer_ != nullptr) observer_->on_remove(id);
   if (instances_.empty() && all_stopped_) {

@@ -53,6 +53,18 @@ struct ProbeSpec {
   std::uint16_t port = 0;  // probe this port instead of the instance's (0: the instance's)
 };
 
+// A secret handed to an instance: read from its source at each start (never held in a spec, the
+// registry or a log), written as the file `target` (mode 0400, owned by the instance's user) in
+// the instance's private directory (SQUADRON_SECRETS_DIR), and set as `env` if given.
+struct SecretSpec {
+  std::string name;            // as the manifest names it (what errors say)
+  std::filesystem::path file;  // source: a file (absolute) ...
+  std::string from_env;        // ... or a variable of the fleet's environment
+  std::string target;          // the file's name in SQUADRON_SECRETS_DIR
+  std::string env;             // also this variable (empty: none)
+  bool operator==(const SecretSpec&) const = default;
+};
+
 struct InstanceSpec {
   std::string service;
   std::string revision = "1";
@@ -65,6 +77,7 @@ struct InstanceSpec {
   std::chrono::milliseconds probe_interval_while_starting = std::chrono::milliseconds(50);
   Resources resources;        // set by its Isolation before the process runs; none: unlimited
   int stop_signal = SIGTERM;  // what a graceful stop sends its group (postgres: SIGINT)
+  std::vector<SecretSpec> secrets;
 };
 
 struct InstanceStatus {
@@ -136,6 +149,10 @@ class Supervisor final : public Runner {
   // Reports every instance's process group to `guardian` (which must outlive the supervisor), so
   // the groups die even if the supervisor is SIGKILLed. Default: none (PDEATHSIG only).
   void set_guardian(class Guardian* guardian) noexcept { guardian_ = guardian; }
+  // Where instances' secrets go: `dir`/<instance>/ (0700), removed when the instance is gone and
+  // with the supervisor. Should be on a memory file system (/run). Default: none (an instance
+  // with secrets cannot start).
+  void set_secrets_dir(std::filesystem::path dir) { secrets_dir_ = std::move(dir); }
   // Puts every instance in the place `isolation` makes for it (which must outlive the
   // supervisor). Default: none (an instance runs where the fleet runs).
   void set_isolation(Isolation* isolation) noexcept { isolation_ = isolation; }
@@ -166,6 +183,7 @@ class Supervisor final : public Runner {
   InstanceObserver* observer_ = nullptr;
   Isolation* isolation_ = nullptr;
   std::filesystem::path log_dir_;
+  std::filesystem::path secrets_dir_;
   std::size_t log_max_bytes_ = 0;
 };
 

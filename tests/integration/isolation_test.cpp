@@ -163,3 +163,87 @@ TEST_F(Isolation, PsShowsWhatEachInstanceUsesAndACpuLimitItsThrottledTime) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+// Every file under `dir` whose text holds `needle`.
+std::vector<std::string> files_holding(const fs::path& dir, const std::string& needle) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
+    if (!e.is_regular_file(ec)) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find(needle) != std::string::npos) found.push_back(e.path().string());
+  }
+  return found;
+}
+
+TEST_F(Fleet, ASecretReachesItsInstanceAsAPrivateFileAndAVariableAndNowhereElse) {
+  const std::string secret = "s3cr3t-" + std::to_string(::getpid()) + "-value";
+  fs::create_directories(dir_ / "secrets");
+  std::ofstream(dir_ / "secrets" / "db.txt") << secret << "\n";
+  // The instance checks what it was given and says so (never the value itself).
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: secrets\ncontrol: { listen: 127.0.0.1:0 }\n"
+      << "secrets:\n  db_password: { file: ./secrets/db.txt }\n"
+      << "services:\n  db:\n    command: [sh, -c, 'f=${SQUADRON_SECRETS_DIR}/db_password; "
+         "test \"$$(cat $$f)\" = \"$$DB_PASSWORD\" && echo secret-ok; stat -c \"mode=%a\" $$f; "
+         "stat -c \"dir=%a\" ${SQUADRON_SECRETS_DIR}; exec "
+      << bin_dir() << "/hello --threads 1']\n"
+      << "    secrets: [{ source: db_password, env: DB_PASSWORD }]\n"
+      << "    ready: { path: /readyz }\n";
+  up();
+  const auto logs = cli({"logs", "db"});
+  EXPECT_NE(logs.output.find("secret-ok"), std::string::npos) << logs.output;
+  EXPECT_NE(logs.output.find("mode=400"), std::string::npos) << logs.output;
+  EXPECT_NE(logs.output.find("dir=700"), std::string::npos) << logs.output;
+
+  // Nowhere in what the fleet answers, shows or keeps.
+  std::string everything;
+  for (const char* path :
+       {"/api/v1/fleet", "/api/v1/services", "/api/v1/services/db", "/api/v1/instances",
+        "/api/v1/metrics", "/metrics", "/api/v1/watch", "/", "/ui/app.js"}) {
+    const auto r = fetch(control_port(), "GET", path);
+    ASSERT_TRUE(r) << path;
+    everything += r->body;
+  }
+  for (const char* path :
+       {"/api/v1/events", "/api/v1/services/db/history", "/api/v1/logs?service=gateway"}) {
+    const auto r = fetch(control_port(), "GET", path, "", auth());
+    ASSERT_TRUE(r) << path;
+    everything += r->body;
+  }
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"ps"}, {"ps", "--json"}, {"events"}, {"history", "db"}})
+    everything += cli(args).output;
+  EXPECT_EQ(everything.find(secret), std::string::npos) << "the secret's value was shown";
+  EXPECT_TRUE(files_holding(dir_, secret).size() == 1 &&
+              files_holding(dir_, secret)[0] == (dir_ / "secrets" / "db.txt").string())
+      << "written under the fleet's folder: " << files_holding(dir_, secret).size();
+  // Its private folder goes with the fleet.
+  const pid_t db = pid_of(*of(ps(), "db")[0]);
+  const auto env = environ_of(db);
+  const auto at = env.find("SQUADRON_SECRETS_DIR=");
+  ASSERT_NE(at, std::string::npos);
+  const std::string secrets_dir = env.substr(at + 21, env.find('\n', at) - at - 21);
+  EXPECT_TRUE(fs::exists(secrets_dir));
+  EXPECT_EQ(secrets_dir.find(dir_.string()), std::string::npos) << "not under the fleet's folder";
+  ASSERT_EQ(cli({"down"}).code, 0);
+  EXPECT_FALSE(fs::exists(secrets_dir)) << "left behind after down";
+}
+
+TEST_F(Fleet, AnUnknownSecretIsAManifestErrorWithItsPlace) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "services:\n  db:\n    command: [x]\n    secrets: [db_pasword]\n";
+  const auto r = cli({"validate"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find(":4:15: services.db.secrets[0]: no secret \"db_pasword\" under secrets: "
+                          "at the top"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace squadron::testing
