@@ -39,6 +39,7 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
   spec.launch.run_as = s.run_as;
   spec.stop_signal = s.stop_signal;
   spec.secrets = s.secrets;
+  spec.expand_variables = true;  // the manifest's ${PORT} and $$
   spec.stop_grace = s.stop_grace;
   spec.resources = s.resources;
   spec.restart = s.restart == RestartPolicy::kAlways      ? sv::Restart::kAlways

@@ -52,7 +52,7 @@ bool admit_deadline(std::optional<std::int64_t> left_ms, const Cluster& service,
 }
 
 bool admit_ready(const Cluster& service, http::Response& res) {
-  if (!service.ready.empty() || service.policy.scale_to_zero) return true;
+  if (!service.ready.empty() || service.policy.scale_to_zero || service.coming > 0) return true;
   busy(res, fmt::format("no ready instance of {} (starting, or all down)", service.name));
   return false;
 }
@@ -97,7 +97,7 @@ asio::awaitable<std::optional<RouteMatch>> hold_for_wake(std::string name,
       if (wait.wake) wait.wake(name);
     }
     if (now - wait.started_at >= timeout) {
-      busy(res, fmt::format("{} did not start within {} ms", name, timeout.count()));
+      busy(res, fmt::format("no instance of {} became ready within {} ms", name, timeout.count()));
       co_return std::nullopt;
     }
     // Look often while a cold start is likely (tens of ms), then less.
@@ -110,6 +110,10 @@ asio::awaitable<std::optional<RouteMatch>> hold_for_wake(std::string name,
       co_return std::nullopt;
     }
     if (!m->service->ready.empty()) co_return m;
+    if (!m->service->policy.scale_to_zero && m->service->coming == 0) {  // none on its way
+      busy(res, fmt::format("no ready instance of {} (all down)", name));
+      co_return std::nullopt;
+    }
   }
 }
 

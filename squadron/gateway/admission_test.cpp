@@ -73,6 +73,9 @@ TEST(Admission, NoReadyInstanceIs503UnlessTheServiceScalesToZero) {
   http::Response waits;
   EXPECT_TRUE(admit_ready(s, waits)) << "it waits for the wake instead";
   EXPECT_TRUE(admit_ready(one_service(), waits));
+  auto restarting = one_service(false);
+  restarting.coming = 1;
+  EXPECT_TRUE(admit_ready(restarting, waits)) << "it waits for the instance on its way";
 }
 
 TEST(Admission, TheCallersTimeLeftBoundsTheAttempts) {
@@ -115,6 +118,7 @@ std::optional<RouteMatch> hold(WakeWait wait, std::chrono::milliseconds timeout,
 
 TEST(Admission, AHeldRequestGoesOnOnceAnInstanceIsReady) {
   auto cold = one_service(false);
+  cold.policy.scale_to_zero = true;
   const auto warm = one_service(true);
   int looks = 0, wakes = 0, held = 0;
   WakeWait wait{[&]() -> std::optional<RouteMatch> {
@@ -139,6 +143,7 @@ TEST(Admission, AHeldRequestGoesOnOnceAnInstanceIsReady) {
 
 TEST(Admission, AHoldEndsWith503WhenFullOrTooSlowAnd404WhenTheRouteWent) {
   auto cold = one_service(false);
+  cold.coming = 1;  // restarting: held as a cold start is
   int held = 8;
   http::Response full;
   EXPECT_FALSE(hold({[&] { return std::optional<RouteMatch>{}; }, {}, Clock::now(), "/x", &held, 8},
@@ -156,7 +161,21 @@ TEST(Admission, AHoldEndsWith503WhenFullOrTooSlowAnd404WhenTheRouteWent) {
                      8},
                     500ms, slow));
   EXPECT_EQ(slow.status, 503);
-  EXPECT_NE(slow.body.find("did not start within 500 ms"), std::string::npos) << slow.body;
+  EXPECT_NE(slow.body.find("no instance of hello became ready within 500 ms"), std::string::npos)
+      << slow.body;
+  auto down = one_service(false);  // nothing on its way, no wake: no reason to wait
+  http::Response none;
+  EXPECT_FALSE(hold({[&] {
+                       return std::optional<RouteMatch>{RouteMatch{&down, {}, false, kNoRoute}};
+                     },
+                     {},
+                     Clock::now(),
+                     "/x",
+                     &held,
+                     8},
+                    5s, none));
+  EXPECT_EQ(none.status, 503);
+  EXPECT_NE(none.body.find("all down"), std::string::npos) << none.body;
   http::Response gone;
   EXPECT_FALSE(hold({[&] { return std::optional<RouteMatch>{}; }, {}, Clock::now(), "/x", &held, 8},
                     5s, gone));

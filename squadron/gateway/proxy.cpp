@@ -163,7 +163,7 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
                          match->route != kNoRoute ? snap->routes[worker][match->route] : nullptr,
                          res, std::chrono::steady_clock::now());
   if (!admit(*snap, *match, req, account, res)) return answered();
-  if (match->service->ready.empty())  // scaled to zero: wait while it wakes
+  if (match->service->ready.empty())  // waking from zero, or starting: wait for an instance
     return wake_then_forward(worker, std::move(snap), *match, req, res, std::move(account));
   return forward(w, std::move(snap), *match, req, res, std::move(account));
 }
@@ -208,7 +208,7 @@ asio::awaitable<void> Proxy::wake_then_forward(std::size_t worker,
                   snap = current(worker);
                   return resolve(*snap->table, req);
                 },
-                config_.wake,
+                first.service->policy.scale_to_zero ? config_.wake : WakeWait{}.wake,
                 account.start(),
                 req.path(),
                 &w.held,

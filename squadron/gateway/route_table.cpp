@@ -78,10 +78,11 @@ std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch)
                      return !a.host.empty() && b.host.empty();
                    });
   for (const auto& i : watch.instances) {
-    if (i.state != registry::State::kReady) continue;
     const auto it = std::find_if(table->services_.begin(), table->services_.end(),
                                  [&](const Cluster& s) { return s.name == i.service; });
     if (it == table->services_.end()) continue;
+    if (i.state == registry::State::kStarting || i.state == registry::State::kBackoff) ++it->coming;
+    if (i.state != registry::State::kReady) continue;
     const auto started =
         std::chrono::duration_cast<std::chrono::milliseconds>(i.started_at.time_since_epoch())
             .count();

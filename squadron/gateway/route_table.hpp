@@ -46,6 +46,9 @@ struct Cluster {
   // The gateway's loopback port for this service (its SQUADRON_<NAME>_URL); 0: none named.
   std::uint16_t discovery_port = 0;
   std::int64_t young_until_ms = 0;  // some instance is in its slow start before this (wall ms)
+  // Instances starting or restarting (backoff): with none ready, a request waits for them (up to
+  // the route timeout) instead of failing, as for a service waking from zero.
+  int coming = 0;
 };
 
 // The service as the balancer sees it.

@@ -387,7 +387,7 @@ asio::awaitable<bool> exec_probe(std::shared_ptr<Supervisor::Instance> self, Pro
   spec.argv = probe.command;
   spec.inherit_fds.clear();
   auto env = spec.env;  // already expanded: only the command's references are left
-  if (expand_instance_variables(spec.argv, env)) co_return false;
+  if (self->spec.expand_variables && expand_instance_variables(spec.argv, env)) co_return false;
   auto child = self->launcher().launch(spec);
   if (!child) co_return false;
   for (int fd : {child->stdout_fd, child->stderr_fd}) {
@@ -480,8 +480,10 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       launch.env["SQUADRON_INSTANCE"] = st.id;
       launch.env["SQUADRON_REVISION"] = spec.revision;
       if (!spec.secrets.empty()) launch.env["SQUADRON_SECRETS_DIR"] = self->secrets_dir().string();
-      if (auto bad = expand_instance_variables(launch.argv, launch.env))
-        cannot = "in its command or env: " + *bad;
+      if (spec.expand_variables) {
+        if (auto bad = expand_instance_variables(launch.argv, launch.env))
+          cannot = "in its command or env: " + *bad;
+      }
       if (!cannot && !spec.secrets.empty()) {
         // (After the expansion: a secret's value is never read as a reference.)
         if (auto bad = hand_secrets(spec, self->secrets_dir(), launch.run_as, launch.env))

@@ -78,6 +78,9 @@ struct InstanceSpec {
   Resources resources;        // set by its Isolation before the process runs; none: unlimited
   int stop_signal = SIGTERM;  // what a graceful stop sends its group (postgres: SIGINT)
   std::vector<SecretSpec> secrets;
+  // argv, env values and exec probe commands are templates (the manifest's): ${PORT},
+  // ${SQUADRON_INSTANCE}, ... expanded at each launch, $$ for a literal $. Default: as given.
+  bool expand_variables = false;
 };
 
 struct InstanceStatus {

@@ -247,3 +247,43 @@ TEST_F(Fleet, AnUnknownSecretIsAManifestErrorWithItsPlace) {
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Fleet, ACallToARestartingDependencyThroughItsUrlWaitsForItInsteadOfFailing) {
+  // `slow` takes a second to be ready after each start; `caller` reaches it by its URL.
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: deps\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+      << "services:\n  slow:\n    command: [sh, -c, 'sleep 1; exec " << bin_dir()
+      << "/hello --threads 1']\n    ready: { path: /readyz, interval: 100ms }\n"
+      << "    routes: [/hello]\n    proxy: { timeout: 10s }\n"
+      << "  caller:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n";
+  up();
+  const auto all = ps();
+  const auto caller = of(all, "caller");
+  ASSERT_EQ(caller.size(), 1u);
+  const auto env = environ_of(pid_of(*caller[0]));
+  static const std::regex kUrl(R"(SQUADRON_SLOW_URL=http://127\.0\.0\.1:(\d+))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(env, m, kUrl)) << env;
+  const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  ASSERT_EQ(fetch(port, "GET", "/hello")->status, 200);
+  // Kill it: it restarts at once and is ready a second later; a call meanwhile waits.
+  ::kill(pid_of(*of(ps(), "slow")[0]), SIGKILL);
+  bool restarting = false;
+  for (int i = 0; i < 500 && !restarting; ++i) {
+    const auto now = ps();
+    for (const auto* o : of(now, "slow")) restarting = o->at("state").as_string() == "starting";
+    if (!restarting) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(restarting);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = fetch(port, "GET", "/hello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms) << "it was answered by the new one";
+}
+
+}  // namespace
+}  // namespace squadron::testing
