@@ -115,16 +115,30 @@ int wait_ready(const ControlClient& client, const std::vector<std::string>& serv
     revision = static_cast<std::uint64_t>(num(snapshot->as_object(), "revision"));
     // desired per service, and whether a restart runs
     std::map<std::string, std::int64_t> desired;
+    std::set<std::string> tasks, blocked;
+    std::map<std::string, std::vector<std::string>> depends_on;
     bool restarting = false;
+    std::vector<std::string> failed, not_ready;
     for (const auto& s : fo.at("services").as_array()) {
       const auto& so = s.as_object();
       const std::string name = str(so, "name");
       if (!only.empty() && only.count(name) == 0) continue;
       desired[name] = num(so, "desired");
       restarting = restarting || so.at("restarting").as_bool();
+      if (str(so, "kind") == "task") tasks.insert(name);
+      if (const auto* deps = so.if_contains("depends_on"); deps != nullptr && deps->is_object()) {
+        for (const auto& d : deps->as_object()) depends_on[name].emplace_back(d.key());
+      }
+      // Not started yet: waiting for a dependency, or blocked by one that failed.
+      const std::string waiting = str(so, "waiting");
+      if (waiting.rfind("blocked:", 0) == 0) {
+        blocked.insert(name);
+        failed.push_back(fmt::format("{}: not started, {}\n", name, waiting));
+      } else if (!waiting.empty()) {
+        not_ready.push_back(fmt::format("{}: {}", name, waiting));
+      }
     }
     std::map<std::string, std::int64_t> have, ready;
-    std::vector<std::string> failed, not_ready;
     for (const auto& iv : snapshot->as_object().at("instances").as_array()) {
       const auto& i = iv.as_object();
       const std::string service = str(i, "service");
@@ -132,12 +146,34 @@ int wait_ready(const ControlClient& client, const std::vector<std::string>& serv
       const std::string state = str(i, "state");
       ++have[service];
       if (state == "ready") ++ready[service];
+      // A task is done once it exited 0 (a migration ran to its end).
+      if (tasks.count(service) != 0 && state == "stopped" && str(i, "last_exit") == "exit 0") {
+        ++ready[service];
+        continue;
+      }
       if (state == "backoff" || state == "failed" || state == "stopped") {  // it exited
         failed.push_back(fmt::format("{}: {} after {} (restarts: {})", str(i, "id"), state,
                                      str(i, "last_exit"), num(i, "restarts")) +
                          "\n" + last_output(client, str(i, "id"), 5));
       } else if (state != "ready") {
         not_ready.push_back(fmt::format("{}: {}", str(i, "id"), state));
+      }
+    }
+    // A dependency that failed for good blocks what waits for it (said now, not at the fleet's
+    // next reconcile).
+    std::map<std::string, std::string> failed_exit;
+    for (const auto& iv : snapshot->as_object().at("instances").as_array()) {
+      const auto& i = iv.as_object();
+      if (str(i, "state") == "failed") failed_exit[str(i, "service")] = str(i, "last_exit");
+    }
+    for (const auto& [name, deps] : depends_on) {
+      if (have[name] > 0 || blocked.count(name) != 0) continue;
+      for (const auto& d : deps) {
+        if (auto it = failed_exit.find(d); it != failed_exit.end()) {
+          failed.push_back(
+              fmt::format("{}: not started, blocked: {} failed ({})\n", name, d, it->second));
+          break;
+        }
       }
     }
     std::int64_t want = 0, ok = 0;

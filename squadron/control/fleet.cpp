@@ -317,6 +317,12 @@ json::object Fleet::service_json(const ServiceSpec& spec) const {
   o["port"] = spec.port ? json::value(*spec.port) : json::value("auto");
   o["routes"] = std::move(routes);
   o["restarting"] = rolling(spec.name);
+  o["kind"] = spec.task ? "task" : "service";
+  json::object deps;
+  for (const auto& d : spec.depends_on) deps[d.service] = to_string(d.condition);
+  o["depends_on"] = std::move(deps);
+  if (auto it = services_.find(spec.name); it != services_.end() && !it->second.waiting.empty())
+    o["waiting"] = it->second.waiting;
   o["revision"] = revision(spec.name);
   if (auto it = services_.find(spec.name);
       it != services_.end() && it->second.rollout && it->second.rollout->to_revision != 0)

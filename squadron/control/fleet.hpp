@@ -175,7 +175,13 @@ class Fleet final : private supervisor::InstanceObserver {
     std::vector<Revision> revisions;  // oldest first
     std::size_t current = 0;          // the one the service runs (or rolls out)
     std::string base;  // the hash of the manifest's definition (at start or the last apply)
+    // Why it has not started: "waiting for migrate to complete", "blocked: migrate failed
+    // (exit 3)"; empty once it has (or when it waits for nothing).
+    std::string waiting;
   };
+  // What keeps `spec` from its first start: a dependency not meeting its condition (or one that
+  // failed for good: "blocked: ..."); nullopt when it may start.
+  std::optional<std::string> unmet_dependency(const ServiceSpec& spec) const;
   // Makes revision `index` the one `service` runs: its definition, its rollout.
   void switch_to(ServiceState& state, std::size_t index, int from_revision, bool rolling_back);
 

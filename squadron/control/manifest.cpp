@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <grp.h>
 #include <pwd.h>
 #include <set>
@@ -902,10 +903,10 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
             "give this service another name");
   }
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
-  c.check_keys(n, path,
-               {"command", "cwd", "env", "replicas", "port", "ready", "live", "routes",
-                "stop_grace", "restart", "proxy", "autoscale", "deploy", "resources", "user",
-                "stop_signal", "env_file", "secrets"});
+  c.check_keys(n, path, {"command",     "cwd",       "env",     "replicas",   "port",
+                         "ready",       "live",      "routes",  "stop_grace", "restart",
+                         "proxy",       "autoscale", "deploy",  "resources",  "user",
+                         "stop_signal", "env_file",  "secrets", "kind",       "depends_on"});
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -1057,6 +1058,112 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
               did_you_mean(v, {"always", "on-failure", "never"}, "allowed values"));
     }
   }
+  if (n["kind"]) {
+    const auto kind = c.string(n["kind"], path + ".kind");
+    if (kind == "task") {
+      s.task = true;
+      if (!n["restart"]) s.restart = RestartPolicy::kNever;
+      if (!n["ready"]) s.ready.none = true;  // it serves nothing: started is ready
+      if (s.autoscale || !s.routes.empty() || s.port) {
+        c.error(n["kind"], path + ".kind",
+                "a task runs to its end: it has no routes, port or autoscale",
+                "make it a service (kind: service), or remove those");
+      }
+      if (s.restart == RestartPolicy::kAlways) {
+        c.error(n["restart"], path + ".restart", "a task with restart: always never completes",
+                "use restart: never (the default for a task) or on-failure (retried until it "
+                "exits 0)");
+      }
+    } else if (kind && *kind != "service") {
+      c.error(n["kind"], path + ".kind", fmt::format("unknown kind \"{}\"", *kind),
+              did_you_mean(*kind, {"service", "task"}, "kinds"));
+    }
+  }
+  if (const YAML::Node deps = n["depends_on"]) {
+    const std::string dpath = path + ".depends_on";
+    auto condition = [&](const YAML::Node& v, const std::string& at) -> std::optional<Condition> {
+      const std::string text = v.IsScalar() ? v.Scalar() : "";
+      if (text == "started" || text == "service_started") return Condition::kStarted;
+      if (text == "ready" || text == "healthy" || text == "service_healthy")
+        return Condition::kReady;
+      if (text == "completed" || text == "service_completed_successfully")
+        return Condition::kCompleted;
+      c.error(v, at, fmt::format("unknown condition {}", Checker::describe(v)),
+              did_you_mean(text, {"started", "ready", "healthy", "completed"}, "conditions"));
+      return std::nullopt;
+    };
+    if (deps.IsSequence()) {
+      for (std::size_t i = 0; i < deps.size(); ++i) {
+        if (auto name = c.string(deps[i], fmt::format("{}[{}]", dpath, i)))
+          s.depends_on.push_back({*name, Condition::kStarted});
+      }
+    } else if (deps.IsMap()) {
+      for (auto it = deps.begin(); it != deps.end(); ++it) {
+        const std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+        YAML::Node v = it->second;
+        if (v.IsMap() && v["condition"]) v.reset(v["condition"]);  // compose's long form
+        if (auto cond = condition(v, dpath + "." + name)) s.depends_on.push_back({name, *cond});
+      }
+    } else {
+      c.error(deps, dpath,
+              fmt::format("expected a mapping or a list, got {}", Checker::describe(deps)),
+              "write depends_on: { ratings: ready, migrate: completed } or [ratings]");
+    }
+  }
+}
+
+// depends_on names services of this manifest, `completed` only tasks, and no cycle: a cycle
+// is named whole ("a -> b -> a") at the first service's depends_on.
+void check_dependencies(Checker& c, const YAML::Node& services, const Manifest& m) {
+  std::vector<std::string_view> names;
+  for (const auto& s : m.services) names.push_back(s.name);
+  for (const auto& s : m.services) {
+    const std::string path = "services." + s.name + ".depends_on";
+    const YAML::Node at = services[s.name]["depends_on"];
+    for (const auto& d : s.depends_on) {
+      const auto* dep = m.find(d.service);
+      const YAML::Node where = at.IsMap() && at[d.service] ? at[d.service] : at;
+      if (dep == nullptr) {
+        c.error(where, path + "." + d.service, fmt::format("no service \"{}\"", d.service),
+                did_you_mean(d.service, names, "services"));
+      } else if (d.service == s.name) {
+        c.error(where, path + "." + d.service, "a service cannot wait for itself");
+      } else if (d.condition == Condition::kCompleted && !dep->task &&
+                 dep->restart == RestartPolicy::kAlways) {
+        c.error(where, path + "." + d.service,
+                fmt::format("{} never completes: it is restarted whenever it ends", d.service),
+                fmt::format("make it a task (kind: task) or wait until it is ready: {}: ready",
+                            d.service));
+      }
+    }
+  }
+  // Depth-first, in file order; the first cycle found is reported once.
+  std::map<std::string, int> mark;  // 0 new, 1 on the path, 2 done
+  std::vector<std::string> trail;
+  std::function<bool(const ServiceSpec&)> visit = [&](const ServiceSpec& s) {
+    mark[s.name] = 1;
+    trail.push_back(s.name);
+    for (const auto& d : s.depends_on) {
+      const auto* dep = m.find(d.service);
+      if (dep == nullptr || d.service == s.name) continue;
+      if (mark[dep->name] == 1) {
+        std::string cycle;
+        const auto from = std::find(trail.begin(), trail.end(), dep->name);
+        for (auto it = from; it != trail.end(); ++it) cycle += *it + " -> ";
+        cycle += dep->name;
+        c.error(services[*from]["depends_on"], "services." + *from + ".depends_on",
+                "a cycle: " + cycle, "one of them has to start without waiting for the other");
+        return true;
+      }
+      if (mark[dep->name] == 0 && visit(*dep)) return true;
+    }
+    trail.pop_back();
+    mark[s.name] = 2;
+    return false;
+  };
+  for (const auto& s : m.services) {
+    if (mark[s.name] == 0 && visit(s)) break;
+  }
 }
 
 void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out,
@@ -1114,6 +1221,18 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
 }
 
 }  // namespace
+
+std::string_view to_string(Condition c) noexcept {
+  switch (c) {
+    case Condition::kStarted:
+      return "started";
+    case Condition::kReady:
+      return "ready";
+    case Condition::kCompleted:
+      return "completed";
+  }
+  return "started";
+}
 
 std::string ManifestError::to_string() const {
   std::string s = file;
@@ -1213,6 +1332,7 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
           m.services.push_back(std::move(s));
         }
       }
+      check_dependencies(c, services, m);
       // Fixed ports must not collide with each other or with Squadron's own listeners.
       std::map<int, std::string> taken;
       if (listen_port(m.control_listen) != 0)

@@ -62,6 +62,16 @@ struct DeployPolicy {
 
 using ProxyPolicy = registry::ProxyPolicy;
 
+// depends_on: { ratings: ready, migrate: completed }, as compose's service_started,
+// service_healthy and service_completed_successfully.
+enum class Condition { kStarted, kReady, kCompleted };
+std::string_view to_string(Condition c) noexcept;
+struct Dependency {
+  std::string service;
+  Condition condition = Condition::kStarted;
+  bool operator==(const Dependency&) const = default;
+};
+
 struct ServiceSpec {
   std::string name;
   std::vector<std::string> command;        // argv; argv[0] resolved against cwd, then PATH
@@ -87,6 +97,11 @@ struct ServiceSpec {
   // secrets: [db_password]: files in the instance's SQUADRON_SECRETS_DIR (and variables), read
   // from their source at each start; their values are never in the spec.
   std::vector<supervisor::SecretSpec> secrets;
+  // kind: task: runs to completion once per `up` (and once per apply that changes it), a
+  // migration; ready once started, never restarted unless restart: on-failure. `completed` is
+  // its exit 0.
+  bool task = false;
+  std::vector<Dependency> depends_on;  // it starts once each one meets its condition
   // Squadron's own services only (never from a manifest): listening descriptors the fleet
   // holds for the life of the fleet and hands to each process as 3, 4, ... (the gateway's).
   std::vector<int> inherit_fds;

@@ -542,3 +542,72 @@ TEST(ManifestEnvFile, FilesJoinTheEnvironmentAndEnvOverridesThem) {
 
 }  // namespace
 }  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(ManifestDependsOn, ConditionsTasksAndComposesLongForm) {
+  auto r = parse(R"(services:
+  migrate:
+    command: [python3, migrate.py]
+    kind: task
+  ratings:
+    command: [ratings]
+  web:
+    command: [web]
+    depends_on: { ratings: ready, migrate: completed, cache: { condition: service_started } }
+  cache:
+    command: [cache]
+  worker:
+    command: [worker]
+    depends_on: [ratings]
+)");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& migrate = r.manifest->services[0];
+  EXPECT_TRUE(migrate.task);
+  EXPECT_EQ(migrate.restart, RestartPolicy::kNever);
+  EXPECT_TRUE(migrate.ready.none);
+  const auto& web = r.manifest->services[2];
+  EXPECT_EQ(web.depends_on, (std::vector<Dependency>{{"ratings", Condition::kReady},
+                                                     {"migrate", Condition::kCompleted},
+                                                     {"cache", Condition::kStarted}}));
+  EXPECT_EQ(r.manifest->services[4].depends_on,
+            (std::vector<Dependency>{{"ratings", Condition::kStarted}}));
+}
+
+TEST(ManifestDependsOn, ACycleIsRefusedWithTheCycleNamed) {
+  const auto e = only_error(R"(services:
+  a:
+    command: [a]
+    depends_on: [b]
+  b:
+    command: [b]
+    depends_on: { c: ready }
+  c:
+    command: [c]
+    depends_on: [a]
+)");
+  EXPECT_NE(e.find(":4:17: services.a.depends_on: a cycle: a -> b -> c -> a"), std::string::npos)
+      << e;
+}
+
+TEST(ManifestDependsOn, UnknownNamesAndImpossibleConditionsAreErrors) {
+  EXPECT_NE(only_error("services:\n  web:\n    command: [w]\n    depends_on: [ratigns]\n"
+                       "  ratings:\n    command: [r]\n")
+                .find("no service \"ratigns\" (did you mean \"ratings\"?"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  web:\n    command: [w]\n    depends_on: { db: completed }\n"
+                       "  db:\n    command: [d]\n")
+                .find("db never completes: it is restarted whenever it ends (make it a task"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  web:\n    command: [w]\n    depends_on: { db: healty }\n"
+                       "  db:\n    command: [d]\n")
+                .find("unknown condition \"healty\" (did you mean \"healthy\"?"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  m:\n    command: [m]\n    kind: task\n    restart: always\n")
+                .find("a task with restart: always never completes"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::control

@@ -92,11 +92,58 @@ void Fleet::reconcile_service(const ServiceSpec& spec, ServiceState& state) {
   const int have = static_cast<int>(members.size());
   if (have < state.desired) {
     if (holds_fixed_port(spec)) return;  // its successor starts once it is gone (on_remove)
+    if (have == 0 && !spec.depends_on.empty()) {  // its first start waits for its dependencies
+      if (auto why = unmet_dependency(spec)) {
+        if (state.waiting != *why) {
+          state.waiting = *why;
+          event(spec.name, "", *why);
+        }
+        return;
+      }
+      state.waiting.clear();
+    }
     for (int i = have; i < state.desired; ++i) add(spec);
   } else if (have > state.desired) {
     for (const auto& id : choose_surplus(members, static_cast<std::size_t>(have - state.desired)))
       retire(id);
   }
+}
+
+std::optional<std::string> Fleet::unmet_dependency(const ServiceSpec& spec) const {
+  const auto all = sup_.snapshot();
+  for (const auto& d : spec.depends_on) {
+    bool started = false, ready = false, completed = false;
+    std::string failed;
+    for (const auto& st : all) {
+      if (st.service != d.service) continue;
+      switch (st.state) {
+        case sv::InstanceState::kReady:
+          ready = true;
+          [[fallthrough]];
+        case sv::InstanceState::kStarting:
+        case sv::InstanceState::kDraining:
+          started = true;
+          break;
+        case sv::InstanceState::kStopped:
+          if (st.last_exit == "exit 0") completed = started = ready = true;
+          break;
+        case sv::InstanceState::kFailed:
+          failed = st.last_exit;
+          break;
+        default:
+          break;
+      }
+    }
+    const bool met = d.condition == Condition::kStarted ? started
+                     : d.condition == Condition::kReady ? ready
+                                                        : completed;
+    if (met) continue;
+    if (!failed.empty() && !started)
+      return fmt::format("blocked: {} failed ({}); it needs {} {}", d.service, failed, d.service,
+                         to_string(d.condition));
+    return fmt::format("waiting for {} to be {}", d.service, to_string(d.condition));
+  }
+  return std::nullopt;
 }
 
 bool Fleet::holds_fixed_port(const ServiceSpec& spec) const {

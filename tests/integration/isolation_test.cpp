@@ -287,3 +287,48 @@ TEST_F(Fleet, ACallToARestartingDependencyThroughItsUrlWaitsForItInsteadOfFailin
 
 }  // namespace
 }  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Fleet, AMigrationTaskRunsOnceAndItsDependantsStartAfterItExits0) {
+  // The task takes a moment and leaves a mark; web checks the mark exists when it starts.
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: tasks\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  migrate:\n    kind: task\n    command: [sh, -c, 'sleep 0.5; echo run >> runs; echo "
+         "migrated']\n"
+      << "  web:\n    command: [sh, -c, 'test -f runs && echo saw-migration; exec " << bin_dir()
+      << "/hello --threads 1']\n    depends_on: { migrate: completed }\n"
+      << "    ready: { path: /readyz }\n";
+  const auto r = cli({"up", "-d"}, 60s);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto list = ps();
+  ASSERT_EQ(of(list, "migrate").size(), 1u);
+  EXPECT_EQ(of(list, "migrate")[0]->at("state").as_string(), "stopped");
+  EXPECT_EQ(of(list, "migrate")[0]->at("last_exit").as_string(), "exit 0");
+  EXPECT_EQ(of(list, "web")[0]->at("state").as_string(), "ready");
+  EXPECT_NE(cli({"logs", "web"}).output.find("saw-migration"), std::string::npos);
+  std::this_thread::sleep_for(1s);  // (pacing: nothing should run it again)
+  std::ifstream in(dir_ / "runs");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all, "run\n") << "once per up";
+  const auto events = cli({"events"}).output;
+  EXPECT_NE(events.find("waiting for migrate to be completed"), std::string::npos) << events;
+}
+
+TEST_F(Fleet, AFailedTaskBlocksItsDependantsAndUpSaysWhy) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: tasks\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+      << "  migrate:\n    kind: task\n    command: [sh, -c, 'echo no database; exit 3']\n"
+      << "  web:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+      << "    depends_on: { migrate: completed }\n";
+  const auto r = cli({"up", "-d", "--timeout", "20s"}, 60s);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("migrate-1: failed after exit 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("web: not started, blocked: migrate failed (exit 3)"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(of(ps(), "web").empty()) << "it never started";
+}
+
+}  // namespace
+}  // namespace squadron::testing
