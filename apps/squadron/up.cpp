@@ -421,8 +421,8 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
     const std::string msg =
         ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block
             ? fmt::format(
-                  "a fleet is already running from {} (pid {}); `squadron ps` shows it, "
-                  "`squadron down` stops it",
+                  "a fleet is already running from {} (pid {}); `squadron apply` (or `up -d`) "
+                  "brings it to this manifest, `squadron ps` shows it, `squadron down` stops it",
                   m.dir().string(), run ? run->pid : 0)
             : fmt::format("cannot lock {}: {}", dir.lock().string(), ec.message());
     std::fprintf(stderr, "squadron: %s\n", msg.c_str());
@@ -660,12 +660,13 @@ int up_detached(const control::Manifest& m, const UpOptions& options) {
   {
     const int lock = control::try_lock(dir.lock(), ec);  // a clear answer before forking
     if (lock < 0) {
+      // As compose converges: the running fleet is brought to this manifest (`apply`).
       const auto run = control::load_run_info(dir.run());
       std::fprintf(stderr,
-                   "squadron: a fleet is already running from %s (pid %d); `squadron ps` shows "
-                   "it, `squadron down` stops it\n",
+                   "squadron: a fleet is already running from %s (pid %d): applying the "
+                   "manifest to it (as `squadron apply`)\n",
                    m.dir().c_str(), run ? run->pid : 0);
-      return 1;
+      return apply(m, false, true, options.timeout);
     }
     ::close(lock);
   }

@@ -57,6 +57,30 @@ std::string join_path(const std::string& parent, std::string_view key) {
   return parent.empty() ? std::string(key) : parent + "." + std::string(key);
 }
 
+// docker compose's service keys, and what to write in a squadron.yaml instead.
+const std::map<std::string_view, std::string_view> kComposeKeys = {
+    {"environment", "write env: { NAME: value }"},
+    {"image", "Squadron runs programs, not images: command: [path/to/program, args...]"},
+    {"build", "build the program first (make, cargo build, ...), then command: runs it"},
+    {"ports",
+     "each instance gets its own PORT; reach it by name (SQUADRON_<NAME>_URL) or give it routes: "
+     "[/path] through the gateway; port: 5000 fixes one"},
+    {"expose", "each instance gets its own PORT, reached by name through SQUADRON_<NAME>_URL"},
+    {"volumes", "an instance runs on this machine's files: cwd: sets its folder"},
+    {"working_dir", "write cwd: path (relative to the manifest)"},
+    {"entrypoint", "write the whole argv in command: [program, args...]"},
+    {"healthcheck",
+     "write ready: { command: [...] } (or { path: /readyz }), and live: to restart on failure"},
+    {"container_name", "instances are named <service>-<n>; nothing to set"},
+    {"networks", "services reach each other by SQUADRON_<NAME>_URL / _HOST / _PORT"},
+    {"links", "services reach each other by SQUADRON_<NAME>_URL / _HOST / _PORT"},
+    {"mem_limit", "write resources: { memory: 256Mi }"},
+    {"cpus", "write resources: { cpu: 0.5 }"},
+    {"pids_limit", "write resources: { pids: 256 }"},
+    {"stop_grace_period", "write stop_grace: 10s"},
+    {"scale", "write replicas: N"},
+};
+
 // Walks the YAML tree, converting and validating; every problem becomes a ManifestError.
 class Checker {
  public:
@@ -105,9 +129,11 @@ class Checker {
     return false;
   }
 
-  // Reports keys of `map` not in `known`, and duplicate keys.
+  // Reports keys of `map` not in `known`, and duplicate keys. A key of docker compose's gets the
+  // Squadron way as its hint (`compose`: key -> hint).
   void check_keys(const YAML::Node& map, const std::string& path,
-                  const std::vector<std::string_view>& known) {
+                  const std::vector<std::string_view>& known,
+                  const std::map<std::string_view, std::string_view>* compose = nullptr) {
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
       const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
@@ -115,8 +141,16 @@ class Checker {
         error(it->first, join_path(path, key), "this key appears twice", "keep one of them");
       }
       if (std::find(known.begin(), known.end(), key) == known.end()) {
-        error(it->first, join_path(path, key), fmt::format("unknown key \"{}\"", key),
-              did_you_mean(key, known));
+        const auto* hint =
+            compose != nullptr && compose->count(key) != 0 ? &compose->at(key) : nullptr;
+        if (hint != nullptr) {
+          error(it->first, join_path(path, key),
+                fmt::format("\"{}\" is docker compose's key, not Squadron's", key),
+                std::string(*hint));
+        } else {
+          error(it->first, join_path(path, key), fmt::format("unknown key \"{}\"", key),
+                did_you_mean(key, known));
+        }
       }
     }
   }
@@ -398,7 +432,14 @@ void parse_rollout_limit(Checker& c, const YAML::Node& n, const std::string& pat
 
 void parse_deploy(Checker& c, const YAML::Node& n, const std::string& path, DeployPolicy& out) {
   if (!c.expect_map(n, path, "{ max_surge: 1, max_unavailable: 0, ready_timeout: 30s }")) return;
-  c.check_keys(n, path, {"max_surge", "max_unavailable", "ready_timeout"});
+  static const std::map<std::string_view, std::string_view> kComposeDeploy = {
+      {"resources",
+       "write resources: { memory: 256Mi, cpu: 0.5 } on the service (Squadron's "
+       "deploy: is how a new revision rolls out)"},
+      {"replicas", "write replicas: N on the service"},
+      {"restart_policy", "write restart: on the service"},
+      {"update_config", "write max_surge, max_unavailable and ready_timeout here"}};
+  c.check_keys(n, path, {"max_surge", "max_unavailable", "ready_timeout"}, &kComposeDeploy);
   if (n["max_surge"])
     parse_rollout_limit(c, n["max_surge"], path + ".max_surge", out.max_surge, out.surge_percent);
   if (n["max_unavailable"])
@@ -906,7 +947,8 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   c.check_keys(n, path, {"command",     "cwd",       "env",     "replicas",   "port",
                          "ready",       "live",      "routes",  "stop_grace", "restart",
                          "proxy",       "autoscale", "deploy",  "resources",  "user",
-                         "stop_signal", "env_file",  "secrets", "kind",       "depends_on"});
+                         "stop_signal", "env_file",  "secrets", "kind",       "depends_on"},
+               &kComposeKeys);
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -1053,9 +1095,16 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     } else if (v == "never") {
       s.restart = RestartPolicy::kNever;
     } else {
+      // compose's values: "no" -> never, unless-stopped -> always, on-failure:3 -> on-failure.
+      const std::string hint =
+          v == "no" || v == "false" ? "write restart: never (compose's \"no\")"
+          : v == "unless-stopped"   ? "write restart: always (compose's unless-stopped)"
+          : v.rfind("on-failure:", 0) == 0
+              ? "write restart: on-failure (retried with backoff, without a count)"
+              : did_you_mean(v, {"always", "on-failure", "never"}, "allowed values");
       c.error(r, path + ".restart",
               fmt::format("expected always, on-failure or never, got {}", Checker::describe(r)),
-              did_you_mean(v, {"always", "on-failure", "never"}, "allowed values"));
+              hint);
     }
   }
   if (n["kind"]) {
@@ -1304,7 +1353,12 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
               fmt::format("expected a mapping at the top, got {}", Checker::describe(root)),
               "start with name: ... and services: ...");
     } else {
-      c.check_keys(root, "", {"name", "control", "gateway", "services", "secrets"});
+      static const std::map<std::string_view, std::string_view> kComposeTop = {
+          {"version", "a squadron.yaml has no version: remove it"},
+          {"volumes", "instances run on this machine's files: give each its cwd:"},
+          {"networks", "services reach each other by SQUADRON_<NAME>_URL / _HOST / _PORT"},
+          {"configs", "give a service the file's path, or env_file: for variables"}};
+      c.check_keys(root, "", {"name", "control", "gateway", "services", "secrets"}, &kComposeTop);
       const Secrets secrets =
           root["secrets"] ? parse_secrets(c, root["secrets"], m.dir()) : Secrets{};
       m.name = m.dir().filename().string();

@@ -611,3 +611,46 @@ TEST(ManifestDependsOn, UnknownNamesAndImpossibleConditionsAreErrors) {
 
 }  // namespace
 }  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(ManifestCompose, ComposesKeysAndValuesGetTheSquadronWayAsTheirHint) {
+  const auto r = parse(R"(version: "3.8"
+services:
+  web:
+    image: nginx
+    command: [nginx]
+    environment: { A: b }
+    ports: ["8080:80"]
+    restart: "no"
+    mem_limit: 256m
+    deploy: { resources: { limits: { cpus: "0.5" } } }
+  db:
+    command: [postgres]
+    restart: unless-stopped
+)");
+  ASSERT_FALSE(r.ok());
+  std::string all;
+  for (const auto& e : r.errors) all += e.to_string() + "\n";
+  for (const char* want :
+       {":1:1: version: \"version\" is docker compose's key, not Squadron's (a squadron.yaml has "
+        "no version: remove it)",
+        ":4:5: services.web.image: \"image\" is docker compose's key, not Squadron's (Squadron "
+        "runs programs, not images",
+        "services.web.environment: \"environment\" is docker compose's key, not Squadron's "
+        "(write env: { NAME: value })",
+        "services.web.ports: \"ports\" is docker compose's key",
+        "services.web.restart: expected always, on-failure or never, got \"no\" (write restart: "
+        "never (compose's \"no\"))",
+        "services.web.mem_limit: \"mem_limit\" is docker compose's key, not Squadron's (write "
+        "resources: { memory: 256Mi })",
+        "services.web.deploy.resources: \"resources\" is docker compose's key, not Squadron's "
+        "(write resources: { memory: 256Mi, cpu: 0.5 } on the service",
+        "services.db.restart: expected always, on-failure or never, got \"unless-stopped\" "
+        "(write restart: always (compose's unless-stopped))"})
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\n" << all;
+}
+
+}  // namespace
+}  // namespace squadron::control

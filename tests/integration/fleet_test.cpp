@@ -45,9 +45,19 @@ TEST_F(Fleet, UpDetachedReturnsWithEveryInstanceReadyOnItsOwnPort) {
   EXPECT_EQ(ports.size(), 4u) << "distinct ports";
   EXPECT_EQ(of(list, "hello").size(), 2u);
 
+  // One fleet per folder: up -d again converges the running one to the manifest (as compose).
+  std::ofstream(dir_ / "squadron.yaml", std::ios::app) << "    replicas: 2\n";  // flask x2
   const auto again = cli({"up", "-d"});
-  EXPECT_EQ(again.code, 1) << "one fleet per manifest folder";
+  EXPECT_EQ(again.code, 0) << again.output;
   EXPECT_NE(again.output.find("already running"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("applying the manifest"), std::string::npos) << again.output;
+  EXPECT_EQ(of(ps(), "flask").size(), 2u) << again.output;
+  ChildProcess foreground(
+      {bin_dir() + "/squadron", "up", "--file", (dir_ / "squadron.yaml").string()});
+  EXPECT_EQ(foreground.wait_exit(10s), 1);
+  EXPECT_NE(foreground.output().find("`squadron apply` (or `up -d`) brings it to this manifest"),
+            std::string::npos)
+      << foreground.output();
 }
 
 TEST_F(Fleet, AKilledInstanceIsReplacedAndTheOthersNeverNotice) {
