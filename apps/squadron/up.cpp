@@ -227,11 +227,13 @@ Held hold_free_port(const std::string& host) {
 }
 
 // "hello-world" -> "SQUADRON_HELLO_WORLD_URL"
-std::string url_variable(const std::string& service) {
+// SQUADRON_<NAME> for `service` ("catalog-api" -> SQUADRON_CATALOG_API), before _URL, _HOST, ...
+std::string variable_prefix(const std::string& service) {
   std::string name = "SQUADRON_";
   for (char c : service) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
-  return name + "_URL";
+  return name;
 }
+std::string url_variable(const std::string& service) { return variable_prefix(service) + "_URL"; }
 
 // With a gateway, every service gets a stable loopback address of its own on the gateway (like
 // a Kubernetes ClusterIP), given to every instance as SQUADRON_<NAME>_URL: any language calls
@@ -246,8 +248,14 @@ using InternalPorts = std::vector<Internal>;
 // Adds SQUADRON_<NAME>_URL for each of `internal` to every service of `m`.
 void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
   for (auto& s : m.services) {
-    for (const auto& i : internal)
-      s.env[url_variable(i.service)] = "http://127.0.0.1:" + std::to_string(i.port);
+    for (const auto& i : internal) {
+      // The URL, and its parts for programs that take a host and a port (compose's habit).
+      const std::string prefix = variable_prefix(i.service), port = std::to_string(i.port);
+      s.env[prefix + "_URL"] = "http://127.0.0.1:" + port;
+      s.env[prefix + "_HOST"] = "127.0.0.1";
+      s.env[prefix + "_PORT"] = port;
+      s.env[prefix + "_ADDR"] = "127.0.0.1:" + port;
+    }
   }
 }
 

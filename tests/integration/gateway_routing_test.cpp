@@ -69,6 +69,13 @@ TEST_F(Gateway, TheGatewaysOwnPortsAreBelowTheEphemeralRangeSoNoInstanceCanTakeT
     ++urls;
   }
   EXPECT_EQ(urls, 2);
+  // Its parts too, for programs that take a host and a port (redis-cli -h -p, psql -h -p).
+  const std::string url = "SQUADRON_FLASK_URL=http://127.0.0.1:";
+  const auto url_at = env.find(url) + url.size();
+  const std::string port = env.substr(url_at, env.find('\n', url_at) - url_at);
+  EXPECT_NE(env.find("\nSQUADRON_FLASK_HOST=127.0.0.1\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("\nSQUADRON_FLASK_PORT=" + port + "\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("\nSQUADRON_FLASK_ADDR=127.0.0.1:" + port + "\n"), std::string::npos) << env;
   for (const auto* o : of(list, "hello")) EXPECT_GE(port_of(*o), low) << "instances: ephemeral";
 }
 
