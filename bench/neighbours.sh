@@ -106,7 +106,7 @@ YAML
     bp+=("$p"); br+=("$r")
     s0=$(date +%s%N); S ps >/dev/null; s1=$(date +%s%N)
     ps_ms+=("$(( (s1 - s0) / 1000000 ))")
-    procs+=("$(find /sys/fs/cgroup -maxdepth 7 -path '*squadron-neighbours-*/bomb-1/cgroup.procs' 2>/dev/null | head -1 | xargs -r cat | wc -l)")
+    procs+=("$(find /sys/fs/cgroup -maxdepth 7 -path "*squadron-neighbours-*/$(field bomb id)/cgroup.procs" 2>/dev/null | head -1 | xargs -r cat | wc -l)")
     S scale bomb=0 >/dev/null 2>&1 || true
     echo "$mode round $round: hello alone p99 ${ap[-1]} ms ${ar[-1]} req/s;" \
       "beside spinner+hog p99 ${wp[-1]} ms ${wr[-1]} req/s, spinner ${share[-1]} of a core," \
