@@ -386,8 +386,9 @@ std::unique_ptr<sv::Cgroups> make_cgroups(const control::Manifest& m, std::strin
   return std::move(*cg);
 }
 
-// A folder of the fleet's own (0700) for its instances' secrets: under /run (a memory file system)
-// when this user may write there, else $XDG_RUNTIME_DIR, else a new one in the temporary folder.
+// A folder of the fleet's own (0711: passable, not listable) for its instances' secrets: under /run
+// (a memory file system) when this user may write there, else $XDG_RUNTIME_DIR, else a new one in
+// the temporary folder.
 std::filesystem::path secrets_dir(const control::Manifest& m) {
   const std::string name = sv::fleet_cgroup_name(m.name, m.dir());
   for (const char* base : {static_cast<const char*>("/run/squadron"),
@@ -397,13 +398,18 @@ std::filesystem::path secrets_dir(const control::Manifest& m) {
     std::filesystem::path root = base;
     if (root.filename() != "squadron") root /= "squadron";
     std::filesystem::create_directories(root, ec);
-    ::chmod(root.c_str(), 0700);
+    // Others may pass through (not list): an instance run as another `user:` reaches its own
+    // folder below, which is 0700 and its user's.
+    ::chmod(root.c_str(), 0711);
     const auto dir = root / name;
     std::filesystem::remove_all(dir, ec);  // what a crashed run of this fleet left
-    if (::mkdir(dir.c_str(), 0700) == 0) return dir;
+    if (::mkdir(dir.c_str(), 0711) == 0) return dir;
   }
   std::string tmpl = (std::filesystem::temp_directory_path() / "squadron-secrets-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) != nullptr) return tmpl;
+  if (::mkdtemp(tmpl.data()) != nullptr) {
+    ::chmod(tmpl.c_str(), 0711);
+    return tmpl;
+  }
   return {};
 }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <regex>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
@@ -328,6 +329,44 @@ TEST_F(Fleet, AFailedTaskBlocksItsDependantsAndUpSaysWhy) {
   EXPECT_NE(r.output.find("web: not started, blocked: migrate failed (exit 3)"), std::string::npos)
       << r.output;
   EXPECT_TRUE(of(ps(), "web").empty()) << "it never started";
+}
+
+}  // namespace
+}  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+TEST_F(Fleet, AnInstanceRunAsAnotherUserReadsItsOwnSecretAndNoOneElseCan) {
+  if (::getuid() != 0) GTEST_SKIP() << "only root may run an instance as another user";
+  fs::create_directories(dir_ / "secrets");
+  std::ofstream(dir_ / "secrets" / "pw.txt") << "hunter2\n";
+  ::chmod(dir_.c_str(), 0755);
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: users\ncontrol: { listen: 127.0.0.1:0 }\n"
+      << "secrets:\n  pw: { file: ./secrets/pw.txt }\n"
+      << "services:\n  db:\n    user: nobody\n    ready: none\n    secrets: [pw]\n"
+      << "    command: [sh, -c, 'id -un; test \"$$(cat ${SQUADRON_SECRETS_DIR}/pw)\" = hunter2 && "
+         "echo readable; exec sleep 60']\n";
+  up();
+  bool readable = false;
+  std::string out;
+  for (int i = 0; i < 100 && !readable; ++i) {
+    out = cli({"logs", "db"}).output;
+    readable = out.find("readable") != std::string::npos;
+    if (!readable) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(readable) << out;
+  EXPECT_NE(out.find("nobody"), std::string::npos) << out;
+  // Its folder is its user's alone.
+  const auto env = environ_of(pid_of(*of(ps(), "db")[0]));
+  const auto at = env.find("SQUADRON_SECRETS_DIR=");
+  ASSERT_NE(at, std::string::npos);
+  const std::string folder = env.substr(at + 21, env.find('\n', at) - at - 21);
+  struct stat st {};
+  ASSERT_EQ(::stat(folder.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(st.st_uid, 65534u);
 }
 
 }  // namespace
