@@ -21,7 +21,6 @@
 #include "squadron/registry/watch.hpp"
 #include "squadron/supervisor/launcher.hpp"
 #include "squadron/supervisor/resources.hpp"
-#include "squadron/supervisor/supervisor.hpp"
 
 namespace squadron::control {
 

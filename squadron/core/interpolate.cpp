@@ -46,8 +46,16 @@ std::variant<std::string, VariableError> interpolate(std::string_view text,
   std::size_t i = 0;
   while (i < text.size()) {
     const char c = text[i];
-    if (c != '$' || i + 1 >= text.size()) {
+    // A '$' that starts no reference stays a '$' (doubled for a later pass, so that what
+    // follows it cannot make one there).
+    const auto literal_dollar = [&] { out += options.for_later_pass ? "$$" : "$"; };
+    if (c != '$') {
       out.push_back(c);
+      ++i;
+      continue;
+    }
+    if (i + 1 >= text.size()) {
+      literal_dollar();
       ++i;
       continue;
     }
@@ -75,7 +83,7 @@ std::variant<std::string, VariableError> interpolate(std::string_view text,
       continue;
     }
     if (next != '{') {  // $1, $!, $( ...: not a reference
-      out.push_back(c);
+      literal_dollar();
       ++i;
       continue;
     }

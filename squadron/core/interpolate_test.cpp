@@ -59,8 +59,12 @@ TEST(Interpolate, KeptNamesWaitForTheLaterPassAndValuesAreEscapedForIt) {
   InterpolateOptions later;
   later.keep = [](std::string_view n) { return n == "PORT"; };
   later.for_later_pass = true;
-  EXPECT_EQ(ok("--port ${PORT} ${PORT:-80} $PORT $$ $PRICE", later),
-            "--port ${PORT} ${PORT:-80} $PORT $$ 5$$");
+  EXPECT_EQ(ok("--port ${PORT} ${PORT:-80} $PORT $$ $PRICE $1", later),
+            "--port ${PORT} ${PORT:-80} $PORT $$ 5$$ $$1");
+  // A literal $ from a default cannot make a reference with what follows it in the later pass.
+  const auto first = ok("${UNSET:-$}HOME", later);
+  EXPECT_EQ(first, "$$HOME");
+  EXPECT_EQ(ok(first), "$HOME");
 }
 
 }  // namespace

@@ -32,6 +32,18 @@ struct RunAs {
   bool operator==(const RunAs&) const = default;
 };
 
+// A secret handed to an instance: read from its source at each start (never held in a spec, the
+// registry or a log), written as the file `target` (mode 0400, owned by the instance's user) in
+// the instance's private directory (SQUADRON_SECRETS_DIR), and set as `env` if given.
+struct SecretSpec {
+  std::string name;            // as the manifest names it (what errors say)
+  std::filesystem::path file;  // source: a file (absolute) ...
+  std::string from_env;        // ... or a variable of the fleet's environment
+  std::string target;          // the file's name in SQUADRON_SECRETS_DIR
+  std::string env;             // also this variable (empty: none)
+  bool operator==(const SecretSpec&) const = default;
+};
+
 struct LaunchSpec {
   // argv[0]: a path (relative ones against cwd) or a bare name looked up in PATH.
   std::vector<std::string> argv;
