@@ -30,60 +30,52 @@ struct Dirs {
   char secrets[kPathMax] = {};  // the instances' secrets: <dir>/<instance>/<file>
 };
 
-// Calls on_dir with the path of every subdirectory of `dir` (getdents64: no allocation).
+// Calls on_entry(fd of `dir`, name, type) for every entry of `dir` but . and .. (getdents64: no
+// allocation).
 template <typename F>
-void each_subdir(const char* dir, F&& on_dir) {
+void each_entry(const char* dir, F&& on_entry) {
   const int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
   alignas(8) char buf[8192];
+  struct Entry {
+    ino64_t ino;
+    off64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[1];
+  };
   while (true) {
     const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
     if (n <= 0) break;
     for (long at = 0; at < n;) {
-      struct Entry {
-        ino64_t ino;
-        off64_t off;
-        unsigned short reclen;
-        unsigned char type;
-        char name[1];
-      };
       const auto* e = reinterpret_cast<const Entry*>(buf + at);
       at += e->reclen;
-      if (e->type != DT_DIR || e->name[0] == '.') continue;
-      char path[kPathMax];
-      const std::size_t len = std::strlen(dir);
-      if (len + std::strlen(e->name) + 2 > sizeof path) continue;
-      std::memcpy(path, dir, len);
-      path[len] = '/';
-      std::strcpy(path + len + 1, e->name);
-      on_dir(path, e->name);
+      if (std::strcmp(e->name, ".") != 0 && std::strcmp(e->name, "..") != 0)
+        on_entry(fd, e->name, e->type);
     }
   }
   ::close(fd);
 }
 
+// Calls on_dir with the path and the name of every subdirectory of `dir`.
+template <typename F>
+void each_subdir(const char* dir, F&& on_dir) {
+  each_entry(dir, [&](int, const char* name, unsigned char type) {
+    char path[kPathMax];
+    const std::size_t len = std::strlen(dir);
+    if (type != DT_DIR || len + std::strlen(name) + 2 > sizeof path) return;
+    std::memcpy(path, dir, len);
+    path[len] = '/';
+    std::strcpy(path + len + 1, name);
+    on_dir(path, name);
+  });
+}
+
 // Removes `dir`'s files (not its folders), then `dir` itself if it is empty.
 void remove_files_then(const char* dir) {
-  const int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  alignas(8) char buf[8192];
-  while (true) {
-    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n <= 0) break;
-    for (long at = 0; at < n;) {
-      struct Entry {
-        ino64_t ino;
-        off64_t off;
-        unsigned short reclen;
-        unsigned char type;
-        char name[1];
-      };
-      const auto* e = reinterpret_cast<const Entry*>(buf + at);
-      at += e->reclen;
-      if (e->type != DT_DIR) ::unlinkat(fd, e->name, 0);
-    }
-  }
-  ::close(fd);
+  each_entry(dir, [](int fd, const char* name, unsigned char type) {
+    if (type != DT_DIR) ::unlinkat(fd, name, 0);
+  });
   ::rmdir(dir);
 }
 

@@ -55,10 +55,12 @@ class Isolation : public Fleet {
     return -1;
   }
   void write_daemon_manifest() {
+    std::ofstream(dir_ / "token.txt") << "t0ken\n";
     std::ofstream(dir_ / "squadron.yaml")
-        << "name: daemons\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+        << "name: daemons\ncontrol: { listen: 127.0.0.1:0 }\n"
+        << "secrets:\n  token: { file: token.txt }\nservices:\n"
         << "  forker:\n    command: sh -c 'setsid sleep 300 & echo child=$!; exec " << bin_dir()
-        << "/hello --threads 1'\n";
+        << "/hello --threads 1'\n    secrets: [token]\n";
   }
 };
 
@@ -81,9 +83,17 @@ TEST_F(Isolation, ADaemonisedChildOfAnInstanceIsGoneAfterKillDash9OfTheFleet) {
   ASSERT_GT(child, 0);
   const pid_t fleet = daemon_pid();
   ASSERT_GT(fleet, 0);
+  const auto env = environ_of(pid_of(*of(ps(), "forker")[0]));
+  const auto at = env.find("SQUADRON_SECRETS_DIR=");
+  ASSERT_NE(at, std::string::npos);
+  const fs::path secrets = env.substr(at + 21, env.find('\n', at) - at - 21);
+  ASSERT_TRUE(fs::exists(secrets / "token"));
   ::kill(fleet, SIGKILL);
   EXPECT_TRUE(all_gone_within({child}, 5s))
       << "a child in a session of its own (setsid) outlived kill -9 of the fleet";
+  for (int i = 0; i < 250 && fs::exists(secrets.parent_path()); ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(fs::exists(secrets.parent_path())) << "the secrets outlived the fleet";
   fs::remove(dir_ / ".squadron" / "run.json");  // nothing left for TearDown to stop
 }
 
