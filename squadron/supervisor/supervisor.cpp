@@ -491,7 +491,7 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       }
       boost::system::result<LaunchedProcess> child = boost::system::error_code{};
       self->placed = false;
-      if (auto* place = self->isolation(); place != nullptr) {
+      if (auto* place = self->isolation(); place != nullptr && !cannot) {
         if (auto join = place->prepare(st.id, spec)) {
           launch.join = std::move(*join);
           self->placed = true;
