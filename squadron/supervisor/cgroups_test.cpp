@@ -267,25 +267,26 @@ void kernel_files_vanish(const fs::path& root) {
   for (const auto& f : files) fs::remove(f);
 }
 
-TEST_F(FakeTree, ReleaseRemovesThePlaceAndANewFleetClearsWhatACrashedOneLeft) {
-  {
-    auto cg = Cgroups::create(v1({"memory", "pids"}), "squadron-t");
-    ASSERT_TRUE(cg);
-    ASSERT_TRUE((*cg)->prepare("svc-1", InstanceSpec{}));
-    kernel_files_vanish(root_);
-    (*cg)->release("svc-1");
-    EXPECT_FALSE(fs::exists(root_ / "memory/own/squadron-t/svc-1"));
-    ASSERT_TRUE((*cg)->prepare("svc-2", InstanceSpec{}));
-    EXPECT_TRUE(fs::exists(root_ / "pids/own/squadron-t/svc-2"));
-    std::unique_ptr<Cgroups> crashed = std::move(*cg);
-    (void)crashed.release();  // as if the fleet died: nothing cleaned up
-  }
-  // (A real cgroup directory holds only kernel files; the fake's hold none once emptied.)
+TEST_F(FakeTree, ReleaseRemovesThePlace) {
+  auto cg = Cgroups::create(v1({"memory", "pids"}), "squadron-t");
+  ASSERT_TRUE(cg);
+  ASSERT_TRUE((*cg)->prepare("svc-1", InstanceSpec{}));
+  EXPECT_TRUE(fs::exists(root_ / "pids/own/squadron-t/svc-1"));
+  kernel_files_vanish(root_);
+  (*cg)->release("svc-1");
+  EXPECT_FALSE(fs::exists(root_ / "memory/own/squadron-t/svc-1"));
+  EXPECT_FALSE(fs::exists(root_ / "pids/own/squadron-t/svc-1"));
+}
+
+TEST_F(FakeTree, ANewFleetClearsWhatACrashedOneLeft) {
+  // What a fleet that died left: its instance's cgroups, a process still in them.
   const pid_t left = sleeper();
   put(root_ / "pids/own/squadron-t/svc-2/cgroup.procs", std::to_string(left) + "\n");
+  fs::create_directories(root_ / "memory/own/squadron-t/svc-2");
   auto next = Cgroups::create(v1({"memory", "pids"}), "squadron-t");
   ASSERT_TRUE(next);
   EXPECT_TRUE(killed_by_sigkill(left)) << "what the crashed fleet left is killed";
+  EXPECT_FALSE(fs::exists(root_ / "memory/own/squadron-t/svc-2")) << "and its cgroups removed";
 }
 
 }  // namespace
