@@ -13,6 +13,7 @@
 #include "squadron/core/address.hpp"
 #include "squadron/core/check.hpp"
 #include "squadron/core/duration.hpp"
+#include "squadron/core/interpolate.hpp"
 #include "squadron/core/prometheus.hpp"
 #include "squadron/registry/watch.hpp"
 
@@ -553,12 +554,7 @@ Response ControlApi::deploy(Request& req) {
         cause += fmt::format("{}unset {}", cause.empty() ? "" : ", ", key);
       } else if (v.is_string()) {
         // As given: a $ in it is no reference to expand at launch (the manifest's are $$).
-        std::string value;
-        for (char ch : v.as_string()) {
-          if (ch == '$') value.push_back('$');
-          value.push_back(ch);
-        }
-        spec.env[key] = std::move(value);
+        spec.env[key] = core::escape_dollars(v.as_string());
         cause += fmt::format("{}set {}", cause.empty() ? "" : ", ", key);
       } else {
         return Response::problem(400, fmt::format("env \"{}\" must be a string (or null to "

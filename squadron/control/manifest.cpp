@@ -204,11 +204,7 @@ class Checker {
   std::vector<ManifestError> errors_;
 };
 
-// The names each instance gets when it starts (PORT, HOST, SQUADRON_*): expanded then, in its
-// command, environment and probe commands, not when the manifest is read.
-bool instance_variable(std::string_view name) {
-  return name == "PORT" || name == "HOST" || name.substr(0, 9) == "SQUADRON_";
-}
+using supervisor::instance_variable;
 
 // Whether `key` under `path` is resolved per instance at launch: a service's command, env values
 // and probe commands.
@@ -802,19 +798,13 @@ void parse_env_files(Checker& c, const YAML::Node& n, const std::string& path, c
       c.error(node, at, fmt::format("{}:{}: {}", p.string(), e.line, e.message),
               "compose's format: NAME=value a line");
     for (const auto& [k, v] : parsed.vars) {
-      if (k == "PORT" || k == "HOST" || k.rfind("SQUADRON_", 0) == 0) {
+      if (instance_variable(k)) {
         c.error(node, at,
                 fmt::format("{} sets {}, which Squadron sets for each instance", p.string(), k),
                 "remove it from the file");
         continue;
       }
-      // The value as written: no $ in it is a reference at launch.
-      std::string escaped;
-      for (char ch : v) {
-        if (ch == '$') escaped.push_back('$');
-        escaped.push_back(ch);
-      }
-      s.env[k] = std::move(escaped);
+      s.env[k] = core::escape_dollars(v);  // as written: no $ in it is a reference at launch
     }
   }
 }
@@ -903,8 +893,7 @@ void parse_service_secrets(Checker& c, const YAML::Node& n, const std::string& p
                 "write target: db_password");
         continue;
       }
-      if (!env.empty() && (!core::variable_name(env) || env == "PORT" || env == "HOST" ||
-                           env.rfind("SQUADRON_", 0) == 0)) {
+      if (!env.empty() && (!core::variable_name(env) || instance_variable(env))) {
         c.error(item["env"], ipath + ".env",
                 fmt::format("\"{}\" cannot be the secret's variable", env),
                 "a name of letters, digits and _, not PORT, HOST or SQUADRON_*");
@@ -1005,7 +994,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
                   "use letters, digits and '_', not starting with a digit");
           continue;
         }
-        if (k == "PORT" || k == "HOST" || k.rfind("SQUADRON_", 0) == 0) {
+        if (instance_variable(k)) {
           c.error(it->first, kpath, fmt::format("{} is set by Squadron for each instance", k),
                   k == "PORT" ? "to fix the port, use port: N" : "choose another name");
           continue;

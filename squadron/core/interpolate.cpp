@@ -6,15 +6,6 @@ namespace {
 bool name_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9'); }
 
-std::string doubled_dollars(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '$') out.push_back('$');
-    out.push_back(c);
-  }
-  return out;
-}
-
 // The end of a ${...} that starts at `open` (its '{'), nesting braces of inner references.
 std::optional<std::size_t> closing_brace(std::string_view text, std::size_t open) {
   int depth = 0;
@@ -26,6 +17,16 @@ std::optional<std::size_t> closing_brace(std::string_view text, std::size_t open
 }
 
 }  // namespace
+
+std::string escape_dollars(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '$') out.push_back('$');
+    out.push_back(c);
+  }
+  return out;
+}
 
 bool variable_name(std::string_view name) noexcept {
   if (name.empty() || !name_start(name[0])) return false;
@@ -41,7 +42,7 @@ std::variant<std::string, VariableError> interpolate(std::string_view text,
   std::string out;
   out.reserve(text.size());
   auto put = [&](std::string_view v) {
-    out += options.for_later_pass ? doubled_dollars(v) : std::string(v);
+    out += options.for_later_pass ? escape_dollars(v) : std::string(v);
   };
   std::size_t i = 0;
   while (i < text.size()) {

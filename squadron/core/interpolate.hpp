@@ -38,6 +38,10 @@ std::variant<std::string, VariableError> interpolate(std::string_view text,
                                                      const VariableLookup& lookup,
                                                      const InterpolateOptions& options = {});
 
+// `value` with every $ doubled: taken as written by a later interpolate() (a value that goes
+// into a template expanded at launch).
+std::string escape_dollars(std::string_view value);
+
 // Whether `name` is a variable's name: [A-Za-z_][A-Za-z0-9_]*.
 bool variable_name(std::string_view name) noexcept;
 

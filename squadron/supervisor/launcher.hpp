@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -43,6 +44,12 @@ struct SecretSpec {
   std::string env;             // also this variable (empty: none)
   bool operator==(const SecretSpec&) const = default;
 };
+
+// The names the supervisor gives each instance (PORT, HOST, SQUADRON_*): a manifest may not set
+// them, and they are expanded per instance at launch.
+inline bool instance_variable(std::string_view name) noexcept {
+  return name == "PORT" || name == "HOST" || name.substr(0, 9) == "SQUADRON_";
+}
 
 struct LaunchSpec {
   // argv[0]: a path (relative ones against cwd) or a bare name looked up in PATH.

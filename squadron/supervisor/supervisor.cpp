@@ -319,7 +319,7 @@ std::optional<std::string> expand_instance_variables(std::vector<std::string>& a
     if (auto e = expand(a)) return e;
   }
   for (auto& [k, v] : env) {
-    if (k == "PORT" || k == "HOST" || k.rfind("SQUADRON_", 0) == 0) continue;  // ours: as set
+    if (instance_variable(k)) continue;  // ours: as set
     if (auto e = expand(v)) return e;
   }
   return std::nullopt;

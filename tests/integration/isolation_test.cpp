@@ -15,6 +15,14 @@
 namespace squadron::testing {
 namespace {
 
+// The value of `name` in an environment as environ_of() gives it ("" when absent).
+std::string env_value(const std::string& env, const std::string& name) {
+  const auto at = env.find(name + "=");
+  if (at == std::string::npos || (at != 0 && env[at - 1] != '\n')) return "";
+  const auto start = at + name.size() + 1;
+  return env.substr(start, env.find('\n', start) - start);
+}
+
 // Whether this process may make cgroups here (root on a host with a hierarchy mounted).
 std::string cgroups_unavailable() {
   const auto layout = supervisor::detect_cgroups();
@@ -84,9 +92,8 @@ TEST_F(Isolation, ADaemonisedChildOfAnInstanceIsGoneAfterKillDash9OfTheFleet) {
   const pid_t fleet = daemon_pid();
   ASSERT_GT(fleet, 0);
   const auto env = environ_of(pid_of(*of(ps(), "forker")[0]));
-  const auto at = env.find("SQUADRON_SECRETS_DIR=");
-  ASSERT_NE(at, std::string::npos);
-  const fs::path secrets = env.substr(at + 21, env.find('\n', at) - at - 21);
+  const fs::path secrets = env_value(env, "SQUADRON_SECRETS_DIR");
+  ASSERT_FALSE(secrets.empty());
   ASSERT_TRUE(fs::exists(secrets / "token"));
   ::kill(fleet, SIGKILL);
   EXPECT_TRUE(all_gone_within({child}, 5s))
@@ -236,9 +243,8 @@ TEST_F(Fleet, ASecretReachesItsInstanceAsAPrivateFileAndAVariableAndNowhereElse)
   // Its private folder goes with the fleet.
   const pid_t db = pid_of(*of(ps(), "db")[0]);
   const auto env = environ_of(db);
-  const auto at = env.find("SQUADRON_SECRETS_DIR=");
-  ASSERT_NE(at, std::string::npos);
-  const std::string secrets_dir = env.substr(at + 21, env.find('\n', at) - at - 21);
+  const std::string secrets_dir = env_value(env, "SQUADRON_SECRETS_DIR");
+  ASSERT_FALSE(secrets_dir.empty());
   EXPECT_TRUE(fs::exists(secrets_dir));
   EXPECT_EQ(secrets_dir.find(dir_.string()), std::string::npos) << "not under the fleet's folder";
   ASSERT_EQ(cli({"down"}).code, 0);
@@ -370,9 +376,8 @@ TEST_F(Fleet, AnInstanceRunAsAnotherUserReadsItsOwnSecretAndNoOneElseCan) {
   EXPECT_NE(out.find("nobody"), std::string::npos) << out;
   // Its folder is its user's alone.
   const auto env = environ_of(pid_of(*of(ps(), "db")[0]));
-  const auto at = env.find("SQUADRON_SECRETS_DIR=");
-  ASSERT_NE(at, std::string::npos);
-  const std::string folder = env.substr(at + 21, env.find('\n', at) - at - 21);
+  const std::string folder = env_value(env, "SQUADRON_SECRETS_DIR");
+  ASSERT_FALSE(folder.empty());
   struct stat st {};
   ASSERT_EQ(::stat(folder.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
