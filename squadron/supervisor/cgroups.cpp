@@ -175,6 +175,8 @@ int kill_cgroup(const char* procs_dir, const char* freezer_state, int rounds) no
     for (int i = 0; i < rounds && each_pid(procs, [](pid_t) {}) > 0; ++i) sleep_ms(2);
     return each_pid(procs, [](pid_t) {});
   }
+  // Nothing in it (the usual case once an instance's last process is reaped): no freeze.
+  if (each_pid(procs, [](pid_t) {}) == 0) return 0;
   const bool freeze = freezer_state != nullptr && freezer_state[0] != '\0';
   for (int r = 0; r < rounds; ++r) {
     // Frozen, none of them can fork a new one or exit and leave its pid to a stranger meanwhile.
