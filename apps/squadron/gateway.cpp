@@ -1,5 +1,6 @@
 #include "gateway.hpp"
 
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "squadron/gateway/admin.hpp"
 #include "squadron/gateway/follower.hpp"
 #include "squadron/gateway/proxy.hpp"
+#include "squadron/gateway/tunnel.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
 
@@ -127,6 +129,17 @@ int run_gateway(const GatewayOptions& options) {
   admin.set_server(server);
   const char* token = std::getenv("SQUADRON_CONTROL_TOKEN");
   waker = std::make_unique<Waker>(server.main_context(), target, token != nullptr ? token : "");
+  std::vector<boost::asio::io_context*> contexts;
+  for (std::size_t i = 0; i < server.threads(); ++i) contexts.push_back(&server.context(i));
+  gateway::TcpFront tcp(proxy, contexts);
+  auto is_tcp = [&](int p) {
+    return std::find(options.tcp.begin(), options.tcp.end(), p) != options.tcp.end();
+  };
+  // A loopback listener of the fleet's (a service's or a spare): HTTP, or TCP passed through.
+  auto add_listener = [&](int& fd, std::uint16_t p) {
+    if (is_tcp(p)) return options.listen_fds ? tcp.adopt(fd++) : tcp.listen("127.0.0.1", p);
+    return options.listen_fds ? server.adopt_listener(fd++) : server.listen_also("127.0.0.1", p);
+  };
   int next_fd = 3;  // with --listen-fds: the next inherited listener
   if (auto ec = options.listen_fds ? server.adopt_listener(next_fd++) : server.listen()) {
     std::fprintf(stderr, "squadron gateway: cannot listen on %s:%d: %s\n", config.host.c_str(),
@@ -134,17 +147,14 @@ int run_gateway(const GatewayOptions& options) {
     return 1;
   }
   for (const auto& [internal_port, service] : proxy_config.internal) {
-    if (auto ec = options.listen_fds ? server.adopt_listener(next_fd++)
-                                     : server.listen_also("127.0.0.1", internal_port)) {
+    if (auto ec = add_listener(next_fd, internal_port)) {
       std::fprintf(stderr, "squadron gateway: cannot listen for %s on 127.0.0.1:%u: %s\n",
                    service.c_str(), internal_port, ec.message().c_str());
       return 1;
     }
   }
   for (const int spare : options.spares) {
-    if (auto ec = options.listen_fds
-                      ? server.adopt_listener(next_fd++)
-                      : server.listen_also("127.0.0.1", static_cast<std::uint16_t>(spare))) {
+    if (auto ec = add_listener(next_fd, static_cast<std::uint16_t>(spare))) {
       std::fprintf(stderr, "squadron gateway: cannot listen on 127.0.0.1:%d: %s\n", spare,
                    ec.message().c_str());
       return 1;
@@ -179,12 +189,14 @@ int run_gateway(const GatewayOptions& options) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     follower.stop();
+    tcp.stop(10s);
     server.stop(10s);
   });
   std::printf("squadron gateway listening on http://%s:%u (%zu I/O thread%s), following %s\n",
               config.host.c_str(), server.port(), server.threads(),
               server.threads() == 1 ? "" : "s", options.control.c_str());
   std::fflush(stdout);
+  tcp.start();
   server.run();
   return 0;
 }

@@ -24,6 +24,9 @@ struct GatewayOptions {
   // Loopback listeners for services added later (the watch names the service of each), taken
   // after the --internal ones with --listen-fds.
   std::vector<int> spares;
+  // Ports among the --internal and --spare ones that pass TCP through (protocol: tcp) instead
+  // of serving HTTP.
+  std::vector<int> tcp;
 };
 
 int run_gateway(const GatewayOptions& options);

@@ -185,6 +185,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   gateway_cmd->add_option("--spare", gateway_options.spares,
                           "a loopback port held for a service added later (repeat)");
+  gateway_cmd->add_option("--tcp", gateway_options.tcp,
+                          "an --internal or --spare port that passes TCP connections through to "
+                          "its service's instances (protocol: tcp; repeat)");
   gateway_cmd->add_option("--trusted-proxy", gateway_options.trusted_proxies,
                           "an address or CIDR block whose X-Forwarded-For is believed (repeat)");
   gateway_cmd->add_flag("--listen-fds", gateway_options.listen_fds,

@@ -177,12 +177,6 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
                      ms.count() % 1000);
 }
 
-// Whether the fleet runs Squadron's gateway: when any service has routes.
-bool has_gateway(const control::Manifest& m) {
-  return std::any_of(m.services.begin(), m.services.end(),
-                     [](const auto& s) { return !s.routes.empty(); });
-}
-
 // A listening socket on host:port (core::hold_port), or -1 with errno set.
 int hold_listener(const std::string& host, std::uint16_t port) {
   const auto held = core::hold_port(host, port);
@@ -226,15 +220,6 @@ Held hold_free_port(const std::string& host) {
   return {any->port, any->fd};
 }
 
-// "hello-world" -> "SQUADRON_HELLO_WORLD_URL"
-// SQUADRON_<NAME> for `service` ("catalog-api" -> SQUADRON_CATALOG_API), before _URL, _HOST, ...
-std::string variable_prefix(const std::string& service) {
-  std::string name = "SQUADRON_";
-  for (char c : service) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
-  return name;
-}
-std::string url_variable(const std::string& service) { return variable_prefix(service) + "_URL"; }
-
 // With a gateway, every service gets a stable loopback address of its own on the gateway (like
 // a Kubernetes ClusterIP), given to every instance as SQUADRON_<NAME>_URL: any language calls
 // another service without an SDK. The listener is the fleet's, held for the gateway.
@@ -245,24 +230,68 @@ struct Internal {
 };
 using InternalPorts = std::vector<Internal>;
 
-// Adds SQUADRON_<NAME>_URL for each of `internal` to every service of `m`.
+// Adds SQUADRON_<NAME>_URL (tcp:// for protocol: tcp), _HOST, _PORT and _ADDR for each of
+// `internal` to every service of `m`.
 void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
-  for (auto& s : m.services) {
-    for (const auto& i : internal) {
-      // The URL, and its parts for programs that take a host and a port (compose's habit).
-      const std::string prefix = variable_prefix(i.service), port = std::to_string(i.port);
-      s.env[prefix + "_URL"] = "http://127.0.0.1:" + port;
-      s.env[prefix + "_HOST"] = "127.0.0.1";
-      s.env[prefix + "_PORT"] = port;
-      s.env[prefix + "_ADDR"] = "127.0.0.1:" + port;
+  for (const auto& i : internal) {
+    const auto* named = m.find(i.service);
+    // The URL, and its parts for programs that take a host and a port (compose's habit).
+    const std::string port = std::to_string(i.port), addr = "127.0.0.1:" + port;
+    const std::string url = (named != nullptr && named->tcp ? "tcp://" : "http://") + addr;
+    for (auto& s : m.services) {
+      s.env[control::discovery_variable(i.service, "URL")] = url;
+      s.env[control::discovery_variable(i.service, "HOST")] = "127.0.0.1";
+      s.env[control::discovery_variable(i.service, "PORT")] = port;
+      s.env[control::discovery_variable(i.service, "ADDR")] = addr;
     }
+  }
+}
+
+// The gateway's listeners that pass TCP through: those of `internal` whose service in `m` has
+// protocol: tcp.
+std::vector<std::uint16_t> tcp_ports(const control::Manifest& m, const InternalPorts& internal) {
+  std::vector<std::uint16_t> ports;
+  for (const auto& i : internal) {
+    const auto* s = m.find(i.service);
+    if (s != nullptr && s->tcp) ports.push_back(i.port);
+  }
+  std::sort(ports.begin(), ports.end());
+  return ports;
+}
+
+// The gateway `spec`'s --tcp ports, sorted.
+std::vector<std::uint16_t> tcp_ports(const control::ServiceSpec& spec) {
+  std::vector<std::uint16_t> ports;
+  for (std::size_t k = 0; k + 1 < spec.command.size(); ++k) {
+    if (spec.command[k] == "--tcp")
+      ports.push_back(static_cast<std::uint16_t>(std::stoi(spec.command[k + 1])));
+  }
+  std::sort(ports.begin(), ports.end());
+  return ports;
+}
+
+// `spec` (the gateway's) with exactly `ports` as its --tcp listeners.
+void set_tcp_ports(control::ServiceSpec& spec, const std::vector<std::uint16_t>& ports) {
+  auto& c = spec.command;
+  for (std::size_t k = 0; k + 1 < c.size();) {
+    if (c[k] == "--tcp") {
+      c.erase(c.begin() + static_cast<std::ptrdiff_t>(k),
+              c.begin() + static_cast<std::ptrdiff_t>(k) + 2);
+    } else {
+      ++k;
+    }
+  }
+  auto at = std::find(c.begin(), c.end(), "--listen-fds");
+  for (const auto p : ports) {
+    at = c.insert(at, std::to_string(p));
+    at = c.insert(at, "--tcp") + 2;
   }
 }
 
 // A held listener per service of `m` (with a gateway), and the variables naming them.
 InternalPorts give_service_urls(control::Manifest& m) {
   InternalPorts internal;
-  if (!has_gateway(m)) return internal;
+  if (!control::runs_gateway(m)) return internal;
   for (const auto& s : m.services) {
     if (const Held h = hold_free_port("127.0.0.1")) internal.push_back({s.name, h.port, h.fd});
   }
@@ -294,7 +323,7 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
                                                  const std::string& token, std::string& why,
                                                  std::vector<std::uint16_t>& spares) {
   const auto listen = split_listen(m.gateway_listen);
-  if (!has_gateway(m) || !listen) return std::nullopt;
+  if (!control::runs_gateway(m) || !listen) return std::nullopt;
   char self[4096];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return std::nullopt;
@@ -348,6 +377,7 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
   }
   if (admin) spec.inherit_fds.push_back(admin.fd);
   spec.command.push_back("--listen-fds");
+  set_tcp_ports(spec, tcp_ports(m, internal));
   if (admin) {
     // Ready when it answers: its port accepts connections into the queue before it runs.
     spec.ready.path = "/healthz";
@@ -490,11 +520,11 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
   // serving until the gateway (following the watch within milliseconds) routes without it and
   // has no request in flight to it (Traffic, the fleet's drain gate; if the gateway cannot say,
   // until the service's stop_grace or this second, whichever is longer), then gets SIGTERM.
-  if (has_gateway(m)) options.drain = 1s;
+  if (control::runs_gateway(m)) options.drain = 1s;
   control::Manifest fleet_manifest = m;
   auto internal = give_service_urls(fleet_manifest);
   // The gateway's admin listener (/metrics), fixed for the fleet's life like its front door.
-  const Held admin = has_gateway(m) ? hold_free_port("127.0.0.1") : Held{};
+  const Held admin = control::runs_gateway(m) ? hold_free_port("127.0.0.1") : Held{};
   const std::uint16_t admin_port = admin.port;
   Runtime rt(fleet_manifest, config, *token, dir, options, admin_port);
   rt.api.max_streams = config.max_connections / 4;
@@ -529,7 +559,7 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
   std::string gateway_problem;
   std::vector<std::uint16_t> spares;  // the gateway's, not yet given to a service
   auto gw = gateway_spec(m, url, internal, admin, *token, gateway_problem, spares);
-  if (!gw && has_gateway(m)) {
+  if (!gw && control::runs_gateway(m)) {
     const std::string msg =
         fmt::format("cannot start the gateway: {}{}", gateway_problem,
                     gateway_problem.find("in use") != std::string::npos
@@ -547,8 +577,9 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
   // deployed with it (its port is fixed, so the new process starts as the old one leaves;
   // connections wait in the listen queues meanwhile). Not for a dry run.
   InternalPorts unhanded;  // listeners held for added services, not yet in the gateway's spec
-  rt.hooks.prepare_manifest = [&rt, &internal, &unhanded, &spares, gateway = has_gateway(m)](
-                                  control::Manifest& next, bool dry_run) {
+  rt.hooks.prepare_manifest = [&rt, &internal, &unhanded, &spares,
+                               gateway = control::runs_gateway(m)](control::Manifest& next,
+                                                                   bool dry_run) {
     for (const auto& s : next.services) {
       if (!gateway || dry_run) break;
       if (std::any_of(internal.begin(), internal.end(),
@@ -569,17 +600,23 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
     }
     add_service_urls(next, internal);
   };
-  rt.hooks.after_apply = [&rt, &unhanded](const std::vector<std::string>&) {
+  // A listener changes kind (a service added or changed to protocol: tcp, or back) only in a
+  // new gateway process: deployed with the new --tcp list, as for an added listener.
+  rt.hooks.after_apply = [&rt, &unhanded, &internal](const std::vector<std::string>&) {
     const auto* now = rt.fleet.manifest().find("gateway");
-    if (unhanded.empty() || now == nullptr) return;
+    if (now == nullptr) return;
+    const auto tcp = tcp_ports(rt.fleet.manifest(), internal);
+    if (unhanded.empty() && tcp == tcp_ports(*now)) return;
     control::ServiceSpec spec = *now;
-    std::string names;
+    std::string why;
     for (const auto& i : unhanded) {
       add_internal_listener(spec, i.service, i.port, i.fd);
-      names += (names.empty() ? "" : ", ") + i.service;
+      why += (why.empty() ? "" : ", ") + i.service;
     }
-    const auto r = rt.fleet.deploy("gateway", std::move(spec),
-                                   "apply: the gateway listens for " + names + " too");
+    why = why.empty() ? "apply: the gateway passes TCP for the services with protocol: tcp"
+                      : "apply: the gateway listens for " + why + " too";
+    set_tcp_ports(spec, tcp);
+    const auto r = rt.fleet.deploy("gateway", std::move(spec), why);
     if (std::holds_alternative<int>(r)) unhanded.clear();  // else the next apply tries again
   };
   const auto started = std::chrono::system_clock::now();

@@ -41,6 +41,7 @@ void describe_changes(const ServiceSpec& a, const ServiceSpec& b,
   if (a.secrets != b.secrets) definition.push_back("secrets");
   if (a.routes != b.routes) policy.push_back("routes");
   if (a.proxy != b.proxy) policy.push_back("proxy");
+  if (a.tcp != b.tcp) policy.push_back(b.tcp ? "protocol: tcp" : "protocol: http");
   if (a.autoscale != b.autoscale) policy.push_back("autoscale");
   if (a.deploy != b.deploy) policy.push_back("deploy");
   if (a.replicas != b.replicas)
@@ -48,9 +49,11 @@ void describe_changes(const ServiceSpec& a, const ServiceSpec& b,
 }
 
 bool needs_gateway(const Manifest& m) {
-  return std::any_of(m.services.begin(), m.services.end(), [](const ServiceSpec& s) {
-    return !s.routes.empty() || (s.autoscale && s.autoscale->metric != ScaleMetric::kCpu);
-  });
+  return std::any_of(m.services.begin(), m.services.end(),
+                     [](const ServiceSpec& s) {
+                       return s.autoscale && s.autoscale->metric != ScaleMetric::kCpu;
+                     }) ||
+         runs_gateway(m);
 }
 
 std::variant<ApplyPlan, CommandError> plan_apply(
@@ -74,7 +77,8 @@ std::variant<ApplyPlan, CommandError> plan_apply(
              next.control_expose ? "true" : "false");
   if (needs_gateway(next) && builtin.count("gateway") == 0)
     plan.warnings.push_back(
-        "routes (and autoscaling on concurrency or rps) need the gateway, which starts with the "
+        "routes, protocol: tcp (and autoscaling on concurrency or rps) need the gateway, which "
+        "starts with the "
         "fleet: they take effect at its next start (squadron down; squadron up)");
 
   for (const auto& spec : next.services) {

@@ -63,8 +63,9 @@ const std::map<std::string_view, std::string_view> kComposeKeys = {
     {"image", "Squadron runs programs, not images: command: [path/to/program, args...]"},
     {"build", "build the program first (make, cargo build, ...), then command: runs it"},
     {"ports",
-     "each instance gets its own PORT; reach it by name (SQUADRON_<NAME>_URL) or give it routes: "
-     "[/path] through the gateway; port: 5000 fixes one"},
+     "each instance gets its own PORT; reach it by name (SQUADRON_<NAME>_URL, or _HOST and _PORT "
+     "with protocol: tcp for a database) or give it routes: [/path] through the gateway; port: "
+     "5000 fixes one"},
     {"expose", "each instance gets its own PORT, reached by name through SQUADRON_<NAME>_URL"},
     {"volumes", "an instance runs on this machine's files: cwd: sets its folder"},
     {"working_dir", "write cwd: path (relative to the manifest)"},
@@ -933,11 +934,12 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
             "give this service another name");
   }
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
-  c.check_keys(n, path, {"command",     "cwd",       "env",     "replicas",   "port",
-                         "ready",       "live",      "routes",  "stop_grace", "restart",
-                         "proxy",       "autoscale", "deploy",  "resources",  "user",
-                         "stop_signal", "env_file",  "secrets", "kind",       "depends_on"},
-               &kComposeKeys);
+  c.check_keys(
+      n, path,
+      {"command", "cwd",         "env",      "replicas", "port",      "ready",      "live",
+       "routes",  "stop_grace",  "restart",  "proxy",    "autoscale", "deploy",     "resources",
+       "user",    "stop_signal", "env_file", "secrets",  "kind",      "depends_on", "protocol"},
+      &kComposeKeys);
 
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
@@ -947,8 +949,12 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     if (cmd.size() == 0)
       c.error(cmd, path + ".command", "the command list is empty", "name the program to run");
     for (std::size_t i = 0; i < cmd.size(); ++i) {
-      if (auto arg = c.string(cmd[i], fmt::format("{}.command[{}]", path, i)))
+      // An empty argument is an argument (redis-server --save ""); an empty program is not.
+      if (i > 0 && cmd[i].IsScalar()) {
+        s.command.push_back(cmd[i].Scalar());
+      } else if (auto arg = c.string(cmd[i], fmt::format("{}.command[{}]", path, i))) {
         s.command.push_back(*arg);
+      }
     }
   } else if (n["command"].IsScalar()) {
     auto argv = split_command(n["command"].Scalar());
@@ -1053,6 +1059,23 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
     }
   }
   if (n["routes"]) parse_routes(c, n["routes"], path + ".routes", s.routes);
+  if (const YAML::Node proto = n["protocol"]) {
+    const std::string v = proto.IsScalar() ? proto.Scalar() : "";
+    if (v == "tcp") {
+      s.tcp = true;
+      if (!s.routes.empty()) {
+        c.error(n["routes"], path + ".routes",
+                "routes are HTTP paths, and this service speaks protocol: tcp",
+                fmt::format("reach it at {} and {} (or {}), or drop protocol: tcp",
+                            discovery_variable(name, "HOST"), discovery_variable(name, "PORT"),
+                            discovery_variable(name, "ADDR")));
+      }
+    } else if (v != "http") {
+      c.error(proto, path + ".protocol",
+              fmt::format("unknown protocol {}", Checker::describe(proto)),
+              did_you_mean(v, {"http", "tcp"}, "protocols"));
+    }
+  }
   if (n["proxy"]) parse_proxy(c, n["proxy"], path + ".proxy", s.proxy);
   if (n["autoscale"]) {
     AutoscaleSpec a;
@@ -1062,9 +1085,10 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
           n["autoscale"], path + ".autoscale",
           fmt::format("a fixed port ({}) allows only one replica, but max is {}", *s.port, a.max),
           "use port: auto so each instance gets its own port");
-    } else if (a.min == 0 && s.routes.empty()) {
+    } else if (a.min == 0 && s.routes.empty() && !s.tcp) {
       c.error(n["autoscale"], path + ".autoscale.min",
-              "min: 0 needs routes: the gateway is what wakes a service at zero",
+              "min: 0 needs routes (or protocol: tcp): the gateway is what wakes a service at "
+              "zero",
               "add routes: [/path], or use min: 1");
     }
     s.autoscale = a;
@@ -1260,6 +1284,20 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
 
 }  // namespace
 
+bool runs_gateway(const Manifest& m) {
+  return std::any_of(m.services.begin(), m.services.end(),
+                     [](const ServiceSpec& s) { return !s.routes.empty() || s.tcp; });
+}
+
+std::string discovery_variable(std::string_view service, std::string_view part) {
+  std::string name = "SQUADRON_";
+  for (const char ch : service)
+    name += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  name += '_';
+  name += part;
+  return name;
+}
+
 std::string_view to_string(Condition c) noexcept {
   switch (c) {
     case Condition::kStarted:
@@ -1387,9 +1425,9 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
         c.error(root["gateway"], "gateway.listen",
                 "the gateway and the control API use the same port", "give each its own port");
       }
-      // Traffic metrics come from the gateway, which runs when some service has routes.
-      const bool gateway = std::any_of(m.services.begin(), m.services.end(),
-                                       [](const ServiceSpec& s) { return !s.routes.empty(); });
+      // Traffic metrics come from the gateway, which runs when some service has routes or
+      // protocol: tcp.
+      const bool gateway = runs_gateway(m);
       for (const auto& s : m.services) {
         if (!s.autoscale || s.autoscale->metric == ScaleMetric::kCpu || gateway) continue;
         c.error(services[s.name]["autoscale"], "services." + s.name + ".autoscale.metric",

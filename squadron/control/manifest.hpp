@@ -101,6 +101,9 @@ struct ServiceSpec {
   // its exit 0.
   bool task = false;
   std::vector<Dependency> depends_on;  // it starts once each one meets its condition
+  // protocol: tcp: the gateway's listener for the service (SQUADRON_<NAME>_ADDR) passes TCP
+  // connections through to its ready instances (Redis, Postgres); default http.
+  bool tcp = false;
   // Squadron's own services only (never from a manifest): listening descriptors the fleet
   // holds for the life of the fleet and hands to each process as 3, 4, ... (the gateway's).
   std::vector<int> inherit_fds;
@@ -109,6 +112,10 @@ struct ServiceSpec {
 
 // A manifest larger than this is refused before it is parsed (a 56 MB one took 28 s and 1.3 GB).
 inline constexpr std::size_t kMaxManifestBytes = std::size_t{1} << 20;
+
+// The variable naming `part` (URL, HOST, PORT, ADDR) of a service's address on the gateway:
+// ("catalog-api", "URL") -> "SQUADRON_CATALOG_API_URL".
+std::string discovery_variable(std::string_view service, std::string_view part);
 
 // Whether `listen` ("HOST:PORT") is on this machine only: 127.0.0.0/8, ::1 or localhost.
 bool loopback_listen(std::string_view listen);
@@ -128,6 +135,9 @@ struct Manifest {
   std::filesystem::path dir() const { return file.parent_path(); }
   const ServiceSpec* find(std::string_view service) const;
 };
+
+// Whether the fleet of `m` runs Squadron's gateway: when any service has routes or protocol: tcp.
+bool runs_gateway(const Manifest& m);
 
 // One problem in a manifest: where, which key, what, and what to do.
 struct ManifestError {

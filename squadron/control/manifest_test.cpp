@@ -460,6 +460,35 @@ TEST(ManifestStopSignal, NamesWithOrWithoutSig) {
             std::string::npos);
 }
 
+TEST(ManifestCommand, AnEmptyArgumentIsKeptAnEmptyProgramIsNot) {
+  auto r = parse("services:\n  r:\n    command: [redis-server, --save, \"\", --port, \"1\"]\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.manifest->services[0].command,
+            (std::vector<std::string>{"redis-server", "--save", "", "--port", "1"}));
+  EXPECT_NE(only_error("services:\n  r:\n    command: [\"\", x]\n").find("command[0]"),
+            std::string::npos);
+}
+
+TEST(ManifestProtocol, TcpHasNoRoutesAndOtherProtocolsAreNamed) {
+  auto r = parse(
+      "services:\n  db:\n    command: [x]\n    protocol: tcp\n  web:\n"
+      "    command: [x]\n    protocol: http\n    routes: [/]\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_TRUE(r.manifest->services[0].tcp);
+  EXPECT_FALSE(r.manifest->services[1].tcp);
+  const auto routes =
+      only_error("services:\n  db:\n    command: [x]\n    routes: [/db]\n    protocol: tcp\n");
+  EXPECT_NE(routes.find("squadron.yaml:4:13: services.db.routes"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("SQUADRON_DB_HOST and SQUADRON_DB_PORT"), std::string::npos) << routes;
+  const auto typo = only_error("services:\n  db:\n    command: [x]\n    protocol: tpc\n");
+  EXPECT_NE(typo.find("services.db.protocol: unknown protocol"), std::string::npos) << typo;
+  EXPECT_NE(typo.find("did you mean \"tcp\"?"), std::string::npos) << typo;
+  // A TCP service may wait at zero: the gateway's TCP front wakes it.
+  EXPECT_TRUE(parse("services:\n  db:\n    command: [x]\n    protocol: tcp\n"
+                    "    autoscale: { min: 0, max: 1, metric: concurrency, target: 1 }\n")
+                  .ok());
+}
+
 }  // namespace
 }  // namespace squadron::control
 

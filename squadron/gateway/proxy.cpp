@@ -63,6 +63,16 @@ std::vector<std::pair<std::string, int>> Proxy::in_flight(std::size_t worker) co
   return workers_.at(worker)->attempts.balancer().busy();
 }
 
+std::shared_ptr<const RouteTable> Proxy::table_on(std::size_t worker) {
+  return current(worker)->table;
+}
+
+resilience::Balancer& Proxy::balancer_on(std::size_t worker) {
+  return workers_.at(worker)->attempts.balancer();
+}
+
+int& Proxy::held_on(std::size_t worker) { return workers_.at(worker)->held; }
+
 void Proxy::publish(std::shared_ptr<const RouteTable> table) {
   auto snap = std::make_shared<Snapshot>();
   const std::size_t threads = workers_.size();

@@ -73,6 +73,17 @@ class Proxy final : public http::Handler {
   // The requests I/O thread `worker` has in flight, by instance id; call on that thread.
   std::vector<std::pair<std::string, int>> in_flight(std::size_t worker) const;
 
+  // For the L4 front (tunnel.hpp), on I/O thread `worker`: the newest table it took, its
+  // counts of `service`, its balancer (an open connection is a request in flight to its
+  // instance), the requests and connections it holds for services starting; and the config.
+  std::shared_ptr<const RouteTable> table_on(std::size_t worker);
+  Stats& stats_on(std::size_t worker, std::string_view service) {
+    return metrics_.service(worker, service);
+  }
+  resilience::Balancer& balancer_on(std::size_t worker);
+  int& held_on(std::size_t worker);
+  const ProxyConfig& config() const noexcept { return config_; }
+
   bool handle(http::Request& req, http::Response& res, std::size_t worker) override;
   boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
                                             std::size_t worker) override;
