@@ -235,14 +235,15 @@ void wait_for_gateway(const boost::json::object& fleet, std::uint64_t revision) 
   }
 }
 
-void print_endpoints(const ControlClient& client) {
+void print_endpoints(const control::Manifest& m, const ControlClient& client) {
   const auto v = parse_body(client.get("/api/v1/instances", 10s));
   if (!v) return;
   std::printf("%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
   for (const auto& iv : v->as_array()) {
     const auto& i = iv.as_object();
-    std::printf("%-16s %-14s http://%s\n", str(i, "service").c_str(), str(i, "id").c_str(),
-                str(i, "address").c_str());
+    const auto* s = m.find(str(i, "service"));
+    std::printf("%-16s %-14s %s://%s\n", str(i, "service").c_str(), str(i, "id").c_str(),
+                s != nullptr && s->tcp ? "tcp" : "http", str(i, "address").c_str());
   }
 }
 

@@ -19,7 +19,7 @@ int wait_ready(const ControlClient& client, const std::vector<std::string>& serv
                std::chrono::milliseconds timeout);
 
 // Prints the fleet's services and where each instance answers.
-void print_endpoints(const ControlClient& client);
+void print_endpoints(const control::Manifest& m, const ControlClient& client);
 
 int ps(const control::Manifest& m, bool as_json);
 int scale(const control::Manifest& m, const std::vector<std::string>& assignments, bool wait,

@@ -670,8 +670,9 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
         announced = true;
         std::fprintf(stderr, "%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
         for (const auto& i : instances) {
-          std::fprintf(stderr, "%-16s %-14s http://%s:%u\n", i.service.c_str(), i.id.c_str(),
-                       i.host.c_str(), i.port);
+          const auto* s = m.find(i.service);
+          std::fprintf(stderr, "%-16s %-14s %s://%s:%u\n", i.service.c_str(), i.id.c_str(),
+                       s != nullptr && s->tcp ? "tcp" : "http", i.host.c_str(), i.port);
         }
         std::fprintf(stderr, "squadron: fleet \"%s\" is up; control API %s; Ctrl-C stops it\n",
                      m.name.c_str(), url.c_str());
@@ -776,7 +777,7 @@ int up_detached(const control::Manifest& m, const UpOptions& options) {
   std::fprintf(stderr, "squadron: fleet \"%s\" started (pid %d); control API %s; log %s\n",
                m.name.c_str(), pid, client->url().c_str(), log_path.c_str());
   const int rc = wait_ready(*client, {}, options.timeout);
-  if (rc == 0) print_endpoints(*client);
+  if (rc == 0) print_endpoints(m, *client);
   if (rc != 0)
     std::fprintf(stderr,
                  "squadron: the fleet keeps running; `squadron logs`, `squadron ps`, "

@@ -15,7 +15,8 @@ TEST(Validate, AcceptsTheGoodManifest) {
   ChildProcess p({bin_dir() + "/squadron", "validate", "-f", manifests_dir() + "/good.yaml"});
   EXPECT_EQ(p.wait_exit(10s), 0) << p.output();
   EXPECT_NE(
-      p.output().find("ok: fleet \"shop\", 3 services (hello x2, echo x1, flask x1), 4 instances"),
+      p.output().find(
+          "ok: fleet \"shop\", 4 services (hello x2, echo x1, flask x1, cache x1), 5 instances"),
       std::string::npos)
       << p.output();
 }
