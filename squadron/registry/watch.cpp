@@ -11,10 +11,20 @@ namespace {
 
 std::optional<std::int64_t> bounded(const json::object& o, std::string_view key, std::int64_t lo,
                                     std::int64_t hi) {
+  // A number parsed from text is an int64; one built in memory from an unsigned type (a port) a
+  // uint64: either is read.
   const auto* x = o.if_contains(key);
-  if (x == nullptr || !x->is_int64() || x->as_int64() < lo || x->as_int64() > hi)
+  if (x == nullptr) return std::nullopt;
+  std::int64_t v = 0;
+  if (x->is_int64()) {
+    v = x->as_int64();
+  } else if (x->is_uint64() && x->as_uint64() <= static_cast<std::uint64_t>(hi)) {
+    v = static_cast<std::int64_t>(x->as_uint64());
+  } else {
     return std::nullopt;
-  return x->as_int64();
+  }
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
 }
 
 json::object policy_json(const ProxyPolicy& p, bool scale_to_zero) {

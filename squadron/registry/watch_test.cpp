@@ -44,6 +44,16 @@ TEST(Watch, WhatTheControlPlaneWritesTheGatewayReadsBackTheSame) {
   EXPECT_EQ(back->instances[0].port, 5001);
 }
 
+TEST(Watch, ReadsBackWhatWasBuiltInMemoryToo) {
+  // Unsigned fields (a port) are uint64 numbers in a value never serialised: read all the same.
+  const auto w = sample();
+  std::string error;
+  const auto back = watch_from_json(to_json(w, std::chrono::system_clock::now()), error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->services, w.services);
+  EXPECT_EQ(back->services[0].discovery_port, 18080);
+}
+
 TEST(Watch, ValuesOutsideTheBoundsKeepTheirDefaults) {
   const auto v = boost::json::parse(R"({"revision": 1, "services": [{"name": "a", "proxy": {
       "timeout_ms": 0, "retries": 99, "max_in_flight": 0, "eject_after": 5000,
