@@ -196,7 +196,10 @@ bool Fleet::step_rollout(const ServiceSpec& spec, ServiceState& state,
     const auto& [id, since] = *it;
     const auto* s = member(id);
     if (s == nullptr) return failed(id, fmt::format("{} went away", id));
-    if (s->state == sv::InstanceState::kReady) {
+    // A task's successor has done its work when it exits 0 (it may do so before it is seen
+    // ready).
+    if (s->state == sv::InstanceState::kReady ||
+        (spec.task && s->state == sv::InstanceState::kStopped && s->last_exit == "exit 0")) {
       ++r.replaced;
       it = r.surges.erase(it);
       continue;

@@ -333,6 +333,31 @@ TEST_F(Fleet, AMigrationTaskRunsOnceAndItsDependantsStartAfterItExits0) {
   EXPECT_NE(events.find("waiting for migrate to be completed"), std::string::npos) << events;
 }
 
+TEST_F(Fleet, ATaskAnApplyChangesRunsAgainOnceAndTheApplySucceeds) {
+  auto write = [&](const std::string& step) {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: tasks\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
+        << "  migrate:\n    kind: task\n    command: [sh, -c, 'echo " << step << " >> runs']\n"
+        << "  web:\n    command: [" << bin_dir() << "/hello, --threads, \"1\"]\n"
+        << "    depends_on: { migrate: completed }\n";
+  };
+  write("first");
+  ASSERT_EQ(cli({"up", "-d"}, 60s).code, 0);
+  write("second");  // a new migration: its task runs once more, and that is a success
+  const auto r = cli({"apply"}, 60s);
+  EXPECT_EQ(r.code, 0) << r.output;
+  std::this_thread::sleep_for(1s);  // (pacing: nothing should run it a third time)
+  std::ifstream in(dir_ / "runs");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all, "first\nsecond\n");
+  const auto list = ps();
+  ASSERT_EQ(of(list, "migrate").size(), 1u);
+  EXPECT_EQ(of(list, "migrate")[0]->at("last_exit").as_string(), "exit 0");
+  EXPECT_EQ(of(list, "migrate")[0]->at("revision").as_string(), "2");
+  const auto events = cli({"events"}).output;
+  EXPECT_EQ(events.find("rollback"), std::string::npos) << events;
+}
+
 TEST_F(Fleet, AFailedTaskBlocksItsDependantsAndUpSaysWhy) {
   std::ofstream(dir_ / "squadron.yaml")
       << "name: tasks\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
