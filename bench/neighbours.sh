@@ -14,6 +14,7 @@
 # lowest alone, the bomb's processes, and how long `squadron ps` took beside the bomb.
 #
 #   bench/neighbours.sh                      # ROUNDS=3 DURATION=8s RATE=2000 MODES="limits none"
+#                                            # CLIENT=rt (or normal) WITH="spinner hog"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -23,6 +24,10 @@ MODES=${MODES:-limits none}
 HOG_CAP_MB=${HOG_CAP_MB:-3072}
 BOMB_CAP=${BOMB_CAP:-1500}
 WITH=${WITH:-spinner hog}  # the neighbours of the second phase
+# The load generator stands for clients on other machines: by default it runs real-time
+# (SCHED_FIFO) on its core, so that what the spinner does to wrk's own scheduling is not counted
+# as hello's latency (bench/spinner_latency.sh shows the difference). CLIENT=normal: as any task.
+CLIENT=${CLIENT:-rt}
 PY=/usr/bin/python3
 source bench/lib.sh
 [ -x build/bin/squadron ] || scripts/build
@@ -58,7 +63,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b/a}'; }
 load() {
   ( while sleep 0.2; do mem_available_mb; bomb_procs >>"$work/procs.txt"; done ) >"$work/mem.txt" &
   local sampler=$! out
-  out=$(taskset -c 1 wrk -t1 -c8 -d"$DURATION" --latency -s "$work/rate.lua" \
+  local rt=()
+  [ "$CLIENT" = rt ] && rt=(chrt -f 10)
+  out=$("${rt[@]}" taskset -c 1 wrk -t1 -c8 -d"$DURATION" --latency -s "$work/rate.lua" \
     "http://127.0.0.1:$gateway/hello")
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
@@ -133,7 +140,7 @@ YAML
   done
   local map mwp mar mwr
   map=$(median "${ap[*]}"); mwp=$(median "${wp[*]}"); mar=$(median "${ar[*]}"); mwr=$(median "${wr[*]}")
-  echo "== $mode, median of $ROUNDS, RATE=$RATE: beside spinner+hog hello p99 ${map} -> ${mwp} ms" \
+  echo "== $mode, median of $ROUNDS, RATE=$RATE, CLIENT=$CLIENT: beside spinner+hog hello p99 ${map} -> ${mwp} ms" \
     "($(ratio "$map" "$mwp")x, bar 1.5x), req/s ${mar} -> ${mwr} ($(ratio "$mar" "$mwr")x, bar 0.8x);" \
     "spinner $(median "${share[*]}") of a core (bar 0.55); available memory $(median "${drop[*]}") MiB" \
     "lower (bar 128 + 32); hog oom-kills/restarts per round ${ooms[*]};" \

@@ -1,7 +1,8 @@
 // Restart backoff of one instance, as the design doc sets it: the first restart at once, then
 // 0.5 s doubling up to 30 s; an instance that stayed up 60 s starts over at "at once". It counts
-// quick crashes only: an instance that was ready for longer than the delay it would now get
-// restarts at once (a crash after 16 s of healthy service is not the fifth of a loop).
+// quick crashes only: an instance that was ready for longer than the delay it would now get, and
+// at least 10 s, restarts at once (a crash after 16 s of healthy service is not the fifth of a
+// loop; one after a second of it is: a service killed for its memory every second backs off).
 //
 //   RestartBackoff backoff{clock};
 //   backoff.on_start();                  // the process was started
@@ -10,6 +11,7 @@
 // Thread safety: none; owned by the supervisor loop.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 
 #include "squadron/core/clock.hpp"
@@ -20,6 +22,8 @@ struct BackoffPolicy {
   std::chrono::milliseconds first = std::chrono::milliseconds(500);  // after the immediate restart
   std::chrono::milliseconds max = std::chrono::seconds(30);
   std::chrono::milliseconds reset_after = std::chrono::seconds(60);  // up this long: start over
+  // Ready at least this long (and longer than the next delay): the exit is not part of a loop.
+  std::chrono::milliseconds healthy_after = std::chrono::seconds(10);
 };
 
 class RestartBackoff final {
@@ -48,7 +52,7 @@ class RestartBackoff final {
       for (int i = 1; i < failures_ && delay < policy_.max; ++i) delay *= 2;
       if (delay > policy_.max) delay = policy_.max;
     }
-    if (ready_ && now - ready_at_ >= delay) {
+    if (ready_ && now - ready_at_ >= std::max(delay, policy_.healthy_after)) {
       failures_ = 0;
       delay = std::chrono::milliseconds(0);
     }

@@ -1,5 +1,7 @@
 #include "squadron/supervisor/backoff.hpp"
 
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace squadron::supervisor {
@@ -80,6 +82,22 @@ TEST(RestartBackoff, ReadyForLessThanTheDelayStillBacksOff) {
   b.on_start();
   clock.advance(10ms);
   EXPECT_EQ(b.on_exit(), 8s) << "not ready this time";
+}
+
+// The bad neighbour: a memory hog ready at once and OOM-killed a second later was
+// restarted every second for ever (a second ready outgrew the 0.5 s delay each time).
+TEST(RestartBackoff, ASecondOfReadinessBetweenCrashesIsStillALoop) {
+  core::FakeClock clock;
+  RestartBackoff b(clock);
+  std::vector<std::chrono::milliseconds> delays;
+  for (int i = 0; i < 6; ++i) {
+    b.on_start();
+    b.on_ready();
+    clock.advance(1s);
+    delays.push_back(b.on_exit());
+    clock.advance(delays.back());
+  }
+  EXPECT_EQ(delays, (std::vector<std::chrono::milliseconds>{0ms, 500ms, 1s, 2s, 4s, 8s}));
 }
 
 }  // namespace
