@@ -7,13 +7,15 @@
 #   quota-idle   the same, its cgroup cpu.idle = 1 (it yields to any other task at once)
 #   no-quota     its cgroup without a quota, idle (SCHED_IDLE tasks)
 #   outside      two SCHED_IDLE spinners outside any fleet cgroup
-# cgroup v1 (cpu controller) as on this project's machine.
-#   bench/spinner_latency.sh               # ROUNDS=3 DURATION=5s RATE=2000
+# cgroup v1 (cpu controller) as on this project's machine. CLIENT=rt runs wrk real-time (as
+# bench/neighbours.sh does by default), CLIENT=normal (the default here) as any task.
+#   bench/spinner_latency.sh               # ROUNDS=3 DURATION=5s RATE=2000 CLIENT=normal
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 RATE=${RATE:-2000}
+CLIENT=${CLIENT:-normal}
 PY=/usr/bin/python3
 source bench/lib.sh
 [ -x build/bin/squadron ] || scripts/build
@@ -34,7 +36,9 @@ services:
 YAML
 echo "function delay() return $(awk -v r="$RATE" 'BEGIN {print 8000 / r}') end" >"$work/rate.lua"
 p99() {
-  taskset -c 1 wrk -t1 -c8 -d"$DURATION" --latency -s "$work/rate.lua" \
+  local rt=()
+  [ "$CLIENT" = rt ] && rt=(chrt -f 10)
+  "${rt[@]}" taskset -c 1 wrk -t1 -c8 -d"$DURATION" --latency -s "$work/rate.lua" \
     "http://127.0.0.1:$gateway/hello" |
     awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else {sub(/s$/,"",v); v*=1000}; print v}'
 }
@@ -70,7 +74,7 @@ for round in $(seq "$ROUNDS"); do
   for m in $modes; do line+=" $m ${got[$m]}"; all[$m]+="${got[$m]} "; done
   echo "$line ms"
 done
-line="== median of $ROUNDS, hello p99 (ms, and x alone):"
+line="== median of $ROUNDS, CLIENT=$CLIENT, hello p99 (ms, and x alone):"
 alone=$(median "${all[alone]}")
 for m in $modes; do
   v=$(median "${all[$m]}")
