@@ -189,7 +189,9 @@ int run_gateway(const GatewayOptions& options) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     follower.stop();
-    tcp.stop(10s);
+    // Tunnels close a second before the server gives up on its own connections (and stops
+    // its contexts): no TCP connection is left suspended when the contexts go.
+    tcp.stop(9s);
     server.stop(10s);
   });
   std::printf("squadron gateway listening on http://%s:%u (%zu I/O thread%s), following %s\n",

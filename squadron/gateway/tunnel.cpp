@@ -186,7 +186,9 @@ asio::awaitable<void> TcpFront::accept_loop(Listener& l) {
     }
     // A connection lives on one thread (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO): its descriptor
     // goes to that thread's context, which adopts it.
-    const int fd = socket.release();
+    error_code released;
+    const int fd = socket.release(released);
+    if (released) continue;
     const std::size_t i = next_++ % workers_.size();
     asio::post(workers_[i]->context, [this, fd, i, port = l.port] {
       core::spawn(workers_[i]->context, serve(fd, port, i), "a TCP connection");
@@ -207,6 +209,7 @@ asio::awaitable<bool> TcpFront::await_ready(Route& r, std::uint16_t port, std::s
   http::Response res;  // hold_for_wake's answer for HTTP: a connection is just closed
   const std::string name = r.service->name;
   WakeWait wait{[this, i, port, &r]() -> std::optional<RouteMatch> {
+                  if (workers_[i]->stopping) return std::nullopt;  // no hold past a stop
                   r.table = proxy_.table_on(i);
                   r.service = r.table->find_by_port(port);
                   if (r.service == nullptr) return std::nullopt;

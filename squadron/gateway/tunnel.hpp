@@ -52,7 +52,8 @@ class TcpFront final {
                                                  std::uint16_t* bound = nullptr);
   // Accepts on contexts[0] from now on.
   void start();
-  // Stops accepting; connections still open after `grace` are closed. Any thread, once.
+  // Stops accepting; connections waiting for an instance end at once, those passing bytes are
+  // closed after `grace`. Any thread, once.
   void stop(std::chrono::milliseconds grace);
   // Connections passing through now, over all threads (approximate while serving).
   std::size_t open() const noexcept { return open_.load(std::memory_order_relaxed); }

@@ -87,7 +87,7 @@ class Upstream {
 // A table with service "db" on listener `listen`: its instances (id, port, state).
 std::shared_ptr<const RouteTable> table(
     std::uint16_t listen, const std::vector<std::tuple<std::string, int, std::string>>& instances,
-    std::uint64_t revision) {
+    std::uint64_t revision, int timeout_ms = 3000) {
   boost::json::array list;
   for (const auto& [id, port, state] : instances) {
     list.push_back(
@@ -95,10 +95,11 @@ std::shared_ptr<const RouteTable> table(
   }
   const boost::json::value v = {
       {"revision", revision},
-      {"services", boost::json::array{{{"name", "db"},
-                                       {"routes", boost::json::array{}},
-                                       {"discovery_port", listen},
-                                       {"proxy", {{"timeout_ms", 3000}, {"slow_start_ms", 0}}}}}},
+      {"services",
+       boost::json::array{{{"name", "db"},
+                           {"routes", boost::json::array{}},
+                           {"discovery_port", listen},
+                           {"proxy", {{"timeout_ms", timeout_ms}, {"slow_start_ms", 0}}}}}},
       {"instances", std::move(list)}};
   std::string error;
   auto t = RouteTable::from_watch(v, error);
@@ -188,6 +189,23 @@ TEST_F(TcpFrontTest, WithNoInstanceComingTheConnectionIsClosed) {
   ASSERT_GE(c, 0);
   EXPECT_EQ(recv_some(c), "") << "closed, not held";
   ::close(c);
+}
+
+TEST_F(TcpFrontTest, AStopEndsAConnectionHeldForAnInstanceAtOnce) {
+  // Held for up to a minute for an instance that is starting; the stop ends the wait (else the
+  // gateway's contexts would stop with the connection's coroutine still suspended in it).
+  proxy_.publish(table(port_, {{"db-1", 1, "starting"}}, 1, 60'000));
+  const int c = dial(port_);
+  ASSERT_GE(c, 0);
+  for (int k = 0; k < 200 && front_.open() == 0; ++k) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(front_.open(), 1u);
+  front_.stop(0ms);
+  char byte;
+  EXPECT_EQ(::recv(c, &byte, 1, 0), 0) << "closed by the gateway, not left waiting (5 s limit)";
+  ::close(c);
+  // Its coroutine is over too (polled: the stop reaches the I/O thread by a post).
+  for (int k = 0; k < 400 && front_.open() != 0; ++k) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(front_.open(), 0u) << "still held after the stop";
 }
 
 }  // namespace
