@@ -206,6 +206,14 @@ inline std::string environ_of(pid_t pid) {
   return all;
 }
 
+// The value of `name` in an environment as environ_of() gives it ("" when absent).
+inline std::string env_value(const std::string& env, const std::string& name) {
+  const auto at = env.find(name + "=");
+  if (at == std::string::npos || (at != 0 && env[at - 1] != '\n')) return "";
+  const auto start = at + name.size() + 1;
+  return env.substr(start, env.find('\n', start) - start);
+}
+
 // Requests answered 200 on /hello by the hello instance on `port`, from its own /metrics.
 inline long hello_count(std::uint16_t port) {
   const auto r = fetch(port, "GET", "/metrics");

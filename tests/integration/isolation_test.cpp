@@ -15,14 +15,6 @@
 namespace squadron::testing {
 namespace {
 
-// The value of `name` in an environment as environ_of() gives it ("" when absent).
-std::string env_value(const std::string& env, const std::string& name) {
-  const auto at = env.find(name + "=");
-  if (at == std::string::npos || (at != 0 && env[at - 1] != '\n')) return "";
-  const auto start = at + name.size() + 1;
-  return env.substr(start, env.find('\n', start) - start);
-}
-
 // Whether this process may make cgroups here (root on a host with a hierarchy mounted).
 std::string cgroups_unavailable() {
   const auto layout = supervisor::detect_cgroups();

@@ -15,13 +15,6 @@
 namespace squadron::testing {
 namespace {
 
-std::string env_value(const std::string& env, const std::string& name) {
-  const auto at = env.find(name + "=");
-  if (at == std::string::npos || (at != 0 && env[at - 1] != '\n')) return "";
-  const auto start = at + name.size() + 1;
-  return env.substr(start, env.find('\n', start) - start);
-}
-
 std::string file(const fs::path& p) {
   std::ifstream in(p);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
