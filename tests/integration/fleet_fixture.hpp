@@ -128,6 +128,12 @@ class Fleet : public ::testing::Test {
     return killed;
   }
 
+  // Polls `ps --json` until `pred` holds for the instance list (or `timeout` passes).
+  template <typename Pred>
+  bool eventually_ps(Pred pred, std::chrono::milliseconds timeout = 20s) {
+    return eventually([&] { return pred(ps()); }, timeout, 100ms);
+  }
+
   void up() {
     const auto r = cli({"up", "-d"}, 60s);
     ASSERT_EQ(r.code, 0) << r.output;

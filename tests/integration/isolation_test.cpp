@@ -31,16 +31,6 @@ class Isolation : public Fleet {
     Fleet::SetUp();
     if (const auto why = cgroups_unavailable(); !why.empty()) GTEST_SKIP() << why;
   }
-  // Polls `ps --json` until `pred` holds for the instance list (or the deadline).
-  template <typename Pred>
-  bool eventually(Pred pred, std::chrono::milliseconds timeout = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred(ps())) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
   // The pid an instance printed as "child=<pid>" in its log.
   pid_t child_of(const std::string& id) {
     static const std::regex kChild(R"(child=(\d+))");
@@ -108,7 +98,7 @@ TEST_F(Isolation, AnInstanceOverItsMemoryLimitIsOomKilledShownAsSuchAndRestarted
       << "name: hogs\ncontrol: { listen: 127.0.0.1:0 }\nservices:\n"
       << "  hog:\n    command: [python3, hog.py]\n    resources: { memory: 48Mi }\n";
   cli({"up", "-d", "--timeout", "3s"}, 30s);  // it may be ready, or already killed: either
-  const bool seen = eventually([](const json::array& list) {
+  const bool seen = eventually_ps([](const json::array& list) {
     for (const auto* o : of(list, "hog")) {
       if (o->at("oom_kills").as_int64() >= 2 && o->at("restarts").as_int64() >= 2 &&
           o->at("last_exit").as_string() == "oom-killed (limit 48 MiB)" &&
@@ -143,7 +133,7 @@ TEST_F(Isolation, PsShowsWhatEachInstanceUsesAndACpuLimitItsThrottledTime) {
                                      "while True: pass\n";
   write_manifest("  spin:\n    command: [python3, spin.py]\n    resources: { cpu: 0.2 }\n");
   up();
-  const bool measured = eventually([](const json::array& list) {
+  const bool measured = eventually_ps([](const json::array& list) {
     if (list.size() != 4) return false;
     for (const auto& v : list) {
       const auto& o = v.as_object();

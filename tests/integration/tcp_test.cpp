@@ -88,16 +88,6 @@ class TcpServices : public Fleet {
     const auto p = variable("store", "SQUADRON_STORE_PORT");
     return p.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(p));
   }
-  // Polls `ps --json` until `pred` holds for the instance list (or the deadline).
-  template <typename Pred>
-  bool eventually_ps(Pred pred, std::chrono::milliseconds timeout = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred(ps())) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
 };
 
 TEST_F(TcpServices, ConnectionsPassThroughBalancedByNameAndHalfClosed) {

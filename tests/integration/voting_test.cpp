@@ -59,15 +59,6 @@ class Voting : public Fleet {
     const auto g = of(list, "gateway");
     return g.empty() ? 0 : port_of(*g[0]);
   }
-  template <typename Pred>
-  bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
 };
 
 TEST_F(Voting, AVoteGoesThroughRedisTheWorkerAndPostgresToTheResultPage) {
