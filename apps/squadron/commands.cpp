@@ -241,9 +241,8 @@ void print_endpoints(const control::Manifest& m, const ControlClient& client) {
   std::printf("%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
   for (const auto& iv : v->as_array()) {
     const auto& i = iv.as_object();
-    const auto* s = m.find(str(i, "service"));
     std::printf("%-16s %-14s %s://%s\n", str(i, "service").c_str(), str(i, "id").c_str(),
-                s != nullptr && s->tcp ? "tcp" : "http", str(i, "address").c_str());
+                control::url_scheme(m, str(i, "service")), str(i, "address").c_str());
   }
 }
 

@@ -234,10 +234,9 @@ using InternalPorts = std::vector<Internal>;
 // `internal` to every service of `m`.
 void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
   for (const auto& i : internal) {
-    const auto* named = m.find(i.service);
     // The URL, and its parts for programs that take a host and a port (compose's habit).
     const std::string port = std::to_string(i.port), addr = "127.0.0.1:" + port;
-    const std::string url = (named != nullptr && named->tcp ? "tcp://" : "http://") + addr;
+    const std::string url = fmt::format("{}://{}", control::url_scheme(m, i.service), addr);
     for (auto& s : m.services) {
       s.env[control::discovery_variable(i.service, "URL")] = url;
       s.env[control::discovery_variable(i.service, "HOST")] = "127.0.0.1";
@@ -670,9 +669,8 @@ int run_fleet(const control::Manifest& m, const UpOptions& up_options, int notif
         announced = true;
         std::fprintf(stderr, "%-16s %-14s %s\n", "SERVICE", "INSTANCE", "URL");
         for (const auto& i : instances) {
-          const auto* s = m.find(i.service);
           std::fprintf(stderr, "%-16s %-14s %s://%s:%u\n", i.service.c_str(), i.id.c_str(),
-                       s != nullptr && s->tcp ? "tcp" : "http", i.host.c_str(), i.port);
+                       control::url_scheme(m, i.service), i.host.c_str(), i.port);
         }
         std::fprintf(stderr, "squadron: fleet \"%s\" is up; control API %s; Ctrl-C stops it\n",
                      m.name.c_str(), url.c_str());

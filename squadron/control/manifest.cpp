@@ -1284,6 +1284,11 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
 
 }  // namespace
 
+const char* url_scheme(const Manifest& m, std::string_view service) {
+  const ServiceSpec* s = m.find(service);
+  return s != nullptr && s->tcp ? "tcp" : "http";
+}
+
 bool runs_gateway(const Manifest& m) {
   return std::any_of(m.services.begin(), m.services.end(),
                      [](const ServiceSpec& s) { return !s.routes.empty() || s.tcp; });

@@ -136,6 +136,10 @@ struct Manifest {
   const ServiceSpec* find(std::string_view service) const;
 };
 
+// The scheme of a URL naming `service`'s address: "tcp" for protocol: tcp, else "http" (also for a
+// name `m` does not have, such as Squadron's own gateway).
+const char* url_scheme(const Manifest& m, std::string_view service);
+
 // Whether the fleet of `m` runs Squadron's gateway: when any service has routes or protocol: tcp.
 bool runs_gateway(const Manifest& m);
 
