@@ -2,7 +2,10 @@
 # Why hello's p99 beside a spinning neighbour is not a matter of the neighbour's CPU limit on
 # this machine: hello behind the gateway under the bounded load of bench/neighbours.sh, alone and
 # beside a spinner (every core) held in different ways, interleaved per round, medians:
-#   quota        the fleet's spinner with resources: { cpu: 0.5 } (CFS quota, 100 ms period)
+#   quota        the fleet's spinner with resources: { cpu: 0.5 }: CFS quota over a 100 ms
+#                period, on one core (a CPU limit of N cores runs on N of them, decision 0012)
+#   every-core   the same quota, its spinners on every core (as before decision 0012); the
+#                modes below keep every core
 #   quota-10ms   the same quota over a 10 ms period (shorter bursts)
 #   quota-idle   the same, its cgroup cpu.idle = 1 (it yields to any other task at once)
 #   no-quota     its cgroup without a quota, idle (SCHED_IDLE tasks)
@@ -42,22 +45,25 @@ p99() {
     "http://127.0.0.1:$gateway/hello" |
     awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else {sub(/s$/,"",v); v*=1000}; print v}'
 }
-spinner_dir() {  # the running spinner instance's cpu cgroup
+spinner_dir() {  # the running spinner instance's cgroup in controller $1's hierarchy
   local id
   id=$(S ps --json | $PY -c "import json,sys; l=[i['id'] for i in json.load(sys.stdin) if i['service']=='spinner']; print(l[0] if l else '')")
-  [ -n "$id" ] && find /sys/fs/cgroup/cpu -maxdepth 3 -type d -path "*squadron-spinlat-*/$id" | head -1
+  [ -n "$id" ] && find "/sys/fs/cgroup/$1" -maxdepth 3 -type d -path "*squadron-spinlat-*/$id" | head -1
 }
 declare -A all
-modes="alone quota quota-10ms quota-idle no-quota outside"
+modes="alone quota every-core quota-10ms quota-idle no-quota outside"
 for round in $(seq "$ROUNDS"); do
   declare -A got=()
   got[alone]=$(p99)
   S scale spinner=1 --no-wait >/dev/null
   d=""
-  for _ in $(seq 20); do d=$(spinner_dir || true); [ -n "$d" ] && break; sleep 0.2; done
+  for _ in $(seq 20); do d=$(spinner_dir cpu || true); [ -n "$d" ] && break; sleep 0.2; done
   [ -n "$d" ] || { echo "the spinner's cgroup was not found" >&2; exit 1; }
   sleep 1
   got[quota]=$(p99)
+  cs=$(spinner_dir cpuset || true)
+  [ -n "$cs" ] && cat "$(dirname "$cs")/cpuset.cpus" >"$cs/cpuset.cpus"
+  got[every-core]=$(p99)
   echo 10000 >"$d/cpu.cfs_quota_us"; echo 10000 >"$d/cpu.cfs_period_us"; echo 5000 >"$d/cpu.cfs_quota_us"
   got[quota-10ms]=$(p99)
   echo 1 >"$d/cpu.idle"

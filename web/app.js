@@ -337,7 +337,7 @@ function renderService(name) {
     el("td", { class: "num" }, i.pid), el("td", { class: "num" }, i.port),
     el("td", { class: "num" }, i.restarts), el("td", { class: "num" }, i.uptime_s + " s"),
     el("td", { class: "num", title: i.oom_kills ? `${i.oom_kills} OOM kills` : "" }, memoryText(i)),
-    el("td", { class: "num", title: i.cpu_limit != null ? `limit ${i.cpu_limit} cores` : "" },
+    el("td", { class: "num", title: i.cpu_limit != null ? `limit ${i.cpu_limit} cores` + (i.cpus != null ? `, on CPU ${i.cpus}` : "") : "" },
       i.cpu_percent != null ? i.cpu_percent.toFixed(1) + " %" : "–"),
     el("td", { class: "num" }, i.revision), el("td", { class: "muted" }, i.last_exit || "")));
   const history = state.history.slice().reverse().map((r) => el("tr", {},

@@ -269,6 +269,7 @@ int ps(const control::Manifest& m, bool as_json) {
                        {"cpu_percent", i.contains("cpu_percent") ? i.at("cpu_percent") : nullptr},
                        {"memory_limit_bytes",
                         i.contains("memory_limit_bytes") ? i.at("memory_limit_bytes") : nullptr},
+                       {"cpus", i.contains("cpus") ? i.at("cpus") : nullptr},
                        {"oom_kills", num(i, "oom_kills")},
                        {"last_exit", str(i, "last_exit")}});
     }

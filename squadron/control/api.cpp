@@ -183,6 +183,8 @@ json::object ControlApi::instance_view(const registry::Instance& i,
   o["cpu_throttled_s"] = u != nullptr
                              ? json::value(static_cast<double>(u->now.throttled_usec) / 1e6)
                              : json::value(nullptr);
+  o["cpus"] =
+      u != nullptr && !u->now.cpus.empty() ? json::value(u->now.cpus) : json::value(nullptr);
   return o;
 }
 

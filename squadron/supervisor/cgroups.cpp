@@ -191,6 +191,54 @@ int kill_cgroup(const char* procs_dir, const char* freezer_state, int rounds) no
   return signalled;
 }
 
+std::vector<int> parse_cpu_list(std::string_view text) {
+  std::set<int> cpus;
+  for (auto part : split(text, ',')) {
+    while (!part.empty() && (part.back() == '\n' || part.back() == ' ')) part.remove_suffix(1);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.empty()) continue;
+    const auto dash = part.find('-');
+    const std::string first(part.substr(0, dash));
+    const std::string last(dash == std::string_view::npos ? part : part.substr(dash + 1));
+    char* end = nullptr;
+    const long a = std::strtol(first.c_str(), &end, 10);
+    if (first.empty() || *end != '\0') return {};
+    const long b = std::strtol(last.c_str(), &end, 10);
+    if (last.empty() || *end != '\0' || a < 0 || b < a || b > 65'535) return {};
+    for (long c = a; c <= b; ++c) cpus.insert(static_cast<int>(c));
+  }
+  return {cpus.begin(), cpus.end()};
+}
+
+std::string format_cpu_list(const std::vector<int>& cpus) {
+  std::string out;
+  for (std::size_t i = 0; i < cpus.size();) {
+    std::size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += j == i ? std::to_string(cpus[i]) : fmt::format("{}-{}", cpus[i], cpus[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::vector<int> pick_cpus(const std::vector<int>& allowed,
+                           const std::map<int, std::uint64_t>& committed,
+                           std::uint64_t millicores) {
+  const std::size_t n = (millicores + 999) / 1000;
+  if (n == 0 || n >= allowed.size()) return {};
+  std::vector<int> order = allowed;
+  auto load = [&](int cpu) {
+    auto it = committed.find(cpu);
+    return it == committed.end() ? std::uint64_t{0} : it->second;
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return load(a) != load(b) ? load(a) < load(b) : a > b; });
+  order.resize(n);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
 CgroupLayout detect_cgroups(std::string_view mountinfo, std::string_view self_cgroup) {
   struct Mount {
     std::string point;
@@ -209,7 +257,7 @@ CgroupLayout detect_cgroups(std::string_view mountinfo, std::string_view self_cg
       unified = m;
     } else if (type == "cgroup") {
       for (auto opt : split(fields[dash + 3], ',')) {
-        for (const char* c : {"memory", "cpu", "cpuacct", "pids", "freezer"}) {
+        for (const char* c : {"memory", "cpu", "cpuacct", "pids", "freezer", "cpuset"}) {
           if (opt == c) v1_mounts[c] = m;
         }
       }
@@ -330,6 +378,12 @@ boost::system::result<std::unique_ptr<Cgroups>> Cgroups::create(const CgroupLayo
         return fail(ec.value(), fmt::format("cannot enable the {} controller in {}: {}", c,
                                             fleet.string(), ec.message()));
     }
+    // Cores for CPU limits: an optimisation, not a promise; without the cpuset controller an
+    // instance's quota still holds, it only spreads its bursts over every core.
+    if (available.count("cpuset") != 0 &&
+        !write_file(layout.unified / "cgroup.subtree_control", "+cpuset") &&
+        !write_file(fleet / "cgroup.subtree_control", "+cpuset"))
+      cg->cpus_ = parse_cpu_list(read_file(layout.unified / "cpuset.cpus.effective"));
     cg->fleet_[""] = fleet;
     return cg;
   }
@@ -343,6 +397,19 @@ boost::system::result<std::unique_ptr<Cgroups>> Cgroups::create(const CgroupLayo
     cg->fleet_[controller] = fleet;
     if (controller == "memory" || controller == "cpu" || controller == "pids")
       cg->controllers_.insert(controller);
+  }
+  // v1's cpuset gives a new cgroup no CPUs and no memory nodes: the fleet's are its own's.
+  if (auto it = layout.v1.find("cpuset"); it != layout.v1.end()) {
+    const fs::path fleet = cg->fleet_.at("cpuset");
+    const auto cpus = parse_cpu_list(read_file(it->second / "cpuset.cpus"));
+    std::string mems = read_file(it->second / "cpuset.mems");
+    while (!mems.empty() && (mems.back() == '\n' || mems.back() == ' ')) mems.pop_back();
+    if (!cpus.empty() && !mems.empty() &&
+        !write_file(fleet / "cpuset.cpus", format_cpu_list(cpus)) &&
+        !write_file(fleet / "cpuset.mems", mems)) {
+      cg->cpus_ = cpus;
+      cg->mems_ = mems;
+    }
   }
   const fs::path freezer = cg->freezer_dir();
   for (const auto& [dir, _] : made) clear_fleet_dir(dir, freezer);
@@ -466,8 +533,43 @@ boost::system::result<std::vector<fs::path>> Cgroups::prepare(const std::string&
     if (const auto pids = dir_of(id, "pids"); !ec && !pids.empty())
       ec = set(pids, "pids.max", r.pids ? std::to_string(*r.pids) : "max");
   }
+  if (!ec) ec = place_cpus(id, r);
   if (ec) return ec;
   return join;
+}
+
+error_code Cgroups::place_cpus(const std::string& id, const Resources& r) {
+  unplace_cpus(id);
+  if (cpus_.empty()) return {};
+  const fs::path dir = dir_of(id, version_ == 2 ? "" : "cpuset");
+  if (dir.empty()) return {};
+  const auto cpus = r.millicores ? pick_cpus(cpus_, committed_, *r.millicores) : std::vector<int>{};
+  if (version_ == 1) {
+    if (auto ec = write_file(dir / "cpuset.mems", mems_)) return ec;
+  }
+  // v2: an empty list is the parent's CPUs; v1 needs them written.
+  const std::string list = !cpus.empty()   ? format_cpu_list(cpus)
+                           : version_ == 1 ? format_cpu_list(cpus_)
+                                           : std::string("\n");
+  if (auto ec = write_file(dir / "cpuset.cpus", list)) return ec;
+  if (!cpus.empty()) {
+    const std::uint64_t share = *r.millicores / cpus.size();
+    for (int c : cpus) committed_[c] += share;
+    placed_[id] = {cpus, share};
+  }
+  return {};
+}
+
+void Cgroups::unplace_cpus(const std::string& id) {
+  auto it = placed_.find(id);
+  if (it == placed_.end()) return;
+  for (int c : it->second.cpus) committed_[c] -= it->second.share;
+  placed_.erase(it);
+}
+
+std::vector<int> Cgroups::cpus_of(const std::string& id) const {
+  auto it = placed_.find(id);
+  return it == placed_.end() ? std::vector<int>{} : it->second.cpus;
 }
 
 void Cgroups::kill(const std::string& id) {
@@ -484,6 +586,7 @@ std::optional<Usage> Cgroups::usage(const std::string& id) const {
   const fs::path procs = version_ == 2 ? dir_of(id, "") : kill_dir() / id;
   if (!fs::is_directory(procs, ec)) return std::nullopt;
   u.processes = each_pid((procs / "cgroup.procs").c_str(), [](pid_t) {});
+  u.cpus = format_cpu_list(cpus_of(id));
   if (version_ == 2) {
     const fs::path dir = dir_of(id, "");
     const std::string mem = read_file(dir / "memory.stat");
@@ -512,6 +615,7 @@ std::optional<Usage> Cgroups::usage(const std::string& id) const {
 
 void Cgroups::release(const std::string& id) {
   kill(id);
+  unplace_cpus(id);
   remove_dirs(id);
 }
 

@@ -7,6 +7,10 @@
 //     (+ memsw), cpu.cfs_quota_us, pids.max, cpuacct.usage, memory.oom_control; without
 //     cgroup.kill, the freezer holds the processes still while each gets SIGKILL, so none can
 //     fork past it or leave a pid to be reused.
+// An instance with a CPU limit of N cores (cpu: 0.5 -> 1) also runs on N cores of the fleet's,
+// chosen where the fewest limited cores are committed (cpuset.cpus; v1 cpuset / v2 cpuset
+// controller, when there is one). Its bursts then stay on those cores, so the others keep their
+// wake-ups quick for the services without limits; docs/decisions/0012-cpu-limits-pin-cores.md.
 // The fleet's cgroup is named after the fleet and made under the cgroup squadron runs in; what a
 // crashed fleet of the same name left there is killed when the next one starts.
 //
@@ -19,6 +23,7 @@
 // Thread safety: one thread (the supervisor's).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -51,6 +56,16 @@ CgroupLayout detect_cgroups();
 // [a-z0-9_-], so two fleets never share one and the same fleet finds its own again.
 std::string fleet_cgroup_name(std::string_view fleet, const std::filesystem::path& dir);
 
+// A kernel CPU list ("0-3,6") and back; an unreadable list is empty.
+std::vector<int> parse_cpu_list(std::string_view text);
+std::string format_cpu_list(const std::vector<int>& cpus);
+// The ceil(millicores / 1000) CPUs of `allowed` an instance limited to `millicores` runs on:
+// those with the fewest millicores `committed` to them, the highest-numbered first among equals
+// (CPU 0 usually takes the most interrupts), returned in ascending order. Empty (run anywhere)
+// when that is as many as `allowed` has.
+std::vector<int> pick_cpus(const std::vector<int>& allowed,
+                           const std::map<int, std::uint64_t>& committed, std::uint64_t millicores);
+
 class Cgroups final : public Isolation {
  public:
   // Makes the fleet's cgroup `name` under `layout`'s (v2: enabling the memory, cpu and pids
@@ -82,6 +97,8 @@ class Cgroups final : public Isolation {
   std::string describe() const;
   // Whether limits of this kind can be set: "memory", "cpu", "pids".
   bool controls(std::string_view controller) const;
+  // The CPUs instance `id` is confined to (empty: any of the fleet's).
+  std::vector<int> cpus_of(const std::string& id) const;
 
  private:
   Cgroups() = default;
@@ -92,12 +109,25 @@ class Cgroups final : public Isolation {
   // Removes the instance's directories that are empty by now; keeps the others for later.
   void remove_dirs(const std::string& id);
   void retry_removals();
+  // Confines instance `id` to CPUs for `r`'s CPU limit (or opens it to the fleet's again).
+  boost::system::error_code place_cpus(const std::string& id, const Resources& r);
+  void unplace_cpus(const std::string& id);
 
   int version_ = 0;
   // v2: {"": fleet dir}; v1: controller -> fleet dir (co-mounted controllers share one).
   std::map<std::string, std::filesystem::path> fleet_;
   std::set<std::string> controllers_;  // limits it can set: memory, cpu, pids
   std::set<std::string> pending_removal_;
+  // With a cpuset hierarchy: the fleet's CPUs and memory nodes (v1 needs both on each cgroup),
+  // the millicores committed to each CPU and the CPUs of each confined instance.
+  std::vector<int> cpus_;
+  std::string mems_;
+  std::map<int, std::uint64_t> committed_;
+  struct Placed {
+    std::vector<int> cpus;
+    std::uint64_t share = 0;  // millicores committed to each of them
+  };
+  std::map<std::string, Placed> placed_;
 };
 
 // SIGKILLs every process listed in `procs_dir`/cgroup.procs, holding them frozen meanwhile when

@@ -3,6 +3,7 @@
 // through cgroup.procs (a real child process listed in the fake file) or cgroup.kill.
 #include "squadron/supervisor/cgroups.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <sys/wait.h>
@@ -165,7 +166,7 @@ TEST_F(FakeTree, V2EnablesControllersAndWritesTheUnifiedFiles) {
   ASSERT_TRUE(cg) << cg.error().message();
   EXPECT_EQ((*cg)->version(), 2);
   const fs::path fleet = root_ / "unified/own/squadron-t";
-  EXPECT_EQ(slurp(fleet / "cgroup.subtree_control"), "+pids") << "the last one written";
+  EXPECT_EQ(slurp(fleet / "cgroup.subtree_control"), "+cpuset") << "the last one written";
   const auto join = (*cg)->prepare("hog-1", limited());
   ASSERT_TRUE(join) << join.error().message();
   EXPECT_EQ(*join, std::vector<fs::path>{fleet / "hog-1/cgroup.procs"});
@@ -192,6 +193,89 @@ TEST_F(FakeTree, V2EnablesControllersAndWritesTheUnifiedFiles) {
   EXPECT_EQ(u->throttled_usec, 300'000U);
   EXPECT_EQ(u->nr_throttled, 4U);
   EXPECT_EQ(u->oom_kills, 3U);
+}
+
+TEST(CpuList, ParsesAndFormatsTheKernelsRanges) {
+  EXPECT_EQ(parse_cpu_list("0-3,6\n"), (std::vector<int>{0, 1, 2, 3, 6}));
+  EXPECT_EQ(parse_cpu_list("5, 1-2"), (std::vector<int>{1, 2, 5}));
+  EXPECT_EQ(parse_cpu_list(""), std::vector<int>{});
+  EXPECT_EQ(parse_cpu_list("3-1"), std::vector<int>{}) << "unreadable: empty, not half of it";
+  EXPECT_EQ(parse_cpu_list("0-x"), std::vector<int>{});
+  EXPECT_EQ(format_cpu_list({0, 1, 2, 3, 6, 8, 9}), "0-3,6,8-9");
+  EXPECT_EQ(format_cpu_list({}), "");
+}
+
+TEST(PickCpus, AsManyCoresAsTheLimitRoundedUpWhereTheFewestAreCommitted) {
+  const std::vector<int> four{0, 1, 2, 3};
+  EXPECT_EQ(pick_cpus(four, {}, 500), std::vector<int>{3}) << "half a core: one, the highest";
+  EXPECT_EQ(pick_cpus(four, {}, 1500), (std::vector<int>{2, 3}));
+  EXPECT_EQ(pick_cpus(four, {{3, 500}}, 500), std::vector<int>{2}) << "spread";
+  EXPECT_EQ(pick_cpus(four, {{3, 500}, {2, 500}, {1, 200}, {0, 900}}, 2000),
+            (std::vector<int>{1, 3}))
+      << "the least committed, then the highest of two equals";
+  EXPECT_EQ(pick_cpus(four, {}, 4000), std::vector<int>{}) << "every core: not confined";
+  EXPECT_EQ(pick_cpus(four, {}, 3500), std::vector<int>{});
+  EXPECT_EQ(pick_cpus({0, 1}, {}, 500), std::vector<int>{1});
+  EXPECT_EQ(pick_cpus({4}, {}, 500), std::vector<int>{}) << "one core: nothing to choose";
+}
+
+TEST_F(FakeTree, V1ConfinesACpuLimitToItsCoresAndReleasesThem) {
+  auto l = v1({"memory", "cpu", "pids", "cpuset"});
+  put(root_ / "cpuset/own/cpuset.cpus", "0-3\n");
+  put(root_ / "cpuset/own/cpuset.mems", "0\n");
+  auto cg = Cgroups::create(l, "squadron-t");
+  ASSERT_TRUE(cg) << cg.error().message();
+  const fs::path fleet = root_ / "cpuset/own/squadron-t";
+  EXPECT_EQ(slurp(fleet / "cpuset.cpus"), "0-3") << "a new v1 cpuset has no CPUs of its own";
+  EXPECT_EQ(slurp(fleet / "cpuset.mems"), "0");
+
+  const auto join = (*cg)->prepare("hog-1", limited());
+  ASSERT_TRUE(join) << join.error().message();
+  EXPECT_NE(std::find(join->begin(), join->end(), fleet / "hog-1/cgroup.procs"), join->end());
+  EXPECT_EQ(slurp(fleet / "hog-1/cpuset.cpus"), "3");
+  EXPECT_EQ(slurp(fleet / "hog-1/cpuset.mems"), "0");
+  ASSERT_TRUE((*cg)->prepare("hog-2", limited()));
+  EXPECT_EQ(slurp(fleet / "hog-2/cpuset.cpus"), "2") << "the next replica on another core";
+  EXPECT_EQ((*cg)->cpus_of("hog-2"), std::vector<int>{2});
+  InstanceSpec open;
+  ASSERT_TRUE((*cg)->prepare("web-1", open));
+  EXPECT_EQ(slurp(fleet / "web-1/cpuset.cpus"), "0-3") << "no CPU limit: every core";
+  EXPECT_EQ((*cg)->cpus_of("web-1"), std::vector<int>{});
+
+  (*cg)->release("hog-1");
+  ASSERT_TRUE((*cg)->prepare("hog-3", limited()));
+  EXPECT_EQ(slurp(fleet / "hog-3/cpuset.cpus"), "3") << "hog-1's core is free again";
+  ASSERT_TRUE((*cg)->prepare("hog-2", open)) << "a restart without the limit";
+  EXPECT_EQ(slurp(fleet / "hog-2/cpuset.cpus"), "0-3");
+  ASSERT_TRUE((*cg)->prepare("hog-4", limited()));
+  EXPECT_EQ(slurp(fleet / "hog-4/cpuset.cpus"), "2") << "hog-2 gave its core back";
+}
+
+TEST_F(FakeTree, V1WithoutCpusetsStillLimits) {
+  auto l = v1({"memory", "cpu", "pids", "cpuset"});  // its own cgroup's CPUs unreadable
+  auto cg = Cgroups::create(l, "squadron-t");
+  ASSERT_TRUE(cg) << cg.error().message();
+  ASSERT_TRUE((*cg)->prepare("hog-1", limited()));
+  EXPECT_EQ(slurp(root_ / "cpu/own/squadron-t/hog-1/cpu.cfs_quota_us"), "50000");
+  EXPECT_FALSE(fs::exists(root_ / "cpuset/own/squadron-t/hog-1/cpuset.cpus"));
+  EXPECT_EQ((*cg)->cpus_of("hog-1"), std::vector<int>{});
+}
+
+TEST_F(FakeTree, V2ConfinesACpuLimitWithTheCpusetController) {
+  auto l = v2();
+  put(l.unified / "cpuset.cpus.effective", "0-1\n");
+  auto cg = Cgroups::create(l, "squadron-t");
+  ASSERT_TRUE(cg) << cg.error().message();
+  const fs::path fleet = root_ / "unified/own/squadron-t";
+  ASSERT_TRUE((*cg)->prepare("hog-1", limited()));
+  EXPECT_EQ(slurp(fleet / "hog-1/cpuset.cpus"), "1");
+  InstanceSpec open;
+  ASSERT_TRUE((*cg)->prepare("hog-1", open));
+  EXPECT_EQ(slurp(fleet / "hog-1/cpuset.cpus"), "\n") << "empty: the fleet's CPUs";
+  auto without = Cgroups::create(v2("cpu memory pids"), "squadron-u");
+  ASSERT_TRUE(without);
+  ASSERT_TRUE((*without)->prepare("hog-1", limited()));
+  EXPECT_FALSE(fs::exists(root_ / "unified/own/squadron-u/hog-1/cpuset.cpus"));
 }
 
 TEST_F(FakeTree, V2WithoutTheMemoryControllerRefusesAMemoryLimitButRunsOthers) {

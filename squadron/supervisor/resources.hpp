@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace squadron::supervisor {
 
@@ -24,6 +25,7 @@ struct Usage {
   std::uint64_t nr_throttled = 0;    // periods in which it was held back
   std::uint64_t oom_kills = 0;       // processes the kernel killed for its memory limit
   int processes = 0;
+  std::string cpus = {};     // the CPUs it is confined to ("1", "2-3"); empty: any of the fleet's
   bool from_cgroup = false;  // false: read from /proc (no OOM or throttling counts)
 };
 

@@ -4,6 +4,7 @@
 // and the control plane's /metrics.
 #include <fstream>
 #include <regex>
+#include <set>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -159,6 +160,47 @@ TEST_F(Isolation, PsShowsWhatEachInstanceUsesAndACpuLimitItsThrottledTime) {
   EXPECT_GT(std::stod(m[1]), 0.0);
   EXPECT_NE(metrics->body.find("squadron_instance_memory_rss_bytes{service=\"hello\""),
             std::string::npos);
+}
+
+// The CPUs a process may run on, from /proc/<pid>/status ("0-1").
+std::string cpus_allowed(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+      const auto at = line.find_first_not_of(" \t", 18);
+      return at == std::string::npos ? "" : line.substr(at);
+    }
+  }
+  return "";
+}
+
+TEST_F(Isolation, ACpuLimitOfHalfACoreRunsOnOneCoreAndTheOthersOnEvery) {
+  const auto all = cpus_allowed(::getpid());
+  if (all.find_first_of(",-") == std::string::npos) GTEST_SKIP() << "one CPU: " << all;
+  write_manifest("  capped:\n    command: [" + bin_dir() +
+                 "/hello, --threads, \"1\"]\n    replicas: 2\n    resources: { cpu: 0.5 }\n");
+  up();
+  const bool shown = eventually_ps([](const json::array& list) {
+    const auto capped = of(list, "capped");
+    return capped.size() == 2 && capped[0]->at("cpus").is_string() &&
+           capped[1]->at("cpus").is_string();
+  });
+  const auto list = ps();
+  ASSERT_TRUE(shown) << json::serialize(list);
+  const auto capped = of(list, "capped");
+  std::set<std::string> cores;
+  for (const auto* o : capped) {
+    ASSERT_TRUE(o->at("cpus").is_string()) << json::serialize(*o);
+    const std::string cpus(o->at("cpus").as_string());
+    EXPECT_EQ(cpus.find_first_of(",-"), std::string::npos) << "one core: " << cpus;
+    EXPECT_EQ(cpus_allowed(pid_of(*o)), cpus) << "the kernel's affinity is the one shown";
+    cores.insert(cpus);
+  }
+  EXPECT_EQ(cores.size(), 2U) << "two replicas, two cores";
+  const auto* hello = of(list, "hello")[0];
+  EXPECT_TRUE(hello->at("cpus").is_null()) << json::serialize(*hello);
+  EXPECT_EQ(cpus_allowed(pid_of(*hello)), all) << "no limit: every core";
 }
 
 }  // namespace
