@@ -13,11 +13,11 @@
 # spinner's share of a core, the machine's available memory at its lowest beside them less its
 # lowest alone, the bomb's processes, and how long `squadron ps` took beside the bomb.
 #
-#   bench/neighbours.sh                      # ROUNDS=3 DURATION=8s RATE=2000 MODES="limits none"
+#   bench/neighbours.sh                      # ROUNDS=5 DURATION=8s RATE=2000 MODES="limits none"
 #                                            # CLIENT=rt (or normal) WITH="spinner hog"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8s}
 RATE=${RATE:-2000}
 MODES=${MODES:-limits none}
