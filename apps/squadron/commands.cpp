@@ -1,12 +1,15 @@
 #include "commands.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
 #include <optional>
 #include <set>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -689,6 +692,44 @@ int down(const control::Manifest& m, std::chrono::milliseconds timeout) {
   }
   std::fprintf(stderr, "squadron: fleet \"%s\" stopped (%.1f s)\n", m.name.c_str(),
                std::chrono::duration<double>(steady::now() - start).count());
+  return 0;
+}
+
+int export_kubernetes(const control::Manifest& m, const control::ExportOptions& options,
+                      const std::string& output) {
+  const auto r = control::export_kubernetes(m, options);
+  for (const auto& e : r.errors) std::fprintf(stderr, "squadron: %s\n", e.c_str());
+  if (!r.errors.empty()) {
+    std::fprintf(stderr, "squadron: nothing exported (%zu problem%s)\n", r.errors.size(),
+                 r.errors.size() == 1 ? "" : "s");
+    return 2;
+  }
+  for (const auto& w : r.warnings) std::fprintf(stderr, "squadron: warning: %s\n", w.c_str());
+  if (output == "-") {
+    std::fwrite(r.yaml.data(), 1, r.yaml.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
+  // Whole or not at all, and private when a Secret's value is in it.
+  const bool secret = options.secret_values && r.yaml.find("\nkind: Secret\n") != std::string::npos;
+  const std::string tmp = output + ".tmp";
+  const int fd =
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, secret ? 0600 : 0644);
+  bool ok = fd >= 0;
+  if (ok) {
+    if (secret) ::fchmod(fd, 0600);
+    ok = ::write(fd, r.yaml.data(), r.yaml.size()) == static_cast<ssize_t>(r.yaml.size()) &&
+         ::fsync(fd) == 0;
+    ok = ::close(fd) == 0 && ok;
+  }
+  if (!ok || ::rename(tmp.c_str(), output.c_str()) != 0) {
+    std::fprintf(stderr, "squadron: cannot write %s: %s\n", output.c_str(), std::strerror(errno));
+    ::unlink(tmp.c_str());
+    return 1;
+  }
+  std::size_t objects = 0;
+  for (std::size_t at = 0; (at = r.yaml.find("---\n", at)) != std::string::npos; at += 4) ++objects;
+  std::fprintf(stderr, "squadron: wrote %s (%zu object%s)\n", output.c_str(), objects,
+               objects == 1 ? "" : "s");
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "client.hpp"
+#include "squadron/control/kubernetes.hpp"
 #include "squadron/control/manifest.hpp"
 
 namespace squadron::apps {
@@ -44,5 +45,9 @@ int logs(const control::Manifest& m, const std::string& service, bool follow, in
 // inputs and rule), one a line; of one service when named; `follow` keeps printing new ones.
 int events(const control::Manifest& m, const std::string& service, bool follow);
 int down(const control::Manifest& m, std::chrono::milliseconds timeout);
+// `export kubernetes`: the YAML to `output` ("-": stdout; a file is replaced whole, 0600 when it
+// holds secret values), warnings on stderr. Exit 2 on an error (nothing written).
+int export_kubernetes(const control::Manifest& m, const control::ExportOptions& options,
+                      const std::string& output);
 
 }  // namespace squadron::apps

@@ -1,5 +1,5 @@
 // The `squadron` command: validate, up [-d], ps, scale, restart, deploy, apply, rollback,
-// history, logs, events, down. Every command takes
+// history, logs, events, down, export kubernetes. Every command takes
 // -f FILE (default ./squadron.yaml), validates it first (exit 2 with every problem), and finds
 // the running fleet through `.squadron/` beside it.
 #include <cstdio>
@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "gateway.hpp"
+#include "squadron/control/kubernetes.hpp"
 #include "squadron/control/manifest.hpp"
 #include "squadron/core/duration.hpp"
 #include "up.hpp"
@@ -165,6 +166,24 @@ int main(int argc, char** argv) {
       ->check(kDuration)
       ->capture_default_str();
 
+  squadron::control::ExportOptions export_options;
+  std::vector<std::string> export_images;
+  std::string export_output = "-";
+  bool no_secret_values = false;
+  auto* export_cmd = app.add_subcommand("export", "the manifest for another engine");
+  auto* kubernetes_cmd = export_cmd->add_subcommand(
+      "kubernetes", "Deployments, Services, HPAs, Jobs, an Ingress, ... as one YAML stream");
+  export_cmd->require_subcommand(1);
+  kubernetes_cmd->add_option("--namespace", export_options.ns, "metadata.namespace of each object");
+  kubernetes_cmd->add_option("--image", export_images,
+                             "SERVICE=IMAGE: the image a service runs from (repeat; over image:)");
+  kubernetes_cmd->add_option("-o,--output", export_output, "the file to write (- : stdout)")
+      ->capture_default_str();
+  kubernetes_cmd->add_flag("--no-secret-values", no_secret_values,
+                           "reference the Secrets instead of writing their values");
+  kubernetes_cmd->add_option("--ingress-class", export_options.ingress_class,
+                             "the Ingress's ingressClassName (default: the cluster's)");
+
   squadron::apps::GatewayOptions gateway_options;
   auto* gateway_cmd = app.add_subcommand(
       "gateway", "the fleet's front door (started by `squadron up`; rarely run by hand)");
@@ -217,6 +236,20 @@ int main(int argc, char** argv) {
   const auto wait_for = *squadron::core::parse_duration(timeout);
   namespace apps = squadron::apps;
   if (*validate_cmd) return validate(*manifest, file);
+  if (*export_cmd) {
+    for (const auto& i : export_images) {
+      const auto eq = i.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == i.size()) {
+        std::fprintf(stderr,
+                     "squadron: --image \"%s\": write SERVICE=IMAGE, like web=registry/web:1.0\n",
+                     i.c_str());
+        return 2;
+      }
+      export_options.images[i.substr(0, eq)] = i.substr(eq + 1);
+    }
+    export_options.secret_values = !no_secret_values;
+    return apps::export_kubernetes(*manifest, export_options, export_output);
+  }
   if (*up_cmd) {
     up_options.timeout = wait_for;
     return apps::up(*manifest, up_options);

@@ -60,7 +60,6 @@ std::string join_path(const std::string& parent, std::string_view key) {
 // docker compose's service keys, and what to write in a squadron.yaml instead.
 const std::map<std::string_view, std::string_view> kComposeKeys = {
     {"environment", "write env: { NAME: value }"},
-    {"image", "Squadron runs programs, not images: command: [path/to/program, args...]"},
     {"build", "build the program first (make, cargo build, ...), then command: runs it"},
     {"ports",
      "each instance gets its own PORT; reach it by name (SQUADRON_<NAME>_URL, or _HOST and _PORT "
@@ -806,6 +805,7 @@ void parse_env_files(Checker& c, const YAML::Node& n, const std::string& path, c
         continue;
       }
       s.env[k] = core::escape_dollars(v);  // as written: no $ in it is a reference at launch
+      s.env_file_vars[k] = v;
     }
   }
 }
@@ -934,16 +934,29 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
             "give this service another name");
   }
   if (!c.expect_map(n, path, "a mapping with at least command: [...]")) return;
-  c.check_keys(
-      n, path,
-      {"command", "cwd",         "env",      "replicas", "port",      "ready",      "live",
-       "routes",  "stop_grace",  "restart",  "proxy",    "autoscale", "deploy",     "resources",
-       "user",    "stop_signal", "env_file", "secrets",  "kind",      "depends_on", "protocol"},
-      &kComposeKeys);
+  c.check_keys(n, path,
+               {"command", "cwd",        "env",        "replicas",    "port",     "ready",
+                "live",    "routes",     "stop_grace", "restart",     "proxy",    "autoscale",
+                "deploy",  "resources",  "user",       "stop_signal", "env_file", "secrets",
+                "kind",    "depends_on", "protocol",   "image"},
+               &kComposeKeys);
 
+  if (n["image"]) {
+    if (auto image = c.string(n["image"], path + ".image")) {
+      if (image->empty() || image->find_first_of(" \t\n") != std::string::npos) {
+        c.error(n["image"], path + ".image",
+                fmt::format("\"{}\" is not an image reference", *image),
+                "write image: registry/name:tag (used only by squadron export kubernetes)");
+      } else {
+        s.image = *image;
+      }
+    }
+  }
   if (!n["command"]) {
     c.error(key, path + ".command", "a service needs a command",
-            "add command: [path/to/program, args...]");
+            n["image"] ? "Squadron runs programs, not images (image: is only for squadron export "
+                         "kubernetes): add command: [path/to/program, args...]"
+                       : "add command: [path/to/program, args...]");
   } else if (n["command"].IsSequence()) {
     const YAML::Node cmd = n["command"];
     if (cmd.size() == 0)

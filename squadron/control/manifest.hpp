@@ -76,12 +76,16 @@ struct ServiceSpec {
   std::vector<std::string> command;        // argv; argv[0] resolved against cwd, then PATH
   std::filesystem::path cwd;               // absolute; default: the manifest's folder
   std::map<std::string, std::string> env;  // on top of Squadron's own variables
-  int replicas = 1;                        // default 1; 0 is allowed (scaled to zero)
-  std::optional<std::uint16_t> port;       // a fixed port; default: auto (one per instance)
-  Probe ready;                             // default: TCP connect
-  std::optional<Probe> live;               // default: none
-  std::vector<Route> routes;               // default: none
-  ProxyPolicy proxy;                       // default: the design doc's
+  // The variables env_file: gave (as read, before env: overrides them): an export's ConfigMap.
+  std::map<std::string, std::string> env_file_vars;
+  // image: registry/name:tag — only `squadron export kubernetes` reads it; `up` runs command.
+  std::string image;
+  int replicas = 1;                   // default 1; 0 is allowed (scaled to zero)
+  std::optional<std::uint16_t> port;  // a fixed port; default: auto (one per instance)
+  Probe ready;                        // default: TCP connect
+  std::optional<Probe> live;          // default: none
+  std::vector<Route> routes;          // default: none
+  ProxyPolicy proxy;                  // default: the design doc's
   std::chrono::milliseconds stop_grace = std::chrono::seconds(10);  // default 10 s
   RestartPolicy restart = RestartPolicy::kAlways;                   // default always
   std::optional<AutoscaleSpec> autoscale;                           // default: none (fixed)

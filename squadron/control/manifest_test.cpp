@@ -665,8 +665,6 @@ services:
   for (const char* want :
        {":1:1: version: \"version\" is docker compose's key, not Squadron's (a squadron.yaml has "
         "no version: remove it)",
-        ":4:5: services.web.image: \"image\" is docker compose's key, not Squadron's (Squadron "
-        "runs programs, not images",
         "services.web.environment: \"environment\" is docker compose's key, not Squadron's "
         "(write env: { NAME: value })",
         "services.web.ports: \"ports\" is docker compose's key",

@@ -1,0 +1,708 @@
+#include "squadron/control/kubernetes.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <variant>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "squadron/core/interpolate.hpp"
+
+namespace squadron::control {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+namespace {
+
+// The container port every exported service listens on unless it has a fixed one ($PORT).
+constexpr int kDefaultPort = 8080;
+// What the preStop hook waits before the container gets its stop signal: the time for the
+// endpoints controller, kube-proxy and the ingress to stop sending it new requests — in a fleet
+// the gateway drops a retiring instance at once, in a cluster it takes a few seconds.
+constexpr int kPreStopSeconds = 5;
+constexpr const char* kSecretsDir = "/run/secrets/squadron";
+
+// --- YAML ---
+
+bool plain_safe(std::string_view s) {
+  if (s.empty()) return false;
+  static const std::set<std::string_view> kWords = {
+      "true",  "false", "yes", "no", "on",  "off", "y", "n",    "null", "~",    "True",
+      "False", "Yes",   "No",  "On", "Off", "Y",   "N", "Null", "NULL", "TRUE", "FALSE"};
+  if (kWords.count(s) != 0) return false;
+  const unsigned char first = static_cast<unsigned char>(s.front());
+  // "--flag" is a string; "-1" a number, "---" a document's start.
+  const bool flag = first == '-' && s.size() > 1 &&
+                    (std::isalpha(static_cast<unsigned char>(s[1])) ||
+                     (s[1] == '-' && s.size() > 2 && std::isalpha(static_cast<unsigned char>(s[2]))));
+  if (!std::isalpha(first) && first != '/' && first != '_' && !flag) return false;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!std::isalnum(u) && c != '-' && c != '_' && c != '.' && c != '/' && c != ':' && c != '+' &&
+        c != '%' && c != '=' && c != ',')
+      return false;
+  }
+  // "a:b" is fine in a block scalar, "a: b" is not; a trailing ':' is not.
+  return s.back() != ':';
+}
+
+std::string scalar(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::string: {
+      const std::string_view s = v.get_string();
+      return plain_safe(s) ? std::string(s) : json::serialize(v);  // JSON's quoting is YAML's
+    }
+    case json::kind::null:
+      return "null";
+    default:
+      return json::serialize(v);
+  }
+}
+
+bool empty_container(const json::value& v) {
+  return (v.is_object() && v.get_object().empty()) || (v.is_array() && v.get_array().empty());
+}
+
+void emit(std::string& out, const json::value& v, int indent);
+
+void emit_object(std::string& out, const json::object& o, int indent) {
+  for (const auto& [k, v] : o) {
+    out.append(indent, ' ');
+    out += scalar(json::value(k));
+    out += ':';
+    if ((v.is_object() || v.is_array()) && !empty_container(v)) {
+      out += '\n';
+      emit(out, v, v.is_array() ? indent : indent + 2);
+    } else {
+      out += ' ';
+      out += v.is_object() ? "{}" : v.is_array() ? "[]" : scalar(v);
+      out += '\n';
+    }
+  }
+}
+
+void emit(std::string& out, const json::value& v, int indent) {
+  if (v.is_object()) {
+    emit_object(out, v.get_object(), indent);
+  } else if (v.is_array()) {
+    for (const auto& item : v.get_array()) {
+      out.append(indent, ' ');
+      out += "- ";
+      if (item.is_object() && !item.get_object().empty()) {
+        std::string inner;
+        emit_object(inner, item.get_object(), indent + 2);
+        out += inner.substr(static_cast<std::size_t>(indent) + 2);  // the first key after "- "
+      } else if (item.is_array() && !item.get_array().empty()) {
+        out += '\n';
+        emit(out, item, indent + 2);
+      } else {
+        out += item.is_object() ? "{}" : item.is_array() ? "[]" : scalar(item);
+        out += '\n';
+      }
+    }
+  } else {
+    out.append(indent, ' ');
+    out += scalar(v);
+    out += '\n';
+  }
+}
+
+// --- the mapping ---
+
+int seconds_up(milliseconds d) {
+  return static_cast<int>(std::max<long long>(1, (d.count() + 999) / 1000));
+}
+
+std::string quantity_bytes(std::uint64_t b) {
+  for (const auto& [suffix, shift] : {std::pair{"Gi", 30}, {"Mi", 20}, {"Ki", 10}}) {
+    if (b % (std::uint64_t{1} << shift) == 0) return fmt::format("{}{}", b >> shift, suffix);
+  }
+  return std::to_string(b);
+}
+
+std::string quantity_cpu(std::uint64_t millicores) {
+  return millicores % 1000 == 0 ? std::to_string(millicores / 1000)
+                                : fmt::format("{}m", millicores);
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGWINCH:
+      return "SIGWINCH";
+    default:
+      return "SIGTERM";
+  }
+}
+
+// ${NAME} / $NAME of the instance's own variables as Kubernetes' $(NAME) (which it expands in
+// command, args and env from the container's env), $$ as $.
+std::string to_kubernetes_refs(const std::string& text) {
+  auto r = core::interpolate(text, [](std::string_view name) -> std::optional<std::string> {
+    return fmt::format("$({})", name);
+  });
+  if (auto* s = std::get_if<std::string>(&r)) return *s;
+  return text;
+}
+
+int container_port(const ServiceSpec& s) { return s.port ? *s.port : kDefaultPort; }
+int service_port(const ServiceSpec& s) { return s.tcp ? container_port(s) : 80; }
+
+class Exporter {
+ public:
+  Exporter(const Manifest& m, const ExportOptions& o) : m_(m), o_(o) {}
+
+  ExportResult run() {
+    check_names();
+    for (const auto& s : m_.services) {
+      auto it = o_.images.find(s.name);
+      const std::string image = it != o_.images.end() ? it->second : s.image;
+      if (image.empty()) {
+        result_.errors.push_back(fmt::format(
+            "services.{}: no image to run it from: give the service image: registry/name:tag "
+            "in the manifest, or --image {}=IMAGE",
+            s.name, s.name));
+      }
+      images_[s.name] = image;
+    }
+    for (const auto& [name, _] : o_.images) {
+      if (m_.find(name) == nullptr)
+        result_.errors.push_back(
+            fmt::format("--image {}=...: the manifest has no service \"{}\"", name, name));
+    }
+    if (!result_.errors.empty()) return std::move(result_);
+    secrets();
+    for (const auto& s : m_.services) service(s);
+    ingress();
+    for (const auto& d : docs_) {
+      result_.yaml += "---\n";
+      for (const auto& c : d.comments) result_.yaml += "# " + c + "\n";
+      std::string body;
+      emit(body, d.object, 0);
+      result_.yaml += body;
+    }
+    return std::move(result_);
+  }
+
+ private:
+  struct Doc {
+    std::vector<std::string> comments;
+    json::value object;
+  };
+
+  void warn(Doc* d, std::string key, std::string text) {
+    result_.warnings.push_back(key + ": " + text);
+    if (d != nullptr) d->comments.push_back(key + ": " + text);
+  }
+
+  void check_names() {
+    std::map<std::string, std::string> seen;
+    for (const auto& s : m_.services) {
+      const auto k = kubernetes_name(s.name);
+      if (auto [it, fresh] = seen.emplace(k, s.name); !fresh)
+        result_.errors.push_back(
+            fmt::format("services.{}: its Kubernetes name \"{}\" is also services.{}'s: rename one",
+                        s.name, k, it->second));
+    }
+  }
+
+  json::object labels(const std::string& name) const {
+    return {{"app.kubernetes.io/name", name},
+            {"app.kubernetes.io/part-of", kubernetes_name(m_.name)},
+            {"app.kubernetes.io/managed-by", "squadron"}};
+  }
+  json::object selector(const std::string& name) const {
+    return {{"app.kubernetes.io/name", name},
+            {"app.kubernetes.io/part-of", kubernetes_name(m_.name)}};
+  }
+  json::object metadata(const std::string& name, const std::string& labelled) const {
+    json::object md{{"name", name}};
+    if (!o_.ns.empty()) md["namespace"] = o_.ns;
+    md["labels"] = labels(labelled);
+    return md;
+  }
+  Doc& add(std::string api, std::string kind, const std::string& name,
+           const std::string& labelled) {
+    docs_.push_back({{},
+                     json::object{{"apiVersion", std::move(api)},
+                                  {"kind", std::move(kind)},
+                                  {"metadata", metadata(name, labelled)}}});
+    return docs_.back();
+  }
+
+  std::string secret_object(const std::string& secret) const {
+    return kubernetes_name(m_.name) + "-" + kubernetes_name(secret);
+  }
+
+  void secrets() {
+    std::map<std::string, const supervisor::SecretSpec*> all;
+    for (const auto& s : m_.services)
+      for (const auto& sec : s.secrets) all.emplace(sec.name, &sec);
+    for (const auto& [name, sec] : all) {
+      const std::string object = secret_object(name);
+      if (!o_.secret_values) {
+        result_.warnings.push_back(fmt::format(
+            "secrets.{}: not exported (--no-secret-values): create it before applying: kubectl "
+            "create secret generic {} --from-file={}=FILE{}",
+            name, object, sec->target, o_.ns.empty() ? "" : " -n " + o_.ns));
+        continue;
+      }
+      std::string value;
+      if (!sec->file.empty()) {
+        std::ifstream in(sec->file, std::ios::binary);
+        if (!in) {
+          result_.errors.push_back(
+              fmt::format("secrets.{}: cannot read {} (or export with --no-secret-values)", name,
+                          sec->file.string()));
+          continue;
+        }
+        std::ostringstream text;
+        text << in.rdbuf();
+        value = text.str();
+      } else {
+        const char* v = std::getenv(sec->from_env.c_str());
+        if (v == nullptr) {
+          result_.errors.push_back(
+              fmt::format("secrets.{}: ${} is not set (or export with --no-secret-values)", name,
+                          sec->from_env));
+          continue;
+        }
+        value = v;
+      }
+      auto& d = add("v1", "Secret", object, kubernetes_name(m_.name));
+      auto& o = d.object.as_object();
+      o["type"] = "Opaque";
+      o["data"] = json::object{{sec->target, base64(value)}};
+    }
+  }
+
+  static std::string base64(std::string_view in) {
+    static const char* kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+      const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                         (static_cast<unsigned char>(in[i + 1]) << 8) |
+                         static_cast<unsigned char>(in[i + 2]);
+      for (int k = 18; k >= 0; k -= 6) out += kAlphabet[(n >> k) & 63];
+    }
+    if (i < in.size()) {
+      unsigned n = static_cast<unsigned char>(in[i]) << 16;
+      if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+      out += kAlphabet[(n >> 18) & 63];
+      out += kAlphabet[(n >> 12) & 63];
+      out += i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=';
+      out += '=';
+    }
+    return out;
+  }
+
+  json::object probe(const Probe& p, const ServiceSpec& s) const {
+    json::object o;
+    if (!p.command.empty()) {
+      json::array argv;
+      for (const auto& a : p.command) argv.push_back(json::value(to_kubernetes_refs(a)));
+      o["exec"] = json::object{{"command", std::move(argv)}};
+    } else if (!p.path.empty()) {
+      o["httpGet"] = json::object{{"path", p.path}, {"port", s.tcp ? "tcp" : "http"}};
+    } else {
+      o["tcpSocket"] = json::object{{"port", s.tcp ? "tcp" : "http"}};
+    }
+    o["periodSeconds"] = seconds_up(p.interval);
+    o["timeoutSeconds"] = seconds_up(p.timeout);
+    o["failureThreshold"] = p.threshold;
+    return o;
+  }
+
+  // Every service's address, as SQUADRON_<NAME>_URL/_HOST/_PORT/_ADDR, through its Service.
+  void discovery_env(json::array& env) const {
+    for (const auto& other : m_.services) {
+      if (other.task) continue;
+      const std::string host = kubernetes_name(other.name);
+      const int port = service_port(other);
+      env.push_back(json::object{
+          {"name", discovery_variable(other.name, "URL")},
+          {"value", fmt::format("{}://{}:{}", other.tcp ? "tcp" : "http", host, port)}});
+      env.push_back(
+          json::object{{"name", discovery_variable(other.name, "HOST")}, {"value", host}});
+      env.push_back(json::object{{"name", discovery_variable(other.name, "PORT")},
+                                 {"value", std::to_string(port)}});
+      env.push_back(json::object{{"name", discovery_variable(other.name, "ADDR")},
+                                 {"value", fmt::format("{}:{}", host, port)}});
+    }
+  }
+
+  json::object container(const ServiceSpec& s, Doc& d) {
+    const std::string name = kubernetes_name(s.name);
+    json::object c{{"name", name}, {"image", images_.at(s.name)}};
+    json::array command;
+    for (const auto& a : s.command) command.push_back(json::value(to_kubernetes_refs(a)));
+    c["command"] = std::move(command);
+    if (!s.command.empty() && s.command[0].find('/') != std::string::npos &&
+        s.command[0].front() != '/')
+      warn(&d, fmt::format("services.{}.command", s.name),
+           fmt::format("{} is a path relative to the manifest's folder; in the image it is "
+                       "relative to the container's working directory",
+                       s.command[0]));
+    c["ports"] = json::array{json::object{{"name", s.tcp ? "tcp" : "http"},
+                                          {"containerPort", container_port(s)},
+                                          {"protocol", "TCP"}}};
+    // Squadron's own variables first (env: may refer to them as $(PORT)), then discovery, then
+    // the service's env: (env_file: comes through a ConfigMap).
+    json::array env;
+    env.push_back(json::object{{"name", "PORT"}, {"value", std::to_string(container_port(s))}});
+    env.push_back(json::object{{"name", "HOST"}, {"value", "0.0.0.0"}});
+    env.push_back(json::object{{"name", "SQUADRON_SERVICE"}, {"value", s.name}});
+    env.push_back(json::object{
+        {"name", "SQUADRON_INSTANCE"},
+        {"valueFrom", json::object{{"fieldRef", json::object{{"fieldPath", "metadata.name"}}}}}});
+    discovery_env(env);
+    if (!s.secrets.empty())
+      env.push_back(json::object{{"name", "SQUADRON_SECRETS_DIR"}, {"value", kSecretsDir}});
+    for (const auto& sec : s.secrets) {
+      if (sec.env.empty()) continue;
+      env.push_back(json::object{
+          {"name", sec.env},
+          {"valueFrom",
+           json::object{{"secretKeyRef",
+                         json::object{{"name", secret_object(sec.name)}, {"key", sec.target}}}}}});
+    }
+    for (const auto& [k, v] : s.env) {
+      auto from_file = s.env_file_vars.find(k);
+      if (from_file != s.env_file_vars.end() && core::escape_dollars(from_file->second) == v)
+        continue;
+      env.push_back(json::object{{"name", k}, {"value", to_kubernetes_refs(v)}});
+    }
+    c["env"] = std::move(env);
+    if (!s.env_file_vars.empty())
+      c["envFrom"] =
+          json::array{json::object{{"configMapRef", json::object{{"name", name + "-env"}}}}};
+    if (s.resources.memory_bytes || s.resources.millicores) {
+      json::object amounts;
+      if (s.resources.millicores) amounts["cpu"] = quantity_cpu(*s.resources.millicores);
+      if (s.resources.memory_bytes) amounts["memory"] = quantity_bytes(*s.resources.memory_bytes);
+      // The request is the limit, as Kubernetes defaults it (a Guaranteed pod when both set).
+      c["resources"] = json::object{{"requests", amounts}, {"limits", amounts}};
+    }
+    if (s.resources.pids)
+      warn(&d, fmt::format("services.{}.resources.pids", s.name),
+           "a pod has no process limit of its own (the node's kubelet sets podPidsLimit)");
+    if (!s.task) {
+      if (!s.ready.none) c["readinessProbe"] = probe(s.ready, s);
+      if (s.live) {
+        c["livenessProbe"] = probe(*s.live, s);
+        // Liveness waits for the start, as Squadron's does: up to deploy.ready_timeout.
+        auto start = probe(s.ready.none ? *s.live : s.ready, s);
+        const int period = start["periodSeconds"].as_int64() > 0
+                               ? static_cast<int>(start["periodSeconds"].as_int64())
+                               : 1;
+        start["failureThreshold"] = std::max(1, seconds_up(s.deploy.ready_timeout) / period);
+        c["startupProbe"] = std::move(start);
+      }
+      json::object lifecycle{
+          {"preStop", json::object{{"sleep", json::object{{"seconds", kPreStopSeconds}}}}}};
+      if (s.stop_signal != SIGTERM) lifecycle["stopSignal"] = signal_name(s.stop_signal);
+      c["lifecycle"] = std::move(lifecycle);
+    }
+    if (!s.user.empty()) {
+      const auto colon = s.user.find(':');
+      const std::string u = s.user.substr(0, colon);
+      const std::string g = colon == std::string::npos ? "" : s.user.substr(colon + 1);
+      auto numeric = [](const std::string& t) {
+        return !t.empty() && std::all_of(t.begin(), t.end(), [](char ch) {
+          return std::isdigit(static_cast<unsigned char>(ch));
+        });
+      };
+      if (numeric(u) && (g.empty() || numeric(g))) {
+        json::object sc{{"runAsUser", std::stoll(u)}};
+        if (!g.empty()) sc["runAsGroup"] = std::stoll(g);
+        c["securityContext"] = std::move(sc);
+      } else {
+        warn(&d, fmt::format("services.{}.user", s.name),
+             fmt::format("\"{}\" is a name on this machine; a pod runs as a uid: write user: "
+                         "UID[:GID] as the image knows it, or set USER in the image",
+                         s.user));
+      }
+    }
+    return c;
+  }
+
+  json::object pod_spec(const ServiceSpec& s, Doc& d) {
+    json::object spec;
+    spec["containers"] = json::array{container(s, d)};
+    if (s.stop_signal != SIGTERM) spec["os"] = json::object{{"name", "linux"}};
+    if (!s.task) spec["terminationGracePeriodSeconds"] = kPreStopSeconds + seconds_up(s.stop_grace);
+    if (!s.secrets.empty()) {
+      json::array sources;
+      for (const auto& sec : s.secrets) {
+        sources.push_back(json::object{
+            {"secret", json::object{{"name", secret_object(sec.name)},
+                                    {"items", json::array{json::object{{"key", sec.target},
+                                                                       {"path", sec.target}}}}}}});
+      }
+      spec["volumes"] = json::array{json::object{
+          {"name", "secrets"},
+          {"projected", json::object{{"sources", std::move(sources)}, {"defaultMode", 0400}}}}};
+      spec["containers"].as_array()[0].as_object()["volumeMounts"] = json::array{
+          json::object{{"name", "secrets"}, {"mountPath", kSecretsDir}, {"readOnly", true}}};
+    }
+    return spec;
+  }
+
+  void service(const ServiceSpec& s) {
+    const std::string name = kubernetes_name(s.name);
+    if (!s.env_file_vars.empty()) {
+      auto& d = add("v1", "ConfigMap", name + "-env", name);
+      json::object data;
+      for (const auto& [k, v] : s.env_file_vars) data[k] = v;
+      d.object.as_object()["data"] = std::move(data);
+    }
+    if (s.task) {
+      job(s);
+      return;
+    }
+    deployment(s);
+    auto& svc = add("v1", "Service", name, name);
+    svc.object.as_object()["spec"] =
+        json::object{{"type", "ClusterIP"},
+                     {"selector", selector(name)},
+                     {"ports", json::array{json::object{{"name", s.tcp ? "tcp" : "http"},
+                                                        {"port", service_port(s)},
+                                                        {"targetPort", s.tcp ? "tcp" : "http"},
+                                                        {"protocol", "TCP"}}}}};
+    if (s.autoscale) hpa(s);
+    pdb(s);
+  }
+
+  void deployment(const ServiceSpec& s) {
+    const std::string name = kubernetes_name(s.name);
+    auto& d = add("apps/v1", "Deployment", name, name);
+    const int replicas = s.autoscale ? std::max(1, s.autoscale->min) : s.replicas;
+    auto surge = s.deploy.surge_percent ? json::value(fmt::format("{}%", s.deploy.max_surge))
+                                        : json::value(s.deploy.max_surge);
+    auto unavailable = s.deploy.unavailable_percent
+                           ? json::value(fmt::format("{}%", s.deploy.max_unavailable))
+                           : json::value(s.deploy.max_unavailable);
+    if (!s.deploy.surge_percent && !s.deploy.unavailable_percent && s.deploy.max_surge == 0 &&
+        s.deploy.max_unavailable == 0)
+      surge = 1;  // Squadron's rule for both 0, which Kubernetes refuses
+    if (s.restart != RestartPolicy::kAlways)
+      warn(&d, fmt::format("services.{}.restart", s.name),
+           "a Deployment's pods always restart (restartPolicy: Always); kind: task maps to a Job");
+    if (!(s.proxy == ProxyPolicy{}))
+      warn(&d, fmt::format("services.{}.proxy", s.name),
+           "timeouts, retries, ejection, breakers and balancing are the gateway's; an Ingress "
+           "carries none of them");
+    if (!s.depends_on.empty())
+      warn(&d, fmt::format("services.{}.depends_on", s.name),
+           "Kubernetes starts pods in any order: its readiness probe and callers' retries stand "
+           "in for the start order");
+    auto spec = json::object{
+        {"replicas", replicas},
+        {"selector", json::object{{"matchLabels", selector(name)}}},
+        {"strategy",
+         json::object{{"type", "RollingUpdate"},
+                      {"rollingUpdate",
+                       json::object{{"maxSurge", surge}, {"maxUnavailable", unavailable}}}}},
+        // A new pod not ready within ready_timeout fails the rollout (Squadron also rolls back;
+        // Kubernetes reports ProgressDeadlineExceeded and `kubectl rollout undo` does).
+        {"progressDeadlineSeconds", std::max(seconds_up(s.deploy.ready_timeout), 10)}};
+    auto pod = pod_spec(s, d);
+    spec["template"] = json::object{{"metadata", json::object{{"labels", labels(name)}}},
+                                    {"spec", std::move(pod)}};
+    d.object.as_object()["spec"] = std::move(spec);
+  }
+
+  void job(const ServiceSpec& s) {
+    const std::string name = kubernetes_name(s.name);
+    auto& d = add("batch/v1", "Job", name, name);
+    auto pod = pod_spec(s, d);
+    pod["restartPolicy"] = s.restart == RestartPolicy::kOnFailure ? "OnFailure" : "Never";
+    d.comments.push_back(fmt::format(
+        "services.{}: kind: task runs once; a Job's pod template cannot change once created: "
+        "delete the Job before applying a changed one",
+        s.name));
+    d.object.as_object()["spec"] =
+        json::object{{"backoffLimit", s.restart == RestartPolicy::kOnFailure ? 6 : 0},
+                     {"template", json::object{{"metadata", json::object{{"labels", labels(name)}}},
+                                               {"spec", std::move(pod)}}}};
+  }
+
+  void hpa(const ServiceSpec& s) {
+    const auto& a = *s.autoscale;
+    const std::string name = kubernetes_name(s.name);
+    auto& d = add("autoscaling/v2", "HorizontalPodAutoscaler", name, name);
+    if (a.min == 0)
+      warn(&d, fmt::format("services.{}.autoscale.min", s.name),
+           "0 has no core Kubernetes object (an HPA scales between 1 and max): exported as 1; "
+           "KEDA's HTTP add-on or Knative Serving scale to zero");
+    json::object metric;
+    if (a.metric == ScaleMetric::kCpu) {
+      json::object target;
+      if (s.resources.millicores) {
+        // Squadron's target is percent of one core; Kubernetes' of the request (= the limit).
+        target = {
+            {"type", "Utilization"},
+            {"averageUtilization",
+             std::max<long long>(1, std::llround(a.target * 1000.0 /
+                                                 static_cast<double>(*s.resources.millicores)))}};
+      } else {
+        target = {
+            {"type", "AverageValue"},
+            {"averageValue",
+             quantity_cpu(static_cast<std::uint64_t>(std::max(1.0, std::round(a.target * 10.0))))}};
+      }
+      metric = {{"type", "Resource"},
+                {"resource", json::object{{"name", "cpu"}, {"target", std::move(target)}}}};
+    } else {
+      const bool rps = a.metric == ScaleMetric::kRps;
+      d.comments.push_back(fmt::format(
+          "services.{}.autoscale.metric: {} is a Pods metric: a metrics adapter (e.g. "
+          "prometheus-adapter) must serve {} from the SDK's /metrics{}",
+          s.name, rps ? "rps" : "concurrency",
+          rps ? "squadron_http_requests_per_second" : "squadron_http_requests_in_flight",
+          rps ? " (rate(squadron_http_requests_total[1m]))" : ""));
+      metric = {
+          {"type", "Pods"},
+          {"pods", json::object{
+                       {"metric", json::object{{"name", rps ? "squadron_http_requests_per_second"
+                                                            : "squadron_http_requests_in_flight"}}},
+                       {"target", json::object{{"type", "AverageValue"},
+                                               {"averageValue", target_quantity(a.target)}}}}}};
+    }
+    d.object.as_object()["spec"] = json::object{
+        {"scaleTargetRef",
+         json::object{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name}}},
+        {"minReplicas", std::max(1, a.min)},
+        {"maxReplicas", std::max(1, a.max)},
+        {"metrics", json::array{std::move(metric)}},
+        {"behavior",
+         json::object{{"scaleDown",
+                       json::object{{"stabilizationWindowSeconds",
+                                     static_cast<long long>(a.scale_down_delay.count() / 1000)}}},
+                      {"scaleUp", json::object{{"stabilizationWindowSeconds", 0}}}}}};
+  }
+
+  static std::string target_quantity(double v) {
+    if (std::fabs(v - std::round(v)) < 1e-9) return std::to_string(std::llround(v));
+    return fmt::format("{}m", std::llround(v * 1000));
+  }
+
+  void pdb(const ServiceSpec& s) {
+    const int replicas = s.autoscale ? std::max(1, s.autoscale->min) : s.replicas;
+    if (replicas < 2) return;
+    const std::string name = kubernetes_name(s.name);
+    auto& d = add("policy/v1", "PodDisruptionBudget", name, name);
+    // A budget of 0 would block every node drain: at least one pod may go.
+    json::value max = s.deploy.unavailable_percent
+                          ? json::value(fmt::format("{}%", std::max(1, s.deploy.max_unavailable)))
+                          : json::value(std::max(1, s.deploy.max_unavailable));
+    d.object.as_object()["spec"] =
+        json::object{{"maxUnavailable", std::move(max)},
+                     {"selector", json::object{{"matchLabels", selector(name)}}}};
+  }
+
+  void ingress() {
+    // Rules per host (the empty host first), paths longest first, as the gateway matches.
+    std::map<std::string, std::vector<std::pair<std::string, const ServiceSpec*>>> by_host;
+    Doc* first_warned = nullptr;
+    std::vector<std::pair<std::string, std::string>> warnings;
+    for (const auto& s : m_.services) {
+      for (std::size_t i = 0; i < s.routes.size(); ++i) {
+        const auto& r = s.routes[i];
+        by_host[r.host].emplace_back(r.prefix, &s);
+        const std::string key = fmt::format("services.{}.routes[{}]", s.name, i);
+        if (r.strip_prefix)
+          warnings.emplace_back(key,
+                                "strip_prefix: an Ingress passes the path as it is "
+                                "(some controllers rewrite by annotation)");
+        if (r.rate > 0)
+          warnings.emplace_back(key,
+                                "rate: an Ingress has no rate limit (some controllers do "
+                                "by annotation)");
+      }
+    }
+    if (by_host.empty()) return;
+    auto& d =
+        add("networking.k8s.io/v1", "Ingress", kubernetes_name(m_.name), kubernetes_name(m_.name));
+    first_warned = &d;
+    for (auto& [k, t] : warnings) warn(first_warned, k, t);
+    json::array rules;
+    for (auto& [host, paths] : by_host) {
+      std::stable_sort(paths.begin(), paths.end(), [](const auto& a, const auto& b) {
+        return a.first.size() > b.first.size();
+      });
+      json::array list;
+      for (const auto& [prefix, s] : paths) {
+        list.push_back(json::object{
+            {"path", prefix},
+            {"pathType", "Prefix"},
+            {"backend",
+             json::object{{"service", json::object{{"name", kubernetes_name(s->name)},
+                                                   {"port", json::object{{"name", "http"}}}}}}}});
+      }
+      json::object rule;
+      if (!host.empty()) rule["host"] = host;
+      rule["http"] = json::object{{"paths", std::move(list)}};
+      rules.push_back(std::move(rule));
+    }
+    json::object spec;
+    if (!o_.ingress_class.empty()) spec["ingressClassName"] = o_.ingress_class;
+    spec["rules"] = std::move(rules);
+    d.object.as_object()["spec"] = std::move(spec);
+  }
+
+  const Manifest& m_;
+  const ExportOptions& o_;
+  ExportResult result_;
+  std::map<std::string, std::string> images_;
+  std::vector<Doc> docs_;
+};
+
+}  // namespace
+
+std::string to_yaml(const json::value& v) {
+  std::string out;
+  emit(out, v, 0);
+  return out;
+}
+
+std::string kubernetes_name(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u)) {
+      out += static_cast<char>(std::tolower(u));
+    } else if (!out.empty() && out.back() != '-') {
+      out += '-';
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  if (out.size() > 63) out.resize(63);
+  return out.empty() ? "squadron" : out;
+}
+
+ExportResult export_kubernetes(const Manifest& m, const ExportOptions& options) {
+  return Exporter(m, options).run();
+}
+
+}  // namespace squadron::control
