@@ -39,9 +39,10 @@ bool plain_safe(std::string_view s) {
   if (kWords.count(s) != 0) return false;
   const unsigned char first = static_cast<unsigned char>(s.front());
   // "--flag" is a string; "-1" a number, "---" a document's start.
-  const bool flag = first == '-' && s.size() > 1 &&
-                    (std::isalpha(static_cast<unsigned char>(s[1])) ||
-                     (s[1] == '-' && s.size() > 2 && std::isalpha(static_cast<unsigned char>(s[2]))));
+  const bool flag =
+      first == '-' && s.size() > 1 &&
+      (std::isalpha(static_cast<unsigned char>(s[1])) ||
+       (s[1] == '-' && s.size() > 2 && std::isalpha(static_cast<unsigned char>(s[2]))));
   if (!std::isalpha(first) && first != '/' && first != '_' && !flag) return false;
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
@@ -637,7 +638,7 @@ class Exporter {
                                 "(some controllers rewrite by annotation)");
         if (r.rate > 0)
           warnings.emplace_back(key,
-                                "rate: an Ingress has no rate limit (some controllers do "
+                                "rate_limit: an Ingress has no rate limit (some controllers do "
                                 "by annotation)");
       }
     }
