@@ -32,9 +32,10 @@ TEST_F(Fleet, UpDetachedReturnsWithEveryInstanceReadyOnItsOwnPort) {
     const auto& o = v.as_object();
     std::set<std::string> keys;
     for (const auto& kv : o) keys.insert(std::string(kv.key()));
-    EXPECT_EQ(keys, (std::set<std::string>{"service", "id", "pid", "port", "state", "restarts",
-                                           "uptime_s", "revision", "rss_bytes", "cpu_percent",
-                                           "memory_limit_bytes", "oom_kills", "last_exit"}));
+    EXPECT_EQ(keys,
+              (std::set<std::string>{"service", "id", "pid", "port", "state", "restarts",
+                                     "uptime_s", "revision", "rss_bytes", "cpu_percent", "cpus",
+                                     "memory_limit_bytes", "oom_kills", "last_exit"}));
     EXPECT_EQ(o.at("state").as_string(), "ready");
     ports.insert(port_of(o));
     const bool flask = o.at("service").as_string() == "flask";
