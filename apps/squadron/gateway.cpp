@@ -5,19 +5,24 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <thread>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include "squadron/control/gateway_file.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/gateway/admin.hpp"
 #include "squadron/gateway/follower.hpp"
 #include "squadron/gateway/proxy.hpp"
+#include "squadron/gateway/resolver.hpp"
 #include "squadron/gateway/tunnel.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
@@ -199,6 +204,152 @@ int run_gateway(const GatewayOptions& options) {
               server.threads() == 1 ? "" : "s", options.control.c_str());
   std::fflush(stdout);
   tcp.start();
+  server.run();
+  return 0;
+}
+
+namespace {
+
+// host:port of a listen address the file checked (the port may be 0).
+std::pair<std::string, std::uint16_t> host_and_port(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return {host, static_cast<std::uint16_t>(std::atoi(listen.c_str() + colon + 1))};
+}
+
+// What identifies the file's content on disk (a ConfigMap update swaps a symlink: followed).
+struct FileStamp {
+  std::filesystem::file_time_type mtime{};
+  std::uintmax_t size = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+FileStamp stamp_of(const std::filesystem::path& p) {
+  std::error_code ec;
+  FileStamp s;
+  s.mtime = std::filesystem::last_write_time(p, ec);
+  s.size = std::filesystem::file_size(p, ec);
+  return s;
+}
+
+void print_errors(const std::vector<control::ManifestError>& errors) {
+  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+}
+
+}  // namespace
+
+int run_gateway_file(const GatewayOptions& options) {
+  core::raise_fd_limit();
+  auto loaded = control::load_gateway_file(options.config);
+  if (!loaded.ok()) {
+    print_errors(loaded.errors);
+    std::fprintf(stderr, "%s: %zu problem%s; the gateway did not start\n", options.config.c_str(),
+                 loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+    return 2;
+  }
+  control::GatewayFile running = std::move(*loaded.config);
+  const auto [host, port] = host_and_port(running.listen);
+  http::ServerConfig config;
+  config.host = host;
+  config.port = port;
+  const std::size_t threads = options.threads != 0 ? options.threads
+                              : running.threads != 0
+                                  ? static_cast<std::size_t>(running.threads)
+                                  : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  config.threads = threads;
+  config.limits.stream_above = 64 * 1024;
+  config.limits.max_body = std::numeric_limits<std::size_t>::max();
+  gateway::ProxyConfig proxy_config;
+  proxy_config.threads = threads;
+  proxy_config.trusted_proxies = running.trusted_proxies;
+  gateway::Proxy proxy(proxy_config);
+  http::Server server(config, proxy);
+  gateway::Admin admin(proxy);
+  admin.set_server(server);
+  if (auto ec = server.listen()) {
+    std::fprintf(stderr, "squadron gateway: cannot listen on %s: %s\n", running.listen.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  proxy.set_front_port(server.port());
+  if (!running.admin.empty()) {
+    const auto [admin_host, admin_port] = host_and_port(running.admin);
+    std::uint16_t bound = 0;
+    if (auto ec = server.listen_also(admin_host, admin_port, &bound)) {
+      std::fprintf(stderr, "squadron gateway: cannot listen for /metrics on %s: %s\n",
+                   running.admin.c_str(), ec.message().c_str());
+      return 1;
+    }
+    server.serve_port_with(bound, admin);
+    std::printf("squadron gateway: admin endpoints on http://%s:%u (/metrics, /upstreams)\n",
+                admin_host.c_str(), bound);
+  }
+  auto log = [](const std::string& line) {
+    std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());
+    std::fflush(stderr);
+  };
+  auto& io = server.main_context();
+  gateway::EndpointResolver resolver(io.get_executor(), proxy, log);
+  resolver.set(running.upstreams);
+  core::spawn(io, resolver.run(running.resolve_every), "the gateway's resolver");
+
+  // Reloads: on SIGHUP, and when the file changes (checked each second). A file with problems
+  // leaves the running configuration as it is.
+  FileStamp stamp = stamp_of(running.file);
+  auto reload = [&](const char* why) {
+    stamp = stamp_of(running.file);
+    auto next = control::load_gateway_file(running.file);
+    if (!next.ok()) {
+      print_errors(next.errors);
+      log(std::string("reload (") + why + "): " + std::to_string(next.errors.size()) +
+          " problem(s) in " + running.file.string() + "; still serving the last good one");
+      return;
+    }
+    const auto& g = *next.config;
+    if (g.listen != running.listen || g.admin != running.admin || g.threads != running.threads ||
+        g.trusted_proxies != running.trusted_proxies)
+      log("listen, admin, threads and trusted_proxies change at a restart; the rest applies now");
+    std::size_t routes = 0;
+    for (const auto& u : g.upstreams) routes += u.service.routes.size();
+    resolver.set(g.upstreams);
+    running.upstreams = g.upstreams;
+    running.resolve_every = g.resolve_every;
+    log(std::string("reloaded ") + running.file.string() + " (" + why +
+        "): " + std::to_string(g.upstreams.size()) + " upstream(s), " + std::to_string(routes) +
+        " route(s)");
+  };
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      reload("SIGHUP");
+      wait_hangup();
+    });
+  };
+  wait_hangup();
+  boost::asio::steady_timer poll(io);
+  std::function<void()> watch_file = [&] {
+    poll.expires_after(1s);
+    poll.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (!(stamp_of(running.file) == stamp)) reload("the file changed");
+      watch_file();
+    });
+  };
+  watch_file();
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    resolver.stop();
+    poll.cancel();
+    hangup.cancel();
+    server.stop(10s);
+  });
+  std::printf("squadron gateway listening on http://%s:%u (%zu I/O thread%s), upstreams from %s\n",
+              config.host.c_str(), server.port(), server.threads(),
+              server.threads() == 1 ? "" : "s", running.file.c_str());
+  std::fflush(stdout);
   server.run();
   return 0;
 }

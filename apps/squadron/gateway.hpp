@@ -1,6 +1,8 @@
 // `squadron gateway`: the fleet's front door, a process of its own that `squadron up` starts and
 // supervises like any instance. It follows the control plane's watch for routes and ready
-// instances and proxies every request (squadron/gateway).
+// instances and proxies every request (squadron/gateway). With -c FILE it runs standalone, in
+// front of any HTTP services the file names by address or DNS name (control/gateway_file.hpp),
+// and reloads the file on SIGHUP or when it changes.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +13,7 @@ namespace squadron::apps {
 
 struct GatewayOptions {
   std::string control;                // the control API's URL, "http://127.0.0.1:9900"
+  std::string config;                 // -c FILE: standalone, from this file (no control plane)
   std::string host = "127.0.0.1";     // HOST
   int port = -1;                      // -1: $PORT, else 8080
   std::size_t threads = 0;            // 0: one per core
@@ -30,5 +33,7 @@ struct GatewayOptions {
 };
 
 int run_gateway(const GatewayOptions& options);
+// -c FILE: the listeners, threads and upstreams from the file (--threads overrides its threads).
+int run_gateway_file(const GatewayOptions& options);
 
 }  // namespace squadron::apps

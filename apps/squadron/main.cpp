@@ -187,8 +187,11 @@ int main(int argc, char** argv) {
   squadron::apps::GatewayOptions gateway_options;
   auto* gateway_cmd = app.add_subcommand(
       "gateway", "the fleet's front door (started by `squadron up`; rarely run by hand)");
-  gateway_cmd->add_option("--control", gateway_options.control, "the control API's URL")
-      ->required();
+  gateway_cmd->add_option("--control", gateway_options.control,
+                          "the control API's URL (in a fleet; `squadron up` gives it)");
+  gateway_cmd->add_option("-c,--config", gateway_options.config,
+                          "standalone: routes, policies and upstreams from this file (reloaded on "
+                          "SIGHUP or change; see docs/gateway.md)");
   gateway_cmd->add_option("--host", gateway_options.host, "address to listen on")
       ->envname("HOST")
       ->capture_default_str();
@@ -219,9 +222,16 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (*gateway_cmd)
-    return squadron::apps::run_gateway(gateway_options);  // no manifest: its routes
-                                                          // come from the control API
+  if (*gateway_cmd) {  // no manifest: its routes come from the control API or its own file
+    if (gateway_options.config.empty() == gateway_options.control.empty()) {
+      std::fprintf(stderr,
+                   "squadron gateway: give -c gateway.yaml (standalone, in front of any HTTP "
+                   "services) or --control URL (in a fleet, as `squadron up` starts it)\n");
+      return 2;
+    }
+    return gateway_options.config.empty() ? squadron::apps::run_gateway(gateway_options)
+                                          : squadron::apps::run_gateway_file(gateway_options);
+  }
   if ((*logs_cmd || *events_cmd) && !std::filesystem::exists(file)) {
     // `-f` names the manifest in every command (it once meant follow after logs and events).
     std::fprintf(stderr,

@@ -15,6 +15,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "squadron/control/env_file.hpp"
+#include "squadron/control/gateway_file.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/duration.hpp"
 #include "squadron/core/interpolate.hpp"
@@ -1241,6 +1242,27 @@ void check_dependencies(Checker& c, const YAML::Node& services, const Manifest& 
   }
 }
 
+// trusted_proxies: [10.0.0.0/8, 192.168.1.7]: addresses or CIDR blocks.
+void parse_address_blocks(Checker& c, const YAML::Node& t, const std::string& path,
+                          std::vector<std::string>& out) {
+  if (!t.IsSequence()) {
+    c.error(t, path, "expected a list of addresses or CIDR blocks",
+            "for example [10.0.0.0/8, 192.168.1.7]");
+    return;
+  }
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const auto item = c.string(t[i], fmt::format("{}[{}]", path, i));
+    if (!item) continue;
+    if (!core::AddressBlock::parse(*item)) {
+      c.error(t[i], fmt::format("{}[{}]", path, i),
+              fmt::format("\"{}\" is not an address or a CIDR block", *item),
+              "an IPv4 or IPv6 address, optionally /prefix: 10.0.0.0/8, ::1");
+      continue;
+    }
+    out.push_back(*item);
+  }
+}
+
 void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out,
                   bool* expose = nullptr, std::vector<std::string>* trusted = nullptr) {
   const YAML::Node n = root[key];
@@ -1249,24 +1271,8 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
   if (!c.expect_map(n, path, "{ listen: 127.0.0.1:9900 }")) return;
   if (trusted != nullptr) {
     c.check_keys(n, path, {"listen", "trusted_proxies"});
-    if (const YAML::Node t = n["trusted_proxies"]) {
-      if (!t.IsSequence()) {
-        c.error(t, path + ".trusted_proxies", "expected a list of addresses or CIDR blocks",
-                "for example [10.0.0.0/8, 192.168.1.7]");
-      } else {
-        for (std::size_t i = 0; i < t.size(); ++i) {
-          const auto item = c.string(t[i], fmt::format("{}.trusted_proxies[{}]", path, i));
-          if (!item) continue;
-          if (!core::AddressBlock::parse(*item)) {
-            c.error(t[i], fmt::format("{}.trusted_proxies[{}]", path, i),
-                    fmt::format("\"{}\" is not an address or a CIDR block", *item),
-                    "an IPv4 or IPv6 address, optionally /prefix: 10.0.0.0/8, ::1");
-            continue;
-          }
-          trusted->push_back(*item);
-        }
-      }
-    }
+    if (const YAML::Node t = n["trusted_proxies"])
+      parse_address_blocks(c, t, path + ".trusted_proxies", *trusted);
   } else if (expose != nullptr) {
     c.check_keys(n, path, {"listen", "expose"});
     if (n["expose"]) {
@@ -1293,6 +1299,21 @@ void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::stri
       }
     }
   }
+}
+
+// The YAML of a file (`shown` in errors) into `root`; false with the error when it is not YAML.
+bool read_yaml(std::string_view text, const std::string& shown, YAML::Node& root,
+               std::vector<ManifestError>& errors) {
+  try {
+    root = YAML::Load(std::string(text));
+    return true;
+  } catch (const YAML::ParserException& e) {
+    errors.push_back({shown, e.mark.line + 1, e.mark.column + 1, "", "not valid YAML: " + e.msg,
+                      "check the indentation and the quotes around this place"});
+  } catch (const YAML::Exception& e) {
+    errors.push_back({shown, 0, 0, "", std::string("not valid YAML: ") + e.what(), ""});
+  }
+  return false;
 }
 
 }  // namespace
@@ -1360,17 +1381,7 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
   }
   Checker c(shown);
   YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::ParserException& e) {
-    result.errors.push_back({shown, e.mark.line + 1, e.mark.column + 1, "",
-                             "not valid YAML: " + e.msg,
-                             "check the indentation and the quotes around this place"});
-    return result;
-  } catch (const YAML::Exception& e) {
-    result.errors.push_back({shown, 0, 0, "", std::string("not valid YAML: ") + e.what(), ""});
-    return result;
-  }
+  if (!read_yaml(text, shown, root, result.errors)) return result;
   Manifest m;
   m.file = fs::absolute(file).lexically_normal();
   // Variables: the environment first, then .env beside the manifest (as compose).
@@ -1493,6 +1504,147 @@ ManifestResult load_manifest(const fs::path& file) {
   std::ostringstream text;
   text << in.rdbuf();
   return parse_manifest(text.str(), file);
+}
+
+GatewayFileResult parse_gateway_file(std::string_view text, const fs::path& file) {
+  GatewayFileResult result;
+  const std::string shown = file.string();
+  if (text.size() > kMaxManifestBytes) {
+    result.errors.push_back({shown, 0, 0, "",
+                             fmt::format("the file is {} bytes, over the {} it may have",
+                                         text.size(), kMaxManifestBytes),
+                             "it names upstreams and routes; keep it short"});
+    return result;
+  }
+  Checker c(shown);
+  YAML::Node root;
+  if (!read_yaml(text, shown, root, result.errors)) return result;
+  GatewayFile g;
+  g.file = fs::absolute(file).lexically_normal();
+  const core::VariableLookup lookup = [](std::string_view name) -> std::optional<std::string> {
+    if (const char* v = std::getenv(std::string(name).c_str())) return std::string(v);
+    return std::nullopt;
+  };
+  auto listen_at = [&](const char* key, std::string& out) {
+    const YAML::Node n = root[key];
+    if (!n) return;
+    if (auto v = c.string(n, key)) {
+      if (!valid_listen(*v)) {
+        c.error(n, key, fmt::format("expected host:port, got \"{}\"", *v),
+                "for example 0.0.0.0:8080 (an IP address or localhost, a port from 0 (any free "
+                "one) to 65535)");
+      } else {
+        out = *v;
+      }
+    }
+  };
+  try {
+    interpolate_tree(c, root, "", false, lookup);
+    if (!root.IsMap()) {
+      c.error(root, "",
+              fmt::format("expected a mapping at the top, got {}", Checker::describe(root)),
+              "start with listen: 0.0.0.0:8080 and upstreams: ...");
+    } else {
+      c.check_keys(root, "",
+                   {"listen", "admin", "threads", "trusted_proxies", "resolve_every", "upstreams"});
+      listen_at("listen", g.listen);
+      listen_at("admin", g.admin);
+      if (root["threads"]) {
+        if (auto v = c.integer(root["threads"], "threads", 0, 256))
+          g.threads = static_cast<int>(*v);
+      }
+      if (root["trusted_proxies"])
+        parse_address_blocks(c, root["trusted_proxies"], "trusted_proxies", g.trusted_proxies);
+      if (root["resolve_every"]) {
+        if (auto d = c.duration(root["resolve_every"], "resolve_every")) {
+          if (*d < std::chrono::milliseconds(100) || *d > std::chrono::hours(1)) {
+            c.error(root["resolve_every"], "resolve_every", "expected 100ms to 1h",
+                    "DNS names are resolved again this often; 5s is the default");
+          } else {
+            g.resolve_every = *d;
+          }
+        }
+      }
+      const YAML::Node ups = root["upstreams"];
+      if (!ups) {
+        c.error(root, "upstreams", "the file names no upstreams",
+                "add upstreams: { web: { endpoints: [10.0.0.5:8080], routes: [/] } }");
+      } else if (c.expect_map(ups, "upstreams",
+                              "upstreams: { web: { endpoints: [10.0.0.5:8080], routes: [/] } }")) {
+        std::map<std::string, std::string> routes_seen;  // host+prefix -> upstream
+        for (auto it = ups.begin(); it != ups.end(); ++it) {
+          const std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+          const std::string path = "upstreams." + name;
+          if (!valid_service_name(name)) {
+            c.error(it->first, path, fmt::format("\"{}\" is not a valid upstream name", name),
+                    "use lower-case letters, digits, '-' and '_', starting with a letter");
+            continue;
+          }
+          const YAML::Node n = it->second;
+          if (!c.expect_map(n, path, "{ endpoints: [10.0.0.5:8080], routes: [/] }")) continue;
+          c.check_keys(n, path, {"endpoints", "routes", "proxy"});
+          registry::UpstreamSpec u;
+          u.service.name = name;
+          const YAML::Node eps = n["endpoints"];
+          if (!eps || !eps.IsSequence() || eps.size() == 0) {
+            c.error(eps ? eps : it->first, path + ".endpoints",
+                    "an upstream needs a list of endpoints",
+                    "write endpoints: [10.0.0.5:8080, catalog.shop.svc:80] (a name stands for "
+                    "every address it resolves to)");
+          } else {
+            for (std::size_t i = 0; i < eps.size(); ++i) {
+              const std::string epath = fmt::format("{}.endpoints[{}]", path, i);
+              const auto e = c.string(eps[i], epath);
+              if (!e) continue;
+              std::string host;
+              std::uint16_t port = 0;
+              if (!core::split_host_port(*e, host, port)) {
+                c.error(eps[i], epath, fmt::format("expected host:port, got \"{}\"", *e),
+                        "an address or a DNS name and a port: 10.0.0.5:8080, [::1]:8080, "
+                        "catalog.shop.svc:80");
+                continue;
+              }
+              u.endpoints.push_back(*e);
+            }
+          }
+          if (n["routes"]) parse_routes(c, n["routes"], path + ".routes", u.service.routes);
+          if (n["proxy"]) parse_proxy(c, n["proxy"], path + ".proxy", u.service.proxy);
+          for (std::size_t i = 0; i < u.service.routes.size(); ++i) {
+            const auto& r = u.service.routes[i];
+            auto [at, fresh] = routes_seen.emplace(r.host + r.prefix, name);
+            if (!fresh)
+              c.error(
+                  n["routes"][i], fmt::format("{}.routes[{}]", path, i),
+                  fmt::format("{}{} is also upstreams.{}'s route", r.host, r.prefix, at->second),
+                  "a prefix (for a host) goes to one upstream");
+          }
+          g.upstreams.push_back(std::move(u));
+        }
+        if (routes_seen.empty() && !c.failed())
+          c.error(ups, "upstreams", "no upstream has routes: the gateway would route nothing",
+                  "give one routes: [/]");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    c.error(root, "", std::string("could not read the file: ") + e.what());
+  }
+  result.errors = c.take_errors();
+  if (result.errors.empty()) result.config = std::move(g);
+  return result;
+}
+
+GatewayFileResult load_gateway_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    GatewayFileResult r;
+    r.errors.push_back({file.string(), 0, 0, "",
+                        "cannot read the file: no such file or not readable",
+                        "pass -c path/to/gateway.yaml"});
+    return r;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_gateway_file(text.str(), file);
 }
 
 }  // namespace squadron::control

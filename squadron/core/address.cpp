@@ -1,6 +1,7 @@
 #include "squadron/core/address.hpp"
 
 #include <arpa/inet.h>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <string>
@@ -61,6 +62,34 @@ bool is_loopback(std::string_view host) {
   static const auto v4 = *AddressBlock::parse("127.0.0.0/8");
   static const auto v6 = *AddressBlock::parse("::1");
   return v4.contains(host) || v6.contains(host);
+}
+
+bool split_host_port(std::string_view text, std::string& host, std::uint16_t& port) {
+  std::string_view h;
+  std::string_view digits;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return false;
+    h = text.substr(1, close - 1);
+    digits = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) return false;
+    h = text.substr(0, colon);
+    digits = text.substr(colon + 1);
+  }
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), p);
+  if (h.empty() || ec != std::errc() || end != digits.data() + digits.size() || p == 0 || p > 65535)
+    return false;
+  for (char c : h) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!std::isalnum(u) && c != '.' && c != '-' && c != '_' && c != ':') return false;
+  }
+  host = std::string(h);
+  port = static_cast<std::uint16_t>(p);
+  return true;
 }
 
 }  // namespace squadron::core

@@ -6,7 +6,9 @@
 // Thread safety: values; no shared state.
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace squadron::core {
@@ -24,6 +26,10 @@ struct AddressBlock {
 // The host of an authority: "h" of "h", "h:port", "[v6]" or "[v6]:port" (brackets dropped); a
 // bare IPv6 address ("::1") is all host.
 std::string_view host_part(std::string_view authority) noexcept;
+
+// "host:port" or "[v6]:port" -> host (brackets dropped) and port; false when it is not that
+// (no port, port 0 or above 65535, a character no host name or address has).
+bool split_host_port(std::string_view text, std::string& host, std::uint16_t& port);
 
 // Whether `host` (no port) is this machine only: 127.0.0.0/8, ::1 or localhost.
 bool is_loopback(std::string_view host);

@@ -72,6 +72,15 @@ struct WatchService {
   bool operator==(const WatchService&) const = default;
 };
 
+// An upstream named by address instead of instances (the standalone gateway's file): the
+// service as the gateway routes it and its endpoints as written, "10.0.0.5:8080", "[::1]:8080"
+// or "catalog.shop.svc:80" (every address behind a name).
+struct UpstreamSpec {
+  WatchService service;
+  std::vector<std::string> endpoints;
+  bool operator==(const UpstreamSpec&) const = default;
+};
+
 struct Watch {
   std::uint64_t revision = 0;
   std::vector<WatchService> services;

@@ -39,6 +39,11 @@ class ChildProcess final {
   // Resident set size in KiB (VmRSS).
   long rss_kib() const;
   const std::string& output() const { return output_; }
+  // What it has written so far, reading what is waiting (for a running process's log).
+  const std::string& output_now() {
+    drain_output(std::chrono::milliseconds(10));
+    return output_;
+  }
 
  private:
   void drain_output(std::chrono::milliseconds wait);
