@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proxy benchmark: one build/bin/hello upstream (1 I/O thread) on CPU 1 and, in turn, in front
-# of it on the same CPU: the Squadron gateway (1 thread, started by `squadron up`), HAProxy
+# of it on the same CPU: the Squadron gateway (1 thread, started by `squadron up`), the same
+# gateway standalone (`squadron gateway -c FILE`, 1 thread, the upstream by address), HAProxy
 # (1 thread, `http-reuse always`) and nginx (1 worker, `proxy_pass` to an upstream with
 # `keepalive 64`); wrk (-t1 -c64, --latency) on CPU 0 against each and against hello directly,
 # in interleaved rounds. Prints req/s, p99 and the proxy's CPU time per request (user + system,
@@ -35,6 +36,7 @@ trap cleanup EXIT
 source bench/lib.sh
 
 HELLO_PORT=$(free_port); GATEWAY_PORT=$(free_port); HAPROXY_PORT=$(free_port); NGINX_PORT=$(free_port)
+STANDALONE_PORT=$(free_port)
 
 # The upstream and the Squadron gateway: one fleet, everything on CPU 1, one I/O thread each.
 cat >"$work/squadron.yaml" <<YAML
@@ -69,6 +71,18 @@ backend hello
 CFG
 taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1
 
+cat >"$work/gateway.yaml" <<GW
+listen: 127.0.0.1:$STANDALONE_PORT
+upstreams:
+  hello:
+    endpoints: [127.0.0.1:$HELLO_PORT]
+    routes: [/hello]
+GW
+taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 \
+  >"$work/standalone.log" 2>&1 &
+standalone_pid=$!
+pids+=("$standalone_pid")
+
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -98,6 +112,7 @@ taskset -c "$SERVER_CPU" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$w
 pids+=($!)
 
 wait_port "$HELLO_PORT"; wait_port "$GATEWAY_PORT"; wait_port "$HAPROXY_PORT"; wait_port "$NGINX_PORT"
+wait_port "$STANDALONE_PORT"
 sleep 0.5
 
 # The processes of each server, for their CPU time.
@@ -105,7 +120,8 @@ gateway_pid=$(build/bin/squadron --file "$work/squadron.yaml" ps --json | $PY -c
 hello_pid=$(build/bin/squadron --file "$work/squadron.yaml" ps --json | $PY -c "import json,sys;print(' '.join(str(i['pid']) for i in json.load(sys.stdin) if i['service']=='hello'))")
 haproxy_pid=$(cat "$work/haproxy.pid")
 nginx_pids="$(cat "$work/nginx/nginx.pid") $(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')"
-declare -A PIDS=([direct]="$hello_pid" [squadron]="$gateway_pid" [haproxy]="$haproxy_pid" [nginx]="$nginx_pids")
+declare -A PIDS=([direct]="$hello_pid" [squadron]="$gateway_pid" [standalone]="$standalone_pid"
+  [haproxy]="$haproxy_pid" [nginx]="$nginx_pids")
 cpu_ticks() {  # the user + system clock ticks of the listed pids
   local t=0 p
   for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
@@ -128,7 +144,7 @@ run_wrk() {  # name port -> "rps p99_ms cpu_us_per_request"
   echo "$rps $p99 $(awk -v t=$((t1 - t0)) -v hz="$hz" -v r="$rps" -v d="$seconds" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * d)}')"
 }
 
-servers="direct:$HELLO_PORT squadron:$GATEWAY_PORT haproxy:$HAPROXY_PORT nginx:$NGINX_PORT"
+servers="direct:$HELLO_PORT squadron:$GATEWAY_PORT standalone:$STANDALONE_PORT haproxy:$HAPROXY_PORT nginx:$NGINX_PORT"
 for s in $servers; do  # warm-up, not counted
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${s#*:}/hello" >/dev/null 2>&1
 done
@@ -159,6 +175,10 @@ paired() {  # $1 $2: space-separated lists in round order
 }
 printf 'paired   squadron/haproxy req/s %.2f   squadron/nginx req/s %.2f   (median of per-round ratios)\n' \
   "$(paired "${RPS[squadron]}" "${RPS[haproxy]}")" "$(paired "${RPS[squadron]}" "${RPS[nginx]}")"
+printf 'standalone %.0f req/s (p99 %s ms): standalone/haproxy req/s %.2f paired, standalone/nginx %.2f, CPU per request %s us\n' \
+  "$(median "${RPS[standalone]}")" "$(median "${P99[standalone]}")" \
+  "$(paired "${RPS[standalone]}" "${RPS[haproxy]}")" "$(paired "${RPS[standalone]}" "${RPS[nginx]}")" \
+  "$(median "${CPU[standalone]}")"
 sc=$(median "${CPU[squadron]}"); hc=$(median "${CPU[haproxy]}"); nc=$(median "${CPU[nginx]}")
 printf 'CPU      per request: squadron %s us   haproxy %s us   nginx %s us   haproxy/squadron %.2f   nginx/squadron %.2f\n' \
   "$sc" "$hc" "$nc" "$(awk -v a="$hc" -v b="$sc" 'BEGIN {print a/b}')" "$(awk -v a="$nc" -v b="$sc" 'BEGIN {print a/b}')"

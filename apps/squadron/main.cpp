@@ -183,6 +183,9 @@ int main(int argc, char** argv) {
                            "reference the Secrets instead of writing their values");
   kubernetes_cmd->add_option("--ingress-class", export_options.ingress_class,
                              "the Ingress's ingressClassName (default: the cluster's)");
+  kubernetes_cmd->add_flag("--gateway", export_options.gateway,
+                           "Squadron's gateway in the cluster, between the Ingress and the "
+                           "services (its image: --image gateway=IMAGE)");
 
   squadron::apps::GatewayOptions gateway_options;
   auto* gateway_cmd = app.add_subcommand(

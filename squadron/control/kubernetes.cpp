@@ -67,6 +67,22 @@ std::string scalar(const json::value& v) {
   }
 }
 
+// A string of several lines a literal block can carry as it is: printable, no tab, no line
+// with leading or trailing spaces, not ending in more than one newline.
+bool block_safe(const json::value& v) {
+  if (!v.is_string()) return false;
+  const std::string_view s = v.get_string();
+  if (s.find('\n') == std::string_view::npos || s.find("\n\n") != std::string_view::npos ||
+      s.front() == ' ')
+    return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+    if (c == '\n' && i > 0 && s[i - 1] == ' ') return false;
+  }
+  return s.back() != ' ';
+}
+
 bool empty_container(const json::value& v) {
   return (v.is_object() && v.get_object().empty()) || (v.is_array() && v.get_array().empty());
 }
@@ -81,6 +97,19 @@ void emit_object(std::string& out, const json::object& o, int indent) {
     if ((v.is_object() || v.is_array()) && !empty_container(v)) {
       out += '\n';
       emit(out, v, v.is_array() ? indent : indent + 2);
+    } else if (block_safe(v)) {
+      // A file's text as a literal block: as written, one line a line.
+      const std::string_view text = v.get_string();
+      out += text.back() == '\n' ? " |\n" : " |-\n";
+      std::size_t at = 0;
+      while (at < text.size()) {
+        auto end = text.find('\n', at);
+        if (end == std::string_view::npos) end = text.size();
+        if (end > at) out.append(static_cast<std::size_t>(indent) + 2, ' ');
+        out.append(text.substr(at, end - at));
+        out += '\n';
+        at = end + 1;
+      }
     } else {
       out += ' ';
       out += v.is_object() ? "{}" : v.is_array() ? "[]" : scalar(v);
@@ -184,14 +213,19 @@ class Exporter {
       }
       images_[s.name] = image;
     }
+    if (o_.gateway && o_.images.count("gateway") == 0)
+      result_.errors.push_back(
+          "--gateway: no image for the gateway: give --image gateway=IMAGE (an image with the "
+          "squadron binary on its PATH)");
     for (const auto& [name, _] : o_.images) {
-      if (m_.find(name) == nullptr)
+      if (m_.find(name) == nullptr && !(o_.gateway && name == "gateway"))
         result_.errors.push_back(
             fmt::format("--image {}=...: the manifest has no service \"{}\"", name, name));
     }
     if (!result_.errors.empty()) return std::move(result_);
     secrets();
     for (const auto& s : m_.services) service(s);
+    if (o_.gateway) gateway();
     ingress();
     for (const auto& d : docs_) {
       result_.yaml += "---\n";
@@ -263,7 +297,7 @@ class Exporter {
         result_.warnings.push_back(fmt::format(
             "secrets.{}: not exported (--no-secret-values): create it before applying: kubectl "
             "create secret generic {} --from-file={}=FILE{}",
-            name, object, sec->target, o_.ns.empty() ? "" : " -n " + o_.ns));
+            name, object, name, o_.ns.empty() ? "" : " -n " + o_.ns));
         continue;
       }
       std::string value;
@@ -291,7 +325,7 @@ class Exporter {
       auto& d = add("v1", "Secret", object, kubernetes_name(m_.name));
       auto& o = d.object.as_object();
       o["type"] = "Opaque";
-      o["data"] = json::object{{sec->target, base64(value)}};
+      o["data"] = json::object{{name, base64(value)}};
     }
   }
 
@@ -385,7 +419,7 @@ class Exporter {
           {"name", sec.env},
           {"valueFrom",
            json::object{{"secretKeyRef",
-                         json::object{{"name", secret_object(sec.name)}, {"key", sec.target}}}}}});
+                         json::object{{"name", secret_object(sec.name)}, {"key", sec.name}}}}}});
     }
     for (const auto& [k, v] : s.env) {
       auto from_file = s.env_file_vars.find(k);
@@ -457,7 +491,7 @@ class Exporter {
       for (const auto& sec : s.secrets) {
         sources.push_back(json::object{
             {"secret", json::object{{"name", secret_object(sec.name)},
-                                    {"items", json::array{json::object{{"key", sec.target},
+                                    {"items", json::array{json::object{{"key", sec.name},
                                                                        {"path", sec.target}}}}}}});
       }
       spec["volumes"] = json::array{json::object{
@@ -509,7 +543,7 @@ class Exporter {
     if (s.restart != RestartPolicy::kAlways)
       warn(&d, fmt::format("services.{}.restart", s.name),
            "a Deployment's pods always restart (restartPolicy: Always); kind: task maps to a Job");
-    if (!(s.proxy == ProxyPolicy{}))
+    if (!(s.proxy == ProxyPolicy{}) && !o_.gateway)
       warn(&d, fmt::format("services.{}.proxy", s.name),
            "timeouts, retries, ejection, breakers and balancing are the gateway's; an Ingress "
            "carries none of them");
@@ -622,6 +656,117 @@ class Exporter {
                      {"selector", json::object{{"matchLabels", selector(name)}}}};
   }
 
+  std::string gateway_name() const { return kubernetes_name(m_.name) + "-gateway"; }
+
+  static std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+  // The standalone gateway's file for the routed services, each reached through the headless
+  // Service of its pods (every ready pod an endpoint, as the fleet's gateway sees instances).
+  std::string gateway_file() const {
+    json::object upstreams;
+    for (const auto& s : m_.services) {
+      if (s.routes.empty() || s.task) continue;
+      json::array routes;
+      for (const auto& r : s.routes) {
+        json::object route{{"prefix", r.prefix}};
+        if (r.strip_prefix) route["strip_prefix"] = true;
+        if (!r.host.empty()) route["host"] = r.host;
+        if (r.rate > 0) route["rate_limit"] = json::object{{"rate", r.rate}, {"burst", r.burst}};
+        routes.push_back(std::move(route));
+      }
+      const auto& p = s.proxy;
+      upstreams[s.name] = json::object{
+          {"endpoints", json::array{json::value(fmt::format("{}-pods:{}", kubernetes_name(s.name),
+                                                            container_port(s)))}},
+          {"routes", std::move(routes)},
+          {"proxy", json::object{{"timeout", ms(p.timeout)},
+                                 {"connect_timeout", ms(p.connect_timeout)},
+                                 {"retries", p.retries},
+                                 {"max_in_flight", p.max_in_flight},
+                                 {"eject_after", p.eject_after},
+                                 {"eject_time", ms(p.eject_time)},
+                                 {"slow_start", ms(p.slow_start)},
+                                 {"balance", p.balance}}}};
+    }
+    json::object file{{"listen", "0.0.0.0:8080"},
+                      {"admin", "0.0.0.0:9901"},
+                      {"resolve_every", "5s"},
+                      {"upstreams", std::move(upstreams)}};
+    return to_yaml(file);
+  }
+
+  void gateway() {
+    const std::string name = gateway_name();
+    for (const auto& s : m_.services) {
+      if (s.routes.empty() || s.task) continue;
+      const std::string svc = kubernetes_name(s.name);
+      auto& d = add("v1", "Service", svc + "-pods", svc);
+      d.comments.push_back(fmt::format(
+          "services.{}: its pods one by one, for the gateway's balancing and ejection", s.name));
+      d.object.as_object()["spec"] =
+          json::object{{"clusterIP", "None"},
+                       {"selector", selector(svc)},
+                       {"ports", json::array{json::object{{"name", "http"},
+                                                          {"port", container_port(s)},
+                                                          {"targetPort", "http"},
+                                                          {"protocol", "TCP"}}}}};
+    }
+    auto& config = add("v1", "ConfigMap", name, name);
+    config.comments.push_back(
+        "the gateway reloads this file when it changes: kubectl apply reconfigures it in place");
+    config.object.as_object()["data"] = json::object{{"gateway.yaml", gateway_file()}};
+
+    auto& d = add("apps/v1", "Deployment", name, name);
+    json::object container{
+        {"name", "gateway"},
+        {"image", o_.images.at("gateway")},
+        {"command", json::array{"squadron", "gateway", "-c", "/etc/squadron/gateway.yaml"}},
+        {"ports",
+         json::array{
+             json::object{{"name", "http"}, {"containerPort", 8080}, {"protocol", "TCP"}},
+             json::object{{"name", "admin"}, {"containerPort", 9901}, {"protocol", "TCP"}}}},
+        {"readinessProbe",
+         json::object{{"httpGet", json::object{{"path", "/healthz"}, {"port", "admin"}}},
+                      {"periodSeconds", 1},
+                      {"failureThreshold", 3}}},
+        {"livenessProbe",
+         json::object{{"httpGet", json::object{{"path", "/healthz"}, {"port", "admin"}}},
+                      {"periodSeconds", 5},
+                      {"failureThreshold", 3}}},
+        {"lifecycle",
+         json::object{
+             {"preStop", json::object{{"sleep", json::object{{"seconds", kPreStopSeconds}}}}}}},
+        {"volumeMounts",
+         json::array{json::object{
+             {"name", "config"}, {"mountPath", "/etc/squadron"}, {"readOnly", true}}}}};
+    d.object.as_object()["spec"] = json::object{
+        {"replicas", 2},
+        {"selector", json::object{{"matchLabels", selector(name)}}},
+        {"strategy",
+         json::object{{"type", "RollingUpdate"},
+                      {"rollingUpdate", json::object{{"maxSurge", 1}, {"maxUnavailable", 0}}}}},
+        {"template",
+         json::object{
+             {"metadata", json::object{{"labels", labels(name)}}},
+             {"spec",
+              json::object{{"containers", json::array{std::move(container)}},
+                           // Requests in flight get the gateway's own 10 s after the preStop pause.
+                           {"terminationGracePeriodSeconds", kPreStopSeconds + 10},
+                           {"volumes", json::array{json::object{
+                                           {"name", "config"},
+                                           {"configMap", json::object{{"name", name}}}}}}}}}}};
+    auto& svc = add("v1", "Service", name, name);
+    svc.object.as_object()["spec"] = json::object{
+        {"type", "ClusterIP"},
+        {"selector", selector(name)},
+        {"ports",
+         json::array{json::object{
+             {"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}}}}};
+    auto& pdb = add("policy/v1", "PodDisruptionBudget", name, name);
+    pdb.object.as_object()["spec"] = json::object{
+        {"maxUnavailable", 1}, {"selector", json::object{{"matchLabels", selector(name)}}}};
+  }
+
   void ingress() {
     // Rules per host (the empty host first), paths longest first, as the gateway matches.
     std::map<std::string, std::vector<std::pair<std::string, const ServiceSpec*>>> by_host;
@@ -632,11 +777,11 @@ class Exporter {
         const auto& r = s.routes[i];
         by_host[r.host].emplace_back(r.prefix, &s);
         const std::string key = fmt::format("services.{}.routes[{}]", s.name, i);
-        if (r.strip_prefix)
+        if (r.strip_prefix && !o_.gateway)
           warnings.emplace_back(key,
                                 "strip_prefix: an Ingress passes the path as it is "
                                 "(some controllers rewrite by annotation)");
-        if (r.rate > 0)
+        if (r.rate > 0 && !o_.gateway)
           warnings.emplace_back(key,
                                 "rate_limit: an Ingress has no rate limit (some controllers do "
                                 "by annotation)");
@@ -658,7 +803,8 @@ class Exporter {
             {"path", prefix},
             {"pathType", "Prefix"},
             {"backend",
-             json::object{{"service", json::object{{"name", kubernetes_name(s->name)},
+             json::object{{"service", json::object{{"name", o_.gateway ? gateway_name()
+                                                                       : kubernetes_name(s->name)},
                                                    {"port", json::object{{"name", "http"}}}}}}}});
       }
       json::object rule;

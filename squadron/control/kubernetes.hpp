@@ -1,6 +1,7 @@
 // `squadron export kubernetes`: a manifest as the objects a Kubernetes cluster runs — per
 // service a Deployment (or a Job for a task), a Service, an HPA for autoscale, a
-// PodDisruptionBudget, a ConfigMap for env_file; a Secret per secret; one Ingress for the routes.
+// PodDisruptionBudget, a ConfigMap for env_file; a Secret per secret; one Ingress for the routes;
+// with `gateway`, Squadron's gateway as a Deployment between the Ingress and the services.
 // One multi-document YAML, deterministic (the same manifest gives the same bytes), every object
 // labelled app.kubernetes.io/name, /part-of (the fleet) and /managed-by: squadron. What cannot
 // map is a warning naming the key (and a comment on the object it concerns). The mapping, key by
@@ -32,6 +33,10 @@ struct ExportOptions {
   std::map<std::string, std::string> images;  // --image SERVICE=IMAGE, over the manifest's image:
   bool secret_values = true;                  // false: Secrets are referenced, not emitted
   std::string ingress_class;                  // spec.ingressClassName; empty: the cluster's default
+  // --gateway: Squadron's gateway in the cluster (its image is images["gateway"]), in front of
+  // every routed service through a headless Service of its pods, configured by a ConfigMap
+  // holding a standalone gateway file; the Ingress then sends everything to it.
+  bool gateway = false;
 };
 
 struct ExportResult {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "squadron/control/gateway_file.hpp"
+
 namespace squadron::control {
 namespace {
 
@@ -215,6 +217,55 @@ TEST(KubernetesExport, TheIngressRoutesEachPrefixByHostLongestFirst) {
                   "        backend:\n          service:\n            name: catalog\n"))
       << r.yaml;
   EXPECT_TRUE(has(r.yaml, "  - host: api.example.com\n")) << r.yaml;
+}
+
+}  // namespace
+}  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(KubernetesYaml, AFilesTextIsALiteralBlock) {
+  boost::json::value v = {
+      {"data", {{"gateway.yaml", "listen: 0.0.0.0:8080\nupstreams:\n  a: 1\n"}}}};
+  EXPECT_EQ(to_yaml(v),
+            "data:\n  gateway.yaml: |\n    listen: 0.0.0.0:8080\n    upstreams:\n"
+            "      a: 1\n");
+}
+
+TEST(KubernetesExport, WithTheGatewayTheIngressSendsEverythingToItAndItsFileReadsBack) {
+  const auto m = parse(kShop);
+  ASSERT_TRUE(m.ok());
+  ExportOptions o;
+  o.gateway = true;
+  auto r = export_kubernetes(*m.manifest, o);
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_NE(r.errors[0].find("--image gateway=IMAGE"), std::string::npos);
+  o.images["gateway"] = "reg.example/squadron:1";
+  r = export_kubernetes(*m.manifest, o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const auto& y = r.yaml;
+  EXPECT_TRUE(has(y, "kind: Deployment\nmetadata:\n  name: shop-gateway\n")) << y;
+  EXPECT_TRUE(has(y, "kind: Service\nmetadata:\n  name: web-pods\n")) << y;
+  EXPECT_TRUE(has(y, "  clusterIP: None\n")) << y;
+  EXPECT_TRUE(has(y, "            name: shop-gateway\n")) << "the Ingress's backend\n" << y;
+  EXPECT_FALSE(has(y, "            name: catalog\n            port:")) << y;
+  // The ConfigMap's file is one the standalone gateway reads, with the routes and policies.
+  const auto at = y.find("  gateway.yaml: |\n");
+  ASSERT_NE(at, std::string::npos) << y;
+  std::string file;
+  for (std::size_t line = y.find('\n', at) + 1;
+       line < y.size() && y.compare(line, 4, "    ") == 0;) {
+    const auto end = y.find('\n', line);
+    file += y.substr(line + 4, end - line - 4) + "\n";
+    line = end + 1;
+  }
+  const auto g = parse_gateway_file(file, "/tmp/gateway.yaml");
+  ASSERT_TRUE(g.ok()) << file << (g.errors.empty() ? "" : g.errors[0].to_string());
+  ASSERT_EQ(g.config->upstreams.size(), 2U) << "web and catalog; cache has no routes";
+  EXPECT_EQ(g.config->upstreams[1].endpoints, std::vector<std::string>{"catalog-pods:8080"});
+  EXPECT_EQ(g.config->upstreams[0].service.routes.size(), 2U);
+  EXPECT_EQ(g.config->upstreams[0].service.routes[1].host, "api.example.com");
 }
 
 }  // namespace
