@@ -218,11 +218,16 @@ class Exporter {
           "--gateway: no image for the gateway: give --image gateway=IMAGE (an image with the "
           "squadron binary on its PATH)");
     for (const auto& [name, _] : o_.images) {
-      if (m_.find(name) == nullptr && !(o_.gateway && name == "gateway"))
+      if (m_.find(name) == nullptr && !(o_.gateway && name == "gateway") && name != "kubectl")
         result_.errors.push_back(
             fmt::format("--image {}=...: the manifest has no service \"{}\"", name, name));
     }
     if (!result_.errors.empty()) return std::move(result_);
+    // First, so that it exists when the pods that run as it are made.
+    if (o_.images.count("kubectl") != 0 &&
+        std::any_of(m_.services.begin(), m_.services.end(),
+                    [](const ServiceSpec& s) { return !s.depends_on.empty(); }))
+      start_order_account();
     secrets();
     for (const auto& s : m_.services) service(s);
     if (o_.gateway) gateway();
@@ -481,8 +486,67 @@ class Exporter {
     return c;
   }
 
+  std::string start_order_name() const { return kubernetes_name(m_.name) + "-start-order"; }
+
+  // depends_on as init containers that wait (kubectl wait, with the start-order account's
+  // permission to read Jobs and Deployments): a task's Job complete, a service's Deployment
+  // available. Without a kubectl image, a warning: pods then start in any order.
+  void start_order(const ServiceSpec& s, Doc& d, json::object& spec) {
+    if (s.depends_on.empty()) return;
+    auto image = o_.images.find("kubectl");
+    if (image == o_.images.end()) {
+      warn(&d, fmt::format("services.{}.depends_on", s.name),
+           "Kubernetes starts pods in any order: give --image kubectl=IMAGE (an image with "
+           "kubectl) for init containers that wait for each dependency");
+      return;
+    }
+    json::array waits;
+    for (const auto& dep : s.depends_on) {
+      const auto* other = m_.find(dep.service);
+      const std::string target = kubernetes_name(dep.service);
+      json::array command{"kubectl", "wait"};
+      if (other != nullptr && other->task) {
+        command.push_back("--for=condition=complete");
+        command.push_back(json::value("job/" + target));
+      } else {
+        // started and ready alike: the Deployment's pods ready (Available).
+        command.push_back("--for=condition=available");
+        command.push_back(json::value("deployment/" + target));
+      }
+      command.push_back("--timeout=600s");
+      waits.push_back(json::object{{"name", "wait-for-" + target},
+                                   {"image", image->second},
+                                   {"command", std::move(command)}});
+    }
+    spec["serviceAccountName"] = start_order_name();
+    spec["initContainers"] = std::move(waits);
+  }
+
+  // The account the waiting init containers use, allowed to read Jobs and Deployments only.
+  void start_order_account() {
+    const std::string name = start_order_name();
+    const std::string part_of = kubernetes_name(m_.name);
+    auto& sa = add("v1", "ServiceAccount", name, part_of);
+    sa.comments.push_back("depends_on: the init containers that wait for dependencies run as it");
+    auto& role = add("rbac.authorization.k8s.io/v1", "Role", name, part_of);
+    role.object.as_object()["rules"] =
+        json::array{json::object{{"apiGroups", json::array{"batch"}},
+                                 {"resources", json::array{"jobs"}},
+                                 {"verbs", json::array{"get", "list", "watch"}}},
+                    json::object{{"apiGroups", json::array{"apps"}},
+                                 {"resources", json::array{"deployments"}},
+                                 {"verbs", json::array{"get", "list", "watch"}}}};
+    auto& binding = add("rbac.authorization.k8s.io/v1", "RoleBinding", name, part_of);
+    json::object subject{{"kind", "ServiceAccount"}, {"name", name}};
+    if (!o_.ns.empty()) subject["namespace"] = o_.ns;
+    binding.object.as_object()["roleRef"] =
+        json::object{{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", name}};
+    binding.object.as_object()["subjects"] = json::array{std::move(subject)};
+  }
+
   json::object pod_spec(const ServiceSpec& s, Doc& d) {
     json::object spec;
+    start_order(s, d, spec);
     spec["containers"] = json::array{container(s, d)};
     if (s.stop_signal != SIGTERM) spec["os"] = json::object{{"name", "linux"}};
     if (!s.task) spec["terminationGracePeriodSeconds"] = kPreStopSeconds + seconds_up(s.stop_grace);
@@ -547,10 +611,6 @@ class Exporter {
       warn(&d, fmt::format("services.{}.proxy", s.name),
            "timeouts, retries, ejection, breakers and balancing are the gateway's; an Ingress "
            "carries none of them");
-    if (!s.depends_on.empty())
-      warn(&d, fmt::format("services.{}.depends_on", s.name),
-           "Kubernetes starts pods in any order: its readiness probe and callers' retries stand "
-           "in for the start order");
     auto spec = json::object{
         {"replicas", replicas},
         {"selector", json::object{{"matchLabels", selector(name)}}},

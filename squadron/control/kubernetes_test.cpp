@@ -199,6 +199,50 @@ TEST(KubernetesExport, ATaskIsAJobAndEnvFilesAConfigMap) {
   EXPECT_TRUE(has(r.yaml, "  backoffLimit: 0\n")) << r.yaml;
   EXPECT_TRUE(has(r.yaml, "      restartPolicy: Never\n")) << r.yaml;
   EXPECT_FALSE(has(r.yaml, "SQUADRON_MIGRATE_URL")) << "a task serves nothing";
+  bool warned = false;
+  for (const auto& w : r.warnings)
+    warned |= has(w, "services.web.depends_on") && has(w, "--image kubectl=IMAGE");
+  EXPECT_TRUE(warned) << "without a kubectl image the order cannot be kept";
+  EXPECT_FALSE(has(r.yaml, "initContainers"));
+}
+
+TEST(KubernetesExport, DependantsWaitForATasksJobAndAServicesDeployment) {
+  const auto m = parse(R"(name: shop
+services:
+  migrate:
+    image: m:1
+    command: [migrate]
+    kind: task
+  db:
+    image: d:1
+    command: [db]
+  web:
+    image: w:1
+    command: [web]
+    depends_on: { migrate: completed, db: ready }
+)");
+  ASSERT_TRUE(m.ok()) << m.errors[0].to_string();
+  ExportOptions o;
+  o.images["kubectl"] = "reg.example/kubectl:1.30";
+  const auto r = export_kubernetes(*m.manifest, o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const auto& y = r.yaml;
+  EXPECT_EQ(y.find("kind: ServiceAccount\nmetadata:\n  name: shop-start-order\n"), y.find("kind:"))
+      << "the account first, before the pods that run as it\n"
+      << y;
+  EXPECT_TRUE(has(y, "kind: Role\nmetadata:\n  name: shop-start-order\n")) << y;
+  EXPECT_TRUE(has(y, "kind: RoleBinding\nmetadata:\n  name: shop-start-order\n")) << y;
+  EXPECT_TRUE(has(y,
+                  "      serviceAccountName: shop-start-order\n      initContainers:\n"
+                  "      - name: wait-for-migrate\n        image: reg.example/kubectl:1.30\n"
+                  "        command:\n        - kubectl\n        - wait\n"
+                  "        - --for=condition=complete\n        - job/migrate\n"))
+      << y;
+  EXPECT_TRUE(has(y,
+                  "      - name: wait-for-db\n        image: reg.example/kubectl:1.30\n"
+                  "        command:\n        - kubectl\n        - wait\n"
+                  "        - --for=condition=available\n        - deployment/db\n"))
+      << y;
 }
 
 TEST(KubernetesExport, TheSameManifestGivesTheSameBytes) {
