@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -218,18 +219,18 @@ std::pair<std::string, std::uint16_t> host_and_port(const std::string& listen) {
   return {host, static_cast<std::uint16_t>(std::atoi(listen.c_str() + colon + 1))};
 }
 
-// What identifies the file's content on disk (a ConfigMap update swaps a symlink: followed).
-struct FileStamp {
-  std::filesystem::file_time_type mtime{};
-  std::uintmax_t size = 0;
-  bool operator==(const FileStamp&) const = default;
-};
-FileStamp stamp_of(const std::filesystem::path& p) {
-  std::error_code ec;
-  FileStamp s;
-  s.mtime = std::filesystem::last_write_time(p, ec);
-  s.size = std::filesystem::file_size(p, ec);
-  return s;
+// The file's text (a ConfigMap update swaps a symlink: followed). Compared whole each second:
+// a modification time ticks coarsely (a tick of the kernel's clock), so two writes of the same
+// size within one tick would look like none; the file is small (at most 1 MiB, checked).
+std::string text_of(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::string text;
+  char buf[16384];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > control::kMaxManifestBytes) break;
+  }
+  return text;
 }
 
 void print_errors(const std::vector<control::ManifestError>& errors) {
@@ -295,10 +296,11 @@ int run_gateway_file(const GatewayOptions& options) {
 
   // Reloads: on SIGHUP, and when the file changes (checked each second). A file with problems
   // leaves the running configuration as it is.
-  FileStamp stamp = stamp_of(running.file);
+  std::string seen = text_of(running.file);
   auto reload = [&](const char* why) {
-    stamp = stamp_of(running.file);
-    auto next = control::load_gateway_file(running.file);
+    // The text that is checked is the text remembered: a change after this read is seen next.
+    seen = text_of(running.file);
+    auto next = control::parse_gateway_file(seen, running.file);
     if (!next.ok()) {
       print_errors(next.errors);
       log(std::string("reload (") + why + "): " + std::to_string(next.errors.size()) +
@@ -332,7 +334,7 @@ int run_gateway_file(const GatewayOptions& options) {
     poll.expires_after(1s);
     poll.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
-      if (!(stamp_of(running.file) == stamp)) reload("the file changed");
+      if (text_of(running.file) != seen) reload("the file changed");
       watch_file();
     });
   };
