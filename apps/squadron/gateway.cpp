@@ -65,6 +65,21 @@ class Waker {
   std::string token_;
 };
 
+// The front door's server: `threads` I/O threads (0: one per core; the proxy keeps state per
+// thread and gets the same count). Bodies over 64 KiB, and chunked ones, pass through as they
+// arrive (constant memory, no size limit here: each upstream applies its own); smaller ones
+// travel in one send.
+http::ServerConfig front_config(std::string host, std::uint16_t port, std::size_t threads) {
+  http::ServerConfig config;
+  config.host = std::move(host);
+  config.port = port;
+  config.threads =
+      threads != 0 ? threads : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  config.limits.stream_above = 64 * 1024;
+  config.limits.max_body = std::numeric_limits<std::size_t>::max();
+  return config;
+}
+
 }  // namespace
 
 int run_gateway(const GatewayOptions& options) {
@@ -86,17 +101,8 @@ int run_gateway(const GatewayOptions& options) {
     std::fprintf(stderr, "squadron gateway: port %d is not a port (0-65535)\n", port);
     return 2;
   }
-  http::ServerConfig config;
-  config.host = options.host;
-  config.port = static_cast<std::uint16_t>(port);
-  // The proxy keeps state per I/O thread: both get the same count.
-  config.threads = options.threads != 0
-                       ? options.threads
-                       : std::max<std::size_t>(1, std::thread::hardware_concurrency());
-  // Bodies over 64 KiB, and chunked ones, pass through as they arrive (constant memory, no
-  // size limit here: each upstream applies its own); smaller ones travel in one send.
-  config.limits.stream_above = 64 * 1024;
-  config.limits.max_body = std::numeric_limits<std::size_t>::max();
+  const http::ServerConfig config =
+      front_config(options.host, static_cast<std::uint16_t>(port), options.threads);
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = config.threads;
   for (const auto& t : options.trusted_proxies) {
@@ -250,16 +256,10 @@ int run_gateway_file(const GatewayOptions& options) {
   }
   control::GatewayFile running = std::move(*loaded.config);
   const auto [host, port] = host_and_port(running.listen);
-  http::ServerConfig config;
-  config.host = host;
-  config.port = port;
-  const std::size_t threads = options.threads != 0 ? options.threads
-                              : running.threads != 0
-                                  ? static_cast<std::size_t>(running.threads)
-                                  : std::max<std::size_t>(1, std::thread::hardware_concurrency());
-  config.threads = threads;
-  config.limits.stream_above = 64 * 1024;
-  config.limits.max_body = std::numeric_limits<std::size_t>::max();
+  const http::ServerConfig config = front_config(
+      host, port,
+      options.threads != 0 ? options.threads : static_cast<std::size_t>(running.threads));
+  const std::size_t threads = config.threads;
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = threads;
   proxy_config.trusted_proxies = running.trusted_proxies;

@@ -1,5 +1,6 @@
 #include "squadron/gateway/resolver.hpp"
 
+#include <optional>
 #include <set>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,22 @@ namespace squadron::gateway {
 
 namespace asio = boost::asio;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// The address an endpoint names literally ("10.0.0.5:8080", "[::1]:80"); nullopt for a DNS name
+// or something that is no endpoint.
+std::optional<std::string> literal_address(const std::string& endpoint) {
+  std::string host;
+  std::uint16_t port = 0;
+  if (!core::split_host_port(endpoint, host, port)) return std::nullopt;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) return std::nullopt;
+  return address.to_string();
+}
+
+}  // namespace
 
 registry::Watch watch_of(const std::vector<UpstreamSpec>& upstreams,
                          const std::map<std::string, std::vector<std::string>>& addresses,
@@ -71,13 +88,7 @@ void EndpointResolver::set(std::vector<UpstreamSpec> upstreams) {
   for (const auto& u : upstreams_) {
     for (const auto& e : u.endpoints) {
       wanted.insert(e);
-      std::string host;
-      std::uint16_t port = 0;
-      boost::system::error_code ec;
-      if (core::split_host_port(e, host, port)) {
-        const auto address = asio::ip::make_address(host, ec);
-        if (!ec) addresses_[e] = {address.to_string()};  // a literal: no lookup, ever
-      }
+      if (auto address = literal_address(e)) addresses_[e] = {*address};  // no lookup, ever
     }
   }
   for (auto it = addresses_.begin(); it != addresses_.end();) {
@@ -102,10 +113,7 @@ asio::awaitable<void> EndpointResolver::resolve_all() {
       if (!done.insert(e).second) continue;
       std::string host;
       std::uint16_t port = 0;
-      boost::system::error_code ec;
-      if (!core::split_host_port(e, host, port)) continue;
-      (void)asio::ip::make_address(host, ec);
-      if (!ec) continue;  // a literal
+      if (!core::split_host_port(e, host, port) || literal_address(e)) continue;
       auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kAwait);
       if (stopping_ || generation != generation_) co_return;
       if (rec || results.empty()) {
