@@ -5,7 +5,7 @@ import os, re, sys
 
 # layer of each component; siblings of one layer do not include each other
 LAYERS = {'core': 0, 'http': 1, 'registry': 1, 'resilience': 1, 'supervisor': 2, 'gateway': 2, 'service': 2,
-          'control': 3}
+          'cluster': 2, 'control': 3}
 # Edges forbidden although the layers would allow them: the control plane reaches the gateway
 # only through the watch snapshot and the gateway's /metrics.json (core/latency.hpp), never its code.
 FORBIDDEN = {('control', 'gateway')}

@@ -589,6 +589,7 @@ asio::awaitable<Exchange> ConnectionPool::send(std::string_view host, std::uint1
   options.connect_timeout = request.connect_timeout;
   options.head = request.method == "HEAD";
   options.stream_above = request.stream_above;
+  options.body_idle_timeout = request.body_idle_timeout;
   co_return co_await exchange({key, host, port}, out, options, response);
 }
 

@@ -99,7 +99,8 @@ struct SimpleRequest {
   std::string_view body;  // with Content-Length when not empty (or for POST, PUT, PATCH)
   std::chrono::steady_clock::time_point deadline;
   std::chrono::milliseconds connect_timeout{1000};
-  std::size_t stream_above = 0;  // as ExchangeOptions
+  std::size_t stream_above = 0;                    // as ExchangeOptions
+  std::chrono::milliseconds body_idle_timeout{0};  // as ExchangeOptions
 };
 
 class ConnectionPool final : public Transport {
