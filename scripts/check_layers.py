@@ -5,10 +5,10 @@ import os, re, sys
 
 # layer of each component; siblings of one layer do not include each other
 LAYERS = {'core': 0, 'http': 1, 'registry': 1, 'resilience': 1, 'supervisor': 2, 'gateway': 2, 'service': 2,
-          'cluster': 2, 'control': 3}
+          'cluster': 3, 'control': 4}
 # Edges forbidden although the layers would allow them: the control plane reaches the gateway
 # only through the watch snapshot and the gateway's /metrics.json (core/latency.hpp), never its code.
-FORBIDDEN = {('control', 'gateway')}
+FORBIDDEN = {('control', 'gateway'), ('cluster', 'gateway')}
 # Headers of a lower layer that are all a component may see of it: the gateway knows the registry
 # only by the watch contract (and the instance codec it builds on), never the registry itself.
 ONLY = {('gateway', 'registry'): {'watch.hpp', 'instance.hpp'}}

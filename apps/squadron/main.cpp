@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent.hpp"
 #include "commands.hpp"
 #include "gateway.hpp"
 #include "squadron/control/kubernetes.hpp"
@@ -219,12 +220,32 @@ int main(int argc, char** argv) {
                         "the listeners are inherited as descriptors 3, 4, ... (front door, "
                         "--internal ones in order, --admin): how `squadron up` starts it");
 
+  squadron::apps::AgentCliOptions agent_options;
+  auto* agent_cmd = app.add_subcommand(
+      "agent", "a cluster host's agent: runs the instances the fleet's leader places on this host");
+  agent_cmd->add_option("--etcd", agent_options.etcd, "an etcd member, ADDRESS:PORT (repeat)")
+      ->required();
+  agent_cmd->add_option("--fleet", agent_options.fleet, "the fleet's name (its manifest's name:)")
+      ->required();
+  agent_cmd->add_option("--name", agent_options.name, "this host's name (such as h1)")->required();
+  agent_cmd
+      ->add_option("--address", agent_options.address, "the address other hosts reach this one at")
+      ->required();
+  agent_cmd->add_option("--label", agent_options.labels, "KEY=VALUE, for placement (repeat)");
+  agent_cmd->add_option("--ttl", agent_options.ttl,
+                        "the host's lease: its instances leave the fleet this long after the "
+                        "agent is gone (default 5s)");
+  agent_cmd->add_option(
+      "--state-dir", agent_options.state_dir,
+      "where instances' logs and secrets go (default /var/lib/squadron/FLEET/NAME)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  if (*agent_cmd) return squadron::apps::run_agent(agent_options);
   if (*gateway_cmd) {  // no manifest: its routes come from the control API or its own file
     if (gateway_options.config.empty() == gateway_options.control.empty()) {
       std::fprintf(stderr,

@@ -50,23 +50,6 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
 
 }  // namespace
 
-registry::Instance to_registry(const sv::InstanceStatus& st) {
-  registry::Instance i;
-  i.service = st.service;
-  i.id = st.id;
-  i.pid = st.pid;
-  i.port = st.port;
-  i.state = static_cast<registry::State>(static_cast<int>(st.state));
-  i.revision = st.revision;
-  i.restarts = st.restarts;
-  i.started_at = st.started_at;
-  i.last_exit = st.last_exit;
-  i.oom_kills = st.oom_kills;
-  return i;
-}
-static_assert(static_cast<int>(sv::InstanceState::kStopped) ==
-              static_cast<int>(registry::State::kStopped));
-
 Fleet::Fleet(boost::asio::io_context& io, sv::Runner& runner, registry::Registry& reg,
              const core::Clock& clock, Manifest manifest, FleetOptions options,
              FleetCollaborators with)

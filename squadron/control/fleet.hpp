@@ -46,6 +46,7 @@
 #include "squadron/control/state.hpp"
 #include "squadron/core/clock.hpp"
 #include "squadron/registry/registry.hpp"
+#include "squadron/supervisor/report.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
 namespace squadron::control {
@@ -230,7 +231,6 @@ class Fleet final : private supervisor::InstanceObserver {
 std::vector<std::string> choose_surplus(std::vector<supervisor::InstanceStatus> members,
                                         std::size_t count);
 
-// The supervisor's view of an instance in the registry's terms.
-registry::Instance to_registry(const supervisor::InstanceStatus& st);
+using supervisor::to_registry;  // the supervisor's view of an instance in the registry's terms
 
 }  // namespace squadron::control

@@ -62,6 +62,7 @@ json::object to_json(const Instance& i, system_clock::time_point now) {
          : 0;
   o["last_exit"] = i.last_exit;
   o["oom_kills"] = i.oom_kills;
+  if (!i.node.empty()) o["node"] = i.node;
   return o;
 }
 
@@ -99,6 +100,7 @@ std::optional<Instance> instance_from_json(const json::value& v) {
       static_cast<int>(std::clamp<std::int64_t>(num("oom_kills").value_or(0), 0, INT32_MAX));
   if (const auto* r = str("revision")) i.revision = *r;
   if (const auto* e = str("last_exit")) i.last_exit = *e;
+  if (const auto* n = str("node")) i.node = *n;
   // Beyond year 2255 a time point in nanoseconds overflows: refuse rather than wrap.
   const auto started = num("started_at_ms").value_or(0);
   if (started < 0 || started > 9'000'000'000'000) return std::nullopt;

@@ -31,6 +31,7 @@ struct Instance {
   std::chrono::system_clock::time_point started_at{};
   std::string last_exit;  // "exit 3", "signal 9", "oom-killed (limit 64 MiB)"; empty before any
   int oom_kills = 0;      // processes of it the kernel killed for its memory limit, all starts
+  std::string node;       // the cluster host it runs on; empty on one machine
 
   friend bool operator==(const Instance&, const Instance&) = default;
 };
@@ -39,7 +40,8 @@ struct Instance {
 long instance_number(std::string_view id) noexcept;
 
 // {"service","id","pid","host","port","address","state","revision","restarts","started_at",
-//  "uptime_s","last_exit","oom_kills"}; uptime_s is measured from `now` (0 when not running).
+//  "uptime_s","last_exit","oom_kills"} and, in a cluster, "node"; uptime_s is measured from `now`
+// (0 when not running).
 boost::json::object to_json(const Instance& i, std::chrono::system_clock::time_point now);
 // Reads what to_json() wrote; nullopt if a required key is missing or has the wrong type.
 std::optional<Instance> instance_from_json(const boost::json::value& v);

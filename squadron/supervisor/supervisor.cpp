@@ -638,7 +638,9 @@ Supervisor::~Supervisor() {
 }
 
 std::string Supervisor::add(const InstanceSpec& spec) {
-  const std::string id = spec.service + "-" + std::to_string(++next_index_[spec.service]);
+  if (!spec.id.empty() && instances_.count(spec.id) != 0) return spec.id;
+  const std::string id =
+      spec.id.empty() ? spec.service + "-" + std::to_string(++next_index_[spec.service]) : spec.id;
   auto inst = std::make_shared<Instance>(*this, spec, id);
   instances_[id] = inst;
   supervise(inst);

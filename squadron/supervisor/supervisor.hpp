@@ -55,6 +55,10 @@ struct ProbeSpec {
 
 struct InstanceSpec {
   std::string service;
+  // The instance's id when the caller chose it (a cluster's placement names instances across
+  // hosts); default: "<service>-<n>", numbered by this supervisor. An id already running is a
+  // caller's error: add() then returns it and starts nothing.
+  std::string id;
   std::string revision = "1";
   LaunchSpec launch;                  // PORT, HOST, SQUADRON_* are added per instance
   std::optional<std::uint16_t> port;  // fixed port; default: a free one per start
@@ -101,7 +105,7 @@ class InstanceObserver {
 class Runner {
  public:
   virtual ~Runner() = default;
-  // Starts a new instance of `spec`; returns its id ("<service>-<n>").
+  // Starts a new instance of `spec`; returns its id (`spec.id`, or "<service>-<n>").
   virtual std::string add(const InstanceSpec& spec) = 0;
   // Stops instance `id` gracefully (`draining` for `drain` first); unknown ids are ignored.
   virtual void stop(const std::string& id,

@@ -1,0 +1,148 @@
+#include "agent.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+
+#include "squadron/cluster/agent.hpp"
+#include "squadron/cluster/etcd_client.hpp"
+#include "squadron/cluster/host.hpp"
+#include "squadron/cluster/keys.hpp"
+#include "squadron/core/clock.hpp"
+#include "squadron/core/duration.hpp"
+#include "squadron/supervisor/cgroups.hpp"
+#include "squadron/supervisor/guardian.hpp"
+#include "squadron/supervisor/supervisor.hpp"
+
+namespace squadron::apps {
+namespace fs = std::filesystem;
+namespace sv = squadron::supervisor;
+
+namespace {
+
+int usage_error(const std::string& what) {
+  std::fprintf(stderr, "squadron agent: %s\n", what.c_str());
+  return 2;
+}
+
+// A folder of the host's own: `wanted`, or under /var/lib/squadron, or a new temporary one.
+fs::path state_dir(const AgentCliOptions& o) {
+  std::error_code ec;
+  if (!o.state_dir.empty()) {
+    fs::create_directories(o.state_dir, ec);
+    return ec ? fs::path{} : fs::path(o.state_dir);
+  }
+  const fs::path dir = fs::path("/var/lib/squadron") / o.fleet / o.name;
+  fs::create_directories(dir, ec);
+  if (!ec) return dir;
+  std::string tmpl = (fs::temp_directory_path() / "squadron-agent-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) != nullptr) return tmpl;
+  return {};
+}
+
+}  // namespace
+
+int run_agent(const AgentCliOptions& o) {
+  cluster::EtcdOptions etcd_options;
+  for (const auto& text : o.etcd) {
+    std::string error;
+    auto m = cluster::parse_member(text, error);
+    if (!m) return usage_error(error);
+    etcd_options.members.push_back(*m);
+  }
+  if (etcd_options.members.empty())
+    return usage_error("--etcd: give the etcd members' addresses (such as 10.0.0.1:2379)");
+  if (!cluster::valid_name(o.fleet))
+    return usage_error("--fleet '" + o.fleet + "': the fleet's name (its manifest's name:)");
+  if (!cluster::valid_name(o.name))
+    return usage_error("--name '" + o.name +
+                       "': this host's name, 1-63 of a-z, 0-9 and '-' (such as h1 or web-3)");
+  boost::system::error_code aec;
+  boost::asio::ip::make_address(o.address, aec);
+  if (aec)
+    return usage_error("--address '" + o.address +
+                       "': the address other hosts reach this one at (such as 10.0.0.7)");
+  const auto ttl = core::parse_duration(o.ttl);
+  if (!ttl || *ttl < std::chrono::seconds(2) || *ttl > std::chrono::minutes(10))
+    return usage_error("--ttl '" + o.ttl + "': a duration from 2s to 10m (such as 5s)");
+
+  cluster::HostInfo host = cluster::this_host(o.name, o.address);
+  for (const auto& label : o.labels) {
+    const auto eq = label.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return usage_error("--label '" + label + "': expected KEY=VALUE (such as zone=a)");
+    host.labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  const fs::path dir = state_dir(o);
+  if (dir.empty()) return usage_error("cannot make a state folder; give one with --state-dir");
+
+  // Instances die with the agent (its guardian), as with `squadron up`.
+  sv::Guardian guardian;
+  boost::asio::io_context io;
+  sv::PosixLauncher launcher;
+  core::SystemClock clock;
+  sv::Supervisor sup(io, launcher, clock);
+  sup.set_guardian(&guardian);
+  std::string why;
+  // One name per fleet, host and state folder: for the cgroups and the secrets' folder.
+  const std::string own = sv::fleet_cgroup_name(o.fleet + "-" + o.name, dir);
+  auto cgroups = sv::Cgroups::create(sv::detect_cgroups(), own, &why);
+  if (cgroups) {
+    sup.set_isolation(cgroups->get());
+    guardian.watch_cgroups(**cgroups);
+  } else {
+    std::fprintf(stderr, "squadron agent: no cgroups (%s): instances run without limits\n",
+                 why.c_str());
+  }
+  // Secrets on a memory file system (/run) when this user may write there, never beside logs.
+  std::error_code ec;
+  fs::path secrets = fs::path("/run/squadron") / own;
+  fs::create_directories(secrets.parent_path(), ec);
+  ::chmod(secrets.parent_path().c_str(), 0711);
+  fs::remove_all(secrets, ec);  // what a crashed agent of this host left
+  if (::mkdir(secrets.c_str(), 0711) != 0) {
+    secrets = dir / "secrets";
+    fs::create_directories(secrets, ec);
+    ::chmod(secrets.c_str(), 0711);
+  }
+  sup.set_secrets_dir(secrets);
+  guardian.remove_secrets(secrets);
+  sup.log_to(dir / "logs");
+
+  etcd_options.request_timeout = std::chrono::milliseconds(1500);
+  cluster::EtcdClient etcd(io.get_executor(), etcd_options);
+  cluster::AgentOptions agent_options;
+  agent_options.fleet = o.fleet;
+  agent_options.host = host;
+  agent_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+  agent_options.log = [&](const std::string& line) {
+    std::fprintf(stderr, "squadron agent %s: %s\n", o.name.c_str(), line.c_str());
+  };
+  cluster::Agent agent(io, etcd, sup, agent_options);
+  sup.set_observer(&agent);
+
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](boost::system::error_code e, int signo) {
+    if (e) return;
+    std::fprintf(stderr, "squadron agent %s: %s: leaving (instances stop)\n", o.name.c_str(),
+                 strsignal(signo));
+    agent.stop(/*leave=*/true);
+    sup.stop_all([] {});
+  });
+  std::fprintf(stderr, "squadron agent %s (%s, %u cores, %llu MiB) for fleet %s, etcd %s\n",
+               o.name.c_str(), o.address.c_str(), host.cores,
+               static_cast<unsigned long long>(host.memory_bytes >> 20), o.fleet.c_str(),
+               cluster::to_string(etcd_options.members.front()).c_str());
+  agent.start();
+  io.run();
+  sup.set_observer(nullptr);
+  return 0;
+}
+
+}  // namespace squadron::apps

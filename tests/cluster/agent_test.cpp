@@ -1,0 +1,198 @@
+// `squadron agent` against a real etcd on loopback: it registers its host under a lease, runs
+// what is assigned to it and reports it, stops what is unassigned or marked to stop, keeps a
+// finished task's report without running it again, and a host that vanishes (SIGKILL) takes its
+// host and instance keys with its lease.
+#include "squadron/cluster/agent.hpp"
+
+#include <csignal>
+#include <filesystem>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "etcd.hpp"
+#include "process.hpp"
+#include "raw_client.hpp"
+#include "squadron/cluster/keys.hpp"
+#include "squadron/registry/instance.hpp"
+#include "sync_etcd.hpp"
+
+namespace squadron::cluster {
+namespace {
+using namespace std::chrono_literals;
+using testing::ChildProcess;
+using testing::EtcdCluster;
+using testing::SyncEtcd;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(etcd_.ready()) << etcd_.why();
+    char tmpl[] = "/tmp/squadron-agent-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    agent_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void start_agent(const std::string& ttl = "2s") {
+    agent_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        testing::bin_dir() + "/squadron", "agent", "--etcd", etcd_.endpoint(0), "--fleet", "t",
+        "--name", "h1", "--address", "127.0.0.1", "--ttl", ttl, "--label", "zone=a", "--state-dir",
+        dir_.string()});
+  }
+
+  static std::string hello_assignment(bool stop = false, int drain_ms = 0) {
+    Assignment a;
+    a.spec.service = "hello";
+    a.spec.launch.argv = {testing::bin_dir() + "/hello", "--port", "${PORT}", "--threads", "1"};
+    a.spec.expand_variables = true;
+    a.spec.ready.path = "/hello";
+    a.spec.ready.interval = 100ms;
+    a.stop = stop;
+    a.drain = std::chrono::milliseconds(drain_ms);
+    return assignment_text(a);
+  }
+
+  // The instance as the agent reported it, if it did.
+  std::optional<registry::Instance> reported(const std::string& id) {
+    const auto text = sync_.get(keys_.instance("h1", id));
+    if (!text) return std::nullopt;
+    return registry::instance_from_json(boost::json::parse(*text));
+  }
+  bool reported_in_state(const std::string& id, registry::State s) {
+    const auto i = reported(id);
+    return i && i->state == s;
+  }
+
+  EtcdCluster etcd_{1};
+  SyncEtcd sync_{etcd_};
+  Keys keys_{"t"};
+  std::filesystem::path dir_;
+  std::unique_ptr<ChildProcess> agent_;
+};
+
+TEST_F(AgentTest, RegistersItsHostRunsWhatIsAssignedAndStopsWhatIsNot) {
+  start_agent();
+  ASSERT_TRUE(SyncEtcd::eventually([&] { return sync_.get(keys_.host("h1")).has_value(); }, 10s))
+      << agent_->output_now();
+  const auto host = host_from_json(boost::json::parse(*sync_.get(keys_.host("h1"))));
+  ASSERT_TRUE(host.has_value());
+  EXPECT_EQ(host->address, "127.0.0.1");
+  EXPECT_EQ(host->labels.at("zone"), "a");
+  EXPECT_GT(host->cores, 0u);
+  EXPECT_GT(host->memory_bytes, 0u);
+  EXPECT_EQ(host->agent_pid, agent_->pid());
+
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+      << agent_->output_now();
+  const auto i = *reported("hello-1");
+  EXPECT_EQ(i.node, "h1");
+  EXPECT_EQ(i.host, "127.0.0.1");
+  EXPECT_EQ(i.service, "hello");
+  const auto answer = testing::fetch(i.port, "GET", "/hello");
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->body, "Hello World!");
+
+  // Marked to stop with a drain: draining first, then gone, process and key.
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment(true, 500)));
+  EXPECT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kDraining); }, 5s));
+  EXPECT_TRUE(SyncEtcd::eventually([&] { return !reported("hello-1").has_value(); }, 10s));
+  EXPECT_TRUE(testing::all_gone_within({i.pid}, 5s));
+
+  // Assigned, then unassigned: the same.
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-2"), hello_assignment()));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-2", registry::State::kReady); }, 10s));
+  const int pid2 = reported("hello-2")->pid;
+  ASSERT_TRUE(sync_.remove(keys_.assignment("h1", "hello-2")));
+  EXPECT_TRUE(SyncEtcd::eventually([&] { return !reported("hello-2").has_value(); }, 10s));
+  EXPECT_TRUE(testing::all_gone_within({pid2}, 5s));
+}
+
+TEST_F(AgentTest, ATaskThatEndedKeepsItsReportAndDoesNotRunAgain) {
+  start_agent();
+  Assignment a;
+  a.spec.service = "migrate";
+  a.spec.launch.argv = {"/bin/sh", "-c", "echo migrated; exit 0"};
+  a.spec.ready.none = true;
+  a.spec.restart = supervisor::Restart::kNever;
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "migrate-1"), assignment_text(a)));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("migrate-1", registry::State::kStopped); }, 10s))
+      << agent_->output_now();
+  EXPECT_EQ(reported("migrate-1")->last_exit, "exit 0");
+  std::this_thread::sleep_for(1s);  // time for a wrong restart to show
+  EXPECT_EQ(reported("migrate-1")->restarts, 0);
+  EXPECT_EQ(reported("migrate-1")->state, registry::State::kStopped);
+  ASSERT_TRUE(sync_.remove(keys_.assignment("h1", "migrate-1")));
+  EXPECT_TRUE(SyncEtcd::eventually([&] { return !reported("migrate-1").has_value(); }, 5s));
+}
+
+TEST_F(AgentTest, AHostThatVanishesTakesItsKeysWithItsLease) {
+  start_agent("2s");
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+      << agent_->output_now();
+  const int pid = reported("hello-1")->pid;
+  agent_->signal(SIGKILL);
+  agent_->wait_exit(5s);
+  const auto killed = std::chrono::steady_clock::now();
+  // Its instances die with it (its guardian), and within the TTL + a second its keys are gone.
+  EXPECT_TRUE(testing::all_gone_within({pid}, 5s));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return sync_.list(keys_.hosts()).empty() && sync_.list(keys_.instances()).empty(); },
+      5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, 3s);
+  // The assignment is the leader's: it stays.
+  EXPECT_TRUE(sync_.get(keys_.assignment("h1", "hello-1")).has_value());
+}
+
+TEST_F(AgentTest, SigtermLeavesAtOnce) {
+  start_agent("10s");
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+      << agent_->output_now();
+  agent_->signal(SIGTERM);
+  EXPECT_EQ(agent_->wait_exit(10s), std::optional<int>(0)) << agent_->output_now();
+  // Revoked, not left to lapse: gone well before the 10 s TTL.
+  EXPECT_TRUE(sync_.list(keys_.hosts()).empty());
+  EXPECT_TRUE(sync_.list(keys_.instances()).empty());
+}
+
+TEST(AgentCli, BadOptionsSayWhatToGive) {
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--etcd", "etcd-1:2379", "--fleet", "t", "--name", "h1", "--address", "127.0.0.1"},
+       "by its address"},
+      {{"--etcd", "127.0.0.1:1", "--fleet", "T!", "--name", "h1", "--address", "127.0.0.1"},
+       "--fleet"},
+      {{"--etcd", "127.0.0.1:1", "--fleet", "t", "--name", "H_1", "--address", "127.0.0.1"},
+       "this host's name"},
+      {{"--etcd", "127.0.0.1:1", "--fleet", "t", "--name", "h1", "--address", "somewhere"},
+       "--address"},
+      {{"--etcd", "127.0.0.1:1", "--fleet", "t", "--name", "h1", "--address", "127.0.0.1", "--ttl",
+        "1s"},
+       "--ttl"},
+      {{"--etcd", "127.0.0.1:1", "--fleet", "t", "--name", "h1", "--address", "127.0.0.1",
+        "--label", "zone"},
+       "KEY=VALUE"},
+  };
+  for (const auto& [args, want] : cases) {
+    std::vector<std::string> argv{testing::bin_dir() + "/squadron", "agent"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ChildProcess p(argv);
+    EXPECT_EQ(p.wait_exit(10s), std::optional<int>(2)) << want;
+    EXPECT_NE(p.output().find(want), std::string::npos) << p.output();
+  }
+}
+
+}  // namespace
+}  // namespace squadron::cluster
