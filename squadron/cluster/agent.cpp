@@ -159,6 +159,7 @@ asio::awaitable<void> Agent::follow_assignments() {
             apply(e.kv.key, e.type == WatchEvent::Type::kPut ? &e.kv.value : nullptr);
           }
           reconcile();
+          return true;
         });
     if (stopped_ || (end.has_error() && end.error().code == EtcdErrc::kCanceled)) break;
     if (end.has_error() && end.error().code != EtcdErrc::kCompacted) {

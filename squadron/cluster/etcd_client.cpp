@@ -283,8 +283,9 @@ asio::awaitable<EtcdResult<void>> EtcdClient::watch(std::string key, std::string
           if (!w->events.empty()) {
             delivered = true;
             next = w->events.back().kv.mod_revision + 1;
-            handler(*w);
+            const bool go_on = handler(*w);
             if (p.stopped) co_return canceled();
+            if (!go_on) co_return EtcdResult<void>{};
           }
         }
         buffer.erase(0, start);

@@ -51,8 +51,9 @@ struct EtcdOptions {
   std::chrono::milliseconds watch_idle{30000};
 };
 
-// Called with each batch of a watch's events, in revision order.
-using WatchHandler = std::function<void(const WatchAnswer&)>;
+// Called with each batch of a watch's events, in revision order; returns whether to go on (false
+// ends the watch: watch() returns success).
+using WatchHandler = std::function<bool(const WatchAnswer&)>;
 
 class EtcdClient final {
  public:
@@ -79,11 +80,12 @@ class EtcdClient final {
   boost::asio::awaitable<EtcdResult<Header>> revoke(std::int64_t lease);
 
   // Follows [key, range_end) from `start_revision`, calling `handler` for each batch of events,
-  // until stop() (returns kCanceled), the start revision is compacted (kCompacted: read
-  // the state anew and watch from its revision + 1), or no member can be reached within
-  // request_timeout (kUnavailable). A cut stream is made again, on the next member if need be,
-  // from the revision after the last event handled: no event is lost or repeated. Watches ask for
-  // a member with a leader (a member cut off from its cluster ends them, and the watch moves on).
+  // until the handler returns false (returns success), stop() (returns kCanceled), the start
+  // revision is compacted (kCompacted: read the state anew and watch from its revision + 1), or no
+  // member can be reached within request_timeout (kUnavailable). A cut stream is made again, on the
+  // next member if need be, from the revision after the last event handled: no event is lost or
+  // repeated. Watches ask for a member with a leader (a member cut off from its cluster ends them,
+  // and the watch moves on).
   boost::asio::awaitable<EtcdResult<void>> watch(std::string key, std::string range_end,
                                                  std::int64_t start_revision, WatchHandler handler);
   // Ends every watch and request in progress (each returns kCanceled), and every later one at

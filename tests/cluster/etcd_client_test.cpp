@@ -174,6 +174,7 @@ asio::awaitable<void> watch_into(EtcdClient* c, std::int64_t from, Seen* seen,
         seen->deletes.push_back(e.kv.key);
       }
     }
+    return true;
   });
 }
 
@@ -268,7 +269,8 @@ TEST_F(EtcdClientTest, NoMemberIsAnErrorThatSaysWhatToDoWithinItsTimeout) {
   EXPECT_EQ(r.error().code, EtcdErrc::kUnavailable);
   EXPECT_NE(r.error().message.find("start etcd"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find(to_string(o.members[1])), std::string::npos);
-  const auto w = run(io, c.watch("/sq/", prefix_end("/sq/"), 0, [](const WatchAnswer&) {}));
+  const auto w =
+      run(io, c.watch("/sq/", prefix_end("/sq/"), 0, [](const WatchAnswer&) { return true; }));
   ASSERT_TRUE(w.has_error());
   EXPECT_EQ(w.error().code, EtcdErrc::kUnavailable);
 }
@@ -282,7 +284,8 @@ TEST_F(EtcdClientTest, AWatchFromACompactedRevisionSaysSo) {
   const auto compacted = testing::fetch(etcd.client_port(0), "POST", "/v3/kv/compaction", {},
                                         "{\"revision\":\"" + std::to_string(last) + "\"}");
   ASSERT_TRUE(compacted && compacted->status == 200);
-  const auto w = run(io, c.watch("/sq/w/", prefix_end("/sq/w/"), 1, [](const WatchAnswer&) {}));
+  const auto w =
+      run(io, c.watch("/sq/w/", prefix_end("/sq/w/"), 1, [](const WatchAnswer&) { return true; }));
   ASSERT_TRUE(w.has_error());
   EXPECT_EQ(w.error().code, EtcdErrc::kCompacted);
 }
