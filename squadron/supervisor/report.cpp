@@ -14,6 +14,8 @@ registry::Instance to_registry(const InstanceStatus& st) {
   i.started_at = st.started_at;
   i.last_exit = st.last_exit;
   i.oom_kills = st.oom_kills;
+  if (!st.host.empty()) i.host = st.host;
+  i.node = st.node;
   return i;
 }
 static_assert(static_cast<int>(InstanceState::kStopped) ==

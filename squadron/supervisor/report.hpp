@@ -11,7 +11,7 @@
 
 namespace squadron::supervisor {
 
-// Every field the status has; `host` stays the registry's default (127.0.0.1) and `node` empty.
+// Every field the status has; without a `host`, the registry's default (127.0.0.1).
 registry::Instance to_registry(const InstanceStatus& st);
 
 }  // namespace squadron::supervisor

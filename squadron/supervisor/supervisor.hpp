@@ -87,6 +87,10 @@ struct InstanceStatus {
   // "exit 3", "signal 9", "oom-killed (limit 64 MiB)", "cannot start: No such file or directory"
   std::string last_exit;
   int oom_kills = 0;  // times the kernel killed a process of it for its memory limit
+  // Where it runs when that is another host (a cluster's runner): its address and name. Empty:
+  // this machine (the registry says 127.0.0.1).
+  std::string host;
+  std::string node;
 };
 
 // What a Runner reports, on its io_context's thread.
