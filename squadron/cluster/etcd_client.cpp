@@ -13,37 +13,6 @@ namespace squadron::cluster {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-std::optional<EtcdMember> parse_member(std::string_view text, std::string& error) {
-  std::string_view rest = text;
-  if (rest.starts_with("https://")) {
-    error =
-        fmt::format("etcd member {}: https is not supported yet; give its http:// address", text);
-    return std::nullopt;
-  }
-  if (rest.starts_with("http://")) rest.remove_prefix(7);
-  if (rest.ends_with('/')) rest.remove_suffix(1);
-  EtcdMember m;
-  if (!core::split_host_port(rest, m.host, m.port)) {
-    error =
-        fmt::format("etcd member '{}' is not an address and port (such as 10.0.0.1:2379)", text);
-    return std::nullopt;
-  }
-  if (m.host == "localhost") m.host = "127.0.0.1";
-  boost::system::error_code ec;
-  asio::ip::make_address(m.host, ec);
-  if (ec) {
-    error = fmt::format("etcd member '{}': name the member by its address (such as 10.0.0.1:2379)",
-                        text);
-    return std::nullopt;
-  }
-  return m;
-}
-
-std::string to_string(const EtcdMember& m) {
-  return m.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", m.host, m.port)
-                                               : fmt::format("{}:{}", m.host, m.port);
-}
-
 namespace {
 
 constexpr std::array<std::pair<std::string_view, std::string_view>, 1> kJson{

@@ -31,17 +31,6 @@
 
 namespace squadron::cluster {
 
-struct EtcdMember {
-  std::string host;  // an address literal
-  std::uint16_t port = 2379;
-  friend bool operator==(const EtcdMember&, const EtcdMember&) = default;
-};
-
-// "http://10.0.0.1:2379", "10.0.0.1:2379", "[::1]:2379" or "localhost:2379" (the only name taken:
-// cluster members are named by address). nullopt with `error` saying why.
-std::optional<EtcdMember> parse_member(std::string_view text, std::string& error);
-std::string to_string(const EtcdMember& m);
-
 struct EtcdOptions {
   std::vector<EtcdMember> members;                  // at least one
   std::chrono::milliseconds request_timeout{2000};  // per member tried

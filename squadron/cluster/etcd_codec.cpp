@@ -1,15 +1,51 @@
 #include "squadron/cluster/etcd_codec.hpp"
 
+#include <arpa/inet.h>
 #include <charconv>
 #include <limits>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <stdexcept>
 
 #include <boost/json.hpp>
 #include <boost/throw_exception.hpp>
+#include <fmt/format.h>
+
+#include "squadron/core/address.hpp"
 
 namespace squadron::cluster {
 namespace json = boost::json;
+
+std::optional<EtcdMember> parse_member(std::string_view text, std::string& error) {
+  std::string_view rest = text;
+  if (rest.starts_with("https://")) {
+    error =
+        fmt::format("etcd member {}: https is not supported yet; give its http:// address", text);
+    return std::nullopt;
+  }
+  if (rest.starts_with("http://")) rest.remove_prefix(7);
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  EtcdMember m;
+  if (!core::split_host_port(rest, m.host, m.port)) {
+    error =
+        fmt::format("etcd member '{}' is not an address and port (such as 10.0.0.1:2379)", text);
+    return std::nullopt;
+  }
+  if (m.host == "localhost") m.host = "127.0.0.1";
+  unsigned char address[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, m.host.c_str(), address) != 1 &&
+      inet_pton(AF_INET6, m.host.c_str(), address) != 1) {
+    error = fmt::format("etcd member '{}': name the member by its address (such as 10.0.0.1:2379)",
+                        text);
+    return std::nullopt;
+  }
+  return m;
+}
+
+std::string to_string(const EtcdMember& m) {
+  return m.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", m.host, m.port)
+                                               : fmt::format("{}:{}", m.host, m.port);
+}
 
 std::string_view to_string(EtcdErrc e) noexcept {
   switch (e) {

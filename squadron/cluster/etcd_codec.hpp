@@ -46,6 +46,17 @@ struct EtcdError {
 template <class T>
 using EtcdResult = boost::system::result<T, EtcdError>;
 
+struct EtcdMember {
+  std::string host;  // an address literal
+  std::uint16_t port = 2379;
+  friend bool operator==(const EtcdMember&, const EtcdMember&) = default;
+};
+
+// "http://10.0.0.1:2379", "10.0.0.1:2379", "[::1]:2379" or "localhost:2379" (the only name taken:
+// cluster members are named by address). nullopt with `error` saying why.
+std::optional<EtcdMember> parse_member(std::string_view text, std::string& error);
+std::string to_string(const EtcdMember& m);
+
 // RFC 4648 base64 (with padding), by OpenSSL's EVP_EncodeBlock / EVP_DecodeBlock.
 std::string base64_encode(std::string_view bytes);
 // nullopt when `text` is not canonical base64.

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "squadron/cluster/etcd_codec.hpp"
 #include "squadron/control/env_file.hpp"
 #include "squadron/control/gateway_file.hpp"
 #include "squadron/core/address.hpp"
@@ -920,6 +921,86 @@ void parse_service_secrets(Checker& c, const YAML::Node& n, const std::string& p
   }
 }
 
+// A list of text values at `n` (path `path`); nullopt after an error.
+std::optional<std::vector<std::string>> strings(Checker& c, const YAML::Node& n,
+                                                const std::string& path, std::string_view example) {
+  if (!n.IsSequence() || n.size() == 0) {
+    c.error(n, path, fmt::format("expected a list, got {}", Checker::describe(n)),
+            fmt::format("write it like {}", example));
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    auto v = c.string(n[i], fmt::format("{}[{}]", path, i));
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+  }
+  return out;
+}
+
+// A host's or fleet's name in a cluster: 1-63 of [a-z0-9-], not starting or ending with '-'.
+bool host_name(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+  });
+}
+
+void parse_cluster(Checker& c, const YAML::Node& n, Manifest& m) {
+  if (!c.expect_map(n, "cluster", "{ etcd: [10.0.0.1:2379, 10.0.0.2:2379, 10.0.0.3:2379] }"))
+    return;
+  c.check_keys(n, "cluster", {"etcd", "ttl"});
+  ClusterSpec spec;
+  if (!n["etcd"]) {
+    c.error(n, "cluster.etcd", "a cluster needs its etcd members",
+            "add etcd: [ADDRESS:PORT, ...] (one member, or three or five)");
+  } else if (auto members = strings(c, n["etcd"], "cluster.etcd", "[10.0.0.1:2379]")) {
+    for (std::size_t i = 0; i < members->size(); ++i) {
+      std::string error;
+      if (!cluster::parse_member((*members)[i], error)) {
+        c.error(n["etcd"][i], fmt::format("cluster.etcd[{}]", i), error);
+      }
+    }
+    spec.etcd = *members;
+  }
+  if (n["ttl"]) {
+    if (auto d = c.duration(n["ttl"], "cluster.ttl")) {
+      if (*d < std::chrono::seconds(2) || *d > std::chrono::minutes(10) || d->count() % 1000 != 0) {
+        c.error(n["ttl"], "cluster.ttl", "expected whole seconds from 2s to 10m",
+                "a host is declared lost this long after its agent stops answering: 5s is usual");
+      } else {
+        spec.ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+      }
+    }
+  }
+  m.cluster = std::move(spec);
+}
+
+void parse_placement(Checker& c, const YAML::Node& n, const std::string& path, ServiceSpec& s) {
+  if (!c.expect_map(n, path, "{ hosts: [h1, h2] } or { labels: { zone: a } }")) return;
+  c.check_keys(n, path, {"hosts", "labels"});
+  if (n["hosts"]) {
+    if (auto hosts = strings(c, n["hosts"], path + ".hosts", "[h1, h2]")) {
+      for (std::size_t i = 0; i < hosts->size(); ++i) {
+        if (!host_name((*hosts)[i])) {
+          c.error(n["hosts"][i], fmt::format("{}.hosts[{}]", path, i),
+                  fmt::format("\"{}\" is not a host's name", (*hosts)[i]),
+                  "hosts are named as their agents were (--name): a-z, 0-9 and '-'");
+        }
+      }
+      s.placement_hosts = *hosts;
+    }
+  }
+  if (const YAML::Node labels = n["labels"]) {
+    if (c.expect_map(labels, path + ".labels", "{ zone: a }")) {
+      for (auto it = labels.begin(); it != labels.end(); ++it) {
+        const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+        if (auto v = c.string(it->second, path + ".labels." + key)) s.placement_labels[key] = *v;
+      }
+    }
+  }
+}
+
 void parse_service(Checker& c, const std::string& name, const YAML::Node& key, const YAML::Node& n,
                    const fs::path& dir, const Secrets& secrets, ServiceSpec& s) {
   const std::string path = "services." + name;
@@ -939,7 +1020,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
                {"command", "cwd",        "env",        "replicas",    "port",     "ready",
                 "live",    "routes",     "stop_grace", "restart",     "proxy",    "autoscale",
                 "deploy",  "resources",  "user",       "stop_signal", "env_file", "secrets",
-                "kind",    "depends_on", "protocol",   "image"},
+                "kind",    "depends_on", "protocol",   "image",       "placement"},
                &kComposeKeys);
 
   if (n["image"]) {
@@ -1109,6 +1190,7 @@ void parse_service(Checker& c, const std::string& name, const YAML::Node& key, c
   }
   if (n["deploy"]) parse_deploy(c, n["deploy"], path + ".deploy", s.deploy);
   if (n["resources"]) parse_resources(c, n["resources"], path + ".resources", s.resources);
+  if (n["placement"]) parse_placement(c, n["placement"], path + ".placement", s);
   if (n["stop_grace"]) {
     if (auto d = c.duration(n["stop_grace"], path + ".stop_grace")) s.stop_grace = *d;
   }
@@ -1414,12 +1496,19 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
           {"volumes", "instances run on this machine's files: give each its cwd:"},
           {"networks", "services reach each other by SQUADRON_<NAME>_URL / _HOST / _PORT"},
           {"configs", "give a service the file's path, or env_file: for variables"}};
-      c.check_keys(root, "", {"name", "control", "gateway", "services", "secrets"}, &kComposeTop);
+      c.check_keys(root, "", {"name", "control", "gateway", "services", "secrets", "cluster"},
+                   &kComposeTop);
+      if (root["cluster"]) parse_cluster(c, root["cluster"], m);
       const Secrets secrets =
           root["secrets"] ? parse_secrets(c, root["secrets"], m.dir()) : Secrets{};
       m.name = m.dir().filename().string();
       if (root["name"]) {
         if (auto n = c.string(root["name"], "name")) m.name = *n;
+      }
+      if (m.cluster && !host_name(m.name)) {
+        c.error(root["name"] ? root["name"] : root, "name",
+                fmt::format("\"{}\" cannot name a cluster's fleet", m.name),
+                "its state in etcd is keyed by it: use a-z, 0-9 and '-' (such as shop)");
       }
       parse_listen(c, root, "control", m.control_listen, &m.control_expose);
       parse_listen(c, root, "gateway", m.gateway_listen, nullptr, &m.trusted_proxies);

@@ -80,6 +80,10 @@ struct ServiceSpec {
   std::map<std::string, std::string> env_file_vars;
   // image: registry/name:tag — only `squadron export kubernetes` reads it; `up` runs command.
   std::string image;
+  // placement: { hosts: [h1, h2], labels: { zone: a } } — in a cluster, the hosts it may run on
+  // (every label must match). Default: any host. Without cluster: it is not used.
+  std::vector<std::string> placement_hosts;
+  std::map<std::string, std::string> placement_labels;
   int replicas = 1;                   // default 1; 0 is allowed (scaled to zero)
   std::optional<std::uint16_t> port;  // a fixed port; default: auto (one per instance)
   Probe ready;                        // default: TCP connect
@@ -124,8 +128,16 @@ std::string discovery_variable(std::string_view service, std::string_view part);
 // Whether `listen` ("HOST:PORT") is on this machine only: 127.0.0.0/8, ::1 or localhost.
 bool loopback_listen(std::string_view listen);
 
+// cluster: { etcd: [10.0.0.1:2379, ...], ttl: 5s } — the fleet runs across hosts (`squadron server`
+// and `squadron agent`), its state in etcd. Without it everything runs in one process.
+struct ClusterSpec {
+  std::vector<std::string> etcd;  // members, "ADDRESS:PORT" (http:// allowed)
+  std::chrono::seconds ttl{5};    // hosts' and the leader's leases (2s-10m)
+};
+
 struct Manifest {
   std::string name;  // default: the manifest folder's name
+  std::optional<ClusterSpec> cluster;
   std::string control_listen = "127.0.0.1:9900";
   // control: { expose: true }: control.listen may be an address other hosts reach (the fleet's
   // summary, unauthenticated, and every request's token then travel the network in clear).

@@ -681,3 +681,58 @@ services:
 
 }  // namespace
 }  // namespace squadron::control
+
+namespace squadron::control {
+namespace {
+
+TEST(ManifestCluster, WithoutClusterTheFleetIsOneProcess) {
+  const auto r = parse("services:\n  a: { command: [x] }\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.manifest->cluster.has_value());
+}
+
+TEST(ManifestCluster, ReadsItsMembersTtlAndEachServicesPlacement) {
+  const auto r = parse(
+      "name: shop\n"
+      "cluster: { etcd: [10.213.0.11:2379, 'http://10.213.0.12:2379'], ttl: 3s }\n"
+      "services:\n"
+      "  db: { command: [x], placement: { hosts: [h3] } }\n"
+      "  web: { command: [x], placement: { labels: { zone: b } } }\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  ASSERT_TRUE(r.manifest->cluster.has_value());
+  EXPECT_EQ(r.manifest->cluster->etcd.size(), 2u);
+  EXPECT_EQ(r.manifest->cluster->ttl, 3s);
+  EXPECT_EQ(r.manifest->services[0].placement_hosts, std::vector<std::string>{"h3"});
+  EXPECT_EQ(r.manifest->services[1].placement_labels.at("zone"), "b");
+}
+
+TEST(ManifestCluster, EachMistakeSaysWhereAndWhatToWrite) {
+  EXPECT_NE(only_error("cluster: { ttl: 5s }\nservices:\n  a: { command: [x] }\n")
+                .find("cluster.etcd: a cluster needs its etcd members"),
+            std::string::npos);
+  EXPECT_NE(only_error("cluster: { etcd: [etcd-1:2379] }\nservices:\n  a: { command: [x] }\n")
+                .find("cluster.etcd[0]: etcd member 'etcd-1:2379': name the member by its address"),
+            std::string::npos);
+  EXPECT_NE(
+      only_error("cluster: { etcd: [10.0.0.1:2379], ttl: 1s }\nservices:\n  a: { command: [x] }\n")
+          .find("cluster.ttl: expected whole seconds from 2s to 10m"),
+      std::string::npos);
+  EXPECT_NE(
+      only_error("cluster: { etcd: [10.0.0.1:2379], ttls: 1s }\nservices:\n  a: { command: [x] }\n")
+          .find("did you mean \"ttl\"?"),
+      std::string::npos);
+  EXPECT_NE(
+      only_error(
+          "name: My_Shop\ncluster: { etcd: [10.0.0.1:2379] }\nservices:\n  a: { command: [x] }\n")
+          .find("name: \"My_Shop\" cannot name a cluster's fleet"),
+      std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], placement: { hosts: [H1] } }\n")
+                .find("services.a.placement.hosts[0]: \"H1\" is not a host's name"),
+            std::string::npos);
+  EXPECT_NE(only_error("services:\n  a: { command: [x], placement: { zone: a } }\n")
+                .find("services.a.placement"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace squadron::control
