@@ -13,6 +13,7 @@
 #include "agent.hpp"
 #include "commands.hpp"
 #include "gateway.hpp"
+#include "server.hpp"
 #include "squadron/control/kubernetes.hpp"
 #include "squadron/control/manifest.hpp"
 #include "squadron/core/duration.hpp"
@@ -239,6 +240,19 @@ int main(int argc, char** argv) {
       "--state-dir", agent_options.state_dir,
       "where instances' logs and secrets go (default /var/lib/squadron/FLEET/NAME)");
 
+  squadron::apps::ServerOptions server_options;
+  auto* server_cmd = app.add_subcommand(
+      "server", "a cluster fleet's control-plane server (one leads, the others stand by)");
+  server_cmd->add_option("--name", server_options.name, "this server's name (such as s1)")
+      ->required();
+  server_cmd->add_option("--listen", server_options.listen,
+                         "the control API's HOST:PORT (default: the manifest's control.listen)");
+  server_cmd->add_option("--advertise", server_options.advertise,
+                         "the URL the other servers and the CLI reach it at (default: "
+                         "http://LISTEN)");
+  server_cmd->add_option("--etcd", server_options.etcd,
+                         "an etcd member, ADDRESS:PORT (repeat; overrides cluster.etcd)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -246,6 +260,10 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (*agent_cmd) return squadron::apps::run_agent(agent_options);
+  if (*server_cmd) {
+    server_options.file = file;
+    return squadron::apps::run_server(server_options, argc, argv);
+  }
   if (*gateway_cmd) {  // no manifest: its routes come from the control API or its own file
     if (gateway_options.config.empty() == gateway_options.control.empty()) {
       std::fprintf(stderr,

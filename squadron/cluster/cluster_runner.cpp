@@ -89,6 +89,14 @@ void ClusterRunner::load(const std::vector<KeyValue>& kvs) {
       (kind == "hosts/" ? hosts : kind == "assignments/" ? assigned : reported).insert(rest);
     }
   }
+  others_.clear();
+  for (const auto& kv : kvs) {
+    const std::string_view rest =
+        std::string_view(kv.key).substr(std::min(kv.key.size(), root.size()));
+    if (kv.key.compare(0, root.size(), root) == 0 && !rest.starts_with("hosts/") &&
+        !rest.starts_with("assignments/") && !rest.starts_with("instances/"))
+      others_[kv.key] = kv.value;
+  }
   std::vector<std::string> gone_hosts;
   for (const auto& [name, info] : hosts_)
     if (hosts.count(name) == 0) gone_hosts.push_back(name);
@@ -124,6 +132,10 @@ void ClusterRunner::on_key(const std::string& key, const std::string* value) {
     on_assignment(host, id, value);
   } else if (rest.starts_with("instances/") && two(rest.substr(10), host, id)) {
     on_report(host, id, value);
+  } else if (value != nullptr) {
+    others_[key] = *value;
+  } else {
+    others_.erase(key);
   }
 }
 
@@ -321,6 +333,28 @@ void ClusterRunner::stop_all(std::function<void()> done) {
 
 void ClusterRunner::check_all_stopped() {
   if (all_stopped_ && entries_.empty()) std::exchange(all_stopped_, nullptr)();
+}
+
+std::string ClusterRunner::stored(const std::string& key) const {
+  const auto it = others_.find(key);
+  return it == others_.end() ? std::string() : it->second;
+}
+
+void ClusterRunner::write_fenced(std::string key, std::string value) {
+  if (value.empty()) {
+    enqueue(std::move(key), std::nullopt);
+  } else {
+    enqueue(std::move(key), std::move(value));
+  }
+}
+
+void ClusterRunner::set_observer(sv::InstanceObserver* observer) {
+  observer_ = observer;
+  if (observer == nullptr) return;
+  asio::post(io_, [this, observer] {
+    if (observer_ != observer) return;
+    for (const auto& [id, e] : entries_) observer->on_change(e.status);
+  });
 }
 
 std::vector<sv::InstanceStatus> ClusterRunner::snapshot() const {

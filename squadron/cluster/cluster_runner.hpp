@@ -72,7 +72,15 @@ class ClusterRunner final : public supervisor::Runner {
   void stop_all(std::function<void()> done) override;
   std::vector<supervisor::InstanceStatus> snapshot() const override;
   std::vector<std::string> logs(const std::string& id, std::size_t lines) const override;
-  void set_observer(supervisor::InstanceObserver* observer) override { observer_ = observer; }
+  // A new observer hears of every instance known so far (posted: after the call returns), then
+  // of each change: a fleet made once the cluster's state is read learns what runs.
+  void set_observer(supervisor::InstanceObserver* observer) override;
+
+  // The value of a key of the fleet's other than hosts, assignments and instances (such as the
+  // desired state's), as last read or watched; empty when it has none.
+  std::string stored(const std::string& key) const;
+  // Writes `key` (empty `value`: deletes it), fenced by the election, after the writes before it.
+  void write_fenced(std::string key, std::string value);
 
   // The hosts as last read: each with its instances' count.
   struct Host {
@@ -124,6 +132,7 @@ class ClusterRunner final : public supervisor::Runner {
   std::map<std::string, long> next_number_;       // service -> highest instance number seen
   std::function<void()> all_stopped_;
   std::map<std::string, std::optional<std::string>> pending_;  // writes to make, by key
+  std::map<std::string, std::string> others_;                  // other keys of the fleet's, by key
   bool writing_ = false;
 };
 

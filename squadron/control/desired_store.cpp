@@ -46,4 +46,32 @@ std::error_code FileDesiredStore::save_revisions(const Histories& histories) {
   return write_file_atomic(revisions_file_, revisions_json(histories));
 }
 
+DesiredScale EtcdDesiredStore::load_scale(std::string& warning) {
+  if (scale_text_.empty()) return {};
+  return parse_desired(scale_text_, scale_key(root_), warning);
+}
+
+std::optional<Histories> EtcdDesiredStore::load_revisions(const std::vector<ServiceSpec>& services,
+                                                          std::string& warning) {
+  if (revisions_text_.empty()) return std::nullopt;
+  auto saved = parse_revisions(revisions_text_, services, warning);
+  if (!warning.empty()) {
+    warning = fmt::format("{}: {}; those services start from the manifest", revisions_key(root_),
+                          warning);
+  }
+  return saved;
+}
+
+std::error_code EtcdDesiredStore::save_scale(const DesiredScale& scale) {
+  scale_text_ = desired_json(scale);
+  write_(scale_key(root_), scale_text_);
+  return {};
+}
+
+std::error_code EtcdDesiredStore::save_revisions(const Histories& histories) {
+  revisions_text_ = revisions_json(histories);
+  write_(revisions_key(root_), revisions_text_);
+  return {};
+}
+
 }  // namespace squadron::control

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -50,6 +51,37 @@ class FileDesiredStore final : public DesiredStore {
  private:
   std::filesystem::path scale_file_;
   std::filesystem::path revisions_file_;
+};
+
+// In a cluster's etcd (keys.hpp: desired/scale, desired/revisions): read once when a server
+// starts to lead (their values given here), written through `write`, which the leading server
+// fences by its election (a server that no longer leads writes nothing).
+class EtcdDesiredStore final : public DesiredStore {
+ public:
+  EtcdDesiredStore(std::string root, std::string scale_text, std::string revisions_text,
+                   std::function<void(std::string key, std::string value)> write)
+      : root_(std::move(root)),
+        scale_text_(std::move(scale_text)),
+        revisions_text_(std::move(revisions_text)),
+        write_(std::move(write)) {}
+  static std::string scale_key(std::string_view root) {
+    return std::string(root) + "desired/scale";
+  }
+  static std::string revisions_key(std::string_view root) {
+    return std::string(root) + "desired/revisions";
+  }
+  DesiredScale load_scale(std::string& warning) override;
+  std::optional<Histories> load_revisions(const std::vector<ServiceSpec>& services,
+                                          std::string& warning) override;
+  std::error_code save_scale(const DesiredScale& scale) override;
+  std::error_code save_revisions(const Histories& histories) override;
+  std::string where() const override { return "etcd (" + root_ + "desired/)"; }
+
+ private:
+  std::string root_;
+  std::string scale_text_;
+  std::string revisions_text_;
+  std::function<void(std::string, std::string)> write_;
 };
 
 // In memory, for tests (and what a fleet that saves nothing amounts to).

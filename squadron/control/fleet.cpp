@@ -244,6 +244,13 @@ void Fleet::down(std::function<void()> done) {
   });
 }
 
+void Fleet::detach() {
+  stopping_ = true;
+  resync_timer_.cancel();
+  for (auto& [name, s] : services_) s.rollout.reset();
+  output_.close_all();
+}
+
 void Fleet::persist() {
   if (with_.store == nullptr) return;
   DesiredScale d;

@@ -147,6 +147,9 @@ class Fleet final : private supervisor::InstanceObserver {
   int revision(std::string_view service) const;
   // Stops everything (no more reconciling); `done` runs when no instance is left.
   void down(std::function<void()> done);
+  // Stops reconciling and leaves every instance running as it is (a cluster's server that stops
+  // or no longer leads: the instances are the hosts', and the next leader takes them over).
+  void detach();
 
   const Manifest& manifest() const noexcept { return manifest_; }
   int desired(std::string_view service) const;

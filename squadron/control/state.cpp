@@ -148,9 +148,29 @@ std::optional<std::string> load_or_create_token(const fs::path& file, std::error
     token += kHex[c >> 4];
     token += kHex[c & 15];
   }
-  ec = write_file_atomic(file, token + "\n", 0600);
+  // Written beside, then linked into place only if no token is there yet: two processes that
+  // start together (a cluster's servers sharing the folder) end with one token, the first's.
+  std::error_code dir_ec;
+  fs::create_directories(file.parent_path(), dir_ec);
+  const fs::path tmp = file.string() + ".new." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ec = last_error();
+    return std::nullopt;
+  }
+  const std::string text = token + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                       ::fsync(fd) == 0;
+  ec = written ? std::error_code{} : last_error();
+  ::close(fd);
+  if (written && ::link(tmp.c_str(), file.c_str()) != 0) {
+    if (errno != EEXIST) ec = last_error();
+  }
+  ::unlink(tmp.c_str());
   if (ec) return std::nullopt;
-  return token;
+  if (auto t = read_token(file)) return t;  // ours, or the one that was first
+  ec = std::make_error_code(std::errc::io_error);
+  return std::nullopt;
 }
 
 DesiredScale load_desired(const fs::path& file, std::string& warning) {
@@ -188,14 +208,18 @@ DesiredScale parse_desired(std::string_view text, std::string_view name, std::st
   return out;
 }
 
-std::error_code save_desired(const fs::path& file, const DesiredScale& desired) {
+std::string desired_json(const DesiredScale& desired) {
   json::object services;
   for (const auto& [name, s] : desired) {
     services[name] =
         json::object{{"replicas", s.replicas}, {"manifest_replicas", s.manifest_replicas}};
   }
   json::object root{{"version", 1}, {"services", std::move(services)}};
-  return write_file_atomic(file, json::serialize(root) + "\n");
+  return json::serialize(root) + "\n";
+}
+
+std::error_code save_desired(const fs::path& file, const DesiredScale& desired) {
+  return write_file_atomic(file, desired_json(desired));
 }
 
 std::error_code save_run_info(const fs::path& file, const RunInfo& info) {

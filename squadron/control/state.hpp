@@ -66,6 +66,8 @@ DesiredScale load_desired(const std::filesystem::path& file, std::string& warnin
 // The same from the file's text; `name` names it in the warning.
 DesiredScale parse_desired(std::string_view text, std::string_view name, std::string& warning);
 std::error_code save_desired(const std::filesystem::path& file, const DesiredScale& desired);
+// What save_desired() writes, as text (a cluster keeps it in etcd).
+std::string desired_json(const DesiredScale& desired);
 
 // Where a running fleet answers.
 struct RunInfo {

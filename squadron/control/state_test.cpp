@@ -1,7 +1,10 @@
 #include "squadron/control/state.hpp"
 
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -37,6 +40,43 @@ TEST_F(State, AtomicWriteCreatesTheFolderLeavesNoTemporaryAndSetsTheMode) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   int entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ / "a")) ++entries;
+  EXPECT_EQ(entries, 1) << "no temporary file left behind";
+}
+
+TEST_F(State, ProcessesThatMakeTheTokenTogetherAllGetTheSameOne) {
+  // A cluster's servers sharing the manifest's folder start together: one token for all of
+  // them, or the CLI's is refused by whichever made another.
+  const StateDir d(dir_);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  constexpr int kProcesses = 8;
+  std::vector<pid_t> children;
+  for (int i = 0; i < kProcesses; ++i) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::error_code ec;
+      const auto t = load_or_create_token(d.token(), ec);
+      const std::string line = (t ? *t : "error: " + ec.message()) + "\n";
+      [[maybe_unused]] auto n = ::write(fds[1], line.data(), line.size());
+      ::_exit(0);
+    }
+    children.push_back(pid);
+  }
+  ::close(fds[1]);
+  for (const pid_t pid : children) ::waitpid(pid, nullptr, 0);
+  std::string all;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    all.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  std::set<std::string> tokens;
+  std::istringstream lines(all);
+  for (std::string line; std::getline(lines, line);) tokens.insert(line);
+  ASSERT_EQ(tokens.size(), 1u) << all;
+  EXPECT_EQ(read_token(d.token()), std::optional<std::string>(*tokens.begin()));
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(d.root)) ++entries;
   EXPECT_EQ(entries, 1) << "no temporary file left behind";
 }
 

@@ -1,0 +1,205 @@
+// `squadron server` ×2 and `squadron agent` ×2 as processes against a real etcd: one server leads
+// and runs the fleet over both hosts, the other redirects to it; SIGKILL of the leader lets the
+// standby lead within 5 s with no instance restarted and the scale it was given kept; SIGTERM of a
+// server leaves the instances running.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "etcd.hpp"
+#include "process.hpp"
+#include "raw_client.hpp"
+#include "sync_etcd.hpp"
+
+namespace squadron::cluster {
+namespace {
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using testing::ChildProcess;
+using testing::SyncEtcd;
+
+struct Seen {
+  std::string id;
+  std::string state;
+  std::string node;
+  int pid = 0;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(etcd_.ready()) << etcd_.why();
+    char tmpl[] = "/tmp/squadron-server-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::ofstream(dir_ / "squadron.yaml") << fmt::format(R"(name: t
+cluster: {{ etcd: [{}], ttl: 2s }}
+services:
+  hello:
+    command: [{}/hello, --port, "${{PORT}}", --threads, "1"]
+    replicas: 4
+    ready: {{ path: /hello, interval: 100ms }}
+)",
+                                                         etcd_.endpoint(0), testing::bin_dir());
+    for (const auto* h : {"h1", "h2"}) {
+      std::filesystem::create_directories(dir_ / h);
+      agents_[h] = std::make_unique<ChildProcess>(
+          std::vector<std::string>{testing::bin_dir() + "/squadron", "agent", "--etcd",
+                                   etcd_.endpoint(0), "--fleet", "t", "--name", h, "--address",
+                                   "127.0.0.1", "--ttl", "2s", "--state-dir", (dir_ / h).string()});
+    }
+    ASSERT_TRUE(
+        SyncEtcd::eventually([&] { return sync_.list("/squadron/t/hosts/").size() == 2; }, 10s));
+    for (const auto* s : {"s1", "s2"}) start_server(s);
+  }
+  void TearDown() override {
+    servers_.clear();
+    agents_.clear();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void start_server(const std::string& name) {
+    if (ports_.count(name) == 0) ports_[name] = testing::free_port();
+    servers_[name] = std::make_unique<ChildProcess>(std::vector<std::string>{
+        testing::bin_dir() + "/squadron", "-f", (dir_ / "squadron.yaml").string(), "server",
+        "--name", name, "--listen", fmt::format("127.0.0.1:{}", ports_[name])});
+  }
+  std::string token() {
+    std::ifstream in(dir_ / ".squadron" / "token");
+    std::string t;
+    std::getline(in, t);  // one line: the token
+    return t;
+  }
+  std::optional<testing::RawResponse> get(const std::string& server, const std::string& target) {
+    return testing::fetch(ports_[server], "GET", target,
+                          "Authorization: Bearer " + token() + "\r\n");
+  }
+  // The server that answers the API itself (200), if one does.
+  std::optional<std::string> leader() {
+    for (const auto& [name, port] : ports_) {
+      if (!servers_[name]) continue;
+      const auto r = get(name, "/api/v1/instances");
+      if (r && r->status == 200) return name;
+    }
+    return std::nullopt;
+  }
+  std::vector<Seen> instances(const std::string& server) {
+    std::vector<Seen> out;
+    const auto r = get(server, "/api/v1/instances");
+    if (!r || r->status != 200) return out;
+    const auto body = boost::json::parse(r->body);
+    for (const auto& v : body.as_array()) {
+      const auto& o = v.as_object();
+      Seen s;
+      s.id = std::string(o.at("id").as_string());
+      s.state = std::string(o.at("state").as_string());
+      if (const auto* n = o.if_contains("node")) s.node = std::string(n->as_string());
+      s.pid = static_cast<int>(o.at("pid").as_int64());
+      out.push_back(s);
+    }
+    return out;
+  }
+  int ready(const std::string& server) {
+    int n = 0;
+    for (const auto& s : instances(server)) n += s.state == "ready" ? 1 : 0;
+    return n;
+  }
+  std::map<std::string, int> pids(const std::string& server) {
+    std::map<std::string, int> out;
+    for (const auto& s : instances(server)) out[s.id] = s.pid;
+    return out;
+  }
+  std::string logs() {
+    std::string out;
+    for (auto& [n, p] : servers_)
+      if (p) out += "--- " + n + "\n" + p->output_now();
+    for (auto& [n, p] : agents_) out += "--- " + n + "\n" + p->output_now();
+    return out;
+  }
+
+  testing::EtcdCluster etcd_{1};
+  SyncEtcd sync_{etcd_};
+  std::filesystem::path dir_;
+  std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
+  std::map<std::string, std::unique_ptr<ChildProcess>> servers_;
+  std::map<std::string, std::uint16_t> ports_;
+};
+
+TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
+  std::optional<std::string> lead;
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] {
+        lead = leader();
+        return lead && ready(*lead) == 4;
+      },
+      20s))
+      << logs();
+  std::map<std::string, int> per_host;
+  for (const auto& s : instances(*lead)) ++per_host[s.node];
+  EXPECT_EQ(per_host, (std::map<std::string, int>{{"h1", 2}, {"h2", 2}}));
+  const std::string standby = *lead == "s1" ? "s2" : "s1";
+  const auto r = get(standby, "/api/v1/instances");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 307);
+  EXPECT_EQ(r->header("Location"), std::optional<std::string>(fmt::format(
+                                       "http://127.0.0.1:{}/api/v1/instances", ports_[*lead])));
+}
+
+TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestartingNothing) {
+  std::optional<std::string> lead;
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] {
+        lead = leader();
+        return lead && ready(*lead) == 4;
+      },
+      20s))
+      << logs();
+  // A scale given to this leader outlives it (the desired state is in etcd).
+  const auto scaled =
+      testing::fetch(ports_[*lead], "POST", "/api/v1/services/hello/scale",
+                     "Authorization: Bearer " + token() + "\r\nContent-Type: application/json\r\n",
+                     R"({"replicas":5})");
+  ASSERT_TRUE(scaled && scaled->status / 100 == 2) << (scaled ? scaled->body : "no answer");
+  ASSERT_TRUE(SyncEtcd::eventually([&] { return ready(*lead) == 5; }, 10s)) << logs();
+  const auto before = pids(*lead);
+  const std::string standby = *lead == "s1" ? "s2" : "s1";
+  servers_[*lead]->signal(SIGKILL);
+  servers_[*lead]->wait_exit(5s);
+  servers_[*lead].reset();
+  const auto killed = Clock::now();
+  ASSERT_TRUE(
+      SyncEtcd::eventually([&] { return leader() == standby && pids(standby).size() == 5; }, 10s))
+      << logs();
+  EXPECT_LT(Clock::now() - killed, 5s);
+  EXPECT_EQ(pids(standby), before);  // the same instances, the same processes
+  std::this_thread::sleep_for(1s);   // and the new leader changes nothing
+  EXPECT_EQ(pids(standby), before);
+}
+
+TEST_F(ServerTest, SigtermOfAServerLeavesTheInstancesRunning) {
+  std::optional<std::string> lead;
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] {
+        lead = leader();
+        return lead && ready(*lead) == 4;
+      },
+      20s))
+      << logs();
+  const auto before = pids(*lead);
+  servers_[*lead]->signal(SIGTERM);
+  EXPECT_EQ(servers_[*lead]->wait_exit(10s), std::optional<int>(0)) << logs();
+  servers_[*lead].reset();
+  const std::string standby = *lead == "s1" ? "s2" : "s1";
+  // It resigned: the standby leads at once, not after the TTL.
+  ASSERT_TRUE(SyncEtcd::eventually([&] { return pids(standby) == before; }, 3s)) << logs();
+  for (const auto& [id, pid] : before) EXPECT_EQ(kill(pid, 0), 0) << id;
+}
+
+}  // namespace
+}  // namespace squadron::cluster
