@@ -7,6 +7,7 @@
 #include <memory>
 #include <unistd.h>
 
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
@@ -21,6 +22,7 @@
 #include "squadron/control/state.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/clock.hpp"
+#include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
 #include "squadron/registry/memory_registry.hpp"
 
@@ -73,24 +75,66 @@ class ServerRuntime final : public http::Handler {
   bool handle(http::Request& req, http::Response& res, std::size_t worker) override {
     if (api_) return api_->handle(req, res, worker);
     const auto& leader = election_.leader();
-    if (leader && leader->name != name()) {
-      res = http::Response::problem(
-          307, fmt::format("this server stands by: {} leads the fleet at {}", leader->name,
-                           leader->url));
-      res.set_header("Location", leader->url + std::string(req.target()));
-    } else {
-      res = http::Response::problem(
-          503, "no server leads the fleet yet (a leader is elected within the cluster's ttl)");
-      res.set_header("Retry-After", "1");
-    }
+    if (leader && leader->name != name()) return false;  // forwarded: handle_async
+    res = http::Response::problem(
+        503, "no server leads the fleet yet (a leader is elected within the cluster's ttl)");
+    res.set_header("Retry-After", "1");
     return true;
   }
   boost::asio::awaitable<void> handle_async(http::Request& req, http::Response& res,
                                             std::size_t worker) override {
-    if (api_) co_await api_->handle_async(req, res, worker);
+    if (api_) {
+      co_await api_->handle_async(req, res, worker);
+    } else {
+      co_await forward(req, res, worker);
+    }
   }
   void on_rejected(int status, std::size_t worker) noexcept override {
     if (api_) api_->on_rejected(status, worker);
+  }
+
+  // A standby answers every API call as the leader does, by asking it (as Nomad's servers
+  // forward to theirs): the CLI, the dashboard and the hosts' gateways may use any server. A
+  // streamed answer (logs and events followed, the watch's long polls) is passed on as it comes.
+  boost::asio::awaitable<void> forward(http::Request& req, http::Response& res,
+                                       std::size_t worker) {
+    const auto leader = election_.leader();
+    std::string host;
+    std::uint16_t port = 0;
+    std::string_view url = leader ? std::string_view(leader->url) : std::string_view();
+    if (url.starts_with("http://")) url.remove_prefix(7);
+    if (!leader || !core::split_host_port(url, host, port)) {
+      res = http::Response::problem(503, "no server leads the fleet yet");
+      res.set_header("Retry-After", "1");
+      co_return;
+    }
+    std::vector<std::pair<std::string_view, std::string_view>> fields;
+    for (const auto& h : req.headers()) {
+      if (boost::iequals(h.name, "host") || boost::iequals(h.name, "connection") ||
+          boost::iequals(h.name, "content-length") || boost::iequals(h.name, "transfer-encoding"))
+        continue;
+      fields.emplace_back(h.name, h.value);
+    }
+    fields.emplace_back("X-Squadron-Forwarded-By", name_);
+    http::SimpleRequest forwarded;
+    forwarded.method = req.method_name();
+    forwarded.target = req.target();
+    forwarded.fields = fields;
+    forwarded.body = req.body();
+    forwarded.deadline = std::chrono::steady_clock::now() + 90s;  // a watch's long poll is 30 s
+    forwarded.stream_above = 64 * 1024;
+    forwarded.body_idle_timeout = 5min;
+    http::Response answer;
+    auto& pool = http::ConnectionPool::of(server_.context(worker));
+    const auto x = co_await pool.send(host, port, forwarded, answer);
+    if (x.outcome != http::Outcome::kAnswered) {
+      res = http::Response::problem(
+          502, fmt::format("this server stands by, and the leader {} at {} did not answer: {}",
+                           leader->name, leader->url, x.error));
+      co_return;
+    }
+    res = std::move(answer);
+    res.set_header("X-Squadron-Answered-By", leader->name);
   }
 
  private:

@@ -1,7 +1,8 @@
 // `squadron server`: one of a cluster fleet's control-plane servers. Every server campaigns for
 // leadership in etcd (cluster/election.hpp); the leader runs the fleet — the same reconciler,
 // rollouts and control API as `squadron up` — over the hosts' agents (cluster/cluster_runner.hpp);
-// the others stand by, and redirect API requests to the leader (307, or 503 while nobody leads).
+// the others stand by, and answer API requests by forwarding them to the leader (503 while
+// nobody leads), so that the CLI, the dashboard and the hosts' gateways may use any server.
 // A leader that loses its leadership starts itself again (exec) as a standby: nothing of the old
 // term's state survives into the new.
 #pragma once

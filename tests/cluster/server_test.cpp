@@ -1,7 +1,7 @@
 // `squadron server` ×2 and `squadron agent` ×2 as processes against a real etcd: one server leads
-// and runs the fleet over both hosts, the other redirects to it; SIGKILL of the leader lets the
-// standby lead within 5 s with no instance restarted and the scale it was given kept; SIGTERM of a
-// server leaves the instances running.
+// and runs the fleet over both hosts, the other answers by asking it; SIGKILL of the leader lets
+// the standby lead within 5 s with no instance restarted and the scale it was given kept; SIGTERM
+// of a server leaves the instances running.
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -85,7 +85,7 @@ services:
     for (const auto& [name, port] : ports_) {
       if (!servers_[name]) continue;
       const auto r = get(name, "/api/v1/instances");
-      if (r && r->status == 200) return name;
+      if (r && r->status == 200 && !r->header("X-Squadron-Answered-By")) return name;
     }
     return std::nullopt;
   }
@@ -144,11 +144,16 @@ TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
   for (const auto& s : instances(*lead)) ++per_host[s.node];
   EXPECT_EQ(per_host, (std::map<std::string, int>{{"h1", 2}, {"h2", 2}}));
   const std::string standby = *lead == "s1" ? "s2" : "s1";
+  // The standby answers as the leader does, by asking it.
   const auto r = get(standby, "/api/v1/instances");
   ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->status, 307);
-  EXPECT_EQ(r->header("Location"), std::optional<std::string>(fmt::format(
-                                       "http://127.0.0.1:{}/api/v1/instances", ports_[*lead])));
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("X-Squadron-Answered-By"), std::optional<std::string>(*lead));
+  EXPECT_EQ(r->body, get(*lead, "/api/v1/instances")->body);
+  // Its token is checked by the leader, as if asked directly.
+  const auto unauthorized = testing::fetch(ports_[standby], "GET", "/api/v1/events");
+  ASSERT_TRUE(unauthorized.has_value());
+  EXPECT_EQ(unauthorized->status, 401);
 }
 
 TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestartingNothing) {
