@@ -124,6 +124,31 @@ int run_agent(const AgentCliOptions& o) {
   agent_options.log = [&](const std::string& line) {
     std::fprintf(stderr, "squadron agent %s: %s\n", o.name.c_str(), line.c_str());
   };
+  if (o.gateway_port != 0) {
+    if (o.control.empty())
+      return usage_error("--gateway: name the servers it follows with --control URL");
+    // The host's front door: Squadron's gateway, following the servers (any of them answers),
+    // routing to ready instances on every host.
+    std::string urls;
+    for (const auto& url : o.control) urls += (urls.empty() ? "" : ",") + url;
+    sv::InstanceSpec gw;
+    gw.service = "gateway";
+    gw.id = "gateway-" + o.name;
+    gw.launch.argv = {fs::read_symlink("/proc/self/exe", ec).string(),
+                      "gateway",
+                      "--control",
+                      urls,
+                      "--host",
+                      o.address,
+                      "--port",
+                      std::to_string(o.gateway_port),
+                      "--threads",
+                      "1"};
+    gw.port = static_cast<std::uint16_t>(o.gateway_port);
+    gw.stop_grace = std::chrono::seconds(5);
+    gw.ready.none = true;  // it listens on --address, which a probe of 127.0.0.1 would miss
+    agent_options.local.push_back(std::move(gw));
+  }
   cluster::Agent agent(io, etcd, sup, agent_options);
   sup.set_observer(&agent);
 

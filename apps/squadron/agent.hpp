@@ -17,6 +17,8 @@ struct AgentCliOptions {
   std::vector<std::string> labels;  // "zone=a"
   std::string ttl = "5s";           // the host's lease
   std::string state_dir;            // logs; default /var/lib/squadron/<fleet>/<name>, or a temp one
+  int gateway_port = 0;             // the host\'s gateway on ADDRESS:PORT (0: none)
+  std::vector<std::string> control;  // the servers\' control APIs, which the gateway follows
 };
 
 int run_agent(const AgentCliOptions& options);

@@ -8,7 +8,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
+#include "squadron/cluster/election.hpp"
+#include "squadron/cluster/etcd_client.hpp"
+#include "squadron/cluster/keys.hpp"
 #include "squadron/control/state.hpp"
+#include "squadron/core/address.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/http/client.hpp"
 
@@ -27,8 +31,54 @@ std::string HttpResult::explain() const {
   return "HTTP " + std::to_string(status) + ": " + body;
 }
 
+namespace {
+
+asio::awaitable<void> read_leader(cluster::EtcdClient& etcd, std::string key,
+                                  cluster::EtcdResult<cluster::RangeAnswer>& out) {
+  out = co_await etcd.get(key);
+}
+
+// A cluster fleet's control API: the leading server's, as etcd names it (any server would do:
+// a standby forwards to the leader).
+std::optional<ControlClient> for_cluster(const control::Manifest& m, std::string& why) {
+  cluster::EtcdOptions options;
+  for (const auto& text : m.cluster->etcd) {
+    std::string error;
+    if (auto member = cluster::parse_member(text, error)) options.members.push_back(*member);
+  }
+  options.request_timeout = std::chrono::seconds(2);
+  asio::io_context io;
+  cluster::EtcdClient etcd(io.get_executor(), options);
+  cluster::EtcdResult<cluster::RangeAnswer> answer = cluster::EtcdError{};
+  core::spawn(io, read_leader(etcd, cluster::Keys(m.name).leader(), answer), "the leader's read");
+  io.run();
+  if (answer.has_error()) {
+    why = "cannot ask etcd which server leads fleet " + m.name + ": " + answer.error().message;
+    return std::nullopt;
+  }
+  if (answer->kvs.empty()) {
+    why = "no server leads fleet " + m.name + ": start one with `squadron -f " + m.file.string() +
+          " server --name s1`";
+    return std::nullopt;
+  }
+  const auto leader = cluster::parse_leader(answer->kvs.front().value);
+  std::string_view url = leader ? std::string_view(leader->url) : std::string_view();
+  std::string host;
+  std::uint16_t port = 0;
+  if (url.starts_with("http://")) url.remove_prefix(7);
+  if (!leader || !core::split_host_port(url, host, port)) {
+    why = "etcd names no usable leader for fleet " + m.name;
+    return std::nullopt;
+  }
+  auto token = control::read_token(control::StateDir(m.dir()).token());
+  return ControlClient(host, port, token.value_or(""));
+}
+
+}  // namespace
+
 std::optional<ControlClient> ControlClient::for_manifest(const control::Manifest& m,
                                                          std::string& why) {
+  if (m.cluster) return for_cluster(m, why);
   const control::StateDir dir(m.dir());
   const std::string start = "start it with `squadron up -d -f " + m.file.string() + "`";
   {

@@ -275,13 +275,19 @@ int ps(const control::Manifest& m, bool as_json) {
                        {"cpus", i.contains("cpus") ? i.at("cpus") : nullptr},
                        {"oom_kills", num(i, "oom_kills")},
                        {"last_exit", str(i, "last_exit")}});
+      // In a cluster, the host it runs on (by the name its agent gave).
+      if (i.contains("node")) out.back().as_object()["host"] = str(i, "node");
     }
     std::printf("%s\n", json::serialize(out).c_str());
     return 0;
   }
-  std::printf("%-14s %-14s %-8s %-6s %-9s %-8s %-8s %-18s %-7s %-8s %s\n", "SERVICE", "INSTANCE",
-              "PID", "PORT", "STATE", "RESTARTS", "UPTIME", "RSS/LIMIT", "CPU", "REVISION",
-              "LAST EXIT");
+  // A cluster's instances run on several hosts: a HOST column says which.
+  bool hosts = false;
+  for (const auto& iv : v->as_array()) hosts = hosts || iv.as_object().contains("node");
+  std::printf("%-14s %-14s ", "SERVICE", "INSTANCE");
+  if (hosts) std::printf("%-10s ", "HOST");
+  std::printf("%-8s %-6s %-9s %-8s %-8s %-18s %-7s %-8s %s\n", "PID", "PORT", "STATE", "RESTARTS",
+              "UPTIME", "RSS/LIMIT", "CPU", "REVISION", "LAST EXIT");
   for (const auto& iv : v->as_array()) {
     const auto& i = iv.as_object();
     std::string state = str(i, "state");
@@ -295,8 +301,9 @@ int ps(const control::Manifest& m, bool as_json) {
     const std::string last = num(i, "restarts") > 0 || state == "backoff" || state == "failed"
                                  ? str(i, "last_exit")
                                  : "";
-    std::printf("%-14s %-14s %-8lld %-6lld %-9s %-8lld %-8s %-18s %-7s %-8s %s\n",
-                str(i, "service").c_str(), str(i, "id").c_str(),
+    std::printf("%-14s %-14s ", str(i, "service").c_str(), str(i, "id").c_str());
+    if (hosts) std::printf("%-10s ", str(i, "node").c_str());
+    std::printf("%-8lld %-6lld %-9s %-8lld %-8s %-18s %-7s %-8s %s\n",
                 static_cast<long long>(num(i, "pid")), static_cast<long long>(num(i, "port")),
                 state.c_str(), static_cast<long long>(num(i, "restarts")),
                 human_uptime(num(i, "uptime_s")).c_str(), memory.c_str(), cpu_text.c_str(),

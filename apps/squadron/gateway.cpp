@@ -84,14 +84,16 @@ http::ServerConfig front_config(std::string host, std::uint16_t port, std::size_
 
 int run_gateway(const GatewayOptions& options) {
   core::raise_fd_limit();
-  gateway::WatchTarget target;
-  if (!gateway::parse_control_url(options.control, target)) {
-    std::fprintf(stderr,
-                 "squadron gateway: --control needs the control API's URL, like "
-                 "http://127.0.0.1:9900 (got \"%s\")\n",
-                 options.control.c_str());
+  std::vector<gateway::WatchTarget> targets;
+  if (!gateway::parse_control_urls(options.control, targets)) {
+    std::fprintf(
+        stderr,
+        "squadron gateway: --control needs the control API's URL, like "
+        "http://127.0.0.1:9900, or a cluster's servers' separated by commas (got \"%s\")\n",
+        options.control.c_str());
     return 2;
   }
+  const gateway::WatchTarget target = targets.front();
   int port = options.port;
   if (port < 0) {
     const char* env = std::getenv("PORT");
@@ -191,7 +193,7 @@ int run_gateway(const GatewayOptions& options) {
     std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());
     std::fflush(stderr);
   };
-  gateway::Follower follower(server.main_context().get_executor(), proxy, target, log);
+  gateway::Follower follower(server.main_context().get_executor(), proxy, targets, log);
   core::spawn(server.main_context(), follower.run(), "the control-plane follower", [] {
     // The routes cannot be followed any more: a gateway serving stale routes for good is worse
     // than a restart, which the fleet does at once.

@@ -236,6 +236,12 @@ int main(int argc, char** argv) {
   agent_cmd->add_option("--ttl", agent_options.ttl,
                         "the host's lease: its instances leave the fleet this long after the "
                         "agent is gone (default 5s)");
+  agent_cmd
+      ->add_option("--gateway", agent_options.gateway_port,
+                   "run the host's gateway on ADDRESS:PORT, routing to every host (0: none)")
+      ->check(CLI::Range(0, 65535));
+  agent_cmd->add_option("--control", agent_options.control,
+                        "a server's control API URL, which the host's gateway follows (repeat)");
   agent_cmd->add_option(
       "--state-dir", agent_options.state_dir,
       "where instances' logs and secrets go (default /var/lib/squadron/FLEET/NAME)");

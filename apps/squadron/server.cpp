@@ -134,6 +134,7 @@ class ServerRuntime final : public http::Handler {
       co_return;
     }
     res = std::move(answer);
+    std::erase_if(res.headers, [](const auto& h) { return boost::iequals(h.first, "date"); });
     res.set_header("X-Squadron-Answered-By", leader->name);
   }
 
@@ -166,6 +167,9 @@ class ServerRuntime final : public http::Handler {
 
   void start_fleet() {
     if (!election_.leading() || fleet_) return;
+    // Past every revision an earlier leader's registry gave (each term's fence is a newer etcd
+    // revision): a gateway's watch carried over from the last term is never ahead.
+    reg_.start_after(static_cast<std::uint64_t>(election_.fence()) << 32);
     control::FleetOptions options;
     // The desired state as the last leader left it (read with the rest of the cluster's state).
     const std::string root = election_.keys().root();
@@ -178,6 +182,9 @@ class ServerRuntime final : public http::Handler {
     fleet_ = std::make_unique<control::Fleet>(
         server_.main_context(), runner_, reg_, clock_, manifest_, options,
         control::FleetCollaborators{store_.get(), nullptr, nullptr, nullptr});
+    // The registry holds what runs before anyone can ask: a gateway's watch carried over from
+    // the last term is answered at once (start_after), and must not see an empty fleet.
+    runner_.tell_observer();
     api_ = std::make_unique<control::ControlApi>(*fleet_, reg_, token_, [this] { stop(); });
     fleet_->start();
     say(fmt::format("running fleet {} over {} host(s)", manifest_.name, runner_.hosts().size()));

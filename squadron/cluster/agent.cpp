@@ -75,6 +75,11 @@ void Agent::say(const std::string& what) const {
 }
 
 void Agent::start() {
+  for (auto spec : options_.local) {
+    local_.insert(spec.id);
+    say(fmt::format("starting {} (the host's own)", spec.id));
+    runner_.add(spec);
+  }
   core::spawn(io_, keep_lease(), "the host's lease");
   core::spawn(io_, follow_assignments(), "the host's assignments");
 }
@@ -195,6 +200,7 @@ void Agent::reconcile() {
     runner_.add(a.spec);
   }
   for (const auto& id : running) {
+    if (local_.count(id) != 0) continue;
     const auto it = assignments_.find(id);
     if ((it != assignments_.end() && !it->second.stop) || stopping_.count(id) != 0) continue;
     const auto drain = it != assignments_.end() ? it->second.drain : 0ms;
@@ -215,6 +221,7 @@ void Agent::reconcile() {
 }
 
 void Agent::on_change(const sv::InstanceStatus& status) {
+  if (local_.count(status.id) != 0) return;
   registry::Instance i = sv::to_registry(status);
   i.host = options_.host.address;
   i.node = options_.host.name;
@@ -223,6 +230,7 @@ void Agent::on_change(const sv::InstanceStatus& status) {
 }
 
 void Agent::on_remove(const std::string& id) {
+  if (local_.count(id) != 0) return;
   if (stopping_.erase(id) != 0 || assignments_.count(id) == 0) {
     last_.erase(id);
     report(id, std::nullopt);

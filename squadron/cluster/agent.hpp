@@ -27,6 +27,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -45,6 +46,9 @@ struct AgentOptions {
   std::chrono::seconds ttl{5};                  // the host's lease (minimum 2 s)
   std::chrono::milliseconds retry{500};         // after a failed etcd request
   std::function<void(const std::string&)> log;  // what the agent does and what fails (optional)
+  // Instances the host runs on its own (its gateway): started with the agent, never reported to
+  // etcd, never stopped for want of an assignment.
+  std::vector<supervisor::InstanceSpec> local;
 };
 
 // An assignment's value.
@@ -107,6 +111,7 @@ class Agent final : public supervisor::InstanceObserver {
   std::map<std::string, registry::Instance> last_;  // the last report of each known instance
   std::map<std::string, std::optional<registry::Instance>> pending_;  // to write (nullopt: delete)
   std::set<std::string> reported_;  // ids whose key exists (as far as the agent knows)
+  std::set<std::string> local_;     // ids of options_.local
 };
 
 }  // namespace squadron::cluster

@@ -357,6 +357,11 @@ void ClusterRunner::set_observer(sv::InstanceObserver* observer) {
   });
 }
 
+void ClusterRunner::tell_observer() {
+  if (observer_ == nullptr) return;
+  for (const auto& [id, e] : entries_) observer_->on_change(e.status);
+}
+
 std::vector<sv::InstanceStatus> ClusterRunner::snapshot() const {
   std::vector<sv::InstanceStatus> out;
   out.reserve(entries_.size());

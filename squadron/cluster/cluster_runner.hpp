@@ -75,6 +75,8 @@ class ClusterRunner final : public supervisor::Runner {
   // A new observer hears of every instance known so far (posted: after the call returns), then
   // of each change: a fleet made once the cluster's state is read learns what runs.
   void set_observer(supervisor::InstanceObserver* observer) override;
+  // Tells the observer of every instance known, now.
+  void tell_observer();
 
   // The value of a key of the fleet's other than hosts, assignments and instances (such as the
   // desired state's), as last read or watched; empty when it has none.

@@ -1,5 +1,6 @@
 #include "squadron/gateway/follower.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,13 +33,31 @@ bool parse_control_url(std::string_view url, WatchTarget& out) {
   return true;
 }
 
+bool parse_control_urls(std::string_view urls, std::vector<WatchTarget>& out) {
+  out.clear();
+  while (true) {
+    const auto comma = urls.find(',');
+    WatchTarget t;
+    if (!parse_control_url(urls.substr(0, comma), t)) return false;
+    out.push_back(std::move(t));
+    if (comma == std::string_view::npos) return true;
+    urls.remove_prefix(comma + 1);
+  }
+}
+
 Follower::Follower(asio::io_context::executor_type executor, Proxy& proxy, WatchTarget target,
                    std::function<void(const std::string&)> log)
+    : Follower(executor, proxy, std::vector<WatchTarget>{std::move(target)}, std::move(log)) {}
+
+Follower::Follower(asio::io_context::executor_type executor, Proxy& proxy,
+                   std::vector<WatchTarget> targets, std::function<void(const std::string&)> log)
     : proxy_(proxy),
-      target_(std::move(target)),
+      targets_(std::move(targets)),
       log_(std::move(log)),
       pool_(executor, 1),
-      pause_(executor) {}
+      pause_(executor) {
+  if (targets_.empty()) targets_.emplace_back();
+}
 
 void Follower::stop() {
   stopping_ = true;
@@ -50,6 +69,7 @@ asio::awaitable<void> Follower::run() {
   std::uint64_t revision = 0;
   bool following = false;
   bool complained = false;
+  std::size_t failed_in_a_row = 0;  // control APIs that did not answer since the last that did
   static constexpr std::pair<std::string_view, std::string_view> kFields[] = {
       {"User-Agent", "squadron-gateway"}};
   while (!stopping_) {
@@ -60,7 +80,8 @@ asio::awaitable<void> Follower::run() {
     request.deadline = std::chrono::steady_clock::now() + 40s;
     request.connect_timeout = 2s;
     http::Response res;
-    const auto x = co_await pool_.send(target_.host, target_.port, request, res);
+    const WatchTarget& at = targets_[current_];
+    const auto x = co_await pool_.send(at.host, at.port, request, res);
     if (stopping_) break;
     std::string problem;
     if (x.outcome != http::Outcome::kAnswered) {
@@ -75,11 +96,11 @@ asio::awaitable<void> Follower::run() {
       if (!table) problem = "unreadable watch answer: " + error;
       if (table) {
         if (!following || complained) {
-          log_("following the control plane at http://" + target_.host + ":" +
-               std::to_string(target_.port));
+          log_("following the control plane at http://" + at.host + ":" + std::to_string(at.port));
           following = true;
           complained = false;
         }
+        failed_in_a_row = 0;
         if (table->revision() != revision || revision == 0) {
           revision = table->revision();
           proxy_.publish(std::move(table));
@@ -87,6 +108,10 @@ asio::awaitable<void> Follower::run() {
         continue;
       }
     }
+    // The next control API at once; a second's pause once each was tried.
+    failed_in_a_row = std::min(failed_in_a_row + 1, targets_.size());
+    current_ = (current_ + 1) % targets_.size();
+    if (failed_in_a_row < targets_.size()) continue;
     if (!complained) {
       log_("the control plane is unreachable (" + problem +
            "); serving from the last routes, retrying every second");

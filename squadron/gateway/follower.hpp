@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -31,17 +32,26 @@ struct WatchTarget {
 // "http://127.0.0.1:9900" -> {host, port}; false if it is not such a URL.
 bool parse_control_url(std::string_view url, WatchTarget& out);
 
+// "http://a:9900,http://b:9900" (one or more, comma-separated) -> targets; false if any part is
+// not such a URL.
+bool parse_control_urls(std::string_view urls, std::vector<WatchTarget>& out);
+
 class Follower final {
  public:
   Follower(boost::asio::io_context::executor_type executor, Proxy& proxy, WatchTarget target,
            std::function<void(const std::string&)> log);
+  // Several control APIs (a cluster's servers, any of which answers): the watch stays with the
+  // one that answers and moves to the next when it does not.
+  Follower(boost::asio::io_context::executor_type executor, Proxy& proxy,
+           std::vector<WatchTarget> targets, std::function<void(const std::string&)> log);
   // Until stop(). `log` gets a line on each change of connectivity.
   boost::asio::awaitable<void> run();
   void stop();
 
  private:
   Proxy& proxy_;
-  WatchTarget target_;
+  std::vector<WatchTarget> targets_;  // at least one
+  std::size_t current_ = 0;
   std::function<void(const std::string&)> log_;
   http::ConnectionPool pool_;  // its own: stop() cancels the long poll outstanding
   boost::asio::steady_timer pause_;

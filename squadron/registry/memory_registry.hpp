@@ -7,6 +7,7 @@
 // Thread safety: all calls on the executor's thread.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <list>
 #include <map>
@@ -38,6 +39,10 @@ class MemoryRegistry final : public Registry {
   void close() override;
   bool closed() const noexcept override { return closed_; }
   std::size_t watchers() const noexcept { return waiters_->size(); }
+  // Revisions go on after `revision` (forward only; nothing is woken): a cluster's new leader
+  // starts its registry past every revision the last leader's gave, so that a gateway's watch
+  // `since` one of those is never ahead of it and answers at once.
+  void start_after(std::uint64_t revision) noexcept { revision_ = std::max(revision_, revision); }
 
  private:
   void bump();

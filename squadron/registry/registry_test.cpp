@@ -38,6 +38,17 @@ TEST(Registry, RevisionGrowsOnlyOnChange) {
   EXPECT_EQ(reg.revision(), 3u);
 }
 
+TEST(Registry, ARevisionsStartMovesOnlyForward) {
+  boost::asio::io_context io;
+  MemoryRegistry reg(io.get_executor());
+  reg.start_after(7ull << 32);
+  EXPECT_EQ(reg.revision(), 7ull << 32);
+  reg.upsert(make("a-1"));
+  EXPECT_EQ(reg.revision(), (7ull << 32) + 1);
+  reg.start_after(5);  // never back
+  EXPECT_EQ(reg.revision(), (7ull << 32) + 1);
+}
+
 TEST(Registry, InstancesSortByServiceThenNumber) {
   boost::asio::io_context io;
   MemoryRegistry reg(io.get_executor());

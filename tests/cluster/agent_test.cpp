@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -166,6 +167,17 @@ TEST_F(AgentTest, SigtermLeavesAtOnce) {
   // Revoked, not left to lapse: gone well before the 10 s TTL.
   EXPECT_TRUE(sync_.list(keys_.hosts()).empty());
   EXPECT_TRUE(sync_.list(keys_.instances()).empty());
+}
+
+TEST_F(AgentTest, TheCliSaysWhatToDoWhenNoServerLeads) {
+  const auto manifest = dir_ / "squadron.yaml";
+  std::ofstream(manifest) << "name: t\ncluster: { etcd: [" << etcd_.endpoint(0)
+                          << "] }\nservices:\n  a: { command: [/bin/true] }\n";
+  ChildProcess ps({testing::bin_dir() + "/squadron", "-f", manifest.string(), "ps"});
+  EXPECT_NE(ps.wait_exit(10s), std::optional<int>(0));
+  EXPECT_NE(ps.output().find("no server leads fleet t: start one with `squadron -f"),
+            std::string::npos)
+      << ps.output();
 }
 
 TEST(AgentCli, BadOptionsSayWhatToGive) {

@@ -44,14 +44,36 @@ services:
     command: [{}/hello, --port, "${{PORT}}", --threads, "1"]
     replicas: 4
     ready: {{ path: /hello, interval: 100ms }}
+    routes: [/hello]
 )",
                                                          etcd_.endpoint(0), testing::bin_dir());
+    for (const auto* s : {"s1", "s2"}) ports_[s] = testing::free_port();
+    const std::string control = fmt::format("http://127.0.0.1:{}", ports_["s1"]);
+    const std::string standby = fmt::format("http://127.0.0.1:{}", ports_["s2"]);
     for (const auto* h : {"h1", "h2"}) {
       std::filesystem::create_directories(dir_ / h);
-      agents_[h] = std::make_unique<ChildProcess>(
-          std::vector<std::string>{testing::bin_dir() + "/squadron", "agent", "--etcd",
-                                   etcd_.endpoint(0), "--fleet", "t", "--name", h, "--address",
-                                   "127.0.0.1", "--ttl", "2s", "--state-dir", (dir_ / h).string()});
+      gateways_[h] = testing::free_port();
+      agents_[h] =
+          std::make_unique<ChildProcess>(std::vector<std::string>{testing::bin_dir() + "/squadron",
+                                                                  "agent",
+                                                                  "--etcd",
+                                                                  etcd_.endpoint(0),
+                                                                  "--fleet",
+                                                                  "t",
+                                                                  "--name",
+                                                                  h,
+                                                                  "--address",
+                                                                  "127.0.0.1",
+                                                                  "--ttl",
+                                                                  "2s",
+                                                                  "--state-dir",
+                                                                  (dir_ / h).string(),
+                                                                  "--gateway",
+                                                                  std::to_string(gateways_[h]),
+                                                                  "--control",
+                                                                  control,
+                                                                  "--control",
+                                                                  standby});
     }
     ASSERT_TRUE(
         SyncEtcd::eventually([&] { return sync_.list("/squadron/t/hosts/").size() == 2; }, 10s));
@@ -65,7 +87,6 @@ services:
   }
 
   void start_server(const std::string& name) {
-    if (ports_.count(name) == 0) ports_[name] = testing::free_port();
     servers_[name] = std::make_unique<ChildProcess>(std::vector<std::string>{
         testing::bin_dir() + "/squadron", "-f", (dir_ / "squadron.yaml").string(), "server",
         "--name", name, "--listen", fmt::format("127.0.0.1:{}", ports_[name])});
@@ -119,7 +140,11 @@ services:
     std::string out;
     for (auto& [n, p] : servers_)
       if (p) out += "--- " + n + "\n" + p->output_now();
-    for (auto& [n, p] : agents_) out += "--- " + n + "\n" + p->output_now();
+    for (auto& [n, p] : agents_) {
+      out += "--- " + n + "\n" + p->output_now();
+      std::ifstream gateway(dir_ / n / "logs" / ("gateway-" + n + ".log"));
+      out += "--- its gateway\n" + std::string(std::istreambuf_iterator<char>(gateway), {});
+    }
     return out;
   }
 
@@ -129,6 +154,7 @@ services:
   std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
   std::map<std::string, std::unique_ptr<ChildProcess>> servers_;
   std::map<std::string, std::uint16_t> ports_;
+  std::map<std::string, std::uint16_t> gateways_;  // each host's gateway
 };
 
 TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
@@ -150,10 +176,62 @@ TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->header("X-Squadron-Answered-By"), std::optional<std::string>(*lead));
   EXPECT_EQ(r->body, get(*lead, "/api/v1/instances")->body);
+  // The CLI finds the leader through etcd (cluster.etcd), and `ps` says where each instance runs.
+  ChildProcess ps(
+      {testing::bin_dir() + "/squadron", "-f", (dir_ / "squadron.yaml").string(), "ps"});
+  ASSERT_EQ(ps.wait_exit(10s), std::optional<int>(0)) << ps.output();
+  EXPECT_NE(ps.output().find("HOST"), std::string::npos) << ps.output();
+  EXPECT_NE(ps.output().find(" h1 "), std::string::npos) << ps.output();
+  EXPECT_NE(ps.output().find(" h2 "), std::string::npos) << ps.output();
+  ChildProcess ps_json(
+      {testing::bin_dir() + "/squadron", "-f", (dir_ / "squadron.yaml").string(), "ps", "--json"});
+  ASSERT_EQ(ps_json.wait_exit(10s), std::optional<int>(0)) << ps_json.output();
+  const auto listed = boost::json::parse(ps_json.output());
+  ASSERT_EQ(listed.as_array().size(), 4u);
+  for (const auto& i : listed.as_array()) {
+    const auto host = i.as_object().at("host").as_string();
+    EXPECT_TRUE(host == "h1" || host == "h2") << host;
+  }
   // Its token is checked by the leader, as if asked directly.
   const auto unauthorized = testing::fetch(ports_[standby], "GET", "/api/v1/events");
   ASSERT_TRUE(unauthorized.has_value());
   EXPECT_EQ(unauthorized->status, 401);
+}
+
+TEST_F(ServerTest, EveryHostsGatewayAnswersEveryRouteAndKeepsDoingSoWhenTheLeaderDies) {
+  std::optional<std::string> lead;
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] {
+        lead = leader();
+        return lead && ready(*lead) == 4;
+      },
+      20s))
+      << logs();
+  auto answers = [&](const std::string& host) {
+    const auto r = testing::fetch(gateways_[host], "GET", "/hello");
+    return r && r->status == 200 && r->body == "Hello World!";
+  };
+  for (const auto* h : {"h1", "h2"}) {
+    ASSERT_TRUE(SyncEtcd::eventually([&] { return answers(h); }, 10s)) << h << ": " << [&] {
+      const auto r = testing::fetch(gateways_[h], "GET", "/hello");
+      return r ? std::to_string(r->status) + " " + r->body : std::string("no answer");
+    }() << "\n" << logs();
+  }
+  // The leader SIGKILLed: each gateway keeps routing from its last copy, then follows the
+  // standby; not one GET fails meanwhile.
+  servers_[*lead]->signal(SIGKILL);
+  servers_[*lead]->wait_exit(5s);
+  servers_[*lead].reset();
+  int failed = 0, total = 0;
+  const auto until = Clock::now() + 4s;
+  while (Clock::now() < until) {
+    for (const auto* h : {"h1", "h2"}) {
+      ++total;
+      if (!answers(h)) ++failed;
+    }
+  }
+  EXPECT_EQ(failed, 0) << "of " << total;
+  EXPECT_GT(total, 100);
 }
 
 TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestartingNothing) {
