@@ -64,7 +64,12 @@ std::optional<Assignment> parse_assignment(std::string_view text, std::string& e
 }
 
 Agent::Agent(asio::io_context& io, EtcdClient& etcd, sv::Runner& runner, AgentOptions options)
-    : io_(io), etcd_(etcd), runner_(runner), options_(std::move(options)), keys_(options_.fleet) {
+    : io_(io),
+      etcd_(etcd),
+      runner_(runner),
+      options_(std::move(options)),
+      keys_(options_.fleet),
+      pauses_(io) {
   options_.ttl = std::max(options_.ttl, std::chrono::seconds(2));
 }
 
@@ -84,13 +89,6 @@ void Agent::start() {
   core::spawn(io_, follow_assignments(), "the host's assignments");
 }
 
-asio::awaitable<void> Agent::pause(std::chrono::milliseconds d) {
-  asio::steady_timer t(io_, d);
-  pauses_.insert(&t);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-  pauses_.erase(&t);
-}
-
 asio::awaitable<void> Agent::keep_lease() {
   const auto period = std::max<std::chrono::milliseconds>(options_.ttl / 3, 200ms);
   std::string last_problem;
@@ -104,7 +102,7 @@ asio::awaitable<void> Agent::keep_lease() {
       if (stopped_) break;
       if (granted.has_error()) {
         problem("cannot register host " + options_.host.name + ": " + granted.error().message);
-        co_await pause(options_.retry);
+        co_await pauses_.pause(options_.retry);
         continue;
       }
       const auto text = json::serialize(to_json(options_.host));
@@ -112,7 +110,7 @@ asio::awaitable<void> Agent::keep_lease() {
       if (stopped_) break;
       if (put.has_error()) {
         problem("cannot register host " + options_.host.name + ": " + put.error().message);
-        co_await pause(options_.retry);
+        co_await pauses_.pause(options_.retry);
         continue;
       }
       lease_ = granted->id;
@@ -121,7 +119,7 @@ asio::awaitable<void> Agent::keep_lease() {
                       options_.host.address, lease_, options_.ttl.count()));
       report_everything();
     }
-    co_await pause(period);
+    co_await pauses_.pause(period);
     if (stopped_) break;
     auto renewed = co_await etcd_.keep_alive(lease_);
     if (stopped_) break;
@@ -151,7 +149,7 @@ asio::awaitable<void> Agent::follow_assignments() {
       if (now.error().message != last_problem)
         say("cannot read the host's assignments: " + now.error().message);
       last_problem = now.error().message;
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
       continue;
     }
     last_problem.clear();
@@ -169,7 +167,7 @@ asio::awaitable<void> Agent::follow_assignments() {
     if (stopped_ || (end.has_error() && end.error().code == EtcdErrc::kCanceled)) break;
     if (end.has_error() && end.error().code != EtcdErrc::kCompacted) {
       say("lost the watch of the host's assignments: " + end.error().message);
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
     }
   }
 }
@@ -291,7 +289,7 @@ asio::awaitable<void> Agent::write_reports() {
       pending_.try_emplace(id, value);                      // unless a newer report came meanwhile
       if (failure.code == EtcdErrc::kLeaseNotFound) break;  // the lease loop registers again
       say("cannot report " + id + ": " + failure.message);
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
     }
   }
   writing_ = false;
@@ -307,7 +305,7 @@ asio::awaitable<void> Agent::revoke_then_stop() {
 void Agent::stop(bool leave) {
   if (stopped_) return;
   stopped_ = true;
-  for (auto* t : pauses_) t->cancel();
+  pauses_.cancel_all();
   if (leave && lease_ != 0) {
     // The host leaves at once: its key and its instances' go with the lease.
     core::spawn(io_, revoke_then_stop(), "the host's departure");

@@ -35,6 +35,7 @@
 #include "squadron/cluster/etcd_client.hpp"
 #include "squadron/cluster/host.hpp"
 #include "squadron/cluster/keys.hpp"
+#include "squadron/cluster/pauses.hpp"
 #include "squadron/registry/instance.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
@@ -88,7 +89,6 @@ class Agent final : public supervisor::InstanceObserver {
   boost::asio::awaitable<void> keep_lease();
   boost::asio::awaitable<void> follow_assignments();
   boost::asio::awaitable<void> write_reports();
-  boost::asio::awaitable<void> pause(std::chrono::milliseconds d);
   boost::asio::awaitable<void> revoke_then_stop();
   void apply(const std::string& key, const std::string* value);  // null: deleted
   void reconcile();
@@ -101,7 +101,7 @@ class Agent final : public supervisor::InstanceObserver {
   supervisor::Runner& runner_;
   AgentOptions options_;
   Keys keys_;
-  std::set<boost::asio::steady_timer*> pauses_;  // cancelled by stop()
+  Pauses pauses_;  // cancelled by stop()
   std::int64_t lease_ = 0;
   bool stopped_ = false;
   bool writing_ = false;

@@ -24,7 +24,8 @@ ClusterRunner::ClusterRunner(asio::io_context& io, EtcdClient& etcd, const Elect
       etcd_(etcd),
       election_(election),
       options_(std::move(options)),
-      keys_(options_.fleet) {}
+      keys_(options_.fleet),
+      pauses_(io) {}
 
 ClusterRunner::~ClusterRunner() = default;
 
@@ -34,11 +35,9 @@ void ClusterRunner::say(const std::string& what) const {
 
 void ClusterRunner::start() { core::spawn(io_, follow(), "the cluster's state"); }
 
-void ClusterRunner::stop() { stopped_ = true; }
-
-asio::awaitable<void> ClusterRunner::pause(std::chrono::milliseconds d) {
-  asio::steady_timer t(io_, d);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+void ClusterRunner::stop() {
+  stopped_ = true;
+  pauses_.cancel_all();
 }
 
 asio::awaitable<void> ClusterRunner::follow() {
@@ -51,7 +50,7 @@ asio::awaitable<void> ClusterRunner::follow() {
       if (now.error().message != last_problem)
         say("cannot read the cluster: " + now.error().message);
       last_problem = now.error().message;
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
       continue;
     }
     last_problem.clear();
@@ -70,7 +69,7 @@ asio::awaitable<void> ClusterRunner::follow() {
     if (stopped_ || (end.has_error() && end.error().code == EtcdErrc::kCanceled)) break;
     if (end.has_error() && end.error().code != EtcdErrc::kCompacted) {
       say("lost the watch of the cluster: " + end.error().message);
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
     }
   }
 }
@@ -448,7 +447,7 @@ asio::awaitable<void> ClusterRunner::write_all() {
     if (r.has_error()) {
       say("cannot write " + key + ": " + r.error().message);
       pending_.try_emplace(key, value);  // unless a newer value came meanwhile
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
     } else if (!r->succeeded) {
       say("not leading any more: the write of " + key + " is dropped");
     }

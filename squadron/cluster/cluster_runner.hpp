@@ -31,6 +31,7 @@
 #include "squadron/cluster/etcd_client.hpp"
 #include "squadron/cluster/host.hpp"
 #include "squadron/cluster/keys.hpp"
+#include "squadron/cluster/pauses.hpp"
 #include "squadron/cluster/placement.hpp"
 #include "squadron/registry/instance.hpp"
 #include "squadron/supervisor/supervisor.hpp"
@@ -102,7 +103,6 @@ class ClusterRunner final : public supervisor::Runner {
   };
 
   boost::asio::awaitable<void> follow();
-  boost::asio::awaitable<void> pause(std::chrono::milliseconds d);
   void enqueue(std::string key, std::optional<std::string> value);  // nullopt: delete
   boost::asio::awaitable<void> write_all();
   void load(const std::vector<KeyValue>& kvs);
@@ -136,6 +136,7 @@ class ClusterRunner final : public supervisor::Runner {
   std::map<std::string, std::optional<std::string>> pending_;  // writes to make, by key
   std::map<std::string, std::string> others_;                  // other keys of the fleet's, by key
   bool writing_ = false;
+  Pauses pauses_;  // cancelled by stop()
 };
 
 }  // namespace squadron::cluster

@@ -36,7 +36,8 @@ Election::Election(asio::io_context& io, EtcdClient& etcd, ElectionOptions optio
       etcd_(etcd),
       options_(std::move(options)),
       on_change_(std::move(on_change)),
-      keys_(options_.fleet) {
+      keys_(options_.fleet),
+      pauses_(io) {
   options_.ttl = std::max(options_.ttl, std::chrono::seconds(2));
 }
 
@@ -55,13 +56,6 @@ void Election::set_leading(bool leading) {
 
 void Election::start() { core::spawn(io_, run(), "the leader election"); }
 
-asio::awaitable<void> Election::pause(std::chrono::milliseconds d) {
-  asio::steady_timer t(io_, d);
-  pauses_.insert(&t);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-  pauses_.erase(&t);
-}
-
 asio::awaitable<void> Election::run() {
   const LeaderInfo me{options_.name, options_.url};
   std::string last_problem;
@@ -75,7 +69,7 @@ asio::awaitable<void> Election::run() {
       if (stopped_) break;
       if (granted.has_error()) {
         problem("cannot campaign for leader: " + granted.error().message);
-        co_await pause(options_.retry);
+        co_await pauses_.pause(options_.retry);
         continue;
       }
       lease_ = granted->id;
@@ -99,7 +93,7 @@ asio::awaitable<void> Election::run() {
     if (r.has_error()) {
       if (r.error().code == EtcdErrc::kLeaseNotFound) lease_ = 0;
       problem("cannot campaign for leader: " + r.error().message);
-      co_await pause(options_.retry);
+      co_await pauses_.pause(options_.retry);
       continue;
     }
     last_problem.clear();
@@ -126,7 +120,7 @@ asio::awaitable<void> Election::lead() {
   const auto period = std::max<std::chrono::milliseconds>(options_.ttl / 3, 200ms);
   auto renewed_at = std::chrono::steady_clock::now();
   while (!stopped_ && leading_) {
-    co_await pause(period);
+    co_await pauses_.pause(period);
     if (stopped_ || !leading_) break;
     auto r = co_await etcd_.keep_alive(lease_);
     if (stopped_ || !leading_) break;
@@ -164,7 +158,7 @@ asio::awaitable<void> Election::follow(std::int64_t from_revision) {
   if (!end.has_error() || stopped_) co_return;
   if (end.error().code == EtcdErrc::kUnavailable) {
     say("cannot follow the leader key: " + end.error().message);
-    co_await pause(options_.retry);
+    co_await pauses_.pause(options_.retry);
   }
 }
 
@@ -193,7 +187,7 @@ asio::awaitable<void> Election::resign(std::function<void()> done) {
 void Election::stop(std::function<void()> done) {
   if (stopped_) return;
   stopped_ = true;
-  for (auto* t : pauses_) t->cancel();
+  pauses_.cancel_all();
   core::spawn(io_, resign(std::move(done)), "the leader's resignation");
 }
 

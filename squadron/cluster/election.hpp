@@ -26,6 +26,7 @@
 
 #include "squadron/cluster/etcd_client.hpp"
 #include "squadron/cluster/keys.hpp"
+#include "squadron/cluster/pauses.hpp"
 
 namespace squadron::cluster {
 
@@ -71,7 +72,6 @@ class Election final {
   boost::asio::awaitable<void> lead();
   boost::asio::awaitable<void> follow(std::int64_t from_revision);
   boost::asio::awaitable<void> resign(std::function<void()> done);
-  boost::asio::awaitable<void> pause(std::chrono::milliseconds d);
   void set_leading(bool leading);
   void say(const std::string& what) const;
 
@@ -85,7 +85,7 @@ class Election final {
   std::int64_t lease_ = 0;
   std::int64_t fence_ = 0;
   std::optional<LeaderInfo> leader_;
-  std::set<boost::asio::steady_timer*> pauses_;
+  Pauses pauses_;  // cancelled by stop()
 };
 
 std::string leader_text(const LeaderInfo& l);
