@@ -12,8 +12,8 @@
 #include "squadron/cluster/etcd_client.hpp"
 #include "squadron/cluster/keys.hpp"
 #include "squadron/control/state.hpp"
-#include "squadron/core/address.hpp"
 #include "squadron/core/spawn.hpp"
+#include "squadron/gateway/follower.hpp"
 #include "squadron/http/client.hpp"
 
 namespace squadron::apps {
@@ -62,16 +62,13 @@ std::optional<ControlClient> for_cluster(const control::Manifest& m, std::string
     return std::nullopt;
   }
   const auto leader = cluster::parse_leader(answer->kvs.front().value);
-  std::string_view url = leader ? std::string_view(leader->url) : std::string_view();
-  std::string host;
-  std::uint16_t port = 0;
-  if (url.starts_with("http://")) url.remove_prefix(7);
-  if (!leader || !core::split_host_port(url, host, port)) {
+  gateway::WatchTarget at;
+  if (!leader || !gateway::parse_control_url(leader->url, at)) {
     why = "etcd names no usable leader for fleet " + m.name;
     return std::nullopt;
   }
   auto token = control::read_token(control::StateDir(m.dir()).token());
-  return ControlClient(host, port, token.value_or(""));
+  return ControlClient(at.host, at.port, token.value_or(""));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "squadron/control/state.hpp"
 #include "squadron/core/address.hpp"
 #include "squadron/core/clock.hpp"
+#include "squadron/gateway/follower.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/http/server.hpp"
 #include "squadron/registry/memory_registry.hpp"
@@ -99,11 +100,8 @@ class ServerRuntime final : public http::Handler {
   boost::asio::awaitable<void> forward(http::Request& req, http::Response& res,
                                        std::size_t worker) {
     const auto leader = election_.leader();
-    std::string host;
-    std::uint16_t port = 0;
-    std::string_view url = leader ? std::string_view(leader->url) : std::string_view();
-    if (url.starts_with("http://")) url.remove_prefix(7);
-    if (!leader || !core::split_host_port(url, host, port)) {
+    gateway::WatchTarget at;
+    if (!leader || !gateway::parse_control_url(leader->url, at)) {
       res = http::Response::problem(503, "no server leads the fleet yet");
       res.set_header("Retry-After", "1");
       co_return;
@@ -126,7 +124,7 @@ class ServerRuntime final : public http::Handler {
     forwarded.body_idle_timeout = 5min;
     http::Response answer;
     auto& pool = http::ConnectionPool::of(server_.context(worker));
-    const auto x = co_await pool.send(host, port, forwarded, answer);
+    const auto x = co_await pool.send(at.host, at.port, forwarded, answer);
     if (x.outcome != http::Outcome::kAnswered) {
       res = http::Response::problem(
           502, fmt::format("this server stands by, and the leader {} at {} did not answer: {}",

@@ -87,13 +87,7 @@ class ClusterFleet : public ::testing::Test {
   }
 
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-    const auto until = Clock::now() + timeout;
-    while (!done()) {
-      if (Clock::now() > until) return false;
-      io_.restart();
-      io_.run_for(20ms);
-    }
-    return true;
+    return testing::run_io_until(io_, done, timeout);
   }
 
   // Ready instances of `service` per host.

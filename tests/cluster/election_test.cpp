@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "etcd.hpp"
+#include "sync_etcd.hpp"
 
 namespace squadron::cluster {
 namespace {
@@ -44,13 +45,7 @@ class ElectionTest : public ::testing::Test {
 
   // Runs the io_context until `done` holds or `timeout` passes; whether it held.
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-    const auto until = Clock::now() + timeout;
-    while (!done()) {
-      if (Clock::now() > until) return false;
-      io_.restart();
-      io_.run_for(20ms);
-    }
-    return true;
+    return testing::run_io_until(io_, done, timeout);
   }
   int leaders() const {
     int n = 0;

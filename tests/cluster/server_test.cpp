@@ -110,6 +110,17 @@ services:
     }
     return std::nullopt;
   }
+  // The leading server once it reports `count` ready instances (within 20 s), if it does.
+  std::optional<std::string> leader_with_ready(int count) {
+    std::optional<std::string> lead;
+    SyncEtcd::eventually(
+        [&] {
+          lead = leader();
+          return lead && ready(*lead) == count;
+        },
+        20s);
+    return lead && ready(*lead) == count ? lead : std::nullopt;
+  }
   std::vector<Seen> instances(const std::string& server) {
     std::vector<Seen> out;
     const auto r = get(server, "/api/v1/instances");
@@ -158,14 +169,8 @@ services:
 };
 
 TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
-  std::optional<std::string> lead;
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] {
-        lead = leader();
-        return lead && ready(*lead) == 4;
-      },
-      20s))
-      << logs();
+  const auto lead = leader_with_ready(4);
+  ASSERT_TRUE(lead) << logs();
   std::map<std::string, int> per_host;
   for (const auto& s : instances(*lead)) ++per_host[s.node];
   EXPECT_EQ(per_host, (std::map<std::string, int>{{"h1", 2}, {"h2", 2}}));
@@ -199,14 +204,8 @@ TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
 }
 
 TEST_F(ServerTest, EveryHostsGatewayAnswersEveryRouteAndKeepsDoingSoWhenTheLeaderDies) {
-  std::optional<std::string> lead;
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] {
-        lead = leader();
-        return lead && ready(*lead) == 4;
-      },
-      20s))
-      << logs();
+  const auto lead = leader_with_ready(4);
+  ASSERT_TRUE(lead) << logs();
   auto answers = [&](const std::string& host) {
     const auto r = testing::fetch(gateways_[host], "GET", "/hello");
     return r && r->status == 200 && r->body == "Hello World!";
@@ -235,14 +234,8 @@ TEST_F(ServerTest, EveryHostsGatewayAnswersEveryRouteAndKeepsDoingSoWhenTheLeade
 }
 
 TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestartingNothing) {
-  std::optional<std::string> lead;
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] {
-        lead = leader();
-        return lead && ready(*lead) == 4;
-      },
-      20s))
-      << logs();
+  const auto lead = leader_with_ready(4);
+  ASSERT_TRUE(lead) << logs();
   // A scale given to this leader outlives it (the desired state is in etcd).
   const auto scaled =
       testing::fetch(ports_[*lead], "POST", "/api/v1/services/hello/scale",
@@ -266,14 +259,8 @@ TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestarti
 }
 
 TEST_F(ServerTest, SigtermOfAServerLeavesTheInstancesRunning) {
-  std::optional<std::string> lead;
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] {
-        lead = leader();
-        return lead && ready(*lead) == 4;
-      },
-      20s))
-      << logs();
+  const auto lead = leader_with_ready(4);
+  ASSERT_TRUE(lead) << logs();
   const auto before = pids(*lead);
   servers_[*lead]->signal(SIGTERM);
   EXPECT_EQ(servers_[*lead]->wait_exit(10s), std::optional<int>(0)) << logs();

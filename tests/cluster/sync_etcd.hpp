@@ -33,6 +33,19 @@ T run_to_end(boost::asio::io_context& io, boost::asio::awaitable<T> a) {
   return std::move(*out);
 }
 
+// Runs `io` in short slices until `done` holds or `timeout` passes; whether it held (for tests
+// whose etcd clients, elections and fleets share one io_context).
+inline bool run_io_until(boost::asio::io_context& io, const std::function<bool()>& done,
+                         std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    io.restart();
+    io.run_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 class SyncEtcd final {
  public:
   explicit SyncEtcd(const EtcdCluster& etcd) : client_(io_.get_executor(), options(etcd)) {}
