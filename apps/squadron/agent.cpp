@@ -3,21 +3,24 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <sys/stat.h>
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
 #include "squadron/cluster/agent.hpp"
+#include "squadron/cluster/agent_state.hpp"
 #include "squadron/cluster/etcd_client.hpp"
 #include "squadron/cluster/host.hpp"
 #include "squadron/cluster/keys.hpp"
 #include "squadron/core/clock.hpp"
 #include "squadron/core/duration.hpp"
 #include "squadron/supervisor/cgroups.hpp"
-#include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/supervisor.hpp"
 
 namespace squadron::apps {
@@ -81,39 +84,64 @@ int run_agent(const AgentCliOptions& o) {
   }
   const fs::path dir = state_dir(o);
   if (dir.empty()) return usage_error("cannot make a state folder; give one with --state-dir");
+  const fs::path state_file = dir / "agent.json";
+  auto say = [&](const std::string& line) {
+    std::fprintf(stderr, "squadron agent %s: %s\n", o.name.c_str(), line.c_str());
+  };
 
-  // Instances die with the agent (its guardian), as with `squadron up`.
-  sv::Guardian guardian;
+  // What the agent before this one left running (agent_state.hpp): adopted, not restarted.
+  std::string problem;
+  const auto saved = cluster::load_agent_state(state_file, problem);
+  if (!problem.empty()) say("adopting nothing: " + problem);
+  std::vector<sv::Supervisor::Held> adoptable;
+  std::set<std::string> keep;
+  if (saved) {
+    for (const auto& h : saved->instances) {
+      if (sv::process_start_ticks(h.status.pid) == h.start_ticks) {
+        adoptable.push_back(h);
+        keep.insert(h.spec.id);
+      } else {
+        say(fmt::format("{} (pid {}) ended while no agent ran", h.spec.id, h.status.pid));
+      }
+    }
+  }
+
+  // Instances outlive the agent (no guardian, no PDEATHSIG): a restarted agent adopts them.
   boost::asio::io_context io;
   sv::PosixLauncher launcher;
   core::SystemClock clock;
   sv::Supervisor sup(io, launcher, clock);
-  sup.set_guardian(&guardian);
   std::string why;
   // One name per fleet, host and state folder: for the cgroups and the secrets' folder.
   const std::string own = sv::fleet_cgroup_name(o.fleet + "-" + o.name, dir);
-  auto cgroups = sv::Cgroups::create(sv::detect_cgroups(), own, &why);
+  auto cgroups = sv::Cgroups::create(sv::detect_cgroups(), own, &why, keep);
   if (cgroups) {
     sup.set_isolation(cgroups->get());
-    guardian.watch_cgroups(**cgroups);
   } else {
-    std::fprintf(stderr, "squadron agent: no cgroups (%s): instances run without limits\n",
-                 why.c_str());
+    say("no cgroups (" + why + "): instances run without limits");
   }
-  // Secrets on a memory file system (/run) when this user may write there, never beside logs.
+  // Secrets on a memory file system (/run) when this user may write there, never beside logs;
+  // what no adopted instance uses is what a crashed agent left.
   std::error_code ec;
   fs::path secrets = fs::path("/run/squadron") / own;
   fs::create_directories(secrets.parent_path(), ec);
   ::chmod(secrets.parent_path().c_str(), 0711);
-  fs::remove_all(secrets, ec);  // what a crashed agent of this host left
-  if (::mkdir(secrets.c_str(), 0711) != 0) {
+  if (::mkdir(secrets.c_str(), 0711) != 0 && errno != EEXIST) {
     secrets = dir / "secrets";
     fs::create_directories(secrets, ec);
     ::chmod(secrets.c_str(), 0711);
   }
+  const fs::path fifos = dir / "out";
+  for (const auto& [folder, suffix] : {std::pair{secrets, ""}, std::pair{fifos, ".out"}}) {
+    for (const auto& e : fs::directory_iterator(folder, ec)) {
+      const std::string name = e.path().filename().string();
+      const std::string id = name.substr(0, name.size() - std::string_view(suffix).size());
+      if (keep.count(id) == 0) fs::remove_all(e.path(), ec);
+    }
+  }
   sup.set_secrets_dir(secrets);
-  guardian.remove_secrets(secrets);
   sup.log_to(dir / "logs");
+  sup.set_detachable(fifos);
 
   etcd_options.request_timeout = std::chrono::milliseconds(1500);
   cluster::EtcdClient etcd(io.get_executor(), etcd_options);
@@ -121,8 +149,26 @@ int run_agent(const AgentCliOptions& o) {
   agent_options.fleet = o.fleet;
   agent_options.host = host;
   agent_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
-  agent_options.log = [&](const std::string& line) {
-    std::fprintf(stderr, "squadron agent %s: %s\n", o.name.c_str(), line.c_str());
+  agent_options.log = say;
+  agent_options.resume_lease = saved ? saved->lease : 0;
+  // The state is saved after every change (coalesced), so that even an agent that is SIGKILLed
+  // leaves what the next one adopts.
+  cluster::Agent* running_agent = nullptr;
+  bool save_posted = false;
+  bool leaving = false;  // SIGINT: nothing is left to adopt
+  auto save = [&] {
+    if (leaving) return;
+    std::string error;
+    const cluster::AgentState state{running_agent != nullptr ? running_agent->lease() : 0,
+                                    sup.held()};
+    if (!cluster::save_agent_state(state_file, state, error)) say(error);
+  };
+  agent_options.changed = [&] {
+    if (std::exchange(save_posted, true)) return;
+    boost::asio::post(io, [&] {
+      save_posted = false;
+      save();
+    });
   };
   if (o.gateway_port != 0) {
     if (o.control.empty())
@@ -150,15 +196,39 @@ int run_agent(const AgentCliOptions& o) {
     agent_options.local.push_back(std::move(gw));
   }
   cluster::Agent agent(io, etcd, sup, agent_options);
+  running_agent = &agent;
   sup.set_observer(&agent);
+  for (const auto& h : adoptable) {
+    if (sup.adopt(h)) {
+      say(fmt::format("adopted {} (pid {}, port {}, {})", h.spec.id, h.status.pid, h.status.port,
+                      sv::to_string(h.status.state)));
+    } else {
+      say(fmt::format("{} (pid {}) ended before it could be adopted", h.spec.id, h.status.pid));
+    }
+  }
 
+  // SIGTERM (a restart, systemd's stop): the agent goes, its instances and its lease stay for
+  // the next agent to adopt within the TTL. SIGINT (Ctrl-C): the host leaves, instances stop.
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](boost::system::error_code e, int signo) {
     if (e) return;
-    std::fprintf(stderr, "squadron agent %s: %s: leaving (instances stop)\n", o.name.c_str(),
-                 strsignal(signo));
+    if (signo == SIGTERM) {
+      say("SIGTERM: going, leaving the instances running and the lease held for the next agent "
+          "(Ctrl-C, SIGINT, stops them)");
+      agent.stop(/*leave=*/false);
+      save();
+      sup.detach();
+      if (cgroups) (*cgroups)->leave();
+      io.stop();
+      return;
+    }
+    say("SIGINT: leaving (instances stop)");
+    leaving = true;
     agent.stop(/*leave=*/true);
-    sup.stop_all([] {});
+    sup.stop_all([&] {
+      std::error_code rec;
+      fs::remove(state_file, rec);
+    });
   });
   std::fprintf(stderr, "squadron agent %s (%s, %u cores, %llu MiB) for fleet %s, etcd %s\n",
                o.name.c_str(), o.address.c_str(), host.cores,

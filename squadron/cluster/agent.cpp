@@ -97,6 +97,28 @@ asio::awaitable<void> Agent::keep_lease() {
     last_problem = p;
   };
   while (!stopped_) {
+    if (lease_ == 0 && options_.resume_lease != 0) {
+      // An earlier agent's lease: kept if etcd still has it (its keys, the instances', with it).
+      const auto old = std::exchange(options_.resume_lease, 0);
+      auto renewed = co_await etcd_.keep_alive(old);
+      if (stopped_) break;
+      if (!renewed.has_error()) {
+        auto put = co_await etcd_.put(keys_.host(options_.host.name),
+                                      json::serialize(to_json(options_.host)), old);
+        if (stopped_) break;
+        if (!put.has_error()) {
+          lease_ = old;
+          say(fmt::format("host {} ({}) kept the lease {} of the agent before", options_.host.name,
+                          options_.host.address, lease_));
+          report_everything();
+          if (options_.changed) options_.changed();
+          continue;
+        }
+      }
+      say("the lease of the agent before is gone (" +
+          (renewed.has_error() ? renewed.error().message : std::string("lost")) +
+          "): registering anew");
+    }
     if (lease_ == 0) {
       auto granted = co_await etcd_.grant(options_.ttl);
       if (stopped_) break;
@@ -118,6 +140,7 @@ asio::awaitable<void> Agent::keep_lease() {
       say(fmt::format("host {} ({}) registered, lease {} of {} s", options_.host.name,
                       options_.host.address, lease_, options_.ttl.count()));
       report_everything();
+      if (options_.changed) options_.changed();
     }
     co_await pauses_.pause(period);
     if (stopped_) break;
@@ -219,6 +242,7 @@ void Agent::reconcile() {
 }
 
 void Agent::on_change(const sv::InstanceStatus& status) {
+  if (options_.changed) options_.changed();
   if (local_.count(status.id) != 0) return;
   registry::Instance i = sv::to_registry(status);
   i.host = options_.host.address;
@@ -228,6 +252,7 @@ void Agent::on_change(const sv::InstanceStatus& status) {
 }
 
 void Agent::on_remove(const std::string& id) {
+  if (options_.changed) options_.changed();
   if (local_.count(id) != 0) return;
   if (stopping_.erase(id) != 0 || assignments_.count(id) == 0) {
     last_.erase(id);

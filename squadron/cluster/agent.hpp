@@ -14,7 +14,9 @@
 // restart policy that gave up) keeps its last report and is not started again; the key of an
 // instance neither running nor assigned is deleted. While etcd cannot be reached the instances
 // keep running as they are and the agent tries again every `retry`; a lease that lapsed (etcd
-// unreachable past the TTL) is granted anew and everything reported again.
+// unreachable past the TTL) is granted anew and everything reported again. With `resume_lease`
+// (a restarted agent's, agent_state.hpp) it first renews the lease the agent before held, so
+// that the host's keys never change across the restart.
 //
 // Thread safety: all calls on the io_context's thread. Destroy it after stop() and once the
 // io_context has run out of work.
@@ -50,6 +52,11 @@ struct AgentOptions {
   // Instances the host runs on its own (its gateway): started with the agent, never reported to
   // etcd, never stopped for want of an assignment.
   std::vector<supervisor::InstanceSpec> local;
+  // The lease an earlier agent of this host held (agent_state.hpp): renewed and kept when it is
+  // still alive, so that the host's keys never change across the agent's restart. 0: none.
+  std::int64_t resume_lease = 0;
+  // Called after every change of the instances or of the lease (to save the agent's state).
+  std::function<void()> changed;
 };
 
 // An assignment's value.

@@ -306,13 +306,15 @@ std::string fleet_cgroup_name(std::string_view fleet, const fs::path& dir) {
 
 namespace {
 
-// Kills everything in each instance cgroup under `fleet_dir` and removes them, waiting up to
-// half a second for the killed to go.
-void clear_fleet_dir(const fs::path& fleet_dir, const fs::path& freezer_fleet) {
+// Kills everything in each instance cgroup under `fleet_dir` but those named in `keep` and
+// removes them, waiting up to half a second for the killed to go.
+void clear_fleet_dir(const fs::path& fleet_dir, const fs::path& freezer_fleet,
+                     const std::set<std::string>& keep = {}) {
   std::error_code ec;
   std::vector<fs::path> subdirs;
   for (const auto& e : fs::directory_iterator(fleet_dir, ec)) {
-    if (e.is_directory(ec)) subdirs.push_back(e.path());
+    if (e.is_directory(ec) && keep.count(e.path().filename().string()) == 0)
+      subdirs.push_back(e.path());
   }
   for (const auto& d : subdirs) {
     const std::string state =
@@ -333,7 +335,8 @@ void clear_fleet_dir(const fs::path& fleet_dir, const fs::path& freezer_fleet) {
 
 boost::system::result<std::unique_ptr<Cgroups>> Cgroups::create(const CgroupLayout& layout,
                                                                 const std::string& name,
-                                                                std::string* why) {
+                                                                std::string* why,
+                                                                const std::set<std::string>& keep) {
   auto fail = [&](int e, std::string text) -> boost::system::result<std::unique_ptr<Cgroups>> {
     if (why != nullptr) *why = std::move(text);
     return errno_code(e);
@@ -372,7 +375,7 @@ boost::system::result<std::unique_ptr<Cgroups>> Cgroups::create(const CgroupLayo
     }
     if (const int e = make(fleet))
       return fail(e, fmt::format("cannot make {}: {}", fleet.string(), std::strerror(e)));
-    clear_fleet_dir(fleet, {});
+    clear_fleet_dir(fleet, {}, keep);
     for (const auto& c : cg->controllers_) {
       if (auto ec = write_file(fleet / "cgroup.subtree_control", "+" + c))
         return fail(ec.value(), fmt::format("cannot enable the {} controller in {}: {}", c,
@@ -412,11 +415,12 @@ boost::system::result<std::unique_ptr<Cgroups>> Cgroups::create(const CgroupLayo
     }
   }
   const fs::path freezer = cg->freezer_dir();
-  for (const auto& [dir, _] : made) clear_fleet_dir(dir, freezer);
+  for (const auto& [dir, _] : made) clear_fleet_dir(dir, freezer, keep);
   return cg;
 }
 
 Cgroups::~Cgroups() {
+  if (leave_) return;
   std::set<fs::path> dirs;
   for (const auto& [_, d] : fleet_) dirs.insert(d);
   const fs::path freezer = freezer_dir();
@@ -570,6 +574,17 @@ void Cgroups::unplace_cpus(const std::string& id) {
 std::vector<int> Cgroups::cpus_of(const std::string& id) const {
   auto it = placed_.find(id);
   return it == placed_.end() ? std::vector<int>{} : it->second.cpus;
+}
+
+bool Cgroups::adopt(const std::string& id, const InstanceSpec& spec) {
+  std::error_code ec;
+  for (const auto& dir : dirs_of(id)) {
+    if (!fs::is_directory(dir, ec)) return false;
+  }
+  pending_removal_.erase(id);
+  // Its CPUs counted as committed again (and its cpuset as its spec wants it).
+  (void)place_cpus(id, spec.resources);
+  return true;
 }
 
 void Cgroups::kill(const std::string& id) {

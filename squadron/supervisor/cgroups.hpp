@@ -69,18 +69,22 @@ std::vector<int> pick_cpus(const std::vector<int>& allowed,
 class Cgroups final : public Isolation {
  public:
   // Makes the fleet's cgroup `name` under `layout`'s (v2: enabling the memory, cpu and pids
-  // controllers for it), killing and removing what an earlier fleet of that name left. An error
-  // says why no cgroup can be made (no permission, a read-only hierarchy, ...).
-  static boost::system::result<std::unique_ptr<Cgroups>> create(const CgroupLayout& layout,
-                                                                const std::string& name,
-                                                                std::string* why = nullptr);
-  // Kills whatever is still in the fleet's cgroups and removes them.
+  // controllers for it), killing and removing what an earlier fleet of that name left but the
+  // instances named in `keep` (which a restarted agent adopts). An error says why no cgroup can
+  // be made (no permission, a read-only hierarchy, ...).
+  static boost::system::result<std::unique_ptr<Cgroups>> create(
+      const CgroupLayout& layout, const std::string& name, std::string* why = nullptr,
+      const std::set<std::string>& keep = {});
+  // Kills whatever is still in the fleet's cgroups and removes them, unless told to leave them.
   ~Cgroups() override;
+  // The destructor leaves every cgroup and what runs in it (for the next agent to adopt).
+  void leave() noexcept { leave_ = true; }
   Cgroups(const Cgroups&) = delete;
   Cgroups& operator=(const Cgroups&) = delete;
 
   boost::system::result<std::vector<std::filesystem::path>> prepare(
       const std::string& id, const InstanceSpec& spec) override;
+  bool adopt(const std::string& id, const InstanceSpec& spec) override;
   void kill(const std::string& id) override;
   std::optional<Usage> usage(const std::string& id) const override;
   void release(const std::string& id) override;
@@ -128,6 +132,7 @@ class Cgroups final : public Isolation {
     std::uint64_t share = 0;  // millicores committed to each of them
   };
   std::map<std::string, Placed> placed_;
+  bool leave_ = false;
 };
 
 // SIGKILLs every process listed in `procs_dir`/cgroup.procs, holding them frozen meanwhile when

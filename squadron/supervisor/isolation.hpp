@@ -31,6 +31,9 @@ class Isolation {
   // its process joins. An error fails this start ("cannot start: ..."), as a failed exec does.
   virtual boost::system::result<std::vector<std::filesystem::path>> prepare(
       const std::string& id, const InstanceSpec& spec) = 0;
+  // Takes over the place of `id`, made by an earlier run for a process that still runs in it
+  // (Supervisor::adopt): no process is touched. False when there is no such place.
+  virtual bool adopt(const std::string& id, const InstanceSpec& spec) = 0;
   // SIGKILLs every process in the place of `id` (none may be left to escape it).
   virtual void kill(const std::string& id) = 0;
   // What the place of `id` uses now; nullopt when it cannot tell (no such place).

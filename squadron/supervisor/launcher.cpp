@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,7 +117,28 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
     }
     inherit.push_back(copy);
   }
-  if (!out.open() || !err.open() || !status.open()) {
+  // Where its output goes: two pipes, or one named pipe that outlives us (child_out is the
+  // child's end, opened for reading and writing so that it never lacks a reader).
+  int child_out = -1;
+  if (!spec.output_fifo.empty()) {
+    ::unlink(spec.output_fifo.c_str());
+    if (::mkfifo(spec.output_fifo.c_str(), 0600) != 0) {
+      const auto ec = last_error();
+      close_all();
+      return ec;
+    }
+    child_out = ::open(spec.output_fifo.c_str(), O_RDWR | O_CLOEXEC);
+    out.read = child_out < 0 ? -1 : ::open(spec.output_fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    if (child_out < 0 || out.read < 0) {
+      const auto ec = last_error();
+      if (child_out >= 0) ::close(child_out);
+      close_all();
+      return ec;
+    }
+    (void)::fcntl(child_out, F_SETPIPE_SZ, 1 << 20);  // best effort: pipe-max-size may be lower
+    out.write = child_out;
+  }
+  if ((child_out < 0 && (!out.open() || !err.open())) || !status.open()) {
     const auto ec = last_error();
     close_all();
     return ec;
@@ -136,8 +158,10 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
   if (pid == 0) {
     // Child.
     ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+    if (!spec.outlive_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+    }
     // Into its place (its cgroup) first: what follows, exec included, counts against its limits.
     if (!join.empty()) {
       char pid_text[24];
@@ -170,7 +194,7 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
     for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) ::signal(s, SIG_DFL);
     if (restore_nofile) ::setrlimit(RLIMIT_NOFILE, &child_nofile);
     ::dup2(out.write, STDOUT_FILENO);
-    ::dup2(err.write, STDERR_FILENO);
+    ::dup2(child_out >= 0 ? child_out : err.write, STDERR_FILENO);
     // The status pipe moves above the inherited range before that range is filled.
     int report = status.write;
     if (report < first_free) report = ::fcntl(status.write, F_DUPFD_CLOEXEC, first_free);
@@ -197,7 +221,7 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
   // Parent. Also set the group from this side, so it holds whichever runs first.
   ::setpgid(pid, pid);
   ::close(out.write);
-  ::close(err.write);
+  if (err.write >= 0) ::close(err.write);
   ::close(status.write);
   for (int fd : inherit) ::close(fd);
   int child_errno = 0;
@@ -211,11 +235,12 @@ boost::system::result<LaunchedProcess> PosixLauncher::launch(const LaunchSpec& s
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     ::close(out.read);
-    ::close(err.read);
+    if (err.read >= 0) ::close(err.read);
+    if (child_out >= 0) ::unlink(spec.output_fifo.c_str());
     return error_code(child_errno, boost::system::system_category());
   }
   ::fcntl(out.read, F_SETFL, O_NONBLOCK);
-  ::fcntl(err.read, F_SETFL, O_NONBLOCK);
+  if (err.read >= 0) ::fcntl(err.read, F_SETFL, O_NONBLOCK);
   return LaunchedProcess{pid, out.read, err.read};
 }
 

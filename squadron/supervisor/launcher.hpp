@@ -8,7 +8,8 @@
 //   SIGTERM);
 //
 // Every process starts in its own process group (pgid == pid), so a signal reaches everything
-// it started; and with PR_SET_PDEATHSIG it is killed if the supervisor dies, even by SIGKILL.
+// it started; and with PR_SET_PDEATHSIG it is killed if the supervisor dies, even by SIGKILL
+// (unless it is meant to outlive it: LaunchSpec::outlive_parent).
 // A child holds 0 (/dev/null), 1 and 2 (pipes to the supervisor), the `inherit_fds` it was
 // given, and nothing else of the supervisor's: no listener, no connection, no log file.
 #pragma once
@@ -64,6 +65,14 @@ struct LaunchSpec {
   // its limits. A file that cannot be written fails the launch with its errno (nothing runs).
   std::vector<std::filesystem::path> join;
   std::optional<RunAs> run_as;  // default: the fleet's own user
+  // The process outlives its launcher (no PR_SET_PDEATHSIG): an agent that restarts adopts it.
+  bool outlive_parent = false;
+  // Its stdout and stderr, as one stream, go into this named pipe (made anew, mode 0600), which
+  // the child holds open for reading too: when the launcher's process goes, the child's writes
+  // neither fail nor kill it (no SIGPIPE); they wait in the pipe (grown to 1 MiB where the
+  // system allows) for whoever opens it next, as Docker's live-restore keeps containers' log
+  // FIFOs. LaunchedProcess::stdout_fd is then the pipe's read end; stderr_fd is -1.
+  std::filesystem::path output_fifo;
 };
 
 struct LaunchedProcess {

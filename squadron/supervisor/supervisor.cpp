@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <fstream>
 #include <netinet/in.h>
+#include <set>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,6 +185,15 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   std::filesystem::path secrets_dir() const {
     return sup->secrets_dir_.empty() ? std::filesystem::path{} : sup->secrets_dir_ / st.id;
   }
+  // The named pipe its output goes through when instances outlive the supervisor (empty: none).
+  std::filesystem::path fifo() const {
+    return sup->fifo_dir_.empty() ? std::filesystem::path{} : sup->fifo_dir_ / (st.id + ".out");
+  }
+  // Its read end, opened anew (-1: none).
+  int open_fifo() const {
+    const auto f = fifo();
+    return f.empty() ? -1 : ::open(f.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  }
 
   // SIGKILL to everything of it: its process group, and its cgroup (what left the group too).
   void kill_all() {
@@ -259,6 +270,11 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   bool placed = false;     // its isolation made its place (cgroup) for this start
   LaunchSpec launched;     // this start's launch (environment, cgroup, user): exec probes too
   std::uint64_t oom_baseline = 0;  // the place's OOM kills when this start began
+  bool adopting = false;           // its first watch is of the process adopt() was handed
+  bool adopted = false;            // its process is not our child: its exit status cannot be read
+  bool detached = false;           // let go by detach(): nothing of it is touched again
+  std::set<asio::posix::stream_descriptor*> readers;     // its output's, while read
+  asio::posix::stream_descriptor* exit_watch = nullptr;  // its pidfd's, while watched
 };
 
 namespace {
@@ -267,8 +283,10 @@ asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self,
                                   std::unique_ptr<asio::posix::stream_descriptor> d) {
   std::string partial;
   char buf[4096];
+  self->readers.insert(d.get());
   while (true) {
     auto [ec, n] = co_await d->async_read_some(asio::buffer(buf), kAwait);
+    if (self->detached) co_return;  // what is left in the pipe is the next supervisor's
     if (ec) break;
     partial.append(buf, n);
     std::size_t start = 0;
@@ -283,6 +301,7 @@ asio::awaitable<void> read_output(std::shared_ptr<Supervisor::Instance> self,
     }
   }
   if (!partial.empty()) self->add_line(partial);
+  self->readers.erase(d.get());
 }
 
 // Takes `fd` into the reactor of `executor`; once `ec` is set (by this call or an earlier one)
@@ -422,8 +441,18 @@ asio::awaitable<bool> probe(std::shared_ptr<Supervisor::Instance> self, std::uin
 
 // Reaps the instance's process once it has exited. The rest of its group (a script's
 // background jobs) is killed first, while the unreaped leader still holds the pid and so the
-// group id: a signal after the reap could reach a new process that got the same number.
-int reap(Supervisor::Instance& self) {
+// group id: a signal after the reap could reach a new process that got the same number. An
+// adopted process is not our child: its status is not ours to read (nullopt), and its group is
+// killed after its exit (the kernel hands out no pid still used as a group's id).
+std::optional<int> reap(Supervisor::Instance& self) {
+  if (self.adopted) {
+    int status = 0;
+    const bool ours = ::waitpid(self.st.pid, &status, WNOHANG) == self.st.pid;  // it may be
+    self.kill_all();
+    self.running = false;
+    self.kill_timer.cancel();
+    return ours ? std::optional<int>(status) : std::nullopt;
+  }
   siginfo_t info{};
   while (::waitid(P_PID, static_cast<id_t>(self.st.pid), &info, WEXITED | WNOWAIT) != 0 &&
          errno == EINTR) {
@@ -438,6 +467,94 @@ int reap(Supervisor::Instance& self) {
   return status;
 }
 
+// Watches a process started (or adopted) for the instance: probes it by its spec until it ends,
+// then reaps it. Returns its wait status (nullopt: unknown, for an adopted one), or at once,
+// with the process left running, when the supervisor let it go (Supervisor::detach).
+asio::awaitable<std::optional<int>> watch_process(
+    std::shared_ptr<Supervisor::Instance> self,
+    std::unique_ptr<asio::posix::stream_descriptor> exited,
+    std::unique_ptr<asio::posix::stream_descriptor> out,
+    std::unique_ptr<asio::posix::stream_descriptor> err) {
+  auto executor = co_await asio::this_coro::executor;
+  auto& st = self->st;
+  const auto& spec = self->spec;
+  const std::uint16_t port = st.port;
+  if (!self->adopted) {
+    // A (re)start is news even when the state stays "starting": the pid and port changed.
+    st.state = InstanceState::kStarting;
+    self->notify();
+  }
+  for (auto* d : {&out, &err}) {
+    if (*d) core::spawn(executor, read_output(self, std::move(*d)), "output of " + st.id);
+  }
+  self->exit_watch = exited.get();
+  const auto launched = std::chrono::steady_clock::now();
+  while (true) {
+    const bool ready_now = self->ready.passing();
+    // While starting: every 5 ms for the first 200 ms (a cold start is often that short), then
+    // every probe_interval_while_starting.
+    const auto starting_interval =
+        std::chrono::steady_clock::now() - launched < std::chrono::milliseconds(200)
+            ? std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5),
+                                                  spec.probe_interval_while_starting)
+            : spec.probe_interval_while_starting;
+    const auto interval = ready_now ? spec.ready.interval : starting_interval;
+    self->wait_timer.expires_after(interval);
+    auto r = co_await (exited->async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
+                       self->wait_timer.async_wait(kAwait));
+    if (self->detached) co_return std::nullopt;
+    if (r.index() == 0) break;           // the process ended
+    if (self->stop_requested) continue;  // wait for the exit that stop() caused
+    if (self->ready.due() || !ready_now) {
+      const bool passed = co_await probe(self, port, spec.ready);
+      if (self->detached) co_return std::nullopt;
+      self->ready.record(passed);
+      if (self->ready.passing() && !ready_now) self->backoff.on_ready();
+      self->set_state(self->ready.passing() ? InstanceState::kReady : InstanceState::kStarting);
+    }
+    if (spec.live && self->live.due()) {
+      const bool passed = co_await probe(self, port, *spec.live);
+      if (self->detached) co_return std::nullopt;
+      self->live.record(passed);
+      if (self->live.failed_after_passing()) {
+        self->add_line("squadron: liveness probe failed " + std::to_string(spec.live->threshold) +
+                       " times: restarting");
+        self->kill_all();
+      }
+    }
+  }
+  self->exit_watch = nullptr;
+  co_return reap(*self);
+}
+
+// Says how the instance's process ended (its last_exit, an OOM kill told apart); whether it
+// failed.
+bool judge_exit(Supervisor::Instance& self, std::optional<int> status) {
+  auto& st = self.st;
+  if (!status) {
+    st.last_exit = "ended (adopted from an earlier agent: its exit status is unknown)";
+    return true;
+  }
+  st.last_exit = describe_exit(*status);
+  bool failed = !(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  if (const auto oom = self.oom_kills_since_start(); oom > 0) {
+    // The kernel's OOM killer, not the program: said as Kubernetes says OOMKilled.
+    st.oom_kills += static_cast<int>(oom);
+    const auto& limit = self.spec.resources.memory_bytes;
+    const std::string shown = limit ? core::format_bytes(*limit) : "of the fleet";
+    if (WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) {
+      st.last_exit = "oom-killed (limit " + shown + ")";
+    } else {
+      st.last_exit += " after an oom-kill (limit " + shown + ")";
+    }
+    failed = true;
+    self.add_line("squadron: " + st.last_exit + ": the kernel killed " +
+                  (oom == 1 ? std::string("a process") : std::to_string(oom) + " processes") +
+                  " of it for using more memory than its limit");
+  }
+  return failed;
+}
+
 // Supervises one instance until it is stopped or its restart policy says no more. Every way a
 // start can fail (no port, no descriptors, fork, exec, pidfd) is a line in its log, a state
 // change (an event) and a retry after the backoff: supervision never gives up by itself.
@@ -448,146 +565,116 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
   auto& spec = self->spec;
   bool waited_for_port = false;
   while (!self->stop_requested) {
-    // A fixed port is handed over, never shared: wait while another process still holds it (a
-    // predecessor's straggler, or a stranger), so that the probe reaches this instance only.
-    // (A port whose listener the fleet holds and hands over, the gateway's, is held by design.)
-    if (spec.port && spec.launch.inherit_fds.empty() && port_held(*spec.port)) {
-      if (!waited_for_port) {
-        self->add_line("squadron: port " + std::to_string(*spec.port) +
-                       " is held by another process; waiting for it");
-        waited_for_port = true;
-      }
-      self->wait_timer.expires_after(std::chrono::milliseconds(20));
-      co_await self->wait_timer.async_wait(kAwait);
-      continue;
-    }
-    waited_for_port = false;
     std::optional<std::string> cannot;  // why this start failed before the process ran
-    std::uint16_t port = 0;
-    if (spec.port) {
-      port = *spec.port;
-    } else if (auto p = core::pick_port()) {
-      port = *p;
-    } else {
-      cannot = "no free port: " + p.error().message();
-    }
     bool failed = true;
-    if (!cannot) {
-      LaunchSpec launch = spec.launch;
-      launch.env["PORT"] = std::to_string(port);
-      launch.env["HOST"] = "127.0.0.1";
-      launch.env["SQUADRON_SERVICE"] = spec.service;
-      launch.env["SQUADRON_INSTANCE"] = st.id;
-      launch.env["SQUADRON_REVISION"] = spec.revision;
-      if (!spec.secrets.empty()) launch.env["SQUADRON_SECRETS_DIR"] = self->secrets_dir().string();
-      if (spec.expand_variables) {
-        if (auto bad = expand_instance_variables(launch.argv, launch.env))
-          cannot = "in its command or env: " + *bad;
+    if (self->adopting) {
+      // A process that a supervisor before this one started (Supervisor::adopt): watched as it
+      // is, from its pid and its output's named pipe.
+      self->adopting = false;
+      boost::system::error_code ec;
+      const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, st.pid, 0));
+      auto exited = adopt(executor, pidfd, ec);
+      auto out = adopt(executor, self->open_fifo(), ec);
+      std::optional<int> status;  // unknown: it is not our child
+      if (exited) {
+        status = co_await watch_process(self, std::move(exited), std::move(out), nullptr);
+        if (self->detached) co_return;
+      } else {
+        reap(*self);  // gone already
       }
-      if (!cannot && !spec.secrets.empty()) {
-        // (After the expansion: a secret's value is never read as a reference.)
-        if (auto bad = hand_secrets(spec, self->secrets_dir(), launch.run_as, launch.env))
-          cannot = *bad;
-      }
-      boost::system::result<LaunchedProcess> child = boost::system::error_code{};
-      self->placed = false;
-      if (auto* place = self->isolation(); place != nullptr && !cannot) {
-        if (auto join = place->prepare(st.id, spec)) {
-          launch.join = std::move(*join);
-          self->placed = true;
-          const auto before = place->usage(st.id);
-          self->oom_baseline = before ? before->oom_kills : 0;
-        } else {
-          cannot = "no place to run it: " + join.error().message();
+      failed = judge_exit(*self, status);
+    } else {
+      // A fixed port is handed over, never shared: wait while another process still holds it (a
+      // predecessor's straggler, or a stranger), so that the probe reaches this instance only.
+      // (A port whose listener the fleet holds and hands over, the gateway's, is held by design.)
+      if (spec.port && spec.launch.inherit_fds.empty() && port_held(*spec.port)) {
+        if (!waited_for_port) {
+          self->add_line("squadron: port " + std::to_string(*spec.port) +
+                         " is held by another process; waiting for it");
+          waited_for_port = true;
         }
+        self->wait_timer.expires_after(std::chrono::milliseconds(20));
+        co_await self->wait_timer.async_wait(kAwait);
+        continue;
+      }
+      waited_for_port = false;
+      std::uint16_t port = 0;
+      if (spec.port) {
+        port = *spec.port;
+      } else if (auto p = core::pick_port()) {
+        port = *p;
+      } else {
+        cannot = "no free port: " + p.error().message();
       }
       if (!cannot) {
-        self->launched = launch;
-        child = launcher->launch(launch);
-      }
-      if (cannot) {
-        // nothing ran: said below as a failed start
-      } else if (!child) {
-        cannot = child.error().message();
-      } else {
-        st.pid = child->pid;
-        st.port = port;
-        st.started_at = std::chrono::system_clock::now();
-        self->running = true;
-        if (auto* g = self->guardian()) g->watch(child->pid);
-        self->backoff.on_start();
-        self->ready.reset();
-        self->live.reset();
-        boost::system::error_code ec;
-        auto out = adopt(executor, child->stdout_fd, ec);
-        auto err = adopt(executor, child->stderr_fd, ec);
-        // A pidfd turns "the process ended" into readability (Linux 5.3+); glibc's wrapper
-        // lacks C linkage in C++ here, so the system call is made directly.
-        const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
-        if (pidfd < 0 && !ec) ec = {errno, boost::system::system_category()};
-        auto exited = adopt(executor, pidfd, ec);
-        if (ec) {
-          // It cannot be watched: it goes again, and the start counts as failed.
-          self->kill_all();
-          reap(*self);
-          cannot = "cannot watch the process: " + ec.message();
-        } else {
-          // A (re)start is news even when the state stays "starting": the pid and port changed.
-          self->st.state = InstanceState::kStarting;
-          self->notify();
-          core::spawn(executor, read_output(self, std::move(out)), "output of " + st.id);
-          core::spawn(executor, read_output(self, std::move(err)), "output of " + st.id);
-          bool alive = true;
-          const auto launched = std::chrono::steady_clock::now();
-          while (alive) {
-            const bool ready_now = self->ready.passing();
-            // While starting: every 5 ms for the first 200 ms (a cold start is often that
-            // short), then every probe_interval_while_starting.
-            const auto starting_interval =
-                std::chrono::steady_clock::now() - launched < std::chrono::milliseconds(200)
-                    ? std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5),
-                                                          spec.probe_interval_while_starting)
-                    : spec.probe_interval_while_starting;
-            const auto interval = ready_now ? spec.ready.interval : starting_interval;
-            self->wait_timer.expires_after(interval);
-            auto r =
-                co_await (exited->async_wait(asio::posix::descriptor_base::wait_read, kAwait) ||
-                          self->wait_timer.async_wait(kAwait));
-            if (r.index() == 0) break;           // the process ended
-            if (self->stop_requested) continue;  // wait for the exit that stop() caused
-            if (self->ready.due() || !ready_now) {
-              self->ready.record(co_await probe(self, port, spec.ready));
-              if (self->ready.passing() && !ready_now) self->backoff.on_ready();
-              self->set_state(self->ready.passing() ? InstanceState::kReady
-                                                    : InstanceState::kStarting);
-            }
-            if (spec.live && self->live.due()) {
-              self->live.record(co_await probe(self, port, *spec.live));
-              if (self->live.failed_after_passing()) {
-                self->add_line("squadron: liveness probe failed " +
-                               std::to_string(spec.live->threshold) + " times: restarting");
-                self->kill_all();
-              }
-            }
+        LaunchSpec launch = spec.launch;
+        launch.env["PORT"] = std::to_string(port);
+        launch.env["HOST"] = "127.0.0.1";
+        launch.env["SQUADRON_SERVICE"] = spec.service;
+        launch.env["SQUADRON_INSTANCE"] = st.id;
+        launch.env["SQUADRON_REVISION"] = spec.revision;
+        if (!spec.secrets.empty())
+          launch.env["SQUADRON_SECRETS_DIR"] = self->secrets_dir().string();
+        if (spec.expand_variables) {
+          if (auto bad = expand_instance_variables(launch.argv, launch.env))
+            cannot = "in its command or env: " + *bad;
+        }
+        if (!cannot && !spec.secrets.empty()) {
+          // (After the expansion: a secret's value is never read as a reference.)
+          if (auto bad = hand_secrets(spec, self->secrets_dir(), launch.run_as, launch.env))
+            cannot = *bad;
+        }
+        boost::system::result<LaunchedProcess> child = boost::system::error_code{};
+        self->placed = false;
+        if (auto* place = self->isolation(); place != nullptr && !cannot) {
+          if (auto join = place->prepare(st.id, spec)) {
+            launch.join = std::move(*join);
+            self->placed = true;
+            const auto before = place->usage(st.id);
+            self->oom_baseline = before ? before->oom_kills : 0;
+          } else {
+            cannot = "no place to run it: " + join.error().message();
           }
-          const int status = reap(*self);
-          st.last_exit = describe_exit(status);
-          failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-          if (const auto oom = self->oom_kills_since_start(); oom > 0) {
-            // The kernel's OOM killer, not the program: said as Kubernetes says OOMKilled.
-            st.oom_kills += static_cast<int>(oom);
-            const auto& limit = spec.resources.memory_bytes;
-            const std::string shown = limit ? core::format_bytes(*limit) : "of the fleet";
-            if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
-              st.last_exit = "oom-killed (limit " + shown + ")";
-            } else {
-              st.last_exit += " after an oom-kill (limit " + shown + ")";
-            }
-            failed = true;
-            self->add_line(
-                "squadron: " + st.last_exit + ": the kernel killed " +
-                (oom == 1 ? std::string("a process") : std::to_string(oom) + " processes") +
-                " of it for using more memory than its limit");
+        }
+        if (!cannot) {
+          if (const auto fifo = self->fifo(); !fifo.empty()) {
+            launch.outlive_parent = true;
+            launch.output_fifo = fifo;
+          }
+          self->launched = launch;
+          child = launcher->launch(launch);
+        }
+        if (cannot) {
+          // nothing ran: said below as a failed start
+        } else if (!child) {
+          cannot = child.error().message();
+        } else {
+          st.pid = child->pid;
+          st.port = port;
+          st.started_at = std::chrono::system_clock::now();
+          self->running = true;
+          if (auto* g = self->guardian()) g->watch(child->pid);
+          self->backoff.on_start();
+          self->ready.reset();
+          self->live.reset();
+          boost::system::error_code ec;
+          auto out = adopt(executor, child->stdout_fd, ec);
+          auto err = adopt(executor, child->stderr_fd, ec);
+          // A pidfd turns "the process ended" into readability (Linux 5.3+); glibc's wrapper
+          // lacks C linkage in C++ here, so the system call is made directly.
+          const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0));
+          if (pidfd < 0 && !ec) ec = {errno, boost::system::system_category()};
+          auto exited = adopt(executor, pidfd, ec);
+          if (ec) {
+            // It cannot be watched: it goes again, and the start counts as failed.
+            self->kill_all();
+            reap(*self);
+            cannot = "cannot watch the process: " + ec.message();
+          } else {
+            const auto status =
+                co_await watch_process(self, std::move(exited), std::move(out), std::move(err));
+            if (self->detached) co_return;
+            failed = judge_exit(*self, status);
           }
         }
       }
@@ -627,6 +714,7 @@ Supervisor::Supervisor(asio::io_context& io, ProcessLauncher& launcher, const co
     : io_(io), launcher_(launcher), clock_(clock) {}
 
 Supervisor::~Supervisor() {
+  if (detached_) return;  // what runs is the next supervisor's, with its secrets and pipes
   // Whatever still runs goes with us.
   for (auto& [id, inst] : instances_) {
     if (inst->running) inst->kill_all();
@@ -723,7 +811,10 @@ void Supervisor::changed(Instance& inst) {
 }
 
 void Supervisor::erase(const std::string& id) {
-  if (instances_.erase(id) == 0) return;
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return;
+  if (const auto fifo = it->second->fifo(); !fifo.empty()) ::unlink(fifo.c_str());
+  instances_.erase(it);
   if (!secrets_dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(secrets_dir_ / id, ec);
@@ -735,6 +826,92 @@ void Supervisor::erase(const std::string& id) {
     all_stopped_ = nullptr;
     cb();
   }
+}
+
+void Supervisor::set_detachable(std::filesystem::path fifo_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(fifo_dir, ec);
+  ::chmod(fifo_dir.c_str(), 0700);
+  fifo_dir_ = std::move(fifo_dir);
+}
+
+std::optional<unsigned long long> process_start_ticks(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command may hold spaces and parentheses: fields count from after the last ')'.
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  char state = 0;
+  unsigned long long ticks = 0;
+  int pgid = 0;
+  // Fields 3 (state), 5 (process group) and 22 (start time, in clock ticks since boot).
+  if (std::sscanf(text.c_str() + close + 2,
+                  "%c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                  &state, &pgid, &ticks) != 3 ||
+      state == 'Z' || pgid != pid)
+    return std::nullopt;  // gone (a zombie is), or not the leader of its group
+  return ticks;
+}
+
+std::vector<Supervisor::Held> Supervisor::held() const {
+  std::vector<Held> out;
+  for (const auto& [id, inst] : instances_) {
+    if (!inst->running || inst->st.pid <= 0) continue;
+    const auto ticks = process_start_ticks(inst->st.pid);
+    if (!ticks) continue;
+    Held h;
+    h.spec = inst->spec;
+    h.spec.id = id;
+    h.status = inst->st;
+    h.start_ticks = *ticks;
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+bool Supervisor::adopt(const Held& h) {
+  const std::string& id = h.spec.id;
+  if (id.empty() || instances_.count(id) != 0) return false;
+  const auto ticks = process_start_ticks(h.status.pid);
+  if (!ticks || *ticks != h.start_ticks) return false;  // gone, or its pid is another's now
+  auto inst = std::make_shared<Instance>(*this, h.spec, id);
+  inst->st = h.status;
+  inst->st.id = id;
+  inst->running = true;
+  inst->adopting = true;
+  inst->adopted = true;
+  if (isolation_ != nullptr && isolation_->adopt(id, h.spec)) {
+    inst->placed = true;
+    const auto u = isolation_->usage(id);
+    inst->oom_baseline = u ? u->oom_kills : 0;
+  }
+  // As it was: a ready instance stays ready (its next probe says otherwise if it is not).
+  const bool was_ready = h.status.state == InstanceState::kReady;
+  if (was_ready) {
+    for (int i = 0; i < std::max(1, h.spec.ready.threshold); ++i) inst->ready.record(true);
+    inst->backoff.on_ready();
+  }
+  inst->st.state = was_ready ? InstanceState::kReady : InstanceState::kStarting;
+  instances_[id] = inst;
+  inst->add_line("squadron: adopted (pid " + std::to_string(h.status.pid) + ", port " +
+                 std::to_string(h.status.port) + ")");
+  changed(*inst);
+  supervise(inst);
+  return true;
+}
+
+void Supervisor::detach() {
+  detached_ = true;
+  for (auto& [id, inst] : instances_) {
+    inst->detached = true;
+    inst->wait_timer.cancel();
+    inst->kill_timer.cancel();
+    for (auto* d : inst->readers) d->close();
+    inst->readers.clear();
+    if (inst->exit_watch != nullptr) inst->exit_watch->close();
+  }
+  instances_.clear();
 }
 
 void Supervisor::log_to(std::filesystem::path dir, std::size_t max_bytes) {

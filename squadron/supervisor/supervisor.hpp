@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -74,6 +75,10 @@ struct InstanceSpec {
   // ${SQUADRON_INSTANCE}, ... expanded at each launch, $$ for a literal $. Default: as given.
   bool expand_variables = false;
 };
+
+// The start time of process `pid` in clock ticks since boot, if it runs and leads its process
+// group (a supervised instance does): what tells it from a later process given the same pid.
+std::optional<unsigned long long> process_start_ticks(pid_t pid);
 
 struct InstanceStatus {
   std::string service;
@@ -156,6 +161,28 @@ class Supervisor final : public Runner {
   // supervisor). Default: none (an instance runs where the fleet runs).
   void set_isolation(Isolation* isolation) noexcept { isolation_ = isolation; }
 
+  // Instances outlive the supervisor, so that a new one adopts them (a cluster agent's restart,
+  // as Nomad's client re-attaches): no PR_SET_PDEATHSIG, and each one's stdout and stderr go
+  // through a named pipe `fifo_dir`/<id>.out that it holds open too (launcher.hpp). Set it
+  // before add(); without a guardian. Default: instances die with the supervisor.
+  void set_detachable(std::filesystem::path fifo_dir);
+  // A running instance as a next supervisor adopts it.
+  struct Held {
+    InstanceSpec spec;  // with its id
+    InstanceStatus status;
+    unsigned long long start_ticks = 0;  // its process's start (/proc/<pid>/stat): pid reuse shows
+  };
+  // The instances whose process runs now.
+  std::vector<Held> held() const;
+  // Watches `held`'s process as its own from now on: probed, its output read from its pipe,
+  // stopped and restarted by its spec (the exit status of a process it did not start is
+  // unknown: "ended (adopted ...)"). False (nothing changes) when that process is gone or its
+  // pid is another's now, or the id is taken.
+  bool adopt(const Held& held);
+  // Lets every instance go as it is: nothing is stopped, and neither this supervisor nor its
+  // destruction touches them, their secrets or their pipes again.
+  void detach();
+
   std::vector<InstanceStatus> snapshot() const override;
   std::optional<InstanceStatus> status(const std::string& id) const;
   // The last `lines` lines the instance wrote (stdout and stderr, in arrival order).
@@ -183,6 +210,8 @@ class Supervisor final : public Runner {
   Isolation* isolation_ = nullptr;
   std::filesystem::path log_dir_;
   std::filesystem::path secrets_dir_;
+  std::filesystem::path fifo_dir_;
+  bool detached_ = false;
   std::size_t log_max_bytes_ = 0;
 };
 

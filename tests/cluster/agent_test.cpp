@@ -1,7 +1,8 @@
 // `squadron agent` against a real etcd on loopback: it registers its host under a lease, runs
 // what is assigned to it and reports it, stops what is unassigned or marked to stop, keeps a
 // finished task's report without running it again, and a host that vanishes (SIGKILL) takes its
-// host and instance keys with its lease.
+// host and instance keys with its lease. An agent restarted (SIGTERM, or even SIGKILL) adopts the
+// instances it ran: same pids, and within the TTL the same lease and keys; SIGINT leaves.
 #include "squadron/cluster/agent.hpp"
 
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "agent_process.hpp"
 #include "etcd.hpp"
 #include "process.hpp"
 #include "raw_client.hpp"
@@ -39,11 +41,15 @@ class AgentTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
+  // Starts the host's agent; an agent before it hands its instances over.
   void start_agent(const std::string& ttl = "2s") {
-    agent_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        testing::bin_dir() + "/squadron", "agent", "--etcd", etcd_.endpoint(0), "--fleet", "t",
-        "--name", "h1", "--address", "127.0.0.1", "--ttl", ttl, "--label", "zone=a", "--state-dir",
-        dir_.string()});
+    if (agent_) agent_->hand_over();
+    agent_ = std::make_unique<testing::AgentProcess>(
+        std::vector<std::string>{testing::bin_dir() + "/squadron", "agent", "--etcd",
+                                 etcd_.endpoint(0), "--fleet", "t", "--name", "h1", "--address",
+                                 "127.0.0.1", "--ttl", ttl, "--label", "zone=a", "--state-dir",
+                                 dir_.string()},
+        dir_);
   }
 
   static std::string hello_assignment(bool stop = false, int drain_ms = 0) {
@@ -73,7 +79,7 @@ class AgentTest : public ::testing::Test {
   SyncEtcd sync_{etcd_};
   Keys keys_{"t"};
   std::filesystem::path dir_;
-  std::unique_ptr<ChildProcess> agent_;
+  std::unique_ptr<testing::AgentProcess> agent_;
 };
 
 TEST_F(AgentTest, RegistersItsHostRunsWhatIsAssignedAndStopsWhatIsNot) {
@@ -143,30 +149,100 @@ TEST_F(AgentTest, AHostThatVanishesTakesItsKeysWithItsLease) {
       [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
       << agent_->output_now();
   const int pid = reported("hello-1")->pid;
-  agent_->signal(SIGKILL);
-  agent_->wait_exit(5s);
+  agent_->kill_host();
   const auto killed = std::chrono::steady_clock::now();
-  // Its instances die with it (its guardian), and within the TTL + a second its keys are gone.
-  EXPECT_TRUE(testing::all_gone_within({pid}, 5s));
+  // Within the TTL + a second its keys are gone.
   ASSERT_TRUE(SyncEtcd::eventually(
       [&] { return sync_.list(keys_.hosts()).empty() && sync_.list(keys_.instances()).empty(); },
       5s));
   EXPECT_LT(std::chrono::steady_clock::now() - killed, 3s);
+  EXPECT_TRUE(testing::all_gone_within({pid}, 5s));
   // The assignment is the leader's: it stays.
   EXPECT_TRUE(sync_.get(keys_.assignment("h1", "hello-1")).has_value());
 }
 
-TEST_F(AgentTest, SigtermLeavesAtOnce) {
+TEST_F(AgentTest, ARestartedAgentKeepsItsInstancesItsLeaseAndItsKeys) {
+  start_agent("5s");
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+      << agent_->output_now();
+  const auto before = *reported("hello-1");
+  const auto key_before = *sync_.key(keys_.instance("h1", "hello-1"));
+  const auto host_before = *sync_.key(keys_.host("h1"));
+
+  agent_->signal(SIGTERM);
+  EXPECT_EQ(agent_->wait_exit(10s), std::optional<int>(0)) << agent_->output_now();
+  EXPECT_EQ(::kill(before.pid, 0), 0) << "the instance outlived its agent";
+  ASSERT_TRUE(testing::fetch(before.port, "GET", "/hello").has_value());
+  EXPECT_TRUE(sync_.get(keys_.host("h1")).has_value()) << "the lease was not revoked";
+
+  start_agent("5s");
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] {
+        const auto h = sync_.get(keys_.host("h1"));
+        const auto info = h ? host_from_json(boost::json::parse(*h)) : std::nullopt;
+        return info && info->agent_pid == agent_->pid();
+      },
+      10s))
+      << agent_->output_now();
+  const auto after = *reported("hello-1");
+  EXPECT_EQ(after.pid, before.pid) << "adopted, not restarted";
+  EXPECT_EQ(after.port, before.port);
+  EXPECT_EQ(after.state, registry::State::kReady);
+  // The same lease and the same keys: nobody following etcd saw the host or its instance go.
+  EXPECT_EQ(sync_.key(keys_.host("h1"))->lease, host_before.lease);
+  const auto key_after = *sync_.key(keys_.instance("h1", "hello-1"));
+  EXPECT_EQ(key_after.create_revision, key_before.create_revision);
+  EXPECT_EQ(key_after.lease, key_before.lease);
+  EXPECT_NE(agent_->output_now().find("adopted hello-1 (pid " + std::to_string(before.pid)),
+            std::string::npos)
+      << agent_->output_now();
+  // Its output is read on (the probe's GETs make hello write nothing: ask it for a line).
+  const auto answer = testing::fetch(before.port, "GET", "/hello");
+  ASSERT_TRUE(answer.has_value());
+
+  // The adopted instance is the agent's own: unassigned, it stops.
+  ASSERT_TRUE(sync_.remove(keys_.assignment("h1", "hello-1")));
+  EXPECT_TRUE(SyncEtcd::eventually([&] { return !reported("hello-1").has_value(); }, 10s));
+  EXPECT_TRUE(testing::all_gone_within({before.pid}, 5s));
+}
+
+TEST_F(AgentTest, AnAgentKilledAndStartedAgainAdoptsItsInstancesUnderANewLease) {
+  start_agent("2s");
+  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+      << agent_->output_now();
+  const int pid = reported("hello-1")->pid;
+  agent_->signal(SIGKILL);
+  agent_->wait_exit(5s);
+  // Past the TTL: the lease lapsed and the keys went, but the instance runs on.
+  ASSERT_TRUE(SyncEtcd::eventually([&] { return sync_.list(keys_.instances()).empty(); }, 5s));
+  EXPECT_EQ(::kill(pid, 0), 0);
+  start_agent("2s");
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+      << agent_->output_now();
+  EXPECT_EQ(reported("hello-1")->pid, pid);
+  EXPECT_NE(agent_->output_now().find("registering anew"), std::string::npos)
+      << agent_->output_now();
+}
+
+TEST_F(AgentTest, SigintLeavesAtOnceAndStopsItsInstances) {
   start_agent("10s");
   ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
   ASSERT_TRUE(SyncEtcd::eventually(
       [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
       << agent_->output_now();
-  agent_->signal(SIGTERM);
+  const int pid = reported("hello-1")->pid;
+  agent_->signal(SIGINT);
   EXPECT_EQ(agent_->wait_exit(10s), std::optional<int>(0)) << agent_->output_now();
   // Revoked, not left to lapse: gone well before the 10 s TTL.
   EXPECT_TRUE(sync_.list(keys_.hosts()).empty());
   EXPECT_TRUE(sync_.list(keys_.instances()).empty());
+  EXPECT_TRUE(testing::all_gone_within({pid}, 5s));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "agent.json")) << "nothing left to adopt";
 }
 
 TEST_F(AgentTest, TheCliSaysWhatToDoWhenNoServerLeads) {

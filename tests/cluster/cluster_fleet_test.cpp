@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "agent_process.hpp"
 #include "etcd.hpp"
 #include "process.hpp"
 #include "raw_client.hpp"
@@ -51,10 +52,11 @@ class ClusterFleet : public ::testing::Test {
 
   void start_agent(const std::string& name) {
     std::filesystem::create_directories(dir_ / name);
-    agents_[name] = std::make_unique<ChildProcess>(std::vector<std::string>{
-        testing::bin_dir() + "/squadron", "agent", "--etcd", etcd_.endpoint(0), "--fleet", "t",
-        "--name", name, "--address", "127.0.0.1", "--ttl", "2s", "--state-dir",
-        (dir_ / name).string()});
+    agents_[name] = std::make_unique<testing::AgentProcess>(
+        std::vector<std::string>{testing::bin_dir() + "/squadron", "agent", "--etcd",
+                                 etcd_.endpoint(0), "--fleet", "t", "--name", name, "--address",
+                                 "127.0.0.1", "--ttl", "2s", "--state-dir", (dir_ / name).string()},
+        dir_ / name);
   }
 
   void start_server(const std::string& yaml) {
@@ -105,7 +107,7 @@ class ClusterFleet : public ::testing::Test {
 
   testing::EtcdCluster etcd_{1};
   std::filesystem::path dir_;
-  std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
+  std::map<std::string, std::unique_ptr<testing::AgentProcess>> agents_;
   boost::asio::io_context io_;
   core::SystemClock clock_;
   registry::MemoryRegistry reg_{io_.get_executor()};
@@ -147,7 +149,7 @@ TEST_F(ClusterFleet, SpreadsReplicasOverHostsAndPlacesAgainWhatALostHostRan) {
     EXPECT_EQ(r->body, "Hello World!");
   }
 
-  agents_["h2"]->signal(SIGKILL);
+  agents_["h2"]->kill_host();
   const auto killed = Clock::now();
   ASSERT_TRUE(run_until(
       [&] {

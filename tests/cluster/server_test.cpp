@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "agent_process.hpp"
 #include "etcd.hpp"
 #include "process.hpp"
 #include "raw_client.hpp"
@@ -48,32 +49,10 @@ services:
 )",
                                                          etcd_.endpoint(0), testing::bin_dir());
     for (const auto* s : {"s1", "s2"}) ports_[s] = testing::free_port();
-    const std::string control = fmt::format("http://127.0.0.1:{}", ports_["s1"]);
-    const std::string standby = fmt::format("http://127.0.0.1:{}", ports_["s2"]);
     for (const auto* h : {"h1", "h2"}) {
       std::filesystem::create_directories(dir_ / h);
       gateways_[h] = testing::free_port();
-      agents_[h] =
-          std::make_unique<ChildProcess>(std::vector<std::string>{testing::bin_dir() + "/squadron",
-                                                                  "agent",
-                                                                  "--etcd",
-                                                                  etcd_.endpoint(0),
-                                                                  "--fleet",
-                                                                  "t",
-                                                                  "--name",
-                                                                  h,
-                                                                  "--address",
-                                                                  "127.0.0.1",
-                                                                  "--ttl",
-                                                                  "2s",
-                                                                  "--state-dir",
-                                                                  (dir_ / h).string(),
-                                                                  "--gateway",
-                                                                  std::to_string(gateways_[h]),
-                                                                  "--control",
-                                                                  control,
-                                                                  "--control",
-                                                                  standby});
+      start_agent(h);
     }
     ASSERT_TRUE(
         SyncEtcd::eventually([&] { return sync_.list("/squadron/t/hosts/").size() == 2; }, 10s));
@@ -84,6 +63,35 @@ services:
     agents_.clear();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+  }
+
+  // Starts host `h`'s agent with its gateway; an agent before it hands its instances over.
+  void start_agent(const std::string& h) {
+    if (agents_[h]) agents_[h]->hand_over();
+    const std::string control = fmt::format("http://127.0.0.1:{}", ports_["s1"]);
+    const std::string standby = fmt::format("http://127.0.0.1:{}", ports_["s2"]);
+    agents_[h] = std::make_unique<testing::AgentProcess>(
+        std::vector<std::string>{testing::bin_dir() + "/squadron",
+                                 "agent",
+                                 "--etcd",
+                                 etcd_.endpoint(0),
+                                 "--fleet",
+                                 "t",
+                                 "--name",
+                                 h,
+                                 "--address",
+                                 "127.0.0.1",
+                                 "--ttl",
+                                 "2s",
+                                 "--state-dir",
+                                 (dir_ / h).string(),
+                                 "--gateway",
+                                 std::to_string(gateways_[h]),
+                                 "--control",
+                                 control,
+                                 "--control",
+                                 standby},
+        dir_ / h);
   }
 
   void start_server(const std::string& name) {
@@ -162,7 +170,7 @@ services:
   testing::EtcdCluster etcd_{1};
   SyncEtcd sync_{etcd_};
   std::filesystem::path dir_;
-  std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
+  std::map<std::string, std::unique_ptr<testing::AgentProcess>> agents_;
   std::map<std::string, std::unique_ptr<ChildProcess>> servers_;
   std::map<std::string, std::uint16_t> ports_;
   std::map<std::string, std::uint16_t> gateways_;  // each host's gateway
@@ -231,6 +239,41 @@ TEST_F(ServerTest, EveryHostsGatewayAnswersEveryRouteAndKeepsDoingSoWhenTheLeade
   }
   EXPECT_EQ(failed, 0) << "of " << total;
   EXPECT_GT(total, 100);
+}
+
+TEST_F(ServerTest, AnAgentRestartedKeepsItsInstancesAndNoGetFails) {
+  const auto lead = leader_with_ready(4);
+  ASSERT_TRUE(lead) << logs();
+  auto answers = [&](const std::string& host) {
+    const auto r = testing::fetch(gateways_[host], "GET", "/hello");
+    return r && r->status == 200 && r->body == "Hello World!";
+  };
+  for (const auto* h : {"h1", "h2"})
+    ASSERT_TRUE(SyncEtcd::eventually([&] { return answers(h); }, 10s)) << h << logs();
+  const auto before = pids(*lead);
+  // h1's agent SIGTERMed and started again while both hosts' gateways are asked all along (h1's
+  // gateway too: it is one of the instances the agent leaves running and adopts).
+  agents_["h1"]->signal(SIGTERM);
+  int failed = 0, total = 0;
+  bool restarted = false;
+  const auto start = Clock::now();
+  while (Clock::now() < start + 3s) {
+    if (!restarted && Clock::now() > start + 500ms) {
+      ASSERT_EQ(agents_["h1"]->wait_exit(5s), std::optional<int>(0)) << logs();
+      start_agent("h1");
+      restarted = true;
+    }
+    for (const auto* h : {"h1", "h2"}) {
+      ++total;
+      if (!answers(h)) ++failed;
+    }
+  }
+  EXPECT_EQ(failed, 0) << "of " << total;
+  EXPECT_GT(total, 100);
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] { return agents_["h1"]->output_now().find("kept the lease") != std::string::npos; }, 5s))
+      << logs();
+  EXPECT_EQ(pids(*lead), before) << "no instance restarted";
 }
 
 TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestartingNothing) {

@@ -63,6 +63,12 @@ class SyncEtcd final {
     if (r.has_error() || r->kvs.empty()) return std::nullopt;
     return r->kvs[0].value;
   }
+  // The key with its revisions and lease, if it exists.
+  std::optional<cluster::KeyValue> key(const std::string& key) {
+    auto r = run_to_end(io_, client_.get(key));
+    if (r.has_error() || r->kvs.empty()) return std::nullopt;
+    return r->kvs[0];
+  }
   bool put(const std::string& key, const std::string& value) {
     return !run_to_end(io_, client_.put(key, value)).has_error();
   }

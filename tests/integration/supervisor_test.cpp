@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <signal.h>
 
 #include <boost/asio/io_context.hpp>
@@ -283,10 +284,14 @@ struct RecordingIsolation final : Isolation {
     std::ofstream(procs, std::ios::app).close();
     return std::vector<std::filesystem::path>{procs};
   }
+  bool adopt(const std::string& id, const InstanceSpec&) override {
+    adopted.push_back(id);
+    return true;
+  }
   void kill(const std::string& id) override { killed.push_back(id); }
   std::optional<Usage> usage(const std::string&) const override { return std::nullopt; }
   void release(const std::string& id) override { released.push_back(id); }
-  std::vector<std::string> killed;
+  std::vector<std::string> killed, adopted;
 };
 
 TEST_F(SupervisorTest, EveryStartJoinsThePlaceItsIsolationMadeAndItGoesWithTheInstance) {
@@ -395,6 +400,85 @@ TEST_F(SupervisorTest, AnInstanceRunsAsTheUserItIsGiven) {
   EXPECT_EQ(gid, "65534");
   sup_.stop(id);
   ASSERT_TRUE(run_until([&] { return !sup_.status(id); }, 10s));
+  std::filesystem::remove_all(dir);
+}
+
+// An agent's restart (cluster/agent.hpp): instances of a detachable supervisor outlive it, and
+// the next one adopts them as they are — same pids, still ready, their output (written while
+// no supervisor read it) read on from their pipes; stopped, and restarted by their policy, as
+// its own.
+TEST_F(SupervisorTest, ADetachedInstanceOutlivesItsSupervisorAndTheNextOneAdoptsIt) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("squadron-fifos-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto first = std::make_unique<Supervisor>(io_, launcher_, clock_);
+  first->set_detachable(dir);
+  const auto web = first->add(hello());
+  auto ticking = script("ticker", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.02; done");
+  ticking.ready.none = true;
+  const auto ticker = first->add(ticking);
+  auto ready = [&](Supervisor& s, const std::string& id) {
+    const auto st = s.status(id);
+    return st && st->state == InstanceState::kReady;
+  };
+  ASSERT_TRUE(run_until([&] { return ready(*first, web) && first->logs(ticker, 5).size() >= 3; }));
+  auto held = first->held();
+  ASSERT_EQ(held.size(), 2u);
+  std::map<std::string, Supervisor::Held> by_id;
+  for (const auto& h : held) by_id[h.spec.id] = h;
+  const pid_t web_pid = by_id.at(web).status.pid;
+  const pid_t ticker_pid = by_id.at(ticker).status.pid;
+  struct Reaper {  // should the test fail before they are adopted: nothing is left running
+    std::vector<pid_t> pids;
+    ~Reaper() {
+      for (pid_t p : pids) ::kill(-p, SIGKILL);
+    }
+  } reaper{{web_pid, ticker_pid}};
+  const std::string last_seen = first->logs(ticker, 1).front();  // "tick N"
+  first->detach();
+  first.reset();
+  run_until([] { return false; }, 300ms);  // the first one's loops wind down; ticks pile up
+
+  EXPECT_EQ(::kill(web_pid, 0), 0) << "it outlived its supervisor";
+  auto answer = testing::fetch(by_id.at(web).status.port, "GET", "/hello");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->body, "Hello World!");
+
+  sup_.set_detachable(dir);
+  auto stale = by_id.at(ticker);
+  stale.start_ticks += 1;  // as if its pid now were another process's
+  EXPECT_FALSE(sup_.adopt(stale));
+  ASSERT_TRUE(sup_.adopt(by_id.at(web)));
+  ASSERT_TRUE(sup_.adopt(by_id.at(ticker)));
+  EXPECT_FALSE(sup_.adopt(by_id.at(web))) << "an id already supervised";
+  EXPECT_EQ(state(web), InstanceState::kReady) << "adopted as it was, never 'starting'";
+  EXPECT_EQ(sup_.status(web)->pid, web_pid);
+  EXPECT_EQ(sup_.status(web)->port, by_id.at(web).status.port);
+
+  // Its output goes on where the first supervisor stopped reading: no line lost meanwhile.
+  const int last = std::stoi(last_seen.substr(5));
+  auto has_tick = [&](int n) {
+    const auto lines = sup_.logs(ticker, 1000);
+    return std::find(lines.begin(), lines.end(), "tick " + std::to_string(n)) != lines.end();
+  };
+  ASSERT_TRUE(run_until([&] { return has_tick(last + 20); })) << last_seen;
+  for (int n = last + 1; n <= last + 20; ++n) EXPECT_TRUE(has_tick(n)) << n;
+
+  // Its exit (a process that is not the supervisor's child) is seen, and its policy restarts it.
+  ::kill(ticker_pid, SIGKILL);
+  ASSERT_TRUE(run_until([&] {
+    const auto st = sup_.status(ticker);
+    return st && st->pid > 0 && st->pid != ticker_pid;
+  }));
+  EXPECT_EQ(sup_.status(ticker)->restarts, 1);
+
+  // Stopped as its own: gone, process and all.
+  std::vector<std::string> removed;
+  hooks_.remove = [&](const std::string& id) { removed.push_back(id); };
+  sup_.stop(web);
+  ASSERT_TRUE(run_until([&] { return !removed.empty(); }));
+  EXPECT_EQ(removed.front(), web);
+  EXPECT_TRUE(run_until([&] { return ::kill(web_pid, 0) != 0; }, 5s));
   std::filesystem::remove_all(dir);
 }
 

@@ -20,7 +20,7 @@ bool process_gone(pid_t pid);
 // Polls process_gone() for every pid until all are gone or `timeout` passes.
 bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout);
 
-class ChildProcess final {
+class ChildProcess {
  public:
   // Starts `argv[0]` (a path) with `argv` and extra `env` ("K=V") on top of this environment.
   ChildProcess(std::vector<std::string> argv, std::vector<std::string> env = {});
