@@ -103,7 +103,8 @@ std::optional<AgentState> parse_agent_state(std::string_view text, std::string& 
     const auto pid = number(i, "pid", 1, INT32_MAX);
     const auto port = number(i, "port", 0, 65535);
     const auto restarts = number(i, "restarts", 0, INT32_MAX);
-    const auto started = number(i, "started_at_ms", 0, INT64_MAX);
+    // (Up to the year 2255: system_clock counts nanoseconds in 64 bits, up to 2262.)
+    const auto started = number(i, "started_at_ms", 0, 9000000000000);
     const auto ticks = number(i, "start_ticks", 0, INT64_MAX);
     const auto* state = i.if_contains("state");
     std::optional<sv::InstanceState> st;

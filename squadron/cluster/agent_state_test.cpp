@@ -72,6 +72,10 @@ TEST(AgentState, BadTextSaysWhatIsWrong) {
   std::string error;
   EXPECT_FALSE(parse_agent_state(bad, error));
   EXPECT_NE(error.find("instances[0]: expected pid, port, state"), std::string::npos) << error;
+  // A start time past what a system_clock time point holds (found by agent_state_fuzz).
+  auto late = agent_state_text({.lease = 1, .instances = {held("a", 5)}});
+  late.replace(late.find("\"started_at_ms\":1700000"), 23, "\"started_at_ms\":11700000000000");
+  EXPECT_FALSE(parse_agent_state(late, error)) << late;
 }
 
 TEST(AgentState, IsSavedWholeAndForItsOwnerOnly) {

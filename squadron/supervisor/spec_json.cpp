@@ -8,6 +8,27 @@ namespace squadron::supervisor {
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
+// (Defined here, beside the other JSON forms, so that parsers link without the supervisor.)
+std::string_view to_string(InstanceState s) noexcept {
+  switch (s) {
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kReady:
+      return "ready";
+    case InstanceState::kDraining:
+      return "draining";
+    case InstanceState::kStopping:
+      return "stopping";
+    case InstanceState::kBackoff:
+      return "backoff";
+    case InstanceState::kFailed:
+      return "failed";
+    case InstanceState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
 namespace {
 
 constexpr std::string_view kRestart[] = {"always", "on-failure", "never"};

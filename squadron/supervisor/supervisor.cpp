@@ -44,26 +44,6 @@ using asio::experimental::awaitable_operators::operator||;
 using tcp = asio::ip::tcp;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
-std::string_view to_string(InstanceState s) noexcept {
-  switch (s) {
-    case InstanceState::kStarting:
-      return "starting";
-    case InstanceState::kReady:
-      return "ready";
-    case InstanceState::kDraining:
-      return "draining";
-    case InstanceState::kStopping:
-      return "stopping";
-    case InstanceState::kBackoff:
-      return "backoff";
-    case InstanceState::kFailed:
-      return "failed";
-    case InstanceState::kStopped:
-      return "stopped";
-  }
-  return "unknown";
-}
-
 namespace {
 
 constexpr std::size_t kRingLines = 1000;
