@@ -318,9 +318,31 @@ function renderFleet() {
       el("th", {}, "Requests/s, last 3 min"), el("th", {}, "Autoscaler"), el("th", {}, "Actions"))),
     el("tbody", {}, rows));
   keepFocus(() => {
-    $("#view").replaceChildren(table,
+    $("#view").replaceChildren(table, ...(f.hosts ? [hostsSection(f.hosts)] : []),
       el("section", {}, el("h2", {}, "Recent events"), eventsTable(null)));
   });
+}
+
+// A cluster's hosts (the fleet's "hosts"; absent on one machine): up or lost, what runs there.
+function hostsSection(hosts) {
+  const rows = hosts.map((h) => {
+    const lost = h.state !== "up";
+    const since = lost && h.lost_at_ms ? ` ${Math.max(0, Math.round((Date.now() - h.lost_at_ms) / 1000))} s ago` : "";
+    return el("tr", { "data-host": h.name, "data-state": h.state },
+      el("td", {}, h.name),
+      el("td", { class: "muted" }, h.address),
+      el("td", {}, el("span", { class: "pill " + (lost ? "bad" : "ok") }, lost ? "lost" + since : "up")),
+      el("td", { class: "num", "data-instances": h.instances }, String(h.instances)),
+      el("td", { class: "num" }, h.memory_requested_bytes ? bytes(h.memory_requested_bytes) + " / " + bytes(h.memory_bytes) : bytes(h.memory_bytes)),
+      el("td", { class: "num" }, String(h.cores)),
+      el("td", { class: "muted" }, Object.entries(h.labels || {}).map(([k, v]) => `${k}=${v}`).join(" ") || "–"));
+  });
+  return el("section", {}, el("h2", {}, "Hosts"),
+    el("table", { id: "hosts" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Host"), el("th", {}, "Address"), el("th", {}, "State"),
+        el("th", { class: "num" }, "Instances"), el("th", { class: "num" }, "Memory (requested / host)"),
+        el("th", { class: "num" }, "Cores"), el("th", {}, "Labels"))),
+      el("tbody", {}, rows)));
 }
 
 function renderService(name) {
@@ -332,8 +354,10 @@ function renderService(name) {
   const message = messageFor(name);
   const envInput = el("input", { placeholder: "NAME=value", "aria-label": "environment change", id: "deploy-env" });
   const base = `/api/v1/services/${encodeURIComponent(name)}`;
+  const clustered = (d.instance_list || []).some((i) => i.node);  // a cluster: where each runs
   const instances = (d.instance_list || []).map((i) => el("tr", { "data-instance": i.id },
     el("td", {}, i.id), el("td", { class: "state-" + i.state }, i.state),
+    ...(clustered ? [el("td", { "data-node": i.node || "" }, i.node || "–")] : []),
     el("td", { class: "num" }, i.pid), el("td", { class: "num" }, i.port),
     el("td", { class: "num" }, i.restarts), el("td", { class: "num" }, i.uptime_s + " s"),
     el("td", { class: "num", title: i.oom_kills ? `${i.oom_kills} OOM kills` : "" }, memoryText(i)),
@@ -368,7 +392,7 @@ function renderService(name) {
         el("div", {}, el("h3", {}, "p99 latency, ms"), el("canvas", { class: "chart", "data-chart": "p99_ms", width: 400, height: 120 })),
         el("div", {}, el("h3", {}, "Errors, %"), el("canvas", { class: "chart", "data-chart": "error_rate", width: 400, height: 120 }))),
       el("section", {}, el("h2", {}, "Instances"), el("table", { id: "instances" },
-        el("thead", {}, el("tr", {}, ...["Instance", "State", "PID", "Port", "Restarts", "Uptime", "Memory", "CPU", "Revision", "Last exit"]
+        el("thead", {}, el("tr", {}, ...["Instance", "State", ...(clustered ? ["Host"] : []), "PID", "Port", "Restarts", "Uptime", "Memory", "CPU", "Revision", "Last exit"]
           .map((h) => el("th", {}, h)))), el("tbody", {}, instances))),
       el("section", {}, el("h2", {}, "Revisions"), el("table", { id: "history" }, el("tbody", {}, history))),
       el("section", {}, el("h2", {}, "Events"), eventsTable(name)),

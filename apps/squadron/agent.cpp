@@ -18,6 +18,7 @@
 #include "squadron/cluster/etcd_client.hpp"
 #include "squadron/cluster/host.hpp"
 #include "squadron/cluster/keys.hpp"
+#include "squadron/control/manifest.hpp"
 #include "squadron/core/clock.hpp"
 #include "squadron/core/duration.hpp"
 #include "squadron/supervisor/cgroups.hpp"
@@ -142,6 +143,8 @@ int run_agent(const AgentCliOptions& o) {
   sup.set_secrets_dir(secrets);
   sup.log_to(dir / "logs");
   sup.set_detachable(fifos);
+  // Instances listen on the host's address, where other hosts' gateways reach them.
+  sup.set_instance_address(boost::asio::ip::make_address(o.address));
 
   etcd_options.request_timeout = std::chrono::milliseconds(1500);
   cluster::EtcdClient etcd(io.get_executor(), etcd_options);
@@ -190,6 +193,12 @@ int run_agent(const AgentCliOptions& o) {
                       std::to_string(o.gateway_port),
                       "--threads",
                       "1"};
+    // Every service's loopback port (control::cluster_service_ports): SQUADRON_<NAME>_URL names
+    // this gateway wherever an instance runs; a port no service has answers 404.
+    for (std::uint16_t k = 0; k < control::kClusterServicePorts; ++k) {
+      gw.launch.argv.push_back("--spare");
+      gw.launch.argv.push_back(std::to_string(control::kClusterServicePortBase + k));
+    }
     gw.port = static_cast<std::uint16_t>(o.gateway_port);
     gw.stop_grace = std::chrono::seconds(5);
     gw.ready.none = true;  // it listens on --address, which a probe of 127.0.0.1 would miss

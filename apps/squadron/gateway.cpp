@@ -169,9 +169,17 @@ int run_gateway(const GatewayOptions& options) {
   }
   for (const int spare : options.spares) {
     if (auto ec = add_listener(next_fd, static_cast<std::uint16_t>(spare))) {
-      std::fprintf(stderr, "squadron gateway: cannot listen on 127.0.0.1:%d: %s\n", spare,
-                   ec.message().c_str());
-      return 1;
+      if (options.listen_fds) {  // the fleet's own, handed over: it must be there
+        std::fprintf(stderr, "squadron gateway: cannot listen on 127.0.0.1:%d: %s\n", spare,
+                     ec.message().c_str());
+        return 1;
+      }
+      // A cluster host's service port (control::cluster_service_ports) that something else
+      // holds: the service it may name is not reached by its URL here; the rest work.
+      std::fprintf(stderr,
+                   "squadron gateway: cannot listen on 127.0.0.1:%d (%s): a service whose "
+                   "SQUADRON_<NAME>_URL names it is not reached through this gateway\n",
+                   spare, ec.message().c_str());
     }
   }
   proxy.set_front_port(server.port());

@@ -29,6 +29,30 @@
 
 namespace squadron::apps {
 namespace {
+
+// The cluster's hosts as the API shows them (GET /api/v1/hosts, the dashboard's hosts view).
+boost::json::array hosts_json(const std::vector<cluster::ClusterRunner::Host>& hosts) {
+  boost::json::array out;
+  for (const auto& h : hosts) {
+    boost::json::object labels;
+    for (const auto& [k, v] : h.info.labels) labels[k] = v;
+    boost::json::object o{{"name", h.info.name},
+                          {"address", h.info.address},
+                          {"labels", std::move(labels)},
+                          {"cores", h.info.cores},
+                          {"memory_bytes", h.info.memory_bytes},
+                          {"state", h.up ? "up" : "lost"},
+                          {"instances", h.instances},
+                          {"memory_requested_bytes", h.memory_requested}};
+    if (!h.up) {
+      o["lost_at_ms"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(h.lost_at.time_since_epoch())
+              .count();
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
 using namespace std::chrono_literals;
 
 int fail(const std::string& what) {
@@ -42,7 +66,8 @@ class ServerRuntime final : public http::Handler {
  public:
   ServerRuntime(const control::Manifest& m, const ServerOptions& o, http::ServerConfig config,
                 cluster::EtcdOptions etcd_options, std::string url, std::string token)
-      : manifest_(m),
+      : manifest_(with_service_urls(m)),
+        service_ports_(control::cluster_service_ports(m)),
         name_(o.name),
         token_(std::move(token)),
         server_(std::move(config), *this),
@@ -180,10 +205,14 @@ class ServerRuntime final : public http::Handler {
     fleet_ = std::make_unique<control::Fleet>(
         server_.main_context(), runner_, reg_, clock_, manifest_, options,
         control::FleetCollaborators{store_.get(), nullptr, nullptr, nullptr});
+    // Every host's gateway listens on each service's port (its SQUADRON_<NAME>_URL): named in
+    // the watch, so that a request there reaches the service from any host.
+    for (const auto& [service, port] : service_ports_) fleet_->set_discovery_port(service, port);
     // The registry holds what runs before anyone can ask: a gateway's watch carried over from
     // the last term is answered at once (start_after), and must not see an empty fleet.
     runner_.tell_observer();
     api_ = std::make_unique<control::ControlApi>(*fleet_, reg_, token_, [this] { stop(); });
+    api_->hosts = [this] { return hosts_json(runner_.hosts()); };
     fleet_->start();
     say(fmt::format("running fleet {} over {} host(s)", manifest_.name, runner_.hosts().size()));
   }
@@ -202,7 +231,15 @@ class ServerRuntime final : public http::Handler {
     });
   }
 
+  // `m` with SQUADRON_<NAME>_URL, _HOST, _PORT, _ADDR naming each service on the host's own
+  // gateway (control::cluster_service_ports).
+  static control::Manifest with_service_urls(control::Manifest m) {
+    control::add_service_urls(m, control::cluster_service_ports(m));
+    return m;
+  }
+
   control::Manifest manifest_;
+  std::vector<std::pair<std::string, std::uint16_t>> service_ports_;
   std::string name_;
   std::string token_;
   http::Server server_;

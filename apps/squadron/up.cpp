@@ -233,17 +233,9 @@ using InternalPorts = std::vector<Internal>;
 // Adds SQUADRON_<NAME>_URL (tcp:// for protocol: tcp), _HOST, _PORT and _ADDR for each of
 // `internal` to every service of `m`.
 void add_service_urls(control::Manifest& m, const InternalPorts& internal) {
-  for (const auto& i : internal) {
-    // The URL, and its parts for programs that take a host and a port (compose's habit).
-    const std::string port = std::to_string(i.port), addr = "127.0.0.1:" + port;
-    const std::string url = fmt::format("{}://{}", control::url_scheme(m, i.service), addr);
-    for (auto& s : m.services) {
-      s.env[control::discovery_variable(i.service, "URL")] = url;
-      s.env[control::discovery_variable(i.service, "HOST")] = "127.0.0.1";
-      s.env[control::discovery_variable(i.service, "PORT")] = port;
-      s.env[control::discovery_variable(i.service, "ADDR")] = addr;
-    }
-  }
+  std::vector<std::pair<std::string, std::uint16_t>> ports;
+  for (const auto& i : internal) ports.emplace_back(i.service, i.port);
+  control::add_service_urls(m, ports);
 }
 
 // The gateway's listeners that pass TCP through: those of `internal` whose service in `m` has

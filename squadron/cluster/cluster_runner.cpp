@@ -152,6 +152,7 @@ void ClusterRunner::on_host(const std::string& name, const std::string* value) {
   }
   const bool joined = hosts_.count(name) == 0;
   hosts_[name] = *info;
+  lost_.erase(name);
   if (joined) {
     say(fmt::format("host {} ({}) is up: {} cores, {} MiB", name, info->address, info->cores,
                     info->memory_bytes >> 20));
@@ -161,6 +162,8 @@ void ClusterRunner::on_host(const std::string& name, const std::string* value) {
 }
 
 void ClusterRunner::lose_host(const std::string& name) {
+  if (auto it = hosts_.find(name); it != hosts_.end())
+    lost_[name] = {it->second, std::chrono::system_clock::now()};
   hosts_.erase(name);
   std::vector<std::string> ids;
   for (const auto& [id, e] : entries_)
@@ -380,10 +383,17 @@ std::vector<std::string> ClusterRunner::logs(const std::string& id, std::size_t)
 std::vector<ClusterRunner::Host> ClusterRunner::hosts() const {
   std::vector<Host> out;
   for (const auto& [name, info] : hosts_) {
-    Host h{info, true, 0};
-    for (const auto& [id, e] : entries_) h.instances += e.host == name ? 1 : 0;
+    Host h{info, true, {}, 0, 0};
+    for (const auto& [id, e] : entries_) {
+      if (e.host != name) continue;
+      ++h.instances;
+      h.memory_requested += e.assignment.spec.resources.memory_bytes.value_or(0);
+    }
     out.push_back(std::move(h));
   }
+  for (const auto& [name, lost] : lost_) out.push_back({lost.first, false, lost.second, 0, 0});
+  std::sort(out.begin(), out.end(),
+            [](const Host& a, const Host& b) { return a.info.name < b.info.name; });
   return out;
 }
 

@@ -85,11 +85,14 @@ class ClusterRunner final : public supervisor::Runner {
   // Writes `key` (empty `value`: deletes it), fenced by the election, after the writes before it.
   void write_fenced(std::string key, std::string value);
 
-  // The hosts as last read: each with its instances' count.
+  // The hosts as last read, and those lost since this server leads (until they come back): each
+  // with its instances' count and the memory their services request.
   struct Host {
     HostInfo info;
     bool up = true;
+    std::chrono::system_clock::time_point lost_at{};  // when it was lost (not up)
     std::size_t instances = 0;
+    std::uint64_t memory_requested = 0;
   };
   std::vector<Host> hosts() const;
 
@@ -129,6 +132,7 @@ class ClusterRunner final : public supervisor::Runner {
   bool stopped_ = false;
   bool synced_ = false;
   std::map<std::string, HostInfo> hosts_;
+  std::map<std::string, std::pair<HostInfo, std::chrono::system_clock::time_point>> lost_;
   std::map<std::string, Entry> entries_;          // by instance id
   std::map<std::string, std::string> last_host_;  // service -> the host of its last instance
   std::map<std::string, long> next_number_;       // service -> highest instance number seen

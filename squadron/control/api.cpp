@@ -46,6 +46,7 @@ enum ControlApi::Route : std::size_t {
   kDashboard,
   kAsset,
   kPrometheus,
+  kHosts,
 };
 
 namespace {
@@ -145,6 +146,7 @@ ControlApi::ControlApi(Fleet& fleet, registry::Registry& registry, std::string t
       {"GET", "/"},
       {"GET", "/ui/{file}"},
       {"GET", "/metrics"},
+      {"GET", "/api/v1/hosts"},
   };
   for (std::size_t i = 0; i < std::size(routes); ++i) {
     const auto ec = router_.add(routes[i].first, routes[i].second, i);
@@ -344,7 +346,17 @@ bool ControlApi::handle(Request& req, Response& res, std::size_t) {
       if (traffic != nullptr) {
         o["gateway_metrics"] = fmt::format("http://127.0.0.1:{}/metrics", traffic->admin_port());
       }
+      if (hosts) o["hosts"] = hosts();
       res = Response::json(o);
+      return true;
+    }
+    case kHosts: {
+      if (!hosts) {
+        res = Response::problem(
+            404, "this fleet runs on one machine: hosts are a cluster's (a manifest's cluster:)");
+        return true;
+      }
+      res = Response::json(hosts());
       return true;
     }
     case kServices: {

@@ -51,6 +51,10 @@ class ControlApi final : public http::Handler {
   AutoscaleLoop* scaling = nullptr;
   // What each instance uses (rss_bytes, cpu_percent in its JSON; /metrics); may be nullptr.
   const UsageMonitor* usage = nullptr;
+  // A cluster's hosts (GET /api/v1/hosts, and "hosts" in GET /api/v1/fleet): name, address,
+  // labels, cores, memory_bytes, state ("up" or "lost"), lost_at_ms, instances,
+  // memory_requested_bytes. Empty: the fleet runs on one machine (404, and no "hosts").
+  std::function<boost::json::array()> hosts;
 
  private:
   enum Route : std::size_t;

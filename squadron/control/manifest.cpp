@@ -1410,6 +1410,41 @@ bool runs_gateway(const Manifest& m) {
                      [](const ServiceSpec& s) { return !s.routes.empty() || s.tcp; });
 }
 
+void add_service_urls(Manifest& m,
+                      const std::vector<std::pair<std::string, std::uint16_t>>& ports) {
+  for (const auto& [service, p] : ports) {
+    // The URL, and its parts for programs that take a host and a port (compose's habit).
+    const std::string port = std::to_string(p), addr = "127.0.0.1:" + port;
+    const std::string url = fmt::format("{}://{}", url_scheme(m, service), addr);
+    for (auto& s : m.services) {
+      s.env[discovery_variable(service, "URL")] = url;
+      s.env[discovery_variable(service, "HOST")] = "127.0.0.1";
+      s.env[discovery_variable(service, "PORT")] = port;
+      s.env[discovery_variable(service, "ADDR")] = addr;
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::uint16_t>> cluster_service_ports(const Manifest& m) {
+  std::vector<std::string> names;
+  for (const auto& s : m.services) names.push_back(s.name);
+  std::sort(names.begin(), names.end());
+  std::vector<bool> taken(kClusterServicePorts, false);
+  std::vector<std::pair<std::string, std::uint16_t>> out;
+  for (const auto& name : names) {
+    std::uint32_t h = 2166136261u;  // FNV-1a
+    for (const unsigned char c : name) h = (h ^ c) * 16777619u;
+    for (std::uint16_t k = 0; k < kClusterServicePorts; ++k) {
+      const auto slot = static_cast<std::uint16_t>((h + k) % kClusterServicePorts);
+      if (taken[slot]) continue;
+      taken[slot] = true;
+      out.emplace_back(name, static_cast<std::uint16_t>(kClusterServicePortBase + slot));
+      break;
+    }
+  }
+  return out;
+}
+
 std::string discovery_variable(std::string_view service, std::string_view part) {
   std::string name = "SQUADRON_";
   for (const char ch : service)

@@ -159,6 +159,19 @@ const char* url_scheme(const Manifest& m, std::string_view service);
 // Whether the fleet of `m` runs Squadron's gateway: when any service has routes or protocol: tcp.
 bool runs_gateway(const Manifest& m);
 
+// Gives every service of `m` SQUADRON_<NAME>_URL (tcp:// for protocol: tcp), _HOST, _PORT and
+// _ADDR for each service of `ports`: its address on the gateway's loopback listener `port`.
+void add_service_urls(Manifest& m, const std::vector<std::pair<std::string, std::uint16_t>>& ports);
+
+// A cluster's loopback ports for its services (every host's gateway listens on all of them, so
+// SQUADRON_<NAME>_URL names the host's own gateway wherever an instance runs): one of the
+// kClusterServicePorts ports from kClusterServicePortBase per service, chosen from its name (so
+// a service keeps its port when others come and go; a collision takes the next free one, in
+// name order). Services past the range get none.
+inline constexpr std::uint16_t kClusterServicePortBase = 41000;
+inline constexpr std::uint16_t kClusterServicePorts = 64;
+std::vector<std::pair<std::string, std::uint16_t>> cluster_service_ports(const Manifest& m);
+
 // One problem in a manifest: where, which key, what, and what to do.
 struct ManifestError {
   std::string file;

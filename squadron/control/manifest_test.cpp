@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -689,6 +690,45 @@ TEST(ManifestCluster, WithoutClusterTheFleetIsOneProcess) {
   const auto r = parse("services:\n  a: { command: [x] }\n");
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r.manifest->cluster.has_value());
+}
+
+TEST(ManifestCluster, EachServiceHasAPortOfItsOwnThatOtherServicesDoNotMove) {
+  const auto r = parse("services:\n  web: { command: [x] }\n  catalog: { command: [x] }\n");
+  ASSERT_TRUE(r.ok());
+  const auto ports = cluster_service_ports(*r.manifest);
+  ASSERT_EQ(ports.size(), 2u);
+  std::map<std::string, std::uint16_t> by_name(ports.begin(), ports.end());
+  EXPECT_NE(by_name.at("web"), by_name.at("catalog"));
+  for (const auto& [name, port] : ports) {
+    EXPECT_GE(port, kClusterServicePortBase) << name;
+    EXPECT_LT(port, kClusterServicePortBase + kClusterServicePorts) << name;
+  }
+  // Another service comes: the ports of the others stay (their instances' URLs stay true).
+  const auto more = parse(
+      "services:\n  web: { command: [x] }\n  catalog: { command: [x] }\n"
+      "  ratings: { command: [x] }\n");
+  ASSERT_TRUE(more.ok());
+  std::map<std::string, std::uint16_t> after;
+  for (const auto& [name, port] : cluster_service_ports(*more.manifest)) after[name] = port;
+  EXPECT_EQ(after.at("web"), by_name.at("web"));
+  EXPECT_EQ(after.at("catalog"), by_name.at("catalog"));
+  EXPECT_EQ(after.size(), 3u);
+  // 70 services: the 64 ports go to 64 of them, each once; the rest get none.
+  std::string many = "services:\n";
+  for (int i = 0; i < 70; ++i) many += "  s" + std::to_string(i) + ": { command: [x] }\n";
+  const auto full = parse(many);
+  ASSERT_TRUE(full.ok());
+  const auto given = cluster_service_ports(*full.manifest);
+  EXPECT_EQ(given.size(), kClusterServicePorts);
+  std::set<std::uint16_t> distinct;
+  for (const auto& [name, port] : given) distinct.insert(port);
+  EXPECT_EQ(distinct.size(), given.size());
+  // And the variables name them.
+  auto m = *r.manifest;
+  add_service_urls(m, ports);
+  EXPECT_EQ(m.services[0].env.at("SQUADRON_CATALOG_URL"),
+            "http://127.0.0.1:" + std::to_string(by_name.at("catalog")));
+  EXPECT_EQ(m.services[1].env.at("SQUADRON_WEB_PORT"), std::to_string(by_name.at("web")));
 }
 
 TEST(ManifestCluster, ReadsItsMembersTtlAndEachServicesPlacement) {

@@ -113,15 +113,14 @@ std::string describe_exit(int status) {
 // One probe within its timeout: a TCP connect, or (with a path) a GET whose status must be 2xx,
 // over the thread's connection pool; the connection is not kept (Connection: close), as the
 // kubelet's probes.
-asio::awaitable<bool> probe_once(std::uint16_t port, ProbeSpec probe) {
+asio::awaitable<bool> probe_once(asio::ip::address address, std::uint16_t port, ProbeSpec probe) {
   auto executor = co_await asio::this_coro::executor;
   if (probe.port != 0) port = probe.port;
   if (probe.path.empty()) {
     tcp::socket socket(executor);
     asio::steady_timer deadline(executor, probe.timeout);
     auto connected =
-        co_await (socket.async_connect({asio::ip::address_v4::loopback(), port}, kAwait) ||
-                  deadline.async_wait(kAwait));
+        co_await (socket.async_connect({address, port}, kAwait) || deadline.async_wait(kAwait));
     co_return connected.index() == 0 && !std::get<0>(std::get<0>(connected));
   }
   static constexpr std::pair<std::string_view, std::string_view> kFields[] = {
@@ -134,8 +133,8 @@ asio::awaitable<bool> probe_once(std::uint16_t port, ProbeSpec probe) {
   http::Response res;
   auto* io = executor.target<asio::io_context::executor_type>();
   if (io == nullptr) co_return false;
-  const auto x =
-      co_await http::ConnectionPool::of(io->context()).send("127.0.0.1", port, request, res);
+  const auto x = co_await http::ConnectionPool::of(io->context())
+                     .send(address.to_string(), port, request, res);
   co_return x.outcome == http::Outcome::kAnswered&& res.status >= 200 && res.status < 300;
 }
 
@@ -165,6 +164,8 @@ struct Supervisor::Instance : std::enable_shared_from_this<Instance> {
   std::filesystem::path secrets_dir() const {
     return sup->secrets_dir_.empty() ? std::filesystem::path{} : sup->secrets_dir_ / st.id;
   }
+  // Where it listens and is probed (HOST).
+  const asio::ip::address& address() const { return sup->instance_address_; }
   // The named pipe its output goes through when instances outlive the supervisor (empty: none).
   std::filesystem::path fifo() const {
     return sup->fifo_dir_.empty() ? std::filesystem::path{} : sup->fifo_dir_ / (st.id + ".out");
@@ -416,7 +417,7 @@ asio::awaitable<bool> probe(std::shared_ptr<Supervisor::Instance> self, std::uin
                             ProbeSpec spec) {
   if (spec.none) co_return true;
   if (!spec.command.empty()) co_return co_await exec_probe(std::move(self), std::move(spec));
-  co_return co_await probe_once(port, std::move(spec));
+  co_return co_await probe_once(self->address(), port, std::move(spec));
 }
 
 // Reaps the instance's process once it has exited. The rest of its group (a script's
@@ -589,7 +590,7 @@ asio::awaitable<void> run_instance(std::shared_ptr<Supervisor::Instance> self,
       if (!cannot) {
         LaunchSpec launch = spec.launch;
         launch.env["PORT"] = std::to_string(port);
-        launch.env["HOST"] = "127.0.0.1";
+        launch.env["HOST"] = self->address().to_string();
         launch.env["SQUADRON_SERVICE"] = spec.service;
         launch.env["SQUADRON_INSTANCE"] = st.id;
         launch.env["SQUADRON_REVISION"] = spec.revision;
@@ -806,6 +807,10 @@ void Supervisor::erase(const std::string& id) {
     all_stopped_ = nullptr;
     cb();
   }
+}
+
+void Supervisor::set_instance_address(const asio::ip::address& address) {
+  instance_address_ = address;
 }
 
 void Supervisor::set_detachable(std::filesystem::path fifo_dir) {

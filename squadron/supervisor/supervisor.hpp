@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 
 #include "squadron/core/clock.hpp"
 #include "squadron/supervisor/isolation.hpp"
@@ -161,6 +162,9 @@ class Supervisor final : public Runner {
   // supervisor). Default: none (an instance runs where the fleet runs).
   void set_isolation(Isolation* isolation) noexcept { isolation_ = isolation; }
 
+  // The address instances listen on (their HOST) and are probed at: a cluster host's own, so
+  // that other hosts' gateways reach them. Default: 127.0.0.1.
+  void set_instance_address(const boost::asio::ip::address& address);
   // Instances outlive the supervisor, so that a new one adopts them (a cluster agent's restart,
   // as Nomad's client re-attaches): no PR_SET_PDEATHSIG, and each one's stdout and stderr go
   // through a named pipe `fifo_dir`/<id>.out that it holds open too (launcher.hpp). Set it
@@ -211,6 +215,7 @@ class Supervisor final : public Runner {
   std::filesystem::path log_dir_;
   std::filesystem::path secrets_dir_;
   std::filesystem::path fifo_dir_;
+  boost::asio::ip::address instance_address_ = boost::asio::ip::address_v4::loopback();
   bool detached_ = false;
   std::size_t log_max_bytes_ = 0;
 };

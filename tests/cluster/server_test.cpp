@@ -15,6 +15,7 @@
 #include "etcd.hpp"
 #include "process.hpp"
 #include "raw_client.hpp"
+#include "squadron/control/manifest.hpp"
 #include "sync_etcd.hpp"
 
 namespace squadron::cluster {
@@ -205,6 +206,17 @@ TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
     const auto host = i.as_object().at("host").as_string();
     EXPECT_TRUE(host == "h1" || host == "h2") << host;
   }
+  // Every instance's SQUADRON_HELLO_URL names the service's port on its host's gateway (here one
+  // loopback for both hosts: the first gateway holds it).
+  const auto ports =
+      control::cluster_service_ports(*control::load_manifest(dir_ / "squadron.yaml").manifest);
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_TRUE(SyncEtcd::eventually(
+      [&] {
+        const auto r = testing::fetch(ports[0].second, "GET", "/hello");
+        return r && r->status == 200 && r->body == "Hello World!";
+      },
+      5s));
   // Its token is checked by the leader, as if asked directly.
   const auto unauthorized = testing::fetch(ports_[standby], "GET", "/api/v1/events");
   ASSERT_TRUE(unauthorized.has_value());
@@ -274,6 +286,50 @@ TEST_F(ServerTest, AnAgentRestartedKeepsItsInstancesAndNoGetFails) {
       [&] { return agents_["h1"]->output_now().find("kept the lease") != std::string::npos; }, 5s))
       << logs();
   EXPECT_EQ(pids(*lead), before) << "no instance restarted";
+}
+
+TEST_F(ServerTest, TheHostsViewShowsAHostLostAndItsInstancesPlacedAgain) {
+  const auto lead = leader_with_ready(4);
+  ASSERT_TRUE(lead) << logs();
+  auto hosts = [&] {
+    std::map<std::string, boost::json::object> out;
+    const auto r = get(*lead, "/api/v1/hosts");
+    if (!r || r->status != 200) return out;
+    const auto v = boost::json::parse(r->body);
+    for (const auto& h : v.as_array()) out[std::string(h.at("name").as_string())] = h.as_object();
+    return out;
+  };
+  auto now = hosts();
+  ASSERT_EQ(now.size(), 2u);
+  for (const auto* h : {"h1", "h2"}) {
+    EXPECT_EQ(now[h].at("state").as_string(), "up");
+    EXPECT_EQ(now[h].at("instances").as_int64(), 2) << h;
+    EXPECT_EQ(now[h].at("address").as_string(), "127.0.0.1");
+    EXPECT_GT(now[h].at("cores").as_int64(), 0);
+  }
+  agents_["h2"]->kill_host();
+  ASSERT_TRUE(SyncEtcd::eventually(
+      [&] {
+        now = hosts();
+        return now.count("h2") != 0 && now["h2"].at("state").as_string() == "lost" &&
+               now["h1"].at("instances").as_int64() == 4;
+      },
+      10s))
+      << logs();
+  EXPECT_TRUE(now["h2"].contains("lost_at_ms"));
+  EXPECT_EQ(now["h2"].at("instances").as_int64(), 0);
+  // The fleet's summary carries them too (the dashboard's hosts view).
+  const auto fleet = get(*lead, "/api/v1/fleet");
+  ASSERT_TRUE(fleet.has_value());
+  EXPECT_EQ(boost::json::parse(fleet->body).at("hosts").as_array().size(), 2u);
+  // Back: up again (empty: placement moves nothing that runs).
+  start_agent("h2");
+  EXPECT_TRUE(SyncEtcd::eventually(
+      [&] {
+        now = hosts();
+        return now.count("h2") != 0 && now["h2"].at("state").as_string() == "up";
+      },
+      10s));
 }
 
 TEST_F(ServerTest, SigkillOfTheLeaderLetsTheStandbyLeadWithinFiveSecondsRestartingNothing) {

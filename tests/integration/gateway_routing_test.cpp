@@ -200,6 +200,12 @@ TEST_F(Gateway, CountsEveryAnswerLimitsRatesAndCarriesTheDeadline) {
   const auto fleet = fetch(control, "GET", "/api/v1/fleet");
   ASSERT_TRUE(fleet);
   const std::string metrics_url(json::parse(fleet->body).at("gateway_metrics").as_string());
+  // One machine: no hosts (a cluster's), said so.
+  EXPECT_FALSE(json::parse(fleet->body).as_object().contains("hosts"));
+  const auto hosts = fetch(control, "GET", "/api/v1/hosts");
+  ASSERT_TRUE(hosts);
+  EXPECT_EQ(hosts->status, 404);
+  EXPECT_NE(hosts->body.find("cluster:"), std::string::npos) << hosts->body;
   const auto admin = static_cast<std::uint16_t>(std::stoi(metrics_url.substr(17)));
   const auto text = fetch(admin, "GET", "/metrics");
   ASSERT_TRUE(text);
