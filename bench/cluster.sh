@@ -15,6 +15,7 @@
 #   server-kill the leading server SIGKILLed: time until the standby leads, instances restarted
 #   agent      h2's agent SIGTERMed and started again under load: failed requests, pids kept
 #   scale-seen `scale echo=6`: time until every host's gateway has answered from all 6
+#   locality   which share of each host gateway's requests its own host's instances answer
 #   etcd-rate  etcd requests per second (all members, from their /metrics) idle, then during a
 #              rolling restart of hello
 #   mass       (MASS=N, default 200, on every host) time to place and make ready N more C++
@@ -264,6 +265,20 @@ EOF
   say "   the leader's events: the 3 new echo instances ready $ms ms after its scale event"
   api POST /api/v1/services/echo/scale '{"replicas":3}' >/dev/null
   wait_for 20 exactly echo=3 || true
+fi
+
+if wanted locality; then
+  say "== locality: 600 GETs of /echo/x through each host's gateway: answered by its own host's instances"
+  for i in $(seq 1 "$HOSTS"); do
+    mine=$(instances | awk -v h="h$i" '$1 == "echo" && $3 == h {print $5}' | tr '\n' ' ')
+    H "h$i" python3 - "$(addr "h$i")" "$mine" <<'EOF'
+import json, sys, urllib.request
+mine, n, local = set(sys.argv[2].split()), 600, 0
+for _ in range(n):
+    local += json.load(urllib.request.urlopen(f"http://{sys.argv[1]}:8080/echo/x", timeout=5))["instance"] in mine
+print(f"   {sys.argv[1]}'s gateway: {local} of {n} from its own host's {len(mine)} echo instance(s)")
+EOF
+  done
 fi
 
 if wanted etcd-rate; then

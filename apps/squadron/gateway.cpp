@@ -202,6 +202,8 @@ int run_gateway(const GatewayOptions& options) {
     std::fflush(stderr);
   };
   gateway::Follower follower(server.main_context().get_executor(), proxy, targets, log);
+  // Instances on this gateway's own address first (a cluster host's gateway listens on it).
+  follower.set_local_host(options.host);
   core::spawn(server.main_context(), follower.run(), "the control-plane follower", [] {
     // The routes cannot be followed any more: a gateway serving stale routes for good is worse
     // than a restart, which the fleet does at once.

@@ -92,7 +92,7 @@ asio::awaitable<void> Follower::run() {
       boost::system::error_code jec;
       const auto doc = boost::json::parse(res.body, jec);
       std::string error = jec ? jec.message() : std::string();
-      auto table = jec ? nullptr : RouteTable::from_watch(doc, error);
+      auto table = jec ? nullptr : RouteTable::from_watch(doc, error, local_host_);
       if (!table) problem = "unreadable watch answer: " + error;
       if (table) {
         if (!following || complained) {

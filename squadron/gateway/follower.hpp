@@ -44,6 +44,8 @@ class Follower final {
   // one that answers and moves to the next when it does not.
   Follower(boost::asio::io_context::executor_type executor, Proxy& proxy,
            std::vector<WatchTarget> targets, std::function<void(const std::string&)> log);
+  // The gateway's own address in a cluster: instances on it are preferred (RouteTable::from).
+  void set_local_host(std::string host) { local_host_ = std::move(host); }
   // Until stop(). `log` gets a line on each change of connectivity.
   boost::asio::awaitable<void> run();
   void stop();
@@ -56,6 +58,7 @@ class Follower final {
   http::ConnectionPool pool_;  // its own: stop() cancels the long poll outstanding
   boost::asio::steady_timer pause_;
   bool stopping_ = false;
+  std::string local_host_;
 };
 
 }  // namespace squadron::gateway

@@ -1,6 +1,7 @@
 #include "squadron/gateway/route_table.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include <boost/json.hpp>
 
@@ -48,12 +49,14 @@ std::pair<std::string_view, std::string_view> RouteMatch::upstream_target_parts(
   return {{}, rest};
 }
 
-std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, std::string& error) {
+std::shared_ptr<const RouteTable> RouteTable::from_watch(const json::value& v, std::string& error,
+                                                         std::string_view local_host) {
   const auto watch = registry::watch_from_json(v, error);
-  return watch ? from(*watch) : nullptr;
+  return watch ? from(*watch, local_host) : nullptr;
 }
 
-std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch) {
+std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch,
+                                                   std::string_view local_host) {
   auto table = std::make_shared<RouteTable>();
   table->revision_ = watch.revision;
   for (const auto& ws : watch.services) {
@@ -89,6 +92,22 @@ std::shared_ptr<const RouteTable> RouteTable::from(const registry::Watch& watch)
     it->ready.push_back({i.id, i.host, i.port, started});
     if (it->policy.slow_start.count() > 0)
       it->young_until_ms = std::max(it->young_until_ms, started + it->policy.slow_start.count());
+  }
+  if (!local_host.empty()) {
+    // The hosts with ready instances: as many gateways, each taken to get an equal share.
+    std::set<std::string> hosts;
+    for (const auto& s : table->services_) {
+      for (const auto& e : s.ready) hosts.insert(e.host);
+    }
+    const std::size_t host_count = hosts.size();
+    for (auto& s : table->services_) {
+      const auto local_end = std::stable_partition(
+          s.ready.begin(), s.ready.end(), [&](const Endpoint& e) { return e.host == local_host; });
+      s.local = static_cast<std::size_t>(local_end - s.ready.begin());
+      if (s.local == 0 || s.local == s.ready.size()) continue;
+      s.local_share = std::min(
+          1.0, static_cast<double>(s.local * host_count) / static_cast<double>(s.ready.size()));
+    }
   }
   return table;
 }

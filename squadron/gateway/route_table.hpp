@@ -49,12 +49,17 @@ struct Cluster {
   // Instances starting or restarting (backoff): with none ready, a request waits for them (up to
   // the route timeout) instead of failing, as for a service waking from zero.
   int coming = 0;
+  // Locality (a cluster's gateway on each host): the first `local` of `ready` run on the
+  // gateway's own host, and the share of requests they take (resilience::Pool).
+  std::size_t local = 0;
+  double local_share = 1.0;
 };
 
 // The service as the balancer sees it.
 inline resilience::Pool pool_of(const Cluster& s) {
   return {s.ready,          s.policy.balancing,   s.policy.slow_start,
-          s.young_until_ms, s.policy.eject_after, s.policy.eject_time};
+          s.young_until_ms, s.policy.eject_after, s.policy.eject_time,
+          s.local,          s.local_share};
 }
 
 // A route of the watch contract, and the index of its service in the table.
@@ -84,9 +89,15 @@ class RouteTable final {
   // From the watch contract's JSON (registry/watch.hpp); nullptr and `error` when it cannot
   // be read.
   static std::shared_ptr<const RouteTable> from_watch(const boost::json::value& v,
-                                                      std::string& error);
-  // From the watch contract: the ready instances only, routes longest prefix first.
-  static std::shared_ptr<const RouteTable> from(const registry::Watch& watch);
+                                                      std::string& error,
+                                                      std::string_view local_host = {});
+  // From the watch contract: the ready instances only, routes longest prefix first. With
+  // `local_host` (the gateway's own address, in a cluster), each service's instances on it come
+  // first, and take the share of its requests that this host's gateway would send them if every
+  // host's gateway had as much traffic (Envoy's zone-aware routing: all of it when they are at
+  // least their host's share of the instances, else that ratio).
+  static std::shared_ptr<const RouteTable> from(const registry::Watch& watch,
+                                                std::string_view local_host = {});
 
   // The route for `host` (the Host header, port removed) and `path`: the longest prefix among
   // routes for that host and routes for any host (a host-specific route wins a tie). A prefix

@@ -36,6 +36,34 @@ TEST(RouteTable, LongestPrefixByWholeSegmentsAndHostsWin) {
   EXPECT_EQ(m->upstream_target("/py?q"), "/?q");
 }
 
+TEST(RouteTable, AClusterHostsGatewayPutsItsOwnInstancesFirstWithTheirShare) {
+  const auto v = boost::json::parse(R"({"revision": 3,
+    "services": [{"name": "a", "routes": ["/a"]}, {"name": "b", "routes": ["/b"]}],
+    "instances": [
+      {"service":"a","id":"a-1","host":"10.0.0.2","port":1,"state":"ready"},
+      {"service":"a","id":"a-2","host":"10.0.0.1","port":2,"state":"ready"},
+      {"service":"a","id":"a-3","host":"10.0.0.3","port":3,"state":"ready"},
+      {"service":"b","id":"b-1","host":"10.0.0.1","port":4,"state":"ready"},
+      {"service":"b","id":"b-2","host":"10.0.0.2","port":5,"state":"ready"},
+      {"service":"b","id":"b-3","host":"10.0.0.2","port":6,"state":"ready"},
+      {"service":"b","id":"b-4","host":"10.0.0.3","port":7,"state":"ready"},
+      {"service":"b","id":"b-5","host":"10.0.0.3","port":8,"state":"ready"},
+      {"service":"b","id":"b-6","host":"10.0.0.3","port":9,"state":"ready"}]})");
+  std::string error;
+  const auto t = RouteTable::from_watch(v, error, "10.0.0.1");
+  ASSERT_TRUE(t) << error;
+  const auto* a = t->find("a");
+  ASSERT_EQ(a->local, 1u);
+  EXPECT_EQ(a->ready[0].id, "a-2") << "the local one first";
+  EXPECT_DOUBLE_EQ(a->local_share, 1.0) << "1 of 3 on 1 of 3 hosts: its share";
+  const auto* b = t->find("b");
+  ASSERT_EQ(b->local, 1u);
+  EXPECT_DOUBLE_EQ(b->local_share, 0.5) << "1 of 6 on 1 of 3 hosts: half its host's traffic";
+  // Without a host of its own (one machine), no preference.
+  const auto plain = RouteTable::from_watch(v, error);
+  EXPECT_EQ(plain->find("b")->local, 0u);
+}
+
 TEST(RouteTable, ReadsRateLimitsAndNamesRoutes) {
   std::string error;
   const auto t = RouteTable::from_watch(boost::json::parse(R"({"services":[{"name":"a","routes":[

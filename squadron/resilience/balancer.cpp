@@ -57,6 +57,28 @@ std::size_t Balancer::choose(const Pool& service, const std::vector<std::size_t>
 std::optional<std::size_t> Balancer::pick(const Pool& service,
                                           std::span<const std::string_view> tried, TimePoint now,
                                           std::int64_t wall_ms) {
+  const std::size_t local = service.local;
+  if (local == 0 || local >= service.ready.size()) return pick_any(service, tried, now, wall_ms);
+  // This host's instances, or the others': one side by the local share, then the other side if
+  // the first has none healthy left to try (an ejected local one is no reason to stay).
+  const bool stay = service.local_share >= 1.0 ||
+                    static_cast<double>(next() % 1'000'000) < service.local_share * 1e6;
+  Pool first = service, second = service;
+  first.local = second.local = 0;
+  first.ready = stay ? service.ready.first(local) : service.ready.subspan(local);
+  second.ready = stay ? service.ready.subspan(local) : service.ready.first(local);
+  const std::size_t first_at = stay ? 0 : local, second_at = stay ? local : 0;
+  const auto a = pick_any(first, tried, now, wall_ms);
+  if (a && !ejected(first.ready[*a].id, now)) return first_at + *a;
+  const auto b = pick_any(second, tried, now, wall_ms);
+  if (b && (!a || !ejected(second.ready[*b].id, now))) return second_at + *b;
+  if (a) return first_at + *a;
+  return std::nullopt;
+}
+
+std::optional<std::size_t> Balancer::pick_any(const Pool& service,
+                                              std::span<const std::string_view> tried,
+                                              TimePoint now, std::int64_t wall_ms) {
   const auto& ready = service.ready;
   if (ready.empty()) return std::nullopt;
   if (service.young_until_ms != 0 && wall_ms == 0) {

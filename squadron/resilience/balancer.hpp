@@ -1,5 +1,7 @@
 // Load balancing over a service's ready instances, and passive health (outlier ejection).
 //
+// Locality first, when the pool names local endpoints: a share of the picks stays on the caller's
+// host while a local instance is healthy (Pool::local, local_share); then the policy:
 // least-request (the default, as Envoy's): of two instances drawn at random, the one with fewer
 // requests in flight through this balancer; round-robin; random. An instance that fails
 // `eject_after` times in a row (5xx answers, refused or reset connections) is ejected for
@@ -47,6 +49,11 @@ struct Pool {
   std::int64_t young_until_ms = 0;              // some endpoint is in its slow start before this
   int eject_after = 5;                          // consecutive failures that eject
   std::chrono::milliseconds eject_time{30000};  // x the times ejected
+  // Locality (Envoy's zone-aware routing, with a host for a zone): the first `local` of `ready`
+  // run on the caller's own host; a pick stays among them with probability `local_share` (1:
+  // always) while one of them is healthy, else goes to the others. 0 local: no preference.
+  std::size_t local = 0;
+  double local_share = 1.0;
 };
 
 class Balancer final {
@@ -86,6 +93,9 @@ class Balancer final {
   std::uint64_t next() noexcept { return rng_(); }
   std::size_t choose(const Pool& service, const std::vector<std::size_t>& open,
                      std::int64_t wall_ms);
+  // pick() without locality.
+  std::optional<std::size_t> pick_any(const Pool& service, std::span<const std::string_view> tried,
+                                      TimePoint now, std::int64_t wall_ms);
 
   core::SplitMix64 rng_;
   std::uint64_t round_robin_ = 0;

@@ -23,9 +23,12 @@ struct TestPool {
   std::vector<Endpoint> ready;
   Policy policy;
   std::int64_t young_until_ms = 0;
+  std::size_t local = 0;
+  double local_share = 1.0;
   operator Pool() const {  // NOLINT: as the gateway's pool_of()
     return {ready,          policy.balance,     policy.slow_start,
-            young_until_ms, policy.eject_after, policy.eject_time};
+            young_until_ms, policy.eject_after, policy.eject_time,
+            local,          local_share};
   }
 };
 
@@ -35,6 +38,38 @@ TestPool three(Balance b = Balance::kLeastRequest) {
   s.ready = {{"a-1", "127.0.0.1", 1}, {"a-2", "127.0.0.1", 2}, {"a-3", "127.0.0.1", 3}};
   s.policy.balance = b;
   return s;
+}
+
+// Locality (a cluster host's gateway): a share of the picks stays on the host's own instances,
+// all of them when its instances are its host's share; an ejected local one sends them away.
+TEST(Balancer, PrefersLocalInstancesByTheirShareWhileTheyAreHealthy) {
+  TestPool s;
+  s.ready = {{"a-1", "10.0.0.1", 1},
+             {"a-2", "10.0.0.2", 2},
+             {"a-3", "10.0.0.2", 3},
+             {"a-4", "10.0.0.3", 4}};
+  s.local = 1;
+  Balancer lb{7};
+  auto local_picks = [&](int n) {
+    int local = 0;
+    for (int i = 0; i < n; ++i) local += *lb.pick(s, {}, kT0) == 0 ? 1 : 0;
+    return local;
+  };
+  s.local_share = 1.0;
+  EXPECT_EQ(local_picks(1000), 1000) << "all local";
+  s.local_share = 0.75;  // 1 of 4 instances, 3 hosts: 1 x 3 / 4
+  const int some = local_picks(4000);
+  EXPECT_GT(some, 2800);
+  EXPECT_LT(some, 3200);
+  s.local_share = 1.0;
+  for (int i = 0; i < 5; ++i) lb.record(s, s.ready[0], false, kT0);  // ejected
+  ASSERT_TRUE(lb.ejected("a-1", kT0));
+  EXPECT_EQ(local_picks(1000), 0) << "a sick local instance is no reason to stay";
+  // Tried already: the others.
+  const std::string_view tried[] = {"a-1"};
+  s.local_share = 1.0;
+  Balancer fresh{9};
+  EXPECT_NE(*fresh.pick(s, tried, kT0), 0u);
 }
 
 TEST(Balancer, SpreadsEvenlyWhenNothingIsInFlight) {
