@@ -14,7 +14,7 @@
 #              time until 8 are ready
 #   server-kill the leading server SIGKILLed: time until the standby leads, instances restarted
 #   agent      h2's agent SIGTERMed and started again under load: failed requests, pids kept
-#   scale-seen `scale echo=6`: time until every host's gateway has answered from all 6
+#   scale-seen `scale echo=6`: time until every host's gateway routes by a table with the new ones
 #   locality   which share of each host gateway's requests its own host's instances answer
 #   etcd-rate  etcd requests per second (all members, from their /metrics) idle, then during a
 #              rolling restart of hello
@@ -236,33 +236,44 @@ if wanted agent; then
 fi
 
 if wanted scale-seen; then
-  say "== scale-seen: scale echo=6; until every host's gateway has answered from all 6"
+  say "== scale-seen: scale echo=6; until every host's gateway routes by a table with the 3 new ones"
+  # A watcher in each host polls its gateway's /upstreams (the registry revision it routes by)
+  # every 2 ms, started before the scale, and writes when each revision was first seen.
   seers=()
-  rm -f "$WORK/scaled-at"
   for i in $(seq 1 "$HOSTS"); do
-    scripts/hosts exec "h$i" python3 - "$(addr "h$i")" "$WORK/scaled-at" <<'EOF' &
-import json, os, sys, time, urllib.request
-while not os.path.exists(sys.argv[2]):  # started before the scale: python's start is not counted
-    time.sleep(0.001)
-seen, until = set(), time.time() + 30
-while len(seen) < 6 and time.time() < until:
+    scripts/hosts exec "h$i" python3 - "$WORK/seen-h$i" <<'EOF' &
+import json, sys, time, urllib.request
+seen, until, out = 0, time.time() + 12, open(sys.argv[1], "w")
+while time.time() < until:
     try:
-        seen.add(json.load(urllib.request.urlopen(f"http://{sys.argv[1]}:8080/echo/x", timeout=2))["instance"])
+        r = json.load(urllib.request.urlopen("http://127.0.0.1:40999/upstreams", timeout=1))["revision"]
     except Exception:
-        time.sleep(0.01)
-at = int(open(sys.argv[2]).read())
-print(f"   {sys.argv[1]}'s gateway: {len(seen)} instances answered, the last {int(time.time() * 1000) - at} ms after the scale was asked")
+        r = 0
+    if r != seen:
+        seen = r
+        out.write(f"{int(time.time() * 1000)} {r}\n")
+        out.flush()
+    time.sleep(0.002)
 EOF
     seers+=($!)
   done
-  sleep 1
+  sleep 2
   t0=$(now_ms)
-  echo "$t0" >"$WORK/scaled-at.tmp"
-  mv "$WORK/scaled-at.tmp" "$WORK/scaled-at"
   api POST /api/v1/services/echo/scale '{"replicas":6}' >/dev/null
+  wait_for 10 all_ready echo=6 || true
+  # The revision of the last of the new instances' ready events.
+  want=$(api GET /api/v1/events | jq -r --argjson t0 "$t0" '[(.events // .)[] | select(.service == "echo" and (.message | startswith("ready")) and .at_ms >= $t0) | .revision] | max')
   wait "${seers[@]}"
   read -r ms n < <(scale_to_ready echo)
-  say "   the leader's events: the 3 new echo instances ready $ms ms after its scale event"
+  say "   the leader: the 3 new echo instances ready $ms ms after its scale event (registry revision $want)"
+  for i in $(seq 1 "$HOSTS"); do
+    at=$(awk -v r="$want" '$2 >= r {print $1; exit}' "$WORK/seen-h$i")
+    if [ -n "$at" ]; then
+      say "   h$i's gateway routes by revision >= $want $((at - t0)) ms after the scale was asked"
+    else
+      say "   h$i's gateway: NOT at revision $want within 10 s"
+    fi
+  done
   api POST /api/v1/services/echo/scale '{"replicas":3}' >/dev/null
   wait_for 20 exactly echo=3 || true
 fi
