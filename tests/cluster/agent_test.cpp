@@ -64,6 +64,14 @@ class AgentTest : public ::testing::Test {
     return assignment_text(a);
   }
 
+  // hello-1 assigned to h1, until its agent reports it ready.
+  void assign_hello_and_wait_ready() {
+    ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
+    ASSERT_TRUE(SyncEtcd::eventually(
+        [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
+        << agent_->output_now();
+  }
+
   // The instance as the agent reported it, if it did.
   std::optional<registry::Instance> reported(const std::string& id) {
     const auto text = sync_.get(keys_.instance("h1", id));
@@ -94,10 +102,7 @@ TEST_F(AgentTest, RegistersItsHostRunsWhatIsAssignedAndStopsWhatIsNot) {
   EXPECT_GT(host->memory_bytes, 0u);
   EXPECT_EQ(host->agent_pid, agent_->pid());
 
-  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
-      << agent_->output_now();
+  ASSERT_NO_FATAL_FAILURE(assign_hello_and_wait_ready());
   const auto i = *reported("hello-1");
   EXPECT_EQ(i.node, "h1");
   EXPECT_EQ(i.host, "127.0.0.1");
@@ -144,10 +149,7 @@ TEST_F(AgentTest, ATaskThatEndedKeepsItsReportAndDoesNotRunAgain) {
 
 TEST_F(AgentTest, AHostThatVanishesTakesItsKeysWithItsLease) {
   start_agent("2s");
-  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
-      << agent_->output_now();
+  ASSERT_NO_FATAL_FAILURE(assign_hello_and_wait_ready());
   const int pid = reported("hello-1")->pid;
   agent_->kill_host();
   const auto killed = std::chrono::steady_clock::now();
@@ -163,10 +165,7 @@ TEST_F(AgentTest, AHostThatVanishesTakesItsKeysWithItsLease) {
 
 TEST_F(AgentTest, ARestartedAgentKeepsItsInstancesItsLeaseAndItsKeys) {
   start_agent("5s");
-  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
-      << agent_->output_now();
+  ASSERT_NO_FATAL_FAILURE(assign_hello_and_wait_ready());
   const auto before = *reported("hello-1");
   const auto key_before = *sync_.key(keys_.instance("h1", "hello-1"));
   const auto host_before = *sync_.key(keys_.host("h1"));
@@ -210,10 +209,7 @@ TEST_F(AgentTest, ARestartedAgentKeepsItsInstancesItsLeaseAndItsKeys) {
 
 TEST_F(AgentTest, AnAgentKilledAndStartedAgainAdoptsItsInstancesUnderANewLease) {
   start_agent("2s");
-  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
-      << agent_->output_now();
+  ASSERT_NO_FATAL_FAILURE(assign_hello_and_wait_ready());
   const int pid = reported("hello-1")->pid;
   agent_->signal(SIGKILL);
   agent_->wait_exit(5s);
@@ -231,10 +227,7 @@ TEST_F(AgentTest, AnAgentKilledAndStartedAgainAdoptsItsInstancesUnderANewLease) 
 
 TEST_F(AgentTest, SigintLeavesAtOnceAndStopsItsInstances) {
   start_agent("10s");
-  ASSERT_TRUE(sync_.put(keys_.assignment("h1", "hello-1"), hello_assignment()));
-  ASSERT_TRUE(SyncEtcd::eventually(
-      [&] { return reported_in_state("hello-1", registry::State::kReady); }, 10s))
-      << agent_->output_now();
+  ASSERT_NO_FATAL_FAILURE(assign_hello_and_wait_ready());
   const int pid = reported("hello-1")->pid;
   agent_->signal(SIGINT);
   EXPECT_EQ(agent_->wait_exit(10s), std::optional<int>(0)) << agent_->output_now();
