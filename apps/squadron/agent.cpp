@@ -200,9 +200,9 @@ int run_agent(const AgentCliOptions& o) {
       gw.launch.argv.push_back(std::to_string(control::kClusterServicePortBase + k));
     }
     // Its admin endpoints (/metrics, /upstreams: the revision it routes by) on the host's own
-    // loopback, just below the service ports.
+    // loopback (default 40999, just below the service ports).
     gw.launch.argv.push_back("--admin");
-    gw.launch.argv.push_back(std::to_string(control::kClusterServicePortBase - 1));
+    gw.launch.argv.push_back(std::to_string(o.gateway_admin));
     gw.port = static_cast<std::uint16_t>(o.gateway_port);
     gw.stop_grace = std::chrono::seconds(5);
     gw.ready.none = true;  // it listens on --address, which a probe of 127.0.0.1 would miss

@@ -18,6 +18,7 @@ struct AgentCliOptions {
   std::string ttl = "5s";           // the host's lease
   std::string state_dir;            // logs; default /var/lib/squadron/<fleet>/<name>, or a temp one
   int gateway_port = 0;             // the host\'s gateway on ADDRESS:PORT (0: none)
+  int gateway_admin = 40999;        // its admin endpoints on 127.0.0.1:PORT (0: any free port)
   std::vector<std::string> control;  // the servers\' control APIs, which the gateway follows
 };
 

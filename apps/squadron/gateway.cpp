@@ -167,6 +167,7 @@ int run_gateway(const GatewayOptions& options) {
       return 1;
     }
   }
+  std::string unheld;  // a cluster host's service ports that something else holds
   for (const int spare : options.spares) {
     if (auto ec = add_listener(next_fd, static_cast<std::uint16_t>(spare))) {
       if (options.listen_fds) {  // the fleet's own, handed over: it must be there
@@ -174,13 +175,16 @@ int run_gateway(const GatewayOptions& options) {
                      ec.message().c_str());
         return 1;
       }
-      // A cluster host's service port (control::cluster_service_ports) that something else
-      // holds: the service it may name is not reached by its URL here; the rest work.
-      std::fprintf(stderr,
-                   "squadron gateway: cannot listen on 127.0.0.1:%d (%s): a service whose "
-                   "SQUADRON_<NAME>_URL names it is not reached through this gateway\n",
-                   spare, ec.message().c_str());
+      unheld += (unheld.empty() ? "" : ", ") + std::to_string(spare);
     }
+  }
+  if (!unheld.empty()) {
+    // (control::cluster_service_ports) A service whose SQUADRON_<NAME>_URL names one of them is
+    // not reached through this gateway; the rest work.
+    std::fprintf(stderr,
+                 "squadron gateway: cannot listen on 127.0.0.1 port(s) %s (in use): a service "
+                 "whose SQUADRON_<NAME>_URL names one is not reached through this gateway\n",
+                 unheld.c_str());
   }
   proxy.set_front_port(server.port());
   if (options.admin >= 0) {

@@ -240,6 +240,12 @@ int main(int argc, char** argv) {
       ->add_option("--gateway", agent_options.gateway_port,
                    "run the host's gateway on ADDRESS:PORT, routing to every host (0: none)")
       ->check(CLI::Range(0, 65535));
+  agent_cmd
+      ->add_option("--gateway-admin", agent_options.gateway_admin,
+                   "the host gateway's admin endpoints (/metrics, /upstreams) on 127.0.0.1:PORT "
+                   "(0: any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   agent_cmd->add_option("--control", agent_options.control,
                         "a server's control API URL, which the host's gateway follows (repeat)");
   agent_cmd->add_option(

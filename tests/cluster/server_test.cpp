@@ -88,6 +88,8 @@ services:
                                  (dir_ / h).string(),
                                  "--gateway",
                                  std::to_string(gateways_[h]),
+                                 "--gateway-admin",
+                                 "0",
                                  "--control",
                                  control,
                                  "--control",
