@@ -184,9 +184,14 @@ fi
 
 if wanted etcd-kill; then
   say "== etcd-kill: the etcd leader SIGKILLed under load; scale hello=8 at once"
-  leader=$(H h1 etcdctl --endpoints "$ETCD_URLS" endpoint status -w json 2>/dev/null |
-    jq -r '.[] | select(.Status.leader == .Status.header.member_id) | .Endpoint' | sed 's|.*//||; s|:.*||')
-  lh=h$((${leader##*.} - 10))
+  etcd_leader() {  # sets lh: the host of the etcd leader (every member answering, e.g. after a heal)
+    local leader
+    leader=$(H h1 etcdctl --endpoints "$ETCD_URLS" endpoint status -w json 2>/dev/null |
+      jq -r '.[] | select(.Status.leader == .Status.header.member_id) | .Endpoint' | sed 's|.*//||; s|:.*||') || true
+    [ -n "$leader" ] || return 1
+    lh=h$((${leader##*.} - 10))
+  }
+  wait_for 20 etcd_leader || { say "   no etcd leader found"; exit 1; }
   start_load h1 h2 /hello "$LOAD"
   sleep 1
   kill -KILL "${ETCD_PID[$lh]}"
