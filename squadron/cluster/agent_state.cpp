@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "squadron/registry/watch.hpp"
 #include "squadron/supervisor/spec_json.hpp"
 
 namespace squadron::cluster {
@@ -20,23 +21,6 @@ constexpr sv::InstanceState kStates[] = {sv::InstanceState::kStarting, sv::Insta
                                          sv::InstanceState::kDraining, sv::InstanceState::kStopping,
                                          sv::InstanceState::kBackoff,  sv::InstanceState::kFailed,
                                          sv::InstanceState::kStopped};
-
-// The whole number at `key` of `o`, within [low, high].
-std::optional<std::int64_t> number(const json::object& o, std::string_view key, std::int64_t low,
-                                   std::int64_t high) {
-  const auto* v = o.if_contains(key);
-  if (v == nullptr) return std::nullopt;
-  std::int64_t n = 0;
-  if (v->is_int64()) {
-    n = v->get_int64();
-  } else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(high)) {
-    n = static_cast<std::int64_t>(v->get_uint64());
-  } else {
-    return std::nullopt;
-  }
-  if (n < low || n > high) return std::nullopt;
-  return n;
-}
 
 }  // namespace
 
@@ -70,7 +54,7 @@ std::optional<AgentState> parse_agent_state(std::string_view text, std::string& 
   }
   const auto& o = v.get_object();
   AgentState out;
-  const auto lease = number(o, "lease", 0, INT64_MAX);
+  const auto lease = registry::bounded(o, "lease", 0, INT64_MAX);
   if (!lease) {
     error = "lease: expected a lease id";
     return std::nullopt;
@@ -100,12 +84,12 @@ std::optional<AgentState> parse_agent_state(std::string_view text, std::string& 
       error = where + ".spec" + (spec ? ".id: missing" : ": " + why);
       return std::nullopt;
     }
-    const auto pid = number(i, "pid", 1, INT32_MAX);
-    const auto port = number(i, "port", 0, 65535);
-    const auto restarts = number(i, "restarts", 0, INT32_MAX);
+    const auto pid = registry::bounded(i, "pid", 1, INT32_MAX);
+    const auto port = registry::bounded(i, "port", 0, 65535);
+    const auto restarts = registry::bounded(i, "restarts", 0, INT32_MAX);
     // (Up to the year 2255: system_clock counts nanoseconds in 64 bits, up to 2262.)
-    const auto started = number(i, "started_at_ms", 0, 9000000000000);
-    const auto ticks = number(i, "start_ticks", 0, INT64_MAX);
+    const auto started = registry::bounded(i, "started_at_ms", 0, 9000000000000);
+    const auto ticks = registry::bounded(i, "start_ticks", 0, INT64_MAX);
     const auto* state = i.if_contains("state");
     std::optional<sv::InstanceState> st;
     if (state != nullptr && state->is_string()) {

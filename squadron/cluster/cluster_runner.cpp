@@ -381,19 +381,17 @@ std::vector<std::string> ClusterRunner::logs(const std::string& id, std::size_t)
 }
 
 std::vector<ClusterRunner::Host> ClusterRunner::hosts() const {
-  std::vector<Host> out;
-  for (const auto& [name, info] : hosts_) {
-    Host h{info, true, {}, 0, 0};
-    for (const auto& [id, e] : entries_) {
-      if (e.host != name) continue;
-      ++h.instances;
-      h.memory_requested += e.assignment.spec.resources.memory_bytes.value_or(0);
-    }
-    out.push_back(std::move(h));
+  std::map<std::string, Host> by_name;
+  for (const auto& [name, info] : hosts_) by_name[name] = Host{info, true, {}, 0, 0};
+  for (const auto& [id, e] : entries_) {  // one pass over the instances, not one per host
+    auto it = by_name.find(e.host);
+    if (it == by_name.end()) continue;
+    ++it->second.instances;
+    it->second.memory_requested += e.assignment.spec.resources.memory_bytes.value_or(0);
   }
-  for (const auto& [name, lost] : lost_) out.push_back({lost.first, false, lost.second, 0, 0});
-  std::sort(out.begin(), out.end(),
-            [](const Host& a, const Host& b) { return a.info.name < b.info.name; });
+  for (const auto& [name, lost] : lost_) by_name[name] = Host{lost.first, false, lost.second, 0, 0};
+  std::vector<Host> out;
+  for (auto& [name, h] : by_name) out.push_back(std::move(h));
   return out;
 }
 

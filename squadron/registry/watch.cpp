@@ -9,24 +9,6 @@ using ms = std::chrono::milliseconds;
 
 namespace {
 
-std::optional<std::int64_t> bounded(const json::object& o, std::string_view key, std::int64_t lo,
-                                    std::int64_t hi) {
-  // A number parsed from text is an int64; one built in memory from an unsigned type (a port) a
-  // uint64: either is read.
-  const auto* x = o.if_contains(key);
-  if (x == nullptr) return std::nullopt;
-  std::int64_t v = 0;
-  if (x->is_int64()) {
-    v = x->as_int64();
-  } else if (x->is_uint64() && x->as_uint64() <= static_cast<std::uint64_t>(hi)) {
-    v = static_cast<std::int64_t>(x->as_uint64());
-  } else {
-    return std::nullopt;
-  }
-  if (v < lo || v > hi) return std::nullopt;
-  return v;
-}
-
 json::object policy_json(const ProxyPolicy& p, bool scale_to_zero) {
   return {{"timeout_ms", p.timeout.count()},
           {"connect_timeout_ms", p.connect_timeout.count()},
@@ -151,6 +133,24 @@ std::optional<Watch> watch_from_json(const json::value& v, std::string& error) {
     if (auto i = instance_from_json(iv)) w.instances.push_back(std::move(*i));
   }
   return w;
+}
+
+std::optional<std::int64_t> bounded(const json::object& o, std::string_view key, std::int64_t lo,
+                                    std::int64_t hi) {
+  // A number parsed from text is an int64; one built in memory from an unsigned type (a port) a
+  // uint64: either is read.
+  const auto* x = o.if_contains(key);
+  if (x == nullptr) return std::nullopt;
+  std::int64_t v = 0;
+  if (x->is_int64()) {
+    v = x->as_int64();
+  } else if (x->is_uint64() && x->as_uint64() <= static_cast<std::uint64_t>(hi)) {
+    v = static_cast<std::int64_t>(x->as_uint64());
+  } else {
+    return std::nullopt;
+  }
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
 }
 
 }  // namespace squadron::registry

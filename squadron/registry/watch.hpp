@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/json/fwd.hpp>
@@ -97,5 +98,10 @@ boost::json::object to_json(const Watch& w, std::chrono::system_clock::time_poin
 // skipped. nullopt and `error` when the shape is wrong (no services or instances array, a
 // service without a name).
 std::optional<Watch> watch_from_json(const boost::json::value& v, std::string& error);
+
+// The whole number at `key` of `o` within [lo, hi] (stored as int64, or as uint64 when built in
+// memory from an unsigned type); nullopt when absent, not a whole number or out of bounds.
+std::optional<std::int64_t> bounded(const boost::json::object& o, std::string_view key,
+                                    std::int64_t lo, std::int64_t hi);
 
 }  // namespace squadron::registry

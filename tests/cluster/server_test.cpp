@@ -66,6 +66,12 @@ services:
     std::filesystem::remove_all(dir_, ec);
   }
 
+  // Whether host `host`'s gateway answers GET /hello as hello does.
+  bool answers(const std::string& host) {
+    const auto r = testing::fetch(gateways_[host], "GET", "/hello");
+    return r && r->status == 200 && r->body == "Hello World!";
+  }
+
   // Starts host `h`'s agent with its gateway; an agent before it hands its instances over.
   void start_agent(const std::string& h) {
     if (agents_[h]) agents_[h]->hand_over();
@@ -228,10 +234,6 @@ TEST_F(ServerTest, OneLeadsTheFleetOverTheHostsAndTheOtherPointsAtIt) {
 TEST_F(ServerTest, EveryHostsGatewayAnswersEveryRouteAndKeepsDoingSoWhenTheLeaderDies) {
   const auto lead = leader_with_ready(4);
   ASSERT_TRUE(lead) << logs();
-  auto answers = [&](const std::string& host) {
-    const auto r = testing::fetch(gateways_[host], "GET", "/hello");
-    return r && r->status == 200 && r->body == "Hello World!";
-  };
   for (const auto* h : {"h1", "h2"}) {
     ASSERT_TRUE(SyncEtcd::eventually([&] { return answers(h); }, 10s)) << h << ": " << [&] {
       const auto r = testing::fetch(gateways_[h], "GET", "/hello");
@@ -258,10 +260,6 @@ TEST_F(ServerTest, EveryHostsGatewayAnswersEveryRouteAndKeepsDoingSoWhenTheLeade
 TEST_F(ServerTest, AnAgentRestartedKeepsItsInstancesAndNoGetFails) {
   const auto lead = leader_with_ready(4);
   ASSERT_TRUE(lead) << logs();
-  auto answers = [&](const std::string& host) {
-    const auto r = testing::fetch(gateways_[host], "GET", "/hello");
-    return r && r->status == 200 && r->body == "Hello World!";
-  };
   for (const auto* h : {"h1", "h2"})
     ASSERT_TRUE(SyncEtcd::eventually([&] { return answers(h); }, 10s)) << h << logs();
   const auto before = pids(*lead);
