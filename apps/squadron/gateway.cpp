@@ -23,6 +23,7 @@
 #include "squadron/gateway/admin.hpp"
 #include "squadron/gateway/follower.hpp"
 #include "squadron/gateway/proxy.hpp"
+#include "squadron/gateway/redirect.hpp"
 #include "squadron/gateway/resolver.hpp"
 #include "squadron/gateway/tunnel.hpp"
 #include "squadron/http/client.hpp"
@@ -80,6 +81,68 @@ http::ServerConfig front_config(std::string host, std::uint16_t port, std::size_
   return config;
 }
 
+// The front door's TLS from certificate and key files in pairs: null without any; `error` set
+// when they do not load.
+std::shared_ptr<http::TlsListener> front_tls(const std::vector<http::TlsCertificate>& certificates,
+                                             bool hsts, std::string& error) {
+  if (certificates.empty()) return nullptr;
+  http::TlsConfig config;
+  config.certificates = certificates;
+  if (hsts) config.hsts = std::chrono::hours(2 * 365 * 24);  // two years (Mozilla's advice)
+  return http::TlsListener::make(std::move(config), error);
+}
+
+// Reloads the front door's certificates on SIGHUP and when a file changes (checked each second):
+// new connections get the new ones; open ones keep theirs; files that do not load leave the last
+// good ones in place.
+class TlsReloader {
+ public:
+  TlsReloader(boost::asio::io_context& io, std::shared_ptr<http::TlsListener> tls,
+              std::function<void(const std::string&)> log)
+      : tls_(std::move(tls)), log_(std::move(log)), hangup_(io, SIGHUP), poll_(io) {}
+  void start() {
+    if (!tls_) return;
+    wait_hangup();
+    wait_poll();
+  }
+  void stop() {
+    hangup_.cancel();
+    poll_.cancel();
+  }
+  // Reloads now (`why` for the log).
+  void reload(const char* why) {
+    if (!tls_) return;
+    std::string error;
+    if (tls_->reload(error)) {
+      log_(std::string("TLS certificates reloaded (") + why + ")");
+    } else {
+      log_(std::string("TLS certificates not reloaded (") + why + "): " + error +
+           "; still serving the last good ones");
+    }
+  }
+
+ private:
+  void wait_hangup() {
+    hangup_.async_wait([this](boost::system::error_code ec, int) {
+      if (ec) return;
+      reload("SIGHUP");
+      wait_hangup();
+    });
+  }
+  void wait_poll() {
+    poll_.expires_after(1s);
+    poll_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      if (tls_->files_changed()) reload("a file changed");
+      wait_poll();
+    });
+  }
+  std::shared_ptr<http::TlsListener> tls_;
+  std::function<void(const std::string&)> log_;
+  boost::asio::signal_set hangup_;
+  boost::asio::steady_timer poll_;
+};
+
 }  // namespace
 
 int run_gateway(const GatewayOptions& options) {
@@ -105,6 +168,28 @@ int run_gateway(const GatewayOptions& options) {
   }
   const http::ServerConfig config =
       front_config(options.host, static_cast<std::uint16_t>(port), options.threads);
+  if (options.tls_cert.size() != options.tls_key.size()) {
+    std::fprintf(stderr,
+                 "squadron gateway: each --tls-cert needs its --tls-key (got %zu certificates and "
+                 "%zu keys)\n",
+                 options.tls_cert.size(), options.tls_key.size());
+    return 2;
+  }
+  std::vector<http::TlsCertificate> certificates;
+  for (std::size_t i = 0; i < options.tls_cert.size(); ++i)
+    certificates.push_back({options.tls_cert[i], options.tls_key[i]});
+  std::string tls_error;
+  const auto tls = front_tls(certificates, options.hsts, tls_error);
+  if (!certificates.empty() && !tls) {
+    std::fprintf(stderr, "squadron gateway: %s\n", tls_error.c_str());
+    return 2;
+  }
+  if (!options.redirect.empty() && !tls) {
+    std::fprintf(stderr,
+                 "squadron gateway: --redirect sends clients to https://, which needs "
+                 "--tls-cert and --tls-key\n");
+    return 2;
+  }
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = config.threads;
   for (const auto& t : options.trusted_proxies) {
@@ -155,7 +240,9 @@ int run_gateway(const GatewayOptions& options) {
     return options.listen_fds ? server.adopt_listener(fd++) : server.listen_also("127.0.0.1", p);
   };
   int next_fd = 3;  // with --listen-fds: the next inherited listener
-  if (auto ec = options.listen_fds ? server.adopt_listener(next_fd++) : server.listen()) {
+  server.set_tls(tls);
+  if (auto ec =
+          options.listen_fds ? server.adopt_listener(next_fd++, nullptr, tls) : server.listen()) {
     std::fprintf(stderr, "squadron gateway: cannot listen on %s:%d: %s\n", config.host.c_str(),
                  port, ec.message().c_str());
     return 1;
@@ -201,10 +288,36 @@ int run_gateway(const GatewayOptions& options) {
     std::printf("squadron gateway: admin endpoints on http://127.0.0.1:%u (/metrics, /upstreams)\n",
                 bound);
   }
+  gateway::HttpsRedirect redirect(server.port());
+  if (!options.redirect.empty()) {
+    const auto colon = options.redirect.rfind(':');
+    const std::string redirect_host =
+        colon == std::string::npos ? "" : options.redirect.substr(0, colon);
+    const int redirect_port =
+        colon == std::string::npos ? -1 : std::atoi(options.redirect.c_str() + colon + 1);
+    std::uint16_t bound = 0;
+    boost::system::error_code ec = boost::asio::error::invalid_argument;
+    if (redirect_port >= 0 && redirect_port <= 65535) {
+      ec = options.listen_fds
+               ? server.adopt_listener(next_fd++, &bound)
+               : server.listen_also(redirect_host, static_cast<std::uint16_t>(redirect_port),
+                                    &bound);
+    }
+    if (ec) {
+      std::fprintf(stderr, "squadron gateway: cannot listen for the https:// redirect on %s: %s\n",
+                   options.redirect.c_str(), ec.message().c_str());
+      return 1;
+    }
+    server.serve_port_with(bound, redirect);
+    std::printf("squadron gateway: http://%s:%u answers 308 to https://\n", redirect_host.c_str(),
+                bound);
+  }
   auto log = [](const std::string& line) {
     std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());
     std::fflush(stderr);
   };
+  TlsReloader reloader(server.main_context(), tls, log);
+  reloader.start();
   gateway::Follower follower(server.main_context().get_executor(), proxy, targets, log);
   // Instances on this gateway's own address first (a cluster host's gateway listens on it).
   follower.set_local_host(options.host);
@@ -217,13 +330,14 @@ int run_gateway(const GatewayOptions& options) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     follower.stop();
+    reloader.stop();
     // Tunnels close a second before the server gives up on its own connections (and stops
     // its contexts): no TCP connection is left suspended when the contexts go.
     tcp.stop(9s);
     server.stop(10s);
   });
-  std::printf("squadron gateway listening on http://%s:%u (%zu I/O thread%s), following %s\n",
-              config.host.c_str(), server.port(), server.threads(),
+  std::printf("squadron gateway listening on %s://%s:%u (%zu I/O thread%s), following %s\n",
+              tls ? "https" : "http", config.host.c_str(), server.port(), server.threads(),
               server.threads() == 1 ? "" : "s", options.control.c_str());
   std::fflush(stdout);
   tcp.start();
@@ -279,8 +393,16 @@ int run_gateway_file(const GatewayOptions& options) {
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = threads;
   proxy_config.trusted_proxies = running.trusted_proxies;
+  std::string tls_error;
+  const auto tls =
+      running.tls ? front_tls(running.tls->certificates, running.tls->hsts, tls_error) : nullptr;
+  if (running.tls && !tls) {
+    std::fprintf(stderr, "squadron gateway: %s\n", tls_error.c_str());
+    return 2;
+  }
   gateway::Proxy proxy(proxy_config);
   http::Server server(config, proxy);
+  server.set_tls(tls);
   gateway::Admin admin(proxy);
   admin.set_server(server);
   if (auto ec = server.listen()) {
@@ -301,11 +423,28 @@ int run_gateway_file(const GatewayOptions& options) {
     std::printf("squadron gateway: admin endpoints on http://%s:%u (/metrics, /upstreams)\n",
                 admin_host.c_str(), bound);
   }
+  gateway::HttpsRedirect redirect(server.port());
+  if (running.tls && !running.tls->redirect.empty()) {
+    const auto [redirect_host, redirect_port] = host_and_port(running.tls->redirect);
+    std::uint16_t bound = 0;
+    if (auto ec = server.listen_also(redirect_host, redirect_port, &bound)) {
+      std::fprintf(stderr, "squadron gateway: cannot listen for the https:// redirect on %s: %s\n",
+                   running.tls->redirect.c_str(), ec.message().c_str());
+      return 1;
+    }
+    server.serve_port_with(bound, redirect);
+    std::printf("squadron gateway: http://%s:%u answers 308 to https://\n", redirect_host.c_str(),
+                bound);
+  }
   auto log = [](const std::string& line) {
     std::fprintf(stderr, "squadron gateway: %s\n", line.c_str());
     std::fflush(stderr);
   };
   auto& io = server.main_context();
+  // The certificates' own watch (a SIGHUP reloads them and the file both); which files they are
+  // changes at a restart.
+  TlsReloader reloader(io, tls, log);
+  reloader.start();
   gateway::EndpointResolver resolver(io.get_executor(), proxy, log);
   resolver.set(running.upstreams);
   core::spawn(io, resolver.run(running.resolve_every), "the gateway's resolver");
@@ -362,10 +501,11 @@ int run_gateway_file(const GatewayOptions& options) {
     resolver.stop();
     poll.cancel();
     hangup.cancel();
+    reloader.stop();
     server.stop(10s);
   });
-  std::printf("squadron gateway listening on http://%s:%u (%zu I/O thread%s), upstreams from %s\n",
-              config.host.c_str(), server.port(), server.threads(),
+  std::printf("squadron gateway listening on %s://%s:%u (%zu I/O thread%s), upstreams from %s\n",
+              tls ? "https" : "http", config.host.c_str(), server.port(), server.threads(),
               server.threads() == 1 ? "" : "s", running.file.c_str());
   std::fflush(stdout);
   server.run();

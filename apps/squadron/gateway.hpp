@@ -30,6 +30,12 @@ struct GatewayOptions {
   // Ports among the --internal and --spare ones that pass TCP through (protocol: tcp) instead
   // of serving HTTP.
   std::vector<int> tcp;
+  // HTTPS on the front door: certificates and their keys, in pairs (the first is the default;
+  // the others are chosen by SNI). Reloaded on SIGHUP and when a file changes.
+  std::vector<std::string> tls_cert;
+  std::vector<std::string> tls_key;
+  std::string redirect;  // HOST:PORT of a plain listener answering 308 to https://
+  bool hsts = false;
 };
 
 int run_gateway(const GatewayOptions& options);

@@ -219,7 +219,18 @@ int main(int argc, char** argv) {
                           "an address or CIDR block whose X-Forwarded-For is believed (repeat)");
   gateway_cmd->add_flag("--listen-fds", gateway_options.listen_fds,
                         "the listeners are inherited as descriptors 3, 4, ... (front door, "
-                        "--internal ones in order, --admin): how `squadron up` starts it");
+                        "--internal ones in order, --admin, --redirect): how `squadron up` "
+                        "starts it");
+  gateway_cmd->add_option("--tls-cert", gateway_options.tls_cert,
+                          "the front door speaks HTTPS with this PEM certificate (repeat with "
+                          "--tls-key for more, chosen by SNI; the first is the default)");
+  gateway_cmd->add_option("--tls-key", gateway_options.tls_key,
+                          "the PEM key of each --tls-cert, in the same order");
+  gateway_cmd->add_option("--redirect", gateway_options.redirect,
+                          "HOST:PORT of a plain listener answering 308 to https:// (with "
+                          "--tls-cert)");
+  gateway_cmd->add_flag("--hsts", gateway_options.hsts,
+                        "answers over TLS carry Strict-Transport-Security (two years)");
 
   squadron::apps::AgentCliOptions agent_options;
   auto* agent_cmd = app.add_subcommand(

@@ -338,6 +338,13 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
     spec.command.push_back("--trusted-proxy");
     spec.command.push_back(t);
   }
+  if (m.gateway_tls) {
+    for (const auto& c : m.gateway_tls->certificates) {
+      spec.command.insert(spec.command.end(),
+                          {"--tls-cert", c.cert.string(), "--tls-key", c.key.string()});
+    }
+    if (m.gateway_tls->hsts) spec.command.push_back("--hsts");
+  }
   spec.cwd = m.dir();
   // To wake services scaled to zero through the control API (a POST needs the token).
   spec.env["SQUADRON_CONTROL_TOKEN"] = token;
@@ -367,6 +374,22 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
     spec.command.push_back(std::to_string(spare.port));
   }
   if (admin) spec.inherit_fds.push_back(admin.fd);
+  if (m.gateway_tls && !m.gateway_tls->redirect.empty()) {
+    // The plain listener answering 308 to https://, held like the front door (after --admin).
+    const auto plain = split_listen(m.gateway_tls->redirect);
+    const Held held = !plain ? Held{}
+                      : plain->second != 0
+                          ? Held{plain->second, hold_listener(plain->first, plain->second)}
+                          : hold_free_port(plain->first);
+    if (!held) {
+      why =
+          fmt::format("gateway.tls.redirect {}: {}", m.gateway_tls->redirect, std::strerror(errno));
+      return std::nullopt;
+    }
+    spec.inherit_fds.push_back(held.fd);
+    spec.command.push_back("--redirect");
+    spec.command.push_back(fmt::format("{}:{}", plain->first, held.port));
+  }
   spec.command.push_back("--listen-fds");
   set_tcp_ports(spec, tcp_ports(m, internal));
   if (admin) {

@@ -32,6 +32,7 @@ struct GatewayFile {
   std::string admin;  // host:port of /metrics and /upstreams; empty: none
   int threads = 0;    // I/O threads; 0: one per core
   std::vector<std::string> trusted_proxies;
+  std::optional<TlsSpec> tls;  // tls: { cert, key } as in a manifest's gateway
   std::chrono::milliseconds resolve_every = std::chrono::seconds(5);
   std::vector<registry::UpstreamSpec> upstreams;  // in file order
   std::filesystem::path file;                     // absolute

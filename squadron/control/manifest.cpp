@@ -1345,16 +1345,109 @@ void parse_address_blocks(Checker& c, const YAML::Node& t, const std::string& pa
   }
 }
 
+// tls: { cert: FILE, key: FILE, redirect: HOST:PORT, hsts: true } or { certificates: [...] }:
+// each certificate loads and matches its key now, so a bad file is found at validate time.
+void parse_tls(Checker& c, const YAML::Node& n, const std::string& path, const fs::path& dir,
+               std::optional<TlsSpec>& out) {
+  static constexpr std::string_view kExample = "tls: { cert: certs/site.pem, key: certs/site.key }";
+  if (!c.expect_map(n, path, kExample)) return;
+  c.check_keys(n, path, {"cert", "key", "certificates", "redirect", "hsts"});
+  TlsSpec spec;
+  bool ok = true;
+  auto file = [&](const YAML::Node& parent, const std::string& at, const char* key,
+                  fs::path& into) {
+    if (!parent[key]) {
+      c.error(parent, at + "." + key, fmt::format("a certificate needs its {}", key),
+              std::string(kExample));
+      ok = false;
+      return;
+    }
+    const auto v = c.string(parent[key], at + "." + key);
+    if (!v) {
+      ok = false;
+      return;
+    }
+    fs::path p(*v);
+    if (p.is_relative()) p = dir / p;
+    if (::access(p.c_str(), R_OK) != 0) {
+      c.error(parent[key], at + "." + key,
+              fmt::format("cannot read {}", p.lexically_normal().string()),
+              "relative paths are relative to the manifest's folder; to make one: "
+              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days "
+              "90 -subj /CN=localhost -keyout site.key -out site.pem");
+      ok = false;
+      return;
+    }
+    into = p.lexically_normal();
+  };
+  auto certificate = [&](const YAML::Node& node, const std::string& at) {
+    http::TlsCertificate cert;
+    file(node, at, "cert", cert.cert);
+    file(node, at, "key", cert.key);
+    if (!ok) return;
+    const std::string problem = http::check_tls({.certificates = {cert}});
+    if (!problem.empty()) {
+      c.error(node, at, problem,
+              "cert: a PEM certificate (then its chain), key: its PEM key, "
+              "unencrypted");
+      ok = false;
+      return;
+    }
+    spec.certificates.push_back(std::move(cert));
+  };
+  if (const YAML::Node list = n["certificates"]) {
+    if (n["cert"] || n["key"]) {
+      c.error(n, path, "cert/key and certificates: both given",
+              "one certificate: cert and key; several (chosen by SNI): certificates: [...]");
+      return;
+    }
+    if (!list.IsSequence() || list.size() == 0) {
+      c.error(list, path + ".certificates", "expected a list of { cert, key }",
+              "certificates: [{ cert: a.pem, key: a.key }, { cert: b.pem, key: b.key }]");
+      return;
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string at = fmt::format("{}.certificates[{}]", path, i);
+      if (!c.expect_map(list[i], at, "{ cert: a.pem, key: a.key }")) {
+        ok = false;
+        continue;
+      }
+      c.check_keys(list[i], at, {"cert", "key"});
+      certificate(list[i], at);
+    }
+  } else {
+    certificate(n, path);
+  }
+  if (const YAML::Node r = n["redirect"]) {
+    if (auto v = c.string(r, path + ".redirect")) {
+      if (!valid_listen(*v)) {
+        c.error(r, path + ".redirect", fmt::format("expected host:port, got \"{}\"", *v),
+                "a plain listener that answers 308 to https://, such as 0.0.0.0:80");
+        ok = false;
+      } else {
+        spec.redirect = *v;
+      }
+    }
+  }
+  if (const YAML::Node h = n["hsts"]) {
+    if (auto v = c.boolean(h, path + ".hsts")) spec.hsts = *v;
+  }
+  if (ok) out = std::move(spec);
+}
+
 void parse_listen(Checker& c, const YAML::Node& root, const char* key, std::string& out,
-                  bool* expose = nullptr, std::vector<std::string>* trusted = nullptr) {
+                  bool* expose = nullptr, std::vector<std::string>* trusted = nullptr,
+                  std::optional<TlsSpec>* tls = nullptr, const fs::path& dir = {}) {
   const YAML::Node n = root[key];
   if (!n) return;
   const std::string path = key;
   if (!c.expect_map(n, path, "{ listen: 127.0.0.1:9900 }")) return;
   if (trusted != nullptr) {
-    c.check_keys(n, path, {"listen", "trusted_proxies"});
+    c.check_keys(n, path, {"listen", "trusted_proxies", "tls"});
     if (const YAML::Node t = n["trusted_proxies"])
       parse_address_blocks(c, t, path + ".trusted_proxies", *trusted);
+    if (const YAML::Node t = n["tls"]; t && tls != nullptr)
+      parse_tls(c, t, path + ".tls", dir, *tls);
   } else if (expose != nullptr) {
     c.check_keys(n, path, {"listen", "expose"});
     if (n["expose"]) {
@@ -1402,6 +1495,7 @@ bool read_yaml(std::string_view text, const std::string& shown, YAML::Node& root
 
 const char* url_scheme(const Manifest& m, std::string_view service) {
   const ServiceSpec* s = m.find(service);
+  if (s == nullptr && service == "gateway" && m.gateway_tls) return "https";  // the front door
   return s != nullptr && s->tcp ? "tcp" : "http";
 }
 
@@ -1546,7 +1640,8 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
                 "its state in etcd is keyed by it: use a-z, 0-9 and '-' (such as shop)");
       }
       parse_listen(c, root, "control", m.control_listen, &m.control_expose);
-      parse_listen(c, root, "gateway", m.gateway_listen, nullptr, &m.trusted_proxies);
+      parse_listen(c, root, "gateway", m.gateway_listen, nullptr, &m.trusted_proxies,
+                   &m.gateway_tls, m.dir());
       const YAML::Node services = root["services"];
       if (!services) {
         c.error(root, "services", "the manifest has no services",
@@ -1577,6 +1672,16 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
           listen_port(m.control_listen) != 0 && root["gateway"]) {
         c.error(root["gateway"], "gateway.listen",
                 "the gateway and the control API use the same port", "give each its own port");
+      }
+      if (m.gateway_tls && !m.gateway_tls->redirect.empty()) {
+        const auto redirect = listen_port(m.gateway_tls->redirect);
+        if (redirect != 0 && taken.count(redirect) != 0) {
+          c.error(root["gateway"]["tls"]["redirect"], "gateway.tls.redirect",
+                  fmt::format("port {} is {}'s too", redirect, taken[redirect]),
+                  "the plain listener that redirects to https:// needs a port of its own");
+        } else if (redirect != 0) {
+          taken[redirect] = "gateway.tls.redirect";
+        }
       }
       // Traffic metrics come from the gateway, which runs when some service has routes or
       // protocol: tcp.
@@ -1669,9 +1774,11 @@ GatewayFileResult parse_gateway_file(std::string_view text, const fs::path& file
               fmt::format("expected a mapping at the top, got {}", Checker::describe(root)),
               "start with listen: 0.0.0.0:8080 and upstreams: ...");
     } else {
-      c.check_keys(root, "",
-                   {"listen", "admin", "threads", "trusted_proxies", "resolve_every", "upstreams"});
+      c.check_keys(
+          root, "",
+          {"listen", "admin", "threads", "trusted_proxies", "tls", "resolve_every", "upstreams"});
       listen_at("listen", g.listen);
+      if (root["tls"]) parse_tls(c, root["tls"], "tls", g.file.parent_path(), g.tls);
       listen_at("admin", g.admin);
       if (root["threads"]) {
         if (auto v = c.integer(root["threads"], "threads", 0, 256))

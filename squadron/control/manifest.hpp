@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "squadron/control/autoscaler.hpp"
+#include "squadron/http/tls.hpp"
 #include "squadron/registry/watch.hpp"
 #include "squadron/supervisor/launcher.hpp"
 #include "squadron/supervisor/resources.hpp"
@@ -135,6 +136,15 @@ struct ClusterSpec {
   std::chrono::seconds ttl{5};    // hosts' and the leader's leases (2s-10m)
 };
 
+// gateway: { tls: { cert: FILE, key: FILE } }, or several chosen by the name a client asks for
+// (SNI): tls: { certificates: [{ cert: a.pem, key: a.key }, ...] }; redirect: HOST:PORT adds a
+// plain listener answering 308 to https://; hsts: true sends Strict-Transport-Security.
+struct TlsSpec {
+  std::vector<http::TlsCertificate> certificates;  // absolute; the first is the default
+  std::string redirect;                            // host:port; empty: none
+  bool hsts = false;
+};
+
 struct Manifest {
   std::string name;  // default: the manifest folder's name
   std::optional<ClusterSpec> cluster;
@@ -146,14 +156,15 @@ struct Manifest {
   // gateway: { trusted_proxies: [10.0.0.0/8, ...] }: peers whose X-Forwarded-For the gateway
   // believes; default none (the header is replaced by the peer's address).
   std::vector<std::string> trusted_proxies;
-  std::vector<ServiceSpec> services;  // in file order
-  std::filesystem::path file;         // absolute path of the manifest
+  std::optional<TlsSpec> gateway_tls;  // gateway: { tls: ... }: the front door speaks HTTPS
+  std::vector<ServiceSpec> services;   // in file order
+  std::filesystem::path file;          // absolute path of the manifest
   std::filesystem::path dir() const { return file.parent_path(); }
   const ServiceSpec* find(std::string_view service) const;
 };
 
-// The scheme of a URL naming `service`'s address: "tcp" for protocol: tcp, else "http" (also for a
-// name `m` does not have, such as Squadron's own gateway).
+// The scheme of a URL naming `service`'s address: "tcp" for protocol: tcp, "https" for Squadron's
+// own gateway with gateway.tls, else "http".
 const char* url_scheme(const Manifest& m, std::string_view service);
 
 // Whether the fleet of `m` runs Squadron's gateway: when any service has routes or protocol: tcp.

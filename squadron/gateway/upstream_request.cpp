@@ -63,7 +63,8 @@ void copy_fields(const http::Request& req, bool trusted_peer, http::RequestHead&
     if (!rewritten_field(h.name)) head.field(h.name, h.value);
   }
   forwarded_for.append(req.remote_address());
-  head.field("X-Forwarded-For", forwarded_for).field("X-Forwarded-Proto", "http");
+  head.field("X-Forwarded-For", forwarded_for)
+      .field("X-Forwarded-Proto", req.secure() ? "https" : "http");
   if (auto host = req.header("host")) head.field("X-Forwarded-Host", *host);
   head.field("X-Request-Id", req.request_id());
 }

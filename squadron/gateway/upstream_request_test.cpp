@@ -36,6 +36,16 @@ Built build(http::Request& req, bool strip, bool trusted) {
   return {up.head(), up.replayable, up.options};
 }
 
+TEST(UpstreamRequest, ARequestThatCameOverTlsSaysHttps) {
+  http::Request req;
+  parse("GET /py HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Proto: http\r\n\r\n", req);
+  req.set_secure(true);
+  const Built b = build(req, false, false);
+  EXPECT_NE(b.head.find("\r\nX-Forwarded-Proto: https\r\n"), std::string::npos) << b.head;
+  EXPECT_EQ(b.head.find("X-Forwarded-Proto: http\r\n"), std::string::npos)
+      << "the client's own is replaced: " << b.head;
+}
+
 TEST(UpstreamRequest, CarriesEndToEndFieldsAndSetsItsOwn) {
   http::Request req;
   parse(

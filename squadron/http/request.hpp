@@ -131,6 +131,8 @@ class Request final {
   std::string_view remote_address() const noexcept { return remote_address_; }
   // The port of the server's listener the request arrived on (0 when not served by a Server).
   std::uint16_t local_port() const noexcept { return local_port_; }
+  // Whether it came over TLS (the gateway then says X-Forwarded-Proto: https).
+  bool secure() const noexcept { return secure_; }
   // The X-Request-Id of this request: the client's when it sent a valid one, otherwise made up.
   std::string_view request_id() const noexcept { return request_id_; }
   // The W3C trace context (`traceparent`) when the client sent a valid one, else empty.
@@ -155,6 +157,7 @@ class Request final {
   }
   void set_remote_address(std::string_view a) { remote_address_.assign(a); }
   void set_local_port(std::uint16_t p) noexcept { local_port_ = p; }
+  void set_secure(bool secure) noexcept { secure_ = secure; }
   void set_request_id(std::string_view id) { request_id_.assign(id); }
   void set_traceparent(std::string_view tp) { traceparent_ = tp; }
   void clear_params() noexcept { params_.clear(); }
@@ -185,6 +188,7 @@ class Request final {
   std::vector<std::pair<std::string_view, std::string>> params_;
   std::string remote_address_;
   std::uint16_t local_port_ = 0;
+  bool secure_ = false;
   std::string request_id_;
   std::string_view traceparent_;
   std::string_view route_;

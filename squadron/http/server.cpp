@@ -26,6 +26,7 @@
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/http/internal/read_buffer.hpp"
+#include "squadron/http/internal/tls_session.hpp"
 
 namespace squadron::http {
 
@@ -66,6 +67,7 @@ struct Connection {
   Connection(Socket s, Handler& h) : socket(std::move(s)), handler(&h) {}
   Socket socket;
   Handler* handler;
+  std::unique_ptr<internal::TlsSession> tls;  // on a TLS listener's connections
   std::string remote_address;
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
   std::list<Connection>::iterator self;  // in the worker's list
@@ -88,7 +90,45 @@ struct RequestState {
   RequestParser parser;
   std::string out;  // answers not written yet (those of one read go out in one send)
   internal::ReadBuffer read_buffer = internal::ReadBuffer::make();
+  // What a TLS connection reads from its socket (read_buffer gets the plaintext); made for the
+  // first TLS connection that takes this state.
+  internal::ReadBuffer cipher_buffer;
 };
+
+// A TLS connection's next plaintext into `buffer` (kReadBufferBytes): what OpenSSL holds first,
+// else read from the socket into `cipher` (as many bytes); what a handshake writes meanwhile
+// is sent. An error, or EOF when the client closed the session or failed its handshake.
+asio::awaitable<std::tuple<error_code, std::size_t>> tls_read(Connection& conn, char* buffer,
+                                                              char* cipher) {
+  internal::TlsSession& tls = *conn.tls;
+  while (true) {
+    const long n = tls.read(buffer, kReadBufferBytes);
+    if (n > 0) co_return std::tuple{error_code{}, static_cast<std::size_t>(n)};
+    if (n < 0) co_return std::tuple{error_code(asio::error::eof), std::size_t{0}};
+    if (!tls.output().empty()) {  // the handshake's answer (or a ticket, a key update)
+      auto [wec, written] =
+          co_await asio::async_write(conn.socket, asio::buffer(tls.output()), kAwait);
+      tls.output().clear();
+      if (wec) co_return std::tuple{wec, std::size_t{0}};
+    }
+    auto [ec, got] =
+        co_await conn.socket.async_read_some(asio::buffer(cipher, kReadBufferBytes), kAwait);
+    if (ec) co_return std::tuple{ec, std::size_t{0}};
+    tls.feed(std::string_view(cipher, got));
+  }
+}
+
+// Best effort, never waits: `out` (plaintext) onto `conn`'s socket, encrypted on TLS.
+void send_now(Connection& conn, std::string& out) {
+  error_code ec;
+  if (conn.tls) {
+    if (!conn.tls->write(out)) return;
+    conn.socket.write_some(asio::buffer(conn.tls->output()), ec);
+    conn.tls->output().clear();
+  } else {
+    conn.socket.write_some(asio::buffer(out), ec);
+  }
+}
 
 void log_exception(std::exception_ptr e) noexcept {
   if (!e) return;
@@ -109,13 +149,14 @@ void log_exception(std::exception_ptr e) noexcept {
 class StreamedBody final : public BodyReader {
  public:
   StreamedBody(Connection& conn, RequestParser& parser, Request& req, std::string_view& data,
-               char* buffer, const SteadyClock::time_point& now,
+               char* buffer, char* cipher, const SteadyClock::time_point& now,
                std::chrono::milliseconds io_timeout)
       : conn_(conn),
         parser_(parser),
         req_(req),
         data_(data),
         buffer_(buffer),
+        cipher_(cipher),
         now_(now),
         io_timeout_(io_timeout) {}
 
@@ -138,8 +179,14 @@ class StreamedBody final : public BodyReader {
         continue;
       }
       conn_.deadline = now_ + io_timeout_;
-      auto [ec, n] =
-          co_await conn_.socket.async_read_some(asio::buffer(buffer_, kReadBufferBytes), kAwait);
+      error_code ec;
+      std::size_t n = 0;
+      if (conn_.tls) {
+        std::tie(ec, n) = co_await tls_read(conn_, buffer_, cipher_);
+      } else {
+        std::tie(ec, n) =
+            co_await conn_.socket.async_read_some(asio::buffer(buffer_, kReadBufferBytes), kAwait);
+      }
       if (ec) {
         failed_ = true;
         if (conn_.timed_out) {
@@ -164,6 +211,7 @@ class StreamedBody final : public BodyReader {
   Request& req_;
   std::string_view& data_;
   char* buffer_;
+  char* cipher_;
   const SteadyClock::time_point& now_;
   std::chrono::milliseconds io_timeout_;
   int status_ = 0;
@@ -210,23 +258,31 @@ class Server::Worker {
   // Adopts an accepted socket (on this worker's thread), within this thread's share of the
   // connection cap: past it, the oldest connection waiting for a request makes room, or the
   // newcomer is told 503 and closed.
-  void adopt(Socket socket) {
+  void adopt(Socket socket, const TlsListener* tls) {
     if (stopping_) return;  // socket closes on destruction
     if (count_.load(std::memory_order_relaxed) >= cap_ && !make_room()) {
+      error_code ec;
+      if (tls != nullptr) {  // no plaintext answer on a TLS port: the client sees the close
+        socket.shutdown(tcp::socket::shutdown_both, ec);
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
       static constexpr std::string_view kBusy =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
           "Retry-After: 1\r\nConnection: close\r\nContent-Length: 97\r\n\r\n"
           "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
           "\"detail\":\"too many connections\"}";
-      error_code ec;
       socket.non_blocking(true, ec);
       socket.write_some(asio::buffer(kBusy), ec);  // best effort; never waits
       socket.shutdown(tcp::socket::shutdown_both, ec);
       refused_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    std::unique_ptr<internal::TlsSession> session;
+    if (tls != nullptr && !(session = internal::TlsSession::make(tls->current()))) return;
     Connection& conn = conns_.emplace_front(std::move(socket), handler_);
     conn.self = conns_.begin();
+    conn.tls = std::move(session);
     count_.fetch_add(1, std::memory_order_relaxed);
     prepare(conn);
     conn.handler = &handler_for(conn.local_port);
@@ -240,7 +296,10 @@ class Server::Worker {
   std::size_t evicted() const noexcept { return evicted_.load(std::memory_order_relaxed); }
   std::size_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
-  void add_acceptor(std::unique_ptr<tcp::acceptor> a) { acceptors_.push_back(std::move(a)); }
+  void add_acceptor(std::unique_ptr<tcp::acceptor> a, std::shared_ptr<TlsListener> tls) {
+    acceptors_.push_back(std::move(a));
+    acceptor_tls_.push_back(std::move(tls));
+  }
   bool has_acceptor() const noexcept { return !acceptors_.empty(); }
   std::size_t acceptors() const noexcept { return acceptors_.size(); }
 
@@ -251,6 +310,7 @@ class Server::Worker {
     std::size_t next = index;
     asio::steady_timer backoff(ctx_);
     tcp::acceptor* acceptor = acceptors_[index].get();
+    const TlsListener* tls = acceptor_tls_[index].get();  // held by this worker for its life
     while (true) {
       auto [ec, socket] = co_await acceptor->async_accept(kAwait);
       if (ec) {
@@ -272,7 +332,7 @@ class Server::Worker {
       }
       Worker& target = *(*workers)[next++ % workers->size()];
       if (&target == this) {
-        adopt(std::move(socket));
+        adopt(std::move(socket), tls);
         continue;
       }
       // Hand the descriptor to the target thread, which registers it with its own reactor.
@@ -280,11 +340,11 @@ class Server::Worker {
       error_code release_ec;
       const auto fd = socket.release(release_ec);
       if (release_ec) continue;
-      asio::post(target.ctx_, [&target, protocol, fd] {
+      asio::post(target.ctx_, [&target, protocol, fd, tls] {
         Socket s(target.ctx_);
         error_code assign_ec;
         s.assign(protocol, fd, assign_ec);
-        if (!assign_ec) target.adopt(std::move(s));
+        if (!assign_ec) target.adopt(std::move(s), tls);
       });
     }
   }
@@ -369,8 +429,17 @@ class Server::Worker {
     return date_;
   }
 
-  // Writes `out` whole: first a non-blocking attempt, then asynchronously under io_timeout.
-  asio::awaitable<bool> flush(Connection& conn, std::string& out) {
+  // Writes `plain` whole (encrypted first on a TLS connection): first a non-blocking attempt,
+  // then asynchronously under io_timeout.
+  asio::awaitable<bool> flush(Connection& conn, std::string& plain) {
+    std::string* cipher = &plain;
+    if (conn.tls) {
+      const bool ok = plain.empty() || conn.tls->write(plain);
+      plain.clear();
+      if (!ok) co_return false;
+      cipher = &conn.tls->output();
+    }
+    std::string& out = *cipher;
     std::size_t written = 0;
     error_code ec;
     written = conn.socket.write_some(asio::buffer(out), ec);
@@ -522,14 +591,20 @@ class Server::Worker {
           parser(state.parser),
           out(state.out),
           read_buffer(state.read_buffer.get()),
-          head_started(now) {}
+          head_started(now) {
+      if (c.tls) {
+        if (!state.cipher_buffer) state.cipher_buffer = internal::ReadBuffer::make();
+        cipher_buffer = state.cipher_buffer.get();
+      }
+    }
     Connection& conn;
     Handler& handler;
     Request& req;
     RequestParser& parser;
     std::string& out;
     char* read_buffer;
-    std::string_view data;  // received bytes not parsed yet (in conn.parked or read_buffer)
+    char* cipher_buffer = nullptr;  // a TLS connection's socket reads (read_buffer: plaintext)
+    std::string_view data;          // received bytes not parsed yet (in conn.parked or read_buffer)
     bool close_after = false;
     bool linger = false;  // refused while the client may still be sending: drain before close
     SteadyClock::time_point head_started;
@@ -542,7 +617,7 @@ class Server::Worker {
     s.conn.served_any = true;
     s.conn.deadline = SteadyClock::time_point::max();
     if (body_streams) {
-      streamed.emplace(s.conn, s.parser, s.req, s.data, s.read_buffer, coarse_now_,
+      streamed.emplace(s.conn, s.parser, s.req, s.data, s.read_buffer, s.cipher_buffer, coarse_now_,
                        config_.io_timeout);
       s.req.set_body_reader(&*streamed);
     }
@@ -554,6 +629,8 @@ class Server::Worker {
   // into `s.out`; `chunked` says how a streamed answer's body goes on.
   Served end_request(Session& s, const std::optional<StreamedBody>& streamed, Response& res,
                      bool& chunked) {
+    if (s.conn.tls && !s.conn.tls->hsts().empty())
+      res.set_header("Strict-Transport-Security", s.conn.tls->hsts());
     bool keep = s.req.keep_alive() && !res.close && !stopping_;
     if (streamed) {
       s.conn.deadline = SteadyClock::time_point::max();
@@ -582,6 +659,7 @@ class Server::Worker {
     }
     conn.idle = true;
     conn.deadline = coarse_now_ + (conn.served_any ? config_.idle_timeout : config_.header_timeout);
+    if (conn.tls) conn.tls->idle();
     conn.socket.async_read_some(
         asio::buffer(conn.parked), [this, &conn](error_code ec, std::size_t n) {
           conn.idle = false;
@@ -604,6 +682,10 @@ class Server::Worker {
 
   void close(Connection& conn) {
     error_code ec;
+    if (conn.tls && conn.tls->handshake_done() && !conn.evicted && !conn.timed_out) {
+      conn.tls->close_notify();  // best effort: a client may tell a cut-off answer from an end
+      conn.socket.write_some(asio::buffer(conn.tls->output()), ec);
+    }
     conn.socket.shutdown(tcp::socket::shutdown_send, ec);
     conn.socket.close(ec);
     conns_.erase(conn.self);
@@ -624,6 +706,7 @@ class Server::Worker {
     peak_in_use_ = std::max(peak_in_use_, in_use_.load(std::memory_order_relaxed));
     state->req.set_remote_address(conn.remote_address);
     state->req.set_local_port(conn.local_port);
+    state->req.set_secure(conn.tls != nullptr);
     return state;
   }
 
@@ -644,7 +727,11 @@ class Server::Worker {
     std::unique_ptr<RequestState> state = take_state(conn);
     core::ScopeExit back([this, &state] { give_back(std::move(state)); });
     Session s(conn, *state, coarse_now_);
-    s.data = std::string_view(conn.parked, n);
+    if (conn.tls) {
+      conn.tls->feed(std::string_view(conn.parked, n));  // plaintext comes by tls_read()
+    } else {
+      s.data = std::string_view(conn.parked, n);
+    }
     const bool again = co_await serve_requests(s);
     if (again) co_return true;
     error_code ec;
@@ -699,12 +786,32 @@ class Server::Worker {
       if (!s.data.empty()) continue;  // a flush happened mid-batch; keep parsing
       if (!s.parser.started()) {      // between requests
         if (stopping_) co_return false;
+        if (conn.tls && conn.tls->pending()) {
+          // A handshake, or a request whose records came with the last ones: not idle.
+          conn.deadline = s.head_started + config_.header_timeout;
+          auto [tls_ec, got] = co_await tls_read(conn, s.read_buffer, s.cipher_buffer);
+          if (tls_ec) {
+            if (conn.timed_out) {
+              refuse(408, "the request did not arrive in time", s.handler, s.out);
+              if (conn.tls->handshake_done()) send_now(conn, s.out);
+            }
+            co_return false;
+          }
+          s.data = std::string_view(s.read_buffer, got);
+          continue;
+        }
         if (!conn.busy || hot_ >= kHotConnections) co_return true;  // park
         ++hot_;
         conn.idle = conn.hot = true;
         conn.deadline = coarse_now_ + config_.idle_timeout;
-        auto [idle_ec, got] = co_await conn.socket.async_read_some(
-            asio::buffer(s.read_buffer, kReadBufferBytes), kAwait);
+        error_code idle_ec;
+        std::size_t got = 0;
+        if (conn.tls) {
+          std::tie(idle_ec, got) = co_await tls_read(conn, s.read_buffer, s.cipher_buffer);
+        } else {
+          std::tie(idle_ec, got) = co_await conn.socket.async_read_some(
+              asio::buffer(s.read_buffer, kReadBufferBytes), kAwait);
+        }
         --hot_;
         conn.idle = conn.hot = false;
         const bool park = conn.parking && !conn.timed_out && !conn.evicted;
@@ -715,12 +822,18 @@ class Server::Worker {
       }
       // Inside a request: wait for the rest under the deadline that fits where it is.
       arm_deadline(conn, s.parser, s.head_started);
-      auto [read_ec, n] = co_await conn.socket.async_read_some(
-          asio::buffer(s.read_buffer, kReadBufferBytes), kAwait);
+      error_code read_ec;
+      std::size_t n = 0;
+      if (conn.tls) {
+        std::tie(read_ec, n) = co_await tls_read(conn, s.read_buffer, s.cipher_buffer);
+      } else {
+        std::tie(read_ec, n) = co_await conn.socket.async_read_some(
+            asio::buffer(s.read_buffer, kReadBufferBytes), kAwait);
+      }
       if (read_ec == asio::error::operation_aborted || (read_ec && conn.timed_out)) {
         if (conn.timed_out) {
           refuse(408, "the request did not arrive in time", s.handler, s.out);
-          conn.socket.write_some(asio::buffer(s.out), ec);  // best effort
+          send_now(conn, s.out);  // best effort
         }
         co_return false;
       }
@@ -754,7 +867,8 @@ class Server::Worker {
   Context ctx_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::steady_timer sweeper_{ctx_};
   asio::steady_timer grace_timer_{ctx_};
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;  // worker 0 only
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;   // worker 0 only
+  std::vector<std::shared_ptr<TlsListener>> acceptor_tls_;  // each acceptor's, or null
   std::chrono::milliseconds tick_{1000};
   // The time at the last sweep: deadlines are only checked at sweeps, so they are set from this
   // instead of reading the clock twice per request (a deadline fires within two ticks of due).
@@ -834,9 +948,9 @@ std::size_t Server::connections() const noexcept {
   return n;
 }
 
-error_code Server::listen() { return listen_also(config_.host, config_.port, &port_); }
+error_code Server::listen() { return listen_also(config_.host, config_.port, &port_, tls_); }
 
-error_code Server::adopt_listener(int fd, std::uint16_t* bound) {
+error_code Server::adopt_listener(int fd, std::uint16_t* bound, std::shared_ptr<TlsListener> tls) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   int listening = 0;
@@ -856,11 +970,12 @@ error_code Server::adopt_listener(int fd, std::uint16_t* bound) {
   if (ec) return ec;
   if (bound != nullptr) *bound = port;
   if (primary) port_ = port;
-  workers_[0]->add_acceptor(std::move(acceptor));
+  workers_[0]->add_acceptor(std::move(acceptor), std::move(tls));
   return {};
 }
 
-error_code Server::listen_also(const std::string& host, std::uint16_t port, std::uint16_t* bound) {
+error_code Server::listen_also(const std::string& host, std::uint16_t port, std::uint16_t* bound,
+                               std::shared_ptr<TlsListener> tls) {
   error_code ec;
   const auto address = asio::ip::make_address(host, ec);
   if (ec) return ec;
@@ -874,7 +989,7 @@ error_code Server::listen_also(const std::string& host, std::uint16_t port, std:
   if (!ec) acceptor->listen(config_.backlog, ec);
   if (ec) return ec;
   if (bound != nullptr) *bound = acceptor->local_endpoint(ec).port();
-  workers_[0]->add_acceptor(std::move(acceptor));
+  workers_[0]->add_acceptor(std::move(acceptor), std::move(tls));
   return {};
 }
 

@@ -28,6 +28,7 @@
 #include "squadron/http/parser.hpp"
 #include "squadron/http/request.hpp"
 #include "squadron/http/response.hpp"
+#include "squadron/http/tls.hpp"
 
 namespace squadron::http {
 
@@ -75,13 +76,18 @@ class Server final {
   // Opens the listening socket. Errors: address in use, permission, bad host.
   [[nodiscard]] boost::system::error_code listen();
   // Opens one more listening socket (before run()); requests on it carry its port as
-  // Request::local_port(). `bound` gets the port (useful with 0).
+  // Request::local_port(). `bound` gets the port (useful with 0). With `tls` its connections
+  // speak TLS (its current certificates when each connects; Request::secure()).
   [[nodiscard]] boost::system::error_code listen_also(const std::string& host, std::uint16_t port,
-                                                      std::uint16_t* bound = nullptr);
+                                                      std::uint16_t* bound = nullptr,
+                                                      std::shared_ptr<TlsListener> tls = nullptr);
   // Serves on a socket that already listens (handed over by a parent, as systemd's socket
   // activation does): the first one given becomes the server's port(). `bound` gets its port.
   // Errors: not a socket, or not listening.
-  [[nodiscard]] boost::system::error_code adopt_listener(int fd, std::uint16_t* bound = nullptr);
+  [[nodiscard]] boost::system::error_code adopt_listener(
+      int fd, std::uint16_t* bound = nullptr, std::shared_ptr<TlsListener> tls = nullptr);
+  // The listener opened by listen() (the first) speaks TLS: call before listen().
+  void set_tls(std::shared_ptr<TlsListener> tls) { tls_ = std::move(tls); }
   // Requests arriving on listener `port` (bound already) go to `handler` instead of the
   // server's own (an admin listener beside the data path). Before run(); `handler` outlives
   // the server.
@@ -134,6 +140,7 @@ class Server final {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
   std::size_t max_connections_ = 0;
+  std::shared_ptr<TlsListener> tls_;  // listen()'s
   std::atomic<bool> stopping_{false};
 };
 

@@ -81,7 +81,7 @@ void ChildProcess::drain_output(std::chrono::milliseconds wait) {
 }
 
 std::optional<std::uint16_t> ChildProcess::wait_for_port(std::chrono::milliseconds timeout) {
-  static const std::regex kListening(R"(listening on http://[^:\s]+:(\d+))");
+  static const std::regex kListening(R"(listening on https?://[^:\s]+:(\d+))");
   const auto deadline = SteadyClock::now() + timeout;
   while (SteadyClock::now() < deadline) {
     std::smatch m;

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# TLS termination: the Squadron gateway (standalone, `squadron gateway -c FILE` with `tls:`),
+# nginx (Debian's, `listen ... ssl`) and HAProxy (Debian's, `bind ... ssl crt`), each with one
+# thread or worker on CPU 1, the same ECDSA P-256 certificate, the Mozilla intermediate
+# protocols, in front of the same build/bin/hello (1 I/O thread, CPU 1, plain HTTP); wrk on CPU 0.
+# In interleaved rounds, each server in turn:
+#   keep-alive   wrk -t1 -c64 over https: req/s and p99
+#   handshakes   wrk -t1 -c64 over https with `Connection: close`: every request a new
+#                connection and a new TLS handshake (wrk resumes no session): connections/s
+# Then the memory of IDLE (10,000) idle TLS connections (each made its handshake and one request,
+# then stays quiet: bench/idle.py with IDLE_TLS=1), held against each server in turn: RSS per
+# connection. Prints per-run figures, medians and the ratios squadron/nginx, squadron/haproxy.
+#
+#   bench/tls.sh                              # 5 rounds of 10 s, 10,000 idle connections
+#   ROUNDS=3 DURATION=5s IDLE=2000 bench/tls.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+IDLE=${IDLE:-10000}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+PY=/usr/bin/python3
+
+[ -x build/bin/squadron ] && [ -x build/bin/hello ] || scripts/build
+command -v wrk >/dev/null && command -v nginx >/dev/null && command -v haproxy >/dev/null ||
+  scripts/bootstrap
+want=$((IDLE + 2000))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
+  ulimit -Hn "$want" 2>/dev/null || true
+fi
+ulimit -n "$(ulimit -Hn)"
+limit=$(ulimit -n)
+
+work=$(mktemp -d)
+pids=()
+holder_pid=
+cleanup() {
+  [ -n "$holder_pid" ] && kill "$holder_pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/haproxy.pid" ] && kill "$(cat "$work/haproxy.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+source bench/lib.sh
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/site.key" -out "$work/site.pem" 2>/dev/null
+cat "$work/site.pem" "$work/site.key" >"$work/site.combined.pem"  # HAProxy's form
+
+HELLO_PORT=$(free_port); SQUADRON_PORT=$(free_port); HAPROXY_PORT=$(free_port); NGINX_PORT=$(free_port)
+
+PORT=$HELLO_PORT taskset -c "$SERVER_CPU" build/bin/hello --threads 1 >"$work/hello.log" 2>&1 &
+pids+=($!)
+
+cat >"$work/gateway.yaml" <<GW
+listen: 127.0.0.1:$SQUADRON_PORT
+tls: { cert: site.pem, key: site.key }
+upstreams:
+  hello:
+    endpoints: [127.0.0.1:$HELLO_PORT]
+    routes: [/hello]
+GW
+taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 \
+  >"$work/squadron.log" 2>&1 &
+squadron_pid=$!
+pids+=("$squadron_pid")
+
+# HAProxy and nginx with the same protocols (TLS 1.2 and 1.3) and the same intermediate ciphers;
+# sessions resumed by tickets in all three (their defaults); no limit on requests per connection.
+ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+cat >"$work/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn $((limit / 2 - 100))
+  pidfile $work/haproxy.pid
+  ssl-default-bind-ciphers $ciphers
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 300s
+  timeout server 30s
+  timeout http-keep-alive 300s
+  http-reuse always
+frontend front
+  bind 127.0.0.1:$HAPROXY_PORT ssl crt $work/site.combined.pem alpn http/1.1
+  default_backend hello
+backend hello
+  server hello1 127.0.0.1:$HELLO_PORT
+CFG
+taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+worker_rlimit_nofile $limit;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections $((limit / 2)); }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 10000000;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  upstream hello { server 127.0.0.1:$HELLO_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl backlog=4096;
+    ssl_certificate $work/site.pem;
+    ssl_certificate_key $work/site.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers $ciphers;
+    location / {
+      proxy_pass http://hello;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+taskset -c "$SERVER_CPU" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 &
+pids+=($!)
+
+wait_port "$HELLO_PORT"; wait_port "$SQUADRON_PORT"; wait_port "$HAPROXY_PORT"; wait_port "$NGINX_PORT"
+sleep 0.5
+nginx_worker=$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')
+declare -A PIDS=([squadron]="$squadron_pid" [haproxy]="$(cat "$work/haproxy.pid")" [nginx]="$nginx_worker")
+declare -A PORTS=([squadron]=$SQUADRON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT)
+servers="squadron nginx haproxy"
+for s in $servers; do  # each answers over TLS before anything is measured
+  curl -fsS --cacert "$work/site.pem" "https://localhost:${PORTS[$s]}/hello" >/dev/null ||
+    { echo "$s does not answer over https" >&2; exit 1; }
+done
+
+p99_of() {  # wrk --latency output -> p99 in ms
+  awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'
+}
+run_wrk() {  # server extra-wrk-args... -> "req/s p99_ms"
+  local s=$1 out
+  shift
+  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "https://127.0.0.1:${PORTS[$s]}/hello" 2>&1)
+  echo "$out" >"$work/wrk-$s-last.txt"
+  local errors
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  [ -n "$errors" ] && echo "  $s: $errors" >&2
+  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(p99_of <<<"$out")"
+}
+
+for s in $servers; do  # warm-up, not counted
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "https://127.0.0.1:${PORTS[$s]}/hello" >/dev/null 2>&1
+done
+
+declare -A KA P99 HS HSP99
+printf '%-6s %-9s %14s %10s %16s %10s\n' round server "keep-alive/s" "p99 ms" "handshakes/s" "p99 ms"
+for r in $(seq 1 "$ROUNDS"); do
+  for s in $servers; do
+    read -r rps p99 < <(run_wrk "$s")
+    read -r hs hsp99 < <(run_wrk "$s" -H "Connection: close")
+    KA[$s]+="$rps "; P99[$s]+="$p99 "; HS[$s]+="$hs "; HSP99[$s]+="$hsp99 "
+    printf '%-6s %-9s %14s %10s %16s %10s\n' "$r" "$s" "$rps" "$p99" "$hs" "$hsp99"
+  done
+done
+
+paired() {  # $1 $2: space-separated lists in round order -> the median of per-round ratios
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
+    awk '{print $1/$2}' | tr '\n' ' ' | { read -r l; median "$l"; }
+}
+echo
+for s in $servers; do
+  printf 'median   %-9s keep-alive %8.0f req/s (p99 %s ms)   handshakes %7.0f/s (p99 %s ms)\n' "$s" \
+    "$(median "${KA[$s]}")" "$(median "${P99[$s]}")" "$(median "${HS[$s]}")" "$(median "${HSP99[$s]}")"
+done
+for peer in nginx haproxy; do
+  printf 'ratio    squadron/%-8s keep-alive req/s %.2f (p99 %.2f)   handshakes/s %.2f   (medians of per-round ratios)\n' \
+    "$peer" "$(paired "${KA[squadron]}" "${KA[$peer]}")" "$(paired "${P99[squadron]}" "${P99[$peer]}")" \
+    "$(paired "${HS[squadron]}" "${HS[$peer]}")"
+done
+
+[ "$IDLE" -gt 0 ] || exit 0
+# Idle TLS connections: each server in turn, from source addresses of their own.
+rss_kib() { local t=0 p; for p in $1; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
+hold() {  # port count source
+  rm -f "$work/holder.in"; mkfifo "$work/holder.in"
+  IDLE_TLS=1 taskset -c "$CLIENT_CPU" $PY bench/idle.py "$1" "$2" /hello "$3" <"$work/holder.in" >"$work/holder.out" &
+  holder_pid=$!
+  exec 7>"$work/holder.in"
+  until grep -q '^ready' "$work/holder.out"; do
+    kill -0 "$holder_pid" 2>/dev/null || { echo "the idle connections could not be opened" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+release() { echo quit >&7; exec 7>&-; wait "$holder_pid" || true; holder_pid=; }
+check_alive() { echo check >&7; until grep -q '^alive' "$work/holder.out"; do sleep 0.2; done; awk '/^alive/ {print $2}' "$work/holder.out"; }
+echo
+printf '%-9s %7s %10s %10s %10s %8s\n' server idle "RSS KiB" "+idle KiB" "KiB/conn" alive
+source=10
+declare -A PER
+for s in $servers; do
+  source=$((source + 1))
+  before=$(rss_kib "${PIDS[$s]}")
+  hold "${PORTS[$s]}" "$IDLE" "$source"
+  sleep 2
+  after=$(rss_kib "${PIDS[$s]}")
+  alive=$(check_alive)
+  release
+  PER[$s]=$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN {printf "%.2f", (a - b) / n}')
+  printf '%-9s %7s %10s %10s %10s %8s\n' "$s" "$IDLE" "$before" "$after" "${PER[$s]}" "$alive/100"
+done
+printf 'ratio    idle TLS connection memory squadron/nginx %.2f   squadron/haproxy %.2f\n' \
+  "$(awk -v a="${PER[squadron]}" -v b="${PER[nginx]}" 'BEGIN {print a / b}')" \
+  "$(awk -v a="${PER[squadron]}" -v b="${PER[haproxy]}" 'BEGIN {print a / b}')"

@@ -1,0 +1,130 @@
+// gateway: { tls: ... } in a manifest and in the standalone gateway's file: certificates that
+// load and match their keys, and every problem found at validate time with its place and file.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "squadron/control/gateway_file.hpp"
+#include "squadron/control/manifest.hpp"
+
+namespace squadron::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ManifestTls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("squadron-manifest-tls-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    for (const char* stem : {"a", "b"}) {
+      const std::string cmd = "cd " + dir_.string() +
+                              " && openssl req -x509 -newkey ec -pkeyopt "
+                              "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=" +
+                              stem + ".test -keyout " + stem + ".key -out " + stem +
+                              ".pem >/dev/null 2>&1";
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << "the openssl command made no certificate";
+    }
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  ManifestResult parse(const std::string& gateway) {
+    return parse_manifest(
+        "gateway:\n" + gateway + "services:\n  web: { command: [x], routes: [/] }\n",
+        dir_ / "squadron.yaml");
+  }
+  std::string only_error(const std::string& gateway) {
+    auto r = parse(gateway);
+    EXPECT_EQ(r.errors.size(), 1u);
+    return r.errors.empty() ? "" : r.errors.front().to_string();
+  }
+  fs::path dir_;
+};
+
+TEST_F(ManifestTls, ACertificateAndItsKeyRelativeToTheManifest) {
+  auto r = parse(
+      "  listen: 127.0.0.1:8443\n  tls: { cert: a.pem, key: a.key, redirect: "
+      "127.0.0.1:8080, hsts: true }\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  ASSERT_TRUE(r.manifest->gateway_tls);
+  const auto& tls = *r.manifest->gateway_tls;
+  ASSERT_EQ(tls.certificates.size(), 1u);
+  EXPECT_EQ(tls.certificates[0].cert, dir_ / "a.pem");
+  EXPECT_EQ(tls.certificates[0].key, dir_ / "a.key");
+  EXPECT_EQ(tls.redirect, "127.0.0.1:8080");
+  EXPECT_TRUE(tls.hsts);
+  EXPECT_STREQ(url_scheme(*r.manifest, "gateway"), "https");
+  EXPECT_STREQ(url_scheme(*r.manifest, "web"), "http");
+}
+
+TEST_F(ManifestTls, SeveralCertificatesForSni) {
+  auto r = parse(
+      "  tls:\n    certificates:\n      - { cert: a.pem, key: a.key }\n"
+      "      - { cert: " +
+      (dir_ / "b.pem").string() + ", key: b.key }\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  ASSERT_EQ(r.manifest->gateway_tls->certificates.size(), 2u);
+  EXPECT_EQ(r.manifest->gateway_tls->certificates[1].cert, dir_ / "b.pem");
+  EXPECT_FALSE(r.manifest->gateway_tls->hsts);
+}
+
+TEST_F(ManifestTls, AKeyThatIsNotTheCertificatesIsNamedWithItsPlace) {
+  const auto e = only_error("  tls: { cert: a.pem, key: b.key }\n");
+  EXPECT_NE(e.find("squadron.yaml:2:8: gateway.tls: " + (dir_ / "b.key").string() +
+                   ": is not the key of the certificate in " + (dir_ / "a.pem").string()),
+            std::string::npos)
+      << e;
+}
+
+TEST_F(ManifestTls, MissingFilesAndShapesAreErrors) {
+  EXPECT_NE(only_error("  tls: { cert: nope.pem, key: a.key }\n")
+                .find(":2:16: gateway.tls.cert: cannot read " + (dir_ / "nope.pem").string()),
+            std::string::npos);
+  EXPECT_NE(
+      only_error("  tls: { cert: a.pem }\n").find("gateway.tls.key: a certificate needs its key"),
+      std::string::npos);
+  EXPECT_NE(only_error("  tls: { cert: a.pem, key: a.key, certificates: [] }\n")
+                .find("cert/key and certificates: both given"),
+            std::string::npos);
+  EXPECT_NE(only_error("  tls: { cert: a.pem, key: a.key, redirect: nowhere }\n")
+                .find("gateway.tls.redirect: expected host:port"),
+            std::string::npos);
+  EXPECT_NE(only_error("  tls: { cert: a.pem, key: a.key, ciphers: all }\n").find("ciphers"),
+            std::string::npos);
+  std::ofstream(dir_ / "junk.pem") << "-----BEGIN CERTIFICATE-----\nnot base64\n";
+  EXPECT_NE(
+      only_error("  tls: { cert: junk.pem, key: a.key }\n").find("junk.pem: not a PEM certificate"),
+      std::string::npos);
+}
+
+TEST_F(ManifestTls, TheRedirectListenerNeedsAPortOfItsOwn) {
+  const auto e = only_error(
+      "  listen: 127.0.0.1:8443\n  tls: { cert: a.pem, key: a.key, redirect: "
+      "127.0.0.1:8443 }\n");
+  EXPECT_NE(e.find("gateway.tls.redirect: port 8443 is gateway.listen's too"), std::string::npos)
+      << e;
+}
+
+TEST_F(ManifestTls, TheStandaloneGatewaysFileTakesTheSameTls) {
+  auto r = parse_gateway_file(
+      "listen: 127.0.0.1:8443\ntls: { cert: a.pem, key: a.key }\n"
+      "upstreams: { web: { endpoints: [127.0.0.1:9000], routes: [/] } }\n",
+      dir_ / "gateway.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  ASSERT_TRUE(r.config->tls);
+  EXPECT_EQ(r.config->tls->certificates[0].key, dir_ / "a.key");
+  auto bad = parse_gateway_file(
+      "listen: 127.0.0.1:8443\ntls: { cert: a.pem, key: b.key }\n"
+      "upstreams: { web: { endpoints: [127.0.0.1:9000], routes: [/] } }\n",
+      dir_ / "gateway.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.errors.front().to_string().find("gateway.yaml:2:6: tls: "), std::string::npos)
+      << bad.errors.front().to_string();
+}
+
+}  // namespace
+}  // namespace squadron::control
