@@ -7,7 +7,8 @@
 #   keep-alive   wrk -t1 -c64 over https: req/s and p99
 #   handshakes   wrk -t1 -c64 over https with `Connection: close`: every request a new
 #                connection and a new TLS handshake (wrk resumes no session): connections/s
-# Then the memory of IDLE (10,000) idle TLS connections (each made its handshake and one request,
+# Each with the server's CPU time per request (user + system, from /proc: less swayed by this
+# shared machine's noise than req/s). Then the memory of IDLE (10,000) idle TLS connections (each made its handshake and one request,
 # then stays quiet: bench/idle.py with IDLE_TLS=1), held against each server in turn: RSS per
 # connection. Prints per-run figures, medians and the ratios squadron/nginx, squadron/haproxy.
 #
@@ -32,6 +33,13 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 limit=$(ulimit -n)
+# HAProxy wants two descriptors per connection it may hold (maxconn): it refuses to start past
+# half the limit. Without CAP_SYS_RESOURCE the limit stays, and so do the idle connections.
+fit=$(((limit - 500) / 2))
+if [ "$IDLE" -gt "$fit" ]; then
+  echo "note: the descriptor limit is $limit and cannot be raised here: $fit idle connections against each server instead of $IDLE" >&2
+  IDLE=$fit
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -63,7 +71,7 @@ upstreams:
     endpoints: [127.0.0.1:$HELLO_PORT]
     routes: [/hello]
 GW
-taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 \
+taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 --idle-timeout 300 \
   >"$work/squadron.log" 2>&1 &
 squadron_pid=$!
 pids+=("$squadron_pid")
@@ -74,7 +82,8 @@ ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AE
 cat >"$work/haproxy.cfg" <<CFG
 global
   nbthread 1
-  maxconn $((limit / 2 - 100))
+  maxconn $((IDLE + 200))
+  ulimit-n $limit
   pidfile $work/haproxy.pid
   ssl-default-bind-ciphers $ciphers
   ssl-default-bind-options ssl-min-ver TLSv1.2
@@ -91,7 +100,8 @@ frontend front
 backend hello
   server hello1 127.0.0.1:$HELLO_PORT
 CFG
-taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1
+taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1 ||
+  { cat "$work/haproxy.log" >&2; exit 1; }
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
@@ -100,7 +110,7 @@ worker_rlimit_nofile $limit;
 daemon off;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
-events { worker_connections $((limit / 2)); }
+events { worker_connections $((limit - 100)); }
 http {
   access_log off;
   keepalive_timeout 300s;
@@ -142,29 +152,40 @@ done
 p99_of() {  # wrk --latency output -> p99 in ms
   awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'
 }
-run_wrk() {  # server extra-wrk-args... -> "req/s p99_ms"
-  local s=$1 out
+cpu_ticks() {  # the user + system clock ticks of the listed pids
+  local t=0 p
+  for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+seconds=${DURATION%s}
+run_wrk() {  # server extra-wrk-args... -> "req/s p99_ms cpu_us_per_request"
+  local s=$1 out t0 t1
   shift
+  t0=$(cpu_ticks "${PIDS[$s]}")
   out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "https://127.0.0.1:${PORTS[$s]}/hello" 2>&1)
+  t1=$(cpu_ticks "${PIDS[$s]}")
   echo "$out" >"$work/wrk-$s-last.txt"
   local errors
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
   [ -n "$errors" ] && echo "  $s: $errors" >&2
-  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(p99_of <<<"$out")"
+  local rps
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  echo "$rps $(p99_of <<<"$out") $(awk -v t=$((t1 - t0)) -v hz="$hz" -v r="$rps" -v d="$seconds" 'BEGIN {printf "%.1f", t / hz * 1e6 / (r * d)}')"
 }
 
 for s in $servers; do  # warm-up, not counted
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "https://127.0.0.1:${PORTS[$s]}/hello" >/dev/null 2>&1
 done
 
-declare -A KA P99 HS HSP99
-printf '%-6s %-9s %14s %10s %16s %10s\n' round server "keep-alive/s" "p99 ms" "handshakes/s" "p99 ms"
+declare -A KA P99 KACPU HS HSP99 HSCPU
+printf '%-6s %-9s %14s %8s %8s %14s %8s %8s\n' round server "keep-alive/s" "p99 ms" "CPU us" "handshakes/s" "p99 ms" "CPU us"
 for r in $(seq 1 "$ROUNDS"); do
   for s in $servers; do
-    read -r rps p99 < <(run_wrk "$s")
-    read -r hs hsp99 < <(run_wrk "$s" -H "Connection: close")
-    KA[$s]+="$rps "; P99[$s]+="$p99 "; HS[$s]+="$hs "; HSP99[$s]+="$hsp99 "
-    printf '%-6s %-9s %14s %10s %16s %10s\n' "$r" "$s" "$rps" "$p99" "$hs" "$hsp99"
+    read -r rps p99 cpu < <(run_wrk "$s")
+    read -r hs hsp99 hscpu < <(run_wrk "$s" -H "Connection: close")
+    KA[$s]+="$rps "; P99[$s]+="$p99 "; KACPU[$s]+="$cpu "; HS[$s]+="$hs "; HSP99[$s]+="$hsp99 "; HSCPU[$s]+="$hscpu "
+    printf '%-6s %-9s %14s %8s %8s %14s %8s %8s\n' "$r" "$s" "$rps" "$p99" "$cpu" "$hs" "$hsp99" "$hscpu"
   done
 done
 
@@ -174,13 +195,15 @@ paired() {  # $1 $2: space-separated lists in round order -> the median of per-r
 }
 echo
 for s in $servers; do
-  printf 'median   %-9s keep-alive %8.0f req/s (p99 %s ms)   handshakes %7.0f/s (p99 %s ms)\n' "$s" \
-    "$(median "${KA[$s]}")" "$(median "${P99[$s]}")" "$(median "${HS[$s]}")" "$(median "${HSP99[$s]}")"
+  printf 'median   %-9s keep-alive %8.0f req/s (p99 %s ms, CPU %s us/req)   handshakes %7.0f/s (p99 %s ms, CPU %s us each)\n' "$s" \
+    "$(median "${KA[$s]}")" "$(median "${P99[$s]}")" "$(median "${KACPU[$s]}")" "$(median "${HS[$s]}")" \
+    "$(median "${HSP99[$s]}")" "$(median "${HSCPU[$s]}")"
 done
 for peer in nginx haproxy; do
-  printf 'ratio    squadron/%-8s keep-alive req/s %.2f (p99 %.2f)   handshakes/s %.2f   (medians of per-round ratios)\n' \
+  printf 'ratio    squadron/%-8s keep-alive req/s %.2f (p99 %.2f, CPU/req %.2f)   handshakes/s %.2f (CPU each %.2f)   (medians of per-round ratios)\n' \
     "$peer" "$(paired "${KA[squadron]}" "${KA[$peer]}")" "$(paired "${P99[squadron]}" "${P99[$peer]}")" \
-    "$(paired "${HS[squadron]}" "${HS[$peer]}")"
+    "$(paired "${KACPU[squadron]}" "${KACPU[$peer]}")" "$(paired "${HS[squadron]}" "${HS[$peer]}")" \
+    "$(paired "${HSCPU[squadron]}" "${HSCPU[$peer]}")"
 done
 
 [ "$IDLE" -gt 0 ] || exit 0
@@ -211,6 +234,7 @@ for s in $servers; do
   alive=$(check_alive)
   release
   PER[$s]=$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN {printf "%.2f", (a - b) / n}')
+  [ "$alive" = 100 ] || echo "  $s closed some of the idle connections: its figure is too low" >&2
   printf '%-9s %7s %10s %10s %10s %8s\n' "$s" "$IDLE" "$before" "$after" "${PER[$s]}" "$alive/100"
 done
 printf 'ratio    idle TLS connection memory squadron/nginx %.2f   squadron/haproxy %.2f\n' \

@@ -70,8 +70,10 @@ class Waker {
 // thread and gets the same count). Bodies over 64 KiB, and chunked ones, pass through as they
 // arrive (constant memory, no size limit here: each upstream applies its own); smaller ones
 // travel in one send.
-http::ServerConfig front_config(std::string host, std::uint16_t port, std::size_t threads) {
+http::ServerConfig front_config(std::string host, std::uint16_t port, std::size_t threads,
+                                int idle_timeout) {
   http::ServerConfig config;
+  if (idle_timeout > 0) config.idle_timeout = std::chrono::seconds(idle_timeout);
   config.host = std::move(host);
   config.port = port;
   config.threads =
@@ -166,8 +168,8 @@ int run_gateway(const GatewayOptions& options) {
     std::fprintf(stderr, "squadron gateway: port %d is not a port (0-65535)\n", port);
     return 2;
   }
-  const http::ServerConfig config =
-      front_config(options.host, static_cast<std::uint16_t>(port), options.threads);
+  const http::ServerConfig config = front_config(options.host, static_cast<std::uint16_t>(port),
+                                                 options.threads, options.idle_timeout);
   if (options.tls_cert.size() != options.tls_key.size()) {
     std::fprintf(stderr,
                  "squadron gateway: each --tls-cert needs its --tls-key (got %zu certificates and "
@@ -388,7 +390,8 @@ int run_gateway_file(const GatewayOptions& options) {
   const auto [host, port] = host_and_port(running.listen);
   const http::ServerConfig config = front_config(
       host, port,
-      options.threads != 0 ? options.threads : static_cast<std::size_t>(running.threads));
+      options.threads != 0 ? options.threads : static_cast<std::size_t>(running.threads),
+      options.idle_timeout);
   const std::size_t threads = config.threads;
   gateway::ProxyConfig proxy_config;
   proxy_config.threads = threads;

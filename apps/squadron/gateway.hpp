@@ -36,6 +36,7 @@ struct GatewayOptions {
   std::vector<std::string> tls_key;
   std::string redirect;  // HOST:PORT of a plain listener answering 308 to https://
   bool hsts = false;
+  int idle_timeout = 0;  // seconds a keep-alive connection may wait for a request; 0: 60
 };
 
 int run_gateway(const GatewayOptions& options);

@@ -229,6 +229,10 @@ int main(int argc, char** argv) {
   gateway_cmd->add_option("--redirect", gateway_options.redirect,
                           "HOST:PORT of a plain listener answering 308 to https:// (with "
                           "--tls-cert)");
+  gateway_cmd
+      ->add_option("--idle-timeout", gateway_options.idle_timeout,
+                   "seconds a keep-alive connection may wait for its next request (default 60)")
+      ->check(CLI::Range(1, 86400));
   gateway_cmd->add_flag("--hsts", gateway_options.hsts,
                         "answers over TLS carry Strict-Transport-Security (two years)");
 

@@ -24,6 +24,7 @@ void Stats::finish(int status, std::chrono::nanoseconds took) noexcept {
 void Totals::add(const Stats& s) noexcept {
   requests += s.requests.get();
   in_flight += static_cast<std::int64_t>(s.in_flight.get());
+  tunnels += static_cast<std::int64_t>(s.tunnels.get());
   for (std::size_t i = 0; i < responses.size(); ++i) responses[i] += s.responses[i].get();
   retries += s.retries.get();
   ejections += s.ejections.get();
@@ -77,6 +78,7 @@ json::object to_json(const Totals& t) {
   return json::object{
       {"requests", t.requests},
       {"in_flight", t.in_flight},
+      {"tunnels", t.tunnels},
       {"responses", std::move(responses)},
       {"retries", t.retries},
       {"ejections", t.ejections},
@@ -103,6 +105,12 @@ void write_families(std::string& out, std::string_view prefix,
                  prefix, prefix);
   for (const auto& [labels, t] : entries)
     fmt::format_to(out_it, "{}_in_flight{{{}}} {}\n", prefix, labels, t.in_flight);
+  fmt::format_to(out_it,
+                 "# HELP {}_tunnels Upgraded connections (WebSocket) passing bytes now.\n"
+                 "# TYPE {}_tunnels gauge\n",
+                 prefix, prefix);
+  for (const auto& [labels, t] : entries)
+    fmt::format_to(out_it, "{}_tunnels{{{}}} {}\n", prefix, labels, t.tunnels);
   fmt::format_to(out_it,
                  "# HELP {}_responses_total Answers by status class.\n"
                  "# TYPE {}_responses_total counter\n",

@@ -52,6 +52,7 @@ using core::latency_quantile_ms;
 struct Stats {
   Counter requests;
   Counter in_flight;                 // requests taken minus answered (a gauge)
+  Counter tunnels;                   // upgraded connections (WebSocket) open now (a gauge)
   std::array<Counter, 5> responses;  // by status class 1xx..5xx, the gateway's own answers too
   Counter retries;
   Counter ejections;
@@ -70,6 +71,7 @@ struct Stats {
 struct Totals {
   std::uint64_t requests = 0;
   std::int64_t in_flight = 0;
+  std::int64_t tunnels = 0;
   std::array<std::uint64_t, 5> responses{};
   std::uint64_t retries = 0, ejections = 0, breaker_rejections = 0, breaker_opens = 0;
   std::uint64_t rate_limited = 0, timeouts = 0;

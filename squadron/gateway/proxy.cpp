@@ -10,6 +10,7 @@
 #include "squadron/gateway/accounting.hpp"
 #include "squadron/gateway/admission.hpp"
 #include "squadron/gateway/attempts.hpp"
+#include "squadron/gateway/tunnel.hpp"
 #include "squadron/gateway/upstream_request.hpp"
 #include "squadron/http/client.hpp"
 
@@ -187,6 +188,11 @@ asio::awaitable<void> Proxy::forward(ThreadState& w, std::shared_ptr<const Snaps
   ensure_request_id(req, w.rng);
   UpstreamRequest up(w.heads);
   up.build(req, match, trusts(req.remote_address()), timeout, account.start());
+  if (wants_upgrade(req)) {  // a WebSocket's handshake: a connection of its own, then a tunnel
+    Stats& stats = account.service();
+    return forward_upgrade(w.attempts.balancer(), stats, service, std::move(up), std::move(snap),
+                           res, std::move(account));
+  }
   if (w.attempts.transport() == nullptr) {
     // The server runs each connection on its thread's io_context: that context's pool (it goes
     // with the context, whatever outlives it). Known once the thread's first request runs.

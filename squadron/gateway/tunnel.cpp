@@ -15,13 +15,17 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <fmt/format.h>
 
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/gateway/admission.hpp"
 #include "squadron/gateway/proxy.hpp"
+#include "squadron/http/outbound.hpp"
+#include "squadron/http/response_parser.hpp"
 #include "squadron/resilience/concurrency_limit.hpp"
 
 namespace squadron::gateway {
@@ -37,6 +41,11 @@ namespace {
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 // Per direction. A database's replies are mostly small; 16 KiB moves a bulk reply in few reads.
 constexpr std::size_t kBuffer = 16 * 1024;
+// An upgraded connection's buffers, one per direction while it passes bytes: WebSocket messages
+// are small, and a thousand tunnels should not hold 32 MiB.
+constexpr std::size_t kUpgradeBuffer = 4 * 1024;
+// A refused upgrade's answer (a 400, a 401) is relayed whole up to this size.
+constexpr std::size_t kMaxUpgradeAnswer = 1024 * 1024;
 
 // The status a connection's outcome is counted as (the HTTP classes the metrics keep).
 constexpr int kPassed = 200, kNoInstance = 503, kUnreachable = 502, kTimedOut = 504;
@@ -226,19 +235,22 @@ asio::awaitable<bool> TcpFront::await_ready(Route& r, std::uint16_t port, std::s
   co_return true;
 }
 
-asio::awaitable<std::optional<Endpoint>> TcpFront::connect(Route& r, tcp::socket& upstream,
-                                                           std::size_t i, Stats& stats,
-                                                           bool& timed_out) {
-  auto& balancer = proxy_.balancer_on(i);
-  const resilience::Pool pool = pool_of(*r.service);
-  const auto& policy = r.service->policy;
+namespace {
+
+// Up to 1 + retries connects to ready instances of `service` not in `tried` (each one tried is
+// added); the one that accepted on `upstream`.
+asio::awaitable<std::optional<Endpoint>> connect_instance(
+    resilience::Balancer& balancer, const Cluster& service, tcp::socket& upstream,
+    std::vector<std::string>& tried, Stats& stats, bool& timed_out, const bool* stopping) {
+  const resilience::Pool pool = pool_of(service);
+  const auto& policy = service.policy;
   const int attempts = 1 + std::max(0, policy.retries);
-  for (int n = 0; n < attempts && !workers_[i]->stopping; ++n) {
-    const std::vector<std::string_view> tried(r.tried.begin(), r.tried.end());
-    const auto k = balancer.pick(pool, tried, std::chrono::steady_clock::now());
+  for (int n = 0; n < attempts && (stopping == nullptr || !*stopping); ++n) {
+    const std::vector<std::string_view> skip(tried.begin(), tried.end());
+    const auto k = balancer.pick(pool, skip, std::chrono::steady_clock::now());
     if (!k) break;
     const Endpoint ep = pool.ready[*k];
-    r.tried.push_back(ep.id);
+    tried.push_back(ep.id);
     if (n > 0) stats.retries.add();
     error_code ec;
     const auto address = asio::ip::make_address(ep.host, ec);
@@ -255,6 +267,153 @@ asio::awaitable<std::optional<Endpoint>> TcpFront::connect(Route& r, tcp::socket
     upstream.close(ignored);
   }
   co_return std::nullopt;
+}
+
+}  // namespace
+
+asio::awaitable<std::optional<Endpoint>> TcpFront::connect(Route& r, tcp::socket& upstream,
+                                                           std::size_t i, Stats& stats,
+                                                           bool& timed_out) {
+  co_return co_await connect_instance(proxy_.balancer_on(i), *r.service, upstream, r.tried, stats,
+                                      timed_out, &workers_[i]->stopping);
+}
+
+namespace {
+
+// An upstream's bytes to the upgraded client until the upstream ends its side (passed on as a
+// half-close) or either fails (then both close).
+asio::awaitable<void> pump_to_client(tcp::socket& from, http::Upgraded& to) {
+  auto buffer = std::make_unique<std::array<char, kUpgradeBuffer>>();
+  while (true) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(*buffer), kAwait);
+    if (n > 0 && !co_await to.write(std::string_view(buffer->data(), n))) {
+      error_code ignored;
+      from.close(ignored);
+      co_return;
+    }
+    if (ec == asio::error::eof) {
+      to.shutdown_send();
+      co_return;
+    }
+    if (ec) {
+      to.close();
+      co_return;
+    }
+  }
+}
+
+// The upgraded client's bytes to the upstream until the client ends, fails or stays quiet past
+// the tunnel timeout: then the upstream connection closes (a WebSocket has no half-close, and an
+// upstream left open would hold its side of the tunnel for good).
+asio::awaitable<void> pump_from_client(http::Upgraded& from, tcp::socket& to) {
+  auto buffer = std::make_unique<std::array<char, kUpgradeBuffer>>();
+  while (true) {
+    const std::size_t n = co_await from.read_some(buffer->data(), buffer->size());
+    if (n == 0) break;
+    auto [ec, written] = co_await asio::async_write(to, asio::buffer(buffer->data(), n), kAwait);
+    if (ec) break;
+  }
+  error_code ignored;
+  to.shutdown(tcp::socket::shutdown_both, ignored);
+  to.close(ignored);
+}
+
+// The fields of an upstream's answer the client gets: the end-to-end ones (the framing is the
+// server's to write), and for a 101 the upgrade it agreed to.
+void copy_answer_fields(const http::ResponseParser& parser, http::Response& res) {
+  for (const auto& [name, value] : parser.headers()) {
+    if (http::hop_by_hop_field(name) || http::iequals(name, "upgrade")) continue;
+    res.headers.emplace_back(std::string(name), std::string(value));
+  }
+  if (parser.status() != 101) return;
+  for (const auto& [name, value] : parser.headers()) {
+    if (http::iequals(name, "upgrade")) res.headers.emplace_back("Upgrade", std::string(value));
+  }
+  res.headers.emplace_back("Connection", "Upgrade");
+}
+
+}  // namespace
+
+asio::awaitable<void> forward_upgrade(resilience::Balancer& balancer, Stats& stats,
+                                      const Cluster& service, UpstreamRequest up,
+                                      std::shared_ptr<const void> table, http::Response& res,
+                                      RequestAccount account) {
+  (void)account;  // counts the handshake until its answer, in `res`, is decided
+  const auto executor = co_await asio::this_coro::executor;
+  auto upstream = std::make_shared<tcp::socket>(executor);
+  std::vector<std::string> tried;
+  bool timed_out = false;
+  const std::optional<Endpoint> chosen =
+      co_await connect_instance(balancer, service, *upstream, tried, stats, timed_out, nullptr);
+  if (!chosen) {
+    res = http::Response::problem(
+        timed_out ? 504 : 503, fmt::format("no instance of {} took the connection", service.name));
+    if (!timed_out) res.set_header("Retry-After", "1");
+    co_return;
+  }
+  const Endpoint ep = *chosen;
+  tune(*upstream);
+  // The handshake (a GET without a body) and its answer within the route's timeout.
+  asio::steady_timer limit(executor, service.policy.timeout);
+  auto sent = co_await (asio::async_write(*upstream, asio::buffer(up.head()), kAwait) ||
+                        limit.async_wait(kAwait));
+  if (sent.index() == 1 || std::get<0>(std::get<0>(sent))) {
+    res = http::Response::problem(502, fmt::format("{} closed the connection", ep.id));
+    co_return;
+  }
+  http::ResponseParser parser(false);
+  parser.allow_upgrade();
+  std::string buffer(kUpgradeBuffer, '\0');
+  std::string early;  // what the upstream sent after its 101: the new protocol's first bytes
+  while (!parser.done()) {
+    auto got = co_await (upstream->async_read_some(asio::buffer(buffer), kAwait) ||
+                         limit.async_wait(kAwait));
+    if (got.index() == 1) {
+      res = http::Response::problem(504, fmt::format("{} did not answer within {} ms", ep.id,
+                                                     service.policy.timeout.count()));
+      co_return;
+    }
+    auto [ec, n] = std::get<0>(got);
+    http::ResponseParser::Result r = http::ResponseParser::Result::kNeedMore;
+    if (n > 0) {
+      std::size_t used = 0;
+      r = parser.feed(std::string_view(buffer.data(), n), used);
+      if (r == http::ResponseParser::Result::kDone) early.assign(buffer.data() + used, n - used);
+    } else if (ec == asio::error::eof) {
+      r = parser.finish_eof();
+    }
+    if (r == http::ResponseParser::Result::kError ||
+        (ec && r != http::ResponseParser::Result::kDone) ||
+        parser.body().size() > kMaxUpgradeAnswer) {
+      res = http::Response::problem(
+          502, fmt::format("{} answered what cannot be passed on: {}", ep.id,
+                           parser.error().empty() ? "cut off" : parser.error()));
+      co_return;
+    }
+  }
+  res.status = parser.status();
+  res.content_type = {};
+  copy_answer_fields(parser, res);
+  if (!parser.upgraded()) {  // refused (a 400, a 401...): the answer as it came, then the end
+    res.body = std::move(parser.body());
+    res.close = true;
+    co_return;
+  }
+  table.reset();  // the tunnel reads no table: a newer one need not wait for it
+  // The tunnel runs once the server sent the 101, on this thread; its state lives in the lambda,
+  // which the server keeps (in `res`) until it returns.
+  res.upgraded = [upstream, early = std::move(early), &balancer, &stats,
+                  ep](http::Upgraded& client) -> asio::awaitable<void> {
+    // In flight to the instance while it lasts: a draining instance keeps it (up to stop_grace).
+    balancer.started(ep);
+    stats.tunnels.add();
+    core::ScopeExit end([&] {
+      balancer.finished(ep);
+      stats.tunnels.sub();
+    });
+    if (!early.empty() && !co_await client.write(early)) co_return;
+    co_await (pump_to_client(*upstream, client) && pump_from_client(client, *upstream));
+  };
 }
 
 asio::awaitable<bool> TcpFront::await_other(Route& r, std::uint16_t port, std::size_t i,

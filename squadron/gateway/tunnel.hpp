@@ -32,12 +32,30 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "squadron/gateway/accounting.hpp"
 #include "squadron/gateway/route_table.hpp"
+#include "squadron/gateway/upstream_request.hpp"
+#include "squadron/http/response.hpp"
+#include "squadron/resilience/balancer.hpp"
 
 namespace squadron::gateway {
 
 class Proxy;
 struct Stats;
+
+// An HTTP request that asks to switch protocols (wants_upgrade: a WebSocket's handshake), sent to
+// one ready instance of `service` over a connection of its own (another instance is tried when
+// one refuses the connection: nothing was sent), its answer in `res`. A 101 makes `res.upgraded`
+// the tunnel: the server sends the 101, then bytes pass both ways until either side ends, fails
+// or nothing moves for the server's tunnel timeout; while it lasts it is in flight to its
+// instance (a draining instance keeps it, at most stop_grace) and counted in the service's
+// `tunnels`. Any other answer is relayed as it came (up to 1 MiB) and the connection closes.
+// `table` keeps `service` alive; `balancer` and `stats` are this thread's, living as long as the
+// proxy.
+boost::asio::awaitable<void> forward_upgrade(resilience::Balancer& balancer, Stats& stats,
+                                             const Cluster& service, UpstreamRequest up,
+                                             std::shared_ptr<const void> table, http::Response& res,
+                                             RequestAccount account);
 
 class TcpFront final {
  public:

@@ -67,9 +67,20 @@ void copy_fields(const http::Request& req, bool trusted_peer, http::RequestHead&
       .field("X-Forwarded-Proto", req.secure() ? "https" : "http");
   if (auto host = req.header("host")) head.field("X-Forwarded-Host", *host);
   head.field("X-Request-Id", req.request_id());
+  if (wants_upgrade(req)) {  // the one hop-by-hop request the gateway passes on
+    head.field("Connection", "Upgrade").field("Upgrade", req.header("upgrade").value_or(""));
+  }
 }
 
 }  // namespace
+
+bool wants_upgrade(const http::Request& req) {
+  const auto upgrade = req.header("upgrade");
+  return upgrade && !upgrade->empty() && named_in_connection(req, "upgrade") &&
+         req.body().empty() && req.body_reader() == nullptr &&
+         !req.header("transfer-encoding").has_value() &&
+         req.header("content-length").value_or("0") == "0";
+}
 
 void ensure_request_id(http::Request& req, core::SplitMix64& rng) {
   if (!req.request_id().empty()) return;

@@ -26,6 +26,11 @@
 
 namespace squadron::gateway {
 
+// Whether `req` asks to switch protocols (a WebSocket's handshake, any `Connection: Upgrade`
+// with an `Upgrade` field) and carries no body: such a request is passed on with its Upgrade
+// and the upstream's 101 makes its connection a tunnel (tunnel.hpp).
+bool wants_upgrade(const http::Request& req);
+
 // A request without an id gets the client's X-Request-Id (if sane) or 16 new hex digits.
 void ensure_request_id(http::Request& req, core::SplitMix64& rng);
 

@@ -41,6 +41,24 @@ struct BodyPiece {
 // (await a timer, another service...).
 using BodyStream = std::function<boost::asio::awaitable<BodyPiece>()>;
 
+// The client's connection after a 101 (Switching Protocols) answer, TLS or not: its bytes both
+// ways, for whatever protocol it switched to (a WebSocket, a tunnel). Each wait is bounded by
+// the server's tunnel timeout (no byte either way that long: the connection is cut).
+class Upgraded {
+ public:
+  virtual ~Upgraded() = default;
+  // Some bytes from the client (first those that came with its request) into `buffer`; 0 when
+  // it ended its side, failed, or was quiet too long.
+  virtual boost::asio::awaitable<std::size_t> read_some(char* buffer, std::size_t size) = 0;
+  // All of `bytes` to the client; false when it is gone.
+  virtual boost::asio::awaitable<bool> write(std::string_view bytes) = 0;
+  // Ends the writing side towards the client (a half-close passed on).
+  virtual void shutdown_send() = 0;
+  // Cuts the connection now (both ways): a pending read_some returns 0.
+  virtual void close() = 0;
+};
+using UpgradeHandler = std::function<boost::asio::awaitable<void>(Upgraded&)>;
+
 struct Response {
   int status = 200;
   // Must refer to storage that outlives the response (a literal); for a computed type,
@@ -56,6 +74,9 @@ struct Response {
   std::int64_t stream_length = -1;
   // Close the connection after this response even if the client wants keep-alive.
   bool close = false;
+  // With status 101: once the head is sent, the connection belongs to this handler until it
+  // returns, then it closes. The head should carry `Connection: Upgrade` and `Upgrade`.
+  UpgradeHandler upgraded;
 
   static Response text(std::string body, int status = 200);
   static Response json(const boost::json::value& v, int status = 200);

@@ -34,6 +34,7 @@ std::string_view last_coding(std::string_view value) {
 
 void ResponseParser::reset(bool head_request) noexcept {
   head_request_ = head_request;
+  upgrade_ = false;
   state_ = State::kHead;
   started_ = false;
   keep_alive_ = false;
@@ -163,7 +164,13 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
   }
   keep_alive_ = http11 ? !close : keep;
   if (status_ < 200 && status_ != 101) return Result::kNeedMore;  // interim: state stays kHead
-  if (status_ == 101) return fail("protocol upgrades are not proxied");
+  if (status_ == 101 && !upgrade_) return fail("a 101 answer to a request that asked no upgrade");
+  if (status_ == 101) {  // the connection now speaks what was asked for: no body here
+    state_ = State::kDone;
+    declared_length_ = 0;
+    keep_alive_ = false;
+    return Result::kDone;
+  }
   if (has_te && !content_length.empty()) return fail("Content-Length with Transfer-Encoding");
   if (head_request_ || status_ == 204 || status_ == 304) {
     state_ = State::kDone;

@@ -32,6 +32,11 @@ class ResponseParser final {
 
   // Prepares for the next response on the same connection, keeping allocated capacity.
   void reset(bool head_request) noexcept;
+  // The request asked to switch protocols (Connection: Upgrade): a 101 answer is then done at
+  // its head, and what follows it (`used` stops there) belongs to the new protocol. Otherwise
+  // a 101 is an error. Cleared by reset().
+  void allow_upgrade() noexcept { upgrade_ = true; }
+  bool upgraded() const noexcept { return state_ == State::kDone && status_ == 101; }
 
   // Consumes bytes of `data`; `used` says how many (less than all only when kDone: the rest
   // belongs to whatever follows the response).
@@ -72,6 +77,7 @@ class ResponseParser final {
   Result feed_chunked(std::string_view data, std::size_t& used);
 
   bool head_request_;
+  bool upgrade_ = false;
   std::size_t max_head_;
   State state_ = State::kHead;
   bool started_ = false;

@@ -125,6 +125,22 @@ TEST(ResponseParser, AmbiguousOrMalformedAnswersAreErrors) {
   EXPECT_EQ(cut.finish_eof(), R::kError);
 }
 
+TEST(ResponseParser, A101EndsAtItsHeadWhenTheRequestAskedForAnUpgrade) {
+  const std::string answer =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+      "\x81\x02hi";  // the new protocol's first bytes follow at once
+  ResponseParser p;
+  p.allow_upgrade();
+  std::size_t used = 0;
+  EXPECT_EQ(p.feed(answer, used), R::kDone);
+  EXPECT_TRUE(p.upgraded());
+  EXPECT_EQ(p.status(), 101);
+  EXPECT_FALSE(p.keep_alive());
+  EXPECT_EQ(answer.substr(used), "\x81\x02hi") << "what follows the head is not the parser's";
+  p.reset(false);  // the next answer on a connection asks again
+  EXPECT_EQ(p.feed(answer, used), R::kError);
+}
+
 TEST(ResponseParser, AHeadTooLargeIsAnError) {
   ResponseParser p(false, 64);
   auto [r, left] = feed_all(p, "HTTP/1.1 200 OK\r\nX: " + std::string(100, 'a') + "\r\n\r\n", 10);

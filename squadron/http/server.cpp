@@ -1,6 +1,7 @@
 #include "squadron/http/server.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <fcntl.h>
@@ -102,12 +103,26 @@ asio::awaitable<std::tuple<error_code, std::size_t>> tls_read(Connection& conn, 
                                                               char* cipher) {
   internal::TlsSession& tls = *conn.tls;
   while (true) {
-    const long n = tls.read(buffer, kReadBufferBytes);
-    if (n > 0) co_return std::tuple{error_code{}, static_cast<std::size_t>(n)};
-    if (n < 0) co_return std::tuple{error_code(asio::error::eof), std::size_t{0}};
+    // Only when it has something: a read with nothing to decrypt would make OpenSSL set up its
+    // 17 KiB record buffer to wait in (SSL_MODE_RELEASE_BUFFERS frees it once a record is read).
+    if (tls.pending() || !tls.handshake_done()) {
+      const long n = tls.read(buffer, kReadBufferBytes);
+      if (n > 0) co_return std::tuple{error_code{}, static_cast<std::size_t>(n)};
+      if (n < 0) co_return std::tuple{error_code(asio::error::eof), std::size_t{0}};
+    }
     if (!tls.output().empty()) {  // the handshake's answer (or a ticket, a key update)
-      auto [wec, written] =
-          co_await asio::async_write(conn.socket, asio::buffer(tls.output()), kAwait);
+      // At once if the socket takes it all (it nearly always does): no trip through the queue.
+      error_code wec;
+      std::size_t sent = conn.socket.write_some(asio::buffer(tls.output()), wec);
+      if (wec == asio::error::would_block || wec == asio::error::try_again) {
+        wec = {};
+        sent = 0;
+      }
+      if (!wec && sent < tls.output().size()) {
+        std::tie(wec, std::ignore) = co_await asio::async_write(
+            conn.socket, asio::buffer(tls.output().data() + sent, tls.output().size() - sent),
+            kAwait);
+      }
       tls.output().clear();
       if (wec) co_return std::tuple{wec, std::size_t{0}};
     }
@@ -217,6 +232,80 @@ class StreamedBody final : public BodyReader {
   int status_ = 0;
   bool failed_ = false;
   std::string_view error_;
+};
+
+// A connection after its 101: the client's bytes both ways, those that came after the request
+// first; TLS or not. Every read and write moves the connection's deadline one tunnel timeout on,
+// so the sweeper cuts a tunnel only when nothing moved either way that long.
+class UpgradedConnection final : public Upgraded {
+ public:
+  UpgradedConnection(Connection& conn, std::string_view early, char* buffer, char* cipher,
+                     std::chrono::milliseconds timeout)
+      : conn_(conn), early_(early), buffer_(buffer), cipher_(cipher), timeout_(timeout) {}
+
+  asio::awaitable<std::size_t> read_some(char* out, std::size_t size) override {
+    while (early_.empty()) {
+      if (closed_) co_return 0;
+      conn_.deadline = SteadyClock::now() + timeout_;
+      error_code ec;
+      std::size_t n = 0;
+      if (conn_.tls) {
+        std::tie(ec, n) = co_await tls_read(conn_, buffer_, cipher_);
+        if (!ec) early_ = std::string_view(buffer_, n);
+      } else {
+        std::tie(ec, n) = co_await conn_.socket.async_read_some(asio::buffer(out, size), kAwait);
+        if (!ec) {
+          conn_.deadline = SteadyClock::now() + timeout_;
+          co_return n;
+        }
+      }
+      if (ec) co_return 0;
+      conn_.deadline = SteadyClock::now() + timeout_;
+    }
+    const std::size_t n = std::min(size, early_.size());
+    std::memcpy(out, early_.data(), n);
+    early_.remove_prefix(n);
+    co_return n;
+  }
+
+  asio::awaitable<bool> write(std::string_view bytes) override {
+    if (closed_) co_return false;
+    std::string cipher;  // this write's own: a read's handshake output may go out meanwhile
+    if (conn_.tls) {
+      if (!conn_.tls->write(bytes)) co_return false;
+      cipher.swap(conn_.tls->output());
+      bytes = cipher;
+    }
+    conn_.deadline = SteadyClock::now() + timeout_;
+    auto [ec, n] = co_await asio::async_write(conn_.socket, asio::buffer(bytes), kAwait);
+    conn_.deadline = SteadyClock::now() + timeout_;
+    co_return !ec;
+  }
+
+  void shutdown_send() override {
+    error_code ec;
+    if (conn_.tls) {
+      conn_.tls->close_notify();
+      conn_.socket.write_some(asio::buffer(conn_.tls->output()), ec);
+      conn_.tls->output().clear();
+    }
+    conn_.socket.shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  void close() override {
+    closed_ = true;
+    error_code ec;
+    conn_.socket.shutdown(tcp::socket::shutdown_both, ec);
+    conn_.socket.cancel(ec);
+  }
+
+ private:
+  Connection& conn_;
+  std::string_view early_;  // plaintext not handed out yet
+  char* buffer_;
+  char* cipher_;
+  std::chrono::milliseconds timeout_;
+  bool closed_ = false;
 };
 
 // An io_context whose pending handlers (suspended coroutines) can be destroyed on demand.
@@ -631,7 +720,9 @@ class Server::Worker {
                      bool& chunked) {
     if (s.conn.tls && !s.conn.tls->hsts().empty())
       res.set_header("Strict-Transport-Security", s.conn.tls->hsts());
-    bool keep = s.req.keep_alive() && !res.close && !stopping_;
+    // A 101 says `Connection: Upgrade` itself, never `close`: the connection goes on as a tunnel.
+    bool keep =
+        (s.req.keep_alive() && !res.close && !stopping_) || (res.status == 101 && res.upgraded);
     if (streamed) {
       s.conn.deadline = SteadyClock::time_point::max();
       const auto after = after_streamed_body(*streamed, s.handler, res);
@@ -680,13 +771,23 @@ class Server::Worker {
         });
   }
 
-  void close(Connection& conn) {
+  // Ends what the connection sends: a TLS one's close_notify first (best effort: it tells the
+  // client the answers are complete, not cut off, and lets it keep the session for resumption),
+  // then the FIN.
+  static void end_output(Connection& conn) {
     error_code ec;
-    if (conn.tls && conn.tls->handshake_done() && !conn.evicted && !conn.timed_out) {
-      conn.tls->close_notify();  // best effort: a client may tell a cut-off answer from an end
+    if (conn.tls && conn.tls->handshake_done() && !conn.tls->sent_close_notify() && !conn.evicted &&
+        !conn.timed_out) {
+      conn.tls->close_notify();
       conn.socket.write_some(asio::buffer(conn.tls->output()), ec);
+      conn.tls->output().clear();
     }
     conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  void close(Connection& conn) {
+    error_code ec;
+    end_output(conn);
     conn.socket.close(ec);
     conns_.erase(conn.self);
     count_.fetch_sub(1, std::memory_order_relaxed);
@@ -734,9 +835,22 @@ class Server::Worker {
     }
     const bool again = co_await serve_requests(s);
     if (again) co_return true;
-    error_code ec;
-    conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+    end_output(conn);
     if (s.linger && !stopping_) co_await discard_input(conn, s.read_buffer);
+    co_return false;
+  }
+
+  // After a 101's head: the connection is the handler's (with the bytes that followed the
+  // request), then it closes.
+  asio::awaitable<bool> upgrade(Session& s, Response& res) {
+    if (!co_await flush(s.conn, s.out)) co_return false;
+    UpgradedConnection up(s.conn, s.data, s.read_buffer, s.cipher_buffer, config_.tunnel_timeout);
+    s.data = {};
+    try {
+      co_await res.upgraded(up);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "squadron: an upgraded connection's handler failed: %s\n", e.what());
+    }
     co_return false;
   }
 
@@ -774,6 +888,7 @@ class Server::Worker {
         bool chunked = false;
         const Served served = end_request(s, streamed, res, chunked);
         if (served == Served::kGone) co_return false;
+        if (res.status == 101 && res.upgraded) co_return co_await upgrade(s, res);
         if (res.stream &&
             !co_await write_stream(s.conn, res, chunked, s.req.method() == Method::kHead, s.out))
           co_return false;

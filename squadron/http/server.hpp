@@ -43,6 +43,9 @@ struct ServerConfig {
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
   // A body read or a response write making no progress this long ends the connection.
   std::chrono::milliseconds io_timeout = std::chrono::seconds(60);
+  // A connection upgraded (101: a WebSocket, a tunnel) with no byte either way this long is cut
+  // (HAProxy's `timeout tunnel`; a WebSocket's pings keep it open).
+  std::chrono::milliseconds tunnel_timeout = std::chrono::hours(1);
   int backlog = 4096;
   // Open connections at most, over all threads and listeners; 0: the descriptor limit less a
   // reserve (a tenth, at least 64), as HAProxy derives maxconn from ulimit. Past it the oldest

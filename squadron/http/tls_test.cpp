@@ -86,6 +86,19 @@ class Echo final : public Handler {
  public:
   bool handle(Request& req, Response& res, std::size_t) override {
     if (req.path() == "/upload") return false;
+    if (req.path() == "/upgrade") {  // a protocol of its own: every byte back, until the end
+      res.status = 101;
+      res.set_header("Connection", "Upgrade");
+      res.set_header("Upgrade", "echo");
+      res.upgraded = [](Upgraded& client) -> boost::asio::awaitable<void> {
+        char buf[1024];
+        while (const std::size_t n = co_await client.read_some(buf, sizeof buf)) {
+          if (!co_await client.write(std::string_view(buf, n))) break;
+        }
+        client.shutdown_send();
+      };
+      return true;
+    }
     res =
         Response::text(std::string(req.secure() ? "secure " : "plain ") + std::string(req.path()));
     return true;
@@ -170,6 +183,20 @@ class Client {
     X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
     X509_free(cert);
     return cn;
+  }
+  bool send(std::string_view bytes) {
+    return SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) > 0;
+  }
+  // Reads until `until` arrived (or the connection ended): what came.
+  std::string read_until(std::string_view until) {
+    std::string in;
+    char buf[4096];
+    while (in.find(until) == std::string::npos) {
+      const int n = SSL_read(ssl_, buf, sizeof buf);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+    }
+    return in;
   }
   // The body of the answer to GET `path` ("" when the connection failed).
   std::string get(const std::string& path) {
@@ -257,6 +284,9 @@ TEST_F(TlsTest, ASessionTicketResumesTheSession) {
     EXPECT_NE(first.output.find("New, TLSv1."), std::string::npos) << first.output;
     const Ran again = run(connect + version + " -sess_in " + ticket);
     EXPECT_NE(again.output.find("Reused, TLSv1."), std::string::npos) << version << again.output;
+    if (version == "-tls1_3") {  // a TLS 1.3 client uses a ticket once: it gets a new one
+      EXPECT_NE(again.output.find("New Session Ticket arrived"), std::string::npos) << again.output;
+    }
     EXPECT_NE(again.output.find("secure /"), std::string::npos) << again.output;
   }
 }
@@ -312,7 +342,8 @@ TEST_F(TlsTest, LargeBodiesAndPipelinedRequestsCrossTls) {
 
 // What the server sends back to `bytes` sent on a new raw connection, until it closes (a 10 s
 // receive timeout ends the wait: then `closed` is false).
-std::string raw_exchange(std::uint16_t port, std::string_view bytes, bool& closed) {
+std::string raw_exchange(std::uint16_t port, std::string_view bytes, bool& closed,
+                         bool half_close = false) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -322,6 +353,7 @@ std::string raw_exchange(std::uint16_t port, std::string_view bytes, bool& close
   std::string got;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
       ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size())) {
+    if (half_close) ::shutdown(fd, SHUT_WR);
     timeval wait{10, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
     char buf[512];
@@ -344,6 +376,33 @@ TEST_F(TlsTest, AHandshakeThatStopsIsClosedAtTheHeaderTimeoutAndPlainHttpAtOnce)
   const std::string answer = raw_exchange(s.port(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", closed);
   EXPECT_TRUE(closed);
   EXPECT_EQ(answer.find("HTTP/1.1"), std::string::npos) << "no plaintext answer on a TLS port";
+}
+
+TEST_F(TlsTest, AnUpgradedConnectionPassesBytesBothWaysOverTlsAndInPlain) {
+  TlsServer s(listener());
+  Client tls(s.port(), "a.test", pki_.ca());
+  ASSERT_TRUE(tls.connected());
+  // The request and the new protocol's first bytes in one write: those reach the handler too.
+  ASSERT_TRUE(
+      tls.send("GET /upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+               "Upgrade: echo\r\n\r\nearly"));
+  const std::string head = tls.read_until("early");
+  EXPECT_EQ(head.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("Connection: Upgrade\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.find("Connection: close"), std::string::npos) << head;
+  for (const std::string& m : std::vector<std::string>{"one", std::string(20000, 'x'), "three"}) {
+    ASSERT_TRUE(tls.send(m));
+    EXPECT_EQ(tls.read_until(m).size(), m.size());
+  }
+  // In plain HTTP on the other listener, the same; the client's FIN ends it.
+  bool closed = false;
+  const std::string plain = raw_exchange(
+      s.plain_port(),
+      "GET /upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello",
+      closed, true);
+  EXPECT_NE(plain.find("101 Switching Protocols"), std::string::npos) << plain;
+  EXPECT_EQ(plain.substr(plain.size() - 5), "hello") << plain;
+  EXPECT_TRUE(closed);
 }
 
 TEST_F(TlsTest, AKeyThatIsNotTheCertificatesIsAnErrorNamingTheFile) {

@@ -40,6 +40,7 @@ class TlsSession final {
   bool pending() const noexcept;
   // Adds a close_notify to output() (after a finished handshake).
   void close_notify();
+  bool sent_close_notify() const noexcept;
   // Gives back what a burst grew (output capacity) when the connection goes idle.
   void idle() noexcept;
   bool handshake_done() const noexcept;

@@ -1,0 +1,91 @@
+// WebSockets through the fleet's gateway, with real clients (Python's `websockets`) and a real
+// WebSocket service (examples/ws-echo, Python): tunnels that echo, a refused handshake relayed as
+// it came, the tunnels counted in the gateway's metrics, and a rollout under open tunnels that
+// closes none of them before the old instance's stop_grace.
+#include <filesystem>
+#include <fstream>
+#include <signal.h>
+
+#include "fleet_fixture.hpp"
+#include "raw_client.hpp"
+
+namespace squadron::testing {
+namespace {
+
+using WebSocket = Fleet;
+
+const std::string kPython = "/usr/bin/python3";  // Debian's, with python3-websockets
+std::string source(const std::string& path) {
+  return std::string(SQUADRON_SOURCE_DIR) + "/" + path;
+}
+
+// The JSON line ws_client.py ends with.
+json::object client_result(const std::string& output) {
+  const auto brace = output.rfind('{');
+  boost::system::error_code ec;
+  const auto v = brace == std::string::npos ? json::value() : json::parse(output.substr(brace), ec);
+  return ec || !v.is_object() ? json::object() : v.as_object();
+}
+
+TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: ws\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+      << "services:\n  ws:\n    command: [" << kPython << ", " << source("examples/ws-echo/app.py")
+      << "]\n    ready: { path: /healthz }\n    routes: [/chat]\n    stop_grace: 2s\n";
+  const auto up = cli({"up", "-d"}, 60s);
+  ASSERT_EQ(up.code, 0) << up.output;
+  const auto list = ps();
+  const auto gateway = of(list, "gateway");
+  ASSERT_EQ(gateway.size(), 1u);
+  const auto port = port_of(*gateway[0]);
+  // A GET that asks no upgrade reaches the service as any request does (its 426 comes back).
+  const auto plain = fetch(port, "GET", "/chat");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 426);
+
+  constexpr int kTunnels = 40;
+  ChildProcess client({kPython, source("tests/integration/services/ws_client.py"),
+                       "ws://127.0.0.1:" + std::to_string(port) + "/chat", std::to_string(kTunnels),
+                       "7", "0.2"});
+  ASSERT_TRUE(
+      eventually([&] { return client.output_now().find("open ") != std::string::npos; }, 20s, 50ms))
+      << client.output_now();
+  EXPECT_NE(client.output_now().find("open " + std::to_string(kTunnels)), std::string::npos)
+      << client.output_now();
+  // The gateway counts them (on its admin listener, which the fleet's summary names).
+  const auto fleet = fetch(control_port(), "GET", "/api/v1/fleet");
+  ASSERT_TRUE(fleet);
+  const std::string url(json::parse(fleet->body).at("gateway_metrics").as_string());
+  const auto admin = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  const auto metrics = fetch(admin, "GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("_tunnels{service=\"ws\"} " + std::to_string(kTunnels)),
+            std::string::npos)
+      << metrics->body.substr(0, 3000);
+
+  client.signal(SIGUSR1);  // mark: the rollout starts now
+  const auto restart = cli({"restart", "ws"}, 60s);
+  EXPECT_EQ(restart.code, 0) << restart.output;
+  ASSERT_TRUE(client.wait_exit(30s).has_value());
+  const auto result = client_result(client.output());
+  ASSERT_FALSE(result.empty()) << client.output();
+  EXPECT_EQ(result.at("opened").as_int64(), kTunnels);
+  EXPECT_EQ(result.at("wrong").as_int64(), 0);
+  EXPECT_GT(result.at("echoed").as_int64(), kTunnels * 10) << "they echoed on until the end";
+  // Every tunnel was to the old instance: each stayed open through its drain, until stop_grace
+  // (2 s) ended it; none closed before.
+  EXPECT_EQ(result.at("closed").as_int64(), kTunnels);
+  ASSERT_TRUE(result.at("first_close_after_mark").is_double()) << client.output();
+  EXPECT_GE(result.at("first_close_after_mark").as_double(), 1.9) << client.output();
+  // New tunnels reach the new instance.
+  ChildProcess after({kPython, source("tests/integration/services/ws_client.py"),
+                      "ws://127.0.0.1:" + std::to_string(port) + "/chat", "5", "1", "0.2"});
+  ASSERT_TRUE(after.wait_exit(30s).has_value());
+  const auto second = client_result(after.output());
+  ASSERT_FALSE(second.empty()) << after.output();
+  EXPECT_EQ(second.at("opened").as_int64(), 5);
+  EXPECT_EQ(second.at("closed").as_int64(), 0);
+}
+
+}  // namespace
+}  // namespace squadron::testing
