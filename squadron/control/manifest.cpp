@@ -464,7 +464,40 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
   if (!c.expect_map(n, path, "{ timeout: 15s, retries: 2, max_in_flight: 1024 }")) return;
   c.check_keys(n, path,
                {"timeout", "connect_timeout", "retries", "max_in_flight", "eject_after",
-                "eject_time", "balance", "slow_start"});
+                "eject_time", "balance", "slow_start", "affinity"});
+  if (const YAML::Node a = n["affinity"]) {
+    static constexpr std::string_view kHint =
+        "one of { cookie: NAME } (the gateway sets and follows it), { header: NAME } or "
+        "{ source_ip: true }";
+    const std::string at = path + ".affinity";
+    if (c.expect_map(a, at, kHint)) {
+      c.check_keys(a, at, {"cookie", "header", "source_ip"});
+      if (a.size() != 1) {
+        c.error(a, at, "session affinity takes one key", std::string(kHint));
+      } else if (a["source_ip"]) {
+        if (auto v = c.boolean(a["source_ip"], at + ".source_ip"); v && *v)
+          out.affinity = "source_ip";
+      } else {
+        const char* kind = a["cookie"] ? "cookie" : "header";
+        if (a[kind]) {
+          if (auto name = c.string(a[kind], at + "." + kind)) {
+            const bool token = !name->empty() && name->size() <= 64 &&
+                               std::all_of(name->begin(), name->end(), [](char ch) {
+                                 return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' ||
+                                        ch == '_' || ch == '.';
+                               });
+            if (!token) {
+              c.error(a[kind], at + "." + kind, fmt::format("\"{}\" cannot name a {}", *name, kind),
+                      "letters, digits, '-', '_' and '.', at most 64 (such as sticky or io)");
+            } else {
+              out.affinity = kind;
+              out.affinity_name = *name;
+            }
+          }
+        }
+      }
+    }
+  }
   // The watch contract's bounds: what the manifest accepts, the gateway applies.
   auto bounded = [&](const char* key, std::chrono::milliseconds min,
                      std::chrono::milliseconds& field) {

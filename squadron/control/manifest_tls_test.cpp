@@ -126,5 +126,37 @@ TEST_F(ManifestTls, TheStandaloneGatewaysFileTakesTheSameTls) {
       << bad.errors.front().to_string();
 }
 
+TEST(ManifestAffinity, ProxyAffinityTakesACookieAHeaderOrTheSourceAddress) {
+  const fs::path file = fs::temp_directory_path() / "squadron.yaml";
+  auto parse = [&](const std::string& affinity) {
+    return parse_manifest(
+        "services:\n  web:\n    command: [x]\n    routes: [/]\n    proxy: { affinity: " + affinity +
+            " }\n",
+        file);
+  };
+  auto r = parse("{ cookie: io }");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.manifest->services[0].proxy.affinity, "cookie");
+  EXPECT_EQ(r.manifest->services[0].proxy.affinity_name, "io");
+  r = parse("{ header: X-Session }");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.manifest->services[0].proxy.affinity, "header");
+  r = parse("{ source_ip: true }");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.manifest->services[0].proxy.affinity, "source_ip");
+  for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+           {"{ cookie: a, header: b }", "session affinity takes one key"},
+           {"{ cookie: \"a b\" }", "cannot name a cookie"},
+           {"{ sticky: yes }", "sticky"},
+           {"cookie", "expected"}}) {
+    const auto e = parse(bad);
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.errors.front().to_string().find(says), std::string::npos)
+        << e.errors.front().to_string();
+    EXPECT_NE(e.errors.front().to_string().find("services.web.proxy.affinity"), std::string::npos)
+        << e.errors.front().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace squadron::control

@@ -28,6 +28,63 @@ struct Attempts::Tried {
   resilience::RetryBudget::Slot slot;  // back to the thread's budget when the request ends
 };
 
+Affinity affinity_of(const http::Request& req, const registry::ProxyPolicy& policy) {
+  Affinity a;
+  if (policy.affinity.empty()) return a;
+  if (policy.affinity == "source_ip") {
+    a.key = core::fnv1a64(req.remote_address());
+  } else if (policy.affinity == "header") {
+    if (auto v = req.header(policy.affinity_name); v && !v->empty()) a.key = core::fnv1a64(*v);
+  } else if (policy.affinity == "cookie") {
+    a.cookie = policy.affinity_name;
+    a.secure = req.secure();
+    // Cookie: a=1; NAME=TOKEN; b=2 (in one field or several)
+    for (const auto& h : req.headers()) {
+      if (!http::iequals(h.name, "cookie")) continue;
+      std::string_view rest = h.value;
+      while (!rest.empty()) {
+        const auto semi = rest.find(';');
+        std::string_view pair = rest.substr(0, semi);
+        rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+        while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+        const auto eq = pair.find('=');
+        if (eq != std::string_view::npos && pair.substr(0, eq) == a.cookie)
+          a.token = pair.substr(eq + 1);
+      }
+    }
+  }
+  return a;
+}
+
+std::string instance_token(std::string_view id) {
+  return fmt::format("{:016x}", core::mix64(core::fnv1a64(id)));
+}
+
+std::optional<std::size_t> affine_pick(const resilience::Balancer& balancer,
+                                       const resilience::Pool& pool, const Affinity& a,
+                                       std::span<const std::string_view> tried,
+                                       std::chrono::steady_clock::time_point now) {
+  if (a.key) return balancer.pick_by_key(pool, *a.key, tried, now);
+  if (a.token.empty()) return std::nullopt;
+  for (std::size_t i = 0; i < pool.ready.size(); ++i) {
+    const std::string& id = pool.ready[i].id;
+    if (instance_token(id) != a.token) continue;
+    // Draining instances are not ready: their sessions move; so do an ejected one's.
+    if (balancer.ejected(id, now) || std::find(tried.begin(), tried.end(), id) != tried.end())
+      return std::nullopt;
+    return i;
+  }
+  return std::nullopt;
+}
+
+void stick(const Affinity& a, std::string_view chosen, http::Response& res) {
+  if (a.cookie.empty()) return;
+  const std::string token = instance_token(chosen);
+  if (token == a.token) return;
+  res.headers.emplace_back("Set-Cookie", fmt::format("{}={}; Path=/; HttpOnly; SameSite=Lax{}",
+                                                     a.cookie, token, a.secure ? "; Secure" : ""));
+}
+
 Attempts::Attempts(std::uint64_t seed, std::function<const Cluster*(std::string_view)> latest)
     : balancer_(seed), rng_{seed * 31 + 7}, latest_(std::move(latest)) {}
 
@@ -48,8 +105,11 @@ asio::awaitable<void> Attempts::run(const Cluster& service, Forward f, http::Res
     // A retry after a refused connection goes to another instance at once, outside the budget:
     // it adds no load to the failing one (a dead instance still listed for a few milliseconds).
     if (n > 0 && !tried.refused && !co_await may_retry(service, stats, f, n, tried)) break;
-    const auto pick = balancer_.pick(pool_of(service), {tried.ids.data(), tried.count},
-                                     n == 0 ? f.account.start() : Clock::now());
+    const auto now = n == 0 ? f.account.start() : Clock::now();
+    const std::span<const std::string_view> skip{tried.ids.data(), tried.count};
+    auto pick =
+        n == 0 ? affine_pick(balancer_, pool_of(service), f.affinity, skip, now) : std::nullopt;
+    if (!pick) pick = balancer_.pick(pool_of(service), skip, now);
     if (!pick) break;
     if (n > 0) stats.retries.add();
     const Endpoint& ep = service.ready[*pick];  // the caller keeps the service alive
@@ -59,7 +119,10 @@ asio::awaitable<void> Attempts::run(const Cluster& service, Forward f, http::Res
     const auto x =
         co_await transport_->exchange({ep.id, ep.host, ep.port}, bytes, f.request.options, res);
     const Next next = after(service, stats, f, ep, x, n, attempts, tried, res);
-    if (next == Next::kAnswered) co_return;
+    if (next == Next::kAnswered) {
+      if (x.outcome == http::Outcome::kAnswered) stick(f.affinity, ep.id, res);
+      co_return;
+    }
     if (next == Next::kStop) break;
   }
   if (tried.timed_out) {

@@ -32,6 +32,28 @@
 
 namespace squadron::gateway {
 
+// A request's session affinity (proxy: { affinity: ... }): which instance it sticks to.
+struct Affinity {
+  std::optional<std::uint64_t> key;  // header or source_ip: rendezvous hashing over the ready
+  std::string cookie;                // cookie: its name (the answer sets it when it changes)
+  std::string token;                 // cookie: the instance its value names (instance_token())
+  bool secure = false;               // the cookie goes with `Secure` (the request came over TLS)
+};
+
+// The affinity `req` asks for under `policy` (none when the policy has none).
+Affinity affinity_of(const http::Request& req, const registry::ProxyPolicy& policy);
+// What an affinity cookie says for instance `id`: 16 hex digits of a stable hash (the instance's
+// name stays on the gateway).
+std::string instance_token(std::string_view id);
+// The instance of `service` a request with affinity `a` goes to first, if it has one that is
+// ready and neither tried nor ejected; nullopt: the balancer chooses.
+std::optional<std::size_t> affine_pick(const resilience::Balancer& balancer,
+                                       const resilience::Pool& pool, const Affinity& a,
+                                       std::span<const std::string_view> tried,
+                                       std::chrono::steady_clock::time_point now);
+// The Set-Cookie an answer from `chosen` carries when the request's cookie named another (or none).
+void stick(const Affinity& a, std::string_view chosen, http::Response& res);
+
 // What one request's attempts own, moved into the attempt loop's frame (so that a forwarded
 // request has no coroutine frame but this one and the exchange's).
 struct Forward {
@@ -39,6 +61,7 @@ struct Forward {
   UpstreamRequest request;            // the bytes to send and the exchange's options (its deadline)
   std::shared_ptr<const void> table;  // keeps the Cluster and its endpoints alive
   std::chrono::milliseconds timeout{0};  // the bound the deadline came from (for the 504)
+  Affinity affinity;
 };
 
 class Attempts final {

@@ -9,6 +9,8 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include "squadron/http/parser.hpp"
+
 namespace squadron::gateway {
 namespace {
 
@@ -191,6 +193,100 @@ TEST(Attempts, ConsecutiveFailuresEjectAnInstance) {
   EXPECT_TRUE(attempts.balancer().ejected("hello-1", std::chrono::steady_clock::now()));
   const auto to_first = std::count(t.calls.begin(), t.calls.end(), "hello-1");
   EXPECT_EQ(to_first, 3) << "no request goes to an ejected instance";
+}
+
+}  // namespace
+}  // namespace squadron::gateway
+
+namespace squadron::gateway {
+namespace {
+
+std::string set_cookie(const http::Response& res) {
+  for (const auto& [name, value] : res.headers) {
+    if (name == "Set-Cookie") return value;
+  }
+  return "";
+}
+
+// The attempt loop for one request with affinity `a`; which instance answered.
+std::string run_affine(const Cluster& service, FakeTransport& t, const Affinity& a, Outcome& out) {
+  Attempts attempts(42, [&](std::string_view) { return &service; });
+  attempts.set_transport(&t);
+  asio::io_context io;
+  HeadBuffers heads;
+  Forward f = forward_of(out.stats, out.res, heads, true);
+  f.affinity = a;
+  asio::co_spawn(io, attempts.run(service, std::move(f), out.res), asio::detached);
+  io.run();
+  return t.calls.empty() ? "" : t.calls.back();
+}
+
+TEST(Affinity, TheCookieNamesTheInstanceAndTheNextRequestFollowsIt) {
+  const auto s = two_instances();  // round-robin: without the cookie they would alternate
+  http::Request req;
+  http::RequestParser parser{http::ParserLimits{}};
+  ASSERT_EQ(parser.feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n", req).status,
+            http::ParseStatus::kComplete);
+  registry::ProxyPolicy policy;
+  policy.affinity = "cookie";
+  policy.affinity_name = "sticky";
+  Affinity a = affinity_of(req, policy);
+  EXPECT_TRUE(a.token.empty());
+  FakeTransport t;
+  Outcome first;
+  const std::string chosen = run_affine(s, t, a, first);
+  const std::string cookie = set_cookie(first.res);
+  EXPECT_EQ(cookie, "sticky=" + instance_token(chosen) + "; Path=/; HttpOnly; SameSite=Lax");
+  EXPECT_EQ(instance_token(chosen).size(), 16u);
+  EXPECT_EQ(cookie.find(chosen), std::string::npos) << "the instance's name stays inside";
+  // The browser sends it back (among others): the same instance, ten times, and no new cookie.
+  http::Request again;
+  http::RequestParser p2{http::ParserLimits{}};
+  const std::string raw =
+      "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; sticky=" + instance_token(chosen) +
+      "; b=2\r\n\r\n";
+  ASSERT_EQ(p2.feed(raw, again).status, http::ParseStatus::kComplete);
+  a = affinity_of(again, policy);
+  EXPECT_EQ(a.token, instance_token(chosen));
+  for (int i = 0; i < 10; ++i) {
+    Outcome next;
+    EXPECT_EQ(run_affine(s, t, a, next), chosen);
+    EXPECT_EQ(set_cookie(next.res), "");
+  }
+  // Its instance gone (draining instances are not ready either): another, and a new cookie.
+  Cluster one = s;
+  one.ready.erase(std::find_if(one.ready.begin(), one.ready.end(),
+                               [&](const Endpoint& e) { return e.id == chosen; }));
+  Outcome moved;
+  const std::string other = run_affine(one, t, a, moved);
+  EXPECT_NE(other, chosen);
+  EXPECT_EQ(set_cookie(moved.res).rfind("sticky=" + instance_token(other) + ";", 0), 0u);
+}
+
+TEST(Affinity, AHeaderOrTheSourceAddressMapsToOneInstance) {
+  const auto s = two_instances();
+  registry::ProxyPolicy policy;
+  policy.affinity = "header";
+  policy.affinity_name = "x-session";
+  http::Request req;
+  http::RequestParser parser{http::ParserLimits{}};
+  ASSERT_EQ(parser.feed("GET / HTTP/1.1\r\nHost: a\r\nX-Session: abc\r\n\r\n", req).status,
+            http::ParseStatus::kComplete);
+  const Affinity a = affinity_of(req, policy);
+  ASSERT_TRUE(a.key);
+  FakeTransport t;
+  Outcome r;
+  const std::string first = run_affine(s, t, a, r);
+  for (int i = 0; i < 10; ++i) {
+    Outcome next;
+    EXPECT_EQ(run_affine(s, t, a, next), first);
+  }
+  EXPECT_EQ(set_cookie(r.res), "") << "no cookie for a header's affinity";
+  policy.affinity = "source_ip";
+  req.set_remote_address("192.0.2.9");
+  const Affinity by_ip = affinity_of(req, policy);
+  ASSERT_TRUE(by_ip.key);
+  EXPECT_NE(*by_ip.key, *a.key);
 }
 
 }  // namespace

@@ -188,19 +188,23 @@ asio::awaitable<void> Proxy::forward(ThreadState& w, std::shared_ptr<const Snaps
   ensure_request_id(req, w.rng);
   UpstreamRequest up(w.heads);
   up.build(req, match, trusts(req.remote_address()), timeout, account.start());
+  Affinity affinity = affinity_of(req, service.policy);
   if (wants_upgrade(req)) {  // a WebSocket's handshake: a connection of its own, then a tunnel
     Stats& stats = account.service();
     return forward_upgrade(w.attempts.balancer(), stats, service, std::move(up), std::move(snap),
-                           res, std::move(account));
+                           res, std::move(account), std::move(affinity));
   }
   if (w.attempts.transport() == nullptr) {
     // The server runs each connection on its thread's io_context: that context's pool (it goes
     // with the context, whatever outlives it). Known once the thread's first request runs.
-    return first_forward(w, std::move(snap), service, res,
-                         Forward{std::move(account), std::move(up), nullptr, timeout});
+    return first_forward(
+        w, std::move(snap), service, res,
+        Forward{std::move(account), std::move(up), nullptr, timeout, std::move(affinity)});
   }
-  return w.attempts.run(service,
-                        Forward{std::move(account), std::move(up), std::move(snap), timeout}, res);
+  return w.attempts.run(
+      service,
+      Forward{std::move(account), std::move(up), std::move(snap), timeout, std::move(affinity)},
+      res);
 }
 
 asio::awaitable<void> Proxy::first_forward(ThreadState& w, std::shared_ptr<const Snapshot> snap,

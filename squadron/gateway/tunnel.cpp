@@ -241,13 +241,17 @@ namespace {
 // added); the one that accepted on `upstream`.
 asio::awaitable<std::optional<Endpoint>> connect_instance(
     resilience::Balancer& balancer, const Cluster& service, tcp::socket& upstream,
-    std::vector<std::string>& tried, Stats& stats, bool& timed_out, const bool* stopping) {
+    std::vector<std::string>& tried, Stats& stats, bool& timed_out, const bool* stopping,
+    const Affinity* affinity = nullptr) {
   const resilience::Pool pool = pool_of(service);
   const auto& policy = service.policy;
   const int attempts = 1 + std::max(0, policy.retries);
   for (int n = 0; n < attempts && (stopping == nullptr || !*stopping); ++n) {
     const std::vector<std::string_view> skip(tried.begin(), tried.end());
-    const auto k = balancer.pick(pool, skip, std::chrono::steady_clock::now());
+    const auto now = std::chrono::steady_clock::now();
+    auto k = n == 0 && affinity != nullptr ? affine_pick(balancer, pool, *affinity, skip, now)
+                                           : std::nullopt;
+    if (!k) k = balancer.pick(pool, skip, now);
     if (!k) break;
     const Endpoint ep = pool.ready[*k];
     tried.push_back(ep.id);
@@ -310,7 +314,17 @@ asio::awaitable<void> pump_from_client(http::Upgraded& from, tcp::socket& to) {
   while (true) {
     const std::size_t n = co_await from.read_some(buffer->data(), buffer->size());
     if (n == 0) break;
-    auto [ec, written] = co_await asio::async_write(to, asio::buffer(buffer->data(), n), kAwait);
+    // At once when the socket takes it all (nearly always), else through the reactor.
+    error_code ec;
+    std::size_t sent = to.write_some(asio::buffer(buffer->data(), n), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      sent = 0;
+    }
+    if (!ec && sent < n) {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(to, asio::buffer(buffer->data() + sent, n - sent), kAwait);
+    }
     if (ec) break;
   }
   error_code ignored;
@@ -337,14 +351,14 @@ void copy_answer_fields(const http::ResponseParser& parser, http::Response& res)
 asio::awaitable<void> forward_upgrade(resilience::Balancer& balancer, Stats& stats,
                                       const Cluster& service, UpstreamRequest up,
                                       std::shared_ptr<const void> table, http::Response& res,
-                                      RequestAccount account) {
+                                      RequestAccount account, Affinity affinity) {
   (void)account;  // counts the handshake until its answer, in `res`, is decided
   const auto executor = co_await asio::this_coro::executor;
   auto upstream = std::make_shared<tcp::socket>(executor);
   std::vector<std::string> tried;
   bool timed_out = false;
-  const std::optional<Endpoint> chosen =
-      co_await connect_instance(balancer, service, *upstream, tried, stats, timed_out, nullptr);
+  const std::optional<Endpoint> chosen = co_await connect_instance(
+      balancer, service, *upstream, tried, stats, timed_out, nullptr, &affinity);
   if (!chosen) {
     res = http::Response::problem(
         timed_out ? 504 : 503, fmt::format("no instance of {} took the connection", service.name));
@@ -353,6 +367,8 @@ asio::awaitable<void> forward_upgrade(resilience::Balancer& balancer, Stats& sta
   }
   const Endpoint ep = *chosen;
   tune(*upstream);
+  error_code nb;
+  upstream->non_blocking(true, nb);  // the pump's write_some tries without waiting
   // The handshake (a GET without a body) and its answer within the route's timeout.
   asio::steady_timer limit(executor, service.policy.timeout);
   auto sent = co_await (asio::async_write(*upstream, asio::buffer(up.head()), kAwait) ||
@@ -394,6 +410,7 @@ asio::awaitable<void> forward_upgrade(resilience::Balancer& balancer, Stats& sta
   res.status = parser.status();
   res.content_type = {};
   copy_answer_fields(parser, res);
+  stick(affinity, ep.id, res);
   if (!parser.upgraded()) {  // refused (a 400, a 401...): the answer as it came, then the end
     res.body = std::move(parser.body());
     res.close = true;

@@ -33,6 +33,7 @@
 #include <boost/system/error_code.hpp>
 
 #include "squadron/gateway/accounting.hpp"
+#include "squadron/gateway/attempts.hpp"
 #include "squadron/gateway/route_table.hpp"
 #include "squadron/gateway/upstream_request.hpp"
 #include "squadron/http/response.hpp"
@@ -55,7 +56,7 @@ struct Stats;
 boost::asio::awaitable<void> forward_upgrade(resilience::Balancer& balancer, Stats& stats,
                                              const Cluster& service, UpstreamRequest up,
                                              std::shared_ptr<const void> table, http::Response& res,
-                                             RequestAccount account);
+                                             RequestAccount account, Affinity affinity = {});
 
 class TcpFront final {
  public:

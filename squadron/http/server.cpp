@@ -277,7 +277,17 @@ class UpgradedConnection final : public Upgraded {
       bytes = cipher;
     }
     conn_.deadline = SteadyClock::now() + timeout_;
-    auto [ec, n] = co_await asio::async_write(conn_.socket, asio::buffer(bytes), kAwait);
+    // At once when the socket takes it all (nearly always): no trip through the reactor.
+    error_code ec;
+    std::size_t sent = conn_.socket.write_some(asio::buffer(bytes), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      sent = 0;
+    }
+    if (!ec && sent < bytes.size()) {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(conn_.socket, asio::buffer(bytes.substr(sent)), kAwait);
+    }
     conn_.deadline = SteadyClock::now() + timeout_;
     co_return !ec;
   }

@@ -18,7 +18,9 @@ json::object policy_json(const ProxyPolicy& p, bool scale_to_zero) {
           {"eject_time_ms", p.eject_time.count()},
           {"slow_start_ms", p.slow_start.count()},
           {"scale_to_zero", scale_to_zero},
-          {"balance", p.balance}};
+          {"balance", p.balance},
+          {"affinity", p.affinity},
+          {"affinity_name", p.affinity_name}};
 }
 
 void read_policy(const json::object& o, WatchService& s) {
@@ -38,6 +40,16 @@ void read_policy(const json::object& o, WatchService& s) {
   if (const auto* b = o.if_contains("balance");
       b != nullptr && b->is_string() && known_balance(b->as_string()))
     p.balance = b->as_string();
+  const auto* a = o.if_contains("affinity");
+  const auto* an = o.if_contains("affinity_name");
+  if (a != nullptr && a->is_string() && an != nullptr && an->is_string() &&
+      an->as_string().size() <= 64) {
+    const std::string_view kind = a->as_string();
+    if (kind == "cookie" || kind == "header" || kind == "source_ip") {
+      p.affinity = kind;
+      p.affinity_name = an->as_string();
+    }
+  }
 }
 
 json::object route_json(const Route& r) {

@@ -57,6 +57,11 @@ struct ProxyPolicy {
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
   std::chrono::milliseconds slow_start = std::chrono::seconds(3);   // new instances ramp up; 0: off
   std::string balance = "least-request";                            // or "round-robin", "random"
+  // Session affinity: "" (none), "cookie" (the gateway sets cookie `affinity_name` naming the
+  // instance and follows it), "header" (requests with the same value of field `affinity_name`),
+  // "source_ip" (from the same address) go to the same ready instance while it stays ready.
+  std::string affinity;
+  std::string affinity_name;
   bool operator==(const ProxyPolicy&) const = default;
 };
 

@@ -17,6 +17,8 @@ Watch sample() {
   hello.proxy.timeout = 900ms;
   hello.proxy.retries = 1;
   hello.proxy.balance = "round-robin";
+  hello.proxy.affinity = "cookie";
+  hello.proxy.affinity_name = "sticky";
   hello.scale_to_zero = true;
   hello.discovery_port = 18080;
   w.services = {hello, {"worker", {}, {}, false, 0}};

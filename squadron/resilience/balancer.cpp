@@ -76,6 +76,23 @@ std::optional<std::size_t> Balancer::pick(const Pool& service,
   return std::nullopt;
 }
 
+std::optional<std::size_t> Balancer::pick_by_key(const Pool& service, std::uint64_t key,
+                                                 std::span<const std::string_view> tried,
+                                                 TimePoint now) const {
+  std::optional<std::size_t> best;
+  std::uint64_t best_weight = 0;
+  for (std::size_t i = 0; i < service.ready.size(); ++i) {
+    const std::string& id = service.ready[i].id;
+    if (std::find(tried.begin(), tried.end(), id) != tried.end() || ejected(id, now)) continue;
+    const std::uint64_t weight = core::mix64(key ^ core::fnv1a64(id));
+    if (!best || weight > best_weight) {
+      best = i;
+      best_weight = weight;
+    }
+  }
+  return best;
+}
+
 std::optional<std::size_t> Balancer::pick_any(const Pool& service,
                                               std::span<const std::string_view> tried,
                                               TimePoint now, std::int64_t wall_ms) {

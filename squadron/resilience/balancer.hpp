@@ -67,6 +67,13 @@ class Balancer final {
   // `wall_ms`: the wall clock in ms (for slow start; 0 reads it when needed).
   std::optional<std::size_t> pick(const Pool& service, std::span<const std::string_view> tried,
                                   TimePoint now, std::int64_t wall_ms = 0);
+  // Session affinity: the endpoint of `service.ready` that `key` maps to by rendezvous hashing
+  // (the highest hash of the key and the endpoint's id), among those not in `tried` and not
+  // ejected: an endpoint that leaves moves only its own keys, one that comes takes only its
+  // share. nullopt when none is left.
+  std::optional<std::size_t> pick_by_key(const Pool& service, std::uint64_t key,
+                                         std::span<const std::string_view> tried,
+                                         TimePoint now) const;
   void started(const Endpoint& e) { ++in_flight_[e.id]; }
   void finished(const Endpoint& e) {  // the entry stays at 0: no node to allocate next time
     auto it = in_flight_.find(e.id);

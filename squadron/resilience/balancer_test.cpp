@@ -189,3 +189,53 @@ TEST(Balancer, RoundRobinAndRandomRampUpANewInstanceToo) {
 
 }  // namespace
 }  // namespace squadron::resilience
+
+namespace squadron::resilience {
+namespace {
+
+// Session affinity by rendezvous hashing: a key keeps its instance; an instance that leaves
+// moves only its own keys, and an ejected or tried one is skipped.
+TEST(Balancer, AKeyKeepsItsInstanceAndALostInstanceMovesOnlyItsOwnKeys) {
+  Balancer lb(1);
+  const TestPool s = three();
+  std::vector<std::size_t> first;
+  std::array<int, 3> share{};
+  for (std::uint64_t key = 0; key < 3000; ++key) {
+    const auto i = lb.pick_by_key(s, core::mix64(key), {}, kT0);
+    ASSERT_TRUE(i);
+    EXPECT_EQ(lb.pick_by_key(s, core::mix64(key), {}, kT0), i) << "the same key, the same one";
+    first.push_back(*i);
+    ++share[*i];
+  }
+  for (int n : share) EXPECT_GT(n, 800) << "spread over all three";
+  TestPool two = s;
+  two.ready.erase(two.ready.begin() + 1);  // a-2 leaves
+  int moved = 0;
+  for (std::uint64_t key = 0; key < 3000; ++key) {
+    const std::string& was = s.ready[first[key]].id;
+    const std::string& now = two.ready[*lb.pick_by_key(two, core::mix64(key), {}, kT0)].id;
+    if (was != now) {
+      ++moved;
+      EXPECT_EQ(was, "a-2") << "only a-2's keys move";
+    }
+  }
+  EXPECT_EQ(moved, share[1]);
+  const std::string_view tried[] = {"a-1", "a-3"};
+  EXPECT_EQ(lb.pick_by_key(s, 5, tried, kT0), std::optional<std::size_t>(1));
+  const std::string_view all[] = {"a-1", "a-2", "a-3"};
+  EXPECT_FALSE(lb.pick_by_key(s, 5, all, kT0));
+}
+
+TEST(Balancer, AnEjectedInstanceLosesItsKeysUntilItComesBack) {
+  Balancer lb(1);
+  const TestPool s = three();
+  std::uint64_t key = 0;
+  while (*lb.pick_by_key(s, key, {}, kT0) != 0) ++key;  // a key of a-1's
+  for (int i = 0; i < 5; ++i) lb.record(s, s.ready[0], false, kT0);
+  ASSERT_TRUE(lb.ejected("a-1", kT0));
+  EXPECT_NE(lb.pick_by_key(s, key, {}, kT0), std::optional<std::size_t>(0));
+  EXPECT_EQ(lb.pick_by_key(s, key, {}, kT0 + 31s), std::optional<std::size_t>(0)) << "back";
+}
+
+}  // namespace
+}  // namespace squadron::resilience

@@ -4,6 +4,7 @@
 // closes none of them before the old instance's stop_grace.
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <signal.h>
 
 #include "fleet_fixture.hpp"
@@ -85,6 +86,58 @@ TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
   ASSERT_FALSE(second.empty()) << after.output();
   EXPECT_EQ(second.at("opened").as_int64(), 5);
   EXPECT_EQ(second.at("closed").as_int64(), 0);
+}
+
+}  // namespace
+}  // namespace squadron::testing
+
+namespace squadron::testing {
+namespace {
+
+using Affinity = Fleet;
+
+// The name=value of a Set-Cookie, "" without one.
+std::string cookie_of(const RawResponse& r) {
+  const auto v = r.header("set-cookie");
+  return v ? v->substr(0, v->find(';')) : "";
+}
+
+// Which echo instance answered.
+std::string who(const RawResponse& r) {
+  boost::system::error_code ec;
+  const auto v = json::parse(r.body, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("instance")) return "";
+  return std::string(v.as_object().at("instance").as_string());
+}
+
+TEST_F(Affinity, ACookieKeepsAClientOnOneOfTwoInstances) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: sticky\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+      << "services:\n  echo:\n    command: " << bin_dir() << "/echo --threads 1\n"
+      << "    replicas: 2\n    routes: [/]\n"
+      << "    proxy: { balance: round-robin, affinity: { cookie: sticky } }\n";
+  const auto up = cli({"up", "-d"}, 60s);
+  ASSERT_EQ(up.code, 0) << up.output;
+  const auto list = ps();
+  const auto port = port_of(*of(list, "gateway")[0]);
+  const auto first = fetch(port, "GET", "/");
+  ASSERT_TRUE(first);
+  const std::string cookie = cookie_of(*first);
+  ASSERT_EQ(cookie.rfind("sticky=", 0), 0u);
+  const std::string instance = who(*first);
+  ASSERT_FALSE(instance.empty()) << first->body;
+  for (int i = 0; i < 20; ++i) {  // round-robin alone would alternate
+    const auto next = fetch(port, "GET", "/", "Cookie: " + cookie + "\r\n");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(who(*next), instance) << next->body;
+    EXPECT_EQ(cookie_of(*next), "") << "the cookie is set once";
+  }
+  std::set<std::string> without;
+  for (int i = 0; i < 4; ++i) {
+    const auto r = fetch(port, "GET", "/");
+    if (r) without.insert(who(*r));
+  }
+  EXPECT_EQ(without.size(), 2u) << "without the cookie, both instances answer";
 }
 
 }  // namespace
