@@ -69,7 +69,7 @@ struct Outcome {
 // One request's Forward: its account in `stats`, an (empty) upstream request with a 5 s deadline.
 Forward forward_of(Stats& stats, http::Response& res, HeadBuffers& heads, bool replayable) {
   const auto now = std::chrono::steady_clock::now();
-  Forward f{RequestAccount(stats, nullptr, res, now), UpstreamRequest(heads), nullptr, 5000ms};
+  Forward f{RequestAccount(stats, nullptr, res, now), UpstreamRequest(heads), nullptr, 5000ms, {}};
   f.request.options.deadline = now + 5s;
   f.request.replayable = replayable;
   return f;

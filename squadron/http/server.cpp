@@ -337,6 +337,8 @@ class Server::Worker {
 
   ~Worker() {
     if (spare_fd_ >= 0) ::close(spare_fd_);
+    // (Sessions still open hold references of their own: the BIO goes with the last.)
+    if (tls_bio_ != nullptr) internal::TlsSession::free_bio(tls_bio_);
     // Coroutines still suspended (requests cut off after the grace period) are destroyed here,
     // while every member they refer to is still alive.
     destroying_ = true;
@@ -378,7 +380,10 @@ class Server::Worker {
       return;
     }
     std::unique_ptr<internal::TlsSession> session;
-    if (tls != nullptr && !(session = internal::TlsSession::make(tls->current()))) return;
+    if (tls != nullptr) {
+      if (tls_bio_ == nullptr) tls_bio_ = internal::TlsSession::new_shared_bio();
+      if (!(session = internal::TlsSession::make(tls->current(), tls_bio_))) return;
+    }
     Connection& conn = conns_.emplace_front(std::move(socket), handler_);
     conn.self = conns_.begin();
     conn.tls = std::move(session);
@@ -1010,6 +1015,7 @@ class Server::Worker {
   std::atomic<std::size_t> refused_{0};
   // Kept open to be closed when accept() fails for want of descriptors (worker 0 only).
   int spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  BIO* tls_bio_ = nullptr;  // what this thread's TLS sessions share (TlsSession::new_shared_bio)
   std::string date_;
   std::time_t date_second_ = 0;
   bool stopping_ = false;

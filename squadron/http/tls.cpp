@@ -401,15 +401,20 @@ struct TlsBio {
   }
 };
 
-std::unique_ptr<TlsSession> TlsSession::make(std::shared_ptr<const TlsContext> context) {
+BIO* TlsSession::new_shared_bio() { return BIO_new(TlsBio::method()); }
+
+void TlsSession::free_bio(BIO* bio) { BIO_free(bio); }
+
+void TlsSession::bind() noexcept { BIO_set_data(SSL_get_rbio(ssl_), this); }
+
+std::unique_ptr<TlsSession> TlsSession::make(std::shared_ptr<const TlsContext> context,
+                                             BIO* shared) {
+  if (shared == nullptr) return nullptr;
   std::unique_ptr<TlsSession> s(new TlsSession());
   s->ssl_ = context->new_ssl();
-  if (s->ssl_ == nullptr) return nullptr;
+  if (s->ssl_ == nullptr || BIO_up_ref(shared) != 1) return nullptr;
   s->context_ = std::move(context);
-  BIO* bio = BIO_new(TlsBio::method());
-  if (bio == nullptr) return nullptr;
-  BIO_set_data(bio, s.get());
-  SSL_set_bio(s->ssl_, bio, bio);  // one BIO both ways: the SSL takes its one reference
+  SSL_set_bio(s->ssl_, shared, shared);  // one BIO both ways: the SSL takes the one reference
   SSL_set_accept_state(s->ssl_);
   return s;
 }
@@ -420,6 +425,7 @@ TlsSession::~TlsSession() {
 
 long TlsSession::read(char* buffer, std::size_t size) {
   std::size_t got = 0;
+  bind();
   ERR_clear_error();
   if (SSL_read_ex(ssl_, buffer, size, &got) == 1) return static_cast<long>(got);
   switch (SSL_get_error(ssl_, 0)) {
@@ -438,6 +444,7 @@ long TlsSession::read(char* buffer, std::size_t size) {
 }
 
 bool TlsSession::write(std::string_view plain) {
+  bind();
   ERR_clear_error();
   while (!plain.empty()) {
     std::size_t n = 0;
@@ -455,6 +462,7 @@ bool TlsSession::pending() const noexcept { return !in_.empty() || SSL_has_pendi
 
 void TlsSession::close_notify() {
   if (SSL_is_init_finished(ssl_) == 1) {
+    bind();
     ERR_clear_error();
     SSL_shutdown(ssl_);
     ERR_clear_error();

@@ -18,8 +18,14 @@ namespace squadron::http::internal {
 
 class TlsSession final {
  public:
-  // Null when OpenSSL has no memory.
-  static std::unique_ptr<TlsSession> make(std::shared_ptr<const TlsContext> context);
+  // The BIO that the sessions of one thread share (it reaches the session it serves through its
+  // data, set before each call into OpenSSL): one per connection would cost ~200 bytes each (a
+  // BIO and its lock). One reference, for the thread's owner; null without memory.
+  static BIO* new_shared_bio();
+  static void free_bio(BIO* bio);
+  // A session on `shared` (new_shared_bio(), of the calling thread). Null when OpenSSL has no
+  // memory.
+  static std::unique_ptr<TlsSession> make(std::shared_ptr<const TlsContext> context, BIO* shared);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
@@ -50,6 +56,7 @@ class TlsSession final {
 
  private:
   TlsSession() = default;
+  void bind() noexcept;  // points the shared BIO at this session
   friend struct TlsBio;
   SSL* ssl_ = nullptr;
   std::shared_ptr<const TlsContext> context_;  // its callbacks' argument while the SSL lives
