@@ -735,6 +735,12 @@ class Exporter {
         routes.push_back(std::move(route));
       }
       const auto& p = s.proxy;
+      json::object affinity;  // the manifest's own shape
+      if (p.affinity == "source_ip") {
+        affinity["source_ip"] = true;
+      } else if (!p.affinity.empty()) {
+        affinity[p.affinity] = p.affinity_name;
+      }
       upstreams[s.name] = json::object{
           {"endpoints", json::array{json::value(fmt::format("{}-pods:{}", kubernetes_name(s.name),
                                                             container_port(s)))}},
@@ -747,6 +753,8 @@ class Exporter {
                                  {"eject_time", ms(p.eject_time)},
                                  {"slow_start", ms(p.slow_start)},
                                  {"balance", p.balance}}}};
+      if (!affinity.empty())
+        upstreams[s.name].as_object()["proxy"].as_object()["affinity"] = std::move(affinity);
     }
     json::object file{{"listen", "0.0.0.0:8080"},
                       {"admin", "0.0.0.0:9901"},

@@ -278,7 +278,10 @@ TEST(KubernetesYaml, AFilesTextIsALiteralBlock) {
 }
 
 TEST(KubernetesExport, WithTheGatewayTheIngressSendsEverythingToItAndItsFileReadsBack) {
-  const auto m = parse(kShop);
+  std::string shop = kShop;  // catalog with session affinity, which the gateway's file keeps
+  shop.replace(shop.find("    routes: [/titles]\n"), 22,
+               "    routes: [/titles]\n    proxy: { affinity: { cookie: sticky } }\n");
+  const auto m = parse(shop);
   ASSERT_TRUE(m.ok());
   ExportOptions o;
   o.gateway = true;
@@ -310,6 +313,9 @@ TEST(KubernetesExport, WithTheGatewayTheIngressSendsEverythingToItAndItsFileRead
   EXPECT_EQ(g.config->upstreams[1].endpoints, std::vector<std::string>{"catalog-pods:8080"});
   EXPECT_EQ(g.config->upstreams[0].service.routes.size(), 2U);
   EXPECT_EQ(g.config->upstreams[0].service.routes[1].host, "api.example.com");
+  EXPECT_EQ(g.config->upstreams[1].service.proxy.affinity, "cookie");
+  EXPECT_EQ(g.config->upstreams[1].service.proxy.affinity_name, "sticky");
+  EXPECT_EQ(g.config->upstreams[0].service.proxy.affinity, "");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Starts the streamflix demo for a test, as `scripts/demo` would, but on free ports and with its
-// data in a temporary folder; stops it afterwards. Only processes it started are stopped.
+// data in a temporary folder; stops it afterwards (startFleet: any manifest). Only processes it
+// started are stopped.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +23,12 @@ export function startDemo() {
   swap("../flask/app.py", path.join(root, "examples/flask/app.py"));
   swap("data/titles.json", path.join(example, "data/titles.json"));
   swap("data/ratings-seed.json", path.join(example, "data/ratings-seed.json"));
+  return startFleet(text, dir);
+}
+
+// A fleet of manifest `text` in folder `dir` (a new temporary one by default) on free ports
+// (control.listen and gateway.listen of 127.0.0.1:0 in `text`); stopped and removed by stop().
+export function startFleet(text, dir = mkdtempSync(path.join(tmpdir(), "squadron-browser-"))) {
   const manifest = path.join(dir, "squadron.yaml");
   writeFileSync(manifest, text);
   const cli = (...args) => execFileSync(squadron, ["-f", manifest, ...args], { encoding: "utf8" });
