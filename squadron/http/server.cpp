@@ -708,7 +708,8 @@ class Server::Worker {
     std::string& out;
     char* read_buffer;
     char* cipher_buffer = nullptr;  // a TLS connection's socket reads (read_buffer: plaintext)
-    std::string_view data;          // received bytes not parsed yet (in conn.parked or read_buffer)
+    std::unique_ptr<RequestState>* owner = nullptr;  // the state's, in serve()
+    std::string_view data;  // received bytes not parsed yet (in conn.parked or read_buffer)
     bool close_after = false;
     bool linger = false;  // refused while the client may still be sending: drain before close
     SteadyClock::time_point head_started;
@@ -827,6 +828,7 @@ class Server::Worker {
   }
 
   void give_back(std::unique_ptr<RequestState> state) {
+    if (!state) return;  // given back already (an upgraded connection's, before its tunnel)
     in_use_.fetch_sub(1, std::memory_order_relaxed);
     if (!destroying_) after_burst();
     if (destroying_ || pool_.size() >= kPooledStates) return;  // freed
@@ -843,6 +845,7 @@ class Server::Worker {
     std::unique_ptr<RequestState> state = take_state(conn);
     core::ScopeExit back([this, &state] { give_back(std::move(state)); });
     Session s(conn, *state, coarse_now_);
+    s.owner = &state;
     if (conn.tls) {
       conn.tls->feed(std::string_view(conn.parked, n));  // plaintext comes by tls_read()
     } else {
@@ -859,7 +862,18 @@ class Server::Worker {
   // request), then it closes.
   asio::awaitable<bool> upgrade(Session& s, Response& res) {
     if (!co_await flush(s.conn, s.out)) co_return false;
-    UpgradedConnection up(s.conn, s.data, s.read_buffer, s.cipher_buffer, config_.tunnel_timeout);
+    // A plain tunnel reads into its handler's buffers: its request state goes back to the pool
+    // now (nothing below reads it), rather than stay with the tunnel for its life. A TLS one
+    // keeps it: its buffers take the ciphertext and the plaintext.
+    std::string early;
+    if (!s.conn.tls) {
+      early.assign(s.data);
+      s.data = {};
+      if (s.owner != nullptr) give_back(std::move(*s.owner));
+    }
+    UpgradedConnection up(s.conn, s.conn.tls ? s.data : std::string_view(early),
+                          s.conn.tls ? s.read_buffer : nullptr,
+                          s.conn.tls ? s.cipher_buffer : nullptr, config_.tunnel_timeout);
     s.data = {};
     try {
       co_await res.upgraded(up);
