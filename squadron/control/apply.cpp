@@ -75,6 +75,18 @@ std::variant<ApplyPlan, CommandError> plan_apply(
              fmt::format("[{}]", fmt::join(next.trusted_proxies, ", ")));
   at_next_up("control.expose", now.control_expose ? "true" : "false",
              next.control_expose ? "true" : "false");
+  // (The certificates' files are reloaded when they change; which files, and redirect and hsts,
+  // are the gateway's start arguments.)
+  auto tls_of = [](const Manifest& m) -> std::string {
+    if (!m.gateway_tls) return "none";
+    std::vector<std::string> files;
+    for (const auto& c : m.gateway_tls->certificates)
+      files.push_back(c.cert.string() + "+" + c.key.string());
+    return fmt::format("{{ certificates: [{}], redirect: {}, hsts: {} }}", fmt::join(files, ", "),
+                       m.gateway_tls->redirect.empty() ? "none" : m.gateway_tls->redirect,
+                       m.gateway_tls->hsts);
+  };
+  at_next_up("gateway.tls", tls_of(now), tls_of(next));
   if (needs_gateway(next) && builtin.count("gateway") == 0)
     plan.warnings.push_back(
         "routes, protocol: tcp (and autoscaling on concurrency or rps) need the gateway, which "

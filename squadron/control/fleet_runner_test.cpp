@@ -306,6 +306,15 @@ TEST(PlanApply, NamesWhatChangedAndWarnsOfWhatTakesEffectAtTheNextUp) {
   const auto refused = plan_apply(now, next, restarting, {});
   ASSERT_TRUE(std::holds_alternative<CommandError>(refused));
   EXPECT_EQ(std::get<CommandError>(refused).status, 409);
+  // HTTPS at the front door (the gateway's start arguments) is one of those settings.
+  auto tls = now;
+  tls.gateway_tls = TlsSpec{{{"/srv/site.pem", "/srv/site.key"}}, "", true};
+  const auto with_tls = std::get<ApplyPlan>(plan_apply(now, tls, running, {}));
+  ASSERT_EQ(with_tls.warnings.size(), 1u);
+  EXPECT_NE(with_tls.warnings[0].find("gateway.tls none -> { certificates: [/srv/site.pem+/srv/"
+                                      "site.key], redirect: none, hsts: true }: the fleet's own"),
+            std::string::npos)
+      << with_tls.warnings[0];
 }
 
 TEST_F(FleetOnAFakeRunner, TheSavedScaleComesBackAtTheNextStart) {

@@ -1675,6 +1675,12 @@ ManifestResult parse_manifest(std::string_view text, const fs::path& file) {
       parse_listen(c, root, "control", m.control_listen, &m.control_expose);
       parse_listen(c, root, "gateway", m.gateway_listen, nullptr, &m.trusted_proxies,
                    &m.gateway_tls, m.dir());
+      if (m.cluster && m.gateway_tls) {
+        c.error(root["gateway"]["tls"], "gateway.tls",
+                "HTTPS on every host's gateway in a cluster is not built yet",
+                "terminate TLS in front of the hosts (a load balancer, or `squadron gateway -c` "
+                "with tls: forwarding to the hosts' gateways), or run without cluster:");
+      }
       const YAML::Node services = root["services"];
       if (!services) {
         c.error(root, "services", "the manifest has no services",

@@ -109,6 +109,19 @@ TEST_F(ManifestTls, TheRedirectListenerNeedsAPortOfItsOwn) {
       << e;
 }
 
+TEST_F(ManifestTls, AClustersHostGatewaysDoNotSpeakTlsYetAndSaySo) {
+  auto r = parse_manifest(
+      "name: shop\ncluster: { etcd: [10.0.0.1:2379] }\ngateway:\n"
+      "  tls: { cert: a.pem, key: a.key }\n"
+      "services:\n  web: { command: [x], routes: [/] }\n",
+      dir_ / "squadron.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].to_string().find("gateway.tls: HTTPS on every host's gateway in a cluster "
+                                         "is not built yet"),
+            std::string::npos)
+      << r.errors[0].to_string();
+}
+
 TEST_F(ManifestTls, TheStandaloneGatewaysFileTakesTheSameTls) {
   auto r = parse_gateway_file(
       "listen: 127.0.0.1:8443\ntls: { cert: a.pem, key: a.key }\n"

@@ -119,9 +119,12 @@ asio::awaitable<std::tuple<error_code, std::size_t>> tls_read(Connection& conn, 
         sent = 0;
       }
       if (!wec && sent < tls.output().size()) {
-        std::tie(wec, std::ignore) = co_await asio::async_write(
-            conn.socket, asio::buffer(tls.output().data() + sent, tls.output().size() - sent),
-            kAwait);
+        // The rest waits for the socket in a string of its own: a tunnel's write meanwhile
+        // (UpgradedConnection::write) sends what OpenSSL writes next, never these bytes again.
+        std::string rest = tls.output().substr(sent);
+        tls.output().clear();
+        std::tie(wec, std::ignore) =
+            co_await asio::async_write(conn.socket, asio::buffer(rest), kAwait);
       }
       tls.output().clear();
       if (wec) co_return std::tuple{wec, std::size_t{0}};
