@@ -144,11 +144,6 @@ if [ -w /sys/fs/cgroup/cpu/tasks ] && [ "${PEER_CGROUPS:-1}" = 1 ]; then
 else
   echo "the peers stay in this shell's CPU cgroup (no writable cgroup v1 cpu controller, or PEER_CGROUPS=0)"
 fi
-cpu_ticks() {  # the user + system clock ticks of the listed pids
-  local t=0 p
-  for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-  echo "$t"
-}
 seconds=${DURATION%s}
 hz=$(getconf CLK_TCK)
 

@@ -23,7 +23,6 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 source bench/lib.sh
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 HELLO_PORT=$(free_port); NGINX_PORT=$(free_port); FLASK_PORT=$(free_port)
 

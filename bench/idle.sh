@@ -40,7 +40,6 @@ if [ "$limit" -lt "$want" ]; then
 fi
 
 source bench/lib.sh
-rss_kib() { local t=0 p; for p in $1; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 
 work=$(mktemp -d)
 pids=()

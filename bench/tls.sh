@@ -152,11 +152,6 @@ done
 p99_of() {  # wrk --latency output -> p99 in ms
   awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'
 }
-cpu_ticks() {  # the user + system clock ticks of the listed pids
-  local t=0 p
-  for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-  echo "$t"
-}
 hz=$(getconf CLK_TCK)
 seconds=${DURATION%s}
 run_wrk() {  # server extra-wrk-args... -> "req/s p99_ms cpu_us_per_request"
@@ -208,7 +203,6 @@ done
 
 [ "$IDLE" -gt 0 ] || exit 0
 # Idle TLS connections: each server in turn, from source addresses of their own.
-rss_kib() { local t=0 p; for p in $1; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 hold() {  # port count source
   rm -f "$work/holder.in"; mkfifo "$work/holder.in"
   IDLE_TLS=1 taskset -c "$CLIENT_CPU" $PY bench/idle.py "$1" "$2" /hello "$3" <"$work/holder.in" >"$work/holder.out" &

@@ -109,8 +109,6 @@ declare -A PIDS=([direct]="" [squadron]="$squadron_pid" [haproxy]="$(cat "$work/
 declare -A PORTS=([direct]=$UP_PORT [squadron]=$SQUADRON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT)
 servers="direct squadron nginx haproxy"
 
-rss_kib() { local t=0 p; for p in $1; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
-cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 hz=$(getconf CLK_TCK)
 
 run() {  # server -> "roundtrips/s KiB_per_tunnel cpu_us_per_roundtrip wrong closed"

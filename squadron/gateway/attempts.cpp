@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -52,12 +53,18 @@ Affinity affinity_of(const http::Request& req, const registry::ProxyPolicy& poli
           a.token = pair.substr(eq + 1);
       }
     }
+    std::uint64_t n = 0;
+    const char* end = a.token.data() + a.token.size();
+    if (a.token.size() == 16 && std::from_chars(a.token.data(), end, n, 16).ptr == end)
+      a.instance = n;  // anything else names no instance: the balancer chooses
   }
   return a;
 }
 
+std::uint64_t instance_hash(std::string_view id) { return core::mix64(core::fnv1a64(id)); }
+
 std::string instance_token(std::string_view id) {
-  return fmt::format("{:016x}", core::mix64(core::fnv1a64(id)));
+  return fmt::format("{:016x}", instance_hash(id));
 }
 
 std::optional<std::size_t> affine_pick(const resilience::Balancer& balancer,
@@ -65,10 +72,10 @@ std::optional<std::size_t> affine_pick(const resilience::Balancer& balancer,
                                        std::span<const std::string_view> tried,
                                        std::chrono::steady_clock::time_point now) {
   if (a.key) return balancer.pick_by_key(pool, *a.key, tried, now);
-  if (a.token.empty()) return std::nullopt;
+  if (!a.instance) return std::nullopt;
   for (std::size_t i = 0; i < pool.ready.size(); ++i) {
     const std::string& id = pool.ready[i].id;
-    if (instance_token(id) != a.token) continue;
+    if (instance_hash(id) != *a.instance) continue;
     // Draining instances are not ready: their sessions move; so do an ejected one's.
     if (balancer.ejected(id, now) || std::find(tried.begin(), tried.end(), id) != tried.end())
       return std::nullopt;
@@ -79,10 +86,10 @@ std::optional<std::size_t> affine_pick(const resilience::Balancer& balancer,
 
 void stick(const Affinity& a, std::string_view chosen, http::Response& res) {
   if (a.cookie.empty()) return;
-  const std::string token = instance_token(chosen);
-  if (token == a.token) return;
-  res.headers.emplace_back("Set-Cookie", fmt::format("{}={}; Path=/; HttpOnly; SameSite=Lax{}",
-                                                     a.cookie, token, a.secure ? "; Secure" : ""));
+  if (a.instance == instance_hash(chosen)) return;
+  res.headers.emplace_back("Set-Cookie",
+                           fmt::format("{}={}; Path=/; HttpOnly; SameSite=Lax{}", a.cookie,
+                                       instance_token(chosen), a.secure ? "; Secure" : ""));
 }
 
 Attempts::Attempts(std::uint64_t seed, std::function<const Cluster*(std::string_view)> latest)

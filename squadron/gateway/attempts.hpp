@@ -34,10 +34,11 @@ namespace squadron::gateway {
 
 // A request's session affinity (proxy: { affinity: ... }): which instance it sticks to.
 struct Affinity {
-  std::optional<std::uint64_t> key;  // header or source_ip: rendezvous hashing over the ready
-  std::string cookie;                // cookie: its name (the answer sets it when it changes)
-  std::string token;                 // cookie: the instance its value names (instance_token())
-  bool secure = false;               // the cookie goes with `Secure` (the request came over TLS)
+  std::optional<std::uint64_t> key;       // header or source_ip: rendezvous hashing over the ready
+  std::string cookie;                     // cookie: its name (the answer sets it when it changes)
+  std::string token;                      // cookie: the value the client sent (instance_token())
+  std::optional<std::uint64_t> instance;  // the same as a number: compared with instance_hash()
+  bool secure = false;  // the cookie goes with `Secure` (the request came over TLS)
 };
 
 // The affinity `req` asks for under `policy` (none when the policy has none).
@@ -45,6 +46,9 @@ Affinity affinity_of(const http::Request& req, const registry::ProxyPolicy& poli
 // What an affinity cookie says for instance `id`: 16 hex digits of a stable hash (the instance's
 // name stays on the gateway).
 std::string instance_token(std::string_view id);
+// The number instance_token() writes in hex: what a request's cookie is compared with (no
+// formatting per endpoint and request).
+std::uint64_t instance_hash(std::string_view id);
 // The instance of `service` a request with affinity `a` goes to first, if it has one that is
 // ready and neither tried nor ejected; nullopt: the balancer chooses.
 std::optional<std::size_t> affine_pick(const resilience::Balancer& balancer,

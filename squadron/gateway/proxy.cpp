@@ -189,7 +189,7 @@ asio::awaitable<void> Proxy::forward(ThreadState& w, std::shared_ptr<const Snaps
   UpstreamRequest up(w.heads);
   up.build(req, match, trusts(req.remote_address()), timeout, account.start());
   Affinity affinity = affinity_of(req, service.policy);
-  if (wants_upgrade(req)) {  // a WebSocket's handshake: a connection of its own, then a tunnel
+  if (up.upgrade) {  // a WebSocket's handshake: a connection of its own, then a tunnel
     Stats& stats = account.service();
     return forward_upgrade(w.attempts.balancer(), stats, service, std::move(up), std::move(snap),
                            res, std::move(account), std::move(affinity));

@@ -50,7 +50,8 @@ bool idempotent(http::Method m) {
 
 // The end-to-end fields, then X-Forwarded-For: the peer's address, after what a trusted proxy
 // said (all its XFF fields, in order); from anyone else a client's own XFF is a lie it may tell.
-void copy_fields(const http::Request& req, bool trusted_peer, http::RequestHead& head) {
+void copy_fields(const http::Request& req, bool trusted_peer, bool upgrade,
+                 http::RequestHead& head) {
   std::string forwarded_for;
   const bool has_connection = req.header("connection").has_value();  // usually absent (1.1)
   for (const auto& h : req.headers()) {
@@ -67,7 +68,7 @@ void copy_fields(const http::Request& req, bool trusted_peer, http::RequestHead&
       .field("X-Forwarded-Proto", req.secure() ? "https" : "http");
   if (auto host = req.header("host")) head.field("X-Forwarded-Host", *host);
   head.field("X-Request-Id", req.request_id());
-  if (wants_upgrade(req)) {  // the one hop-by-hop request the gateway passes on
+  if (upgrade) {  // the one hop-by-hop request the gateway passes on
     head.field("Connection", "Upgrade").field("Upgrade", req.header("upgrade").value_or(""));
   }
 }
@@ -101,7 +102,8 @@ void UpstreamRequest::build(const http::Request& req, const RouteMatch& match, b
   head_.reserve(512 + req.target().size() + std::min(req.body().size(), kInlineBody));
   const auto [lead, rest] = match.upstream_target_parts(req.target());
   http::RequestHead head(head_, req.method_name(), lead, rest);
-  copy_fields(req, trusted_peer, head);
+  upgrade = wants_upgrade(req);
+  copy_fields(req, trusted_peer, upgrade, head);
   head.deadline(timeout);
   // A streamed body (large or chunked) goes on as it arrives, framed as it came.
   http::BodyReader* const streamed = req.body_reader();

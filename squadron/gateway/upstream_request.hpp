@@ -63,6 +63,7 @@ class UpstreamRequest final {
   UpstreamRequest(UpstreamRequest&& o) noexcept
       : options(o.options),
         replayable(o.replayable),
+        upgrade(o.upgrade),
         buffers_(std::exchange(o.buffers_, nullptr)),
         head_(std::move(o.head_)),
         body_(o.body_),
@@ -84,6 +85,8 @@ class UpstreamRequest final {
   http::ExchangeOptions options;
   // Whether the request may be sent again (idempotent, its body not streamed).
   bool replayable = false;
+  // Whether it asks to switch protocols (wants_upgrade): it goes by forward_upgrade().
+  bool upgrade = false;
 
  private:
   HeadBuffers* buffers_;

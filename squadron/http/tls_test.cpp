@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "process.hpp"
 #include "squadron/http/server.hpp"
 
 namespace squadron::http {
@@ -25,21 +26,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 // A command's exit status and what it printed (stdout and stderr).
-struct Ran {
-  int status = -1;
-  std::string output;
-};
-Ran run(const std::string& command) {
-  Ran r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Ran = testing::CommandResult;
+Ran run(const std::string& command) { return testing::run_command(command); }
 
 // A CA of the test's own and leaf certificates it signs, in a fresh folder.
 class Pki {

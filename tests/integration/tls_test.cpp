@@ -13,16 +13,7 @@ namespace squadron::testing {
 namespace {
 
 // A command's output (stdout and stderr) and exit status.
-std::pair<int, std::string> sh(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, ""};
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CommandResult sh(const std::string& command) { return run_command(command); }
 
 // A self-signed certificate for localhost and 127.0.0.1 (its CN `cn`) as `stem`.pem/.key in `dir`.
 void make_certificate(const fs::path& dir, const std::string& stem, const std::string& cn) {
@@ -86,7 +77,7 @@ TEST_F(Tls, TheStandaloneGatewayTakesNewCertificatesWithoutARestart) {
   auto subject = [&] {
     return sh("openssl s_client -connect 127.0.0.1:" + std::to_string(*port) +
               " -servername localhost </dev/null | grep -m1 '^subject='")
-        .second;
+        .output;
   };
   EXPECT_NE(subject().find("CN = first"), std::string::npos);
   fs::copy_file(dir_ / "next.pem", dir_ / "site.pem", fs::copy_options::overwrite_existing);

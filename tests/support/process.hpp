@@ -14,6 +14,14 @@ namespace squadron::testing {
 // The directory of the built binaries (build/bin), set by CMake.
 std::string bin_dir();
 
+// A shell command's exit status (-1 if it did not exit) and what it printed, stdout and stderr.
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+// Runs `command` with /bin/sh and waits for it (curl, openssl and the like in tests).
+CommandResult run_command(const std::string& command);
+
 // True if `pid` no longer runs: gone, or a zombie (orphans are re-parented to a PID 1 that in a
 // container may never reap them).
 bool process_gone(pid_t pid);
