@@ -109,6 +109,8 @@ class Request final {
   // The streamed body, when the server streams this request's (nullptr: body() has it all).
   BodyReader* body_reader() const noexcept { return body_reader_; }
   void set_body_reader(BodyReader* r) noexcept { body_reader_ = r; }
+  // Appends to the body (the HTTP/2 server, whose DATA frames carry it).
+  void append_body(std::string_view bytes) { body_.append(bytes); }
   // Moves the body received so far into `out` (the server's body reader).
   void take_body(std::string& out) noexcept {
     out.swap(body_);
@@ -133,6 +135,9 @@ class Request final {
   std::uint16_t local_port() const noexcept { return local_port_; }
   // Whether it came over TLS (the gateway then says X-Forwarded-Proto: https).
   bool secure() const noexcept { return secure_; }
+  // Whether it came as an HTTP/2 stream (its head is then given as HTTP/1.1's would be: the
+  // :authority as Host, the cookie crumbs joined).
+  bool http2() const noexcept { return http2_; }
   // The X-Request-Id of this request: the client's when it sent a valid one, otherwise made up.
   std::string_view request_id() const noexcept { return request_id_; }
   // The W3C trace context (`traceparent`) when the client sent a valid one, else empty.
@@ -158,6 +163,7 @@ class Request final {
   void set_remote_address(std::string_view a) { remote_address_.assign(a); }
   void set_local_port(std::uint16_t p) noexcept { local_port_ = p; }
   void set_secure(bool secure) noexcept { secure_ = secure; }
+  void set_http2(bool h2) noexcept { http2_ = h2; }
   void set_request_id(std::string_view id) { request_id_.assign(id); }
   void set_traceparent(std::string_view tp) { traceparent_ = tp; }
   void clear_params() noexcept { params_.clear(); }
@@ -189,6 +195,7 @@ class Request final {
   std::string remote_address_;
   std::uint16_t local_port_ = 0;
   bool secure_ = false;
+  bool http2_ = false;
   std::string request_id_;
   std::string_view traceparent_;
   std::string_view route_;

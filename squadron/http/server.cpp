@@ -26,6 +26,8 @@
 #include "squadron/core/limits.hpp"
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/internal/connection.hpp"
+#include "squadron/http/internal/h2_connection.hpp"
 #include "squadron/http/internal/read_buffer.hpp"
 #include "squadron/http/internal/tls_session.hpp"
 
@@ -33,75 +35,20 @@ namespace squadron::http {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using SteadyClock = std::chrono::steady_clock;
 using boost::system::error_code;
+using internal::Connection;
+using internal::kAwait;
+using internal::kReadBufferBytes;
+using internal::send_now;
+using internal::Socket;
+using internal::SteadyClock;
+using internal::tls_read;
 
-namespace {
+namespace internal {
 
-constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
-// A connection's socket. Bound to its io_context's own executor type it and each operation
-// pending on it would be ~50 bytes smaller (decision 0009), but every completion into the
-// coroutines (whose executor is type-erased) would then go through a posted executor_function:
-// some 140 instructions a request more (callgrind).
-using Socket = tcp::socket;
-// Per-connection read buffer. A read that returns less than this tells Asio's reactor the socket
-// is drained (edge-triggered epoll), so the next read waits for readiness without a wasted recv
-// or an epoll_ctl: two system calls per request, as nginx makes.
-constexpr std::size_t kReadBufferBytes = internal::ReadBuffer::kBytes;
-// Responses to pipelined requests are batched up to this size before a write.
-constexpr std::size_t kMaxBatchedOutput = 64 * 1024;
-constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-// What a connection between requests reads into: its own, so that it needs nothing pooled while
-// it waits. A request this small (wrk's, a service's call through the gateway) is parsed from
-// here; a larger one goes on in a pooled read buffer.
-constexpr std::size_t kParkedReadBytes = 128;
-// Request states (parser, request, output, read buffer) a thread keeps for reuse; more are freed.
-constexpr std::size_t kPooledStates = 64;
-// Connections per thread at most that wait for their next request with their state kept, in
-// their coroutine (a request then costs what it always did). A connection earns it when a
-// request comes within a sweeper tick of the one before (the sweeper parks a hot one that stays
-// quiet for a tick); the others park as soon as they are between requests.
-constexpr std::size_t kHotConnections = 1024;
-
-// One open connection: all it holds between requests (decision 0009).
-struct Connection {
-  Connection(Socket s, Handler& h) : socket(std::move(s)), handler(&h) {}
-  Socket socket;
-  Handler* handler;
-  std::unique_ptr<internal::TlsSession> tls;  // on a TLS listener's connections
-  std::string remote_address;
-  SteadyClock::time_point deadline = SteadyClock::time_point::max();
-  std::list<Connection>::iterator self;  // in the worker's list
-  std::uint16_t local_port = 0;
-  bool timed_out = false;   // the sweeper cancelled the socket because the deadline passed
-  bool idle = false;        // waiting for the first byte of a request
-  bool evicted = false;     // closed to make room for a newer connection
-  bool served_any = false;  // a request was answered: the next wait is keep-alive
-  bool hot = false;         // between requests with its state kept (see kHotConnections)
-  bool parking = false;     // the sweeper asked it to give its state back and park
-  bool busy = false;        // its last request came within a tick of the one before: stays hot
-  char parked[kParkedReadBytes];
-};
-
-// What a connection needs while it serves a request, taken from its thread's pool when bytes
-// arrive and given back when the answers are written.
-struct RequestState {
-  explicit RequestState(const ParserLimits& limits) : parser(limits) {}
-  Request req;
-  RequestParser parser;
-  std::string out;  // answers not written yet (those of one read go out in one send)
-  internal::ReadBuffer read_buffer = internal::ReadBuffer::make();
-  // What a TLS connection reads from its socket (read_buffer gets the plaintext); made for the
-  // first TLS connection that takes this state.
-  internal::ReadBuffer cipher_buffer;
-};
-
-// A TLS connection's next plaintext into `buffer` (kReadBufferBytes): what OpenSSL holds first,
-// else read from the socket into `cipher` (as many bytes); what a handshake writes meanwhile
-// is sent. An error, or EOF when the client closed the session or failed its handshake.
 asio::awaitable<std::tuple<error_code, std::size_t>> tls_read(Connection& conn, char* buffer,
                                                               char* cipher) {
-  internal::TlsSession& tls = *conn.tls;
+  TlsSession& tls = *conn.tls;
   while (true) {
     // Only when it has something: a read with nothing to decrypt would make OpenSSL set up its
     // 17 KiB record buffer to wait in (SSL_MODE_RELEASE_BUFFERS frees it once a record is read).
@@ -136,7 +83,6 @@ asio::awaitable<std::tuple<error_code, std::size_t>> tls_read(Connection& conn, 
   }
 }
 
-// Best effort, never waits: `out` (plaintext) onto `conn`'s socket, encrypted on TLS.
 void send_now(Connection& conn, std::string& out) {
   error_code ec;
   if (conn.tls) {
@@ -147,6 +93,34 @@ void send_now(Connection& conn, std::string& out) {
     conn.socket.write_some(asio::buffer(out), ec);
   }
 }
+
+}  // namespace internal
+
+namespace {
+
+// Responses to pipelined requests are batched up to this size before a write.
+constexpr std::size_t kMaxBatchedOutput = 64 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// Request states (parser, request, output, read buffer) a thread keeps for reuse; more are freed.
+constexpr std::size_t kPooledStates = 64;
+// Connections per thread at most that wait for their next request with their state kept, in
+// their coroutine (a request then costs what it always did). A connection earns it when a
+// request comes within a sweeper tick of the one before (the sweeper parks a hot one that stays
+// quiet for a tick); the others park as soon as they are between requests.
+constexpr std::size_t kHotConnections = 1024;
+
+// What a connection needs while it serves a request, taken from its thread's pool when bytes
+// arrive and given back when the answers are written.
+struct RequestState {
+  explicit RequestState(const ParserLimits& limits) : parser(limits) {}
+  Request req;
+  RequestParser parser;
+  std::string out;  // answers not written yet (those of one read go out in one send)
+  internal::ReadBuffer read_buffer = internal::ReadBuffer::make();
+  // What a TLS connection reads from its socket (read_buffer gets the plaintext); made for the
+  // first TLS connection that takes this state.
+  internal::ReadBuffer cipher_buffer;
+};
 
 void log_exception(std::exception_ptr e) noexcept {
   if (!e) return;
@@ -328,7 +302,7 @@ class Context : public asio::io_context {  // not final: Asio probes it as an ex
   void destroy_pending() { shutdown(); }
 };
 
-class Server::Worker {
+class Server::Worker final : public internal::H2Host {
  public:
   Worker(std::size_t index, const ServerConfig& config, Handler& handler,
          const std::vector<std::pair<std::uint16_t, Handler*>>& by_port)
@@ -349,6 +323,13 @@ class Server::Worker {
   }
 
   asio::io_context& context() noexcept { return ctx_; }
+
+  // internal::H2Host
+  asio::io_context& h2_context() noexcept override { return ctx_; }
+  std::size_t h2_worker() const noexcept override { return index_; }
+  std::string_view h2_date() override { return date(); }
+  SteadyClock::time_point h2_now() const noexcept override { return coarse_now_; }
+  bool h2_stopping() const noexcept override { return stopping_; }
   std::size_t connections() const noexcept { return count_.load(std::memory_order_relaxed); }
 
   // The deadline sweeper; should it ever end by an exception it starts again (without it no
@@ -475,7 +456,11 @@ class Server::Worker {
     error_code ec;
     for (auto& a : acceptors_) a->close(ec);
     for (Connection& c : conns_) {
-      if (c.idle) c.socket.cancel(ec);
+      if (c.h2 != nullptr) {
+        c.h2->shutdown();  // GOAWAY: its streams finish, then it closes
+      } else if (c.idle) {
+        c.socket.cancel(ec);
+      }
     }
     grace_timer_.expires_after(grace);
     grace_timer_.async_wait([this](error_code wait_ec) {
@@ -853,11 +838,29 @@ class Server::Worker {
       conn.tls->feed(std::string_view(conn.parked, n));  // plaintext comes by tls_read()
     } else {
       s.data = std::string_view(conn.parked, n);
+      if (config_.http2.enabled && !conn.served_any &&
+          internal::H2Connection::starts_preface(s.data))
+        co_return co_await serve_h2(s);  // h2c by prior knowledge
     }
     const bool again = co_await serve_requests(s);
     if (again) co_return true;
     end_output(conn);
     if (s.linger && !stopping_) co_await discard_input(conn, s.read_buffer);
+    co_return false;
+  }
+
+  // The connection speaks HTTP/2 from here to its end (`s.data`: its first bytes); false: close.
+  asio::awaitable<bool> serve_h2(Session& s) {
+    s.conn.served_any = true;
+    std::optional<internal::H2Connection> h2;
+    try {
+      h2.emplace(s.conn, *this, config_, s.read_buffer, s.cipher_buffer);
+    } catch (const std::bad_alloc&) {
+      co_return false;
+    }
+    const std::string_view first = s.data;
+    s.data = {};
+    co_await h2->run(first);
     co_return false;
   }
 
@@ -945,6 +948,9 @@ class Server::Worker {
             co_return false;
           }
           s.data = std::string_view(s.read_buffer, got);
+          // ALPN chose h2 in the handshake just done: the client's first bytes are its preface.
+          if (!conn.served_any && config_.http2.enabled && conn.tls->alpn() == "h2")
+            co_return co_await serve_h2(s);
           continue;
         }
         if (!conn.busy || hot_ >= kHotConnections) co_return true;  // park

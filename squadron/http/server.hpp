@@ -32,6 +32,26 @@
 
 namespace squadron::http {
 
+// HTTP/2 on the server's listeners: h2 chosen by ALPN on TLS ones (TlsConfig::alpn offers it),
+// h2c by prior knowledge on plain ones (a connection that opens with the client preface).
+struct Http2Config {
+  bool enabled = true;
+  // Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; nginx 128, HAProxy
+  // 100). Handlers still running for streams the client reset count too: past the limit a new
+  // stream is refused (REFUSED_STREAM, safe to retry), so resets cannot pile up work.
+  std::uint32_t max_concurrent_streams = 128;
+  // What a client may send ahead of what a handler read: per stream (SETTINGS_INITIAL_WINDOW_SIZE)
+  // and per connection. A connection holds at most this much of unread request bodies.
+  std::uint32_t stream_window = 64 * 1024;
+  std::uint32_t connection_window = 1024 * 1024;
+  // Frames that make no progress (PING, SETTINGS, PRIORITY, empty DATA, a stream reset before its
+  // answer, a request refused or rejected) a connection may send: `glitch_burst` at once, then
+  // `glitches_per_second`; past that it is sent GOAWAY(ENHANCE_YOUR_CALM) and closed (HAProxy's
+  // glitches, nginx's flood checks). Floods of resets, pings and settings end here.
+  std::uint32_t glitch_burst = 1000;
+  std::uint32_t glitches_per_second = 100;
+};
+
 struct ServerConfig {
   std::string host = "127.0.0.1";  // address to listen on
   std::uint16_t port = 8080;       // 0 picks a free port (see Server::port())
@@ -53,6 +73,7 @@ struct ServerConfig {
   // connections the same way); when none waits, the new one is answered 503 and closed. Either
   // way nobody else stalls, and descriptors stay for what the process must still open.
   std::size_t max_connections = 0;
+  Http2Config http2;
 };
 
 // What the server calls for every parsed request. Implementations are shared by all threads.

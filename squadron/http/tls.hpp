@@ -36,8 +36,9 @@ struct TlsCertificate {
 struct TlsConfig {
   // The first one answers clients that send no server name, or one no certificate names.
   std::vector<TlsCertificate> certificates;
-  // Protocols offered by ALPN, in the server's order of preference.
-  std::vector<std::string> alpn = {"http/1.1"};
+  // Protocols offered by ALPN, in the server's order of preference: HTTP/2 first (the server
+  // speaks it unless ServerConfig::http2.enabled is false; then leave it out here too).
+  std::vector<std::string> alpn = {"h2", "http/1.1"};
   // A session ticket key encrypts new tickets this long, then only decrypts for as long again;
   // the session lifetime (a ticket's) is the same.
   std::chrono::seconds ticket_key_lifetime = std::chrono::hours(1);

@@ -229,12 +229,16 @@ class TlsTest : public ::testing::Test {
   TlsCertificate a_, b_;
 };
 
-TEST_F(TlsTest, CurlGetsItsAnswerOverTls13And12WithHttp11ByAlpn) {
+TEST_F(TlsTest, CurlGetsItsAnswerOverTls13And12WithHttp2OrHttp11ByAlpn) {
   TlsServer s(listener());
   for (const std::string version : {"--tlsv1.3", "--tlsv1.2 --tls-max 1.2"}) {
-    const Ran r = run(curl(pki_, "a.test", s.port(), version + " -w ' %{http_version}'"));
-    EXPECT_EQ(r.status, 0) << r.output;
-    EXPECT_EQ(r.output, "secure /hello 1.1") << version;
+    const Ran h2 = run(curl(pki_, "a.test", s.port(), version + " --http2 -w ' %{http_version}'"));
+    EXPECT_EQ(h2.status, 0) << h2.output;
+    EXPECT_EQ(h2.output, "secure /hello 2") << version;
+    const Ran h1 =
+        run(curl(pki_, "a.test", s.port(), version + " --http1.1 -w ' %{http_version}'"));
+    EXPECT_EQ(h1.status, 0) << h1.output;
+    EXPECT_EQ(h1.output, "secure /hello 1.1") << version;
   }
   // The plain listener beside it is still plain.
   const Ran plain =

@@ -46,9 +46,14 @@ TEST_F(Tls, TheFrontDoorServesHttpsRedirectsPlainHttpAndSaysHttpsUpstream) {
   const auto [code, out] = sh("curl -sS -i --max-time 10 --cacert " + (dir_ / "site.pem").string() +
                               " " + url + "/shop");
   ASSERT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
-  EXPECT_NE(out.find("Strict-Transport-Security: max-age=63072000"), std::string::npos) << out;
+  EXPECT_NE(out.find("HTTP/2 200"), std::string::npos) << out;  // h2 by ALPN
+  EXPECT_NE(out.find("strict-transport-security: max-age=63072000"), std::string::npos) << out;
   EXPECT_NE(out.find("\"x-forwarded-proto\":\"https\""), std::string::npos) << out;
+  const auto [code1, out1] = sh("curl -sS -i --http1.1 --max-time 10 --cacert " +
+                                (dir_ / "site.pem").string() + " " + url + "/shop");
+  ASSERT_EQ(code1, 0) << out1;
+  EXPECT_NE(out1.find("HTTP/1.1 200"), std::string::npos) << out1;
+  EXPECT_NE(out1.find("Strict-Transport-Security: max-age=63072000"), std::string::npos) << out1;
   const auto [rcode, redirected] =
       sh("curl -sS -i --max-time 10 http://127.0.0.1:" + std::to_string(plain) + "/shop?a=1");
   EXPECT_NE(redirected.find("HTTP/1.1 308"), std::string::npos) << redirected;

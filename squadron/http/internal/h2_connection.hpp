@@ -1,0 +1,137 @@
+// One HTTP/2 connection of the server (RFC 9113), framed and HPACK-coded by nghttp2: each stream
+// becomes a Request for the connection's Handler, exactly as an HTTP/1.1 request would (its head
+// is handed to the same RequestParser, so the same limits and checks apply), and its Response
+// goes back as HEADERS and DATA. The connection's bytes go through TLS when it speaks it.
+//
+// Two coroutines share the connection: the reader (run(): socket -> nghttp2, which calls back to
+// start streams) and the writer (nghttp2 -> socket), which wakes when a handler has answered, a
+// body piece is ready, or a window opened, so that the answers of one turn of the event loop
+// leave in one send. Handlers run as coroutines of their own; the connection ends when the
+// reader and writer are done and no handler still runs.
+//
+// Limits (ServerConfig::http2): concurrent streams, counting handlers of reset streams; flow
+// control windows consumed only as handlers read the body; the header list's size and count
+// (ParserLimits) before anything is kept (HPACK bombs); CONTINUATION frames per header block
+// (nghttp2's, 8); a budget of frames that make no progress (floods of PING, SETTINGS, resets,
+// empty DATA): past any of them the client gets GOAWAY and the connection closes.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "squadron/http/internal/connection.hpp"
+#include "squadron/http/server.hpp"
+
+typedef struct nghttp2_session nghttp2_session;
+
+namespace squadron::http::internal {
+
+// What a server thread lends its HTTP/2 connections.
+class H2Host {
+ public:
+  virtual boost::asio::io_context& h2_context() noexcept = 0;
+  virtual std::size_t h2_worker() const noexcept = 0;
+  virtual std::string_view h2_date() = 0;                       // the Date field's value, now
+  virtual SteadyClock::time_point h2_now() const noexcept = 0;  // the thread's coarse clock
+  virtual bool h2_stopping() const noexcept = 0;
+
+ protected:
+  ~H2Host() = default;
+};
+
+struct H2Stream;
+
+class H2Connection final {
+ public:
+  // `buffer` and `cipher` (kReadBufferBytes each; cipher only on TLS) are the connection's read
+  // buffers for its life.
+  H2Connection(Connection& conn, H2Host& host, const ServerConfig& config, char* buffer,
+               char* cipher);
+  ~H2Connection();
+  H2Connection(const H2Connection&) = delete;
+  H2Connection& operator=(const H2Connection&) = delete;
+
+  // Whether `bytes`, a connection's first, begin HTTP/2's client preface (h2c by prior knowledge;
+  // fewer bytes than the preface: they match its start).
+  static bool starts_preface(std::string_view bytes) noexcept;
+
+  // Serves until the connection ends (the client closed, failed, went quiet past the idle
+  // timeout, or the server stopped) and every handler it started has returned. `first`: bytes
+  // already read (plaintext), the start of the preface.
+  boost::asio::awaitable<void> run(std::string_view first);
+
+  // The server stops: GOAWAY (streams already begun finish; no new ones), then the connection
+  // closes once they have.
+  void shutdown();
+
+  // Streams open now (the gateway's and tests' view).
+  std::size_t streams() const noexcept { return open_streams_; }
+
+ private:
+  friend struct H2Callbacks;
+  friend class H2Body;
+
+  bool receive(std::string_view bytes);
+  void produce();
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<bool> write_out();
+  // The rest of a stream's handling after its handler's synchronous part (`handled`: it
+  // answered there): its asynchronous part, the answer, the answer's streamed body.
+  boost::asio::awaitable<void> run_stream(H2Stream& s, bool handled);
+  boost::asio::awaitable<void> pump(H2Stream& s);
+  boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal);
+  static void notify(std::unique_ptr<boost::asio::steady_timer>& signal);
+
+  H2Stream* stream(std::int32_t id) const noexcept;
+  H2Stream& open_stream(std::int32_t id);
+  void erase_if_done(H2Stream& s);
+  void headers_done(H2Stream& s, bool end_stream);
+  void dispatch(H2Stream& s);
+  // The handler's answer submitted; true when its body streams (pump() sends it).
+  bool respond(H2Stream& s);
+  void reject(H2Stream& s, int status, std::string_view detail);
+  void submit(H2Stream& s, Response& res, bool head_only);
+  void consume(H2Stream& s, std::size_t n);
+  // Counts a frame that made no progress; false when the budget is spent (the session is then
+  // being terminated).
+  bool glitch();
+  void terminate(std::uint32_t error_code);
+  void update_deadline();
+  void wake_writer() { notify(writer_signal_); }
+
+  Connection& conn_;
+  H2Host& host_;
+  const ServerConfig& config_;
+  char* buffer_;
+  char* cipher_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
+  std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' records, for reuse
+  std::size_t open_streams_ = 0;                  // streams the session has open
+  std::size_t running_ = 0;                       // handlers running (reset streams' included)
+  std::string out_;                               // frames nghttp2 produced, not yet sent
+  std::string cipher_out_;                        // their TLS records while a write waits
+  std::unique_ptr<boost::asio::steady_timer> writer_signal_;
+  std::unique_ptr<boost::asio::steady_timer> done_signal_;  // a handler or the writer ended
+  double glitch_tokens_ = 0;
+  SteadyClock::time_point glitch_time_{};
+  SteadyClock::time_point read_deadline_ = SteadyClock::time_point::max();
+  SteadyClock::time_point write_deadline_ = SteadyClock::time_point::max();
+  bool writer_running_ = false;
+  bool writing_ = false;     // a write is in progress
+  bool terminated_ = false;  // GOAWAY with an error (or after the idle timeout) is on its way
+  bool goaway_ = false;      // the server stops: GOAWAY sent, streams before it finish
+  bool dead_ = false;        // the socket failed or the reader ended: nothing more is sent
+};
+
+}  // namespace squadron::http::internal
