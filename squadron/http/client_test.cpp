@@ -1,8 +1,10 @@
 #include "squadron/http/client.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
@@ -135,6 +137,76 @@ TEST(ConnectionPool, AnIdleConnectionGivesItsReadBufferBackToThePool) {
   EXPECT_EQ(after.idle_connections, before.idle_connections);
   EXPECT_EQ(after.buffers_pooled, before.buffers_pooled);
   EXPECT_EQ(after.buffers_in_use, before.buffers_in_use);
+}
+
+// Upstream connections for a burst: each answers its requests "ok", those to /slow once `release`
+// has fired.
+asio::awaitable<void> answer_until_released(tcp::socket socket, asio::steady_timer& release) {
+  char buf[4096];
+  while (true) {
+    auto [ec, n] =
+        co_await socket.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (std::string_view(buf, n).find("/slow") != std::string_view::npos)
+      co_await release.async_wait(asio::as_tuple(asio::use_awaitable));
+    static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    co_await asio::async_write(socket, asio::buffer(kOk), asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+TEST(ConnectionPool, ABurstKeepsItsReadBuffersWhileItLastsAndGivesThemBackAfter) {
+  constexpr int kEach = 100;  // fast and slow exchanges, all at once: 200 buffers in use
+  const auto before = ConnectionPool::memory();
+  ConnectionPool::Memory after_fast, after_all;
+  {
+    asio::io_context io;
+    tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    asio::steady_timer release(io, asio::steady_timer::time_point::max());
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          for (int i = 0; i < 2 * kEach; ++i) {
+            auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+            asio::co_spawn(io, answer_until_released(std::move(socket), release), asio::detached);
+          }
+        },
+        asio::detached);
+    ConnectionPool pool(io.get_executor());
+    const auto port = acceptor.local_endpoint().port();
+    int fast_done = 0;
+    int all_done = 0;
+    auto exchange = [&](std::string_view request) -> asio::awaitable<void> {
+      const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
+      ExchangeOptions options;
+      options.deadline = std::chrono::steady_clock::now() + 10s;
+      Response res;
+      const auto x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+      EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+      if (request.find("/slow") == std::string_view::npos && ++fast_done == kEach) {
+        after_fast = ConnectionPool::memory();  // the slow half still in flight
+        release.cancel();
+      }
+      if (++all_done == 2 * kEach) {
+        asio::steady_timer settle(io);  // the sweeper stops within 50 ms of the last exchange
+        settle.expires_after(300ms);
+        co_await settle.async_wait(asio::use_awaitable);
+        after_all = ConnectionPool::memory();
+        io.stop();  // the upstream's connections stay open: nothing else ends the run
+      }
+    };
+    for (int i = 0; i < kEach; ++i) {
+      asio::co_spawn(io, exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"), asio::detached);
+      asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n"), asio::detached);
+    }
+    io.run_for(20s);
+  }
+  // While the burst lasts, the buffers its finished exchanges freed wait for the next ones
+  // (freeing those past 64 cost an mmap and an munmap per exchange under a steady load)...
+  EXPECT_EQ(after_fast.buffers_in_use - before.buffers_in_use, static_cast<std::size_t>(kEach));
+  EXPECT_EQ(after_fast.buffers_pooled - before.buffers_pooled, static_cast<std::size_t>(kEach));
+  // ... and once it is over, the pool keeps its usual 64.
+  EXPECT_EQ(after_all.buffers_in_use, before.buffers_in_use);
+  EXPECT_EQ(after_all.buffers_pooled - before.buffers_pooled, 64u);
 }
 
 }  // namespace

@@ -26,8 +26,10 @@ constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr std::size_t kWriteBatch = 64 * 1024;
 // A streamed answer's bytes waiting for the client's window, at most, before its producer waits.
 constexpr std::size_t kStreamBuffered = 64 * 1024;
-// Stream records a connection keeps for reuse (a request's parser and buffers with them).
-constexpr std::size_t kSpareStreams = 16;
+// Stream records a connection keeps for reuse (a request's parser and buffers with them) while it
+// is busy: as many as it may have streams (a record costs an allocation or three to make); when
+// it falls idle, this many.
+constexpr std::size_t kIdleSpareStreams = 4;
 
 // Fields that mean something to one HTTP/1.1 connection only: never sent in HTTP/2 (RFC 9113
 // §8.2.2; the client would reset the stream).
@@ -423,7 +425,7 @@ void H2Connection::erase_if_done(H2Stream& s) {
   if (it == streams_.end()) return;
   std::unique_ptr<H2Stream> gone = std::move(it->second);
   streams_.erase(it);
-  if (spare_.size() < kSpareStreams && !dead_) {
+  if (spare_.size() < config_.http2.max_concurrent_streams && !dead_) {
     gone->reset();
     spare_.push_back(std::move(gone));
   }
@@ -448,7 +450,8 @@ void H2Connection::headers_done(H2Stream& s, bool end_stream) {
     return;
   }
   // The head as HTTP/1.1 would have carried it, for the same parser and the same checks.
-  std::string head;
+  std::string& head = head_;
+  head.clear();
   head.reserve(s.method.size() + s.path.size() + s.authority.size() + s.host.size() +
                s.cookie.size() + s.fields.size() + 48);
   head.append(s.method).push_back(' ');
@@ -573,9 +576,11 @@ void H2Connection::submit(H2Stream& s, Response& res, bool head_only) {
   bool custom_type = false;
   std::size_t arena_size = 0;
   for (const auto& [n, v] : res.headers) arena_size += n.size();
-  std::string arena;
+  std::string& arena = arena_;
+  arena.clear();
   arena.reserve(arena_size);
-  std::vector<nghttp2_nv> nva;
+  std::vector<nghttp2_nv>& nva = nva_;
+  nva.clear();
   nva.reserve(res.headers.size() + 6);
   const auto add = [&nva](std::string_view n, std::string_view v) {
     nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
@@ -711,6 +716,7 @@ void H2Connection::update_deadline() {
     read_deadline_ = now + config_.idle_timeout;
   }
   conn_.idle = open_streams_ == 0 && running_ == 0;
+  if (conn_.idle && spare_.size() > kIdleSpareStreams) spare_.resize(kIdleSpareStreams);
   conn_.deadline = std::min(read_deadline_, write_deadline_);
 }
 

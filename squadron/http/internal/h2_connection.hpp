@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <nghttp2/nghttp2.h>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,8 +32,6 @@
 
 #include "squadron/http/internal/connection.hpp"
 #include "squadron/http/server.hpp"
-
-typedef struct nghttp2_session nghttp2_session;
 
 namespace squadron::http::internal {
 
@@ -119,8 +118,11 @@ class H2Connection final {
   std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' records, for reuse
   std::size_t open_streams_ = 0;                  // streams the session has open
   std::size_t running_ = 0;                       // handlers running (reset streams' included)
-  std::string out_;                               // frames nghttp2 produced, not yet sent
-  std::string cipher_out_;                        // their TLS records while a write waits
+  std::string head_;             // a request's head in HTTP/1.1 form, for its parser
+  std::string arena_;            // an answer's field names in lower case, for nghttp2
+  std::vector<nghttp2_nv> nva_;  // an answer's fields, for nghttp2
+  std::string out_;              // frames nghttp2 produced, not yet sent
+  std::string cipher_out_;       // their TLS records while a write waits
   std::unique_ptr<boost::asio::steady_timer> writer_signal_;
   std::unique_ptr<boost::asio::steady_timer> done_signal_;  // a handler or the writer ended
   double glitch_tokens_ = 0;

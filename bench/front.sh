@@ -1,0 +1,107 @@
+# The three TLS front doors of bench/tls.sh and bench/h2.sh (sourced; needs $work, $pids,
+# $IDLE, $limit, $SERVER_CPU, bench/lib.sh): the Squadron gateway, nginx and HAProxy, each with
+# one thread or worker on $SERVER_CPU, the same ECDSA P-256 certificate and the Mozilla
+# intermediate protocols, before the same build/bin/hello. With FRONT_H2=1 all three offer h2
+# by ALPN (Squadron does by default; nginx `listen ... http2`, HAProxy `alpn h2,http/1.1`).
+# Sets PIDS, PORTS and servers.
+FRONT_H2=${FRONT_H2:-0}
+if [ "$FRONT_H2" = 1 ]; then nginx_h2=" http2"; haproxy_alpn="h2,http/1.1"; else nginx_h2=""; haproxy_alpn="http/1.1"; fi
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/site.key" -out "$work/site.pem" 2>/dev/null
+cat "$work/site.pem" "$work/site.key" >"$work/site.combined.pem"  # HAProxy's form
+
+HELLO_PORT=$(free_port); SQUADRON_PORT=$(free_port); HAPROXY_PORT=$(free_port); NGINX_PORT=$(free_port)
+
+PORT=$HELLO_PORT taskset -c "$SERVER_CPU" build/bin/hello --threads 1 >"$work/hello.log" 2>&1 &
+pids+=($!)
+
+cat >"$work/gateway.yaml" <<GW
+listen: 127.0.0.1:$SQUADRON_PORT
+tls: { cert: site.pem, key: site.key }
+upstreams:
+  hello:
+    endpoints: [127.0.0.1:$HELLO_PORT]
+    routes: [/hello]
+    # Neither peer has a circuit breaker by default: no cap below the load (bench/h2.sh runs
+    # 16 x 100 streams at once).
+    proxy: { max_in_flight: 100000 }
+GW
+taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 --idle-timeout 300 \
+  >"$work/squadron.log" 2>&1 &
+squadron_pid=$!
+pids+=("$squadron_pid")
+
+# HAProxy and nginx with the same protocols (TLS 1.2 and 1.3) and the same intermediate ciphers;
+# sessions resumed by tickets in all three (their defaults); no limit on requests per connection.
+ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+cat >"$work/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn ${HAPROXY_MAXCONN:-$((IDLE + 200))}
+  ulimit-n $limit
+  pidfile $work/haproxy.pid
+  ssl-default-bind-ciphers $ciphers
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 300s
+  timeout server 30s
+  timeout http-keep-alive 300s
+  http-reuse always
+frontend front
+  bind 127.0.0.1:$HAPROXY_PORT ssl crt $work/site.combined.pem alpn $haproxy_alpn
+  default_backend hello
+backend hello
+  server hello1 127.0.0.1:$HELLO_PORT
+CFG
+taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1 ||
+  { cat "$work/haproxy.log" >&2; exit 1; }
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+worker_rlimit_nofile $limit;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections $((limit - 100)); }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 10000000;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  upstream hello { server 127.0.0.1:$HELLO_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl$nginx_h2 backlog=4096;
+    ssl_certificate $work/site.pem;
+    ssl_certificate_key $work/site.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers $ciphers;
+    location / {
+      proxy_pass http://hello;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+taskset -c "$SERVER_CPU" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 &
+pids+=($!)
+
+wait_port "$HELLO_PORT"; wait_port "$SQUADRON_PORT"; wait_port "$HAPROXY_PORT"; wait_port "$NGINX_PORT"
+sleep 0.5
+nginx_worker=$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')
+declare -A PIDS=([squadron]="$squadron_pid" [haproxy]="$(cat "$work/haproxy.pid")" [nginx]="$nginx_worker")
+declare -A PORTS=([squadron]=$SQUADRON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT)
+servers="squadron nginx haproxy"
+for s in $servers; do  # each answers over TLS before anything is measured
+  curl -fsS --cacert "$work/site.pem" "https://localhost:${PORTS[$s]}/hello" >/dev/null ||
+    { echo "$s does not answer over https" >&2; exit 1; }
+done
+
