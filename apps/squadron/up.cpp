@@ -36,6 +36,7 @@
 #include "squadron/core/address.hpp"
 #include "squadron/core/limits.hpp"
 #include "squadron/core/ports.hpp"
+#include "squadron/http/tls.hpp"
 #include "squadron/registry/memory_registry.hpp"
 #include "squadron/supervisor/cgroups.hpp"
 #include "squadron/supervisor/guardian.hpp"
@@ -339,7 +340,20 @@ std::optional<control::ServiceSpec> gateway_spec(const control::Manifest& m,
     spec.command.push_back(t);
   }
   if (m.gateway_tls) {
-    for (const auto& c : m.gateway_tls->certificates) {
+    std::vector<http::TlsCertificate> certificates = m.gateway_tls->certificates;
+    if (m.gateway_tls->self_signed) {
+      // Made once for this fleet and kept: a client told to trust it (curl --cacert, a browser's
+      // exception) goes on trusting it across runs.
+      const auto dir = m.dir() / ".squadron" / "tls";
+      const http::TlsCertificate made{dir / "self-signed.pem", dir / "self-signed.key"};
+      const std::string problem = http::ensure_self_signed(made, {"localhost", "127.0.0.1", "::1"});
+      if (!problem.empty()) {
+        why = "gateway.tls.self_signed: " + problem;
+        return std::nullopt;
+      }
+      certificates.push_back(made);
+    }
+    for (const auto& c : certificates) {
       spec.command.insert(spec.command.end(),
                           {"--tls-cert", c.cert.string(), "--tls-key", c.key.string()});
     }

@@ -82,6 +82,7 @@ std::variant<ApplyPlan, CommandError> plan_apply(
     std::vector<std::string> files;
     for (const auto& c : m.gateway_tls->certificates)
       files.push_back(c.cert.string() + "+" + c.key.string());
+    if (m.gateway_tls->self_signed) files.emplace_back("self_signed");
     return fmt::format("{{ certificates: [{}], redirect: {}, hsts: {} }}", fmt::join(files, ", "),
                        m.gateway_tls->redirect.empty() ? "none" : m.gateway_tls->redirect,
                        m.gateway_tls->hsts);

@@ -783,6 +783,11 @@ class Exporter {
     config.comments.push_back(
         "the gateway reloads this file when it changes: kubectl apply reconfigures it in place");
     config.object.as_object()["data"] = json::object{{"gateway.yaml", gateway_file()}};
+    if (m_.gateway_tls)
+      warn(&config, "gateway.tls",
+           "not exported: this gateway serves plain HTTP on 8080 in the cluster; terminate TLS "
+           "in front of it (an Ingress or a Gateway API listener with your certificate in a "
+           "Secret)");
 
     auto& d = add("apps/v1", "Deployment", name, name);
     json::object container{

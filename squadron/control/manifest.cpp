@@ -1384,9 +1384,20 @@ void parse_tls(Checker& c, const YAML::Node& n, const std::string& path, const f
                std::optional<TlsSpec>& out) {
   static constexpr std::string_view kExample = "tls: { cert: certs/site.pem, key: certs/site.key }";
   if (!c.expect_map(n, path, kExample)) return;
-  c.check_keys(n, path, {"cert", "key", "certificates", "redirect", "hsts"});
+  c.check_keys(n, path, {"cert", "key", "certificates", "self_signed", "redirect", "hsts"});
   TlsSpec spec;
   bool ok = true;
+  if (const YAML::Node self = n["self_signed"]) {
+    const auto v = c.boolean(self, path + ".self_signed");
+    if (!v) return;
+    spec.self_signed = *v;
+    if (*v && (n["cert"] || n["key"] || n["certificates"])) {
+      c.error(self, path + ".self_signed", "self_signed and a certificate: both given",
+              "self_signed: true for local use (squadron up makes one in .squadron/tls/), or "
+              "cert and key of your own");
+      return;
+    }
+  }
   auto file = [&](const YAML::Node& parent, const std::string& at, const char* key,
                   fs::path& into) {
     if (!parent[key]) {
@@ -1448,7 +1459,7 @@ void parse_tls(Checker& c, const YAML::Node& n, const std::string& path, const f
       c.check_keys(list[i], at, {"cert", "key"});
       certificate(list[i], at);
     }
-  } else {
+  } else if (!spec.self_signed) {
     certificate(n, path);
   }
   if (const YAML::Node r = n["redirect"]) {

@@ -143,6 +143,9 @@ struct TlsSpec {
   std::vector<http::TlsCertificate> certificates;  // absolute; the first is the default
   std::string redirect;                            // host:port; empty: none
   bool hsts = false;
+  // tls: { self_signed: true }: `up` makes a certificate for localhost, 127.0.0.1 and ::1 in
+  // .squadron/tls/ (kept across runs) instead; certificates is then empty.
+  bool self_signed = false;
 };
 
 struct Manifest {

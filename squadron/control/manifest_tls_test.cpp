@@ -45,6 +45,23 @@ class ManifestTls : public ::testing::Test {
   fs::path dir_;
 };
 
+TEST_F(ManifestTls, SelfSignedNeedsNoFilesAndTakesNoCertificateBesideIt) {
+  auto r =
+      parse("  listen: 127.0.0.1:8443\n  tls: { self_signed: true, redirect: 127.0.0.1:8080 }\n");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  ASSERT_TRUE(r.manifest->gateway_tls);
+  EXPECT_TRUE(r.manifest->gateway_tls->self_signed);
+  EXPECT_TRUE(r.manifest->gateway_tls->certificates.empty());
+  EXPECT_STREQ(url_scheme(*r.manifest, "gateway"), "https");
+  const std::string both = only_error("  tls: { self_signed: true, cert: a.pem, key: a.key }\n");
+  EXPECT_NE(both.find("squadron.yaml:2:"), std::string::npos) << both;
+  EXPECT_NE(both.find("gateway.tls.self_signed: self_signed and a certificate: both given"),
+            std::string::npos)
+      << both;
+  const std::string not_bool = only_error("  tls: { self_signed: yes please }\n");
+  EXPECT_NE(not_bool.find("gateway.tls.self_signed"), std::string::npos) << not_bool;
+}
+
 TEST_F(ManifestTls, ACertificateAndItsKeyRelativeToTheManifest) {
   auto r = parse(
       "  listen: 127.0.0.1:8443\n  tls: { cert: a.pem, key: a.key, redirect: "

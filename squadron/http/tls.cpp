@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fcntl.h>
+#include <fstream>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -10,6 +12,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/address.hpp>
 
 #include "squadron/http/internal/tls_session.hpp"
 
@@ -278,6 +283,92 @@ std::string check_tls(const TlsConfig& config) {
   if (!TlsContext::load(config, std::make_shared<TicketKeys>(config.ticket_key_lifetime), error))
     return error;
   return {};
+}
+
+std::string ensure_self_signed(const TlsCertificate& cert, const std::vector<std::string>& names,
+                               int days) {
+  std::error_code exists_ec;
+  if (std::filesystem::exists(cert.cert, exists_ec) &&
+      std::filesystem::exists(cert.key, exists_ec) && check_tls({.certificates = {cert}}).empty())
+    return "";
+  if (names.empty()) return "a certificate needs a name";
+  std::error_code ec;
+  std::filesystem::create_directories(cert.cert.parent_path(), ec);
+  std::filesystem::create_directories(cert.key.parent_path(), ec);
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  X509* x = X509_new();
+  const auto done = [&] {
+    X509_free(x);
+    EVP_PKEY_free(key);
+  };
+  if (key == nullptr || x == nullptr) {
+    done();
+    return "OpenSSL could not make a key";
+  }
+  X509_set_version(x, X509_VERSION_3);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof serial);
+  serial[0] &= 0x7f;  // positive
+  BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+  BN_free(bn);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), static_cast<long>(days) * 24 * 3600);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(names[0].c_str()), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  std::string san;
+  for (const auto& n : names) {
+    boost::system::error_code addr_ec;
+    boost::asio::ip::make_address(n, addr_ec);
+    san += (san.empty() ? "" : ",") + std::string(addr_ec ? "DNS:" : "IP:") + n;
+  }
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  bool ok = true;
+  // As `openssl req -x509` makes one: its own issuer, so a client may take it as a trust anchor.
+  for (const auto& [nid, value] :
+       {std::pair{NID_subject_alt_name, san},
+        std::pair{NID_basic_constraints, std::string("critical,CA:TRUE")},
+        std::pair{NID_key_usage, std::string("critical,digitalSignature,keyCertSign")},
+        std::pair{NID_ext_key_usage, std::string("serverAuth")},
+        std::pair{NID_subject_key_identifier, std::string("hash")}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    ok = ok && ext != nullptr && X509_add_ext(x, ext, -1) == 1;
+    X509_EXTENSION_free(ext);
+  }
+  ok = ok && X509_sign(x, key, EVP_sha256()) > 0;
+  if (!ok) {
+    done();
+    return "OpenSSL could not make the certificate";
+  }
+  // The key first, readable by its owner only (a new file: never one another user made).
+  const std::string key_tmp = cert.key.string() + ".tmp";
+  ::unlink(key_tmp.c_str());
+  const int fd = ::open(key_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  FILE* kf = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+  if (kf == nullptr) {
+    if (fd >= 0) ::close(fd);
+    done();
+    return key_tmp + ": " + std::strerror(errno);
+  }
+  ok = PEM_write_PrivateKey(kf, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  ok = std::fclose(kf) == 0 && ok;
+  const std::string cert_tmp = cert.cert.string() + ".tmp";
+  FILE* cf = std::fopen(cert_tmp.c_str(), "w");
+  ok = ok && cf != nullptr && PEM_write_X509(cf, x) == 1;
+  if (cf != nullptr) ok = std::fclose(cf) == 0 && ok;
+  done();
+  if (!ok || std::rename(key_tmp.c_str(), cert.key.c_str()) != 0 ||
+      std::rename(cert_tmp.c_str(), cert.cert.c_str()) != 0) {
+    ::unlink(key_tmp.c_str());
+    ::unlink(cert_tmp.c_str());
+    return cert.cert.string() + ": could not be written";
+  }
+  return "";
 }
 
 std::shared_ptr<TlsListener> TlsListener::make(TlsConfig config, std::string& error) {

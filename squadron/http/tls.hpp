@@ -109,6 +109,14 @@ class TlsContext final {
 // matches its key, else what is wrong, naming the file.
 std::string check_tls(const TlsConfig& config);
 
+// A self-signed certificate for local use (Caddy's `tls internal`, without its CA): an ECDSA
+// P-256 key and a certificate for `names` (DNS names or IP addresses; the first is its common
+// name), valid `days`, written to cert.cert and cert.key (the key readable by its owner only)
+// unless both exist and load already. "" when done, else what failed. Clients trust it by its
+// own file (curl --cacert), or not at all.
+std::string ensure_self_signed(const TlsCertificate& cert, const std::vector<std::string>& names,
+                               int days = 365);
+
 // A TLS listener: its current context, replaced by reload() (which keeps the current one when
 // the new files do not load). Shared by the accepting thread and the connections' threads.
 class TlsListener final {

@@ -246,6 +246,31 @@ TEST_F(TlsTest, CurlGetsItsAnswerOverTls13And12WithHttp2OrHttp11ByAlpn) {
   EXPECT_EQ(plain.output, "plain /p");
 }
 
+TEST_F(TlsTest, ASelfSignedCertificateIsMadeOnceWithItsKeyPrivateAndCurlTrustsItByItsFile) {
+  const TlsCertificate made{pki_.dir() / "self" / "self-signed.pem",
+                            pki_.dir() / "self" / "self-signed.key"};
+  ASSERT_EQ(ensure_self_signed(made, {"localhost", "127.0.0.1", "::1"}), "");
+  EXPECT_EQ(check_tls({.certificates = {made}}), "");
+  EXPECT_EQ(fs::status(made.key).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  // Made once: a second call keeps the files (a client trusting them goes on trusting them).
+  const auto written = fs::last_write_time(made.cert);
+  std::ifstream first(made.cert);
+  const std::string before((std::istreambuf_iterator<char>(first)), {});
+  ASSERT_EQ(ensure_self_signed(made, {"localhost"}), "");
+  std::ifstream second(made.cert);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(second)), {}), before);
+  EXPECT_EQ(fs::last_write_time(made.cert), written);
+  std::string error;
+  TlsServer s(TlsListener::make({.certificates = {made}}, error));
+  for (const std::string host : {"localhost", "127.0.0.1"}) {
+    const Ran r =
+        run("curl -sS --max-time 10 --http2 -w ' %{http_version}' --cacert " + made.cert.string() +
+            " https://" + host + ":" + std::to_string(s.port()) + "/self");
+    EXPECT_EQ(r.output, "secure /self 2") << host;
+  }
+}
+
 TEST_F(TlsTest, SniChoosesTheCertificateThatNamesTheHostAndTheFirstOtherwise) {
   TlsServer s(listener());
   // curl checks the certificate names the host it asked for.

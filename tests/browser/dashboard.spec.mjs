@@ -83,7 +83,7 @@ test("under load the traffic columns and charts move", async ({ page }) => {
   // Four clients on the front page for a few seconds (each page calls three services).
   let stop = false;
   const clients = Array.from({ length: 4 }, async () => {
-    while (!stop) await fetch(fleet.app + "/").then((r) => r.text()).catch(() => {});
+    while (!stop) await fleet.get("/").catch(() => {});
   });
   const rps = page.locator('#services tr[data-service="web"] td').nth(3);
   await expect.poll(async () => parseFloat(await rps.textContent()) || 0, { timeout: 20_000 })
@@ -101,8 +101,12 @@ test("under load the traffic columns and charts move", async ({ page }) => {
   await Promise.all(clients);
 });
 
-test("the application's front page shows the catalogue, ratings and recommendations", async ({ page }) => {
+test("the application's front page shows the catalogue, ratings and recommendations, over HTTPS with HTTP/2", async ({ page }) => {
+  expect(fleet.app).toMatch(/^https:/);
   await page.goto(fleet.app + "/");
+  // The page came over HTTP/2 (ALPN h2), through the gateway's TLS.
+  const protocol = await page.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
+  expect(protocol).toBe("h2");
   await expect(page.locator("h1")).toHaveText("STREAMFLIX");
   await expect(page.locator("#catalogue .card")).toHaveCount(24);
   await expect(page.locator("#recommendations")).toContainText("Because you watched");

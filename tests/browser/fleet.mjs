@@ -2,6 +2,8 @@
 // data in a temporary folder; stops it afterwards (startFleet: any manifest). Only processes it
 // started are stopped.
 import { execFileSync } from "node:child_process";
+import http from "node:http";
+import https from "node:https";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -16,6 +18,7 @@ export function startDemo() {
   let text = readFileSync(path.join(example, "squadron.yaml"), "utf8");
   const swap = (from, to) => { text = text.split(from).join(to); };
   swap("127.0.0.1:9900", "127.0.0.1:0");
+  swap("127.0.0.1:8443", "127.0.0.1:0");
   swap("127.0.0.1:8080", "127.0.0.1:0");
   swap("../../build/bin", path.join(root, "build/bin"));
   swap(".data/ratings.db", path.join(dir, "ratings.db"));
@@ -37,10 +40,26 @@ export function startFleet(text, dir = mkdtempSync(path.join(tmpdir(), "squadron
   const token = readFileSync(path.join(dir, ".squadron/token"), "utf8").trim();
   const ps = () => JSON.parse(cli("ps", "--json"));
   const gateway = ps().find((i) => i.service === "gateway");
+  // gateway.tls.self_signed: HTTPS with the certificate `up` made, which get() trusts by its file
+  // (the browser is told to accept it: playwright.config.mjs).
+  const secure = /\btls:/.test(text);
+  const ca = secure ? readFileSync(path.join(dir, ".squadron/tls/self-signed.pem")) : undefined;
+  const app = `${secure ? "https" : "http"}://127.0.0.1:${gateway.port}`;
   return {
     dir, cli, ps, token,
     control: run.control,                              // "http://127.0.0.1:N"
-    app: `http://127.0.0.1:${gateway.port}`,
+    app,                                               // "https://127.0.0.1:N" with tls:
+    // The body of GET app + target (a load's request; rejects on an error).
+    get(target) {
+      return new Promise((resolve, reject) => {
+        const req = (secure ? https : http).get(app + target, { ca }, (res) => {
+          let body = "";
+          res.on("data", (d) => { body += d; });
+          res.on("end", () => resolve(body));
+        });
+        req.on("error", reject);
+      });
+    },
     stop() {
       try { cli("down"); } catch (e) { /* already down */ }
       rmSync(dir, { recursive: true, force: true });

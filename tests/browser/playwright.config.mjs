@@ -14,6 +14,8 @@ export default defineConfig({
   use: {
     browserName: "chromium",
     headless: true,
+    // The demo's gateway has a self-signed certificate (gateway.tls.self_signed).
+    ignoreHTTPSErrors: true,
     launchOptions: { executablePath: process.env.CHROMIUM || "/usr/bin/chromium" },
     screenshot: "only-on-failure",
     trace: "retain-on-failure",
