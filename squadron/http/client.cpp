@@ -153,7 +153,8 @@ struct ConnectionPool::Impl {
   }
   std::vector<internal::ReadBuffer> buffers;  // read buffers for the next exchanges
   std::size_t buffers_in_use = 0;
-  std::size_t peak_in_use = 0;  // since the last burst ended
+  std::size_t peak_in_use = 0;  // since the last trim()
+  std::size_t last_peak = 0;    // in the second before it
   // A connection goes into use: it gets a read buffer.
   void in_use(Connection& conn) {
     if (conn.buffer) return;
@@ -179,7 +180,7 @@ struct ConnectionPool::Impl {
     if (conn->buffer) {
       count(held().buffers_in_use, -1);
       --buffers_in_use;
-      if (buffers.size() < std::max(kPooledBuffers, peak_in_use)) {
+      if (buffers.size() < std::max({kPooledBuffers, peak_in_use, last_peak})) {
         buffers.push_back(std::move(conn->buffer));
         count(held().buffers_pooled, 1);
       }
@@ -189,13 +190,15 @@ struct ConnectionPool::Impl {
     count(held().idle, 1);
   }
   // Frees the pooled buffers past the peak in use since the last trim (a burst's go back to the
-  // system a second or two after it).
+  // system a second or two after it). Between trims the pool keeps up to the higher of this
+  // second's peak and the last one's: what in use falls from comes back within the second.
   void trim() {
     const std::size_t keep = std::max(kPooledBuffers, peak_in_use);
     if (buffers.size() > keep) {
       count(held().buffers_pooled, -static_cast<std::int64_t>(buffers.size() - keep));
       buffers.resize(keep);
     }
+    last_peak = peak_in_use;
     peak_in_use = buffers_in_use;
   }
   std::unique_ptr<Connection> take_idle(List& list) {
@@ -226,7 +229,14 @@ namespace {
 asio::awaitable<void> sweep(ConnectionPool::Impl* pool, std::shared_ptr<bool> alive) {
   asio::steady_timer timer(pool->executor);
   unsigned ticks = 0;
-  while (*alive && pool->deadlines != nullptr) {
+  unsigned quiet = 0;  // ticks in a row with nothing in flight
+  // With more than the usual buffers pooled it goes on two seconds after the last exchange: a
+  // load comes in waves (every answer of a wave back, then its clients' next requests), and
+  // trimming at each gap would free what the next wave needs again. (Else it ends at once: a
+  // command's io_context runs until its few exchanges are done, not two seconds more.)
+  while (*alive &&
+         (pool->deadlines != nullptr || (quiet < 40 && pool->buffers.size() > kPooledBuffers))) {
+    quiet = pool->deadlines == nullptr ? quiet + 1 : 0;
     timer.expires_after(std::chrono::milliseconds(50));
     co_await timer.async_wait(kAwait);
     if (!*alive) co_return;
@@ -242,8 +252,7 @@ asio::awaitable<void> sweep(ConnectionPool::Impl* pool, std::shared_ptr<bool> al
   }
   if (!*alive) co_return;
   pool->sweeping = false;
-  pool->trim();  // nothing in flight: what the last burst needed goes (two calls: the peak
-  pool->trim();  // first falls to what is in use, then the pool to it)
+  for (int i = 0; i < 3; ++i) pool->trim();  // quiet for long: the last burst's buffers go
 }
 
 // Lists `d` with the pool's sweeper for as long as it lives.
