@@ -93,6 +93,8 @@ struct H2Stream {
   }
 
   std::int32_t id = 0;
+  H2Stream* prev = nullptr;  // in the connection's list of live streams
+  H2Stream* next = nullptr;
   // The request's head as it arrives (pseudo-fields apart), and its size so far.
   std::string method, path, authority, host, cookie, fields;
   std::size_t header_bytes = 0;
@@ -388,13 +390,11 @@ H2Connection::H2Connection(Connection& conn, H2Host& host, const ServerConfig& c
 }
 
 H2Connection::~H2Connection() {
-  streams_.clear();
+  while (live_ != nullptr) {
+    std::unique_ptr<H2Stream> gone(live_);
+    live_ = live_->next;
+  }
   nghttp2_session_del(session_);
-}
-
-H2Stream* H2Connection::stream(std::int32_t id) const noexcept {
-  const auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
 }
 
 H2Stream& H2Connection::open_stream(std::int32_t id) {
@@ -413,18 +413,26 @@ H2Stream& H2Connection::open_stream(std::int32_t id) {
   // Handlers still running count against the limit, those of streams the client reset too:
   // resetting cannot pile up work (CVE-2023-44487).
   if (running_ >= config_.http2.max_concurrent_streams) s->refused = -1;
+  if (open_streams_ == 0 && running_ == 0 && conn_.tls) conn_.tls->busy();
+  last_busy_ = host_.h2_now();
   ++open_streams_;
-  H2Stream& ref = *s;
-  streams_[id] = std::move(s);
-  return ref;
+  H2Stream* ref = s.release();  // owned by the list of live streams until erase_if_done()
+  ref->prev = nullptr;
+  ref->next = live_;
+  if (live_ != nullptr) live_->prev = ref;
+  live_ = ref;
+  return *ref;
 }
 
 void H2Connection::erase_if_done(H2Stream& s) {
   if (!s.closed || s.running) return;
-  const auto it = streams_.find(s.id);
-  if (it == streams_.end()) return;
-  std::unique_ptr<H2Stream> gone = std::move(it->second);
-  streams_.erase(it);
+  if (s.prev != nullptr) {
+    s.prev->next = s.next;
+  } else {
+    live_ = s.next;
+  }
+  if (s.next != nullptr) s.next->prev = s.prev;
+  std::unique_ptr<H2Stream> gone(&s);
   if (spare_.size() < config_.http2.max_concurrent_streams && !dead_) {
     gone->reset();
     spare_.push_back(std::move(gone));
@@ -715,8 +723,13 @@ void H2Connection::update_deadline() {
   } else {
     read_deadline_ = now + config_.idle_timeout;
   }
+  const bool was_idle = conn_.idle;
   conn_.idle = open_streams_ == 0 && running_ == 0;
-  if (conn_.idle && spare_.size() > kIdleSpareStreams) spare_.resize(kIdleSpareStreams);
+  if (conn_.idle && !was_idle && conn_.tls) conn_.tls->idle();
+  // Idle for a second or more (not between two waves of a load): the spare records go.
+  if (conn_.idle && spare_.size() > kIdleSpareStreams &&
+      now - last_busy_ >= std::chrono::seconds(1))
+    spare_.resize(kIdleSpareStreams);
   conn_.deadline = std::min(read_deadline_, write_deadline_);
 }
 
@@ -834,7 +847,7 @@ asio::awaitable<void> H2Connection::run(std::string_view first) {
   }
   dead_ = true;
   conn_.h2 = nullptr;
-  for (auto& [id, s] : streams_) notify(s->signal);
+  for (H2Stream* s = live_; s != nullptr; s = s->next) notify(s->signal);
   wake_writer();
   while (running_ > 0 || writer_running_) co_await wait(done_signal_);
 }

@@ -562,8 +562,11 @@ void TlsSession::close_notify() {
 
 void TlsSession::idle() noexcept {
   if (out_.capacity() > 0 && out_.empty()) std::string().swap(out_);
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   SSL_free_buffers(ssl_);  // (refused while it holds data)
 }
+
+void TlsSession::busy() noexcept { SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS); }
 
 bool TlsSession::sent_close_notify() const noexcept {
   return (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) != 0;

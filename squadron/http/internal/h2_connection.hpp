@@ -23,7 +23,6 @@
 #include <nghttp2/nghttp2.h>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -91,7 +90,6 @@ class H2Connection final {
   boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal);
   static void notify(std::unique_ptr<boost::asio::steady_timer>& signal);
 
-  H2Stream* stream(std::int32_t id) const noexcept;
   H2Stream& open_stream(std::int32_t id);
   void erase_if_done(H2Stream& s);
   void headers_done(H2Stream& s, bool end_stream);
@@ -114,7 +112,7 @@ class H2Connection final {
   char* buffer_;
   char* cipher_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
+  H2Stream* live_ = nullptr;  // the streams not yet erased, newest first (each owned by the list)
   std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' records, for reuse
   std::size_t open_streams_ = 0;                  // streams the session has open
   std::size_t running_ = 0;                       // handlers running (reset streams' included)
@@ -127,6 +125,7 @@ class H2Connection final {
   std::unique_ptr<boost::asio::steady_timer> done_signal_;  // a handler or the writer ended
   double glitch_tokens_ = 0;
   SteadyClock::time_point glitch_time_{};
+  SteadyClock::time_point last_busy_{};  // when a stream last opened
   SteadyClock::time_point read_deadline_ = SteadyClock::time_point::max();
   SteadyClock::time_point write_deadline_ = SteadyClock::time_point::max();
   bool writer_running_ = false;
