@@ -185,11 +185,7 @@ printf 'median   direct %.0f   squadron %.0f (p99 %s ms)   haproxy %.0f (p99 %s 
 awk -v s="$s" -v h="$h" -v n="$n" -v sp="$sp" -v hp="$hp" -v np="$np" 'BEGIN {
   printf "ratio    squadron/haproxy req/s %.2f (p99 %.2f)   squadron/nginx req/s %.2f (p99 %.2f)\n", s/h, sp/hp, s/n, sp/np }'
 # The same, paired by round (each round runs the servers back to back, so pairing cancels the
-# machine's slow drift): the median of the per-round ratios.
-paired() {  # $1 $2: space-separated lists in round order
-  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
-    awk '{print $1/$2}' | tr '\n' ' ' | { read -r l; median "$l"; }
-}
+# machine's slow drift): the median of the per-round ratios (bench/lib.sh's paired).
 printf 'paired   squadron/haproxy req/s %.2f   squadron/nginx req/s %.2f   (median of per-round ratios)\n' \
   "$(paired "${RPS[squadron]}" "${RPS[haproxy]}")" "$(paired "${RPS[squadron]}" "${RPS[nginx]}")"
 printf 'standalone %.0f req/s (p99 %s ms): standalone/haproxy req/s %.2f paired, standalone/nginx %.2f, CPU per request %s us\n' \

@@ -12,6 +12,11 @@ rss_kib() { local t=0 p; for p in $1; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/
 cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 # The median of a space-separated list of numbers.
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# $1 $2: space-separated lists in round order -> the median of the per-round ratios $1/$2.
+paired() {
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
+    awk '{print $1/$2}' | tr '\n' ' ' | { read -r l; median "$l"; }
+}
 
 # A fleet of the manifest read from stdin, in a temporary folder: `start_fleet <<YAML ... YAML`.
 # Sets $work and $gateway (the gateway's port, if it has one); S runs the CLI on it. At exit the

@@ -90,10 +90,6 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-paired() {  # $1 $2: space-separated lists in round order -> the median of per-round ratios
-  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
-    awk '{print $1/$2}' | tr '\n' ' ' | { read -r l; median "$l"; }
-}
 echo
 for s in $servers; do
   printf 'median   %-9s keep-alive %8.0f req/s (p99 %s ms, CPU %s us/req)   handshakes %7.0f/s (p99 %s ms, CPU %s us each)\n' "$s" \

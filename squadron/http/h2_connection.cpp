@@ -42,14 +42,7 @@ bool connection_specific(std::string_view name) noexcept {
 }
 
 void log_exception(std::exception_ptr e) noexcept {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "squadron: an HTTP/2 stream's task ended by exception: %s\n", ex.what());
-  } catch (...) {
-    std::fprintf(stderr, "squadron: an HTTP/2 stream's task ended by an unknown exception\n");
-  }
+  log_task_exception(e, "an HTTP/2 stream's task");
 }
 
 }  // namespace

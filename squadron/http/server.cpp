@@ -94,6 +94,17 @@ void send_now(Connection& conn, std::string& out) {
   }
 }
 
+void log_task_exception(std::exception_ptr e, const char* what) noexcept {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "squadron: %s ended by exception: %s\n", what, ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "squadron: %s ended by an unknown exception\n", what);
+  }
+}
+
 }  // namespace internal
 
 namespace {
@@ -123,14 +134,7 @@ struct RequestState {
 };
 
 void log_exception(std::exception_ptr e) noexcept {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "squadron: connection task ended by exception: %s\n", ex.what());
-  } catch (...) {
-    std::fprintf(stderr, "squadron: connection task ended by an unknown exception\n");
-  }
+  internal::log_task_exception(e, "connection task");
 }
 
 }  // namespace

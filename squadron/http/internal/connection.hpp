@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <list>
 #include <memory>
 #include <string>
@@ -73,5 +74,8 @@ boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_r
 
 // Best effort, never waits: `out` (plaintext) onto `conn`'s socket, encrypted on TLS.
 void send_now(Connection& conn, std::string& out);
+
+// Says on stderr that a connection's or a stream's task (`what`) ended by exception `e` (if any).
+void log_task_exception(std::exception_ptr e, const char* what) noexcept;
 
 }  // namespace squadron::http::internal
