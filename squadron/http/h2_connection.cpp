@@ -108,7 +108,7 @@ struct H2Stream {
   bool running = false;        // ... and has not finished (its answer's body included)
   bool closed = false;         // nghttp2 closed the stream
   bool answered = false;       // the answer's HEADERS were submitted
-  bool handled = false;        // the synchronous handler answered (run_stream()'s argument)
+  bool handled = false;        // the synchronous handler answered (run_stream() goes on)
   bool discard = false;        // the body is not wanted: consumed as it comes
   // The answer's body: bytes from out_off on are still to go; out_end when no more come.
   std::string out;
@@ -536,7 +536,7 @@ void H2Connection::start_streams() {
 }
 
 void H2Connection::start(H2Stream& s) {
-  asio::co_spawn(host_.h2_context(), run_stream(s, s.handled), [this, &s](std::exception_ptr e) {
+  asio::co_spawn(host_.h2_context(), run_stream(s), [this, &s](std::exception_ptr e) {
     log_exception(e);
     s.running = false;
     --running_;
@@ -547,7 +547,8 @@ void H2Connection::start(H2Stream& s) {
   });
 }
 
-asio::awaitable<void> H2Connection::run_stream(H2Stream& s, bool handled) {
+asio::awaitable<void> H2Connection::run_stream(H2Stream& s) {
+  const bool handled = s.handled;
   // Started after the read that opened the stream was processed: a stream the client reset in
   // that read (rapid reset's pattern, CVE-2023-44487) never reaches the handler's upstream.
   if (!handled && (s.closed || dead_)) co_return;

