@@ -119,10 +119,17 @@ TEST_F(TcpServices, ConnectionsPassThroughBalancedByNameAndHalfClosed) {
   EXPECT_EQ(c.line(), "bye");
   EXPECT_TRUE(c.at_end());
 
-  // The gateway counts each connection as a request of the service.
-  const auto metrics = fetch(control_port(), "GET", "/api/v1/metrics", auth());
-  ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("\"store\""), std::string::npos) << metrics->body;
+  // The gateway counts each connection as a request of the service; the control plane samples
+  // it once a second, so wait for the first sample after the connections.
+  std::string body;
+  for (int i = 0; i < 50; ++i) {
+    const auto metrics = fetch(control_port(), "GET", "/api/v1/metrics", auth());
+    ASSERT_TRUE(metrics);
+    body = metrics->body;
+    if (body.find("\"store\"") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);  // polling pace
+  }
+  EXPECT_NE(body.find("\"store\""), std::string::npos) << body;
 }
 
 TEST_F(TcpServices, AConnectionWhileTheOnlyInstanceRestartsWaitsAndGetsThrough) {
