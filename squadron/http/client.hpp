@@ -59,6 +59,16 @@ struct ExchangeOptions {
   // A streamed answer's body: each piece must come within this of the one before (the deadline
   // bounds the head only). 0: the deadline bounds the whole body too.
   std::chrono::milliseconds body_idle_timeout{0};
+  // The streamed body may still be arriving when the answer starts (an HTTP/2 client's: a gRPC
+  // call streaming both ways): an HTTP/2 upstream's answer comes back at its head while the body
+  // goes on. false: the body is sent whole before the answer is awaited.
+  bool duplex = false;
+  // The request this exchange serves: when its client gives up (Request::cancel()), an HTTP/2
+  // upstream's stream is reset. May be null.
+  Request* client = nullptr;
+  // What a transport keeps of a streamed body across the attempts of one request (HTTP/2's
+  // replay buffer: the first 64 KiB read, so that a refused stream can be sent again).
+  mutable std::shared_ptr<void> body_state;
 };
 
 enum class Outcome {
@@ -75,6 +85,9 @@ struct Exchange {
   Outcome outcome = Outcome::kFailed;
   bool sent = false;  // some of the request reached the socket
   std::string error;  // why, when not answered
+  // The request could go again as it was (its streamed body, what was read of it, is kept):
+  // a gRPC call its upstream answered UNAVAILABLE may be retried.
+  bool replayable = false;
 };
 
 // The upstream exchange behind an interface: ConnectionPool (HTTP/1.1 over TCP) implements it;

@@ -77,8 +77,10 @@ struct H2Stream {
     in.clear();
     if (out.capacity() > kStreamBuffered) std::string().swap(out);
     out.clear();
+    trailers.clear();
     body.reset();
     id = 0;
+    reading = 0;
     header_bytes = header_count = in_bytes = 0;
     out_off = 0;
     refused = 0;
@@ -106,6 +108,7 @@ struct H2Stream {
   bool in_end = false;         // the client ended its side
   bool dispatched = false;     // the handler was called
   bool running = false;        // ... and has not finished (its answer's body included)
+  int reading = 0;             // body reads in progress (a duplex answer's, after the handler)
   bool closed = false;         // nghttp2 closed the stream
   bool answered = false;       // the answer's HEADERS were submitted
   bool handled = false;        // the synchronous handler answered (run_stream() goes on)
@@ -114,12 +117,23 @@ struct H2Stream {
   std::string out;
   std::size_t out_off = 0;
   bool out_end = false;
+  Fields trailers;                             // sent after the body's last DATA
   bool deferred = false;                       // nghttp2 waits for resume_data
   std::unique_ptr<asio::steady_timer> signal;  // wakes its body reader or its body's producer
 };
 
 asio::awaitable<bool> H2Body::read(std::string& out) {
   out.clear();
+  // A duplex answer's reader may still wait here when the stream ends: the record (and the
+  // connection) stay until it has returned.
+  ++s_.reading;
+  ++c_.reading_;
+  core::ScopeExit left([this] {
+    --s_.reading;
+    --c_.reading_;
+    c_.erase_if_done(s_);
+    if (c_.reading_ == 0) H2Connection::notify(c_.done_signal_);
+  });
   while (true) {
     if (!s_.in.empty()) {
       out.swap(s_.in);
@@ -146,6 +160,19 @@ struct H2Callbacks {
   static H2Connection& self(void* user) { return *static_cast<H2Connection*>(user); }
   static H2Stream* stream_of(nghttp2_session* session, std::int32_t id) {
     return static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, id));
+  }
+
+  // Trailing fields in lower case (nghttp2 copies them).
+  static void submit_trailers(nghttp2_session* session, std::int32_t id, Fields& fields) {
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(fields.size());
+    for (auto& [n, v] : fields) {
+      if (connection_specific(n)) continue;
+      for (char& ch : n) ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch + 32) : ch;
+      nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
+                     n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_submit_trailer(session, id, nva.data(), nva.size());
   }
 
   static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
@@ -295,7 +322,8 @@ struct H2Callbacks {
     if (s == nullptr) return 0;
     s->closed = true;
     --c.open_streams_;
-    if (!s->in.empty()) {  // never to be read: the connection's window gets it back
+    if (s->running) s->req.cancel();  // the client gave up: the handler's upstream may stop
+    if (!s->in.empty()) {             // never to be read: the connection's window gets it back
       nghttp2_session_consume_connection(session, s->in.size());
       s->in.clear();
     }
@@ -305,8 +333,8 @@ struct H2Callbacks {
     return 0;
   }
 
-  static ssize_t read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void*) {
+  static ssize_t read_body(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                           uint32_t* flags, nghttp2_data_source* source, void*) {
     H2Stream& s = *static_cast<H2Stream*>(source->ptr);
     const std::size_t n = std::min(length, s.out.size() - s.out_off);
     std::memcpy(buf, s.out.data() + s.out_off, n);
@@ -316,6 +344,10 @@ struct H2Callbacks {
       s.out_off = 0;
       if (s.out_end) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!s.trailers.empty()) {  // the stream ends with them, not with this DATA
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          submit_trailers(session, id, s.trailers);
+        }
       } else if (n == 0) {
         s.deferred = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -424,7 +456,7 @@ H2Stream& H2Connection::open_stream(std::int32_t id) {
 }
 
 void H2Connection::erase_if_done(H2Stream& s) {
-  if (!s.closed || s.running) return;
+  if (!s.closed || s.running || s.reading > 0) return;
   if (s.prev != nullptr) {
     s.prev->next = s.next;
   } else {
@@ -575,8 +607,8 @@ bool H2Connection::respond(H2Stream& s) {
   if (conn_.tls && !conn_.tls->hsts().empty())
     res.set_header("Strict-Transport-Security", conn_.tls->hsts());
   // A body the handler did not read: not wanted any more (the client is told once the answer is
-  // complete; what comes meanwhile is consumed).
-  if (!s.in_end) {
+  // complete; what comes meanwhile is consumed). A duplex answer reads it as it goes.
+  if (!s.in_end && !(res.duplex && res.stream)) {
     s.discard = true;
     consume(s, s.in.size());
     s.in.clear();
@@ -678,7 +710,10 @@ asio::awaitable<void> H2Connection::pump(H2Stream& s) {
       s.out_off = 0;
     }
     s.out.append(piece.data);
-    if (piece.end) s.out_end = true;
+    if (piece.end) {
+      s.out_end = true;
+      s.trailers = std::move(piece.trailers);
+    }
     if (s.deferred) {
       s.deferred = false;
       nghttp2_session_resume_data(session_, s.id);
@@ -863,9 +898,12 @@ asio::awaitable<void> H2Connection::run(std::string_view first) {
   }
   dead_ = true;
   conn_.h2 = nullptr;
-  for (H2Stream* s = live_; s != nullptr; s = s->next) notify(s->signal);
+  for (H2Stream* s = live_; s != nullptr; s = s->next) {
+    if (s->running) s->req.cancel();
+    notify(s->signal);
+  }
   wake_writer();
-  while (running_ > 0 || writer_running_) co_await wait(done_signal_);
+  while (running_ > 0 || reading_ > 0 || writer_running_) co_await wait(done_signal_);
 }
 
 }  // namespace squadron::http::internal

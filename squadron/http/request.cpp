@@ -86,11 +86,40 @@ void Request::reset() noexcept {
   route_index_ = 0;
   deadline_ = std::chrono::steady_clock::time_point::max();
   body_reader_ = nullptr;
+  cancel_ = nullptr;
+}
+
+std::optional<std::int64_t> grpc_timeout_ms(std::string_view v) noexcept {
+  // TimeoutValue TimeoutUnit: at most 8 digits, then H, M, S, m, u or n (gRPC over HTTP/2).
+  if (v.size() < 2 || v.size() > 9) return std::nullopt;
+  std::int64_t n = 0;
+  const char* end = v.data() + v.size() - 1;
+  auto [p, ec] = std::from_chars(v.data(), end, n);
+  if (ec != std::errc() || p != end || n < 0) return std::nullopt;
+  switch (*end) {
+    case 'H':
+      return n * 3'600'000;
+    case 'M':
+      return n * 60'000;
+    case 'S':
+      return n * 1000;
+    case 'm':
+      return n;
+    case 'u':
+      return (n + 999) / 1000;
+    case 'n':
+      return (n + 999'999) / 1'000'000;
+    default:
+      return std::nullopt;
+  }
 }
 
 std::optional<std::int64_t> Request::timeout_left_ms() const noexcept {
   const auto v = header(kTimeoutHeader);
-  if (!v || v->empty()) return std::nullopt;
+  if (!v || v->empty()) {
+    if (const auto g = header("grpc-timeout")) return grpc_timeout_ms(*g);
+    return std::nullopt;
+  }
   std::int64_t ms = 0;
   auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), ms);
   if (ec != std::errc() || p != v->data() + v->size()) return std::nullopt;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -77,6 +78,10 @@ class BodyReader {
   virtual int error_status() const noexcept = 0;
   virtual std::string_view error() const noexcept = 0;
 };
+
+// A gRPC call's grpc-timeout ("100m", "5S", "1H") in milliseconds, rounded up; nullopt when
+// it is not one.
+std::optional<std::int64_t> grpc_timeout_ms(std::string_view value) noexcept;
 
 class Request final {
  public:
@@ -144,7 +149,8 @@ class Request final {
   std::string_view traceparent() const noexcept { return traceparent_; }
 
   // The milliseconds left that the caller's X-Squadron-Timeout-Ms gives (negative or zero:
-  // already spent); nullopt when absent or unreadable.
+  // already spent), or else a gRPC call's grpc-timeout (rounded up to a millisecond); nullopt
+  // when neither is there or readable.
   std::optional<std::int64_t> timeout_left_ms() const noexcept;
   // When the caller stops waiting (set by the SDK from X-Squadron-Timeout-Ms on arrival);
   // time_point::max() when the caller said nothing.
@@ -169,6 +175,19 @@ class Request final {
   void clear_params() noexcept { params_.clear(); }
   void add_param(std::string_view name, std::string value) {
     params_.emplace_back(name, std::move(value));
+  }
+
+  // What to do when the client gives up on this request while its handler or its answer's
+  // stream runs (an HTTP/2 stream reset, the connection lost): the gateway resets the upstream
+  // stream. Set by the handler, cleared with an empty function; called at most once, on the
+  // request's thread.
+  void on_cancel(std::function<void()> f) { cancel_ = std::move(f); }
+  // Called by the server: runs (and clears) what on_cancel() set.
+  void cancel() {
+    if (!cancel_) return;
+    auto f = std::move(cancel_);
+    cancel_ = nullptr;
+    f();
   }
 
   // Builds a request directly (tests, in-process dispatch). `raw_headers` are "name: value" pairs.
@@ -202,6 +221,7 @@ class Request final {
   std::size_t route_index_ = 0;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   BodyReader* body_reader_ = nullptr;
+  std::function<void()> cancel_;
 };
 
 }  // namespace squadron::http

@@ -25,15 +25,22 @@ inline constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
 inline constexpr std::string_view kApplicationJson = "application/json";
 inline constexpr std::string_view kProblemJson = "application/problem+json";
 
+// Header fields as name and value (a response's, a body's trailers).
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
 // A piece of a streamed body: bytes, the body's end, or a failure (the body cannot be finished:
 // the server closes the connection so that the client sees it cut short).
 struct BodyPiece {
   std::string data;
   bool end = false;
   std::string error;  // not empty: failed, and why
-  static BodyPiece more(std::string bytes) { return {std::move(bytes), false, {}}; }
-  static BodyPiece last() { return {{}, true, {}}; }
-  static BodyPiece failure(std::string why) { return {{}, true, std::move(why)}; }
+  // With `end`: fields sent after the body (gRPC's grpc-status): an HTTP/2 trailing HEADERS, a
+  // chunked body's trailer section (a body of announced length has none).
+  Fields trailers;
+  static BodyPiece more(std::string bytes) { return {std::move(bytes), false, {}, {}}; }
+  static BodyPiece last() { return {{}, true, {}, {}}; }
+  static BodyPiece last(Fields trailers) { return {{}, true, {}, std::move(trailers)}; }
+  static BodyPiece failure(std::string why) { return {{}, true, std::move(why), {}}; }
   bool failed() const noexcept { return !error.empty(); }
 };
 
@@ -74,6 +81,10 @@ struct Response {
   std::int64_t stream_length = -1;
   // Close the connection after this response even if the client wants keep-alive.
   bool close = false;
+  // The stream goes on reading the request's body after the head is sent (a gRPC call
+  // streaming both ways through the gateway): over HTTP/2 the rest of the body is not discarded
+  // when the answer starts. HTTP/1.1 reads the body before answering, whatever this says.
+  bool duplex = false;
   // With status 101: once the head is sent, the connection belongs to this handler until it
   // returns, then it closes. The head should carry `Connection: Upgrade` and `Upgrade`.
   UpgradeHandler upgraded;

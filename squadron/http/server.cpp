@@ -566,6 +566,7 @@ class Server::Worker final : public internal::H2Host {
     if (!co_await flush(conn, out)) co_return false;
     if (head_only) co_return true;
     std::uint64_t sent = 0;
+    Fields trailers;
     while (true) {
       BodyPiece piece;
       try {  // a handler's own stream may still throw: the same as a failed piece
@@ -575,6 +576,7 @@ class Server::Worker final : public internal::H2Host {
       }
       // A failed body cannot be finished: closing tells the client it is cut.
       if (piece.failed()) co_return false;
+      if (piece.end) trailers = std::move(piece.trailers);
       if (piece.end && piece.data.empty()) break;
       std::string* const chunk = &piece.data;
       if (chunk->empty()) continue;
@@ -594,8 +596,11 @@ class Server::Worker final : public internal::H2Host {
       if (!co_await flush(conn, out)) co_return false;
       if (piece.end) break;
     }
-    if (chunked) {
-      out.append("0\r\n\r\n");
+    if (chunked) {  // the trailer section after the last chunk (RFC 9112 §7.1.2)
+      out.append("0\r\n");
+      for (const auto& [name, value] : trailers)
+        out.append(name).append(": ").append(value).append("\r\n");
+      out.append("\r\n");
       if (!co_await flush(conn, out)) co_return false;
     }
     // Fewer bytes than announced: only closing tells the client the body is cut.

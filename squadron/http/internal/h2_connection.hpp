@@ -119,6 +119,7 @@ class H2Connection final {
   std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' records, for reuse
   std::size_t open_streams_ = 0;                  // streams the session has open
   std::size_t running_ = 0;                       // handlers running (reset streams' included)
+  std::size_t reading_ = 0;                       // body reads in progress (H2Body::read)
   std::string head_;             // a request's head in HTTP/1.1 form, for its parser
   std::string arena_;            // an answer's field names in lower case, for nghttp2
   std::vector<nghttp2_nv> nva_;  // an answer's fields, for nghttp2
