@@ -27,6 +27,7 @@ sv::InstanceSpec to_instance_spec(const ServiceSpec& s) {
     sv::ProbeSpec out;
     out.path = p.path;
     out.command = p.command;
+    out.grpc = p.grpc;
     out.none = p.none;
     out.interval = p.interval;
     out.timeout = p.timeout;

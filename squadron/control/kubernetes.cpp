@@ -364,6 +364,10 @@ class Exporter {
       o["exec"] = json::object{{"command", std::move(argv)}};
     } else if (!p.path.empty()) {
       o["httpGet"] = json::object{{"path", p.path}, {"port", s.tcp ? "tcp" : "http"}};
+    } else if (p.grpc) {  // the kubelet's own gRPC probe (GA in 1.27); its port is a number
+      json::object grpc{{"port", container_port(s)}};
+      if (!p.grpc->empty()) grpc["service"] = *p.grpc;
+      o["grpc"] = std::move(grpc);
     } else {
       o["tcpSocket"] = json::object{{"port", s.tcp ? "tcp" : "http"}};
     }
@@ -581,13 +585,15 @@ class Exporter {
     }
     deployment(s);
     auto& svc = add("v1", "Service", name, name);
-    svc.object.as_object()["spec"] =
-        json::object{{"type", "ClusterIP"},
-                     {"selector", selector(name)},
-                     {"ports", json::array{json::object{{"name", s.tcp ? "tcp" : "http"},
-                                                        {"port", service_port(s)},
-                                                        {"targetPort", s.tcp ? "tcp" : "http"},
-                                                        {"protocol", "TCP"}}}}};
+    json::object port{{"name", s.tcp ? "tcp" : "http"},
+                      {"port", service_port(s)},
+                      {"targetPort", s.tcp ? "tcp" : "http"},
+                      {"protocol", "TCP"}};
+    // HTTP/2 without TLS, said so to meshes and Ingress controllers (KEP-3726).
+    if (s.proxy.protocol == "h2c") port["appProtocol"] = "kubernetes.io/h2c";
+    svc.object.as_object()["spec"] = json::object{{"type", "ClusterIP"},
+                                                  {"selector", selector(name)},
+                                                  {"ports", json::array{std::move(port)}}};
     if (s.autoscale) hpa(s);
     pdb(s);
   }
@@ -755,6 +761,8 @@ class Exporter {
                                  {"balance", p.balance}}}};
       if (!affinity.empty())
         upstreams[s.name].as_object()["proxy"].as_object()["affinity"] = std::move(affinity);
+      if (!p.protocol.empty())
+        upstreams[s.name].as_object()["proxy"].as_object()["protocol"] = p.protocol;
     }
     json::object file{{"listen", "0.0.0.0:8080"},
                       {"admin", "0.0.0.0:9901"},

@@ -278,9 +278,12 @@ TEST(KubernetesYaml, AFilesTextIsALiteralBlock) {
 }
 
 TEST(KubernetesExport, WithTheGatewayTheIngressSendsEverythingToItAndItsFileReadsBack) {
-  std::string shop = kShop;  // catalog with session affinity, which the gateway's file keeps
+  // catalog with session affinity over HTTP/2 (a gRPC service), which the gateway's file keeps
+  std::string shop = kShop;
   shop.replace(shop.find("    routes: [/titles]\n"), 22,
-               "    routes: [/titles]\n    proxy: { affinity: { cookie: sticky } }\n");
+               "    routes: [/titles]\n"
+               "    proxy: { affinity: { cookie: sticky }, protocol: h2c }\n"
+               "    ready: { grpc: squadron.Catalog }\n");
   const auto m = parse(shop);
   ASSERT_TRUE(m.ok());
   ExportOptions o;
@@ -316,6 +319,15 @@ TEST(KubernetesExport, WithTheGatewayTheIngressSendsEverythingToItAndItsFileRead
   EXPECT_EQ(g.config->upstreams[1].service.proxy.affinity, "cookie");
   EXPECT_EQ(g.config->upstreams[1].service.proxy.affinity_name, "sticky");
   EXPECT_EQ(g.config->upstreams[0].service.proxy.affinity, "");
+  EXPECT_EQ(g.config->upstreams[1].service.proxy.protocol, "h2c");
+  EXPECT_EQ(g.config->upstreams[0].service.proxy.protocol, "");
+  // The Service says its port speaks HTTP/2 without TLS, to an Ingress or a mesh.
+  EXPECT_TRUE(has(y, "    appProtocol: kubernetes.io/h2c\n")) << y;
+  // Its readiness by the gRPC health protocol: the kubelet's own gRPC probe.
+  EXPECT_TRUE(has(y,
+                  "        readinessProbe:\n          grpc:\n            port: 8080\n"
+                  "            service: squadron.Catalog\n"))
+      << y;
 }
 
 }  // namespace

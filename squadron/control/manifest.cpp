@@ -464,7 +464,17 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
   if (!c.expect_map(n, path, "{ timeout: 15s, retries: 2, max_in_flight: 1024 }")) return;
   c.check_keys(n, path,
                {"timeout", "connect_timeout", "retries", "max_in_flight", "eject_after",
-                "eject_time", "balance", "slow_start", "affinity"});
+                "eject_time", "balance", "slow_start", "affinity", "protocol"});
+  if (const YAML::Node p = n["protocol"]) {
+    if (auto v = c.string(p, path + ".protocol")) {
+      if (*v == "h2c") {
+        out.protocol = "h2c";
+      } else if (*v != "http1" && *v != "http/1.1") {
+        c.error(p, path + ".protocol", fmt::format("unknown upstream protocol \"{}\"", *v),
+                "use h2c (HTTP/2 without TLS, for gRPC services) or http1 (the default)");
+      }
+    }
+  }
   if (const YAML::Node a = n["affinity"]) {
     static constexpr std::string_view kHint =
         "one of { cookie: NAME } (the gateway sets and follows it), { header: NAME } or "
@@ -619,14 +629,29 @@ void parse_probe(Checker& c, const YAML::Node& n, const std::string& path, Probe
   }
   if (!n.IsMap()) {
     c.error(n, path, fmt::format("expected a mapping or none, got {}", Checker::describe(n)),
-            readiness ? "write { path: /readyz }, { tcp: true }, { command: [pg_isready, -q] } or "
-                        "none (ready once started, for a service that serves no port)"
-                      : "write { path: /healthz }, { tcp: true } or { command: [...] }");
+            readiness ? "write { path: /readyz }, { tcp: true }, { command: [pg_isready, -q] }, "
+                        "{ grpc: true } or none (ready once started, for a service that serves no "
+                        "port)"
+                      : "write { path: /healthz }, { tcp: true }, { command: [...] } or "
+                        "{ grpc: true }");
     return;
   }
-  c.check_keys(n, path, {"path", "tcp", "command", "interval", "timeout", "threshold"});
+  c.check_keys(n, path, {"path", "tcp", "command", "grpc", "interval", "timeout", "threshold"});
   std::optional<bool> tcp;
   if (n["tcp"]) tcp = c.boolean(n["tcp"], path + ".tcp");
+  if (const YAML::Node g = n["grpc"]) {
+    // true: the server's health; a string: that service's (grpc.health.v1's `service`).
+    const bool flag = g.IsScalar() && (g.Scalar() == "true" || g.Scalar() == "false");
+    if (flag) {
+      if (c.boolean(g, path + ".grpc").value_or(false)) out.grpc = "";
+    } else if (auto name = c.string(g, path + ".grpc")) {
+      out.grpc = *name;
+    }
+    if (n["path"] || n["command"] || (tcp && *tcp)) {
+      c.error(g, path + ".grpc", "a probe is one of an HTTP path, a TCP connect, a command or gRPC",
+              "keep grpc, and remove path, command and tcp");
+    }
+  }
   if (n["command"]) {
     if (auto argv = parse_argv(c, n["command"], path + ".command")) out.command = std::move(*argv);
     if (n["path"] || (tcp && *tcp)) {

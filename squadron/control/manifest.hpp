@@ -29,12 +29,15 @@ namespace squadron::control {
 struct Probe {
   std::string path;  // HTTP GET path answering 2xx; empty (no command, not none): a TCP connect
   std::vector<std::string> command;  // exec probe: passes when it exits 0 within the timeout
-  bool none = false;                 // `ready: none`: ready once started (serves no port)
+  // gRPC health probe: grpc.health.v1.Health/Check for this service name ("": the server) over
+  // HTTP/2 answers SERVING (`{ grpc: true }` or `{ grpc: NAME }`).
+  std::optional<std::string> grpc;
+  bool none = false;  // `ready: none`: ready once started (serves no port)
   std::chrono::milliseconds interval = std::chrono::seconds(1);  // default 1 s
   std::chrono::milliseconds timeout = std::chrono::seconds(1);   // default 1 s
   int threshold = 3;  // consecutive failures that count (liveness restarts after them); default 3
   std::uint16_t port = 0;  // Squadron's own services: probe this port, not the instance's
-  bool tcp() const { return path.empty() && command.empty() && !none; }
+  bool tcp() const { return path.empty() && command.empty() && !grpc && !none; }
   bool operator==(const Probe&) const = default;
 };
 

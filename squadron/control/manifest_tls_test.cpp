@@ -156,6 +156,59 @@ TEST_F(ManifestTls, TheStandaloneGatewaysFileTakesTheSameTls) {
       << bad.errors.front().to_string();
 }
 
+TEST(ManifestProxyProtocol, H2cSpeaksHttp2ToTheInstancesAndAnythingElseSaysWhatIsKnown) {
+  const fs::path file = fs::temp_directory_path() / "squadron.yaml";
+  auto parse = [&](const std::string& protocol) {
+    return parse_manifest(
+        "services:\n  greeter:\n    command: [x]\n    routes: [/]\n"
+        "    proxy: { protocol: " +
+            protocol + " }\n",
+        file);
+  };
+  auto r = parse("h2c");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.manifest->services[0].proxy.protocol, "h2c");
+  r = parse("http1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.manifest->services[0].proxy.protocol, "");
+  const auto e = parse("h2");
+  ASSERT_FALSE(e.ok());
+  const std::string said = e.errors.front().to_string();
+  EXPECT_NE(said.find("squadron.yaml:5:24: services.greeter.proxy.protocol: unknown upstream "
+                      "protocol \"h2\""),
+            std::string::npos)
+      << said;
+  EXPECT_NE(said.find("use h2c (HTTP/2 without TLS, for gRPC services)"), std::string::npos)
+      << said;
+}
+
+TEST(ManifestGrpcProbe, ReadinessByTheGrpcHealthProtocolOfTheServerOrOfAService) {
+  const fs::path file = fs::temp_directory_path() / "squadron.yaml";
+  auto parse = [&](const std::string& ready) {
+    return parse_manifest("services:\n  greeter:\n    command: [x]\n    ready: " + ready +
+                              "\n    live: " + ready + "\n",
+                          file);
+  };
+  auto r = parse("{ grpc: true }");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.manifest->services[0].ready.grpc, std::optional<std::string>(""));
+  EXPECT_FALSE(r.manifest->services[0].ready.tcp());
+  EXPECT_EQ(r.manifest->services[0].live->grpc, std::optional<std::string>(""));
+  r = parse("{ grpc: squadron.example.Echo, interval: 2s }");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.manifest->services[0].ready.grpc,
+            std::optional<std::string>("squadron.example.Echo"));
+  r = parse("{ grpc: false, path: /readyz }");
+  ASSERT_FALSE(r.ok()) << "grpc beside another probe";
+  const auto e = parse("{ grpc: true, tcp: true }");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.errors.front().to_string().find(
+                "services.greeter.ready.grpc: a probe is one of an HTTP path, a TCP connect, a "
+                "command or gRPC"),
+            std::string::npos)
+      << e.errors.front().to_string();
+}
+
 TEST(ManifestAffinity, ProxyAffinityTakesACookieAHeaderOrTheSourceAddress) {
   const fs::path file = fs::temp_directory_path() / "squadron.yaml";
   auto parse = [&](const std::string& affinity) {

@@ -25,6 +25,7 @@ json::object probe_json(const Probe& p) {
                  {"threshold", p.threshold}};
   if (!p.command.empty()) o["command"] = json::value_from(p.command);
   if (p.none) o["none"] = true;
+  if (p.grpc) o["grpc"] = *p.grpc;
   return o;
 }
 
@@ -54,6 +55,10 @@ std::optional<Probe> probe_from(const json::value& v) {
   if (const auto* none = o->if_contains("none")) {
     if (!none->is_bool()) return std::nullopt;
     p.none = none->as_bool();
+  }
+  if (const auto* grpc = o->if_contains("grpc")) {
+    if (!grpc->is_string()) return std::nullopt;
+    p.grpc = std::string(grpc->as_string());
   }
   return p;
 }
@@ -212,6 +217,7 @@ std::string definition_hash(const ServiceSpec& s) {
     d.append(p.path).append(
         fmt::format("|{}|{}|{}", p.interval.count(), p.timeout.count(), p.threshold));
     if (p.none) d.append("|none");
+    if (p.grpc) d.append("|grpc=").append(*p.grpc);           // (none before gRPC probes)
     for (const auto& a : p.command) d.append("|").append(a);  // (none before exec probes)
     d.push_back('\1');
   };

@@ -105,6 +105,8 @@ bool Attempts::still_listed(const Cluster& service, std::string_view id) const {
 asio::awaitable<void> Attempts::run(const Cluster& service, Forward f, http::Response& res) {
   Stats& stats = f.account.service();
   const auto bytes = f.request.bytes();
+  http::Transport& transport =
+      service.policy.protocol.empty() || h2_transport_ == nullptr ? *transport_ : *h2_transport_;
   Tried tried;
   const int attempts =
       std::min<int>(service.policy.retries + 1, static_cast<int>(tried.ids.size()));
@@ -124,7 +126,7 @@ asio::awaitable<void> Attempts::run(const Cluster& service, Forward f, http::Res
     balancer_.started(ep);
     core::ScopeExit finish([this, &ep] { balancer_.finished(ep); });
     const auto x =
-        co_await transport_->exchange({ep.id, ep.host, ep.port}, bytes, f.request.options, res);
+        co_await transport.exchange({ep.id, ep.host, ep.port}, bytes, f.request.options, res);
     const Next next = after(service, stats, f, ep, x, n, attempts, tried, res);
     if (next == Next::kAnswered) {
       if (x.outcome == http::Outcome::kAnswered) stick(f.affinity, ep.id, res);
@@ -172,10 +174,18 @@ Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Forwa
   const auto pool = pool_of(service);
   if (x.outcome == http::Outcome::kAnswered) {
     if (balancer_.record(pool, ep, res.status < 500, now)) stats.ejections.add();
-    if (res.status == 503 && f.request.replayable && n + 1 < attempts &&
-        service.ready.size() > tried.count) {
+    const bool more = n + 1 < attempts && service.ready.size() > tried.count;
+    if (res.status == 503 && f.request.replayable && more) {
       tried.last_error = fmt::format("{}: 503", ep.id);
       return Next::kRetry;  // another instance may do better
+    }
+    // A gRPC call answered UNAVAILABLE before any message of the answer (trailers only): the
+    // instance did not take it (it is stopping, or overloaded); another may, if the call can
+    // go again as it was.
+    if (f.request.grpc && more && x.replayable && !res.stream &&
+        res.header("grpc-status") == std::optional<std::string_view>("14")) {
+      tried.last_error = fmt::format("{}: UNAVAILABLE", ep.id);
+      return Next::kRetry;
     }
     return Next::kAnswered;
   }

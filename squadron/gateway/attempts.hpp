@@ -74,7 +74,9 @@ class Attempts final {
   // whether the instance that failed is still listed.
   Attempts(std::uint64_t seed, std::function<const Cluster*(std::string_view)> latest);
 
+  // The exchanges with services over HTTP/1.1, and with those over HTTP/2 (`protocol: h2c`).
   void set_transport(http::Transport* transport) noexcept { transport_ = transport; }
+  void set_h2_transport(http::Transport* transport) noexcept { h2_transport_ = transport; }
   http::Transport* transport() const noexcept { return transport_; }
   resilience::Balancer& balancer() noexcept { return balancer_; }
   const resilience::Balancer& balancer() const noexcept { return balancer_; }
@@ -102,6 +104,7 @@ class Attempts final {
   core::SplitMix64 rng_;            // retry jitter
   std::function<const Cluster*(std::string_view)> latest_;
   http::Transport* transport_ = nullptr;
+  http::Transport* h2_transport_ = nullptr;
 };
 
 }  // namespace squadron::gateway

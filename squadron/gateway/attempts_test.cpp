@@ -22,6 +22,8 @@ struct Step {
   http::Outcome outcome = http::Outcome::kAnswered;
   int status = 200;
   bool sent = true;
+  const char* grpc_status = nullptr;  // a gRPC answer with trailers only: this grpc-status
+  bool replayable = false;            // the transport could send the request again
 };
 
 class FakeTransport final : public http::Transport {
@@ -39,8 +41,13 @@ class FakeTransport final : public http::Transport {
     const Step step = steps.empty() ? Step{} : steps.front();
     if (steps.size() > 1) steps.pop_front();
     if (step.outcome == http::Outcome::kAnswered) res = http::Response::text("from", step.status);
+    if (step.grpc_status != nullptr) {
+      res = http::Response{};
+      res.set_header("grpc-status", step.grpc_status);
+    }
     co_return http::Exchange{step.outcome, step.sent,
-                             step.outcome == http::Outcome::kAnswered ? "" : "scripted failure"};
+                             step.outcome == http::Outcome::kAnswered ? "" : "scripted failure",
+                             step.replayable};
   }
 };
 
@@ -77,15 +84,42 @@ Forward forward_of(Stats& stats, http::Response& res, HeadBuffers& heads, bool r
 
 // The attempt loop over `transport` for one request; `latest` is what the newest table says.
 void run(const Cluster& service, FakeTransport& transport, bool replayable, Outcome& out,
-         const Cluster* latest = nullptr) {
+         const Cluster* latest = nullptr, bool grpc = false) {
   Attempts attempts(42, [&](std::string_view) { return latest != nullptr ? latest : &service; });
   attempts.set_transport(&transport);
   asio::io_context io;
   HeadBuffers heads;
-  asio::co_spawn(io,
-                 attempts.run(service, forward_of(out.stats, out.res, heads, replayable), out.res),
-                 asio::detached);
+  Forward f = forward_of(out.stats, out.res, heads, replayable);
+  f.request.grpc = grpc;
+  asio::co_spawn(io, attempts.run(service, std::move(f), out.res), asio::detached);
   io.run();
+}
+
+TEST(Attempts, AGrpcCallAnsweredUnavailableGoesToAnotherInstanceIfItCanGoAgainAsItWas) {
+  const auto s = two_instances();
+  FakeTransport t;
+  t.script["hello-1"] = {{http::Outcome::kAnswered, 200, true, "14", true}};
+  t.script["hello-2"] = {{http::Outcome::kAnswered, 200, true, "0", true}};
+  Outcome retried;
+  run(s, t, false, retried, nullptr, /*grpc=*/true);
+  ASSERT_EQ(t.calls.size(), 2u);
+  EXPECT_EQ(retried.res.header("grpc-status"), std::optional<std::string_view>("0"));
+  EXPECT_EQ(retried.stats.retries.get(), 1u);
+  // Its streamed body went past what the transport keeps: the UNAVAILABLE is the answer.
+  t.calls.clear();
+  t.script["hello-1"] = {{http::Outcome::kAnswered, 200, true, "14", false}};
+  t.script["hello-2"] = {{http::Outcome::kAnswered, 200, true, "14", false}};
+  Outcome kept;
+  run(s, t, false, kept, nullptr, true);
+  EXPECT_EQ(t.calls.size(), 1u);
+  EXPECT_EQ(kept.res.header("grpc-status"), std::optional<std::string_view>("14"));
+  // Any other status is the call's answer, not retried.
+  t.calls.clear();
+  t.script["hello-1"] = {{http::Outcome::kAnswered, 200, true, "13", true}};
+  t.script["hello-2"] = {{http::Outcome::kAnswered, 200, true, "13", true}};
+  Outcome other;
+  run(s, t, false, other, nullptr, true);
+  EXPECT_EQ(t.calls.size(), 1u);
 }
 
 TEST(Attempts, ARefusedInstanceIsRetriedOnAnotherAtOnce) {

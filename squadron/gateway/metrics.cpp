@@ -32,6 +32,7 @@ void Totals::add(const Stats& s) noexcept {
   breaker_opens += s.breaker_opens.get();
   rate_limited += s.rate_limited.get();
   timeouts += s.timeouts.get();
+  for (std::size_t i = 0; i < grpc.size(); ++i) grpc[i] += s.grpc[i].get();
   for (std::size_t i = 0; i < latency.size(); ++i) latency[i] += s.latency[i].get();
   latency_sum_us += s.latency_sum_us.get();
 }
@@ -75,7 +76,11 @@ json::object to_json(const Totals& t) {
   for (std::size_t i = 0; i < t.responses.size(); ++i) responses[kClasses[i]] = t.responses[i];
   json::array counts;
   for (auto c : t.latency) counts.push_back(c);
-  return json::object{
+  json::object grpc;
+  for (std::size_t i = 0; i < t.grpc.size(); ++i) {
+    if (t.grpc[i] != 0) grpc[std::to_string(i)] = t.grpc[i];
+  }
+  json::object o{
       {"requests", t.requests},
       {"in_flight", t.in_flight},
       {"tunnels", t.tunnels},
@@ -87,6 +92,8 @@ json::object to_json(const Totals& t) {
       {"rate_limited", t.rate_limited},
       {"timeouts", t.timeouts},
       {"latency_us", json::object{{"counts", std::move(counts)}, {"sum", t.latency_sum_us}}}};
+  if (!grpc.empty()) o["grpc"] = std::move(grpc);
+  return o;
 }
 
 // One family's lines for every entry (Prometheus wants a family's lines together).
@@ -132,6 +139,18 @@ void write_families(std::string& out, std::string_view prefix,
     counter("breaker_opens_total", "Times the in-flight limit was reached.",
             [](const Totals& t) { return t.breaker_opens; });
     counter("timeouts_total", "Requests answered 504.", [](const Totals& t) { return t.timeouts; });
+    // Only the codes seen: most services speak no gRPC.
+    fmt::format_to(out_it,
+                   "# HELP {}_grpc_total gRPC calls by the grpc-status they ended with.\n"
+                   "# TYPE {}_grpc_total counter\n",
+                   prefix, prefix);
+    for (const auto& [labels, t] : entries) {
+      for (std::size_t i = 0; i < t.grpc.size(); ++i) {
+        if (t.grpc[i] != 0)
+          fmt::format_to(out_it, "{}_grpc_total{{{},code=\"{}\"}} {}\n", prefix, labels, i,
+                         t.grpc[i]);
+      }
+    }
   }
   fmt::format_to(out_it,
                  "# HELP {}_latency_seconds Time to answer, from the request's head to its "

@@ -49,6 +49,9 @@ using core::kLatencyBoundsUs;
 using core::kLatencyBuckets;
 using core::latency_quantile_ms;
 
+// gRPC's status codes, 0 (OK) to 16 (UNAUTHENTICATED).
+inline constexpr std::size_t kGrpcCodes = 17;
+
 struct Stats {
   Counter requests;
   Counter in_flight;                 // requests taken minus answered (a gauge)
@@ -60,6 +63,9 @@ struct Stats {
   Counter breaker_opens;       // times the in-flight limit was reached from below
   Counter rate_limited;        // answered 429
   Counter timeouts;            // answered 504
+  // gRPC calls by the grpc-status they ended with (0 OK ... 16 UNAUTHENTICATED; the gateway's
+  // own too, 14 UNAVAILABLE or 4 DEADLINE_EXCEEDED).
+  std::array<Counter, kGrpcCodes> grpc;
   std::array<Counter, kLatencyBuckets> latency;
   Counter latency_sum_us;
 
@@ -75,6 +81,7 @@ struct Totals {
   std::array<std::uint64_t, 5> responses{};
   std::uint64_t retries = 0, ejections = 0, breaker_rejections = 0, breaker_opens = 0;
   std::uint64_t rate_limited = 0, timeouts = 0;
+  std::array<std::uint64_t, kGrpcCodes> grpc{};
   std::array<std::uint64_t, kLatencyBuckets> latency{};
   std::uint64_t latency_sum_us = 0;
   void add(const Stats& s) noexcept;
@@ -93,7 +100,8 @@ class Metrics final {
   std::string prometheus() const;
   // {"latency_bounds_us":[..], "services":[{"name", ...totals}], "routes":[{"service","route",
   // ...totals}]}; totals: requests, in_flight, responses{"1xx".."5xx"}, retries, ejections,
-  // breaker_rejections, breaker_opens, rate_limited, timeouts, latency_us{"counts","sum"}.
+  // breaker_rejections, breaker_opens, rate_limited, timeouts, latency_us{"counts","sum"}, and
+  // grpc{"<code>": calls} when the service has had gRPC calls.
   boost::json::value json() const;
 
  private:

@@ -68,5 +68,25 @@ TEST(Metrics, CountsPerThreadAndSumsForExport) {
   EXPECT_EQ(text.find("# TYPE squadron_service_requests_total", first + 1), std::string::npos);
 }
 
+TEST(Metrics, GrpcCallsAreCountedByStatusSummedOverThreadsAndOnlyWhereThereAreAny) {
+  Metrics m(2);
+  m.service(0, "greeter").grpc[0].add(3);
+  m.service(1, "greeter").grpc[0].add();
+  m.service(1, "greeter").grpc[14].add();
+  m.service(0, "web").requests.add();
+  const std::string text = m.prometheus();
+  EXPECT_NE(text.find("squadron_service_grpc_total{service=\"greeter\",code=\"0\"} 4\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("squadron_service_grpc_total{service=\"greeter\",code=\"14\"} 1\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("squadron_service_grpc_total{service=\"web\""), std::string::npos);
+  const auto v = m.json();
+  const auto& services = v.at("services").as_array();
+  const auto& greeter = services[0].as_object();
+  EXPECT_EQ(boost::json::serialize(greeter.at("grpc")), R"({"0":4,"14":1})");
+  EXPECT_FALSE(services[1].as_object().contains("grpc"));
+}
+
 }  // namespace
 }  // namespace squadron::gateway

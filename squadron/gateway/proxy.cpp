@@ -10,9 +10,11 @@
 #include "squadron/gateway/accounting.hpp"
 #include "squadron/gateway/admission.hpp"
 #include "squadron/gateway/attempts.hpp"
+#include "squadron/gateway/grpc.hpp"
 #include "squadron/gateway/tunnel.hpp"
 #include "squadron/gateway/upstream_request.hpp"
 #include "squadron/http/client.hpp"
+#include "squadron/http/h2_client.hpp"
 
 namespace squadron::gateway {
 
@@ -45,7 +47,10 @@ Proxy::Proxy(ProxyConfig config)
   for (std::size_t i = 0; i < std::max<std::size_t>(1, config_.threads); ++i) {
     auto latest = [this, i](std::string_view name) { return current(i)->table->find(name); };
     workers_.push_back(std::make_unique<ThreadState>(0x5eed + i * 7919, std::move(latest)));
-    if (config_.transport != nullptr) workers_.back()->attempts.set_transport(config_.transport);
+    if (config_.transport != nullptr) {
+      workers_.back()->attempts.set_transport(config_.transport);
+      workers_.back()->attempts.set_h2_transport(config_.transport);
+    }
   }
   for (const auto& t : config_.trusted_proxies) {
     if (auto b = core::AddressBlock::parse(t)) trusted_.push_back(*b);
@@ -157,12 +162,28 @@ bool Proxy::handle(http::Request&, http::Response&, std::size_t) {
 namespace {
 // The answer is in `res` already: nothing to wait for.
 asio::awaitable<void> answered() { co_return; }
+
+// A gRPC call: its answer as a gRPC client reads it, its grpc-status counted (grpc.hpp).
+asio::awaitable<void> grpc_call(asio::awaitable<void> inner, Stats* stats, http::Response& res) {
+  co_await std::move(inner);
+  grpc_answer(res, stats);
+}
 }  // namespace
+
+asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
+                                          std::size_t worker) {
+  if (is_grpc(req)) {
+    Stats* stats = nullptr;
+    auto inner = route(req, res, worker, &stats);
+    return grpc_call(std::move(inner), stats, res);
+  }
+  return route(req, res, worker, nullptr);
+}
 
 // Not a coroutine: the match and the admission are synchronous, and a forwarded request's only
 // frame is the attempt loop's, which owns its account and upstream request (Forward).
-asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
-                                          std::size_t worker) {
+asio::awaitable<void> Proxy::route(http::Request& req, http::Response& res, std::size_t worker,
+                                   Stats** stats) {
   auto& w = *workers_[worker];
   auto snap = current(worker);  // kept alive for this request, whatever is published meanwhile
   const auto match = resolve(*snap->table, req);
@@ -170,7 +191,9 @@ asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& re
     res = http::Response::problem(404, fmt::format("no route for {}", req.path()));
     return answered();
   }
-  RequestAccount account(*snap->services[worker][snap->table->index_of(*match->service)],
+  Stats& service_stats = *snap->services[worker][snap->table->index_of(*match->service)];
+  if (stats != nullptr) *stats = &service_stats;
+  RequestAccount account(service_stats,
                          match->route != kNoRoute ? snap->routes[worker][match->route] : nullptr,
                          res, std::chrono::steady_clock::now());
   if (!admit(*snap, *match, req, account, res)) return answered();
@@ -212,6 +235,7 @@ asio::awaitable<void> Proxy::first_forward(ThreadState& w, std::shared_ptr<const
   const auto executor = co_await asio::this_coro::executor;
   auto& context = executor.target<asio::io_context::executor_type>()->context();
   w.attempts.set_transport(&http::ConnectionPool::of(context, config_.max_idle_per_endpoint));
+  w.attempts.set_h2_transport(&http::H2Pool::of(context));
   f.table = std::move(snap);
   co_await w.attempts.run(service, std::move(f), res);
 }

@@ -98,6 +98,10 @@ class Proxy final : public http::Handler {
 
  private:
   std::shared_ptr<const Snapshot> current(std::size_t worker);
+  // The request matched, admitted and forwarded (handle_async without gRPC's shaping); the
+  // service's stats into `*stats` when it has one.
+  boost::asio::awaitable<void> route(http::Request& req, http::Response& res, std::size_t worker,
+                                     Stats** stats);
   std::optional<RouteMatch> resolve(const RouteTable& table, const http::Request& req) const;
   // The checks before any upstream (admission.hpp); false: refused, the answer in `res`.
   bool admit(const Snapshot& snap, const RouteMatch& match, const http::Request& req,

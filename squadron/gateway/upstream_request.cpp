@@ -1,6 +1,7 @@
 #include "squadron/gateway/upstream_request.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "squadron/http/outbound.hpp"
 
@@ -31,7 +32,7 @@ bool dropped_response_field(std::string_view name) {
 // Request fields written by the gateway itself rather than copied.
 bool rewritten_field(std::string_view name) {
   return http::iequals(name, "x-request-id") || http::iequals(name, "x-forwarded-proto") ||
-         http::iequals(name, "x-forwarded-host");
+         http::iequals(name, "x-forwarded-host") || http::iequals(name, "grpc-timeout");
 }
 
 // Whether a `Connection` field of `req` names `name`: a hop-by-hop field of the client's, not
@@ -75,6 +76,13 @@ void copy_fields(const http::Request& req, bool trusted_peer, bool upgrade,
 
 }  // namespace
 
+bool is_grpc(const http::Request& req) {
+  const auto type = req.header("content-type");
+  // application/grpc, application/grpc+proto...; gRPC-Web is another protocol (no trailers).
+  return type && type->size() >= 16 && http::iequals(type->substr(0, 16), "application/grpc") &&
+         (type->size() == 16 || (*type)[16] == '+' || (*type)[16] == ';');
+}
+
 bool wants_upgrade(const http::Request& req) {
   const auto upgrade = req.header("upgrade");
   return upgrade && !upgrade->empty() && named_in_connection(req, "upgrade") &&
@@ -96,18 +104,34 @@ void ensure_request_id(http::Request& req, core::SplitMix64& rng) {
   req.set_request_id(std::string_view(made, sizeof made));
 }
 
-void UpstreamRequest::build(const http::Request& req, const RouteMatch& match, bool trusted_peer,
+void UpstreamRequest::build(http::Request& req, const RouteMatch& match, bool trusted_peer,
                             std::chrono::milliseconds timeout,
                             std::chrono::steady_clock::time_point started_at) {
   head_.reserve(512 + req.target().size() + std::min(req.body().size(), kInlineBody));
   const auto [lead, rest] = match.upstream_target_parts(req.target());
   http::RequestHead head(head_, req.method_name(), lead, rest);
   upgrade = wants_upgrade(req);
+  grpc = is_grpc(req);
   copy_fields(req, trusted_peer, upgrade, head);
   head.deadline(timeout);
-  // A streamed body (large or chunked) goes on as it arrives, framed as it came.
+  const bool grpc_deadline = grpc && req.header("grpc-timeout").has_value();
+  if (grpc) {
+    // The time left, not the client's figure (the gateway's own wait is part of it); and the
+    // trailers gRPC ends with (TE is hop-by-hop: said again on this hop).
+    if (grpc_deadline) {
+      char left[24];
+      const int n = std::snprintf(
+          left, sizeof left, "%lldm",
+          static_cast<long long>(std::min<std::int64_t>(timeout.count(), 99'999'999)));
+      head.field("grpc-timeout", std::string_view(left, static_cast<std::size_t>(n)));
+    }
+    head.field("TE", "trailers");
+  }
+  // A streamed body (large or chunked) goes on as it arrives, framed as it came; one of
+  // unknown length from an HTTP/2 client (no Content-Length: a gRPC call's) goes chunked.
   http::BodyReader* const streamed = req.body_reader();
-  const bool chunked = streamed != nullptr && req.header("transfer-encoding").has_value();
+  const bool chunked = streamed != nullptr && (req.header("transfer-encoding").has_value() ||
+                                               !req.header("content-length").has_value());
   if (chunked) {
     head.end_chunked();
   } else if (streamed != nullptr) {
@@ -130,8 +154,19 @@ void UpstreamRequest::build(const http::Request& req, const RouteMatch& match, b
   options.body = streamed;
   options.chunked_body = chunked;
   options.stream_above = 64 * 1024;  // larger answers flow through as they arrive
+  // An HTTP/2 client's body may go on arriving after the answer began (a gRPC call streaming
+  // both ways); a reset of its stream resets the upstream's.
+  options.duplex = streamed != nullptr && req.http2();
+  options.client = &req;
   // A streamed body cannot be sent twice: such a request is retried only when it got nowhere.
-  replayable = idempotent(req.method()) && streamed == nullptr;
+  // A gRPC call is retried only when its upstream did not process it (Attempts::after).
+  replayable = idempotent(req.method()) && streamed == nullptr && !grpc;
+  if (grpc) {
+    // A call's messages may be minutes apart: its grpc-timeout bounds it, else nothing does but
+    // the route timeout on its answer's head.
+    options.body_idle_timeout =
+        grpc_deadline ? std::chrono::milliseconds(0) : registry::bounds::kMaxDuration;
+  }
 }
 
 }  // namespace squadron::gateway

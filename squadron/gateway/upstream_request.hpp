@@ -26,6 +26,10 @@
 
 namespace squadron::gateway {
 
+// Whether `req` is a gRPC call (Content-Type application/grpc or application/grpc+...; not
+// gRPC-Web): its deadline is its grpc-timeout, its answers end in a grpc-status.
+bool is_grpc(const http::Request& req);
+
 // Whether `req` asks to switch protocols (a WebSocket's handshake, any `Connection: Upgrade`
 // with an `Upgrade` field) and carries no body: such a request is passed on with its Upgrade
 // and the upstream's 101 makes its connection a tunnel (tunnel.hpp).
@@ -64,6 +68,7 @@ class UpstreamRequest final {
       : options(o.options),
         replayable(o.replayable),
         upgrade(o.upgrade),
+        grpc(o.grpc),
         buffers_(std::exchange(o.buffers_, nullptr)),
         head_(std::move(o.head_)),
         body_(o.body_),
@@ -72,7 +77,7 @@ class UpstreamRequest final {
 
   // `trusted_peer`: the client is a trusted proxy, whose X-Forwarded-For is kept; `timeout`:
   // this request's bound from `started_at`.
-  void build(const http::Request& req, const RouteMatch& match, bool trusted_peer,
+  void build(http::Request& req, const RouteMatch& match, bool trusted_peer,
              std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point started_at);
 
   // The bytes to send: the head, with a small body inline, or head and body apart. Valid until
@@ -87,6 +92,8 @@ class UpstreamRequest final {
   bool replayable = false;
   // Whether it asks to switch protocols (wants_upgrade): it goes by forward_upgrade().
   bool upgrade = false;
+  // Whether it is a gRPC call (is_grpc).
+  bool grpc = false;
 
  private:
   HeadBuffers* buffers_;

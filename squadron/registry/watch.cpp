@@ -20,7 +20,8 @@ json::object policy_json(const ProxyPolicy& p, bool scale_to_zero) {
           {"scale_to_zero", scale_to_zero},
           {"balance", p.balance},
           {"affinity", p.affinity},
-          {"affinity_name", p.affinity_name}};
+          {"affinity_name", p.affinity_name},
+          {"protocol", p.protocol}};
 }
 
 void read_policy(const json::object& o, WatchService& s) {
@@ -40,6 +41,9 @@ void read_policy(const json::object& o, WatchService& s) {
   if (const auto* b = o.if_contains("balance");
       b != nullptr && b->is_string() && known_balance(b->as_string()))
     p.balance = b->as_string();
+  if (const auto* pr = o.if_contains("protocol");
+      pr != nullptr && pr->is_string() && pr->as_string() == "h2c")
+    p.protocol = "h2c";
   const auto* a = o.if_contains("affinity");
   const auto* an = o.if_contains("affinity_name");
   if (a != nullptr && a->is_string() && an != nullptr && an->is_string() &&

@@ -62,6 +62,9 @@ struct ProxyPolicy {
   // "source_ip" (from the same address) go to the same ready instance while it stays ready.
   std::string affinity;
   std::string affinity_name;
+  // How the gateway speaks to the instances: "" (HTTP/1.1, kept-alive connections) or "h2c"
+  // (HTTP/2 by prior knowledge, streams multiplexed on few connections: gRPC services).
+  std::string protocol;
   bool operator==(const ProxyPolicy&) const = default;
 };
 

@@ -19,6 +19,7 @@ Watch sample() {
   hello.proxy.balance = "round-robin";
   hello.proxy.affinity = "cookie";
   hello.proxy.affinity_name = "sticky";
+  hello.proxy.protocol = "h2c";
   hello.scale_to_zero = true;
   hello.discovery_port = 18080;
   w.services = {hello, {"worker", {}, {}, false, 0}};

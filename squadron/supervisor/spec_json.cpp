@@ -44,6 +44,7 @@ json::object probe_json(const ProbeSpec& p) {
   o["path"] = p.path;
   o["command"] = strings(p.command);
   o["none"] = p.none;
+  if (p.grpc) o["grpc"] = *p.grpc;
   o["interval_ms"] = p.interval.count();
   o["timeout_ms"] = p.timeout.count();
   o["threshold"] = p.threshold;
@@ -128,6 +129,10 @@ void read_probe(Reader& r, const json::object& o, std::string_view key, ProbeSpe
   in.text("path", p.path);
   in.list("command", p.command);
   in.flag("none", p.none);
+  if (o.contains("grpc")) {
+    p.grpc.emplace();
+    in.text("grpc", *p.grpc);
+  }
   in.duration("interval_ms", p.interval);
   in.duration("timeout_ms", p.timeout);
   in.integer("threshold", p.threshold, 1, 1000);

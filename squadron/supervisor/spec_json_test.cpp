@@ -56,6 +56,19 @@ TEST(SpecJson, EveryFieldComesBack) {
   EXPECT_EQ(back->stop_signal, SIGINT);
 }
 
+TEST(SpecJson, AGrpcProbeComesBackWithItsServiceNameEvenAnEmptyOne) {
+  for (const std::string service : {"", "squadron.example.Echo"}) {
+    InstanceSpec s = full_spec();
+    s.ready = ProbeSpec{};
+    s.ready.grpc = service;
+    std::string error;
+    const auto back = spec_from_json(boost::json::parse(boost::json::serialize(to_json(s))), error);
+    ASSERT_TRUE(back.has_value()) << error;
+    EXPECT_EQ(back->ready.grpc, std::optional<std::string>(service));
+    EXPECT_EQ(back->live->grpc, std::nullopt);
+  }
+}
+
 TEST(SpecJson, DefaultsStayDefaultsAndNoValueOfASecretTravels) {
   InstanceSpec s;
   s.service = "hello";

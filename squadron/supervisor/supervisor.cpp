@@ -33,7 +33,9 @@
 #include "squadron/core/quantity.hpp"
 #include "squadron/core/spawn.hpp"
 #include "squadron/http/client.hpp"
+#include "squadron/http/h2_client.hpp"
 #include "squadron/supervisor/backoff.hpp"
+#include "squadron/supervisor/grpc_health.hpp"
 #include "squadron/supervisor/guardian.hpp"
 #include "squadron/supervisor/probe_tracker.hpp"
 
@@ -110,12 +112,50 @@ std::string describe_exit(int status) {
   return "status " + std::to_string(status);
 }
 
-// One probe within its timeout: a TCP connect, or (with a path) a GET whose status must be 2xx,
-// over the thread's connection pool; the connection is not kept (Connection: close), as the
-// kubelet's probes.
+// The gRPC health protocol's Check over the thread's HTTP/2 pool (its connection to the instance
+// kept for the next probe): SERVING with grpc-status 0 passes.
+asio::awaitable<bool> grpc_probe(asio::io_context& context, asio::ip::address address,
+                                 std::uint16_t port, const ProbeSpec& probe) {
+  const std::string host = address.to_string();
+  const std::string key = "probe " + host + ":" + std::to_string(port);
+  const std::string bytes = health_check_request(host + ":" + std::to_string(port), *probe.grpc);
+  const std::array<asio::const_buffer, 1> request{asio::buffer(bytes)};
+  http::ExchangeOptions options;
+  options.deadline = std::chrono::steady_clock::now() + probe.timeout;
+  options.connect_timeout = probe.timeout;
+  http::Response res;
+  const auto x =
+      co_await http::H2Pool::of(context).exchange({key, host, port}, request, options, res);
+  if (x.outcome != http::Outcome::kAnswered || res.status != 200) co_return false;
+  std::string body = std::move(res.body);
+  std::optional<std::string_view> status = res.header("grpc-status");  // trailers only
+  http::Fields trailers;
+  while (res.stream) {
+    http::BodyPiece piece = co_await res.stream();
+    if (piece.failed()) co_return false;
+    body += piece.data;
+    if (piece.end) {
+      trailers = std::move(piece.trailers);
+      break;
+    }
+  }
+  for (const auto& [name, value] : trailers) {
+    if (name == "grpc-status") status = value;
+  }
+  co_return status == std::optional<std::string_view>("0") && health_status(body) == kServing;
+}
+
+// One probe within its timeout: a TCP connect, (with a path) a GET whose status must be 2xx
+// over the thread's connection pool — the connection not kept (Connection: close), as the
+// kubelet's probes — or gRPC's health Check.
 asio::awaitable<bool> probe_once(asio::ip::address address, std::uint16_t port, ProbeSpec probe) {
   auto executor = co_await asio::this_coro::executor;
   if (probe.port != 0) port = probe.port;
+  if (probe.grpc) {
+    auto* io = executor.target<asio::io_context::executor_type>();
+    if (io == nullptr) co_return false;
+    co_return co_await grpc_probe(io->context(), address, port, probe);
+  }
   if (probe.path.empty()) {
     tcp::socket socket(executor);
     asio::steady_timer deadline(executor, probe.timeout);

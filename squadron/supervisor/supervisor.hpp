@@ -48,6 +48,9 @@ struct ProbeSpec {
   // Exec probe: this command, run beside the instance (its cwd, environment, user and cgroup),
   // passes when it exits 0 within the timeout.
   std::vector<std::string> command;
+  // gRPC health probe (grpc.health.v1.Health/Check over h2c): passes when the answer is SERVING
+  // for this service name ("": the server as a whole).
+  std::optional<std::string> grpc;
   bool none = false;  // ready once started (a worker serving no port), as compose
   std::chrono::milliseconds interval = std::chrono::seconds(1);
   std::chrono::milliseconds timeout = std::chrono::seconds(1);
