@@ -3,6 +3,7 @@
 //   node client.js 127.0.0.1:8080 chat 5     one call streaming 5 messages both ways
 //   node client.js 127.0.0.1:8080 deadline   the deadline the instance saw, a call past its own
 //   node client.js 127.0.0.1:8080 unrouted   a method of a service the gateway has no route for
+//   node client.js 127.0.0.1:8080 cancel     a stream cancelled by its client in its middle
 const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
 const loader = require("@grpc/proto-loader");
@@ -66,12 +67,7 @@ async function deadline() {
   const slow = await unary("Slow", { ms: 3000, tag }, after(300));
   const took = Date.now() - started;
   // The instance that ran Slow saw its cancel (the gateway reset its stream): ask both.
-  let cancelled = false;
-  for (let i = 0; i < 20 && !cancelled; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const c = await unary("Cancelled", { text: tag }, after(2000));
-    cancelled = c.code === 0 && c.reply.text === "true";
-  }
+  const cancelled = await seenCancelled(tag);
   return {
     seen_code: seen.code,
     seen_deadline_ms: seen.code === 0 ? seen.reply.deadline_ms : -1,
@@ -79,6 +75,28 @@ async function deadline() {
     slow_took_ms: took,
     cancelled,
   };
+}
+
+// Did an instance see the call tagged `tag` cancelled? Both are asked (a few times).
+async function seenCancelled(tag) {
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const c = await unary("Cancelled", { text: tag }, after(2000));
+    if (c.code === 0 && c.reply.text === "true") return true;
+  }
+  return false;
+}
+
+async function cancel() {
+  const tag = `chat-${process.pid}-${Date.now()}`;
+  const code = await new Promise((resolve) => {
+    const call = client.Chat(after(10000));
+    call.on("data", () => call.cancel()); // the first echo came: give up in the middle
+    call.on("error", (e) => resolve(e.code));
+    call.on("end", () => resolve(0));
+    call.write({ text: tag });
+  });
+  return { code, cancelled: await seenCancelled(tag) };
 }
 
 function unrouted() {
@@ -94,6 +112,7 @@ function unrouted() {
   else if (mode === "chat") out = await chat(Number(arg));
   else if (mode === "deadline") out = await deadline();
   else if (mode === "unrouted") out = await unrouted();
+  else if (mode === "cancel") out = await cancel();
   else {
     console.error(`unknown mode ${mode}: say N, chat N or deadline`);
     process.exit(2);

@@ -35,8 +35,14 @@ server.addService(echo.Echo.service, {
     done(null, { text: call.request.text, instance, deadline_ms: deadlineMs(call) });
   },
   Chat(call) {
-    call.on("data", (m) => call.write({ text: m.text, instance }));
+    let first = null;
+    call.on("data", (m) => {
+      if (first === null) first = m.text;
+      call.write({ text: m.text, instance });
+    });
     call.on("end", () => call.end());
+    // A stream its caller cancels: noted under its first message (Cancelled asks).
+    call.on("cancelled", () => cancelled.set(first, true));
   },
   Slow(call, done) {
     const tag = call.request.tag;

@@ -12,11 +12,12 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include "squadron/core/spawn.hpp"
 
 namespace squadron::http {
 
@@ -199,6 +200,7 @@ struct H2Pool::Impl {
   }
   asio::any_io_executor executor;
   std::unordered_map<std::string, std::vector<std::shared_ptr<UpConn>>> conns;
+  std::uint64_t acquires = 0;
 };
 
 namespace {
@@ -433,6 +435,12 @@ asio::awaitable<void> write_loop(std::shared_ptr<UpConn> c) {
 // exchange, or a new one. Null with `x` saying why.
 asio::awaitable<std::shared_ptr<UpConn>> acquire(H2Pool::Impl& p, Upstream up,
                                                  const ExchangeOptions& options, Exchange& x) {
+  if (++p.acquires % 1024 == 0) {  // upstreams gone (instances of past revisions) go too
+    std::erase_if(p.conns, [](const auto& entry) {
+      return std::all_of(entry.second.begin(), entry.second.end(),
+                         [](const auto& c) { return c->dead; });
+    });
+  }
   auto& list = p.conns[std::string(up.key)];
   std::erase_if(list, [](const auto& c) { return c->dead; });
   const auto limit = std::min(options.deadline, Clock::now() + options.connect_timeout);
@@ -489,8 +497,10 @@ asio::awaitable<std::shared_ptr<UpConn>> acquire(H2Pool::Impl& p, Upstream up,
   nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   c->ready = true;
-  asio::co_spawn(p.executor, read_loop(c), asio::detached);
-  asio::co_spawn(p.executor, write_loop(c), asio::detached);
+  core::spawn(p.executor, read_loop(c), "an HTTP/2 upstream connection's reader",
+              [c] { c->fail("its reader failed"); });
+  core::spawn(p.executor, write_loop(c), "an HTTP/2 upstream connection's writer",
+              [c] { c->fail("its writer failed"); });
   c->wake_waiting();
   co_return c;
 }
@@ -680,7 +690,12 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
   }
   if (feed && !feed->feed->pumping && !feed->feed->end) {
     if (options.duplex) {
-      asio::co_spawn(impl->executor, pump(feed->feed, false), asio::detached);
+      core::spawn(impl->executor, pump(feed->feed, false), "an HTTP/2 upstream request's body",
+                  [f = feed->feed] {
+                    f->end = f->failed = true;
+                    f->pumping = false;
+                    feed_pushed(*f);
+                  });
     } else {
       // The body goes whole before the answer is awaited (the client's connection is read by
       // its server again once the handler returns).

@@ -12,6 +12,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -237,6 +238,43 @@ TEST_F(H2PoolTest, ABodyStreamsBothWaysEachPieceAnsweredBeforeTheNextIsSent) {
   });
   EXPECT_EQ(echoes, (std::vector<std::string>{"echo:one", "echo:two", "echo:three"}));
   EXPECT_EQ(last, (Fields{{"grpc-status", "0"}}));
+}
+
+TEST_F(H2PoolTest, AStreamResetWhileItsAnswerStillReadsTheBodyEndsBothSidesCleanly) {
+  BodyPiece last;
+  run([&](asio::io_context& io, H2Pool& pool) -> asio::awaitable<void> {
+    Feed feed(io);
+    const std::string head = request("POST", "/echo");
+    const std::array<asio::const_buffer, 1> b{asio::buffer(head)};
+    ExchangeOptions options = within(300ms);
+    options.body = &feed;
+    options.duplex = true;
+    Response res;
+    const auto x = co_await pool.exchange({"up", "127.0.0.1", port()}, b, options, res);
+    EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+    if (!res.stream) co_return;
+    feed.push("one");
+    EXPECT_EQ((co_await res.stream()).data, "echo:one");
+    // Nothing more comes: at the deadline the stream is reset while the server's answer waits
+    // in its body reader (its record must outlive that read).
+    last = co_await res.stream();
+    // The client's side ends too (the server closes a reset stream's body): the transport's
+    // reader of it returns, before this frame and its Feed go.
+    feed.finish();
+    co_await asio::post(io, asio::use_awaitable);
+  });
+  EXPECT_TRUE(last.failed());
+  // The server goes on serving.
+  int answered = 0;
+  run([&](asio::io_context&, H2Pool& pool) -> asio::awaitable<void> {
+    const std::string bytes = request("POST", "/unary", "again");
+    const std::array<asio::const_buffer, 1> b{asio::buffer(bytes)};
+    Response res;
+    const auto x = co_await pool.exchange({"up", "127.0.0.1", port()}, b, within(5s), res);
+    if (x.outcome == Outcome::kAnswered && (co_await drain(res)).first == "reply to again")
+      ++answered;
+  });
+  EXPECT_EQ(answered, 1);
 }
 
 TEST_F(H2PoolTest, NoListenerIsRefusedAndTheDeadlineResetsTheStreamTheHandlerSeesIt) {

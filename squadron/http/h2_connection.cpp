@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/scope_exit.hpp"
@@ -125,14 +126,17 @@ struct H2Stream {
 asio::awaitable<bool> H2Body::read(std::string& out) {
   out.clear();
   // A duplex answer's reader may still wait here when the stream ends: the record (and the
-  // connection) stay until it has returned.
+  // connection) stay until it has returned, and a turn after, for its caller to ask complete()
+  // and error().
   ++s_.reading;
   ++c_.reading_;
   core::ScopeExit left([this] {
-    --s_.reading;
-    --c_.reading_;
-    c_.erase_if_done(s_);
-    if (c_.reading_ == 0) H2Connection::notify(c_.done_signal_);
+    asio::post(c_.host_.h2_context(), [c = &c_, s = &s_] {
+      --s->reading;
+      --c->reading_;
+      c->erase_if_done(*s);
+      if (c->reading_ == 0) H2Connection::notify(c->done_signal_);
+    });
   });
   while (true) {
     if (!s_.in.empty()) {

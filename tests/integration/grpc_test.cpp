@@ -2,9 +2,10 @@
 // @grpc/grpc-js, pinned; `npm ci` there first, as scripts/test does): the gateway speaks HTTP/2
 // to the instances (`proxy: { protocol: h2c }`), unary calls and a call streaming both ways go
 // through with their trailers, the client's deadline reaches the instance and a call past it is
-// cancelled there, a killed instance's calls go to the other, an instance answering
-// UNAVAILABLE has its calls retried, one NOT_SERVING by the health protocol is not ready, the
-// gateway's own refusals come as gRPC statuses, and the calls are counted by grpc-status.
+// cancelled there, as is a stream its client cancels, a killed instance's calls go to the
+// other, an instance answering UNAVAILABLE has its calls retried, one NOT_SERVING by the health
+// protocol is not ready, the gateway's own refusals come as gRPC statuses, and the calls are
+// counted by grpc-status.
 #include <filesystem>
 #include <fstream>
 #include <signal.h>
@@ -89,6 +90,11 @@ TEST_F(GrpcFleet, CallsStreamBothWaysDeadlinesPropagateAndAKilledInstancesCallsG
   EXPECT_EQ(deadline.at("slow_code").as_int64(), 4) << json::serialize(deadline);
   EXPECT_LT(deadline.at("slow_took_ms").as_int64(), 2000);
   EXPECT_TRUE(deadline.at("cancelled").as_bool()) << "the instance never saw the cancel";
+
+  // A stream its client cancels in its middle: the instance sees it cancelled.
+  const auto cancelled = call(port_, "cancel");
+  EXPECT_EQ(cancelled.at("code").as_int64(), 1) << json::serialize(cancelled);  // CANCELLED
+  EXPECT_TRUE(cancelled.at("cancelled").as_bool()) << "the instance never saw the cancel";
 
   // A method of no routed service: the gateway's 404 as a gRPC client reads it (UNIMPLEMENTED).
   const auto unrouted = call(port_, "unrouted");
