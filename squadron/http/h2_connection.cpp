@@ -6,6 +6,7 @@
 #include <exception>
 #include <nghttp2/nghttp2.h>
 #include <optional>
+#include <sys/mman.h>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -450,6 +451,7 @@ H2Stream& H2Connection::open_stream(std::int32_t id) {
   if (running_ >= config_.http2.max_concurrent_streams) s->refused = -1;
   if (open_streams_ == 0 && running_ == 0 && conn_.tls) conn_.tls->busy();
   last_busy_ = host_.h2_now();
+  trimmed_ = false;
   ++open_streams_;
   H2Stream* ref = s.release();  // owned by the list of live streams until erase_if_done()
   ref->prev = nullptr;
@@ -785,6 +787,20 @@ void H2Connection::update_deadline() {
       now - last_busy_ >= std::chrono::seconds(1))
     spare_.resize(kIdleSpareStreams);
   conn_.deadline = std::min(read_deadline_, write_deadline_);
+}
+
+void H2Connection::trim_idle() noexcept {
+  if (trimmed_ || !conn_.idle || reading_ > 0 || !starting_.empty() || dead_) return;
+  trimmed_ = true;
+  spare_.clear();
+  std::string().swap(head_);
+  std::string().swap(arena_);
+  std::vector<nghttp2_nv>().swap(nva_);
+  if (!writing_ && out_.empty()) std::string().swap(out_);
+  if (!writing_ && cipher_out_.empty()) std::string().swap(cipher_out_);
+  // The buffers are pages of their own (ReadBuffer): given back, a pending read faults them in.
+  ::madvise(buffer_, kReadBufferBytes, MADV_DONTNEED);
+  if (cipher_ != nullptr) ::madvise(cipher_, kReadBufferBytes, MADV_DONTNEED);
 }
 
 void H2Connection::produce() {

@@ -128,6 +128,18 @@ TEST_F(H2Test, CurlSpeaksH2cByPriorKnowledgeAndHttp11StaysAsItWas) {
   EXPECT_EQ(h1.output, "/hello?a=1 h1 1.1");
 }
 
+TEST_F(H2Test, AConnectionQuietPastATickIsTrimmedAndServesTheNextRequest) {
+  ServerConfig config;
+  config.header_timeout = 400ms;  // a 100 ms tick: the quiet connection is trimmed (its spare
+                                  // records gone, its read buffer's pages given back)
+  start(config);
+  const json::object r = client(port(), "twice /hello 0.5");
+  EXPECT_EQ(r.at("first").at("status").as_int64(), 200) << json::serialize(r);
+  EXPECT_EQ(r.at("second").at("status").as_int64(), 200) << json::serialize(r);
+  EXPECT_EQ(r.at("second").at("body").as_string(), "/hello h2");
+  EXPECT_TRUE(r.at("second").at("goaway").is_null());
+}
+
 TEST_F(H2Test, AHundredStreamsOnOneConnectionAreAnsweredEachItsOwnAtOnce) {
   start();
   const json::object r = client(port(), "streams 100 /slow");

@@ -493,6 +493,8 @@ class Server::Worker final : public internal::H2Host {
         } else if (c.hot && !c.parking && c.deadline - config_.idle_timeout + tick_ <= now) {
           c.parking = true;  // quiet for a tick: its state goes back to the pool
           c.socket.cancel(cancel_ec);
+        } else if (c.h2 != nullptr && c.idle && c.deadline - config_.idle_timeout + tick_ <= now) {
+          c.h2->trim_idle();  // an HTTP/2 connection quiet for a tick keeps only its session
         }
       }
     }

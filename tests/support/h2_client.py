@@ -12,12 +12,17 @@
   h2_client.py PORT settings-flood N        N SETTINGS frames
   h2_client.py PORT too-many-streams N PATH N streams opened at once, ignoring the server's limit
   h2_client.py PORT hold PATH SECONDS       one GET, then waits for GOAWAY and the answer
+  h2_client.py PORT twice PATH SECONDS      one GET, quiet for SECONDS, another on the same connection
+
+With H2_TLS=1 the connection is TLS (h2 by ALPN, the certificate not checked).
 
 Every mode is bounded: a socket timeout of 10 s, a fixed count of frames.
 """
 import hashlib
 import json
+import os
 import socket
+import ssl
 import sys
 import time
 
@@ -36,6 +41,12 @@ def connect(port):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait on small frames
     s.settimeout(10)
+    if os.environ.get("H2_TLS") == "1":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     return s
 
 
@@ -362,6 +373,20 @@ def mode_hold(port, path, seconds):
     return {"status": status, "body": body.decode(), "goaway": out["goaway"], "eof": out["eof"]}
 
 
+def mode_twice(port, path, seconds):
+    s, c = client(port)
+    out = []
+    for sid in (1, 3):
+        if sid == 3:
+            time.sleep(seconds)
+        c.send_headers(sid, request_headers(path), end_stream=True)
+        s.sendall(c.data_to_send())
+        statuses, bodies, _, goaway = summary(pump(s, c, lambda ev, sid=sid: ended(ev, {sid})))
+        out.append({"status": statuses.get(sid), "body": bodies.get(sid, b"").decode(),
+                    "goaway": goaway})
+    return {"first": out[0], "second": out[1]}
+
+
 def main():
     port, mode, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     if mode == "streams":
@@ -384,6 +409,8 @@ def main():
         out = mode_too_many_streams(port, int(args[0]), args[1])
     elif mode == "hold":
         out = mode_hold(port, args[0], float(args[1]))
+    elif mode == "twice":
+        out = mode_twice(port, args[0], float(args[1]))
     else:
         sys.exit("unknown mode " + mode)
     print(json.dumps(out), flush=True)

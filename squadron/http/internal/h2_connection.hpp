@@ -75,6 +75,12 @@ class H2Connection final {
   // Streams open now (the gateway's and tests' view).
   std::size_t streams() const noexcept { return open_streams_; }
 
+  // Quiet for a tick with no stream (the server's sweeper): what the connection only needs while
+  // it serves goes — its spare stream records, its strings' capacity, and the pages of its read
+  // buffers (madvise: they come back zeroed on the next read). nghttp2's session (its HPACK
+  // tables) stays. Once per quiet spell.
+  void trim_idle() noexcept;
+
  private:
   friend struct H2Callbacks;
   friend class H2Body;
@@ -137,6 +143,7 @@ class H2Connection final {
   bool terminated_ = false;  // GOAWAY with an error (or after the idle timeout) is on its way
   bool goaway_ = false;      // the server stops: GOAWAY sent, streams before it finish
   bool dead_ = false;        // the socket failed or the reader ended: nothing more is sent
+  bool trimmed_ = false;     // trim_idle() ran since the last stream opened
 };
 
 }  // namespace squadron::http::internal
