@@ -24,6 +24,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/internal/per_context.hpp"
 #include "squadron/http/internal/read_buffer.hpp"
 #include "squadron/http/outbound.hpp"
 #include "squadron/http/request.hpp"
@@ -347,24 +348,9 @@ ConnectionPool::ConnectionPool(asio::io_context::executor_type executor,
                                std::size_t max_idle_per_upstream)
     : impl_(std::make_unique<Impl>(std::move(executor), max_idle_per_upstream)) {}
 
-namespace {
-
-class PoolService final : public asio::execution_context::service {
- public:
-  using key_type = PoolService;
-  static inline asio::execution_context::id id;
-  explicit PoolService(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
-  void shutdown() override { pool.reset(); }
-  std::unique_ptr<ConnectionPool> pool;
-};
-
-}  // namespace
-
 ConnectionPool& ConnectionPool::of(asio::io_context& context, std::size_t max_idle_per_upstream) {
-  auto& service = asio::use_service<PoolService>(context);
-  if (!service.pool)
-    service.pool = std::make_unique<ConnectionPool>(context.get_executor(), max_idle_per_upstream);
-  return *service.pool;
+  return internal::PerContext<ConnectionPool>::of(context, context.get_executor(),
+                                                  max_idle_per_upstream);
 }
 
 ConnectionPool::~ConnectionPool() {

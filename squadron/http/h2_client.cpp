@@ -18,6 +18,8 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/internal/nghttp2_setup.hpp"
+#include "squadron/http/internal/per_context.hpp"
 
 namespace squadron::http {
 
@@ -321,27 +323,16 @@ ssize_t read_request_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length
   return static_cast<ssize_t>(n);
 }
 
-struct ClientSetup {
-  ClientSetup() {
-    nghttp2_session_callbacks_new(&callbacks);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &on_frame_send);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
-    nghttp2_option_new(&option);
-    nghttp2_option_set_no_auto_window_update(option, 1);  // opened as the client takes the body
-  }
-  ~ClientSetup() {
-    nghttp2_session_callbacks_del(callbacks);
-    nghttp2_option_del(option);
-  }
-  nghttp2_session_callbacks* callbacks = nullptr;
-  nghttp2_option* option = nullptr;
-};
+void install_client_callbacks(nghttp2_session_callbacks* cb) {
+  nghttp2_session_callbacks_set_on_header_callback(cb, &on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &on_stream_close);
+}
 
-const ClientSetup& client_setup() {
-  static const ClientSetup setup;
+const internal::Nghttp2Setup& client_setup() {
+  static const internal::Nghttp2Setup setup(&install_client_callbacks);
   return setup;
 }
 
@@ -487,7 +478,7 @@ asio::awaitable<std::shared_ptr<UpConn>> acquire(H2Pool::Impl& p, Upstream up,
     co_return nullptr;
   }
   c->socket.set_option(tcp::no_delay(true), ec);
-  const ClientSetup& setup = client_setup();
+  const internal::Nghttp2Setup& setup = client_setup();
   if (nghttp2_session_client_new2(&c->session, setup.callbacks, c.get(), setup.option) != 0)
     throw std::bad_alloc();
   const nghttp2_settings_entry settings[] = {
@@ -537,23 +528,8 @@ H2Pool::H2Pool(asio::io_context::executor_type executor)
 
 H2Pool::~H2Pool() = default;
 
-namespace {
-
-class H2PoolService final : public asio::execution_context::service {
- public:
-  using key_type = H2PoolService;
-  static inline asio::execution_context::id id;
-  explicit H2PoolService(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
-  void shutdown() override { pool.reset(); }
-  std::unique_ptr<H2Pool> pool;
-};
-
-}  // namespace
-
 H2Pool& H2Pool::of(asio::io_context& context) {
-  auto& service = asio::use_service<H2PoolService>(context);
-  if (!service.pool) service.pool = std::make_unique<H2Pool>(context.get_executor());
-  return *service.pool;
+  return internal::PerContext<H2Pool>::of(context, context.get_executor());
 }
 
 std::size_t H2Pool::connections() const noexcept {

@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/scope_exit.hpp"
+#include "squadron/http/internal/nghttp2_setup.hpp"
 #include "squadron/http/parser.hpp"
 
 namespace squadron::http::internal {
@@ -365,36 +366,18 @@ struct H2Callbacks {
 
 namespace {
 
-// The callbacks and options every connection's session is made with (nghttp2 copies them).
-struct SessionSetup {
-  SessionSetup() {
-    nghttp2_session_callbacks_new(&callbacks);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks,
-                                                            &H2Callbacks::on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, &H2Callbacks::on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &H2Callbacks::on_frame_recv);
-    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks,
-                                                                 &H2Callbacks::on_invalid_frame);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks,
-                                                              &H2Callbacks::on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &H2Callbacks::on_frame_send);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks,
-                                                           &H2Callbacks::on_stream_close);
-    nghttp2_option_new(&option);
-    // Windows open as handlers read bodies, not as bytes arrive: a slow handler holds back its
-    // client instead of buffering for it.
-    nghttp2_option_set_no_auto_window_update(option, 1);
-  }
-  ~SessionSetup() {
-    nghttp2_session_callbacks_del(callbacks);
-    nghttp2_option_del(option);
-  }
-  nghttp2_session_callbacks* callbacks = nullptr;
-  nghttp2_option* option = nullptr;
-};
+void install_server_callbacks(nghttp2_session_callbacks* cb) {
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &H2Callbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, &H2Callbacks::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Callbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, &H2Callbacks::on_invalid_frame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Callbacks::on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &H2Callbacks::on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Callbacks::on_stream_close);
+}
 
-const SessionSetup& session_setup() {
-  static const SessionSetup setup;
+const Nghttp2Setup& session_setup() {
+  static const Nghttp2Setup setup(&install_server_callbacks);
   return setup;
 }
 
@@ -408,7 +391,7 @@ bool H2Connection::starts_preface(std::string_view bytes) noexcept {
 H2Connection::H2Connection(Connection& conn, H2Host& host, const ServerConfig& config, char* buffer,
                            char* cipher)
     : conn_(conn), host_(host), config_(config), buffer_(buffer), cipher_(cipher) {
-  const SessionSetup& setup = session_setup();
+  const Nghttp2Setup& setup = session_setup();
   if (nghttp2_session_server_new2(&session_, setup.callbacks, this, setup.option) != 0)
     throw std::bad_alloc();
   const Http2Config& h2 = config_.http2;

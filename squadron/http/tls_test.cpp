@@ -250,9 +250,9 @@ TEST_F(TlsTest, AnHttp2ConnectionQuietPastATickIsTrimmedAndServesTheNextRequest)
   ServerConfig config;
   config.header_timeout = 400ms;  // a 100 ms tick: its buffers' pages go while it is quiet
   TlsServer s(listener(), config);
-  const Ran r = run("H2_TLS=1 /usr/bin/python3 " + std::string(SQUADRON_SOURCE_DIR) +
-                    "/tests/support/h2_client.py " + std::to_string(s.port()) +
-                    " twice /hello 0.5 2>&1");
+  const Ran r =
+      run("H2_TLS=1 /usr/bin/python3 " + std::string(SQUADRON_SOURCE_DIR) +
+          "/tests/support/h2_client.py " + std::to_string(s.port()) + " twice /hello 0.5 2>&1");
   EXPECT_NE(r.output.find(R"("second": {"status": 200, "body": "secure /hello")"),
             std::string::npos)
       << r.output;
