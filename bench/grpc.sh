@@ -105,47 +105,5 @@ done
 
 # One unary Say call: a gRPC message (not compressed, 7 bytes: Text{text: "hello"}).
 printf '\0\0\0\0\007\012\005hello' >"$work/say.bin"
-hz=$(getconf CLK_TCK)
-run_h2load() {  # server -> "calls/s p99_ms cpu_us_per_call"
-  local s=$1 out t0 t1 log=$work/h2load-$1.log
-  rm -f "$log"
-  t0=$(cpu_ticks "${PIDS[$s]}")
-  out=$(taskset -c "$CLIENT_CPU" h2load -t1 -c"$CLIENTS" -m"$STREAMS" -D"$DURATION" --log-file="$log" \
-    -d "$work/say.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-    "http://127.0.0.1:${PORTS[$s]}/squadron.example.Echo/Say" 2>&1)
-  t1=$(cpu_ticks "${PIDS[$s]}")
-  local rps failed p99 done_
-  rps=$(awk '/^finished in/ {for (i=1;i<=NF;i++) if ($(i+1) ~ /^req\/s/) {gsub(",","",$i); print $i}}' <<<"$out")
-  failed=$(awk '/^requests:/ {for (i=1;i<=NF;i++) if ($(i+1) ~ /^failed/) print $i}' <<<"$out")
-  [ "${failed:-0}" = 0 ] || echo "  $s: $failed calls failed" >&2
-  p99=$(awk '{print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int(NR*0.99)]/1000}')
-  done_=$(wc -l <"$log")
-  echo "$rps $p99 $(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$done_" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
-}
-
-for s in $servers; do  # warm-up, not counted
-  taskset -c "$CLIENT_CPU" h2load -t1 -c"$CLIENTS" -m"$STREAMS" -D2 -d "$work/say.bin" \
-    -H 'content-type: application/grpc' -H 'te: trailers' \
-    "http://127.0.0.1:${PORTS[$s]}/squadron.example.Echo/Say" >/dev/null 2>&1
-done
-
-declare -A RPS P99 CPU
-printf '%-6s %-9s %10s %8s %8s\n' round server "calls/s" "p99 ms" "CPU us"
-for r in $(seq 1 "$ROUNDS"); do
-  for s in $servers; do
-    read -r rps p99 cpu < <(run_h2load "$s")
-    RPS[$s]+="$rps "; P99[$s]+="$p99 "; CPU[$s]+="$cpu "
-    printf '%-6s %-9s %10s %8s %8s\n' "$r" "$s" "$rps" "$p99" "$cpu"
-  done
-done
-
-echo
-for s in $servers; do
-  printf 'median   %-9s %8.0f calls/s (p99 %s ms, proxy CPU %s us/call)\n' "$s" \
-    "$(median "${RPS[$s]}")" "$(median "${P99[$s]}")" "$(median "${CPU[$s]}")"
-done
-for peer in nginx haproxy; do
-  printf 'ratio    squadron/%-8s calls/s %.2f (p99 %.2f, CPU/call %.2f)   (medians of per-round ratios)\n' \
-    "$peer" "$(paired "${RPS[squadron]}" "${RPS[$peer]}")" "$(paired "${P99[squadron]}" "${P99[$peer]}")" \
-    "$(paired "${CPU[squadron]}" "${CPU[$peer]}")"
-done
+h2load_rounds "calls/s" "http://127.0.0.1:%s/squadron.example.Echo/Say" -d "$work/say.bin" \
+  -H 'content-type: application/grpc' -H 'te: trailers'
