@@ -57,9 +57,7 @@ class Signal {
 // Fields HTTP/2 does not carry (RFC 9113 §8.2.2), and Host (the :authority).
 bool not_sent(std::string_view name, std::string_view value) {
   if (iequals(name, "te")) return value != "trailers";
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
-         iequals(name, "upgrade") || iequals(name, "host");
+  return internal::connection_specific(name) || iequals(name, "host");
 }
 
 std::string_view trim(std::string_view s) {

@@ -36,14 +36,6 @@ constexpr double kResetGlitches = 10;
 // it falls idle, this many.
 constexpr std::size_t kIdleSpareStreams = 4;
 
-// Fields that mean something to one HTTP/1.1 connection only: never sent in HTTP/2 (RFC 9113
-// §8.2.2; the client would reset the stream).
-bool connection_specific(std::string_view name) noexcept {
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
-         iequals(name, "upgrade");
-}
-
 void log_exception(std::exception_ptr e) noexcept {
   log_task_exception(e, "an HTTP/2 stream's task");
 }

@@ -5,8 +5,20 @@
 #pragma once
 
 #include <nghttp2/nghttp2.h>
+#include <string_view>
+
+#include "squadron/http/request.hpp"
 
 namespace squadron::http::internal {
+
+// Fields that mean something to one HTTP/1.1 connection only: never sent in HTTP/2 (RFC 9113
+// §8.2.2; the peer would reset the stream). The server's answers and the upstream client's
+// requests both leave them out.
+inline bool connection_specific(std::string_view name) noexcept {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
+         iequals(name, "upgrade");
+}
 
 struct Nghttp2Setup {
   explicit Nghttp2Setup(void (*install)(nghttp2_session_callbacks*)) {
