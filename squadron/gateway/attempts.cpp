@@ -189,6 +189,13 @@ Attempts::Next Attempts::after(const Cluster& service, Stats& stats, const Forwa
     }
     return Next::kAnswered;
   }
+  if (f.request.options.client != nullptr && f.request.options.client->cancelled()) {
+    // Its client gave up (an HTTP/2 stream reset): the instance is not to blame, and nobody
+    // waits for an answer from another. Counted as nginx's 499 (Client Closed Request), not as
+    // the service's failure.
+    res = http::Response::problem(499, "the client cancelled the request");
+    return Next::kAnswered;
+  }
   if (balancer_.record(pool, ep, false, now)) stats.ejections.add();
   if (x.outcome == http::Outcome::kMalformed) {
     // An answer, but not one to pass on (framing, field count or size, control bytes).

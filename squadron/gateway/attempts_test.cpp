@@ -24,6 +24,7 @@ struct Step {
   bool sent = true;
   const char* grpc_status = nullptr;  // a gRPC answer with trailers only: this grpc-status
   bool replayable = false;            // the transport could send the request again
+  bool cancel = false;                // the client gives up during the exchange
 };
 
 class FakeTransport final : public http::Transport {
@@ -34,12 +35,13 @@ class FakeTransport final : public http::Transport {
 
   asio::awaitable<http::Exchange> exchange(http::Upstream upstream,
                                            std::span<const asio::const_buffer>,
-                                           const http::ExchangeOptions&,
+                                           const http::ExchangeOptions& options,
                                            http::Response& res) override {
     calls.emplace_back(upstream.key);
     auto& steps = script[std::string(upstream.key)];
     const Step step = steps.empty() ? Step{} : steps.front();
     if (steps.size() > 1) steps.pop_front();
+    if (step.cancel) options.client->cancel();
     if (step.outcome == http::Outcome::kAnswered) res = http::Response::text("from", step.status);
     if (step.grpc_status != nullptr) {
       res = http::Response{};
@@ -203,6 +205,32 @@ TEST(Attempts, RetriesAreBoundedByThePolicy) {
   EXPECT_EQ(t.calls.size(), 1u);
   EXPECT_EQ(r.res.status, 503);
   EXPECT_EQ(r.stats.retries.get(), 0u);
+}
+
+TEST(Attempts, ARequestItsClientCancelledGoesNowhereElseAndDoesNotCountAgainstTheInstance) {
+  auto s = two_instances();
+  s.policy.eject_after = 1;
+  // The client resets its stream while the instance has it: the transport gives up on it (a
+  // failure, or a refusal when its HEADERS had not left yet).
+  for (const auto outcome : {http::Outcome::kFailed, http::Outcome::kRefused}) {
+    FakeTransport t = both({outcome, 0, outcome == http::Outcome::kFailed, nullptr, true, true});
+    Attempts attempts(42, [&](std::string_view) { return &s; });
+    attempts.set_transport(&t);
+    asio::io_context io;
+    HeadBuffers heads;
+    Stats stats;
+    http::Response res;
+    auto client = http::Request::make_for_test("GET", "/hello");
+    Forward f = forward_of(stats, res, heads, true);
+    f.request.options.client = &client;
+    asio::co_spawn(io, attempts.run(s, std::move(f), res), asio::detached);
+    io.run();
+    EXPECT_EQ(t.calls.size(), 1u) << "retried for a client that is gone";
+    EXPECT_EQ(res.status, 499);
+    EXPECT_EQ(stats.retries.get(), 0u);
+    EXPECT_EQ(stats.ejections.get(), 0u);
+    EXPECT_FALSE(attempts.balancer().ejected(t.calls[0], std::chrono::steady_clock::now()));
+  }
 }
 
 TEST(Attempts, ConsecutiveFailuresEjectAnInstance) {

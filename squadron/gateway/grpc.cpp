@@ -15,6 +15,8 @@ namespace json = boost::json;
 
 namespace {
 
+constexpr int kCancelled = 1;
+constexpr int kDeadlineExceeded = 4;
 constexpr int kUnavailable = 14;
 
 void count(Stats* stats, int code) {
@@ -44,18 +46,23 @@ std::string detail_of(const http::Response& res) {
   return std::string(http::reason_phrase(res.status));
 }
 
-// A streamed answer: its pieces passed on; a cut one ends with UNAVAILABLE.
+// A streamed answer: its pieces passed on; a cut one ends with UNAVAILABLE (or what
+// grpc_code_of_cut() says it was).
 struct Relay {
   http::BodyStream inner;
+  const http::Request* call = nullptr;
   Stats* stats = nullptr;
 };
 
 asio::awaitable<http::BodyPiece> relay_piece(std::shared_ptr<Relay> r) {
   http::BodyPiece piece = co_await r->inner();
   if (piece.failed()) {
-    count(r->stats, kUnavailable);
+    const int code = grpc_code_of_cut(r->call->cancelled(), std::chrono::steady_clock::now(),
+                                      r->call->deadline());
+    count(r->stats, code);
     co_return http::BodyPiece::last(
-        {{"grpc-status", "14"}, {"grpc-message", grpc_message("the upstream: " + piece.error)}});
+        {{"grpc-status", std::to_string(code)},
+         {"grpc-message", grpc_message("the upstream: " + piece.error)}});
   }
   if (piece.end) count(r->stats, status_field(piece.trailers).value_or(2));  // none: UNKNOWN
   co_return piece;
@@ -80,7 +87,7 @@ int grpc_status_of_http(int status) noexcept {
     case 503:
       return kUnavailable;
     case 504:
-      return 4;
+      return kDeadlineExceeded;
     default:
       return 2;
   }
@@ -103,13 +110,25 @@ std::string grpc_message(std::string_view text) {
   return out;
 }
 
-void grpc_answer(http::Response& res, Stats* stats) {
+int grpc_code_of_cut(bool client_cancelled, std::chrono::steady_clock::time_point now,
+                     std::chrono::steady_clock::time_point deadline) noexcept {
+  constexpr auto kSlack = std::chrono::milliseconds(5);
+  if (deadline != std::chrono::steady_clock::time_point::max() && now + kSlack >= deadline)
+    return kDeadlineExceeded;
+  return client_cancelled ? kCancelled : kUnavailable;
+}
+
+void grpc_answer(http::Response& res, const http::Request& call, Stats* stats) {
+  if (call.cancelled()) {  // nobody reads the answer: what the call ended as is counted
+    count(stats, grpc_code_of_cut(true, std::chrono::steady_clock::now(), call.deadline()));
+    return;
+  }
   if (const auto code = status_field(res.headers)) {  // trailers only: the call's end
     count(stats, *code);
     return;
   }
   if (res.status == 200 && res.stream) {
-    auto relay = std::make_shared<Relay>(Relay{std::move(res.stream), stats});
+    auto relay = std::make_shared<Relay>(Relay{std::move(res.stream), &call, stats});
     res.stream = [relay] { return relay_piece(relay); };
     return;
   }
@@ -119,16 +138,16 @@ void grpc_answer(http::Response& res, Stats* stats) {
   }
   const int code = grpc_status_of_http(res.status);
   std::string message = grpc_message(detail_of(res));
-  http::Response call;
-  call.status = 200;
-  call.content_type = "application/grpc";
-  call.set_header("grpc-status", std::to_string(code));
-  call.set_header("grpc-message", std::move(message));
+  http::Response trailers_only;
+  trailers_only.status = 200;
+  trailers_only.content_type = "application/grpc";
+  trailers_only.set_header("grpc-status", std::to_string(code));
+  trailers_only.set_header("grpc-message", std::move(message));
   for (auto& [name, value] : res.headers) {  // Retry-After and the like: still worth knowing
     if (!http::iequals(name, "content-type"))
-      call.headers.emplace_back(std::move(name), std::move(value));
+      trailers_only.headers.emplace_back(std::move(name), std::move(value));
   }
-  res = std::move(call);
+  res = std::move(trailers_only);
   count(stats, code);
 }
 

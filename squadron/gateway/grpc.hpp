@@ -5,16 +5,19 @@
 // DEADLINE_EXCEEDED); an upstream cut off in the middle of an answer ends it with grpc-status 14
 // (UNAVAILABLE) instead of a reset stream.
 //
-//   if (upstream.grpc) co_await grpc_call(std::move(inner), stats, res);
+//   co_await std::move(forwarded);
+//   grpc_answer(res, req, stats);
 //
 // Thread safety: on the request's I/O thread.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "squadron/gateway/metrics.hpp"
+#include "squadron/http/request.hpp"
 #include "squadron/http/response.hpp"
 
 namespace squadron::gateway {
@@ -27,9 +30,17 @@ int grpc_status_of_http(int status) noexcept;
 // grpc-message's encoding: percent-encoded outside printable ASCII, and '%' itself.
 std::string grpc_message(std::string_view text);
 
-// Shapes `res` (the answer to a gRPC call) for a gRPC client and counts its grpc-status in
+// The grpc-status a call ended without its instance's status is counted with: DEADLINE_EXCEEDED
+// once its deadline is spent (or within 5 ms of it: the client's timer and the gateway's race,
+// and the first to fire resets the stream), CANCELLED when its client gave up before, else
+// UNAVAILABLE (the instance cut it off).
+int grpc_code_of_cut(bool client_cancelled, std::chrono::steady_clock::time_point now,
+                     std::chrono::steady_clock::time_point deadline) noexcept;
+
+// Shapes `res` (the answer to gRPC call `call`) for a gRPC client and counts its grpc-status in
 // `stats` (null: not counted) — now when it has one or is refused, at its body's end when it
-// streams.
-void grpc_answer(http::Response& res, Stats* stats);
+// streams. `call.deadline()` is the call's (set from its grpc-timeout on arrival); `call` outlives
+// `res.stream` (the server pulls the answer while its request lives).
+void grpc_answer(http::Response& res, const http::Request& call, Stats* stats);
 
 }  // namespace squadron::gateway

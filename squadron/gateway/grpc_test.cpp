@@ -25,7 +25,7 @@ TEST(Grpc, TheGatewaysRefusalsBecomeTrailersOnlyAnswersWithTheirGrpcStatus) {
     http::Response res = http::Response::problem(c.http, "echo is unreachable: 100% busy");
     res.set_header("Retry-After", "1");
     Stats stats;
-    grpc_answer(res, &stats);
+    grpc_answer(res, http::Request::make_for_test("POST", "/echo.Echo/Say"), &stats);
     EXPECT_EQ(res.status, 200) << c.http;
     EXPECT_EQ(res.content_type, "application/grpc");
     EXPECT_TRUE(res.body.empty());
@@ -40,14 +40,15 @@ TEST(Grpc, TheGatewaysRefusalsBecomeTrailersOnlyAnswersWithTheirGrpcStatus) {
 
 TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
   Stats stats;
+  const auto call = http::Request::make_for_test("POST", "/echo.Echo/Say");
   http::Response only;  // trailers only: the status in the head
   only.set_header("grpc-status", "5");
-  grpc_answer(only, &stats);
+  grpc_answer(only, call, &stats);
   EXPECT_EQ(only.header("grpc-status"), std::optional<std::string_view>("5"));
   EXPECT_EQ(stats.grpc[5].get(), 1u);
 
   // A streamed answer: counted at its end by its trailers; one cut off ends with UNAVAILABLE.
-  auto streamed = [&](std::vector<http::BodyPiece> pieces) {
+  auto streamed = [&](std::vector<http::BodyPiece> pieces, const http::Request& call) {
     auto left = std::make_shared<std::vector<http::BodyPiece>>(std::move(pieces));
     http::Response res;
     res.stream = [left]() -> asio::awaitable<http::BodyPiece> {
@@ -55,7 +56,7 @@ TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
       left->erase(left->begin());
       co_return p;
     };
-    grpc_answer(res, &stats);
+    grpc_answer(res, call, &stats);
     std::vector<http::BodyPiece> out;
     asio::io_context io;
     asio::co_spawn(
@@ -71,15 +72,47 @@ TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
     return out;
   };
   const auto ok =
-      streamed({http::BodyPiece::more("msg"), http::BodyPiece::last({{"grpc-status", "0"}})});
+      streamed({http::BodyPiece::more("msg"), http::BodyPiece::last({{"grpc-status", "0"}})}, call);
   ASSERT_EQ(ok.size(), 2u);
   EXPECT_EQ(ok[0].data, "msg");
   EXPECT_EQ(stats.grpc[0].get(), 1u);
-  const auto cut = streamed({http::BodyPiece::more("msg"), http::BodyPiece::failure("reset")});
+  const auto cut =
+      streamed({http::BodyPiece::more("msg"), http::BodyPiece::failure("reset")}, call);
   ASSERT_EQ(cut.size(), 2u);
   EXPECT_FALSE(cut[1].failed()) << "a gRPC client reads a status, not a reset";
   EXPECT_EQ(cut[1].trailers.front(), (std::pair<std::string, std::string>{"grpc-status", "14"}));
   EXPECT_EQ(stats.grpc[14].get(), 1u);
+
+  // Cut because its client gave up (the server reset the upstream's stream): CANCELLED; cut
+  // once its deadline passed: DEADLINE_EXCEEDED, whoever reset it first.
+  auto gave_up = http::Request::make_for_test("POST", "/echo.Echo/Chat");
+  gave_up.cancel();
+  streamed({http::BodyPiece::more("msg"), http::BodyPiece::failure("reset")}, gave_up);
+  EXPECT_EQ(stats.grpc[1].get(), 1u);
+  auto late = http::Request::make_for_test("POST", "/echo.Echo/Chat");
+  late.set_deadline(std::chrono::steady_clock::now() - 1ms);
+  streamed({http::BodyPiece::failure("the upstream's answer stalled")}, late);
+  EXPECT_EQ(stats.grpc[4].get(), 1u);
+  EXPECT_EQ(stats.grpc[14].get(), 1u) << "neither is the instance's failure";
+
+  // A call its client cancelled before the answer's head: counted, whatever the answer says.
+  http::Response refused = http::Response::problem(499, "the client cancelled the request");
+  grpc_answer(refused, gave_up, &stats);
+  EXPECT_EQ(stats.grpc[1].get(), 2u);
+}
+
+TEST(Grpc, ACallCutWithoutItsStatusIsCountedByWhoEndedIt) {
+  const auto t = std::chrono::steady_clock::time_point() + 1h;
+  const auto none = std::chrono::steady_clock::time_point::max();
+  EXPECT_EQ(grpc_code_of_cut(false, t, none), 14);  // the instance cut it off
+  EXPECT_EQ(grpc_code_of_cut(true, t, none), 1);    // its client gave up
+  EXPECT_EQ(grpc_code_of_cut(true, t, t + 1s), 1);
+  EXPECT_EQ(grpc_code_of_cut(false, t, t + 1s), 14);
+  // At its deadline, or within 5 ms of it (the client's timer fired first): DEADLINE_EXCEEDED.
+  EXPECT_EQ(grpc_code_of_cut(true, t, t + 5ms), 4);
+  EXPECT_EQ(grpc_code_of_cut(true, t, t + 6ms), 1);
+  EXPECT_EQ(grpc_code_of_cut(false, t, t), 4);
+  EXPECT_EQ(grpc_code_of_cut(false, t, t - 1s), 4);
 }
 
 TEST(Grpc, AMessageIsPercentEncodedOutsidePrintableAscii) {

@@ -164,18 +164,21 @@ namespace {
 asio::awaitable<void> answered() { co_return; }
 
 // A gRPC call: its answer as a gRPC client reads it, its grpc-status counted (grpc.hpp).
-asio::awaitable<void> grpc_call(asio::awaitable<void> inner, Stats* stats, http::Response& res) {
+asio::awaitable<void> grpc_call(asio::awaitable<void> inner, const http::Request& req, Stats* stats,
+                                http::Response& res) {
   co_await std::move(inner);
-  grpc_answer(res, stats);
+  grpc_answer(res, req, stats);
 }
 }  // namespace
 
 asio::awaitable<void> Proxy::handle_async(http::Request& req, http::Response& res,
                                           std::size_t worker) {
   if (is_grpc(req)) {
+    if (const auto left = req.timeout_left_ms())  // the call's deadline, for what it ends as
+      req.set_deadline(std::chrono::steady_clock::now() + std::chrono::milliseconds(*left));
     Stats* stats = nullptr;
     auto inner = route(req, res, worker, &stats);
-    return grpc_call(std::move(inner), stats, res);
+    return grpc_call(std::move(inner), req, stats, res);
   }
   return route(req, res, worker, nullptr);
 }

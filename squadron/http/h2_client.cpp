@@ -161,6 +161,7 @@ struct UpStream {
   std::uint64_t fed = 0;  // feed bytes given to nghttp2
   bool deferred = false;  // nghttp2 waits for resume_data
   bool sent = false;      // its HEADERS left
+  bool gave_up = false;   // its client cancelled it: it goes nowhere else
   // The answer.
   int status = 0;
   Fields headers;
@@ -659,7 +660,10 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
   if (options.client != nullptr) {
     std::weak_ptr<UpStream> weak = st;
     options.client->on_cancel([weak] {
-      if (auto s = weak.lock()) s->cancel();
+      if (auto s = weak.lock()) {
+        s->gave_up = true;
+        s->cancel();
+      }
     });
   }
   if (feed && !feed->feed->pumping && !feed->feed->end) {
@@ -683,7 +687,12 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
   x.replayable = kept;
   if (!st->head) {
     st->detach();
-    if (!st->closed) {
+    if (st->gave_up) {  // not retried: nobody waits for its answer
+      x.outcome = Outcome::kFailed;
+      x.sent = true;
+      x.replayable = false;
+      x.error = "the client cancelled the request";
+    } else if (!st->closed) {
       st->cancel();
       x.outcome = Outcome::kTimeout;
       x.sent = true;

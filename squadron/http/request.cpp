@@ -87,6 +87,7 @@ void Request::reset() noexcept {
   deadline_ = std::chrono::steady_clock::time_point::max();
   body_reader_ = nullptr;
   cancel_ = nullptr;
+  cancelled_ = false;
 }
 
 std::optional<std::int64_t> grpc_timeout_ms(std::string_view v) noexcept {

@@ -184,11 +184,14 @@ class Request final {
   void on_cancel(std::function<void()> f) { cancel_ = std::move(f); }
   // Called by the server: runs (and clears) what on_cancel() set.
   void cancel() {
+    cancelled_ = true;
     if (!cancel_) return;
     auto f = std::move(cancel_);
     cancel_ = nullptr;
     f();
   }
+  // The client gave up on this request (cancel() ran).
+  bool cancelled() const noexcept { return cancelled_; }
 
   // Builds a request directly (tests, in-process dispatch). `raw_headers` are "name: value" pairs.
   static Request make_for_test(std::string_view method, std::string_view target,
@@ -222,6 +225,7 @@ class Request final {
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   BodyReader* body_reader_ = nullptr;
   std::function<void()> cancel_;
+  bool cancelled_ = false;
 };
 
 }  // namespace squadron::http
