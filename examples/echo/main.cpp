@@ -1,7 +1,9 @@
 // Answers any method on any path with a JSON echo of the request: method, path, query,
 // headers and body size, and the instance that answered (SQUADRON_INSTANCE, when run by
 // `squadron up`). `?delay_ms=N` (at most 60000) waits N ms first, without holding a thread. The
-// target of the conformance, drain, robustness and rollout tests.
+// target of the conformance, drain, robustness and rollout tests. `/ws/{room}` is a WebSocket
+// (the SDK's, on Boost.Beast): each message comes back as it went (text or binary); the text
+// "describe" answers the room, the instance and the request's User-Agent as JSON.
 #include <charconv>
 #include <cstdlib>
 
@@ -54,8 +56,24 @@ squadron::Task<squadron::Response> echo(const squadron::Request& req) {
 
 }  // namespace
 
+squadron::Task<void> echo_messages(squadron::WebSocket& ws) {
+  while (auto m = co_await ws.receive()) {
+    if (!m->binary && m->data == "describe") {
+      static const char* const instance = std::getenv("SQUADRON_INSTANCE");
+      const boost::json::object about{{"room", ws.param("room")},
+                                      {"path", ws.path()},
+                                      {"user_agent", ws.header("user-agent").value_or("")},
+                                      {"instance", instance != nullptr ? instance : ""}};
+      if (!co_await ws.send(boost::json::serialize(about))) break;
+      continue;
+    }
+    if (!co_await ws.send(m->data, m->binary)) break;
+  }
+}
+
 int main(int argc, char** argv) {
   squadron::Service app{"echo"};
+  app.websocket("/ws/{room}", echo_messages);
   app.fallback(echo);
   return app.run(argc, argv);
 }

@@ -48,7 +48,7 @@ TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
   EXPECT_EQ(stats.grpc[5].get(), 1u);
 
   // A streamed answer: counted at its end by its trailers; one cut off ends with UNAVAILABLE.
-  auto streamed = [&](std::vector<http::BodyPiece> pieces, const http::Request& call) {
+  auto streamed = [&](std::vector<http::BodyPiece> pieces, const http::Request& of) {
     auto left = std::make_shared<std::vector<http::BodyPiece>>(std::move(pieces));
     http::Response res;
     res.stream = [left]() -> asio::awaitable<http::BodyPiece> {
@@ -56,7 +56,7 @@ TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
       left->erase(left->begin());
       co_return p;
     };
-    grpc_answer(res, call, &stats);
+    grpc_answer(res, of, &stats);
     std::vector<http::BodyPiece> out;
     asio::io_context io;
     asio::co_spawn(

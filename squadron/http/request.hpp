@@ -126,6 +126,10 @@ class Request final {
 
   // The value of path parameter `name` ("{id}" in the route), percent-decoded; empty if absent.
   std::string_view param(std::string_view name) const noexcept;
+  // Every path parameter, in the pattern's order.
+  std::span<const std::pair<std::string_view, std::string>> params() const noexcept {
+    return params_;
+  }
   // The first query parameter `name`, percent-decoded ('+' is a space); nullopt if absent.
   std::optional<std::string> query_param(std::string_view name) const;
 

@@ -88,6 +88,9 @@ struct Response {
   // With status 101: once the head is sent, the connection belongs to this handler until it
   // returns, then it closes. The head should carry `Connection: Upgrade` and `Upgrade`.
   UpgradeHandler upgraded;
+  // With `upgraded`: the server sends no head; the handler writes its own 101 (Beast's
+  // WebSocket accept does, after its checks of the request).
+  bool upgrade_writes_head = false;
 
   static Response text(std::string body, int status = 200);
   static Response json(const boost::json::value& v, int status = 200);

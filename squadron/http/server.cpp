@@ -746,7 +746,9 @@ class Server::Worker final : public internal::H2Host {
       // A body not read to its end leaves the connection out of step: close it after.
       if (!streamed->complete()) keep = false;
     }
-    if (res.stream) {
+    if (res.status == 101 && res.upgraded && res.upgrade_writes_head) {
+      // Its handler answers (below, in upgrade()).
+    } else if (res.stream) {
       chunked = answer_streamed(s.req, res, keep, s.out);
     } else {
       answer(s.req, res, keep, s.out);

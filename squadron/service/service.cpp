@@ -332,6 +332,9 @@ class ServiceHandler final : public http::Handler {
   std::atomic<bool> draining_{false};
   bool access_log_ = false;
   bool prepared_ = false;
+
+ public:
+  WebSocketSessions websockets;  // app.websocket()'s open connections
 };
 
 }  // namespace internal
@@ -344,6 +347,14 @@ Service& Service::route(std::string_view method, std::string_view pattern,
                         internal::RouteHandler h) {
   handler_->add_route(method, pattern, std::move(h));
   return *this;
+}
+Service& Service::websocket(std::string_view pattern, WebSocketHandler handler) {
+  auto shared = std::make_shared<const WebSocketHandler>(std::move(handler));
+  internal::RouteHandler h;
+  h.sync = [shared, sessions = &handler_->websockets](Request& req) {
+    return internal::accept_websocket(req, shared, *sessions);
+  };
+  return route("GET", pattern, std::move(h));
 }
 Service& Service::set_fallback(internal::RouteHandler h) {
   handler_->set_fallback(std::move(h));
@@ -387,7 +398,14 @@ int Service::run(ServiceConfig config) {
     boost::system::error_code ignored;
     signals.clear(ignored);
     drain_timer.expires_after(config.drain_delay);
-    drain_timer.async_wait([&](boost::system::error_code) { server.stop(config.stop_grace); });
+    drain_timer.async_wait([&](boost::system::error_code) {
+      server.stop(config.stop_grace);
+      // WebSockets stay open through the grace; each gets its 1001 a little before its end
+      // (a tenth of the grace, at most 1 s) so that its client can reconnect elsewhere.
+      const auto margin =
+          std::min<std::chrono::milliseconds>(config.stop_grace / 10, std::chrono::seconds(1));
+      handler_->websockets.go_away_at(SteadyClock::now() + config.stop_grace - margin);
+    });
   });
   if (auto ec = server.listen()) {
     spdlog::error(

@@ -32,6 +32,7 @@
 #include "squadron/http/response.hpp"
 #include "squadron/http/server.hpp"
 #include "squadron/service/client.hpp"
+#include "squadron/service/websocket.hpp"
 
 namespace squadron {
 
@@ -133,6 +134,11 @@ class Service final {
   Service& on(std::string_view method, std::string_view pattern, F handler) {
     return route(method, pattern, internal::make_handler(std::move(handler)));
   }
+  // A WebSocket endpoint (websocket.hpp): a GET of `pattern` asking to upgrade is accepted by
+  // Boost.Beast and `handler` has the connection until it returns; any other request to it
+  // gets 426 (Upgrade Required).
+  Service& websocket(std::string_view pattern, WebSocketHandler handler);
+
   // What answers requests no route matches (instead of 404/405 problem documents).
   template <typename F>
   Service& fallback(F handler) {
@@ -171,5 +177,6 @@ class Service final {
 }  // namespace service
 
 using Service = service::Service;
+using WebSocket = service::WebSocket;
 
 }  // namespace squadron

@@ -222,6 +222,26 @@ TEST(Service, MetricsCountRequestsByRouteAndStatusWithAHistogram) {
       << "the scrape itself is in flight";
 }
 
+TEST(Service, AWebSocketRouteHandsAnUpgradeToBeastAndAnswersAnythingElse426) {
+  Service app{"t"};
+  app.websocket("/ws/{room}", [](WebSocket&) -> Task<void> { co_return; });
+  const auto plain = call(app, "GET", "/ws/lobby");
+  EXPECT_EQ(plain.status, 426);
+  EXPECT_EQ(plain.header("upgrade"), std::optional<std::string_view>("websocket"));
+  EXPECT_NE(plain.body.find("Upgrade: websocket"), std::string::npos) << plain.body;
+  // An upgrade: no head of the server's; Beast writes the 101 once it checked the key.
+  const auto up = call(app, "GET", "/ws/lobby",
+                       {{"Host", "t"},
+                        {"Connection", "Upgrade"},
+                        {"Upgrade", "websocket"},
+                        {"Sec-WebSocket-Version", "13"},
+                        {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}});
+  EXPECT_EQ(up.status, 101);
+  EXPECT_TRUE(up.upgrade_writes_head);
+  EXPECT_TRUE(static_cast<bool>(up.upgraded));
+  EXPECT_EQ(call(app, "POST", "/ws/lobby").status, 405) << "a WebSocket route is a GET";
+}
+
 }  // namespace
 }  // namespace squadron
 
