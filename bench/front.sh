@@ -15,6 +15,7 @@ HELLO_PORT=$(free_port); SQUADRON_PORT=$(free_port); HAPROXY_PORT=$(free_port); 
 
 PORT=$HELLO_PORT taskset -c "$SERVER_CPU" build/bin/hello --threads 1 >"$work/hello.log" 2>&1 &
 pids+=($!)
+UPSTREAM_PID=$!  # its CPU per request is measured too: it shares $SERVER_CPU
 
 cat >"$work/gateway.yaml" <<GW
 listen: 127.0.0.1:$SQUADRON_PORT
@@ -35,6 +36,21 @@ pids+=("$squadron_pid")
 # HAProxy and nginx with the same protocols (TLS 1.2 and 1.3) and the same intermediate ciphers;
 # sessions resumed by tickets in all three (their defaults); no limit on requests per connection.
 ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+# SAME_HEADERS=1: HAProxy and nginx add what the gateway adds to every request by default
+# (X-Forwarded-For/-Proto/-Host and an X-Request-Id, which the upstream echoes), so that the
+# upstream sharing their CPU parses the same request; off by default (their own defaults).
+haproxy_headers= nginx_headers=
+if [ "${SAME_HEADERS:-0}" = 1 ]; then
+  haproxy_headers='  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  unique-id-format %{+X}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid
+  unique-id-header X-Request-Id'
+  nginx_headers='      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Request-Id $request_id;'
+fi
 cat >"$work/haproxy.cfg" <<CFG
 global
   nbthread 1
@@ -52,6 +68,7 @@ defaults
   http-reuse always
 frontend front
   bind 127.0.0.1:$HAPROXY_PORT ssl crt $work/site.combined.pem alpn $haproxy_alpn
+$haproxy_headers
   default_backend hello
 backend hello
   server hello1 127.0.0.1:$HELLO_PORT
@@ -87,6 +104,7 @@ http {
       proxy_pass http://hello;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+$nginx_headers
     }
   }
 }

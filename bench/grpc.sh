@@ -39,6 +39,7 @@ GRPC_PORT=$(free_port); SQUADRON_PORT=$(free_port); NGINX_PORT=$(free_port); HAP
 SQUADRON_INSTANCE=echo-1 PORT=$GRPC_PORT taskset -c "$SERVER_CPU" node examples/grpc/server.js \
   >"$work/grpc.log" 2>&1 &
 pids+=($!)
+UPSTREAM_PID=$!  # its CPU per call is measured too: it shares $SERVER_CPU
 
 cat >"$work/gateway.yaml" <<GW
 listen: 127.0.0.1:$SQUADRON_PORT

@@ -47,37 +47,41 @@ h2load_rounds() {
   shift 2
   local hz
   hz=$(getconf CLK_TCK)
-  one_h2load() {  # server seconds -> "rate p99_ms cpu_us_per_request"
-    local s=$1 seconds=$2 out t0 t1 log=$work/h2load-$1.log failed done_ url
+  one_h2load() {  # server seconds -> "rate p99_ms cpu_us_per_request upstream_cpu_us"
+    local s=$1 seconds=$2 out t0 t1 u0=0 u1=0 log=$work/h2load-$1.log failed done_ url
     shift 2
     url=$(printf "$format" "${PORTS[$s]}")
     rm -f "$log"
     t0=$(cpu_ticks "${PIDS[$s]}")
+    [ -n "${UPSTREAM_PID:-}" ] && u0=$(cpu_ticks "$UPSTREAM_PID")
     out=$(taskset -c "$CLIENT_CPU" h2load -t1 -c"$CLIENTS" -m"$STREAMS" -D"$seconds" --log-file="$log" \
       "$@" "$url" 2>&1)
     t1=$(cpu_ticks "${PIDS[$s]}")
+    [ -n "${UPSTREAM_PID:-}" ] && u1=$(cpu_ticks "$UPSTREAM_PID")
     rps=$(awk '/^finished in/ {for (i=1;i<=NF;i++) if ($(i+1) ~ /^req\/s/) {gsub(",","",$i); print $i}}' <<<"$out")
     failed=$(awk '/^requests:/ {for (i=1;i<=NF;i++) if ($(i+1) ~ /^failed/) print $i}' <<<"$out")
     [ "${failed:-0}" = 0 ] || echo "  $s: $failed failed" >&2
     # The log: start time, status, microseconds per request.
     p99=$(awk '{print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int(NR*0.99)]/1000}')
     done_=$(wc -l <"$log")
-    echo "$rps $p99 $(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$done_" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
+    echo "$rps $p99 $(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$done_" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')" \
+      "$(awk -v t=$((u1 - u0)) -v hz="$hz" -v n="$done_" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
   }
   for s in $servers; do one_h2load "$s" 2 "$@" >/dev/null; done  # warm-up, not counted
-  declare -A RPS P99 CPU
-  printf '%-6s %-9s %10s %8s %8s\n' round server "$unit" "p99 ms" "CPU us"
+  declare -A RPS P99 CPU UCPU
+  printf '%-6s %-9s %10s %8s %8s %12s\n' round server "$unit" "p99 ms" "CPU us" "upstream us"
   for r in $(seq 1 "$ROUNDS"); do
     for s in $servers; do
-      read -r rps p99 cpu < <(one_h2load "$s" "$DURATION" "$@")
-      RPS[$s]+="$rps "; P99[$s]+="$p99 "; CPU[$s]+="$cpu "
-      printf '%-6s %-9s %10s %8s %8s\n' "$r" "$s" "$rps" "$p99" "$cpu"
+      read -r rps p99 cpu ucpu < <(one_h2load "$s" "$DURATION" "$@")
+      RPS[$s]+="$rps "; P99[$s]+="$p99 "; CPU[$s]+="$cpu "; UCPU[$s]+="$ucpu "
+      printf '%-6s %-9s %10s %8s %8s %12s\n' "$r" "$s" "$rps" "$p99" "$cpu" "$ucpu"
     done
   done
   echo
   for s in $servers; do
-    printf 'median   %-9s %8.0f %s (p99 %s ms, CPU %s us each)\n' "$s" \
-      "$(median "${RPS[$s]}")" "$unit" "$(median "${P99[$s]}")" "$(median "${CPU[$s]}")"
+    printf 'median   %-9s %8.0f %s (p99 %s ms, CPU %s us each, the upstream %s us)\n' "$s" \
+      "$(median "${RPS[$s]}")" "$unit" "$(median "${P99[$s]}")" "$(median "${CPU[$s]}")" \
+      "$(median "${UCPU[$s]}")"
   done
   for peer in nginx haproxy; do
     printf 'ratio    squadron/%-8s %s %.2f (p99 %.2f, CPU each %.2f)   (medians of per-round ratios)\n' \
