@@ -47,24 +47,39 @@ std::string detail_of(const http::Response& res) {
 }
 
 // A streamed answer: its pieces passed on; a cut one ends with UNAVAILABLE (or what
-// grpc_code_of_cut() says it was).
+// grpc_code_of_cut() says it was). One given up before its end (its client reset the stream
+// and the server stopped pulling) is counted when it goes.
 struct Relay {
+  Relay(http::BodyStream in, Stats* s, std::chrono::steady_clock::time_point d)
+      : inner(std::move(in)), stats(s), deadline(d) {}
+  ~Relay() {
+    if (!counted)
+      count(stats, grpc_code_of_cut(cancelled, std::chrono::steady_clock::now(), deadline));
+  }
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
   http::BodyStream inner;
-  const http::Request* call = nullptr;
   Stats* stats = nullptr;
+  std::chrono::steady_clock::time_point deadline;
+  bool cancelled = false;  // its client gave up (Request::cancel())
+  bool counted = false;
 };
 
 asio::awaitable<http::BodyPiece> relay_piece(std::shared_ptr<Relay> r) {
   http::BodyPiece piece = co_await r->inner();
   if (piece.failed()) {
-    const int code = grpc_code_of_cut(r->call->cancelled(), std::chrono::steady_clock::now(),
-                                      r->call->deadline());
+    const int code = grpc_code_of_cut(r->cancelled, std::chrono::steady_clock::now(), r->deadline);
     count(r->stats, code);
+    r->counted = true;
     co_return http::BodyPiece::last(
         {{"grpc-status", std::to_string(code)},
          {"grpc-message", grpc_message("the upstream: " + piece.error)}});
   }
-  if (piece.end) count(r->stats, status_field(piece.trailers).value_or(2));  // none: UNKNOWN
+  if (piece.end) {
+    count(r->stats, status_field(piece.trailers).value_or(2));  // none: UNKNOWN
+    r->counted = true;
+  }
   co_return piece;
 }
 
@@ -118,7 +133,7 @@ int grpc_code_of_cut(bool client_cancelled, std::chrono::steady_clock::time_poin
   return client_cancelled ? kCancelled : kUnavailable;
 }
 
-void grpc_answer(http::Response& res, const http::Request& call, Stats* stats) {
+void grpc_answer(http::Response& res, http::Request& call, Stats* stats) {
   if (call.cancelled()) {  // nobody reads the answer: what the call ended as is counted
     count(stats, grpc_code_of_cut(true, std::chrono::steady_clock::now(), call.deadline()));
     return;
@@ -128,7 +143,13 @@ void grpc_answer(http::Response& res, const http::Request& call, Stats* stats) {
     return;
   }
   if (res.status == 200 && res.stream) {
-    auto relay = std::make_shared<Relay>(Relay{std::move(res.stream), &call, stats});
+    auto relay = std::make_shared<Relay>(std::move(res.stream), stats, call.deadline());
+    // Told when the client gives up, before what the transport does then (it resets the
+    // upstream's stream).
+    call.on_cancel([weak = std::weak_ptr<Relay>(relay), then = call.release_on_cancel()] {
+      if (auto r = weak.lock()) r->cancelled = true;
+      if (then) then();
+    });
     res.stream = [relay] { return relay_piece(relay); };
     return;
   }

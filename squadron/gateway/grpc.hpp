@@ -39,8 +39,8 @@ int grpc_code_of_cut(bool client_cancelled, std::chrono::steady_clock::time_poin
 
 // Shapes `res` (the answer to gRPC call `call`) for a gRPC client and counts its grpc-status in
 // `stats` (null: not counted) — now when it has one or is refused, at its body's end when it
-// streams. `call.deadline()` is the call's (set from its grpc-timeout on arrival); `call` outlives
-// `res.stream` (the server pulls the answer while its request lives).
-void grpc_answer(http::Response& res, const http::Request& call, Stats* stats);
+// streams, or when the server gives up on it. `call.deadline()` is the call's (set from its
+// grpc-timeout on arrival); its on_cancel() gets a step of this ahead of the transport's.
+void grpc_answer(http::Response& res, http::Request& call, Stats* stats);
 
 }  // namespace squadron::gateway

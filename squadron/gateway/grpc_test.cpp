@@ -25,7 +25,8 @@ TEST(Grpc, TheGatewaysRefusalsBecomeTrailersOnlyAnswersWithTheirGrpcStatus) {
     http::Response res = http::Response::problem(c.http, "echo is unreachable: 100% busy");
     res.set_header("Retry-After", "1");
     Stats stats;
-    grpc_answer(res, http::Request::make_for_test("POST", "/echo.Echo/Say"), &stats);
+    auto call = http::Request::make_for_test("POST", "/echo.Echo/Say");
+    grpc_answer(res, call, &stats);
     EXPECT_EQ(res.status, 200) << c.http;
     EXPECT_EQ(res.content_type, "application/grpc");
     EXPECT_TRUE(res.body.empty());
@@ -40,7 +41,7 @@ TEST(Grpc, TheGatewaysRefusalsBecomeTrailersOnlyAnswersWithTheirGrpcStatus) {
 
 TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
   Stats stats;
-  const auto call = http::Request::make_for_test("POST", "/echo.Echo/Say");
+  auto call = http::Request::make_for_test("POST", "/echo.Echo/Say");
   http::Response only;  // trailers only: the status in the head
   only.set_header("grpc-status", "5");
   grpc_answer(only, call, &stats);
@@ -48,7 +49,7 @@ TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
   EXPECT_EQ(stats.grpc[5].get(), 1u);
 
   // A streamed answer: counted at its end by its trailers; one cut off ends with UNAVAILABLE.
-  auto streamed = [&](std::vector<http::BodyPiece> pieces, const http::Request& of) {
+  auto streamed = [&](std::vector<http::BodyPiece> pieces, http::Request& of) {
     auto left = std::make_shared<std::vector<http::BodyPiece>>(std::move(pieces));
     http::Response res;
     res.stream = [left]() -> asio::awaitable<http::BodyPiece> {
@@ -99,6 +100,30 @@ TEST(Grpc, AnUpstreamsStatusIsCountedWhereItComesAndACutStreamEndsUnavailable) {
   http::Response refused = http::Response::problem(499, "the client cancelled the request");
   grpc_answer(refused, gave_up, &stats);
   EXPECT_EQ(stats.grpc[1].get(), 2u);
+}
+
+TEST(Grpc, AnAnswerGivenUpBeforeItsEndIsCountedAsItGoesAndTheTransportStillHearsTheCancel) {
+  Stats stats;
+  // The server stops pulling once the client reset the stream (with a piece of the answer on
+  // its way): the call is counted CANCELLED when its answer goes, and the transport's own
+  // on_cancel (which resets the upstream's stream) still runs.
+  auto call = http::Request::make_for_test("POST", "/echo.Echo/Chat");
+  bool upstream_reset = false;
+  call.on_cancel([&] { upstream_reset = true; });
+  http::Response res;
+  res.stream = []() -> asio::awaitable<http::BodyPiece> { co_return http::BodyPiece::more("m"); };
+  grpc_answer(res, call, &stats);
+  call.cancel();
+  EXPECT_TRUE(upstream_reset);
+  res = http::Response{};
+  EXPECT_EQ(stats.grpc[1].get(), 1u);
+  // Given up with nobody cancelling (an HTTP/1.1 client gone): cut, UNAVAILABLE.
+  auto quiet = http::Request::make_for_test("POST", "/echo.Echo/Chat");
+  http::Response other;
+  other.stream = []() -> asio::awaitable<http::BodyPiece> { co_return http::BodyPiece::last(); };
+  grpc_answer(other, quiet, &stats);
+  other = http::Response{};
+  EXPECT_EQ(stats.grpc[14].get(), 1u);
 }
 
 TEST(Grpc, ACallCutWithoutItsStatusIsCountedByWhoEndedIt) {

@@ -164,7 +164,7 @@ namespace {
 asio::awaitable<void> answered() { co_return; }
 
 // A gRPC call: its answer as a gRPC client reads it, its grpc-status counted (grpc.hpp).
-asio::awaitable<void> grpc_call(asio::awaitable<void> inner, const http::Request& req, Stats* stats,
+asio::awaitable<void> grpc_call(asio::awaitable<void> inner, http::Request& req, Stats* stats,
                                 http::Response& res) {
   co_await std::move(inner);
   grpc_answer(res, req, stats);

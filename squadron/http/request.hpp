@@ -194,6 +194,8 @@ class Request final {
     cancel_ = nullptr;
     f();
   }
+  // What on_cancel() set, taken from the request (to run it from a step of one's own).
+  std::function<void()> release_on_cancel() noexcept { return std::exchange(cancel_, nullptr); }
   // The client gave up on this request (cancel() ran).
   bool cancelled() const noexcept { return cancelled_; }
 

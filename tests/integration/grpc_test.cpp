@@ -111,8 +111,10 @@ TEST_F(GrpcFleet, CallsStreamBothWaysDeadlinesPropagateAndAKilledInstancesCallsG
 
   // Counted by grpc-status: the late call as DEADLINE_EXCEEDED, or CANCELLED when the client's
   // timer reset the stream more than 5 ms before the gateway's deadline (a race the gateway
-  // cannot tell from a cancel); the cancelled stream as CANCELLED; no call cut off
-  // (UNAVAILABLE) — neither is the instance's failure.
+  // cannot tell from a cancel); the cancelled stream as CANCELLED, or OK when the instance had
+  // ended it (trailers, status 0) and they passed the gateway before the client's reset (seen
+  // under load: 1 run in 10). No call was cut off (UNAVAILABLE): neither is the instance's
+  // failure.
   const auto text = gateway_metrics();
   const auto counted = [&text](const char* code) {
     const std::string series =
@@ -121,8 +123,8 @@ TEST_F(GrpcFleet, CallsStreamBothWaysDeadlinesPropagateAndAKilledInstancesCallsG
     return at == std::string::npos ? 0 : std::stoi(text.substr(at + series.size()));
   };
   EXPECT_GE(counted("0"), 41) << text.substr(0, 4000);
-  EXPECT_EQ(counted("4") + counted("1"), 2) << text.substr(0, 4000);
-  EXPECT_GE(counted("1"), 1) << text.substr(0, 4000);
+  EXPECT_GE(counted("4") + counted("1"), 1) << text.substr(0, 4000);
+  EXPECT_LE(counted("4") + counted("1"), 2) << text.substr(0, 4000);
   EXPECT_EQ(counted("14"), 0) << text.substr(0, 4000);
 }
 
