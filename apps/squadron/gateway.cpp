@@ -80,6 +80,7 @@ http::ServerConfig front_config(std::string host, std::uint16_t port, std::size_
       threads != 0 ? threads : std::max<std::size_t>(1, std::thread::hardware_concurrency());
   config.limits.stream_above = 64 * 1024;
   config.limits.max_body = std::numeric_limits<std::size_t>::max();
+  config.http2.websocket = true;  // WebSockets over HTTP/2 to the usual upgrade path
   return config;
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
 #include <optional>
 #include <sys/mman.h>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/scope_exit.hpp"
+#include "squadron/core/splitmix.hpp"
 #include "squadron/http/internal/nghttp2_setup.hpp"
 #include "squadron/http/parser.hpp"
 
@@ -57,6 +59,10 @@ class H2Body final : public BodyReader {
 };
 
 // One stream: the request gathered from its HEADERS and DATA, the handler's answer going out.
+class H2Tunnel;
+// Wakes a tunnel's reads and writes: its stream or connection ended.
+void wake(H2Tunnel& tunnel);
+
 struct H2Stream {
   explicit H2Stream(const ParserLimits& limits) : parser(limits) {}
 
@@ -64,6 +70,7 @@ struct H2Stream {
     parser.reset(req);
     res = Response{};
     method.clear();
+    protocol.clear();
     path.clear();
     authority.clear();
     host.clear();
@@ -81,6 +88,8 @@ struct H2Stream {
     refused = 0;
     body_status = 0;
     streams_body = in_end = dispatched = running = closed = answered = discard = handled = false;
+    tunnel = false;
+    side = nullptr;
     out_end = deferred = false;
   }
 
@@ -88,7 +97,9 @@ struct H2Stream {
   H2Stream* prev = nullptr;  // in the connection's list of live streams
   H2Stream* next = nullptr;
   // The request's head as it arrives (pseudo-fields apart), and its size so far.
-  std::string method, path, authority, host, cookie, fields;
+  std::string method, protocol, path, authority, host, cookie, fields;
+  bool tunnel = false;       // an extended CONNECT (RFC 8441): a WebSocket over this stream
+  H2Tunnel* side = nullptr;  // ... while its handler has it
   std::size_t header_bytes = 0;
   std::size_t header_count = 0;
   int refused = 0;  // > 0: answer this status instead; -1: refuse the stream (REFUSED_STREAM)
@@ -112,9 +123,12 @@ struct H2Stream {
   std::string out;
   std::size_t out_off = 0;
   bool out_end = false;
-  Fields trailers;                             // sent after the body's last DATA
-  bool deferred = false;                       // nghttp2 waits for resume_data
-  std::unique_ptr<asio::steady_timer> signal;  // wakes its body reader or its body's producer
+  Fields trailers;        // sent after the body's last DATA
+  bool deferred = false;  // nghttp2 waits for resume_data
+  // Wake its body's reader (data, its end, the stream's) and its answer's producer (room in the
+  // window, the stream's end): one each, as a wait re-arms its timer and would cancel another's.
+  std::unique_ptr<asio::steady_timer> signal;
+  std::unique_ptr<asio::steady_timer> room;
 };
 
 asio::awaitable<bool> H2Body::read(std::string& out) {
@@ -204,7 +218,9 @@ struct H2Callbacks {
         s->path.assign(v);
       } else if (n == ":authority") {
         s->authority.assign(v);
-      }  // :scheme is the connection's; :protocol (extended CONNECT) is not offered
+      } else if (n == ":protocol") {  // extended CONNECT (RFC 8441)
+        s->protocol.assign(v);
+      }  // :scheme is the connection's
       return 0;
     }
     if (n == "host") {
@@ -282,7 +298,7 @@ struct H2Callbacks {
     }
     s->in_bytes += len;
     const std::string_view bytes(reinterpret_cast<const char*>(data), len);
-    if (s->in_bytes > c.config_.limits.max_body) {
+    if (s->in_bytes > c.config_.limits.max_body && !s->tunnel) {
       c.consume(*s, len);
       s->discard = true;
       if (s->streams_body) {
@@ -326,6 +342,8 @@ struct H2Callbacks {
       s->in.clear();
     }
     H2Connection::notify(s->signal);
+    H2Connection::notify(s->room);
+    if (s->side != nullptr) wake(*s->side);
     c.erase_if_done(*s);
     c.update_deadline();
     return 0;
@@ -351,7 +369,7 @@ struct H2Callbacks {
         return NGHTTP2_ERR_DEFERRED;
       }
     }
-    if (n > 0) H2Connection::notify(s.signal);  // its producer may go on
+    if (n > 0) H2Connection::notify(s.room);  // its producer may go on
     return static_cast<ssize_t>(n);
   }
 };
@@ -392,6 +410,7 @@ H2Connection::H2Connection(Connection& conn, H2Host& host, const ServerConfig& c
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.stream_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<std::uint32_t>(config_.limits.max_header_bytes)},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, h2.websocket ? 1u : 0u},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -473,9 +492,17 @@ void H2Connection::headers_done(H2Stream& s, bool end_stream) {
   std::string& head = head_;
   head.clear();
   head.reserve(s.method.size() + s.path.size() + s.authority.size() + s.host.size() +
-               s.cookie.size() + s.fields.size() + 48);
-  head.append(s.method).push_back(' ');
-  head.append(s.method == "CONNECT" ? s.authority : s.path).append(" HTTP/1.1\r\n");
+               s.cookie.size() + s.fields.size() + 128);
+  if (!s.protocol.empty()) {
+    if (end_stream) {
+      reject(s, 400, "an extended CONNECT has no end: its stream carries the tunnel");
+      return;
+    }
+    if (!connect_head(s, head)) return;
+  } else {
+    head.append(s.method).push_back(' ');
+    head.append(s.method == "CONNECT" ? s.authority : s.path).append(" HTTP/1.1\r\n");
+  }
   const std::string& host = s.authority.empty() ? s.host : s.authority;
   if (!host.empty()) head.append("host: ").append(host).append("\r\n");
   if (!s.cookie.empty()) head.append("cookie: ").append(s.cookie).append("\r\n");
@@ -491,6 +518,11 @@ void H2Connection::headers_done(H2Stream& s, bool end_stream) {
   }
   if (end_stream) {
     s.in_end = true;
+    dispatch(s);
+    return;
+  }
+  if (s.tunnel) {  // the handler's upgrade path at once; the DATA wait in `in` for the tunnel
+    s.streams_body = true;
     dispatch(s);
     return;
   }
@@ -519,7 +551,7 @@ void H2Connection::reject(H2Stream& s, int status, std::string_view detail) {
 
 void H2Connection::dispatch(H2Stream& s) {
   s.dispatched = true;
-  if (s.streams_body) {
+  if (s.streams_body && !s.tunnel) {
     s.body.emplace(*this, s);
     s.req.set_body_reader(&*s.body);
   }
@@ -531,7 +563,7 @@ void H2Connection::dispatch(H2Stream& s) {
     s.res = Response::problem(500, "the handler failed");
     done = true;
   }
-  if (done && !s.res.stream) {
+  if (done && !s.res.stream && !(s.tunnel && s.res.upgraded)) {
     respond(s);
     return;
   }
@@ -571,6 +603,11 @@ asio::awaitable<void> H2Connection::run_stream(H2Stream& s) {
     } catch (const std::exception&) {
       s.res = Response::problem(500, "the handler failed");
     }
+  }
+  if (s.tunnel && !s.closed && !dead_ && !s.answered && s.res.status == 101 && s.res.upgraded) {
+    UpgradeHandler upgraded = std::move(s.res.upgraded);
+    co_await tunnel(s, std::move(upgraded));
+    co_return;
   }
   if (respond(s)) co_await pump(s);
 }
@@ -667,7 +704,7 @@ asio::awaitable<void> H2Connection::pump(H2Stream& s) {
   std::uint64_t sent = 0;
   while (true) {
     while (!s.closed && !dead_ && s.out.size() - s.out_off >= kStreamBuffered)
-      co_await wait(s.signal);
+      co_await wait(s.room);
     if (s.closed || dead_) co_return;
     BodyPiece piece;
     try {
@@ -702,6 +739,159 @@ asio::awaitable<void> H2Connection::pump(H2Stream& s) {
     wake_writer();
     if (piece.end) co_return;
   }
+}
+
+bool H2Connection::connect_head(H2Stream& s, std::string& head) {
+  // nghttp2 let :protocol through only as SETTINGS_ENABLE_CONNECT_PROTOCOL allows, with :scheme
+  // and :path (RFC 8441 §4).
+  if (!config_.http2.websocket || !iequals(s.protocol, "websocket")) {
+    reject(s, 501, "only a WebSocket is tunnelled over HTTP/2 here");
+    return false;
+  }
+  // HTTP/1.1's handshake needs a key; the client's own check of the answer is HTTP/2's 200
+  // (its instance's Sec-WebSocket-Accept, made from this key, is not passed on).
+  unsigned char raw[16];
+  for (int i = 0; i < 2; ++i) {
+    const std::uint64_t v = core::mix64(++key_seed_ ^ reinterpret_cast<std::uintptr_t>(this));
+    std::memcpy(raw + 8 * i, &v, sizeof v);
+  }
+  char key[25];
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(key), raw, sizeof raw);
+  head.append("GET ").append(s.path).append(" HTTP/1.1\r\n");
+  head.append("connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ")
+      .append(key, 24)
+      .append("\r\n");
+  s.tunnel = true;
+  return true;
+}
+
+// A tunnel's stream as the handler's upgraded connection: what the client sends in DATA is
+// read from it (the stream's window opens as it is), what the handler writes goes out as DATA
+// through pump() (a write waits while 64 KiB of it have not gone yet).
+class H2Tunnel final : public Upgraded {
+ public:
+  static constexpr std::size_t kAhead = 64 * 1024;
+  H2Tunnel(H2Connection& c, H2Stream& s) : c_(c), s_(s) { s_.side = this; }
+  ~H2Tunnel() override { s_.side = nullptr; }
+  H2Tunnel(const H2Tunnel&) = delete;
+  H2Tunnel& operator=(const H2Tunnel&) = delete;
+
+  // Each wait within the server's tunnel timeout of the last byte either way: a tunnel quiet
+  // that long is closed (as an HTTP/1.1 one is).
+  asio::awaitable<std::size_t> read_some(char* out, std::size_t size) override {
+    while (s_.in.empty() && !s_.in_end && !gone()) {
+      const auto until = last_ + c_.config_.tunnel_timeout;
+      if (SteadyClock::now() >= until) {
+        close();
+        co_return 0;
+      }
+      if (!s_.signal) s_.signal = std::make_unique<asio::steady_timer>(c_.host_.h2_context());
+      s_.signal->expires_at(until);
+      co_await s_.signal->async_wait(kAwait);
+    }
+    if (s_.in.empty() || gone()) co_return 0;
+    const std::size_t n = std::min(size, s_.in.size());
+    std::memcpy(out, s_.in.data(), n);
+    s_.in.erase(0, n);
+    c_.consume(s_, n);
+    last_ = SteadyClock::now();
+    co_return n;
+  }
+
+  asio::awaitable<bool> write(std::string_view bytes) override {
+    if (ended_ || gone()) co_return false;
+    last_ = SteadyClock::now();
+    pending_.append(bytes);
+    H2Connection::notify(ready_);
+    while (pending_.size() >= kAhead && !gone()) co_await c_.wait(drained_);
+    co_return !gone();
+  }
+
+  void shutdown_send() override {
+    ended_ = true;
+    H2Connection::notify(ready_);
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    ended_ = true;
+    if (!s_.closed && !c_.dead_) {
+      nghttp2_submit_rst_stream(c_.session_, NGHTTP2_FLAG_NONE, s_.id, NGHTTP2_CANCEL);
+      c_.wake_writer();
+    }
+    H2Connection::notify(s_.signal);
+    H2Connection::notify(ready_);
+    H2Connection::notify(drained_);
+  }
+
+  // The answer's body: what write() gave, as it comes; its end at shutdown_send().
+  asio::awaitable<BodyPiece> next() {
+    while (pending_.empty() && !ended_ && !gone()) co_await c_.wait(ready_);
+    if (!pending_.empty()) {
+      std::string piece;
+      piece.swap(pending_);
+      H2Connection::notify(drained_);
+      co_return BodyPiece::more(std::move(piece));
+    }
+    co_return gone() && !ended_ ? BodyPiece::failure("the tunnel was cut") : BodyPiece::last();
+  }
+
+  // The handler's side is done: wakes whatever still waits.
+  void finish() {
+    ended_ = true;
+    wake();
+  }
+  void wake() {
+    H2Connection::notify(ready_);
+    H2Connection::notify(drained_);
+  }
+
+ private:
+  bool gone() const noexcept { return closed_ || s_.closed || c_.dead_; }
+
+  H2Connection& c_;
+  H2Stream& s_;
+  std::string pending_;
+  SteadyClock::time_point last_ = SteadyClock::now();
+  bool ended_ = false;
+  bool closed_ = false;
+  std::unique_ptr<asio::steady_timer> ready_;
+  std::unique_ptr<asio::steady_timer> drained_;
+};
+
+void wake(H2Tunnel& tunnel) { tunnel.wake(); }
+
+asio::awaitable<void> H2Connection::tunnel(H2Stream& s, UpgradeHandler upgraded) {
+  // The instance's 101 as HTTP/2's 200 (RFC 8441 §5): its fields but the handshake's own.
+  Response& res = s.res;
+  res.status = 200;
+  res.content_type = {};
+  std::erase_if(res.headers, [](const auto& field) {
+    return iequals(field.first, "sec-websocket-accept") || connection_specific(field.first);
+  });
+  H2Tunnel side(*this, s);
+  res.stream = [&side] { return side.next(); };
+  res.duplex = true;
+  res.stream_length = -1;
+  if (!respond(s)) co_return;
+  bool pump_done = false;
+  std::unique_ptr<asio::steady_timer> both;
+  // The handler's tunnel and the answer's pump, side by side on this thread; this frame (and the
+  // stream record) outlive both. The pump ends after the handler's end went out, or when the
+  // stream did (the handler's reads and writes see it).
+  asio::co_spawn(host_.h2_context(), pump(s), [&](std::exception_ptr e) {
+    log_exception(e);
+    pump_done = true;
+    notify(both);
+  });
+  try {
+    co_await upgraded(side);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "squadron: an HTTP/2 tunnel's handler failed: %s\n", e.what());
+  }
+  side.finish();
+  while (!pump_done) co_await wait(both);
 }
 
 asio::awaitable<void> H2Connection::wait(std::unique_ptr<asio::steady_timer>& signal) {
@@ -896,6 +1086,8 @@ asio::awaitable<void> H2Connection::run(std::string_view first) {
   for (H2Stream* s = live_; s != nullptr; s = s->next) {
     if (s->running) s->req.cancel();
     notify(s->signal);
+    notify(s->room);
+    if (s->side != nullptr) wake(*s->side);
   }
   wake_writer();
   while (running_ > 0 || reading_ > 0 || writer_running_) co_await wait(done_signal_);

@@ -42,6 +42,33 @@ class H2Handler final : public Handler {
       res = Response::text(std::string(req.target()) + (req.http2() ? " h2" : " h1"));
       return true;
     }
+    if (req.path() == "/ws") {  // a WebSocket echo, frames unmasked (RFC 6455 §5.2, short ones)
+      if (req.header("upgrade") != std::optional<std::string_view>("websocket") ||
+          req.header("sec-websocket-key").value_or("").size() != 24) {
+        res = Response::problem(400, "not a WebSocket handshake");
+        return true;
+      }
+      res.status = 101;
+      res.set_header("Connection", "Upgrade");
+      res.set_header("Upgrade", "websocket");
+      res.set_header("Sec-WebSocket-Accept", "made-from-the-key");
+      res.upgraded = [](Upgraded& up) -> boost::asio::awaitable<void> {
+        std::string in;
+        char buffer[4096];
+        while (std::size_t n = co_await up.read_some(buffer, sizeof buffer)) {
+          in.append(buffer, n);
+          while (in.size() >= 6 && in.size() >= 6 + static_cast<std::size_t>(in[1] & 0x7f)) {
+            const auto len = static_cast<std::size_t>(in[1] & 0x7f);
+            std::string frame{in[0], static_cast<char>(len)};
+            for (std::size_t i = 0; i < len; ++i) frame.push_back(in[6 + i] ^ in[2 + i % 4]);
+            const bool close = (in[0] & 0x0f) == 8;
+            in.erase(0, 6 + len);
+            if (!co_await up.write(frame) || close) co_return;
+          }
+        }
+      };
+      return true;
+    }
     if (req.path() == "/download") {  // 4 MiB in 16 KiB pieces, streamed
       auto left = std::make_shared<std::size_t>(std::size_t{4} << 20);
       res.stream = [left]() -> boost::asio::awaitable<BodyPiece> {
@@ -126,6 +153,27 @@ TEST_F(H2Test, CurlSpeaksH2cByPriorKnowledgeAndHttp11StaysAsItWas) {
   EXPECT_EQ(h2.output, "/hello?a=1 h2 2");
   const auto h1 = testing::run_command("curl -sS --max-time 10 -w ' %{http_version}' " + url);
   EXPECT_EQ(h1.output, "/hello?a=1 h1 1.1");
+}
+
+TEST_F(H2Test, AWebSocketOverAnExtendedConnectIsTheHandlersUpgradeWhenOffered) {
+  // Not offered by default: a client sees no SETTINGS_ENABLE_CONNECT_PROTOCOL.
+  start();
+  EXPECT_FALSE(client(port(), "websocket 1 /ws").at("enabled").as_bool());
+  server_->stop(1s);
+  thread_.join();
+  server_holder_.reset();
+  // Offered: each extended CONNECT reaches the handler as HTTP/1.1's handshake (a key of the
+  // server's), its 101 becomes 200 and the stream carries the frames both ways.
+  ServerConfig config;
+  config.http2.websocket = true;
+  start(config);
+  const auto r = client(port(), "websocket 5 /ws");
+  EXPECT_TRUE(r.at("enabled").as_bool());
+  EXPECT_EQ(json::serialize(r.at("statuses")), "[200,200,200,200,200]");
+  EXPECT_EQ(r.at("echoed").as_int64(), 5) << json::serialize(r);
+  EXPECT_EQ(r.at("closed").as_int64(), 5) << json::serialize(r);
+  // The server goes on serving plain streams beside them.
+  expect_others_served();
 }
 
 TEST_F(H2Test, AConnectionQuietPastATickIsTrimmedAndServesTheNextRequest) {

@@ -51,6 +51,13 @@ struct Http2Config {
   // here.
   std::uint32_t glitch_burst = 1000;
   std::uint32_t glitches_per_second = 100;
+  // WebSockets over HTTP/2 (RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL, then an extended CONNECT
+  // per WebSocket): each reaches the handler as HTTP/1.1's handshake would (a GET with
+  // `Upgrade: websocket` and a key of the server's making); a 101 with `upgraded` is answered
+  // 200 and the stream carries the tunnel. Off by default: a client that sees it offered does
+  // not fall back, so only a handler that answers upgrades through `upgraded` turns it on (the
+  // gateway does).
+  bool websocket = false;
 };
 
 struct ServerConfig {

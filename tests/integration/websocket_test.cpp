@@ -88,6 +88,43 @@ TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
   EXPECT_EQ(second.at("closed").as_int64(), 0);
 }
 
+TEST_F(WebSocket, OverHttp2EachExtendedConnectIsATunnelToTheService) {
+  std::ofstream(dir_ / "squadron.yaml")
+      << "name: ws\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+      << "services:\n  ws:\n    command: [" << kPython << ", " << source("examples/ws-echo/app.py")
+      << "]\n    ready: { path: /healthz }\n    routes: [/chat]\n";
+  const auto up = cli({"up", "-d"}, 60s);
+  ASSERT_EQ(up.code, 0) << up.output;
+  const auto list = ps();
+  const auto gateway = of(list, "gateway");
+  ASSERT_EQ(gateway.size(), 1u);
+  const auto port = std::to_string(port_of(*gateway[0]));
+  // RFC 8441 offered (SETTINGS_ENABLE_CONNECT_PROTOCOL); 20 WebSockets as streams of one h2c
+  // connection, each answered 200 by way of the instance's 101, each message echoed by the
+  // instance and each close answered by it.
+  ChildProcess client(
+      {kPython, source("tests/support/h2_client.py"), port, "websocket", "20", "/chat"});
+  ASSERT_TRUE(client.wait_exit(30s).has_value());
+  const auto r = client_result(client.output());
+  ASSERT_FALSE(r.empty()) << client.output();
+  EXPECT_TRUE(r.at("enabled").as_bool());
+  EXPECT_EQ(
+      json::serialize(r.at("statuses")), "[" + [] {
+        std::string s;
+        for (int i = 0; i < 20; ++i) s += i == 0 ? "200" : ",200";
+        return s;
+      }() + "]");
+  EXPECT_EQ(r.at("echoed").as_int64(), 20) << client.output();
+  EXPECT_EQ(r.at("closed").as_int64(), 20) << client.output();
+  // A path no service routes: the gateway's 404, no tunnel.
+  ChildProcess unrouted(
+      {kPython, source("tests/support/h2_client.py"), port, "websocket", "1", "/nope"});
+  ASSERT_TRUE(unrouted.wait_exit(30s).has_value());
+  const auto u = client_result(unrouted.output());
+  ASSERT_FALSE(u.empty()) << unrouted.output();
+  EXPECT_EQ(json::serialize(u.at("statuses")), "[404]");
+}
+
 }  // namespace
 }  // namespace squadron::testing
 

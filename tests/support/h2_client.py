@@ -13,6 +13,8 @@
   h2_client.py PORT too-many-streams N PATH N streams opened at once, ignoring the server's limit
   h2_client.py PORT hold PATH SECONDS       one GET, then waits for GOAWAY and the answer
   h2_client.py PORT twice PATH SECONDS      one GET, quiet for SECONDS, another on the same connection
+  h2_client.py PORT websocket N PATH        N WebSockets over one connection (RFC 8441's extended
+                                            CONNECT): each sends a message, reads its echo, closes
 
 With H2_TLS=1 the connection is TLS (h2 by ALPN, the certificate not checked).
 
@@ -387,6 +389,99 @@ def mode_twice(port, path, seconds):
     return {"first": out[0], "second": out[1]}
 
 
+def ws_frame(opcode, payload):
+    """A client's WebSocket frame (RFC 6455 §5.2): final, masked."""
+    mask = os.urandom(4)
+    head = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        head += bytes([0x80 | len(payload)])
+    else:
+        head += bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_parse(data):
+    """The first whole frame of a server's bytes: (opcode, payload, rest) or None."""
+    if len(data) < 2:
+        return None
+    n, at = data[1] & 0x7F, 2
+    if n == 126:
+        if len(data) < 4:
+            return None
+        n, at = int.from_bytes(data[2:4], "big"), 4
+    if len(data) < at + n:
+        return None
+    return data[0] & 0x0F, data[at:at + n], data[at + n:]
+
+
+def mode_websocket(port, n, path):
+    s, c = client(port)
+    settings = {}
+
+    def got_settings(seen):
+        for e in seen:
+            if isinstance(e, h2.events.RemoteSettingsChanged):
+                settings.update({int(k): v.new_value for k, v in e.changed_settings.items()})
+                return True
+        return False
+    pump(s, c, got_settings)
+    enabled = settings.get(8) == 1  # SETTINGS_ENABLE_CONNECT_PROTOCOL
+    out = {"enabled": enabled, "statuses": [], "echoed": 0, "closed": 0, "close_codes": []}
+    if not enabled:
+        return out
+    ids = []
+    for _ in range(n):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"),
+                             (":scheme", "http"), (":path", path), (":authority", "localhost"),
+                             ("sec-websocket-version", "13")])
+        ids.append(sid)
+    s.sendall(c.data_to_send())
+    statuses, buffers = {}, {sid: b"" for sid in ids}
+
+    def absorb(seen):
+        for e in seen:
+            if isinstance(e, h2.events.ResponseReceived):
+                statuses[e.stream_id] = int(dict(e.headers)[b":status"])
+            elif isinstance(e, h2.events.DataReceived):
+                buffers[e.stream_id] += e.data
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        del seen[:]
+
+    def heads(seen):
+        absorb(seen)
+        return len(statuses) == n
+    pump(s, c, heads)
+    out["statuses"] = [statuses.get(sid) for sid in ids]
+    live = [sid for sid in ids if statuses.get(sid) == 200]
+    if not live:
+        return out
+    for sid in live:
+        c.send_data(sid, ws_frame(0x1, f"hello {sid}".encode()))
+    s.sendall(c.data_to_send())
+
+    def frames(opcode):
+        def enough(seen):
+            absorb(seen)
+            return all(ws_parse(buffers[sid]) is not None for sid in live)
+        return enough
+    pump(s, c, frames(0x1))
+    for sid in live:
+        got = ws_parse(buffers[sid])
+        if got and got[0] == 0x1 and got[1] == f"hello {sid}".encode():
+            out["echoed"] += 1
+        buffers[sid] = got[2] if got else b""
+        c.send_data(sid, ws_frame(0x8, (1000).to_bytes(2, "big")))
+    s.sendall(c.data_to_send())
+    pump(s, c, frames(0x8))
+    for sid in live:
+        got = ws_parse(buffers[sid])
+        if got and got[0] == 0x8:
+            out["closed"] += 1
+            out["close_codes"].append(int.from_bytes(got[1][:2], "big"))
+    return out
+
+
 def main():
     port, mode, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     if mode == "streams":
@@ -411,6 +506,8 @@ def main():
         out = mode_hold(port, args[0], float(args[1]))
     elif mode == "twice":
         out = mode_twice(port, args[0], float(args[1]))
+    elif mode == "websocket":
+        out = mode_websocket(port, int(args[0]), args[1])
     else:
         sys.exit("unknown mode " + mode)
     print(json.dumps(out), flush=True)

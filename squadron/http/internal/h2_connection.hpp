@@ -84,6 +84,7 @@ class H2Connection final {
  private:
   friend struct H2Callbacks;
   friend class H2Body;
+  friend class H2Tunnel;
 
   bool receive(std::string_view bytes);
   void produce();
@@ -93,6 +94,12 @@ class H2Connection final {
   // answered there): its asynchronous part, the answer, the answer's streamed body.
   boost::asio::awaitable<void> run_stream(H2Stream& s);
   boost::asio::awaitable<void> pump(H2Stream& s);
+  // A WebSocket over HTTP/2 (RFC 8441's extended CONNECT), its instance's 101 answered with 200:
+  // `upgraded` has the stream's DATA both ways while pump() sends what it writes.
+  boost::asio::awaitable<void> tunnel(H2Stream& s, UpgradeHandler upgraded);
+  // The extended CONNECT of `s` as HTTP/1.1's WebSocket handshake, for the same parser and the
+  // handler's usual upgrade path; false when refused (answered already).
+  bool connect_head(H2Stream& s, std::string& head);
   boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal);
   static void notify(std::unique_ptr<boost::asio::steady_timer>& signal);
 
@@ -126,6 +133,7 @@ class H2Connection final {
   std::size_t open_streams_ = 0;                  // streams the session has open
   std::size_t running_ = 0;                       // handlers running (reset streams' included)
   std::size_t reading_ = 0;                       // body reads in progress (H2Body::read)
+  std::uint64_t key_seed_ = 0;                    // the Sec-WebSocket-Keys of its extended CONNECTs
   std::string head_;             // a request's head in HTTP/1.1 form, for its parser
   std::string arena_;            // an answer's field names in lower case, for nghttp2
   std::vector<nghttp2_nv> nva_;  // an answer's fields, for nghttp2
