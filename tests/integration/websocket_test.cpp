@@ -13,8 +13,6 @@
 namespace squadron::testing {
 namespace {
 
-using WebSocket = Fleet;
-
 const std::string kPython = "/usr/bin/python3";  // Debian's, with python3-websockets
 std::string source(const std::string& path) {
   return std::string(SQUADRON_SOURCE_DIR) + "/" + path;
@@ -28,17 +26,28 @@ json::object client_result(const std::string& output) {
   return ec || !v.is_object() ? json::object() : v.as_object();
 }
 
+class WebSocket : public Fleet {
+ protected:
+  // A fleet of the ws-echo service behind the gateway (`extra`: more of the service's keys);
+  // the gateway's port, 0 when it did not come up.
+  std::uint16_t up_ws_echo(const std::string& extra) {
+    std::ofstream(dir_ / "squadron.yaml")
+        << "name: ws\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
+        << "services:\n  ws:\n    command: [" << kPython << ", "
+        << source("examples/ws-echo/app.py")
+        << "]\n    ready: { path: /healthz }\n    routes: [/chat]\n"
+        << extra;
+    const auto up = cli({"up", "-d"}, 60s);
+    EXPECT_EQ(up.code, 0) << up.output;
+    const auto list = ps();
+    const auto gateway = of(list, "gateway");
+    return up.code == 0 && gateway.size() == 1 ? port_of(*gateway[0]) : 0;
+  }
+};
+
 TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
-  std::ofstream(dir_ / "squadron.yaml")
-      << "name: ws\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
-      << "services:\n  ws:\n    command: [" << kPython << ", " << source("examples/ws-echo/app.py")
-      << "]\n    ready: { path: /healthz }\n    routes: [/chat]\n    stop_grace: 2s\n";
-  const auto up = cli({"up", "-d"}, 60s);
-  ASSERT_EQ(up.code, 0) << up.output;
-  const auto list = ps();
-  const auto gateway = of(list, "gateway");
-  ASSERT_EQ(gateway.size(), 1u);
-  const auto port = port_of(*gateway[0]);
+  const auto port = up_ws_echo("    stop_grace: 2s\n");
+  ASSERT_NE(port, 0);
   // A GET that asks no upgrade reaches the service as any request does (its 426 comes back).
   const auto plain = fetch(port, "GET", "/chat");
   ASSERT_TRUE(plain);
@@ -89,16 +98,9 @@ TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
 }
 
 TEST_F(WebSocket, OverHttp2EachExtendedConnectIsATunnelToTheService) {
-  std::ofstream(dir_ / "squadron.yaml")
-      << "name: ws\ncontrol: { listen: 127.0.0.1:0 }\ngateway: { listen: 127.0.0.1:0 }\n"
-      << "services:\n  ws:\n    command: [" << kPython << ", " << source("examples/ws-echo/app.py")
-      << "]\n    ready: { path: /healthz }\n    routes: [/chat]\n";
-  const auto up = cli({"up", "-d"}, 60s);
-  ASSERT_EQ(up.code, 0) << up.output;
-  const auto list = ps();
-  const auto gateway = of(list, "gateway");
-  ASSERT_EQ(gateway.size(), 1u);
-  const auto port = std::to_string(port_of(*gateway[0]));
+  const auto gateway_port = up_ws_echo("");
+  ASSERT_NE(gateway_port, 0);
+  const auto port = std::to_string(gateway_port);
   // RFC 8441 offered (SETTINGS_ENABLE_CONNECT_PROTOCOL); 20 WebSockets as streams of one h2c
   // connection, each answered 200 by way of the instance's 101, each message echoed by the
   // instance and each close answered by it.
