@@ -785,9 +785,7 @@ class H2Tunnel final : public Upgraded {
         close();
         co_return 0;
       }
-      if (!s_.signal) s_.signal = std::make_unique<asio::steady_timer>(c_.host_.h2_context());
-      s_.signal->expires_at(until);
-      co_await s_.signal->async_wait(kAwait);
+      co_await c_.wait(s_.signal, until);
     }
     if (s_.in.empty() || gone()) co_return 0;
     const std::size_t n = std::min(size, s_.in.size());
@@ -821,8 +819,7 @@ class H2Tunnel final : public Upgraded {
       c_.wake_writer();
     }
     H2Connection::notify(s_.signal);
-    H2Connection::notify(ready_);
-    H2Connection::notify(drained_);
+    wake();
   }
 
   // The answer's body: what write() gave, as it comes; its end at shutdown_send().
@@ -867,13 +864,13 @@ asio::awaitable<void> H2Connection::tunnel(H2Stream& s, UpgradeHandler upgraded)
   Response& res = s.res;
   res.status = 200;
   res.content_type = {};
-  std::erase_if(res.headers, [](const auto& field) {
-    return iequals(field.first, "sec-websocket-accept") || connection_specific(field.first);
-  });
+  // (submit() leaves out the connection-specific ones: Connection, Upgrade.)
+  std::erase_if(res.headers,
+                [](const auto& field) { return iequals(field.first, "sec-websocket-accept"); });
   H2Tunnel side(*this, s);
   res.stream = [&side] { return side.next(); };
   res.duplex = true;
-  res.stream_length = -1;
+  res.stream_length = -1;  // whatever the 101 said: a tunnel has no length
   if (!respond(s)) co_return;
   bool pump_done = false;
   std::unique_ptr<asio::steady_timer> both;
@@ -894,9 +891,10 @@ asio::awaitable<void> H2Connection::tunnel(H2Stream& s, UpgradeHandler upgraded)
   while (!pump_done) co_await wait(both);
 }
 
-asio::awaitable<void> H2Connection::wait(std::unique_ptr<asio::steady_timer>& signal) {
+asio::awaitable<void> H2Connection::wait(std::unique_ptr<asio::steady_timer>& signal,
+                                         SteadyClock::time_point until) {
   if (!signal) signal = std::make_unique<asio::steady_timer>(host_.h2_context());
-  signal->expires_at(asio::steady_timer::time_point::max());
+  signal->expires_at(until);
   co_await signal->async_wait(kAwait);
 }
 

@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
+#include "json_line.hpp"
 #include "process.hpp"
 #include "squadron/http/server.hpp"
 
@@ -26,12 +27,9 @@ const std::string kClient = std::string(SQUADRON_SOURCE_DIR) + "/tests/support/h
 json::object client(std::uint16_t port, const std::string& args) {
   const auto r = testing::run_command("/usr/bin/python3 " + kClient + " " + std::to_string(port) +
                                       " " + args + " 2>&1");
-  const auto start = r.output.rfind("\n{");
-  const std::string line = r.output.substr(start == std::string::npos ? 0 : start + 1);
-  boost::system::error_code ec;
-  json::value v = json::parse(line, ec);
-  EXPECT_FALSE(ec) << r.output;
-  return ec || !v.is_object() ? json::object{} : v.as_object();
+  auto line = testing::last_json_line(r.output);
+  EXPECT_FALSE(line.empty()) << r.output;
+  return line;
 }
 
 class H2Handler final : public Handler {

@@ -149,9 +149,12 @@ class WebSocket::Impl : public std::enable_shared_from_this<WebSocket::Impl> {
                 "a WebSocket's close");
   }
 
+  // Sends the close frame (a reason of at most 123 bytes) and waits for the client's; counted in
+  // `closes` by its caller.
   static asio::awaitable<void> close_now(std::shared_ptr<Impl> self, std::uint16_t with,
                                          std::string reason) {
-    websocket::close_reason why(static_cast<websocket::close_code>(with), reason);
+    websocket::close_reason why(static_cast<websocket::close_code>(with),
+                                std::string_view(reason).substr(0, 123));
     auto [ec] = co_await self->ws.async_close(why, kAwait);
     if (self->code == 0) self->code = ec ? 1006 : with;
     --self->closes;
@@ -167,7 +170,7 @@ class WebSocket::Impl : public std::enable_shared_from_this<WebSocket::Impl> {
     });
   }
 
-  // Until no close started by start_close() is in flight.
+  // Until no close (close_now()) is in flight.
   asio::awaitable<void> quiet() {
     while (closes > 0) {
       settled.expires_after(std::chrono::seconds(1));
@@ -218,9 +221,8 @@ asio::awaitable<bool> WebSocket::send(std::string_view data, bool binary) {
 asio::awaitable<void> WebSocket::close(std::uint16_t code, std::string_view reason) {
   if (impl_.code != 0 || impl_.closing || impl_.writing) co_return;
   impl_.closing = true;
-  websocket::close_reason why(static_cast<websocket::close_code>(code), reason.substr(0, 123));
-  auto [ec] = co_await impl_.ws.async_close(why, kAwait);
-  if (impl_.code == 0) impl_.code = ec ? 1006 : code;
+  ++impl_.closes;
+  co_await Impl::close_now(impl_.shared_from_this(), code, std::string(reason));
 }
 
 std::uint16_t WebSocket::close_code() const noexcept { return impl_.code; }

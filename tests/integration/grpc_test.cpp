@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "fleet_fixture.hpp"
+#include "json_line.hpp"
 
 namespace squadron::testing {
 namespace {
@@ -27,13 +28,10 @@ json::object call(std::uint16_t port, const std::string& mode, const std::string
       {kNode, source("examples/grpc/client.js"), "127.0.0.1:" + std::to_string(port), mode, arg});
   const auto code = client.wait_exit(60s);
   const std::string& out = client.output();
-  // The last line that opens an object.
-  const auto line = out.rfind("\n{");
-  boost::system::error_code ec;
-  const auto v = json::parse(out.substr(line == std::string::npos ? 0 : line + 1), ec);
+  auto line = last_json_line(out);
   EXPECT_EQ(code, std::optional<int>(0)) << out;
-  EXPECT_FALSE(ec || !v.is_object()) << out;
-  return ec || !v.is_object() ? json::object() : v.as_object();
+  EXPECT_FALSE(line.empty()) << out;
+  return line;
 }
 
 class GrpcFleet : public Fleet {

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "fixture.hpp"
+#include "json_line.hpp"
 
 namespace squadron::testing {
 namespace {
@@ -20,15 +21,6 @@ std::string client_script() {
   return std::string(SQUADRON_SOURCE_DIR) + "/tests/integration/services/ws_sdk_client.py";
 }
 
-// The JSON line the client ends with (the last line that starts with a brace).
-json::object result_of(const std::string& output) {
-  const auto line = output.rfind("\n{");
-  const auto brace = line != std::string::npos ? line + 1 : output.find('{');
-  boost::system::error_code ec;
-  const auto v = brace == std::string::npos ? json::value() : json::parse(output.substr(brace), ec);
-  return ec || !v.is_object() ? json::object() : v.as_object();
-}
-
 class SdkWebSocket : public ServiceTest {};
 
 TEST_F(SdkWebSocket, EchoesTextBinaryAndLargeMessagesAndSeesItsRoomAndHeaders) {
@@ -36,7 +28,7 @@ TEST_F(SdkWebSocket, EchoesTextBinaryAndLargeMessagesAndSeesItsRoomAndHeaders) {
   ChildProcess client(
       {kPython, client_script(), "talk", "ws://127.0.0.1:" + std::to_string(port_) + "/ws/lobby"});
   ASSERT_TRUE(client.wait_exit(20s).has_value());
-  const auto r = result_of(client.output());
+  const auto r = last_json_line(client.output());
   ASSERT_FALSE(r.empty()) << client.output() << proc_->output();
   EXPECT_EQ(r.at("text").as_string(), "hello");
   EXPECT_TRUE(r.at("binary").as_bool()) << "a binary message comes back binary, byte for byte";
@@ -76,7 +68,7 @@ TEST_F(SdkWebSocket, SigtermKeepsAnOpenWebSocketThroughTheGraceThenCloses1001) {
       << client.output_now();
   proc_->signal(SIGTERM);
   ASSERT_TRUE(client.wait_exit(10s).has_value());
-  const auto r = result_of(client.output());
+  const auto r = last_json_line(client.output());
   ASSERT_FALSE(r.empty()) << client.output() << proc_->output();
   // A close frame (not a cut connection), Going Away, not before 0.9 s of the 1 s grace.
   EXPECT_EQ(r.at("close_code").as_int64(), 1001) << client.output();

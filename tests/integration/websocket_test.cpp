@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "fleet_fixture.hpp"
+#include "json_line.hpp"
 #include "raw_client.hpp"
 
 namespace squadron::testing {
@@ -16,14 +17,6 @@ namespace {
 const std::string kPython = "/usr/bin/python3";  // Debian's, with python3-websockets
 std::string source(const std::string& path) {
   return std::string(SQUADRON_SOURCE_DIR) + "/" + path;
-}
-
-// The JSON line ws_client.py ends with.
-json::object client_result(const std::string& output) {
-  const auto brace = output.rfind('{');
-  boost::system::error_code ec;
-  const auto v = brace == std::string::npos ? json::value() : json::parse(output.substr(brace), ec);
-  return ec || !v.is_object() ? json::object() : v.as_object();
 }
 
 class WebSocket : public Fleet {
@@ -77,7 +70,7 @@ TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
   const auto restart = cli({"restart", "ws"}, 60s);
   EXPECT_EQ(restart.code, 0) << restart.output;
   ASSERT_TRUE(client.wait_exit(30s).has_value());
-  const auto result = client_result(client.output());
+  const auto result = last_json_line(client.output());
   ASSERT_FALSE(result.empty()) << client.output();
   EXPECT_EQ(result.at("opened").as_int64(), kTunnels);
   EXPECT_EQ(result.at("wrong").as_int64(), 0);
@@ -91,7 +84,7 @@ TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
   ChildProcess after({kPython, source("tests/integration/services/ws_client.py"),
                       "ws://127.0.0.1:" + std::to_string(port) + "/chat", "5", "1", "0.2"});
   ASSERT_TRUE(after.wait_exit(30s).has_value());
-  const auto second = client_result(after.output());
+  const auto second = last_json_line(after.output());
   ASSERT_FALSE(second.empty()) << after.output();
   EXPECT_EQ(second.at("opened").as_int64(), 5);
   EXPECT_EQ(second.at("closed").as_int64(), 0);
@@ -107,7 +100,7 @@ TEST_F(WebSocket, OverHttp2EachExtendedConnectIsATunnelToTheService) {
   ChildProcess client(
       {kPython, source("tests/support/h2_client.py"), port, "websocket", "20", "/chat"});
   ASSERT_TRUE(client.wait_exit(30s).has_value());
-  const auto r = client_result(client.output());
+  const auto r = last_json_line(client.output());
   ASSERT_FALSE(r.empty()) << client.output();
   EXPECT_TRUE(r.at("enabled").as_bool());
   EXPECT_EQ(
@@ -122,7 +115,7 @@ TEST_F(WebSocket, OverHttp2EachExtendedConnectIsATunnelToTheService) {
   ChildProcess unrouted(
       {kPython, source("tests/support/h2_client.py"), port, "websocket", "1", "/nope"});
   ASSERT_TRUE(unrouted.wait_exit(30s).has_value());
-  const auto u = client_result(unrouted.output());
+  const auto u = last_json_line(unrouted.output());
   ASSERT_FALSE(u.empty()) << unrouted.output();
   EXPECT_EQ(json::serialize(u.at("statuses")), "[404]");
 }

@@ -100,7 +100,9 @@ class H2Connection final {
   // The extended CONNECT of `s` as HTTP/1.1's WebSocket handshake, for the same parser and the
   // handler's usual upgrade path; false when refused (answered already).
   bool connect_head(H2Stream& s, std::string& head);
-  boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal);
+  // Until notify(signal), or `until`.
+  boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal,
+                                    SteadyClock::time_point until = SteadyClock::time_point::max());
   static void notify(std::unique_ptr<boost::asio::steady_timer>& signal);
 
   H2Stream& open_stream(std::int32_t id);
