@@ -40,6 +40,11 @@ class H2Handler final : public Handler {
       res = Response::text(std::string(req.target()) + (req.http2() ? " h2" : " h1"));
       return true;
     }
+    if (req.path() == "/id") {  // as the gateway does: each answer its own X-Request-Id
+      req.set_request_id("id-" + std::string(req.target()));
+      res = Response::text("with an id");
+      return true;
+    }
     if (req.path() == "/ws") {  // a WebSocket echo, frames unmasked (RFC 6455 §5.2, short ones)
       if (req.header("upgrade") != std::optional<std::string_view>("websocket") ||
           req.header("sec-websocket-key").value_or("").size() != 24) {
@@ -151,6 +156,15 @@ TEST_F(H2Test, CurlSpeaksH2cByPriorKnowledgeAndHttp11StaysAsItWas) {
   EXPECT_EQ(h2.output, "/hello?a=1 h2 2");
   const auto h1 = testing::run_command("curl -sS --max-time 10 -w ' %{http_version}' " + url);
   EXPECT_EQ(h1.output, "/hello?a=1 h1 1.1");
+}
+
+TEST_F(H2Test, AnAnswersRequestIdIsNeverIndexed) {
+  // A value new with every answer: indexed, it would take a place in the HPACK table each time,
+  // evicting the fields that repeat (which would then go out in full again).
+  start();
+  const json::object r = client(port(), "streams 20 /id");
+  EXPECT_EQ(r.at("ok").as_int64(), 20) << json::serialize(r);
+  EXPECT_EQ(json::serialize(r.at("never_indexed")), R"(["x-request-id"])") << json::serialize(r);
 }
 
 TEST_F(H2Test, AWebSocketOverAnExtendedConnectIsTheHandlersUpgradeWhenOffered) {

@@ -128,9 +128,13 @@ def mode_streams(port, n, path):
     s.sendall(c.data_to_send())
     events = pump(s, c, lambda ev: ended(ev, ids), 20)
     statuses, bodies, resets, goaway = summary(events)
+    # The answers' fields the server sent "never indexed" (RFC 7541 §6.2.3).
+    never = {n.decode() if isinstance(n, bytes) else n
+             for e in events if isinstance(e, h2.events.ResponseReceived)
+             for n, _ in (h for h in e.headers if isinstance(h, hpack.NeverIndexedHeaderTuple))}
     return {"answered": len(statuses), "ok": sum(1 for v in statuses.values() if v == 200),
             "bodies": sorted(b.decode(errors="replace") for b in bodies.values()),
-            "resets": len(resets), "goaway": goaway}
+            "resets": len(resets), "goaway": goaway, "never_indexed": sorted(never)}
 
 
 def mode_upload(port, size, path):
