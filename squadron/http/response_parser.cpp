@@ -4,6 +4,7 @@
 #include <charconv>
 #include <limits>
 
+#include "squadron/http/internal/chars.hpp"
 #include "squadron/http/request.hpp"
 
 namespace squadron::http {
@@ -19,10 +20,7 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool is_token_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+bool is_token_char(char c) { return internal::kTchar[internal::uc(c)]; }
 
 // The last coding of a Transfer-Encoding list.
 std::string_view last_coding(std::string_view value) {
