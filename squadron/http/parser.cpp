@@ -435,18 +435,21 @@ ParseResult RequestParser::feed_head(std::string_view data, Request& req) {
         value_off_ = value_end_ = pos(p);
         state_ = State::kFieldValue;
         continue;
-      case State::kFieldValue:
+      case State::kFieldValue: {
+        // The value ends after its last visible byte (trailing spaces are not part of it): kept
+        // as a pointer here and made a position once, not at every byte.
+        const char* last = nullptr;
         while (p < end) {
           const unsigned char v = uc(*p);
           if (kFieldVchar[v]) {
-            ++p;
-            value_end_ = pos(p);
+            last = ++p;
           } else if (v == ' ' || v == '\t') {
             ++p;
           } else {
             break;
           }
         }
+        if (last != nullptr) value_end_ = pos(last);
         if (p == end) continue;
         if (*p != '\r') {
           return fail(
@@ -457,6 +460,7 @@ ParseResult RequestParser::feed_head(std::string_view data, Request& req) {
         ++p;
         state_ = State::kFieldLf;
         continue;
+      }
       case State::kFieldLf:
         if (c != '\n') return fail(400, "expected LF after CR in a header line", consumed(p));
         ++p;
