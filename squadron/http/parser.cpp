@@ -14,6 +14,8 @@ using internal::is_digit;
 using internal::kFieldVchar;
 using internal::kTchar;
 using internal::make_table;
+using internal::scan_field_value;
+using internal::scan_token;
 using internal::uc;
 
 // request-target characters: visible ASCII (no space, no control, no raw UTF-8)
@@ -420,7 +422,7 @@ ParseResult RequestParser::feed_head(std::string_view data, Request& req) {
         state_ = State::kFieldName;
         continue;
       case State::kFieldName:
-        while (p < end && kTchar[uc(*p)]) ++p;
+        p = scan_token(p, end);
         if (p == end) continue;
         if (*p != ':') return fail(400, "invalid character in a header name", consumed(p));
         name_end_ = pos(p);
@@ -436,20 +438,13 @@ ParseResult RequestParser::feed_head(std::string_view data, Request& req) {
         state_ = State::kFieldValue;
         continue;
       case State::kFieldValue: {
-        // The value ends after its last visible byte (trailing spaces are not part of it): kept
-        // as a pointer here and made a position once, not at every byte.
-        const char* last = nullptr;
-        while (p < end) {
-          const unsigned char v = uc(*p);
-          if (kFieldVchar[v]) {
-            last = ++p;
-          } else if (v == ' ' || v == '\t') {
-            ++p;
-          } else {
-            break;
-          }
-        }
-        if (last != nullptr) value_end_ = pos(last);
+        // To the first byte that cannot be in a value (CR, normally), eight at a time; the
+        // value ends after its last visible byte (trailing spaces are not part of it).
+        const char* const from = p;
+        p = scan_field_value(p, end);
+        const char* last = p;
+        while (last > from && (last[-1] == ' ' || last[-1] == '\t')) --last;
+        if (last > from) value_end_ = pos(last);
         if (p == end) continue;
         if (*p != '\r') {
           return fail(

@@ -108,6 +108,25 @@ ResponseParser::Result ResponseParser::feed(std::string_view data, std::size_t& 
   return state_ == State::kDone ? Result::kDone : Result::kNeedMore;
 }
 
+bool ResponseParser::note_field(std::string_view name, std::string_view value,
+                                std::string_view& content_length, bool& chunked, bool& has_te,
+                                bool& close, bool& keep) {
+  if (iequals(name, "content-length")) {
+    if (!content_length.empty() && content_length != value) {
+      fail("differing Content-Length fields");
+      return false;
+    }
+    content_length = value;
+  } else if (iequals(name, "transfer-encoding")) {
+    has_te = true;
+    chunked = iequals(last_coding(value), "chunked");
+  } else if (iequals(name, "connection")) {
+    close = close || has_token(value, "close");
+    keep = keep || has_token(value, "keep-alive");
+  }
+  return true;
+}
+
 ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
   const std::string_view head(head_.data(), end);
   // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF
@@ -128,7 +147,29 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
   std::size_t pos = eol + 2;
   std::string_view content_length;
   bool chunked = false, has_te = false, close = !http11, keep = false;
+  const char* const stop = head.data() + end;
   while (pos + 2 <= end) {
+    // One pass over the line: its name to the ':', its value to the CR. Anything else (the blank
+    // line, a malformed field) takes the checks below, which give the verdict.
+    const char* const at = head.data() + pos;
+    const char* const colon_at = internal::scan_token(at, stop);
+    if (colon_at != at && colon_at < stop && *colon_at == ':') {
+      const char* v = colon_at + 1;
+      while (v < stop && (*v == ' ' || *v == '\t')) ++v;
+      const char* const cr = internal::scan_field_value(v, stop);
+      if (stop - cr >= 2 && cr[0] == '\r' && cr[1] == '\n') {
+        const char* value_end = cr;
+        while (value_end > v && (value_end[-1] == ' ' || value_end[-1] == '\t')) --value_end;
+        pos = static_cast<std::size_t>(cr + 2 - head.data());
+        if (headers_.size() >= kMaxHeaders) return fail("more than 100 header fields");
+        const std::string_view name(at, static_cast<std::size_t>(colon_at - at));
+        const std::string_view value(v, static_cast<std::size_t>(value_end - v));
+        headers_.emplace_back(name, value);
+        if (!note_field(name, value, content_length, chunked, has_te, close, keep))
+          return Result::kError;
+        continue;
+      }
+    }
     const auto next = head.find("\r\n", pos);
     const std::string_view field = head.substr(pos, next - pos);
     pos = next + 2;
@@ -148,17 +189,8 @@ ResponseParser::Result ResponseParser::parse_head(std::size_t end) {
       return fail("a control character in a header field");
     if (headers_.size() >= kMaxHeaders) return fail("more than 100 header fields");
     headers_.emplace_back(name, value);
-    if (iequals(name, "content-length")) {
-      if (!content_length.empty() && content_length != value)
-        return fail("differing Content-Length fields");
-      content_length = value;
-    } else if (iequals(name, "transfer-encoding")) {
-      has_te = true;
-      chunked = iequals(last_coding(value), "chunked");
-    } else if (iequals(name, "connection")) {
-      close = close || has_token(value, "close");
-      keep = keep || has_token(value, "keep-alive");
-    }
+    if (!note_field(name, value, content_length, chunked, has_te, close, keep))
+      return Result::kError;
   }
   keep_alive_ = http11 ? !close : keep;
   if (status_ < 200 && status_ != 101) return Result::kNeedMore;  // interim: state stays kHead

@@ -74,6 +74,9 @@ class ResponseParser final {
 
   Result fail(std::string_view why);
   Result parse_head(std::size_t end);  // head_[0, end) ends with CRLF CRLF
+  // What a field of the head says about the framing; false (and failed) when it contradicts.
+  bool note_field(std::string_view name, std::string_view value, std::string_view& content_length,
+                  bool& chunked, bool& has_te, bool& close, bool& keep);
   Result feed_chunked(std::string_view data, std::size_t& used);
 
   bool head_request_;

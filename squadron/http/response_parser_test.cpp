@@ -37,6 +37,44 @@ TEST(ResponseParser, ContentLengthInAnySlicing) {
   }
 }
 
+TEST(ResponseParser, FieldValuesOfEveryLengthAreTrimmedAndChecked) {
+  // Values scanned eight bytes at a time and byte by byte: each length up to 20, with the
+  // spaces and tabs around them trimmed, obs-text kept, and a control byte anywhere refused.
+  for (std::size_t n = 0; n <= 20; ++n) {
+    std::string value;
+    for (std::size_t i = 0; i < n; ++i)
+      value.push_back(i % 5 == 2 ? ' ' : i % 7 == 3 ? '\xe9' : 'a');
+    while (!value.empty() && value.back() == ' ') value.pop_back();
+    const std::string text =
+        "HTTP/1.1 200 OK\r\nX-Value: \t " + value + " \t\r\nContent-Length: 0\r\n\r\n";
+    ResponseParser p;
+    auto [r, left] = feed_all(p, text, 1000);
+    ASSERT_EQ(r, R::kDone) << n;
+    ASSERT_EQ(p.headers().size(), 2u);
+    EXPECT_EQ(p.headers()[0].second, value) << n;
+    for (const char bad : {'\x01', '\x7f', '\r', '\n', '\0'}) {
+      for (std::size_t at = 0; at < value.size(); ++at) {
+        std::string spoiled = value;
+        spoiled[at] = bad;
+        ResponseParser q;
+        const std::string t = "HTTP/1.1 200 OK\r\nX-Value: " + spoiled + "x\r\n\r\n";
+        auto [rr, l] = feed_all(q, t, 1000);
+        EXPECT_EQ(rr, R::kError) << n << " " << at << " " << int(bad);
+      }
+    }
+  }
+  // A tab inside a value passes; a name with a space or without a colon does not.
+  ResponseParser tab;
+  ASSERT_EQ(feed_all(tab, "HTTP/1.1 204 No Content\r\nX-A: a\tb\r\n\r\n", 1000).first, R::kDone);
+  EXPECT_EQ(tab.headers()[0].second, "a\tb");
+  for (const char* bad : {"X A: b\r\n", ": b\r\n", "X-A b\r\n", " X-A: b\r\n"}) {
+    ResponseParser q;
+    EXPECT_EQ(feed_all(q, std::string("HTTP/1.1 204 No Content\r\n") + bad + "\r\n", 1000).first,
+              R::kError)
+        << bad;
+  }
+}
+
 TEST(ResponseParser, ResetParsesTheNextResponse) {
   ResponseParser p;
   feed_all(p, "HTTP/1.1 500 Oops\r\nContent-Length: 1\r\n\r\nx", 100);
