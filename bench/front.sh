@@ -44,7 +44,7 @@ if [ "${SAME_HEADERS:-0}" = 1 ]; then
   haproxy_headers='  option forwardfor
   http-request set-header X-Forwarded-Proto https
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  unique-id-format %{+X}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid
+  unique-id-format %[uuid()]
   unique-id-header X-Request-Id'
   nginx_headers='      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto https;
