@@ -333,10 +333,11 @@ asio::awaitable<void> pump_from_client(http::Upgraded& from, tcp::socket& to) {
 }
 
 // The fields of an upstream's answer the client gets: the end-to-end ones (the framing is the
-// server's to write), and for a 101 the upgrade it agreed to.
+// server's to write, Date and X-Request-Id the gateway's, as on every answer it relays), and
+// for a 101 the upgrade it agreed to.
 void copy_answer_fields(const http::ResponseParser& parser, http::Response& res) {
   for (const auto& [name, value] : parser.headers()) {
-    if (http::hop_by_hop_field(name) || http::iequals(name, "upgrade")) continue;
+    if (http::hop_by_hop_field(name) || dropped_response_field(name)) continue;
     res.headers.emplace_back(std::string(name), std::string(value));
   }
   if (parser.status() != 101) return;

@@ -11,24 +11,6 @@ namespace {
 
 constexpr std::size_t kInlineBody = 16 * 1024;  // small bodies travel in the head's send
 
-// Response fields the gateway does not pass on: hop-by-hop ones, and those it sets itself.
-bool dropped_response_field(std::string_view name) {
-  switch (name.size()) {  // by length first: most answer fields fail at once
-    case 2:
-      return http::iequals(name, "te");
-    case 4:
-      return http::iequals(name, "date");
-    case 7:
-      return http::iequals(name, "trailer") || http::iequals(name, "upgrade");
-    case 12:
-      return http::iequals(name, "x-request-id");
-    case 16:
-      return http::iequals(name, "proxy-connection");
-    default:
-      return false;
-  }
-}
-
 // Request fields written by the gateway itself rather than copied.
 bool rewritten_field(std::string_view name) {
   return http::iequals(name, "x-request-id") || http::iequals(name, "x-forwarded-proto") ||
@@ -89,6 +71,23 @@ bool wants_upgrade(const http::Request& req) {
          req.body().empty() && req.body_reader() == nullptr &&
          !req.header("transfer-encoding").has_value() &&
          req.header("content-length").value_or("0") == "0";
+}
+
+bool dropped_response_field(std::string_view name) {
+  switch (name.size()) {  // by length first: most answer fields fail at once
+    case 2:
+      return http::iequals(name, "te");
+    case 4:
+      return http::iequals(name, "date");
+    case 7:
+      return http::iequals(name, "trailer") || http::iequals(name, "upgrade");
+    case 12:
+      return http::iequals(name, "x-request-id");
+    case 16:
+      return http::iequals(name, "proxy-connection");
+    default:
+      return false;
+  }
 }
 
 void ensure_request_id(http::Request& req, core::SplitMix64& rng) {

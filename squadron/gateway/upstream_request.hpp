@@ -38,6 +38,10 @@ bool wants_upgrade(const http::Request& req);
 // A request without an id gets the client's X-Request-Id (if sane) or 16 new hex digits.
 void ensure_request_id(http::Request& req, core::SplitMix64& rng);
 
+// Fields of an upstream's answer the gateway does not pass on: hop-by-hop ones, and those it
+// writes itself (Date, X-Request-Id).
+bool dropped_response_field(std::string_view name);
+
 // Head buffers of one thread, reused so that a request allocates none.
 class HeadBuffers final {
  public:

@@ -2,6 +2,7 @@
 // WebSocket service (examples/ws-echo, Python): tunnels that echo, a refused handshake relayed as
 // it came, the tunnels counted in the gateway's metrics, and a rollout under open tunnels that
 // closes none of them before the old instance's stop_grace.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -10,6 +11,7 @@
 #include "fleet_fixture.hpp"
 #include "json_line.hpp"
 #include "raw_client.hpp"
+#include "squadron/http/request.hpp"
 
 namespace squadron::testing {
 namespace {
@@ -88,6 +90,28 @@ TEST_F(WebSocket, TunnelsEchoAndARolloutClosesNoneBeforeStopGrace) {
   ASSERT_FALSE(second.empty()) << after.output();
   EXPECT_EQ(second.at("opened").as_int64(), 5);
   EXPECT_EQ(second.at("closed").as_int64(), 0);
+}
+
+TEST_F(WebSocket, TheRelayed101HasOneDateAndOneRequestId) {
+  // The instance's 101 says its own Date (Python's websockets does); the gateway writes its own
+  // Date and X-Request-Id on what it relays, as on every proxied answer: one of each.
+  const auto port = up_ws_echo("");
+  ASSERT_NE(port, 0);
+  RawConnection c(port);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(
+      c.send("GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+  const auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 101);
+  const auto count = [&](std::string_view name) {
+    return std::count_if(r->headers.begin(), r->headers.end(),
+                         [&](const auto& h) { return http::iequals(h.first, name); });
+  };
+  EXPECT_EQ(count("date"), 1);
+  EXPECT_EQ(count("x-request-id"), 1);
+  EXPECT_EQ(r->header("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
 TEST_F(WebSocket, OverHttp2EachExtendedConnectIsATunnelToTheService) {
