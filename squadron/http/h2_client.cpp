@@ -598,11 +598,8 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
   arena.reserve(arena_size);
   std::vector<nghttp2_nv> nva;
   nva.reserve(fields.size() + 4);
-  const auto add = [&nva](std::string_view n, std::string_view v,
-                          std::uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
-                   flags});
+  const auto add = [&nva](std::string_view n, std::string_view v) {
+    nva.push_back(internal::field_nv(n, v));
   };
   add(":method", method);
   add(":scheme", "http");
@@ -612,9 +609,7 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
     const std::size_t at = arena.size();
     for (const char ch : n)
       arena.push_back(ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch);
-    // A request id is new with every request: never indexed, as the server's answers send it.
-    add(std::string_view(arena).substr(at, n.size()), v,
-        iequals(n, "x-request-id") ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+    add(std::string_view(arena).substr(at, n.size()), v);
   }
 
   // A streamed body's feed: made by the first attempt, kept by the request for the others.

@@ -182,8 +182,7 @@ struct H2Callbacks {
     for (auto& [n, v] : fields) {
       if (connection_specific(n)) continue;
       for (char& ch : n) ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch + 32) : ch;
-      nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
-                     n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+      nva.push_back(field_nv(n, v));
     }
     nghttp2_submit_trailer(session, id, nva.data(), nva.size());
   }
@@ -658,11 +657,8 @@ void H2Connection::submit(H2Stream& s, Response& res, bool head_only) {
   std::vector<nghttp2_nv>& nva = nva_;
   nva.clear();
   nva.reserve(res.headers.size() + 6);
-  const auto add = [&nva](std::string_view n, std::string_view v,
-                          std::uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
-                   flags});
+  const auto add = [&nva](std::string_view n, std::string_view v) {
+    nva.push_back(field_nv(n, v));
   };
   add(":status", std::string_view(status_text, 3));
   for (const auto& [n, v] : res.headers) {
@@ -683,11 +679,7 @@ void H2Connection::submit(H2Stream& s, Response& res, bool head_only) {
         std::string_view(length_text, static_cast<std::size_t>(end - length_text)));
   }
   if (!date.empty()) add("date", date);
-  // Never indexed (RFC 7541 §6.2.3): a value new with each answer would take a place in the
-  // HPACK table every time (an allocation, a copy, an eviction) and push out the fields that do
-  // repeat (content-type, date...), which then went out in full again: 12 % of the instructions
-  // of a request through the gateway (callgrind, bench/h2.sh's load).
-  if (!request_id.empty()) add("x-request-id", request_id, NGHTTP2_NV_FLAG_NO_INDEX);
+  if (!request_id.empty()) add("x-request-id", request_id);  // never indexed (field_nv)
 
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
