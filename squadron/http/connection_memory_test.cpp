@@ -30,11 +30,12 @@ class Plain final : public Handler {
 
 class ConnectionMemory : public ::testing::Test {
  protected:
-  void start(std::chrono::milliseconds io_timeout) {
+  void start(std::chrono::milliseconds io_timeout, std::size_t hot_connections = 4096) {
     ServerConfig config;
     config.port = 0;
     config.threads = 1;
     config.io_timeout = io_timeout;  // the sweeper ticks at a quarter of the shortest timeout
+    config.hot_connections = hot_connections;
     server_ = std::make_unique<Server>(config, handler_);
     ASSERT_FALSE(server_->listen());
     thread_ = std::thread([this] { server_->run(); });
@@ -108,21 +109,23 @@ TEST_F(ConnectionMemory, AConnectionQuietForATickGivesItsStateBackAndStillServes
 }
 
 TEST_F(ConnectionMemory, OnlyConnectionsThatKeepAskingStayHotAndAtMostTheHotShare) {
-  start(60s);  // a 1 s tick: nothing parks by the sweeper during the test
+  constexpr std::size_t kHot = 100;
+  constexpr std::size_t kConns = 150;
+  start(60s, kHot);  // a 1 s tick: nothing parks by the sweeper during the test
   std::vector<RawConnection> conns;
-  for (int i = 0; i < 1100; ++i) {
+  for (std::size_t i = 0; i < kConns; ++i) {
     conns.emplace_back(server_->port());
     ASSERT_TRUE(conns.back().send("GET /first HTTP/1.1\r\nHost: t\r\n\r\n"));
     ASSERT_TRUE(conns.back().read_response());
   }
   // One request each, as a browser that then keeps the connection: all parked, nothing held
   // (the last one's state may not be back yet when its answer is read).
-  EXPECT_EQ(server_->memory().connections, 1100u);
+  EXPECT_EQ(server_->memory().connections, kConns);
   EXPECT_LE(server_->memory().states_in_use, 1u);
   // A second request soon after the first: the connection is busy, it stays hot.
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(conns[static_cast<std::size_t>(i)].send("GET /again HTTP/1.1\r\nHost: t\r\n\r\n"));
-    auto r = conns[static_cast<std::size_t>(i)].read_response();
+  for (std::size_t i = 0; i < 10; ++i) {
+    ASSERT_TRUE(conns[i].send("GET /again HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = conns[i].read_response();
     ASSERT_TRUE(r);
     EXPECT_EQ(r->body, "/again 1");
   }
@@ -135,8 +138,45 @@ TEST_F(ConnectionMemory, OnlyConnectionsThatKeepAskingStayHotAndAtMostTheHotShar
     ASSERT_TRUE(r);
     EXPECT_EQ(r->body, "/busy 1");
   }
-  EXPECT_LE(server_->memory().states_in_use, 1025u) << "past the hot share connections park";
-  EXPECT_GE(server_->memory().states_in_use, 1000u);
+  EXPECT_LE(server_->memory().states_in_use, kHot + 1) << "past the hot share connections park";
+  EXPECT_GE(server_->memory().states_in_use, kHot - 10);
+}
+
+// Many connections that park between requests (a proxy's pool to an instance) take states from
+// the pool and give them back all the time: what comes back stays pooled while it is needed (a
+// fixed cap freed and allocated again a read buffer for every third request), and goes once none
+// took it for a whole tick.
+TEST_F(ConnectionMemory, StatesGivenBackStayPooledUntilATickPassesWithoutNeedingThem) {
+  start(1s);  // a 250 ms tick
+  constexpr std::size_t kConns = 200;
+  std::vector<RawConnection> conns;
+  for (std::size_t i = 0; i < kConns; ++i) {
+    conns.emplace_back(server_->port());
+    for (int k = 0; k < 2; ++k) {  // the second soon after the first: it stays hot, holding one
+      ASSERT_TRUE(conns.back().send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+      ASSERT_TRUE(conns.back().read_response());
+    }
+  }
+  // Quiet for a tick, they park and give their states back: all stay pooled for now.
+  std::size_t most_pooled = 0;
+  for (int i = 0; i < 600 && most_pooled < kConns * 3 / 4; ++i) {
+    most_pooled = std::max(most_pooled, server_->memory().states_pooled);
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GE(most_pooled, kConns * 3 / 4) << "states given back are kept while they may be needed";
+  // None took them for a tick: all but the 64 kept at least are freed.
+  bool trimmed = false;
+  for (int i = 0; i < 600 && !trimmed; ++i) {
+    trimmed = server_->memory().states_pooled == 64;
+    if (!trimmed) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(trimmed) << server_->memory().states_pooled << " states still pooled";
+  for (auto& c : conns) {  // and every connection still serves
+    ASSERT_TRUE(c.send("GET /after HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "/after 1");
+  }
 }
 
 TEST(ConnectionMetrics, SayWhatConnectionsHold) {

@@ -112,13 +112,12 @@ namespace {
 // Responses to pipelined requests are batched up to this size before a write.
 constexpr std::size_t kMaxBatchedOutput = 64 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-// Request states (parser, request, output, read buffer) a thread keeps for reuse; more are freed.
+// Request states (parser, request, output, read buffer) a thread keeps for reuse at least. More
+// stay pooled while they are needed: the sweeper frees those none took in a whole tick.
 constexpr std::size_t kPooledStates = 64;
-// Connections per thread at most that wait for their next request with their state kept, in
-// their coroutine (a request then costs what it always did). A connection earns it when a
-// request comes within a sweeper tick of the one before (the sweeper parks a hot one that stays
-// quiet for a tick); the others park as soon as they are between requests.
-constexpr std::size_t kHotConnections = 1024;
+// The sweeper gives the allocator's free memory back to the system (malloc_trim) when it freed at
+// least this many states at once.
+constexpr std::size_t kTrimAfterFreeing = 64;
 
 // What a connection needs while it serves a request, taken from its thread's pool when bytes
 // arrive and given back when the answers are written.
@@ -497,7 +496,23 @@ class Server::Worker final : public internal::H2Host {
           c.h2->trim_idle();  // an HTTP/2 connection quiet for a tick keeps only its session
         }
       }
+      trim_pool();
     }
+  }
+
+  // Frees the pooled states that none took in the tick that ended (those beyond kPooledStates).
+  // A state given back is freed no sooner: under a load of many connections that park between
+  // requests (a proxy's pool of ~1,600 to an instance), freeing whatever came back beyond a fixed
+  // number cost an mmap and a munmap of a read buffer for every third request.
+  void trim_pool() {
+    const std::size_t unused =
+        std::min(pool_low_, pool_.size() > kPooledStates ? pool_.size() - kPooledStates : 0);
+    if (unused > 0) {  // the least recently given back: the front
+      pool_.erase(pool_.begin(), pool_.begin() + static_cast<std::ptrdiff_t>(unused));
+      pooled_.store(pool_.size(), std::memory_order_relaxed);
+      if (unused >= kTrimAfterFreeing) ::malloc_trim(0);
+    }
+    pool_low_ = pool_.size();
   }
 
   // When the states in use fell to a quarter of their peak, by 64 or more (a burst of requests
@@ -819,6 +834,7 @@ class Server::Worker final : public internal::H2Host {
       state = std::move(pool_.back());
       pool_.pop_back();
       pooled_.store(pool_.size(), std::memory_order_relaxed);
+      pool_low_ = std::min(pool_low_, pool_.size());
     }
     in_use_.fetch_add(1, std::memory_order_relaxed);
     peak_in_use_ = std::max(peak_in_use_, in_use_.load(std::memory_order_relaxed));
@@ -832,7 +848,7 @@ class Server::Worker final : public internal::H2Host {
     if (!state) return;  // given back already (an upgraded connection's, before its tunnel)
     in_use_.fetch_sub(1, std::memory_order_relaxed);
     if (!destroying_) after_burst();
-    if (destroying_ || pool_.size() >= kPooledStates) return;  // freed
+    if (destroying_) return;  // freed (pooled ones are freed by trim_pool() when unused)
     state->parser.reset(state->req);
     state->out.clear();
     if (state->out.capacity() > kMaxBatchedOutput) std::string().swap(state->out);
@@ -966,7 +982,7 @@ class Server::Worker final : public internal::H2Host {
             co_return co_await serve_h2(s);
           continue;
         }
-        if (!conn.busy || hot_ >= kHotConnections) co_return true;  // park
+        if (!conn.busy || hot_ >= config_.hot_connections) co_return true;  // park
         ++hot_;
         conn.idle = conn.hot = true;
         conn.deadline = coarse_now_ + config_.idle_timeout;
@@ -1040,8 +1056,9 @@ class Server::Worker final : public internal::H2Host {
   // instead of reading the clock twice per request (a deadline fires within two ticks of due).
   SteadyClock::time_point coarse_now_ = SteadyClock::now();
   std::list<Connection> conns_;  // newest first (after ctx_: their sockets go before it)
-  std::size_t hot_ = 0;          // connections waiting hot (kHotConnections)
-  std::vector<std::unique_ptr<RequestState>> pool_;
+  std::size_t hot_ = 0;          // connections waiting hot (config_.hot_connections)
+  std::vector<std::unique_ptr<RequestState>> pool_;  // the most recently given back last
+  std::size_t pool_low_ = 0;  // the fewest pooled since the last sweep: none took those
   std::atomic<std::size_t> in_use_{0};
   std::atomic<std::size_t> pooled_{0};
   std::size_t peak_in_use_ = 0;  // since the last after_burst() trim
