@@ -100,5 +100,34 @@ TEST(UpstreamRequest, ABodyIsFramedByItsLengthAndAPostIsNotReplayed) {
   EXPECT_TRUE(b.replayable) << "PUT is idempotent";
 }
 
+// A head per request in flight: under 1,600 at once, keeping 256 of them freed and allocated
+// again some 1,300 a turn. As many usual heads as that are kept; large ones only a few.
+TEST(HeadBuffers, KeepAHeadPerRequestInFlightButFewLargeOnes) {
+  HeadBuffers buffers;
+  std::vector<std::string> out;
+  for (int i = 0; i < 1600; ++i) {
+    out.push_back(buffers.take());
+    out.back().reserve(600);
+  }
+  for (auto& s : out) buffers.give_back(std::move(s));
+  EXPECT_EQ(buffers.spare(), 1600u);
+  out.clear();
+  for (int i = 0; i < 1600; ++i) {
+    out.push_back(buffers.take());
+    EXPECT_GE(out.back().capacity(), 600u) << "reused, not made anew";
+    EXPECT_TRUE(out.back().empty());
+  }
+  EXPECT_EQ(buffers.spare(), 0u);
+  for (int i = 0; i < 3000; ++i) buffers.give_back(std::string(600, 'x'));
+  EXPECT_EQ(buffers.spare(), HeadBuffers::kSmallKept);
+  HeadBuffers large;
+  for (int i = 0; i < 100; ++i) large.give_back(std::string(8 * 1024, 'x'));
+  large.give_back(std::string(HeadBuffers::kLarge + 1, 'x'));
+  EXPECT_EQ(large.spare(), HeadBuffers::kLargeKept) << "large ones: a few, none past 64 KiB";
+  for (std::size_t i = 0; i < HeadBuffers::kLargeKept; ++i) large.take();
+  large.give_back(std::string(8 * 1024, 'x'));
+  EXPECT_EQ(large.spare(), 1u) << "taking one makes room for another";
+}
+
 }  // namespace
 }  // namespace squadron::gateway

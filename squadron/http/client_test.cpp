@@ -77,6 +77,35 @@ TEST(ConnectionPool, AChunkedBodyComesWholeToItsEnd) {
   EXPECT_TRUE(s.pieces.back().end);
 }
 
+// The answer's Content-Type goes on as it came. A usual one is told by a constant (no string of
+// its own: a proxied answer then costs no allocation), an unusual one as a field; two are both
+// kept; and no answer says none.
+TEST(ConnectionPool, TheAnswersContentTypeGoesOnAsItCame) {
+  const auto type_of = [](std::string fields) {
+    auto s = stream_from("HTTP/1.1 200 OK\r\n" + fields + "Content-Length: 2\r\n\r\nok");
+    EXPECT_EQ(s.x.outcome, Outcome::kAnswered) << s.x.error;
+    return s.res;
+  };
+  Response json = type_of("Content-Type: application/json\r\n");
+  EXPECT_EQ(json.header("content-type"), std::optional<std::string_view>("application/json"));
+  EXPECT_TRUE(json.headers.empty()) << "interned, not copied";
+  std::string out;
+  serialize_head(json, "", "", false, false, out);
+  EXPECT_EQ(out.find("Content-Type: application/json\r\n"), out.rfind("Content-Type:"))
+      << "one Content-Type: " << out;
+  EXPECT_NE(out.find("Content-Type: application/json\r\n"), std::string::npos) << out;
+
+  const Response odd = type_of("content-type: text/csv; header=present\r\n");
+  EXPECT_EQ(odd.header("Content-Type"),
+            std::optional<std::string_view>("text/csv; header=present"));
+  const Response two =
+      type_of("Content-Type: text/plain; charset=utf-8\r\nContent-Type: text/html\r\n");
+  ASSERT_EQ(two.headers.size(), 2u);
+  EXPECT_EQ(two.headers[0].second, "text/plain; charset=utf-8");
+  EXPECT_EQ(two.headers[1].second, "text/html");
+  EXPECT_FALSE(type_of("").header("content-type").has_value()) << "none said, none made up";
+}
+
 TEST(ConnectionPool, AStreamedBodyCutOffEndsInAFailedPieceNotAnException) {
   const auto s = stream_from("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
   ASSERT_EQ(s.x.outcome, Outcome::kAnswered) << s.x.error;

@@ -17,6 +17,7 @@
 
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/splitmix.hpp"
+#include "squadron/http/internal/chars.hpp"
 #include "squadron/http/internal/nghttp2_setup.hpp"
 #include "squadron/http/parser.hpp"
 
@@ -229,7 +230,7 @@ struct H2Callbacks {
       if (!s->cookie.empty()) s->cookie.append("; ");
       s->cookie.append(v);
     } else {
-      s->fields.append(n).append(": ").append(v).append("\r\n");
+      append_field_line(s->fields, n, v);
     }
     return 0;
   }

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "squadron/http/client.hpp"
+#include "squadron/http/internal/chars.hpp"
 #include "squadron/http/response.hpp"
 
 namespace squadron::http {
@@ -33,9 +34,9 @@ class RequestHead final {
     out_.append(method).append(" ").append(target_lead).append(target_rest);
     out_.append(" HTTP/1.1\r\n");
   }
-  // "Name: value\r\n" (inline: a proxy writes a dozen a request).
+  // "Name: value\r\n".
   RequestHead& field(std::string_view name, std::string_view value) {
-    out_.append(name).append(": ").append(value).append("\r\n");
+    internal::append_field_line(out_, name, value);
     return *this;
   }
   // X-Squadron-Timeout-Ms: the time the upstream has left to answer.

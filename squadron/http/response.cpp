@@ -5,6 +5,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "squadron/http/internal/chars.hpp"
 #include "squadron/http/request.hpp"
 
 namespace squadron::http {
@@ -126,6 +127,7 @@ std::optional<std::string_view> Response::header(std::string_view name) const no
   for (const auto& [n, v] : headers) {
     if (iequals(n, name)) return std::string_view(v);
   }
+  if (!content_type.empty() && iequals(name, "content-type")) return content_type;
   return std::nullopt;
 }
 
@@ -157,7 +159,7 @@ void serialize_head(const Response& res, std::string_view date, std::string_view
   bool custom_type = false;
   for (const auto& [n, v] : res.headers) {
     custom_type |= iequals(n, "content-type");
-    out.append(n).append(": ").append(v).append("\r\n");
+    internal::append_field_line(out, n, v);
   }
   const bool no_body = status_has_no_body(status);
   if (!custom_type && !no_body && !res.content_type.empty())  // empty: none (a proxied answer)

@@ -102,7 +102,8 @@ struct Response {
     headers.emplace_back(std::move(name), std::move(value));
     return *this;
   }
-  // The value of header `name` set on this response (case-insensitive), if any.
+  // The value of header `name` set on this response (case-insensitive), if any; for
+  // Content-Type, content_type when no such header is set (what goes out either way).
   std::optional<std::string_view> header(std::string_view name) const noexcept;
 };
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 namespace squadron::http::internal {
@@ -36,6 +37,22 @@ inline constexpr CharTable kQdtext = make_table([](unsigned c) {
 });
 
 inline unsigned char uc(char c) { return static_cast<unsigned char>(c); }
+
+// Appends "name: value\r\n" to `out`, grown once: four appends cost three times the instructions
+// (a proxy writes a dozen lines a request).
+inline void append_field_line(std::string& out, std::string_view name, std::string_view value) {
+  const std::size_t at = out.size();
+  out.resize(at + name.size() + value.size() + 4);
+  char* p = out.data() + at;
+  std::char_traits<char>::copy(p, name.data(), name.size());  // (nothing for an empty view)
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  std::char_traits<char>::copy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
+}
 
 // What a field value may hold: field-vchar, SP and HTAB (RFC 9110 §5.5).
 inline constexpr CharTable kValueChar =
