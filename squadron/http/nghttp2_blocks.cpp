@@ -1,0 +1,101 @@
+#include "squadron/http/internal/nghttp2_blocks.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace squadron::http::internal {
+
+namespace {
+
+// Each block starts with a header of 16 bytes (the caller's part stays 16-byte aligned): its
+// size class, or kLarge with the capacity of a block from malloc alone.
+struct Header {
+  std::uint64_t size_class;
+  std::uint64_t capacity;
+};
+static_assert(sizeof(Header) == 16);
+constexpr std::uint64_t kLarge = std::numeric_limits<std::uint64_t>::max();
+constexpr std::size_t kSmallest = 64;  // class i holds 64 << i bytes
+
+std::size_t capacity_of(std::uint64_t size_class) noexcept { return kSmallest << size_class; }
+
+Header* header_of(void* p) noexcept {
+  return reinterpret_cast<Header*>(static_cast<char*>(p) - sizeof(Header));
+}
+
+}  // namespace
+
+void* Nghttp2Blocks::allocate(std::size_t size) {
+  std::uint64_t c = 0;
+  while (c < kSizes && capacity_of(c) < size) ++c;
+  if (c < kSizes && free_[c] != nullptr) {
+    Free* f = free_[c];
+    free_[c] = f->next;
+    --kept_[c];
+    return f;
+  }
+  const std::size_t capacity = c < kSizes ? capacity_of(c) : size;
+  if (capacity > std::numeric_limits<std::size_t>::max() - sizeof(Header)) return nullptr;
+  auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + capacity));
+  if (h == nullptr) return nullptr;
+  h->size_class = c < kSizes ? c : kLarge;
+  h->capacity = capacity;
+  return h + 1;
+}
+
+void* Nghttp2Blocks::allocate_zeroed(std::size_t n, std::size_t size) {
+  if (size != 0 && n > std::numeric_limits<std::size_t>::max() / size) return nullptr;
+  void* p = allocate(n * size);
+  if (p != nullptr) std::memset(p, 0, n * size);
+  return p;
+}
+
+void Nghttp2Blocks::release(void* p) noexcept {
+  if (p == nullptr) return;
+  Header* h = header_of(p);
+  const std::uint64_t c = h->size_class;
+  if (c == kLarge || kept_[c] >= kKeptPerSize) {
+    std::free(h);
+    return;
+  }
+  auto* f = static_cast<Free*>(p);
+  f->next = free_[c];
+  free_[c] = f;
+  ++kept_[c];
+}
+
+void* Nghttp2Blocks::reallocate(void* p, std::size_t size) {
+  if (p == nullptr) return allocate(size);
+  if (size == 0) {
+    release(p);
+    return nullptr;
+  }
+  const std::size_t had = header_of(p)->capacity;
+  if (size <= had) return p;
+  void* q = allocate(size);
+  if (q == nullptr) return nullptr;  // p stays as it was (realloc's contract)
+  std::memcpy(q, p, had);
+  release(p);
+  return q;
+}
+
+void Nghttp2Blocks::trim() noexcept {
+  for (std::size_t c = 0; c < kSizes; ++c) {
+    while (free_[c] != nullptr) {
+      Free* f = free_[c];
+      free_[c] = f->next;
+      std::free(header_of(f));
+    }
+    kept_[c] = 0;
+  }
+}
+
+std::size_t Nghttp2Blocks::kept() const noexcept {
+  std::size_t n = 0;
+  for (const std::size_t k : kept_) n += k;
+  return n;
+}
+
+}  // namespace squadron::http::internal

@@ -1,0 +1,139 @@
+// nghttp2's memory for a session from lists of its own: a block given back is taken again by the
+// next request of its size, realloc and calloc keep their contracts, what is kept is bounded and
+// goes on trim(); and a real session (HPACK, streams, frames) runs on it.
+#include "squadron/http/internal/nghttp2_blocks.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace squadron::http::internal {
+namespace {
+
+nghttp2_nv nv(std::string_view name, std::string_view value,
+              std::uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          flags};
+}
+
+TEST(Nghttp2Blocks, ABlockGivenBackIsTakenAgainByTheNextOfItsSize) {
+  Nghttp2Blocks blocks;
+  nghttp2_mem* mem = blocks.mem();
+  void* a = mem->malloc(100, mem->mem_user_data);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 16, 0u) << "aligned as malloc's";
+  std::memset(a, 'x', 100);
+  mem->free(a, mem->mem_user_data);
+  EXPECT_EQ(blocks.kept(), 1u);
+  EXPECT_EQ(mem->malloc(120, mem->mem_user_data), a) << "the same size class: the same block";
+  EXPECT_EQ(blocks.kept(), 0u);
+  void* other = mem->malloc(300, mem->mem_user_data);
+  EXPECT_NE(other, a);
+  mem->free(a, mem->mem_user_data);
+  mem->free(other, mem->mem_user_data);
+  mem->free(nullptr, mem->mem_user_data);
+  EXPECT_EQ(blocks.kept(), 2u);
+  blocks.trim();
+  EXPECT_EQ(blocks.kept(), 0u);
+}
+
+TEST(Nghttp2Blocks, ReallocAndCallocKeepTheirContracts) {
+  Nghttp2Blocks blocks;
+  nghttp2_mem* mem = blocks.mem();
+  auto* p = static_cast<char*>(mem->malloc(50, mem->mem_user_data));
+  for (int i = 0; i < 50; ++i) p[i] = static_cast<char>(i);
+  p = static_cast<char*>(mem->realloc(p, 60, mem->mem_user_data));    // fits its block
+  p = static_cast<char*>(mem->realloc(p, 5000, mem->mem_user_data));  // past the largest size
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(p[i], static_cast<char>(i));
+  std::memset(p, 'y', 5000);
+  p = static_cast<char*>(mem->realloc(p, 9000, mem->mem_user_data));
+  EXPECT_EQ(p[4999], 'y');
+  EXPECT_EQ(mem->realloc(p, 0, mem->mem_user_data), nullptr);  // freed
+  auto* q = static_cast<char*>(mem->realloc(nullptr, 10, mem->mem_user_data));
+  ASSERT_NE(q, nullptr);
+  std::memset(q, 'z', 10);
+  mem->free(q, mem->mem_user_data);
+  auto* z = static_cast<unsigned char*>(mem->calloc(4, 16, mem->mem_user_data));
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(static_cast<void*>(z), static_cast<void*>(q)) << "taken again, and zeroed";
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(z[i], 0);
+  mem->free(z, mem->mem_user_data);
+  EXPECT_EQ(mem->calloc(SIZE_MAX / 2, 4, mem->mem_user_data), nullptr) << "overflow refused";
+}
+
+TEST(Nghttp2Blocks, WhatIsKeptIsBounded) {
+  Nghttp2Blocks blocks;
+  nghttp2_mem* mem = blocks.mem();
+  std::vector<void*> taken;
+  for (std::size_t i = 0; i < 3 * Nghttp2Blocks::kKeptPerSize; ++i)
+    taken.push_back(mem->malloc(64, mem->mem_user_data));
+  for (void* p : taken) mem->free(p, mem->mem_user_data);
+  EXPECT_EQ(blocks.kept(), Nghttp2Blocks::kKeptPerSize) << "the rest went back to malloc";
+}
+
+// A client and a server session on blocks of their own exchange a hundred requests and answers.
+TEST(Nghttp2Blocks, SessionsRunOnThem) {
+  Nghttp2Blocks client_blocks;
+  Nghttp2Blocks server_blocks;
+  nghttp2_session_callbacks* callbacks = nullptr;
+  ASSERT_EQ(nghttp2_session_callbacks_new(&callbacks), 0);
+  struct Seen {
+    int requests = 0;
+    int answers = 0;
+  } seen;
+  nghttp2_session_callbacks_set_on_frame_recv_callback(
+      callbacks, [](nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+        auto* s = static_cast<Seen*>(user);
+        if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          ++s->requests;
+          const nghttp2_nv answer[] = {
+              nv(":status", "204", NGHTTP2_NV_FLAG_NONE),
+              nv("x-request-id", "0123456789abcdef", NGHTTP2_NV_FLAG_NO_INDEX)};
+          nghttp2_submit_response(session, frame->hd.stream_id, answer, 2, nullptr);
+        } else if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+          ++s->answers;
+        }
+        return 0;
+      });
+  nghttp2_session* client = nullptr;
+  nghttp2_session* server = nullptr;
+  ASSERT_EQ(nghttp2_session_client_new3(&client, callbacks, &seen, nullptr, client_blocks.mem()),
+            0);
+  ASSERT_EQ(nghttp2_session_server_new3(&server, callbacks, &seen, nullptr, server_blocks.mem()),
+            0);
+  nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, nullptr, 0);
+  nghttp2_submit_settings(server, NGHTTP2_FLAG_NONE, nullptr, 0);
+  const auto pump = [](nghttp2_session* from, nghttp2_session* to) {
+    while (true) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(from, &data);
+      if (n <= 0) return;
+      ASSERT_EQ(nghttp2_session_mem_recv(to, data, static_cast<std::size_t>(n)), n);
+    }
+  };
+  for (int i = 0; i < 100; ++i) {
+    const std::string path = "/items/" + std::to_string(i);
+    const nghttp2_nv request[] = {
+        nv(":method", "GET", NGHTTP2_NV_FLAG_NONE), nv(":scheme", "https", NGHTTP2_NV_FLAG_NONE),
+        nv(":authority", "shop.example", NGHTTP2_NV_FLAG_NONE), nv(":path", path),
+        nv("user-agent", "blocks-test", NGHTTP2_NV_FLAG_NONE)};
+    ASSERT_GT(nghttp2_submit_request(client, nullptr, request, 5, nullptr, nullptr), 0);
+    pump(client, server);
+    pump(server, client);
+  }
+  EXPECT_EQ(seen.requests, 100);
+  EXPECT_EQ(seen.answers, 100);
+  EXPECT_GT(server_blocks.kept(), 0u) << "the streams' blocks came back for the next ones";
+  nghttp2_session_del(client);
+  nghttp2_session_del(server);
+  nghttp2_session_callbacks_del(callbacks);
+}
+
+}  // namespace
+}  // namespace squadron::http::internal
