@@ -128,6 +128,55 @@ asio::awaitable<void> answer_kept_alive(tcp::acceptor& acceptor, int n) {
   socket.close();
 }
 
+// Answers `n` requests on the one connection it accepts with `body`, then closes it.
+asio::awaitable<void> answer_as(tcp::acceptor& acceptor, int n, std::string body) {
+  auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+  const std::string answer =
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  char buf[4096];
+  for (int i = 0; i < n; ++i) {
+    co_await socket.async_read_some(asio::buffer(buf), asio::use_awaitable);
+    co_await asio::async_write(socket, asio::buffer(answer), asio::use_awaitable);
+  }
+  socket.close();
+}
+
+// Exchanges with two upstreams in turn: each reuses its own kept connection (the pool remembers
+// the last list it found: asked for the other, it must not hand that one out).
+TEST(ConnectionPool, ExchangesWithTwoUpstreamsInTurnEachReuseTheirOwnConnection) {
+  asio::io_context io;
+  tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+  tcp::acceptor b(io, {asio::ip::make_address("127.0.0.1"), 0});
+  ConnectionPool pool(io.get_executor());
+  asio::co_spawn(io, answer_as(a, 3, "from a"), asio::detached);
+  asio::co_spawn(io, answer_as(b, 3, "from b"), asio::detached);
+  std::vector<std::string> bodies;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+        const std::array<asio::const_buffer, 1> bytes{asio::buffer(kRequest)};
+        ExchangeOptions options;
+        options.deadline = std::chrono::steady_clock::now() + 5s;
+        const std::string key_a = "a:" + std::to_string(a.local_endpoint().port());
+        const std::string key_b = "b:" + std::to_string(b.local_endpoint().port());
+        for (int i = 0; i < 6; ++i) {
+          const bool to_a = i % 2 == 0;
+          Response res;
+          const auto x =
+              co_await pool.exchange({to_a ? key_a : key_b, "127.0.0.1",
+                                      to_a ? a.local_endpoint().port() : b.local_endpoint().port()},
+                                     bytes, options, res);
+          EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+          bodies.push_back(res.body);
+        }
+      },
+      asio::detached);
+  io.run();
+  EXPECT_EQ(bodies,
+            (std::vector<std::string>{"from a", "from b", "from a", "from b", "from a", "from b"}));
+}
+
 TEST(ConnectionPool, AnIdleConnectionGivesItsReadBufferBackToThePool) {
   const auto before = ConnectionPool::memory();
   ConnectionPool::Memory idle_after_first, idle_after_second;
