@@ -128,6 +128,15 @@ asio::awaitable<void> answer_kept_alive(tcp::acceptor& acceptor, int n) {
   socket.close();
 }
 
+// GET / through `pool` to `to`, within 5 s.
+asio::awaitable<Exchange> get(ConnectionPool& pool, Upstream to, Response& res) {
+  static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::array<asio::const_buffer, 1> bytes{asio::buffer(kRequest)};
+  ExchangeOptions options;
+  options.deadline = std::chrono::steady_clock::now() + 5s;
+  co_return co_await pool.exchange(to, bytes, options, res);
+}
+
 // Answers `n` requests on the one connection it accepts with `body`, then closes it.
 asio::awaitable<void> answer_as(tcp::acceptor& acceptor, int n, std::string body) {
   auto socket = co_await acceptor.async_accept(asio::use_awaitable);
@@ -154,19 +163,16 @@ TEST(ConnectionPool, ExchangesWithTwoUpstreamsInTurnEachReuseTheirOwnConnection)
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-        const std::array<asio::const_buffer, 1> bytes{asio::buffer(kRequest)};
-        ExchangeOptions options;
-        options.deadline = std::chrono::steady_clock::now() + 5s;
         const std::string key_a = "a:" + std::to_string(a.local_endpoint().port());
         const std::string key_b = "b:" + std::to_string(b.local_endpoint().port());
         for (int i = 0; i < 6; ++i) {
           const bool to_a = i % 2 == 0;
           Response res;
           const auto x =
-              co_await pool.exchange({to_a ? key_a : key_b, "127.0.0.1",
-                                      to_a ? a.local_endpoint().port() : b.local_endpoint().port()},
-                                     bytes, options, res);
+              co_await get(pool,
+                           {to_a ? key_a : key_b, "127.0.0.1",
+                            to_a ? a.local_endpoint().port() : b.local_endpoint().port()},
+                           res);
           EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
           bodies.push_back(res.body);
         }
@@ -189,15 +195,11 @@ TEST(ConnectionPool, AnIdleConnectionGivesItsReadBufferBackToThePool) {
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-          static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-          const std::array<asio::const_buffer, 1> bytes{asio::buffer(kRequest)};
-          ExchangeOptions options;
-          options.deadline = std::chrono::steady_clock::now() + 5s;
           Response res;
-          auto x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+          auto x = co_await get(pool, {"t", "127.0.0.1", port}, res);
           EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
           idle_after_first = ConnectionPool::memory();
-          x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+          x = co_await get(pool, {"t", "127.0.0.1", port}, res);
           EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
           EXPECT_EQ(res.body, "ok");
           idle_after_second = ConnectionPool::memory();
