@@ -131,6 +131,7 @@ void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Res
   const bool has_connection = std::any_of(all.begin(), all.end(), [](const auto& h) {
     return iequals(h.first, "connection");
   });  // usually absent: an HTTP/1.1 answer that keeps the connection says nothing
+  bool several_types = false;
   for (std::size_t i = 0; i < all.size(); ++i) {
     const auto& [name, value] = all[i];
     // An answer to HEAD announces the length a GET would get: kept as it was said.
@@ -145,9 +146,11 @@ void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Res
         (has_connection && named_in_connection(all, name)))
       continue;
     if (iequals(name, "content-type")) {
-      if (!response.content_type.empty()) {  // a second one: both go on as they came
-        response.headers.emplace_back("Content-Type", std::string(response.content_type));
+      if (several_types || !response.content_type.empty()) {  // all go on as they came
+        if (!response.content_type.empty())
+          response.headers.emplace_back("Content-Type", std::string(response.content_type));
         response.content_type = {};
+        several_types = true;
       } else if (const auto known = interned_content_type(value); !known.empty()) {
         response.content_type = known;  // written where the Content-Type goes
         continue;

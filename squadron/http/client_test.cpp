@@ -79,7 +79,7 @@ TEST(ConnectionPool, AChunkedBodyComesWholeToItsEnd) {
 
 // The answer's Content-Type goes on as it came. A usual one is told by a constant (no string of
 // its own: a proxied answer then costs no allocation), an unusual one as a field; two are both
-// kept; and no answer says none.
+// kept, or three; and no answer says none.
 TEST(ConnectionPool, TheAnswersContentTypeGoesOnAsItCame) {
   const auto type_of = [](std::string fields) {
     auto s = stream_from("HTTP/1.1 200 OK\r\n" + fields + "Content-Length: 2\r\n\r\nok");
@@ -103,6 +103,10 @@ TEST(ConnectionPool, TheAnswersContentTypeGoesOnAsItCame) {
   ASSERT_EQ(two.headers.size(), 2u);
   EXPECT_EQ(two.headers[0].second, "text/plain; charset=utf-8");
   EXPECT_EQ(two.headers[1].second, "text/html");
+  const Response three = type_of(
+      "Content-Type: text/html\r\nContent-Type: application/json\r\nContent-Type: text/html\r\n");
+  ASSERT_EQ(three.headers.size(), 3u) << "none of them lost";
+  EXPECT_EQ(three.headers[2].second, "text/html");
   EXPECT_FALSE(type_of("").header("content-type").has_value()) << "none said, none made up";
 }
 
