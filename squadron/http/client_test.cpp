@@ -120,18 +120,6 @@ TEST(ConnectionPool, AStreamedBodyCutOffEndsInAFailedPieceNotAnException) {
       << s.pieces.back().error;
 }
 
-// Answers `n` requests on one kept-alive connection, then closes it.
-asio::awaitable<void> answer_kept_alive(tcp::acceptor& acceptor, int n) {
-  auto socket = co_await acceptor.async_accept(asio::use_awaitable);
-  static constexpr std::string_view kAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-  char buf[4096];
-  for (int i = 0; i < n; ++i) {
-    co_await socket.async_read_some(asio::buffer(buf), asio::use_awaitable);
-    co_await asio::async_write(socket, asio::buffer(kAnswer), asio::use_awaitable);
-  }
-  socket.close();
-}
-
 // GET / through `pool` to `to`, within 5 s.
 asio::awaitable<Exchange> get(ConnectionPool& pool, Upstream to, Response& res) {
   static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -141,7 +129,7 @@ asio::awaitable<Exchange> get(ConnectionPool& pool, Upstream to, Response& res) 
   co_return co_await pool.exchange(to, bytes, options, res);
 }
 
-// Answers `n` requests on the one connection it accepts with `body`, then closes it.
+// Answers `n` requests with `body` on the one connection it accepts (kept alive), then closes it.
 asio::awaitable<void> answer_as(tcp::acceptor& acceptor, int n, std::string body) {
   auto socket = co_await acceptor.async_accept(asio::use_awaitable);
   const std::string answer =
@@ -194,7 +182,7 @@ TEST(ConnectionPool, AnIdleConnectionGivesItsReadBufferBackToThePool) {
     asio::io_context io;
     tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
     ConnectionPool pool(io.get_executor());
-    asio::co_spawn(io, answer_kept_alive(acceptor, 2), asio::detached);
+    asio::co_spawn(io, answer_as(acceptor, 2, "ok"), asio::detached);
     const auto port = acceptor.local_endpoint().port();
     asio::co_spawn(
         io,

@@ -1,5 +1,6 @@
 #include "squadron/http/internal/nghttp2_blocks.hpp"
 
+#include <bit>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -10,16 +11,19 @@ namespace squadron::http::internal {
 namespace {
 
 // Each block starts with a header of 16 bytes (the caller's part stays 16-byte aligned): its
-// size class, or kLarge with the capacity of a block from malloc alone.
+// capacity. Up to kLargest it is a size class's, 64 << i bytes; past it the block is malloc's.
 struct Header {
-  std::uint64_t size_class;
   std::uint64_t capacity;
+  std::uint64_t unused;
 };
 static_assert(sizeof(Header) == 16);
-constexpr std::uint64_t kLarge = std::numeric_limits<std::uint64_t>::max();
-constexpr std::size_t kSmallest = 64;  // class i holds 64 << i bytes
+constexpr std::size_t kSmallest = 64;
+constexpr std::size_t kLargest = kSmallest << 4;  // 1 KiB: the last of the five classes
 
-std::size_t capacity_of(std::uint64_t size_class) noexcept { return kSmallest << size_class; }
+std::size_t capacity_of(std::size_t size_class) noexcept { return kSmallest << size_class; }
+std::size_t class_of_capacity(std::size_t capacity) noexcept {
+  return static_cast<std::size_t>(std::countr_zero(capacity / kSmallest));
+}
 
 Header* header_of(void* p) noexcept {
   return reinterpret_cast<Header*>(static_cast<char*>(p) - sizeof(Header));
@@ -28,7 +32,7 @@ Header* header_of(void* p) noexcept {
 }  // namespace
 
 void* Nghttp2Blocks::allocate(std::size_t size) {
-  std::uint64_t c = 0;
+  std::size_t c = 0;
   while (c < kSizes && capacity_of(c) < size) ++c;
   if (c < kSizes && free_[c] != nullptr) {
     Free* f = free_[c];
@@ -40,7 +44,6 @@ void* Nghttp2Blocks::allocate(std::size_t size) {
   if (capacity > std::numeric_limits<std::size_t>::max() - sizeof(Header)) return nullptr;
   auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + capacity));
   if (h == nullptr) return nullptr;
-  h->size_class = c < kSizes ? c : kLarge;
   h->capacity = capacity;
   return h + 1;
 }
@@ -55,8 +58,8 @@ void* Nghttp2Blocks::allocate_zeroed(std::size_t n, std::size_t size) {
 void Nghttp2Blocks::release(void* p) noexcept {
   if (p == nullptr) return;
   Header* h = header_of(p);
-  const std::uint64_t c = h->size_class;
-  if (c == kLarge || kept_[c] >= kKeptPerSize) {
+  const std::size_t c = h->capacity > kLargest ? kSizes : class_of_capacity(h->capacity);
+  if (c == kSizes || kept_[c] >= kKeptPerSize) {
     std::free(h);
     return;
   }

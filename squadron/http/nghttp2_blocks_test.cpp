@@ -11,15 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include "squadron/http/internal/nghttp2_setup.hpp"
+
 namespace squadron::http::internal {
 namespace {
-
-nghttp2_nv nv(std::string_view name, std::string_view value,
-              std::uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          flags};
-}
 
 TEST(Nghttp2Blocks, ABlockGivenBackIsTakenAgainByTheNextOfItsSize) {
   Nghttp2Blocks blocks;
@@ -92,9 +87,8 @@ TEST(Nghttp2Blocks, SessionsRunOnThem) {
         if (frame->hd.type != NGHTTP2_HEADERS) return 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           ++s->requests;
-          const nghttp2_nv answer[] = {
-              nv(":status", "204", NGHTTP2_NV_FLAG_NONE),
-              nv("x-request-id", "0123456789abcdef", NGHTTP2_NV_FLAG_NO_INDEX)};
+          const nghttp2_nv answer[] = {field_nv(":status", "204"),
+                                       field_nv("x-request-id", "0123456789abcdef")};
           nghttp2_submit_response(session, frame->hd.stream_id, answer, 2, nullptr);
         } else if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
           ++s->answers;
@@ -119,10 +113,9 @@ TEST(Nghttp2Blocks, SessionsRunOnThem) {
   };
   for (int i = 0; i < 100; ++i) {
     const std::string path = "/items/" + std::to_string(i);
-    const nghttp2_nv request[] = {
-        nv(":method", "GET", NGHTTP2_NV_FLAG_NONE), nv(":scheme", "https", NGHTTP2_NV_FLAG_NONE),
-        nv(":authority", "shop.example", NGHTTP2_NV_FLAG_NONE), nv(":path", path),
-        nv("user-agent", "blocks-test", NGHTTP2_NV_FLAG_NONE)};
+    const nghttp2_nv request[] = {field_nv(":method", "GET"), field_nv(":scheme", "https"),
+                                  field_nv(":authority", "shop.example"), field_nv(":path", path),
+                                  field_nv("user-agent", "blocks-test")};
     ASSERT_GT(nghttp2_submit_request(client, nullptr, request, 5, nullptr, nullptr), 0);
     pump(client, server);
     pump(server, client);
