@@ -26,6 +26,7 @@
 #include "squadron/core/limits.hpp"
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/spawn.hpp"
+#include "squadron/core/thread_cache.hpp"
 #include "squadron/http/internal/connection.hpp"
 #include "squadron/http/internal/h2_connection.hpp"
 #include "squadron/http/internal/read_buffer.hpp"
@@ -118,6 +119,9 @@ constexpr std::size_t kPooledStates = 64;
 // The sweeper gives the allocator's free memory back to the system (malloc_trim) when it freed at
 // least this many states at once.
 constexpr std::size_t kTrimAfterFreeing = 64;
+// ... or when a tick freed this many bytes of the blocks its operator new kept (those none took
+// during the tick before, core::thread_cache::trim_unused).
+constexpr std::size_t kTrimAfterFreeingBytes = 256 * 1024;
 
 // What a connection needs while it serves a request, taken from its thread's pool when bytes
 // arrive and given back when the answers are written.
@@ -510,9 +514,20 @@ class Server::Worker final : public internal::H2Host {
     if (unused > 0) {  // the least recently given back: the front
       pool_.erase(pool_.begin(), pool_.begin() + static_cast<std::ptrdiff_t>(unused));
       pooled_.store(pool_.size(), std::memory_order_relaxed);
-      if (unused >= kTrimAfterFreeing) ::malloc_trim(0);
     }
     pool_low_ = pool_.size();
+    if (unused >= kTrimAfterFreeing) {
+      give_back_memory();
+    } else if (core::thread_cache::trim_unused() >= kTrimAfterFreeingBytes) {
+      ::malloc_trim(0);  // the blocks the program's operator new kept follow the same rule
+    }
+  }
+
+  // What this thread's operator new keeps (squadron::new_cache), and what the allocator keeps
+  // free, goes back to the system: the blocks of the states just freed are among them.
+  static void give_back_memory() noexcept {
+    core::thread_cache::trim();
+    ::malloc_trim(0);
   }
 
   // When the states in use fell to a quarter of their peak, by 64 or more (a burst of requests
@@ -523,7 +538,7 @@ class Server::Worker final : public internal::H2Host {
     const std::size_t now = in_use_.load(std::memory_order_relaxed);
     if (peak_in_use_ < now + 64 || now * 4 > peak_in_use_) return;
     peak_in_use_ = now;
-    asio::post(ctx_, [] { ::malloc_trim(0); });  // after what runs now
+    asio::post(ctx_, [] { give_back_memory(); });  // after what runs now
   }
 
   void maybe_finish() {
