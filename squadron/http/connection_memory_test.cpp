@@ -3,10 +3,12 @@
 // at most the hot share of them; a request larger than the parked read, or two pipelined,
 // arrive whole; the Prometheus lines say it.
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "raw_client.hpp"
+#include "squadron/core/thread_cache.hpp"
 #include "squadron/http/connection_metrics.hpp"
 #include "squadron/http/server.hpp"
 
@@ -19,6 +21,15 @@ using testing::RawConnection;
 class Plain final : public Handler {
  public:
   bool handle(Request& req, Response& res, std::size_t) override {
+    if (req.path() == "/keep") {  // blocks given back to this thread's lists, as delete does
+      std::vector<void*> blocks;
+      for (int i = 0; i < 100; ++i) blocks.push_back(core::thread_cache::allocate(500));
+      for (void* b : blocks) core::thread_cache::release(b, 500);
+    }
+    if (req.path() == "/keep" || req.path() == "/kept") {
+      res = Response::text(std::to_string(core::thread_cache::kept_bytes()));
+      return true;
+    }
     res = Response::text(std::string(req.path()) + " " + std::to_string(req.headers().size()));
     return true;
   }
@@ -177,6 +188,27 @@ TEST_F(ConnectionMemory, StatesGivenBackStayPooledUntilATickPassesWithoutNeeding
     ASSERT_TRUE(r);
     EXPECT_EQ(r->body, "/after 1");
   }
+}
+
+// The blocks a program's operator new keeps per thread (squadron::new_cache, here given back by
+// the handler directly) follow the pool's rule: the sweeper frees them once a tick passed in
+// which none was taken.
+TEST_F(ConnectionMemory, BlocksTheThreadKeepsGoWhenATickPassesWithoutNeedingThem) {
+  start(200ms);  // a 50 ms tick
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET /keep HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_GE(std::stoul(r->body), 100u * 500) << "kept for the next allocations of their size";
+  bool freed = false;
+  for (int i = 0; i < 200 && !freed; ++i) {
+    std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(c.send("GET /kept HTTP/1.1\r\nHost: t\r\n\r\n"));
+    r = c.read_response();
+    ASSERT_TRUE(r);
+    freed = r->body == "0";
+  }
+  EXPECT_TRUE(freed) << r->body << " bytes still kept";
 }
 
 TEST(ConnectionMetrics, SayWhatConnectionsHold) {
