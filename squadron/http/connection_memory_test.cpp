@@ -64,6 +64,12 @@ class ConnectionMemory : public ::testing::Test {
     }
     return false;
   }
+  // GET `path` on `c`: the answer's body, or "(no answer)".
+  static std::string get(RawConnection& c, std::string_view path) {
+    if (!c.send("GET " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n\r\n")) return "(no answer)";
+    auto r = c.read_response();
+    return r ? r->body : "(no answer)";
+  }
   Plain handler_;
   std::unique_ptr<Server> server_;
   std::thread thread_;
@@ -72,10 +78,7 @@ class ConnectionMemory : public ::testing::Test {
 TEST_F(ConnectionMemory, AConnectionQuietForATickGivesItsStateBackAndStillServes) {
   start(40ms);  // a 10 ms tick
   RawConnection c(server_->port());
-  ASSERT_TRUE(c.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n"));
-  auto r = c.read_response();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->body, "/a 1");
+  EXPECT_EQ(get(c, "/a"), "/a 1");
   // Asking again at once makes it busy: it keeps its state, hot, until it has been quiet for a
   // tick. (Busy means no tick between two requests: with a 10 ms tick one may fall between.)
   bool hot = false;
@@ -94,10 +97,7 @@ TEST_F(ConnectionMemory, AConnectionQuietForATickGivesItsStateBackAndStillServes
   EXPECT_LE(m.record_bytes, 1024u) << "a parked connection's record is small";
 
   // Parked, it serves the next request, one larger than its own read buffer, and two at once.
-  ASSERT_TRUE(c.send("GET /b HTTP/1.1\r\nHost: t\r\n\r\n"));
-  r = c.read_response();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->body, "/b 1");
+  EXPECT_EQ(get(c, "/b"), "/b 1");
   ASSERT_TRUE(states_in_use_become(0));
   std::string large = "GET /large HTTP/1.1\r\nHost: t\r\n";
   for (int i = 0; i < 40; ++i)
@@ -105,7 +105,7 @@ TEST_F(ConnectionMemory, AConnectionQuietForATickGivesItsStateBackAndStillServes
   large += "\r\n";
   ASSERT_GT(large.size(), 2000u);
   ASSERT_TRUE(c.send(large));
-  r = c.read_response();
+  auto r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "/large 41");
   ASSERT_TRUE(states_in_use_become(0));
@@ -144,10 +144,7 @@ TEST_F(ConnectionMemory, OnlyConnectionsThatKeepAskingStayHotAndAtMostTheHotShar
   EXPECT_LE(server_->memory().states_in_use, 11u);
   // Every one busy: at most the hot share keeps its state, and all serve on.
   for (auto& c : conns) {
-    ASSERT_TRUE(c.send("GET /busy HTTP/1.1\r\nHost: t\r\n\r\n"));
-    auto r = c.read_response();
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->body, "/busy 1");
+    EXPECT_EQ(get(c, "/busy"), "/busy 1");
   }
   EXPECT_LE(server_->memory().states_in_use, kHot + 1) << "past the hot share connections park";
   EXPECT_GE(server_->memory().states_in_use, kHot - 10);
@@ -183,10 +180,7 @@ TEST_F(ConnectionMemory, StatesGivenBackStayPooledUntilATickPassesWithoutNeeding
   }
   EXPECT_TRUE(trimmed) << server_->memory().states_pooled << " states still pooled";
   for (auto& c : conns) {  // and every connection still serves
-    ASSERT_TRUE(c.send("GET /after HTTP/1.1\r\nHost: t\r\n\r\n"));
-    auto r = c.read_response();
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->body, "/after 1");
+    EXPECT_EQ(get(c, "/after"), "/after 1");
   }
 }
 
@@ -196,19 +190,15 @@ TEST_F(ConnectionMemory, StatesGivenBackStayPooledUntilATickPassesWithoutNeeding
 TEST_F(ConnectionMemory, BlocksTheThreadKeepsGoWhenATickPassesWithoutNeedingThem) {
   start(200ms);  // a 50 ms tick
   RawConnection c(server_->port());
-  ASSERT_TRUE(c.send("GET /keep HTTP/1.1\r\nHost: t\r\n\r\n"));
-  auto r = c.read_response();
-  ASSERT_TRUE(r);
-  EXPECT_GE(std::stoul(r->body), 100u * 500) << "kept for the next allocations of their size";
-  bool freed = false;
-  for (int i = 0; i < 200 && !freed; ++i) {
+  const std::string kept = get(c, "/keep");
+  ASSERT_NE(kept, "(no answer)");
+  EXPECT_GE(std::stoul(kept), 100u * 500) << "kept for the next allocations of their size";
+  std::string now = kept;
+  for (int i = 0; i < 200 && now != "0"; ++i) {
     std::this_thread::sleep_for(10ms);
-    ASSERT_TRUE(c.send("GET /kept HTTP/1.1\r\nHost: t\r\n\r\n"));
-    r = c.read_response();
-    ASSERT_TRUE(r);
-    freed = r->body == "0";
+    now = get(c, "/kept");
   }
-  EXPECT_TRUE(freed) << r->body << " bytes still kept";
+  EXPECT_EQ(now, "0") << "bytes still kept";
 }
 
 TEST(ConnectionMetrics, SayWhatConnectionsHold) {
