@@ -16,8 +16,8 @@ struct Block {
   Block* next;
 };
 
-// Trivial, so that using it needs no guard: a Flusher (made at a thread's first malloc) empties
-// it at the thread's end.
+// Trivial, so that using it needs no guard: a Flusher (made when the thread first keeps a block)
+// empties it at the thread's end.
 struct Lists {
   std::array<Block*, kClasses> head;
   std::array<std::uint32_t, kClasses> count;
@@ -43,11 +43,13 @@ struct Flusher {
   }
 };
 
+// The thread's first block kept: its lists are emptied at its end.
+[[gnu::noinline]] void start_keeping() {
+  lists.registered = true;
+  static thread_local Flusher flusher;
+}
+
 [[gnu::noinline]] void* allocate_slow(std::size_t size) {
-  if (!lists.registered && !lists.ended) {
-    lists.registered = true;
-    static thread_local Flusher flusher;
-  }
   for (;;) {
     if (void* p = std::malloc(size)) return p;
     std::new_handler handler = std::get_new_handler();
@@ -62,6 +64,8 @@ void keep(void* p, std::size_t c) noexcept {
     std::free(p);
     return;
   }
+  if (!l.registered) [[unlikely]]
+    start_keeping();
   auto* b = static_cast<Block*>(p);
   b->next = l.head[c];
   l.head[c] = b;

@@ -121,5 +121,24 @@ TEST_F(ThreadCache, EachThreadHasItsOwnListsAndFreesThemAtItsEnd) {
   tc::release(mine, 300);
 }
 
+TEST_F(ThreadCache, AThreadThatOnlyFreesEmptiesItsListsAtItsEnd) {
+  void* block = tc::allocate(700);  // made here, freed there: it joins that thread's lists
+  std::size_t kept_there = 0;
+  std::size_t kept_at_end = 1;
+  std::size_t kept_after_end = 1;
+  std::thread other([&] {
+    thread_local AtThreadEnd at_end;
+    at_end.kept_then = &kept_at_end;
+    at_end.kept_after_a_release = &kept_after_end;
+    tc::release(block, 700);
+    kept_there = tc::kept_bytes();
+  });
+  other.join();
+  EXPECT_EQ(kept_there, 712u);
+  EXPECT_EQ(kept_at_end, 0u);
+  EXPECT_EQ(kept_after_end, 0u);
+  EXPECT_EQ(tc::kept_bytes(), 0u);
+}
+
 }  // namespace
 }  // namespace squadron::core
