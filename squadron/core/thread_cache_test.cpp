@@ -96,26 +96,38 @@ struct AtThreadEnd {
   }
 };
 
+// What another thread kept after `work`, at its end, and after a release at its end.
+struct OtherThread {
+  std::size_t kept = 0;
+  std::size_t kept_at_end = 1;
+  std::size_t kept_after_end = 1;
+};
+template <typename Work>
+OtherThread in_another_thread(Work work) {
+  OtherThread seen;
+  std::thread other([&] {
+    thread_local AtThreadEnd at_end;
+    at_end.kept_then = &seen.kept_at_end;
+    at_end.kept_after_a_release = &seen.kept_after_end;
+    work();
+    seen.kept = tc::kept_bytes();
+  });
+  other.join();
+  return seen;
+}
+
 TEST_F(ThreadCache, EachThreadHasItsOwnListsAndFreesThemAtItsEnd) {
   void* mine = tc::allocate(300);
   tc::release(mine, 300);
   void* theirs = nullptr;
-  std::size_t kept_there = 0;
-  std::size_t kept_at_end = 1;
-  std::size_t kept_after_end = 1;
-  std::thread other([&] {
-    thread_local AtThreadEnd at_end;
-    at_end.kept_then = &kept_at_end;
-    at_end.kept_after_a_release = &kept_after_end;
+  const OtherThread seen = in_another_thread([&] {
     theirs = tc::allocate(300);  // not the block this thread kept
     tc::release(theirs, 300);
-    kept_there = tc::kept_bytes();
   });
-  other.join();
   EXPECT_NE(theirs, mine);
-  EXPECT_EQ(kept_there, 312u);
-  EXPECT_EQ(kept_at_end, 0u);
-  EXPECT_EQ(kept_after_end, 0u);
+  EXPECT_EQ(seen.kept, 312u);
+  EXPECT_EQ(seen.kept_at_end, 0u);
+  EXPECT_EQ(seen.kept_after_end, 0u);
   EXPECT_EQ(tc::kept_bytes(), 312u);
   EXPECT_EQ(tc::allocate(300), mine);
   tc::release(mine, 300);
@@ -123,20 +135,10 @@ TEST_F(ThreadCache, EachThreadHasItsOwnListsAndFreesThemAtItsEnd) {
 
 TEST_F(ThreadCache, AThreadThatOnlyFreesEmptiesItsListsAtItsEnd) {
   void* block = tc::allocate(700);  // made here, freed there: it joins that thread's lists
-  std::size_t kept_there = 0;
-  std::size_t kept_at_end = 1;
-  std::size_t kept_after_end = 1;
-  std::thread other([&] {
-    thread_local AtThreadEnd at_end;
-    at_end.kept_then = &kept_at_end;
-    at_end.kept_after_a_release = &kept_after_end;
-    tc::release(block, 700);
-    kept_there = tc::kept_bytes();
-  });
-  other.join();
-  EXPECT_EQ(kept_there, 712u);
-  EXPECT_EQ(kept_at_end, 0u);
-  EXPECT_EQ(kept_after_end, 0u);
+  const OtherThread seen = in_another_thread([&] { tc::release(block, 700); });
+  EXPECT_EQ(seen.kept, 712u);
+  EXPECT_EQ(seen.kept_at_end, 0u);
+  EXPECT_EQ(seen.kept_after_end, 0u);
   EXPECT_EQ(tc::kept_bytes(), 0u);
 }
 
