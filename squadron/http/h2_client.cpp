@@ -18,6 +18,7 @@
 #include <boost/asio/write.hpp>
 
 #include "squadron/core/spawn.hpp"
+#include "squadron/http/internal/nghttp2_blocks.hpp"
 #include "squadron/http/internal/nghttp2_setup.hpp"
 #include "squadron/http/internal/per_context.hpp"
 
@@ -478,7 +479,8 @@ asio::awaitable<std::shared_ptr<UpConn>> acquire(H2Pool::Impl& p, Upstream up,
   }
   c->socket.set_option(tcp::no_delay(true), ec);
   const internal::Nghttp2Setup& setup = client_setup();
-  if (nghttp2_session_client_new2(&c->session, setup.callbacks, c.get(), setup.option) != 0)
+  if (nghttp2_session_client_new3(&c->session, setup.callbacks, c.get(), setup.option,
+                                  internal::nghttp2_blocks()) != 0)
     throw std::bad_alloc();
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},

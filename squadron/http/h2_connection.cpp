@@ -18,6 +18,7 @@
 #include "squadron/core/scope_exit.hpp"
 #include "squadron/core/splitmix.hpp"
 #include "squadron/http/internal/chars.hpp"
+#include "squadron/http/internal/nghttp2_blocks.hpp"
 #include "squadron/http/internal/nghttp2_setup.hpp"
 #include "squadron/http/parser.hpp"
 
@@ -403,8 +404,8 @@ H2Connection::H2Connection(Connection& conn, H2Host& host, const ServerConfig& c
                            char* cipher)
     : conn_(conn), host_(host), config_(config), buffer_(buffer), cipher_(cipher) {
   const Nghttp2Setup& setup = session_setup();
-  if (nghttp2_session_server_new3(&session_, setup.callbacks, this, setup.option, blocks_.mem()) !=
-      0)
+  if (nghttp2_session_server_new3(&session_, setup.callbacks, this, setup.option,
+                                  nghttp2_blocks()) != 0)
     throw std::bad_alloc();
   const Http2Config& h2 = config_.http2;
   const nghttp2_settings_entry settings[] = {
@@ -959,7 +960,6 @@ void H2Connection::trim_idle() noexcept {
   if (trimmed_ || !conn_.idle || reading_ > 0 || !starting_.empty() || dead_) return;
   trimmed_ = true;
   spare_.clear();
-  blocks_.trim();  // (nghttp2's own: its HPACK tables stay)
   std::string().swap(head_);
   std::string().swap(arena_);
   std::vector<nghttp2_nv>().swap(nva_);

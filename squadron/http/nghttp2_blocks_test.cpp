@@ -1,45 +1,51 @@
-// nghttp2's memory for a session from lists of its own: a block given back is taken again by the
-// next request of its size, realloc and calloc keep their contracts, what is kept is bounded and
-// goes on trim(); and a real session (HPACK, streams, frames) runs on it.
+// nghttp2's memory from the thread's lists (core::thread_cache): a block given back is taken
+// again by the next request of its size, realloc and calloc keep their contracts; and a real
+// session (HPACK, streams, frames) runs on it.
 #include "squadron/http/internal/nghttp2_blocks.hpp"
 
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <gtest/gtest.h>
 
+#include "squadron/core/thread_cache.hpp"
 #include "squadron/http/internal/nghttp2_setup.hpp"
 
 namespace squadron::http::internal {
 namespace {
 
-TEST(Nghttp2Blocks, ABlockGivenBackIsTakenAgainByTheNextOfItsSize) {
-  Nghttp2Blocks blocks;
-  nghttp2_mem* mem = blocks.mem();
+namespace tc = core::thread_cache;
+
+// Each test starts and ends with this thread's lists empty.
+class Nghttp2Blocks : public ::testing::Test {
+ protected:
+  void SetUp() override { tc::trim(); }
+  void TearDown() override { tc::trim(); }
+  nghttp2_mem* mem = nghttp2_blocks();
+};
+
+TEST_F(Nghttp2Blocks, ABlockGivenBackIsTakenAgainByTheNextOfItsSize) {
   void* a = mem->malloc(100, mem->mem_user_data);
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 16, 0u) << "aligned as malloc's";
   std::memset(a, 'x', 100);
   mem->free(a, mem->mem_user_data);
-  EXPECT_EQ(blocks.kept(), 1u);
-  EXPECT_EQ(mem->malloc(120, mem->mem_user_data), a) << "the same size class: the same block";
-  EXPECT_EQ(blocks.kept(), 0u);
+  EXPECT_EQ(tc::kept_bytes(), 104u);
+  EXPECT_EQ(mem->malloc(97, mem->mem_user_data), a) << "the same size class: the same block";
+  EXPECT_EQ(tc::kept_bytes(), 0u);
   void* other = mem->malloc(300, mem->mem_user_data);
   EXPECT_NE(other, a);
   mem->free(a, mem->mem_user_data);
   mem->free(other, mem->mem_user_data);
   mem->free(nullptr, mem->mem_user_data);
-  EXPECT_EQ(blocks.kept(), 2u);
-  blocks.trim();
-  EXPECT_EQ(blocks.kept(), 0u);
+  EXPECT_EQ(tc::kept_bytes(), 104u + 312u);
+  tc::trim();
+  EXPECT_EQ(tc::kept_bytes(), 0u);
 }
 
-TEST(Nghttp2Blocks, ReallocAndCallocKeepTheirContracts) {
-  Nghttp2Blocks blocks;
-  nghttp2_mem* mem = blocks.mem();
+TEST_F(Nghttp2Blocks, ReallocAndCallocKeepTheirContracts) {
   auto* p = static_cast<char*>(mem->malloc(50, mem->mem_user_data));
   for (int i = 0; i < 50; ++i) p[i] = static_cast<char>(i);
   p = static_cast<char*>(mem->realloc(p, 60, mem->mem_user_data));    // fits its block
@@ -53,28 +59,16 @@ TEST(Nghttp2Blocks, ReallocAndCallocKeepTheirContracts) {
   ASSERT_NE(q, nullptr);
   std::memset(q, 'z', 10);
   mem->free(q, mem->mem_user_data);
-  auto* z = static_cast<unsigned char*>(mem->calloc(4, 16, mem->mem_user_data));
+  auto* z = static_cast<unsigned char*>(mem->calloc(2, 8, mem->mem_user_data));
   ASSERT_NE(z, nullptr);
   EXPECT_EQ(static_cast<void*>(z), static_cast<void*>(q)) << "taken again, and zeroed";
-  for (int i = 0; i < 64; ++i) ASSERT_EQ(z[i], 0);
+  for (int i = 0; i < 16; ++i) ASSERT_EQ(z[i], 0);
   mem->free(z, mem->mem_user_data);
   EXPECT_EQ(mem->calloc(SIZE_MAX / 2, 4, mem->mem_user_data), nullptr) << "overflow refused";
 }
 
-TEST(Nghttp2Blocks, WhatIsKeptIsBounded) {
-  Nghttp2Blocks blocks;
-  nghttp2_mem* mem = blocks.mem();
-  std::vector<void*> taken;
-  for (std::size_t i = 0; i < 3 * Nghttp2Blocks::kKeptPerSize; ++i)
-    taken.push_back(mem->malloc(64, mem->mem_user_data));
-  for (void* p : taken) mem->free(p, mem->mem_user_data);
-  EXPECT_EQ(blocks.kept(), Nghttp2Blocks::kKeptPerSize) << "the rest went back to malloc";
-}
-
-// A client and a server session on blocks of their own exchange a hundred requests and answers.
-TEST(Nghttp2Blocks, SessionsRunOnThem) {
-  Nghttp2Blocks client_blocks;
-  Nghttp2Blocks server_blocks;
+// A client and a server session on them exchange a hundred requests and answers.
+TEST_F(Nghttp2Blocks, SessionsRunOnThem) {
   nghttp2_session_callbacks* callbacks = nullptr;
   ASSERT_EQ(nghttp2_session_callbacks_new(&callbacks), 0);
   struct Seen {
@@ -97,10 +91,8 @@ TEST(Nghttp2Blocks, SessionsRunOnThem) {
       });
   nghttp2_session* client = nullptr;
   nghttp2_session* server = nullptr;
-  ASSERT_EQ(nghttp2_session_client_new3(&client, callbacks, &seen, nullptr, client_blocks.mem()),
-            0);
-  ASSERT_EQ(nghttp2_session_server_new3(&server, callbacks, &seen, nullptr, server_blocks.mem()),
-            0);
+  ASSERT_EQ(nghttp2_session_client_new3(&client, callbacks, &seen, nullptr, mem), 0);
+  ASSERT_EQ(nghttp2_session_server_new3(&server, callbacks, &seen, nullptr, mem), 0);
   nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, nullptr, 0);
   nghttp2_submit_settings(server, NGHTTP2_FLAG_NONE, nullptr, 0);
   const auto pump = [](nghttp2_session* from, nghttp2_session* to) {
@@ -122,7 +114,7 @@ TEST(Nghttp2Blocks, SessionsRunOnThem) {
   }
   EXPECT_EQ(seen.requests, 100);
   EXPECT_EQ(seen.answers, 100);
-  EXPECT_GT(server_blocks.kept(), 0u) << "the streams' blocks came back for the next ones";
+  EXPECT_GT(tc::kept_bytes(), 0u) << "the streams' blocks came back for the next ones";
   nghttp2_session_del(client);
   nghttp2_session_del(server);
   nghttp2_session_callbacks_del(callbacks);

@@ -30,7 +30,6 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "squadron/http/internal/connection.hpp"
-#include "squadron/http/internal/nghttp2_blocks.hpp"
 #include "squadron/http/server.hpp"
 
 namespace squadron::http::internal {
@@ -129,7 +128,6 @@ class H2Connection final {
   const ServerConfig& config_;
   char* buffer_;
   char* cipher_;
-  Nghttp2Blocks blocks_;  // nghttp2's memory (freed after the session, in the destructor's body)
   nghttp2_session* session_ = nullptr;
   std::vector<H2Stream*> starting_;  // dispatched in the read being processed
   H2Stream* live_ = nullptr;  // the streams not yet erased, newest first (each owned by the list)
