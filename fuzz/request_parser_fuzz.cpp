@@ -4,16 +4,51 @@
 // A second parser streams bodies (ParserLimits::stream_above, the body taken away after every
 // slice, as the server's BodyReader does): it must consume and answer exactly as the first,
 // and the pieces it hands over must add up to the first one's body.
+// The first head it reads whole (HTTP/1.1) is given again in its parts, as HTTP/2 carries it,
+// to feed_split(): it must be read the same (RFC 9113's requests take HTTP/1.1's checks).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "squadron/core/check.hpp"
 #include "squadron/http/parser.hpp"
 #include "squadron/http/request.hpp"
 
 using squadron::http::ParseStatus;
+
+namespace {
+
+// The first request of `input`, read whole by feed() and then by feed_split() from the parts
+// feed() found: the same verdict and the same request.
+void same_when_split(std::string_view input, const squadron::http::ParserLimits& limits) {
+  squadron::http::RequestParser whole(limits);
+  squadron::http::Request req;
+  const auto r = whole.feed(input, req);
+  if (r.status != ParseStatus::kComplete && r.status != ParseStatus::kHeadersDone) return;
+  if (req.version_minor() != 1) return;  // HTTP/2's heads are given as HTTP/1.1's
+  std::vector<squadron::http::Header> fields(req.headers().begin(), req.headers().end());
+  squadron::http::RequestParser split(limits);
+  squadron::http::Request sreq;
+  const auto s = split.feed_split(req.method_name(), req.target(), fields, sreq);
+  SQUADRON_CHECK(s.status != ParseStatus::kError, "a head feed() read is refused in its parts");
+  SQUADRON_CHECK(s.status == r.status, "split: another body state");
+  SQUADRON_CHECK(sreq.method() == req.method() && sreq.method_name() == req.method_name() &&
+                     sreq.target() == req.target() && sreq.path() == req.path() &&
+                     sreq.query() == req.query() && sreq.keep_alive() == req.keep_alive() &&
+                     sreq.expects_continue() == req.expects_continue() &&
+                     split.content_length() == whole.content_length(),
+                 "split: another request line or framing");
+  SQUADRON_CHECK(sreq.headers().size() == req.headers().size(), "split: other fields");
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    SQUADRON_CHECK(
+        sreq.headers()[i].name == fields[i].name && sreq.headers()[i].value == fields[i].value,
+        "split: another field");
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
@@ -24,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   limits.max_header_bytes = 2048;
   limits.max_request_line = 512;
   limits.max_headers = 16;
+  same_when_split(input, limits);
   squadron::http::RequestParser parser(limits);
   squadron::http::Request req;
   auto stream_limits = limits;

@@ -76,9 +76,9 @@ struct H2Stream {
     protocol.clear();
     path.clear();
     authority.clear();
-    host.clear();
     cookie.clear();
     fields.clear();
+    spans.clear();
     in.clear();
     if (out.capacity() > kStreamBuffered) std::string().swap(out);
     out.clear();
@@ -99,8 +99,13 @@ struct H2Stream {
   std::int32_t id = 0;
   H2Stream* prev = nullptr;  // in the connection's list of live streams
   H2Stream* next = nullptr;
-  // The request's head as it arrives (pseudo-fields apart), and its size so far.
-  std::string method, protocol, path, authority, host, cookie, fields;
+  // The request's head as it arrives: the pseudo-fields and the cookie's crumbs apart, the
+  // other fields' names and values one after the other in `fields`, each where `spans` says.
+  std::string method, protocol, path, authority, cookie, fields;
+  struct FieldSpan {
+    std::uint32_t at, name_size, value_size;
+  };
+  std::vector<FieldSpan> spans;
   bool tunnel = false;       // an extended CONNECT (RFC 8441): a WebSocket over this stream
   H2Tunnel* side = nullptr;  // ... while its handler has it
   std::size_t header_bytes = 0;
@@ -225,14 +230,20 @@ struct H2Callbacks {
       }  // :scheme is the connection's
       return 0;
     }
-    if (n == "host") {
-      s->host.assign(v);
-    } else if (n == "cookie") {  // crumbs, joined again (RFC 9113 §8.2.3)
+    if (n == "cookie") {  // crumbs, joined again (RFC 9113 §8.2.3)
       if (!s->cookie.empty()) s->cookie.append("; ");
       s->cookie.append(v);
-    } else {
-      append_field_line(s->fields, n, v);
+      return 0;
     }
+    // The pseudo-fields came first (nghttp2 holds to it): :authority, when there was one, is the
+    // Host (RFC 9113 §8.3.1), a host field then adds nothing.
+    if (n == "host" && !s->authority.empty()) return 0;
+    const std::size_t at = s->fields.size();
+    s->fields.resize(at + namelen + valuelen);
+    std::char_traits<char>::copy(s->fields.data() + at, n.data(), namelen);
+    std::char_traits<char>::copy(s->fields.data() + at + namelen, v.data(), valuelen);
+    s->spans.push_back({static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(namelen),
+                        static_cast<std::uint32_t>(valuelen)});
     return 0;
   }
 
@@ -491,32 +502,30 @@ void H2Connection::headers_done(H2Stream& s, bool end_stream) {
     reject(s, s.refused, "the request's header fields are too large");
     return;
   }
-  // The head as HTTP/1.1 would have carried it, for the same parser and the same checks.
-  std::string& head = head_;
-  head.clear();
-  head.reserve(s.method.size() + s.path.size() + s.authority.size() + s.host.size() +
-               s.cookie.size() + s.fields.size() + 128);
+  // The head for the same checks as HTTP/1.1's, without writing it out to be scanned again.
+  std::vector<Header>& fields = split_;
+  fields.clear();
+  std::string_view method = s.method;
+  std::string_view target = s.method == "CONNECT" ? s.authority : s.path;
   if (!s.protocol.empty()) {
     if (end_stream) {
       reject(s, 400, "an extended CONNECT has no end: its stream carries the tunnel");
       return;
     }
-    if (!connect_head(s, head)) return;
-  } else {
-    head.append(s.method).push_back(' ');
-    head.append(s.method == "CONNECT" ? s.authority : s.path).append(" HTTP/1.1\r\n");
+    if (!connect_head(s)) return;
+    method = "GET";
+    target = s.path;
   }
-  const std::string& host = s.authority.empty() ? s.host : s.authority;
-  if (!host.empty()) head.append("host: ").append(host).append("\r\n");
-  if (!s.cookie.empty()) head.append("cookie: ").append(s.cookie).append("\r\n");
-  head.append(s.fields).append("\r\n");
-  const ParseResult r = s.parser.feed(head, s.req);
+  if (!s.authority.empty()) fields.push_back({"host", s.authority});
+  if (!s.cookie.empty()) fields.push_back({"cookie", s.cookie});
+  const std::string_view block = s.fields;
+  for (const H2Stream::FieldSpan& f : s.spans) {
+    fields.push_back(
+        {block.substr(f.at, f.name_size), block.substr(f.at + f.name_size, f.value_size)});
+  }
+  const ParseResult r = s.parser.feed_split(method, target, fields, s.req);
   if (r.status == ParseStatus::kError) {
     reject(s, s.parser.error().status, s.parser.error().detail);
-    return;
-  }
-  if (r.status == ParseStatus::kNeedMore || r.consumed != head.size()) {
-    reject(s, 400, "the request head is malformed");
     return;
   }
   if (end_stream) {
@@ -745,7 +754,7 @@ asio::awaitable<void> H2Connection::pump(H2Stream& s) {
   }
 }
 
-bool H2Connection::connect_head(H2Stream& s, std::string& head) {
+bool H2Connection::connect_head(H2Stream& s) {
   // nghttp2 let :protocol through only as SETTINGS_ENABLE_CONNECT_PROTOCOL allows, with :scheme
   // and :path (RFC 8441 §4).
   if (!config_.http2.websocket || !iequals(s.protocol, "websocket")) {
@@ -759,12 +768,10 @@ bool H2Connection::connect_head(H2Stream& s, std::string& head) {
     const std::uint64_t v = core::mix64(++key_seed_ ^ reinterpret_cast<std::uintptr_t>(this));
     std::memcpy(raw + 8 * i, &v, sizeof v);
   }
-  char key[25];
-  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(key), raw, sizeof raw);
-  head.append("GET ").append(s.path).append(" HTTP/1.1\r\n");
-  head.append("connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ")
-      .append(key, 24)
-      .append("\r\n");
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(ws_key_), raw, sizeof raw);
+  split_.push_back({"connection", "upgrade"});
+  split_.push_back({"upgrade", "websocket"});
+  split_.push_back({"sec-websocket-key", std::string_view(ws_key_, 24)});
   s.tunnel = true;
   return true;
 }
@@ -960,7 +967,7 @@ void H2Connection::trim_idle() noexcept {
   if (trimmed_ || !conn_.idle || reading_ > 0 || !starting_.empty() || dead_) return;
   trimmed_ = true;
   spare_.clear();
-  std::string().swap(head_);
+  std::vector<Header>().swap(split_);
   std::string().swap(arena_);
   std::vector<nghttp2_nv>().swap(nva_);
   if (!writing_ && out_.empty()) std::string().swap(out_);

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -21,6 +22,7 @@
 namespace squadron::http {
 
 class Request;
+struct Header;
 
 // Limits on what one request may be; each has its own answer.
 struct ParserLimits {
@@ -60,6 +62,16 @@ class RequestParser final {
   // come (kHeadersDone, once per request), request complete, error, or input exhausted.
   // After kComplete call reset(req) before feeding the next request's bytes.
   ParseResult feed(std::string_view data, Request& req);
+
+  // A head that arrived split into its parts, as HTTP/2's HEADERS carry it (RFC 9113 §8.3):
+  // the method, the target and the fields (lower-case names). It is held in `req` as HTTP/1.1
+  // would have carried it ("METHOD target HTTP/1.1", a line a field), so a handler reads the
+  // same either way, and it gets the checks, limits and answers feed() gives that head: only the
+  // scan for the line and field ends, which the split already made, is not done again. Returns
+  // kHeadersDone (a body follows), kComplete or kError; `consumed` is the head's size. Called
+  // once, on a parser reset for it.
+  ParseResult feed_split(std::string_view method, std::string_view target,
+                         std::span<const Header> fields, Request& req);
 
   // Prepares for the next request on the same connection, keeping allocated capacity.
   void reset(Request& req) noexcept;
@@ -111,6 +123,8 @@ class RequestParser final {
   bool transfer_encoding_field(std::string_view value);
   bool split_target(std::string_view target, Request& req);
   bool end_head(Request& req);
+  // After the blank line: the head's verdict, then the body's state (kHeadersDone, kComplete).
+  ParseResult head_complete(Request& req, std::size_t consumed);
 
   ParserLimits limits_;
   State state_ = State::kStart;

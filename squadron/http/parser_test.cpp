@@ -1,6 +1,7 @@
 #include "squadron/http/parser.hpp"
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -333,6 +334,108 @@ TEST(RequestParser, KnowsTheRegisteredMethods) {
     ASSERT_EQ(parse(m + " / HTTP/1.1\r\nHost: h\r\n\r\n", req).status, ParseStatus::kComplete) << m;
     EXPECT_EQ(req.method_name(), m);
   }
+}
+
+// feed_split(): a head given in its parts (HTTP/2) as feed() would have read it written out.
+Outcome split(std::string_view method, std::string_view target, std::vector<Header> fields,
+              Request& req, ParserLimits limits = {}) {
+  RequestParser p(limits);
+  const auto r = p.feed_split(method, target, fields, req);
+  return {r.status, r.consumed, p.error().status};
+}
+
+int split_rejection(std::string_view method, std::string_view target, std::vector<Header> fields,
+                    ParserLimits limits = {}) {
+  Request req;
+  const auto o = split(method, target, std::move(fields), req, limits);
+  EXPECT_EQ(o.status, ParseStatus::kError) << method << " " << target;
+  return o.error_status;
+}
+
+TEST(RequestParserSplit, GivesTheRequestFeedGivesForTheSameHeadWrittenOut) {
+  const std::string head =
+      "PUT /a/b?x=1 HTTP/1.1\r\nhost: h\r\ncookie: a=1; b=2\r\nx-thing: v\r\n"
+      "content-length: 3\r\n\r\n";
+  Request whole;
+  ASSERT_EQ(parse(head + "abc", whole).status, ParseStatus::kComplete);
+  Request req;
+  RequestParser p;
+  const auto r = p.feed_split(
+      "PUT", "/a/b?x=1",
+      std::vector<Header>{
+          {"host", "h"}, {"cookie", "a=1; b=2"}, {"x-thing", "v"}, {"content-length", "3"}},
+      req);
+  ASSERT_EQ(r.status, ParseStatus::kHeadersDone);  // the body comes in DATA frames
+  EXPECT_EQ(r.consumed, head.size());
+  EXPECT_EQ(p.content_length(), 3u);
+  EXPECT_EQ(req.method(), whole.method());
+  EXPECT_EQ(req.method_name(), "PUT");
+  EXPECT_EQ(req.target(), whole.target());
+  EXPECT_EQ(req.path(), "/a/b");
+  EXPECT_EQ(req.query(), "x=1");
+  EXPECT_EQ(req.version_minor(), 1);
+  EXPECT_TRUE(req.keep_alive());
+  ASSERT_EQ(req.headers().size(), whole.headers().size());
+  for (std::size_t i = 0; i < req.headers().size(); ++i) {
+    EXPECT_EQ(req.headers()[i].name, whole.headers()[i].name);
+    EXPECT_EQ(req.headers()[i].value, whole.headers()[i].value);
+  }
+  // Without a body: complete at once.
+  Request get;
+  EXPECT_EQ(split("GET", "/", {{"host", "h"}}, get).status, ParseStatus::kComplete);
+  EXPECT_EQ(get.header("host"), "h");
+}
+
+TEST(RequestParserSplit, AValueKeepsNoWhitespaceAroundIt) {
+  Request req;
+  ASSERT_EQ(split("GET", "/", {{"host", "h"}, {"x-a", " \tv w\t "}, {"x-b", "  "}}, req).status,
+            ParseStatus::kComplete);
+  EXPECT_EQ(req.header("x-a"), "v w");
+  EXPECT_EQ(req.header("x-b"), "");
+}
+
+TEST(RequestParserSplit, RejectsWhatFeedRejectsWithTheSameAnswers) {
+  const std::vector<Header> host{{"host", "h"}};
+  EXPECT_EQ(split_rejection("G(T", "/", host), 400);
+  EXPECT_EQ(split_rejection("", "/", host), 400);
+  EXPECT_EQ(split_rejection("BREW", "/", host), 501);
+  EXPECT_EQ(split_rejection("GET", "", host), 400);
+  EXPECT_EQ(split_rejection("GET", "/a b", host), 400);
+  EXPECT_EQ(split_rejection("GET", "/\xc3\xa9", host), 400);  // raw UTF-8 in the target
+  EXPECT_EQ(split_rejection("GET", "a", host), 400);
+  EXPECT_EQ(split_rejection("GET", "/", {}), 400);  // no Host
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"host", "i"}}), 400);
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"x-a", "a\x01b"}}), 400);
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"x-a", "a\x7f"}}), 400);
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"x a", "v"}}), 400);
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"", "v"}}), 400);
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"expect", "201-later"}}), 417);
+  EXPECT_EQ(split_rejection("POST", "/",
+                            {{"host", "h"}, {"content-length", "1"}, {"content-length", "2"}}),
+            400);
+  EXPECT_EQ(split_rejection("POST", "/", {{"host", "h"}, {"content-length", "x"}}), 400);
+  EXPECT_EQ(
+      split_rejection("POST", "/", {{"host", "h"}, {"content-length", "99"}}, {.max_body = 10}),
+      413);
+}
+
+TEST(RequestParserSplit, HoldsToTheSameLimits) {
+  ParserLimits limits;
+  limits.max_request_line = 32;
+  EXPECT_EQ(split_rejection("GET", "/" + std::string(40, 'a'), {{"host", "h"}}, limits), 414);
+  limits = {};
+  limits.max_headers = 3;
+  EXPECT_EQ(
+      split_rejection("GET", "/", {{"host", "h"}, {"a", "1"}, {"b", "2"}, {"c", "3"}}, limits),
+      431);
+  limits = {};
+  limits.max_header_bytes = 64;
+  const std::string big(80, 'v');
+  EXPECT_EQ(split_rejection("GET", "/", {{"host", "h"}, {"x-big", big}}, limits), 431);
+  Request req;
+  limits.max_header_bytes = 128;
+  EXPECT_EQ(split("GET", "/", {{"host", "h"}, {"x-big", big}}, req, limits).status,
+            ParseStatus::kComplete);
 }
 
 }  // namespace

@@ -98,8 +98,9 @@ class H2Connection final {
   // `upgraded` has the stream's DATA both ways while pump() sends what it writes.
   boost::asio::awaitable<void> tunnel(H2Stream& s, UpgradeHandler upgraded);
   // The extended CONNECT of `s` as HTTP/1.1's WebSocket handshake, for the same parser and the
-  // handler's usual upgrade path; false when refused (answered already).
-  bool connect_head(H2Stream& s, std::string& head);
+  // handler's usual upgrade path: its fields added to split_; false when refused (answered
+  // already).
+  bool connect_head(H2Stream& s);
   // Until notify(signal), or `until`.
   boost::asio::awaitable<void> wait(std::unique_ptr<boost::asio::steady_timer>& signal,
                                     SteadyClock::time_point until = SteadyClock::time_point::max());
@@ -136,7 +137,8 @@ class H2Connection final {
   std::size_t running_ = 0;                       // handlers running (reset streams' included)
   std::size_t reading_ = 0;                       // body reads in progress (H2Body::read)
   std::uint64_t key_seed_ = 0;                    // the Sec-WebSocket-Keys of its extended CONNECTs
-  std::string head_;             // a request's head in HTTP/1.1 form, for its parser
+  std::vector<Header> split_;    // a request's fields, for its parser (RequestParser::feed_split)
+  char ws_key_[25] = {};         // an extended CONNECT's Sec-WebSocket-Key, while split_ has it
   std::string arena_;            // an answer's field names in lower case, for nghttp2
   std::vector<nghttp2_nv> nva_;  // an answer's fields, for nghttp2
   std::string out_;              // frames nghttp2 produced, not yet sent
