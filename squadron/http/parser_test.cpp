@@ -438,5 +438,39 @@ TEST(RequestParserSplit, HoldsToTheSameLimits) {
             ParseStatus::kComplete);
 }
 
+// The byte rule iequals() holds to: equal, or the same ASCII letter in either case.
+bool same_byte(unsigned char x, unsigned char y) {
+  const auto lower = [](unsigned char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + 32) : c;
+  };
+  return lower(x) == lower(y);
+}
+
+TEST(Iequals, EveryPairOfBytesAtEveryPlaceOfShortAndLongNames) {
+  // Each pair of bytes, put at each place of strings of 1 to 20 bytes that are otherwise equal
+  // (lower case one side, capitals the other): the answer is the byte rule's.
+  const std::string base = "content-type-and-mor";  // 20 bytes
+  std::string upper = base;
+  for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  for (std::size_t n : {1u, 3u, 7u, 8u, 9u, 12u, 15u, 16u, 17u, 20u}) {
+    for (std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+      for (unsigned x = 0; x < 256; ++x) {
+        for (unsigned y = 0; y < 256; ++y) {
+          std::string a = base.substr(0, n), b = upper.substr(0, n);
+          a[at] = static_cast<char>(x);
+          b[at] = static_cast<char>(y);
+          ASSERT_EQ(iequals(a, b),
+                    same_byte(static_cast<unsigned char>(x), static_cast<unsigned char>(y)))
+              << n << " " << at << " " << x << " " << y;
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(iequals("content-type", "content-typ"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_TRUE(iequals("X-Squadron-Timeout-Ms", "x-squadron-timeout-ms"));
+  EXPECT_FALSE(iequals("X-Squadron-Timeout-Ms", "x-squadron-timeout-mt"));
+}
+
 }  // namespace
 }  // namespace squadron::http

@@ -1,6 +1,7 @@
 #include "squadron/http/request.hpp"
 
 #include <charconv>
+#include <cstring>
 
 #include <boost/json/parse.hpp>
 #include <boost/url/decode_view.hpp>
@@ -39,10 +40,48 @@ std::string_view method_name(Method m) noexcept {
   return "OTHER";
 }
 
+namespace {
+
+// Eight bytes with their ASCII capitals in lower case; every other byte (0x80 and up included)
+// as it was.
+std::uint64_t lower8(std::uint64_t x) noexcept {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  const std::uint64_t low7 = x & ~kHigh;  // each byte's sum below stays within its byte
+  const std::uint64_t from_a = low7 + kOnes * (0x80 - 'A');      // high bit: byte >= 'A'
+  const std::uint64_t past_z = low7 + kOnes * (0x80 - 'Z' - 1);  // high bit: byte > 'Z'
+  const std::uint64_t capital = from_a & ~past_z & ~x & kHigh;
+  return x | (capital >> 2);
+}
+
+std::uint64_t load8(const char* p) noexcept {
+  std::uint64_t x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+
+}  // namespace
+
 bool iequals_n(const char* a, const char* b, std::size_t n) noexcept {
+  // Header names are mostly 4 to 20 bytes: eight at a time (the last eight overlapping what came
+  // before), the rest a byte at a time. callgrind: ~110 instructions for "content-type" the
+  // byte way, ~25 this way.
+  // Most calls compare names of the same size that differ (a field against a list): the first
+  // byte settles those.
+  if (n == 0) return true;
+  if ((static_cast<unsigned char>(a[0]) | 0x20) != (static_cast<unsigned char>(b[0]) | 0x20))
+    return false;
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 <= n; i += 8) {
+      const std::uint64_t x = load8(a + i), y = load8(b + i);
+      if (x != y && lower8(x) != lower8(y)) return false;
+    }
+    const std::uint64_t x = load8(a + n - 8), y = load8(b + n - 8);
+    return x == y || lower8(x) == lower8(y);
+  }
   for (std::size_t i = 0; i < n; ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]);
-    unsigned char y = static_cast<unsigned char>(b[i]);
+    const unsigned char x = static_cast<unsigned char>(a[i]);
+    const unsigned char y = static_cast<unsigned char>(b[i]);
     if (x == y) continue;
     if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
   }
