@@ -602,8 +602,8 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
   // Names in lower case, in an arena sized first so that its views hold.
   std::size_t arena_size = 0;
   for (const auto& f : fields) arena_size += f.first.size();
-  std::string arena;
-  arena.reserve(arena_size);
+  std::string arena(arena_size, '\0');
+  char* lower = arena.data();
   std::vector<nghttp2_nv> nva;
   nva.reserve(fields.size() + 4);
   const auto add = [&nva](std::string_view n, std::string_view v) {
@@ -613,11 +613,13 @@ asio::awaitable<Exchange> H2Pool::exchange(Upstream upstream,
   add(":scheme", "http");
   add(":authority", authority);
   add(":path", target);
-  for (const auto& [n, v] : fields) {
-    const std::size_t at = arena.size();
-    for (const char ch : n)
-      arena.push_back(ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch);
-    add(std::string_view(arena).substr(at, n.size()), v);
+  for (const auto& [n, v] : fields) {  // written in place (a push_back a byte cost 10 each)
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const char ch = n[i];
+      lower[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch;
+    }
+    add(std::string_view(lower, n.size()), v);
+    lower += n.size();
   }
 
   // A streamed body's feed: made by the first attempt, kept by the request for the others.
