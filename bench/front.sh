@@ -3,7 +3,11 @@
 # one thread or worker on $SERVER_CPU, the same ECDSA P-256 certificate and the Mozilla
 # intermediate protocols, before the same build/bin/hello. With FRONT_H2=1 all three offer h2
 # by ALPN (Squadron does by default; nginx `listen ... http2`, HAProxy `alpn h2,http/1.1`).
-# Sets PIDS, PORTS and servers.
+# UPSTREAM_H2=1: the gateway (`protocol: h2c`) and HAProxy (`proto h2`) speak HTTP/2 to the
+# upstream, which the SDK's server offers by prior knowledge; nginx cannot (proxy_pass is
+# HTTP/1.x) and stays as it is. Sets PIDS, PORTS and servers.
+upstream_protocol=http1 haproxy_proto=
+if [ "${UPSTREAM_H2:-0}" = 1 ]; then upstream_protocol=h2c; haproxy_proto=" proto h2"; fi
 FRONT_H2=${FRONT_H2:-0}
 if [ "$FRONT_H2" = 1 ]; then nginx_h2=" http2"; haproxy_alpn="h2,http/1.1"; else nginx_h2=""; haproxy_alpn="http/1.1"; fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -26,7 +30,7 @@ upstreams:
     routes: [/hello]
     # Neither peer has a circuit breaker by default: no cap below the load (bench/h2.sh runs
     # 16 x 100 streams at once).
-    proxy: { max_in_flight: 100000 }
+    proxy: { max_in_flight: 100000, protocol: $upstream_protocol }
 GW
 taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 --idle-timeout 300 \
   >"$work/squadron.log" 2>&1 &
@@ -71,7 +75,7 @@ frontend front
 $haproxy_headers
   default_backend hello
 backend hello
-  server hello1 127.0.0.1:$HELLO_PORT
+  server hello1 127.0.0.1:$HELLO_PORT$haproxy_proto
 CFG
 taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1 ||
   { cat "$work/haproxy.log" >&2; exit 1; }

@@ -9,6 +9,7 @@
 #
 #   bench/h2.sh                               # 5 rounds of 10 s, 16 connections x 100 streams
 #   ROUNDS=3 DURATION=5 bench/h2.sh
+#   UPSTREAM_H2=1 bench/h2.sh                 # HTTP/2 to the upstream too (bench/front.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}

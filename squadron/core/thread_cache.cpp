@@ -92,7 +92,12 @@ void* allocate(std::size_t size) {
   const std::size_t c = class_of_size(size);
   Lists& l = lists;
   if (Block* b = l.head[c]) {
-    l.head[c] = b->next;
+    // The next block's link is read at the next allocation of this size: fetched now, while
+    // the caller works. perf: with 1,600 requests in flight the lists outgrow the caches, and
+    // 96 % of this function's time was that load's miss (tcmalloc prefetches the same way).
+    Block* const next = b->next;
+    __builtin_prefetch(next);
+    l.head[c] = next;
     if (--l.count[c] < l.low[c]) l.low[c] = l.count[c];
     l.bytes -= class_size(c);
     return b;
