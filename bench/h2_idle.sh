@@ -5,9 +5,11 @@
 # per idle connection right after and 2.5 s later (bench/h2_idle.py).
 #   bench/h2_idle.sh
 #   IDLE=500 bench/h2_idle.sh
+#   GATEWAY=/tmp/old/build/bin/squadron bench/h2_idle.sh    # another build's gateway
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IDLE=${IDLE:-2000}
+GATEWAY=${GATEWAY:-build/bin/squadron}
 PY=/usr/bin/python3
 SERVER_CPU=${SERVER_CPU:-1}
 [ -x build/bin/hello ] && [ -x build/bin/squadron ] || scripts/build
@@ -30,7 +32,7 @@ listen: 127.0.0.1:$SQUADRON_PORT
 upstreams:
   hello: { endpoints: [127.0.0.1:$HELLO_PORT], routes: [/hello] }
 GW
-taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 \
+taskset -c "$SERVER_CPU" "$GATEWAY" gateway -c "$work/gateway.yaml" --threads 1 \
   --idle-timeout 300 >"$work/squadron.log" 2>&1 &
 pids+=($!)
 squadron_pid=$!
