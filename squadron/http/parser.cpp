@@ -378,12 +378,7 @@ ParseResult RequestParser::feed_split(std::string_view method, std::string_view 
     const std::string_view value = trim_ows(f.value);
     value_off_ = name_end_ + 2 + static_cast<std::size_t>(value.data() - f.value.data());
     value_end_ = value_off_ + value.size();
-    put(f.name);
-    *p++ = ':';
-    *p++ = ' ';
-    put(f.value);
-    *p++ = '\r';
-    *p++ = '\n';
+    p = internal::write_field_line(p, f.name, f.value);
     if (static_cast<std::size_t>(p - base) - fields_start_ > limits_.max_header_bytes)
       return fail(431, "the header section is larger than this server accepts", 0);
     if (!end_field(req)) return {ParseStatus::kError, 0};

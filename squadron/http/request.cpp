@@ -63,11 +63,10 @@ std::uint64_t load8(const char* p) noexcept {
 }  // namespace
 
 bool iequals_n(const char* a, const char* b, std::size_t n) noexcept {
-  // Header names are mostly 4 to 20 bytes: eight at a time (the last eight overlapping what came
-  // before), the rest a byte at a time. callgrind: ~110 instructions for "content-type" the
-  // byte way, ~25 this way.
   // Most calls compare names of the same size that differ (a field against a list): the first
-  // byte settles those.
+  // byte settles those. Names of 8 bytes or more go eight at a time (the last eight overlapping
+  // what came before), shorter ones a byte at a time. callgrind, bench/h2_ir.sh's load: the
+  // response's two Content-Type comparisons 111 -> 88 instructions each.
   if (n == 0) return true;
   if ((static_cast<unsigned char>(a[0]) | 0x20) != (static_cast<unsigned char>(b[0]) | 0x20))
     return false;
