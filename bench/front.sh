@@ -29,7 +29,8 @@ upstreams:
     endpoints: [127.0.0.1:$HELLO_PORT]
     routes: [/hello]
     # Neither peer has a circuit breaker by default: no cap below the load (bench/h2.sh runs
-    # 16 x 100 streams at once).
+    # 16 x 100 streams at once). The gateway's default max_connections (1,024 to an instance)
+    # stays: past it requests wait in the gateway for a connection (SAME_LIMITS=1 below).
     proxy: { max_in_flight: 100000, protocol: $upstream_protocol }
 GW
 taskset -c "$SERVER_CPU" build/bin/squadron gateway -c "$work/gateway.yaml" --threads 1 --idle-timeout 300 \
@@ -55,6 +56,11 @@ if [ "${SAME_HEADERS:-0}" = 1 ]; then
       proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Request-Id $request_id;'
 fi
+# SAME_LIMITS=1: HAProxy holds at most as many connections to the upstream as the gateway does
+# by default, the rest of the requests waiting in its queue (`maxconn 1024` on the server line);
+# off by default (HAProxy's own default: no limit).
+haproxy_server_limit=
+if [ "${SAME_LIMITS:-0}" = 1 ]; then haproxy_server_limit=" maxconn 1024"; fi
 cat >"$work/haproxy.cfg" <<CFG
 global
   nbthread 1
@@ -75,7 +81,7 @@ frontend front
 $haproxy_headers
   default_backend hello
 backend hello
-  server hello1 127.0.0.1:$HELLO_PORT$haproxy_proto
+  server hello1 127.0.0.1:$HELLO_PORT$haproxy_proto$haproxy_server_limit
 CFG
 taskset -c "$SERVER_CPU" haproxy -f "$work/haproxy.cfg" -D >"$work/haproxy.log" 2>&1 ||
   { cat "$work/haproxy.log" >&2; exit 1; }

@@ -10,6 +10,8 @@
 #   bench/h2.sh                               # 5 rounds of 10 s, 16 connections x 100 streams
 #   ROUNDS=3 DURATION=5 bench/h2.sh
 #   UPSTREAM_H2=1 bench/h2.sh                 # HTTP/2 to the upstream too (bench/front.sh)
+#   SAME_HEADERS=1 SAME_LIMITS=1 bench/h2.sh  # the peers add the gateway's fields, and HAProxy
+#                                             # queues past 1,024 upstream connections as it does
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}

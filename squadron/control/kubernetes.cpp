@@ -755,6 +755,7 @@ class Exporter {
                                  {"connect_timeout", ms(p.connect_timeout)},
                                  {"retries", p.retries},
                                  {"max_in_flight", p.max_in_flight},
+                                 {"max_connections", p.max_connections},
                                  {"eject_after", p.eject_after},
                                  {"eject_time", ms(p.eject_time)},
                                  {"slow_start", ms(p.slow_start)},

@@ -463,8 +463,8 @@ void parse_deploy(Checker& c, const YAML::Node& n, const std::string& path, Depl
 void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, ProxyPolicy& out) {
   if (!c.expect_map(n, path, "{ timeout: 15s, retries: 2, max_in_flight: 1024 }")) return;
   c.check_keys(n, path,
-               {"timeout", "connect_timeout", "retries", "max_in_flight", "eject_after",
-                "eject_time", "balance", "slow_start", "affinity", "protocol"});
+               {"timeout", "connect_timeout", "retries", "max_in_flight", "max_connections",
+                "eject_after", "eject_time", "balance", "slow_start", "affinity", "protocol"});
   if (const YAML::Node p = n["protocol"]) {
     if (auto v = c.string(p, path + ".protocol")) {
       if (*v == "h2c") {
@@ -534,6 +534,11 @@ void parse_proxy(Checker& c, const YAML::Node& n, const std::string& path, Proxy
     if (auto v = c.integer(n["max_in_flight"], path + ".max_in_flight", 1,
                            registry::bounds::kMaxInFlight))
       out.max_in_flight = static_cast<int>(*v);
+  }
+  if (n["max_connections"]) {
+    if (auto v = c.integer(n["max_connections"], path + ".max_connections", 1,
+                           registry::bounds::kMaxInFlight))
+      out.max_connections = static_cast<int>(*v);
   }
   if (n["eject_after"]) {
     if (auto v =

@@ -213,14 +213,21 @@ TEST(ManifestProxy, DefaultsAndOverridesAndPreciseErrors) {
   EXPECT_EQ(p.retries, 0);
   EXPECT_EQ(p.balance, "random");
   EXPECT_EQ(p.max_in_flight, 1024) << "the design doc's default";
+  EXPECT_EQ(p.max_connections, 1024) << "Envoy's default";
   EXPECT_EQ(p.eject_after, 5);
+  r = parse_manifest("services:\n  a:\n    command: [x]\n    proxy: { max_connections: 32 }\n",
+                     "/tmp/squadron.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.manifest->services[0].proxy.max_connections, 32);
   r = parse_manifest(
-      "services:\n  a:\n    command: [x]\n    proxy: { retries: 9, balance: fast }\n",
+      "services:\n  a:\n    command: [x]\n    proxy: { retries: 9, balance: fast, "
+      "max_connections: 0 }\n",
       "/tmp/squadron.yaml");
-  ASSERT_EQ(r.errors.size(), 2u);
+  ASSERT_EQ(r.errors.size(), 3u);
   EXPECT_EQ(r.errors[0].path, "services.a.proxy.retries");
   EXPECT_EQ(r.errors[1].path, "services.a.proxy.balance");
   EXPECT_NE(r.errors[1].hint.find("round-robin"), std::string::npos);
+  EXPECT_EQ(r.errors[2].path, "services.a.proxy.max_connections");
 }
 
 TEST(ManifestProxy, DurationsOutsideTheWatchContractsBoundsAreErrors) {

@@ -214,6 +214,9 @@ asio::awaitable<void> Proxy::forward(ThreadState& w, std::shared_ptr<const Snaps
   ensure_request_id(req, w.rng);
   UpstreamRequest up(w.heads);
   up.build(req, match, trusts(req.remote_address()), timeout, account.start());
+  // Each thread's pool holds its share of every instance's connections.
+  up.options.max_connections = std::max<std::size_t>(
+      1, static_cast<std::size_t>(service.policy.max_connections) / workers_.size());
   Affinity affinity = affinity_of(req, service.policy);
   if (up.upgrade) {  // a WebSocket's handshake: a connection of its own, then a tunnel
     Stats& stats = account.service();

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -161,6 +163,47 @@ void fill_head(const ResponseParser& parser, const ExchangeOptions& options, Res
   }
 }
 
+// An exchange waiting for a place among an upstream's connections (max_connections).
+struct Waiter {
+  asio::steady_timer* timer;
+  bool granted = false;  // a place was handed on to it: it is counted in Peer::busy already
+};
+
+// What the pool keeps of one upstream (a key): its idle connections, and how many of its
+// connections are in use, with the exchanges waiting for one (ExchangeOptions::max_connections).
+struct Peer {
+  std::vector<std::unique_ptr<Connection>> idle;  // the last one put back is taken first
+  std::size_t busy = 0;                           // places taken: in use or being opened
+  std::deque<Waiter*> waiting;                    // first come, first served
+};
+
+// One exchange's place among its upstream's connections, and then its streamed body's, given
+// back at the end: to the first waiter if there is one (it then takes the connection just put
+// back idle, or opens one in place of one closed), else to the count.
+class Place {
+ public:
+  explicit Place(Peer* peer) noexcept : peer_(peer) {}
+  Place(Place&& other) noexcept : peer_(std::exchange(other.peer_, nullptr)) {}
+  Place& operator=(Place&&) = delete;
+  ~Place() { release(); }
+  void release() noexcept {
+    if (peer_ == nullptr) return;
+    Peer& peer = *std::exchange(peer_, nullptr);
+    if (peer.waiting.empty()) {
+      --peer.busy;
+      return;
+    }
+    Waiter* next = peer.waiting.front();
+    peer.waiting.pop_front();
+    next->granted = true;
+    next->timer->cancel();
+  }
+  void forget() noexcept { peer_ = nullptr; }  // the pool is gone
+
+ private:
+  Peer* peer_;
+};
+
 }  // namespace
 
 struct ConnectionPool::Impl {
@@ -169,20 +212,21 @@ struct ConnectionPool::Impl {
   asio::io_context::executor_type executor;
   std::size_t max_idle;
   using List = std::vector<std::unique_ptr<Connection>>;
-  std::unordered_map<std::string, List, StringHash, std::equal_to<>> idle;
-  // The idle list of `key` (found without allocating), made when missing. The last one found is
+  std::unordered_map<std::string, Peer, StringHash, std::equal_to<>> peers;
+  // The upstream `key` (found without allocating), made when missing. The last one found is
   // remembered: an exchange asks twice, and a gateway's thread mostly for the same few instances
-  // (hashing the key was 1 % of a proxied request). Lists stay where they are until drop_idle().
-  List& list(std::string_view key) {
-    if (last_list != nullptr && key == last_key) return *last_list;
-    auto it = idle.find(key);
-    if (it == idle.end()) it = idle.emplace(std::string(key), List{}).first;
+  // (hashing the key was 1 % of a proxied request). Peers stay where they are while the pool
+  // lives: exchanges and streamed bodies hold their places by pointer.
+  Peer& peer(std::string_view key) {
+    if (last_peer != nullptr && key == last_key) return *last_peer;
+    auto it = peers.find(key);
+    if (it == peers.end()) it = peers.emplace(std::string(key), Peer{}).first;
     last_key.assign(key);
-    last_list = &it->second;
+    last_peer = &it->second;
     return it->second;
   }
   std::string last_key;
-  List* last_list = nullptr;
+  Peer* last_peer = nullptr;
   std::vector<internal::ReadBuffer> buffers;  // read buffers for the next exchanges
   std::size_t buffers_in_use = 0;
   std::size_t peak_in_use = 0;  // since the last trim()
@@ -241,9 +285,10 @@ struct ConnectionPool::Impl {
   }
   void drop_idle() {
     std::int64_t n = 0;
-    for (const auto& [key, l] : idle) n += static_cast<std::int64_t>(l.size());
-    last_list = nullptr;
-    idle.clear();
+    for (auto& [key, peer] : peers) {
+      n += static_cast<std::int64_t>(peer.idle.size());
+      peer.idle.clear();
+    }
     count(held().idle, -n);
   }
   ~Impl() {
@@ -321,9 +366,16 @@ class Watched {
 // A response body still arriving when exchange() returned: owns the connection until the body
 // has been handed on, then gives it back to the pool.
 struct Pump {
+  explicit Pump(Place p) : place(std::move(p)) {}
+  ~Pump() {
+    if (!*alive) place.forget();
+  }
+  Pump(const Pump&) = delete;
+  Pump& operator=(const Pump&) = delete;
   ConnectionPool::Impl* pool;
   std::shared_ptr<bool> alive;  // the pool's
   std::string key;
+  Place place;  // among the upstream's connections, given back once the body has come
   std::unique_ptr<Connection> conn;
   std::chrono::steady_clock::time_point deadline;
   std::chrono::milliseconds idle{0};  // each piece within this of the one before (0: deadline)
@@ -341,10 +393,11 @@ asio::awaitable<BodyPiece> pump_next(std::shared_ptr<Pump> pump) {
       co_return BodyPiece::more(std::move(out));
     }
     if (parser.done()) {
-      auto& idle = p.pool->list(p.key);
+      auto& idle = p.pool->peer(p.key).idle;
       if (parser.keep_alive() && !p.leftover && idle.size() < p.pool->max_idle)
         p.pool->put_idle(idle, std::move(p.conn));
       p.conn.reset();
+      p.place.release();  // after the connection went idle: a waiter takes it
       co_return BodyPiece::last();
     }
     Deadline limit;
@@ -485,10 +538,10 @@ bool streams(const ResponseParser& parser, const ExchangeOptions& options) {
 // The answer is in `response` with its body to be pulled through (Response::stream); the pump
 // owns the connection until the body's end.
 void hand_over_stream(ConnectionPool::Impl& p, Upstream upstream, const ExchangeOptions& options,
-                      std::unique_ptr<Connection> conn, Response& response) {
+                      std::unique_ptr<Connection> conn, Place& place, Response& response) {
   fill_head(conn->parser, options, response);
   response.stream_length = conn->parser.declared_length();
-  auto pump = std::make_shared<Pump>();
+  auto pump = std::make_shared<Pump>(std::move(place));
   pump->pool = &p;
   pump->alive = p.alive;
   pump->key = std::string(upstream.key);
@@ -505,8 +558,9 @@ enum class Read { kMore, kWhole, kStreamed, kFailed };
 // (`conn` is then the pump's); kFailed with `x` saying why (its outcome left kFailed when the
 // connection may have been a stale pooled one: the caller decides).
 Read on_read(ConnectionPool::Impl& p, Upstream upstream, std::unique_ptr<Connection>& conn,
-             const ExchangeOptions& options, const Deadline& limit, boost::system::error_code rec,
-             std::size_t rn, Response& response, Exchange& x, bool& leftover) {
+             Place& place, const ExchangeOptions& options, const Deadline& limit,
+             boost::system::error_code rec, std::size_t rn, Response& response, Exchange& x,
+             bool& leftover) {
   ResponseParser& parser = conn->parser;
   auto result = ResponseParser::Result::kNeedMore;
   if (limit.expired) {
@@ -545,10 +599,26 @@ Read on_read(ConnectionPool::Impl& p, Upstream upstream, std::unique_ptr<Connect
   const int one = 1;
   ::setsockopt(conn->socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
   if (streams(parser, options)) {
-    hand_over_stream(p, upstream, options, std::move(conn), response);
+    hand_over_stream(p, upstream, options, std::move(conn), place, response);
     return Read::kStreamed;
   }
   return Read::kMore;
+}
+
+// Waits for a place among `peer`'s connections, first come first served, until the deadline:
+// false, with `x` saying so, when none came (nothing was sent).
+asio::awaitable<bool> wait_for_place(ConnectionPool::Impl& p, Peer& peer,
+                                     const ExchangeOptions& options, Exchange& x) {
+  asio::steady_timer timer(p.executor, options.deadline);
+  Waiter waiter{&timer};
+  peer.waiting.push_back(&waiter);
+  co_await timer.async_wait(kAwait);
+  if (waiter.granted) co_return true;
+  std::erase(peer.waiting, &waiter);  // its deadline came (or the pool cancelled everything)
+  x.outcome = Outcome::kConnectTimeout;
+  x.error = "none of its " + std::to_string(options.max_connections) +
+            " connections (max_connections) came free in time";
+  co_return false;
 }
 
 }  // namespace
@@ -559,11 +629,20 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
                                                    Response& response) {
   Impl& p = *impl_;
   Exchange x;
+  // A place among the upstream's connections first: past max_connections, wait for one.
+  Peer& peer = p.peer(upstream.key);
+  if (options.max_connections != 0 &&
+      (peer.busy >= options.max_connections || !peer.waiting.empty())) {
+    if (!co_await wait_for_place(p, peer, options, x)) co_return x;
+  } else {
+    ++peer.busy;
+  }
+  Place place(&peer);
   // A pooled connection, or a new one. A pooled one the upstream closed meanwhile fails before
   // any answer: then a fresh connection is tried once.
   for (int fresh = 0; fresh < 2; ++fresh) {
     std::unique_ptr<Connection> conn;
-    auto& pool = p.list(upstream.key);  // not kept over a suspension
+    auto& pool = peer.idle;
     const bool reused = fresh == 0 && !pool.empty();
     if (reused) {
       conn = p.take_idle(pool);
@@ -612,7 +691,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
     while (read == Read::kMore) {
       auto [rec, rn] = co_await conn->socket.async_read_some(
           asio::buffer(conn->buffer.get(), kReadBufferBytes), kAwait);
-      read = on_read(p, upstream, conn, options, limit, rec, rn, response, x, leftover);
+      read = on_read(p, upstream, conn, place, options, limit, rec, rn, response, x, leftover);
     }
     if (read == Read::kFailed) {
       // Cut off before any answer on a reused connection: it was stale; try a fresh one
@@ -622,7 +701,7 @@ asio::awaitable<Exchange> ConnectionPool::exchange(Upstream upstream,
       co_return x;
     }
     if (read == Read::kWhole) {
-      if (auto& idle = p.list(upstream.key);
+      if (auto& idle = peer.idle;
           conn->parser.keep_alive() && !leftover && idle.size() < p.max_idle)
         p.put_idle(idle, std::move(conn));
     }
@@ -667,6 +746,9 @@ void ConnectionPool::cancel_all() {
   for (auto* d = impl_->deadlines; d != nullptr; d = d->next) {
     d->expired = true;  // as a timeout: nothing is tried again
     d->socket->cancel(ec);
+  }
+  for (auto& [key, peer] : impl_->peers) {
+    for (Waiter* w : std::exchange(peer.waiting, {})) w->timer->cancel();
   }
   impl_->drop_idle();
 }

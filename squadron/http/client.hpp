@@ -66,6 +66,10 @@ struct ExchangeOptions {
   // The request this exchange serves: when its client gives up (Request::cancel()), an HTTP/2
   // upstream's stream is reset. May be null.
   Request* client = nullptr;
+  // At most this many connections to the upstream in use at once (an exchange's, and then its
+  // streamed body's), per pool; the exchanges past it wait for one, first come first served,
+  // until the deadline (then kConnectTimeout: nothing was sent). 0: no limit. HTTP/1.1 only.
+  std::size_t max_connections = 0;
   // What a transport keeps of a streamed body across the attempts of one request (HTTP/2's
   // replay buffer: the first 64 KiB read, so that a refused stream can be sent again).
   mutable std::shared_ptr<void> body_state;

@@ -285,5 +285,91 @@ TEST(ConnectionPool, ABurstKeepsItsReadBuffersWhileItLastsAndGivesThemBackAfter)
   EXPECT_EQ(after_all.buffers_pooled - before.buffers_pooled, 64u);
 }
 
+// An upstream for max_connections: accepts every connection, counting them, and answers each
+// with answer_until_released(); `release` fires once `open_before_release` are open (0: never).
+asio::awaitable<void> accept_counting(tcp::acceptor& acceptor, asio::steady_timer& release,
+                                      int open_before_release, int& accepted) {
+  while (true) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (++accepted == open_before_release)
+      release.expires_at(asio::steady_timer::time_point::min());
+    asio::co_spawn(acceptor.get_executor(), answer_until_released(std::move(socket), release),
+                   asio::detached);
+  }
+}
+
+TEST(ConnectionPool, PastMaxConnectionsExchangesWaitForOneToComeFreeInsteadOfOpeningMore) {
+  constexpr std::size_t kPlaces = 3;
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::steady_timer release(io, asio::steady_timer::time_point::max());
+  int accepted = 0;
+  // The slow ones hold all three connections until the third is open: by then the fast ones,
+  // started after them, are waiting. Without the limit they open three more.
+  asio::co_spawn(io, accept_counting(acceptor, release, kPlaces, accepted), asio::detached);
+  ConnectionPool pool(io.get_executor());
+  const auto port = acceptor.local_endpoint().port();
+  std::vector<std::string> answered;
+  auto exchange = [&](std::string request) -> asio::awaitable<void> {
+    const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
+    ExchangeOptions options;
+    options.deadline = std::chrono::steady_clock::now() + 10s;
+    options.max_connections = kPlaces;
+    Response res;
+    const auto x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+    EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+    answered.push_back(request.substr(4, 5));
+    if (answered.size() == 2 * kPlaces) io.stop();  // the upstream's connections stay open
+  };
+  for (std::size_t i = 0; i < kPlaces; ++i)
+    asio::co_spawn(io, exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"), asio::detached);
+  for (std::size_t i = 0; i < kPlaces; ++i)
+    asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n"), asio::detached);
+  io.run_for(20s);
+  EXPECT_EQ(answered.size(), 2 * kPlaces);
+  EXPECT_EQ(accepted, static_cast<int>(kPlaces)) << "the waiting exchanges reused those three";
+}
+
+TEST(ConnectionPool, AnExchangeStillWaitingForAConnectionAtItsDeadlineEndsHavingSentNothing) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::steady_timer release(io, asio::steady_timer::time_point::max());
+  int accepted = 0;
+  asio::co_spawn(io, accept_counting(acceptor, release, 0, accepted), asio::detached);
+  ConnectionPool pool(io.get_executor());
+  const auto port = acceptor.local_endpoint().port();
+  Exchange slow, late;
+  auto exchange = [&](std::string_view request, std::chrono::milliseconds within,
+                      Exchange& out) -> asio::awaitable<void> {
+    const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
+    ExchangeOptions options;
+    options.deadline = std::chrono::steady_clock::now() + within;
+    options.max_connections = 1;
+    Response res;
+    out = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+  };
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", 10s, slow);
+        io.stop();
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", 50ms, late);
+        release.expires_at(asio::steady_timer::time_point::min());  // now the slow one ends
+      },
+      asio::detached);
+  io.run_for(20s);
+  EXPECT_EQ(late.outcome, Outcome::kConnectTimeout) << late.error;
+  EXPECT_FALSE(late.sent);
+  EXPECT_NE(late.error.find("max_connections"), std::string::npos) << late.error;
+  EXPECT_EQ(slow.outcome, Outcome::kAnswered) << slow.error;
+  EXPECT_EQ(accepted, 1);
+}
+
 }  // namespace
 }  // namespace squadron::http

@@ -14,6 +14,7 @@ json::object policy_json(const ProxyPolicy& p, bool scale_to_zero) {
           {"connect_timeout_ms", p.connect_timeout.count()},
           {"retries", p.retries},
           {"max_in_flight", p.max_in_flight},
+          {"max_connections", p.max_connections},
           {"eject_after", p.eject_after},
           {"eject_time_ms", p.eject_time.count()},
           {"slow_start_ms", p.slow_start.count()},
@@ -34,6 +35,8 @@ void read_policy(const json::object& o, WatchService& s) {
   if (auto x = bounded(o, "retries", 0, bounds::kMaxRetries)) p.retries = static_cast<int>(*x);
   if (auto x = bounded(o, "max_in_flight", 1, bounds::kMaxInFlight))
     p.max_in_flight = static_cast<int>(*x);
+  if (auto x = bounded(o, "max_connections", 1, bounds::kMaxInFlight))
+    p.max_connections = static_cast<int>(*x);
   if (auto x = bounded(o, "eject_after", 1, bounds::kMaxEjectAfter))
     p.eject_after = static_cast<int>(*x);
   if (const auto* z = o.if_contains("scale_to_zero"); z != nullptr && z->is_bool())

@@ -53,7 +53,11 @@ struct ProxyPolicy {
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(1);  // per attempt
   int retries = 2;           // extra attempts for idempotent requests, on another instance
   int max_in_flight = 1024;  // circuit breaker: beyond this, 503 with Retry-After at once
-  int eject_after = 5;       // consecutive failures (5xx, connect errors) that eject an instance
+  // HTTP/1.1 connections open to each instance at once, at most (shared out over the gateway's
+  // threads); a request past it waits in the gateway for one to come free, first come first
+  // served, within its timeout (HAProxy's server maxconn and queue, Envoy's max_connections).
+  int max_connections = 1024;
+  int eject_after = 5;  // consecutive failures (5xx, connect errors) that eject an instance
   std::chrono::milliseconds eject_time = std::chrono::seconds(30);  // x times ejected
   std::chrono::milliseconds slow_start = std::chrono::seconds(3);   // new instances ramp up; 0: off
   std::string balance = "least-request";                            // or "round-robin", "random"
@@ -98,8 +102,8 @@ struct Watch {
 
 // {"revision", "services": [{"name", "routes": [{"prefix", "strip_prefix", "host"?,
 // "rate_limit"?: {"rate", "burst"}}], "proxy": {"timeout_ms", "connect_timeout_ms", "retries",
-// "max_in_flight", "eject_after", "eject_time_ms", "slow_start_ms", "scale_to_zero",
-// "balance"}, "discovery_port"?}], "instances": [to_json(Instance)...]}.
+// "max_in_flight", "max_connections", "eject_after", "eject_time_ms", "slow_start_ms",
+// "scale_to_zero", "balance"}, "discovery_port"?}], "instances": [to_json(Instance)...]}.
 boost::json::object to_json(const Watch& w, std::chrono::system_clock::time_point now);
 // Reads what to_json() wrote (a route may also be a bare prefix string). Values outside the
 // bounds keep their defaults; a route without a '/' prefix and an unreadable instance are

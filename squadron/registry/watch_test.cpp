@@ -16,6 +16,7 @@ Watch sample() {
   hello.routes = {{"/hello", true, "api.example", 100, 200}, {"/", false, "", 0, 0}};
   hello.proxy.timeout = 900ms;
   hello.proxy.retries = 1;
+  hello.proxy.max_connections = 64;
   hello.proxy.balance = "round-robin";
   hello.proxy.affinity = "cookie";
   hello.proxy.affinity_name = "sticky";
@@ -59,7 +60,7 @@ TEST(Watch, ReadsBackWhatWasBuiltInMemoryToo) {
 
 TEST(Watch, ValuesOutsideTheBoundsKeepTheirDefaults) {
   const auto v = boost::json::parse(R"({"revision": 1, "services": [{"name": "a", "proxy": {
-      "timeout_ms": 0, "retries": 99, "max_in_flight": 0, "eject_after": 5000,
+      "timeout_ms": 0, "retries": 99, "max_in_flight": 0, "max_connections": 0, "eject_after": 5000,
       "slow_start_ms": -1, "balance": "fastest", "connect_timeout_ms": 250},
       "routes": ["/ok", "no-slash", {"prefix": "/limited", "rate_limit": {"rate": 20000000}},
                  {"prefix": "/burst", "rate_limit": {"rate": 5}}],
@@ -72,6 +73,7 @@ TEST(Watch, ValuesOutsideTheBoundsKeepTheirDefaults) {
   EXPECT_EQ(p.timeout, defaults.timeout);
   EXPECT_EQ(p.retries, defaults.retries);
   EXPECT_EQ(p.max_in_flight, defaults.max_in_flight);
+  EXPECT_EQ(p.max_connections, defaults.max_connections);
   EXPECT_EQ(p.eject_after, defaults.eject_after);
   EXPECT_EQ(p.slow_start, defaults.slow_start);
   EXPECT_EQ(p.balance, defaults.balance);
