@@ -1,7 +1,8 @@
 // `squadron gateway -c FILE`: the gateway standalone in front of real echo servers on loopback —
 // balanced, a killed upstream invisible to GETs, reloads (SIGHUP and a changed file) under load
 // with no failed request, a bad file that leaves the running one serving, and a DNS name with
-// two addresses (a private /etc/hosts in a mount namespace of the gateway's own).
+// two addresses (a private /etc/hosts in a mount namespace of the gateway's own), and requests
+// past max_connections waiting for one.
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <signal.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -145,6 +147,26 @@ TEST_F(StandaloneGateway, ReloadsUnderLoadOnSighupAndOnAChangedFileLosingNoReque
   load.join();
   EXPECT_EQ(failed, 0) << "of " << done << " requests";
   EXPECT_GT(done, 100);
+}
+
+TEST_F(StandaloneGateway, PastMaxConnectionsRequestsWaitForAConnectionAndAreAllAnswered) {
+  const auto a = echo("a");
+  write_file({"127.0.0.1:" + std::to_string(a)}, "    proxy: { max_connections: 2 }\n");
+  start_gateway();
+  // Six requests of 300 ms each at once, over two connections to the instance: three turns, so
+  // not all answered before 900 ms (six connections would answer them all in about 300 ms).
+  std::atomic<int> answered{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&] {
+      const auto r = fetch(port_, "GET", "/?delay_ms=300");
+      if (r && r->status == 200) ++answered;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered, 6);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 900ms) << "more than two at once";
 }
 
 TEST_F(StandaloneGateway, ADnsNameWithTwoAddressesIsTwoEndpoints) {
