@@ -368,7 +368,7 @@ class Watched {
 struct Pump {
   explicit Pump(Place p) : place(std::move(p)) {}
   ~Pump() {
-    if (!*alive) place.forget();
+    if (alive && !*alive) place.forget();
   }
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
@@ -613,12 +613,19 @@ asio::awaitable<bool> wait_for_place(ConnectionPool::Impl& p, Peer& peer,
   Waiter waiter{&timer};
   peer.waiting.push_back(&waiter);
   co_await timer.async_wait(kAwait);
-  if (waiter.granted) co_return true;
-  std::erase(peer.waiting, &waiter);  // its deadline came (or the pool cancelled everything)
-  x.outcome = Outcome::kConnectTimeout;
-  x.error = "none of its " + std::to_string(options.max_connections) +
-            " connections (max_connections) came free in time";
-  co_return false;
+  if (!waiter.granted) {
+    std::erase(peer.waiting, &waiter);  // its deadline came (or the pool cancelled everything)
+    x.outcome = Outcome::kConnectTimeout;
+    x.error = "none of its " + std::to_string(options.max_connections) +
+              " connections (max_connections) came free in time";
+    co_return false;
+  }
+  if (options.client != nullptr && options.client->cancelled()) {
+    Place(&peer).release();  // its client reset its stream meanwhile: the next one goes instead
+    x.error = "the client cancelled the request";
+    co_return false;
+  }
+  co_return true;
 }
 
 }  // namespace

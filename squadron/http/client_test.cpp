@@ -371,5 +371,46 @@ TEST(ConnectionPool, AnExchangeStillWaitingForAConnectionAtItsDeadlineEndsHaving
   EXPECT_EQ(accepted, 1);
 }
 
+TEST(ConnectionPool, AWaitingExchangeWhoseClientGaveUpSendsNothingAndPassesItsTurnOn) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::steady_timer release(io, asio::steady_timer::time_point::max());
+  int accepted = 0;
+  asio::co_spawn(io, accept_counting(acceptor, release, 0, accepted), asio::detached);
+  ConnectionPool pool(io.get_executor());
+  const auto port = acceptor.local_endpoint().port();
+  Request gone;  // the second exchange's client: it resets its stream while it waits
+  Exchange slow, cancelled, third;
+  int done = 0;
+  auto exchange = [&](std::string_view request, Request* client,
+                      Exchange& out) -> asio::awaitable<void> {
+    const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
+    ExchangeOptions options;
+    options.deadline = std::chrono::steady_clock::now() + 10s;
+    options.max_connections = 1;
+    options.client = client;
+    Response res;
+    out = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+    if (++done == 3) io.stop();
+  };
+  asio::co_spawn(io, exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", nullptr, slow),
+                 asio::detached);
+  asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &gone, cancelled),
+                 asio::detached);
+  asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", nullptr, third),
+                 asio::detached);
+  asio::post(io, [&] {
+    gone.cancel();  // both wait behind the slow one by now
+    release.expires_at(asio::steady_timer::time_point::min());
+  });
+  io.run_for(20s);
+  EXPECT_EQ(slow.outcome, Outcome::kAnswered) << slow.error;
+  EXPECT_NE(cancelled.outcome, Outcome::kAnswered);
+  EXPECT_FALSE(cancelled.sent);
+  EXPECT_EQ(cancelled.error, "the client cancelled the request");
+  EXPECT_EQ(third.outcome, Outcome::kAnswered) << third.error;
+  EXPECT_EQ(accepted, 1);
+}
+
 }  // namespace
 }  // namespace squadron::http
