@@ -299,117 +299,102 @@ asio::awaitable<void> accept_counting(tcp::acceptor& acceptor, asio::steady_time
   }
 }
 
-TEST(ConnectionPool, PastMaxConnectionsExchangesWaitForOneToComeFreeInsteadOfOpeningMore) {
-  constexpr std::size_t kPlaces = 3;
-  asio::io_context io;
-  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  asio::steady_timer release(io, asio::steady_timer::time_point::max());
-  int accepted = 0;
-  // The slow ones hold all three connections until the third is open: by then the fast ones,
-  // started after them, are waiting. Without the limit they open three more.
-  asio::co_spawn(io, accept_counting(acceptor, release, kPlaces, accepted), asio::detached);
-  ConnectionPool pool(io.get_executor());
-  const auto port = acceptor.local_endpoint().port();
-  std::vector<std::string> answered;
-  auto exchange = [&](std::string request) -> asio::awaitable<void> {
-    const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
-    ExchangeOptions options;
-    options.deadline = std::chrono::steady_clock::now() + 10s;
-    options.max_connections = kPlaces;
-    Response res;
-    const auto x = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
-    EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
-    answered.push_back(request.substr(4, 5));
-    if (answered.size() == 2 * kPlaces) io.stop();  // the upstream's connections stay open
-  };
-  for (std::size_t i = 0; i < kPlaces; ++i)
-    asio::co_spawn(io, exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"), asio::detached);
-  for (std::size_t i = 0; i < kPlaces; ++i)
-    asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n"), asio::detached);
-  io.run_for(20s);
-  EXPECT_EQ(answered.size(), 2 * kPlaces);
-  EXPECT_EQ(accepted, static_cast<int>(kPlaces)) << "the waiting exchanges reused those three";
-}
-
-TEST(ConnectionPool, AnExchangeStillWaitingForAConnectionAtItsDeadlineEndsHavingSentNothing) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  asio::steady_timer release(io, asio::steady_timer::time_point::max());
-  int accepted = 0;
-  asio::co_spawn(io, accept_counting(acceptor, release, 0, accepted), asio::detached);
-  ConnectionPool pool(io.get_executor());
-  const auto port = acceptor.local_endpoint().port();
-  Exchange slow, late;
-  auto exchange = [&](std::string_view request, std::chrono::milliseconds within,
-                      Exchange& out) -> asio::awaitable<void> {
+// A pool before accept_counting()'s upstream, its exchanges limited to `places` connections.
+struct Limited {
+  Limited(std::size_t places_, int open_before_release) : places(places_) {
+    asio::co_spawn(io, accept_counting(acceptor, release, open_before_release, accepted),
+                   asio::detached);
+  }
+  // `request` within `within`, for `client` (may be null).
+  asio::awaitable<Exchange> exchange(std::string_view request, std::chrono::milliseconds within,
+                                     Request* client = nullptr) {
     const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
     ExchangeOptions options;
     options.deadline = std::chrono::steady_clock::now() + within;
-    options.max_connections = 1;
+    options.max_connections = places;
+    options.client = client;
     Response res;
-    out = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
+    co_return co_await pool.exchange({"t", "127.0.0.1", acceptor.local_endpoint().port()}, bytes,
+                                     options, res);
+  }
+  asio::io_context io;
+  tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
+  asio::steady_timer release{io, asio::steady_timer::time_point::max()};
+  int accepted = 0;
+  ConnectionPool pool{io.get_executor()};
+  std::size_t places;
+};
+
+constexpr std::string_view kSlow = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
+constexpr std::string_view kFast = "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n";
+
+TEST(ConnectionPool, PastMaxConnectionsExchangesWaitForOneToComeFreeInsteadOfOpeningMore) {
+  constexpr int kPlaces = 3;
+  // The slow ones hold all three connections until the third is open: by then the fast ones,
+  // started after them, are waiting. Without the limit they open three more.
+  Limited t(kPlaces, kPlaces);
+  int answered = 0;
+  auto exchange = [&](std::string_view request) -> asio::awaitable<void> {
+    const auto x = co_await t.exchange(request, 10s);
+    EXPECT_EQ(x.outcome, Outcome::kAnswered) << x.error;
+    if (++answered == 2 * kPlaces) t.io.stop();  // the upstream's connections stay open
   };
+  for (int i = 0; i < kPlaces; ++i) asio::co_spawn(t.io, exchange(kSlow), asio::detached);
+  for (int i = 0; i < kPlaces; ++i) asio::co_spawn(t.io, exchange(kFast), asio::detached);
+  t.io.run_for(20s);
+  EXPECT_EQ(answered, 2 * kPlaces);
+  EXPECT_EQ(t.accepted, kPlaces) << "the waiting exchanges reused those three";
+}
+
+TEST(ConnectionPool, AnExchangeStillWaitingForAConnectionAtItsDeadlineEndsHavingSentNothing) {
+  Limited t(1, 0);
+  Exchange slow, late;
   asio::co_spawn(
-      io,
+      t.io,
       [&]() -> asio::awaitable<void> {
-        co_await exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", 10s, slow);
-        io.stop();
+        slow = co_await t.exchange(kSlow, 10s);
+        t.io.stop();
       },
       asio::detached);
   asio::co_spawn(
-      io,
+      t.io,
       [&]() -> asio::awaitable<void> {
-        co_await exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", 50ms, late);
-        release.expires_at(asio::steady_timer::time_point::min());  // now the slow one ends
+        late = co_await t.exchange(kFast, 50ms);
+        t.release.expires_at(asio::steady_timer::time_point::min());  // now the slow one ends
       },
       asio::detached);
-  io.run_for(20s);
+  t.io.run_for(20s);
   EXPECT_EQ(late.outcome, Outcome::kConnectTimeout) << late.error;
   EXPECT_FALSE(late.sent);
   EXPECT_NE(late.error.find("max_connections"), std::string::npos) << late.error;
   EXPECT_EQ(slow.outcome, Outcome::kAnswered) << slow.error;
-  EXPECT_EQ(accepted, 1);
+  EXPECT_EQ(t.accepted, 1);
 }
 
 TEST(ConnectionPool, AWaitingExchangeWhoseClientGaveUpSendsNothingAndPassesItsTurnOn) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  asio::steady_timer release(io, asio::steady_timer::time_point::max());
-  int accepted = 0;
-  asio::co_spawn(io, accept_counting(acceptor, release, 0, accepted), asio::detached);
-  ConnectionPool pool(io.get_executor());
-  const auto port = acceptor.local_endpoint().port();
+  Limited t(1, 0);
   Request gone;  // the second exchange's client: it resets its stream while it waits
   Exchange slow, cancelled, third;
   int done = 0;
   auto exchange = [&](std::string_view request, Request* client,
                       Exchange& out) -> asio::awaitable<void> {
-    const std::array<asio::const_buffer, 1> bytes{asio::buffer(request)};
-    ExchangeOptions options;
-    options.deadline = std::chrono::steady_clock::now() + 10s;
-    options.max_connections = 1;
-    options.client = client;
-    Response res;
-    out = co_await pool.exchange({"t", "127.0.0.1", port}, bytes, options, res);
-    if (++done == 3) io.stop();
+    out = co_await t.exchange(request, 10s, client);
+    if (++done == 3) t.io.stop();
   };
-  asio::co_spawn(io, exchange("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", nullptr, slow),
-                 asio::detached);
-  asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &gone, cancelled),
-                 asio::detached);
-  asio::co_spawn(io, exchange("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", nullptr, third),
-                 asio::detached);
-  asio::post(io, [&] {
+  asio::co_spawn(t.io, exchange(kSlow, nullptr, slow), asio::detached);
+  asio::co_spawn(t.io, exchange(kFast, &gone, cancelled), asio::detached);
+  asio::co_spawn(t.io, exchange(kFast, nullptr, third), asio::detached);
+  asio::post(t.io, [&] {
     gone.cancel();  // both wait behind the slow one by now
-    release.expires_at(asio::steady_timer::time_point::min());
+    t.release.expires_at(asio::steady_timer::time_point::min());
   });
-  io.run_for(20s);
+  t.io.run_for(20s);
   EXPECT_EQ(slow.outcome, Outcome::kAnswered) << slow.error;
   EXPECT_NE(cancelled.outcome, Outcome::kAnswered);
   EXPECT_FALSE(cancelled.sent);
   EXPECT_EQ(cancelled.error, "the client cancelled the request");
   EXPECT_EQ(third.outcome, Outcome::kAnswered) << third.error;
-  EXPECT_EQ(accepted, 1);
+  EXPECT_EQ(t.accepted, 1);
 }
 
 }  // namespace
