@@ -51,6 +51,7 @@ struct Held {
   std::atomic<std::int64_t> idle{0};
   std::atomic<std::int64_t> buffers_in_use{0};
   std::atomic<std::int64_t> buffers_pooled{0};
+  std::atomic<std::int64_t> waiting{0};  // exchanges waiting for a place (max_connections)
 };
 Held& held() {
   static Held h;
@@ -612,7 +613,9 @@ asio::awaitable<bool> wait_for_place(ConnectionPool::Impl& p, Peer& peer,
   asio::steady_timer timer(p.executor, options.deadline);
   Waiter waiter{&timer};
   peer.waiting.push_back(&waiter);
+  count(held().waiting, 1);
   co_await timer.async_wait(kAwait);
+  count(held().waiting, -1);
   if (!waiter.granted) {
     std::erase(peer.waiting, &waiter);  // its deadline came (or the pool cancelled everything)
     x.outcome = Outcome::kConnectTimeout;
@@ -768,6 +771,7 @@ ConnectionPool::Memory ConnectionPool::memory() noexcept {
   m.idle_connections = n(held().idle);
   m.buffers_in_use = n(held().buffers_in_use);
   m.buffers_pooled = n(held().buffers_pooled);
+  m.waiting_exchanges = n(held().waiting);
   m.idle_bytes = m.idle_connections * sizeof(Connection);
   m.buffer_bytes_in_use = m.buffers_in_use * kReadBufferBytes;
   m.buffer_bytes_pooled = m.buffers_pooled * kReadBufferBytes;

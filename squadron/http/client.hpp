@@ -163,6 +163,7 @@ class ConnectionPool final : public Transport {
     std::size_t idle_bytes = 0;  // idle connections × one connection record
     std::size_t buffer_bytes_in_use = 0;
     std::size_t buffer_bytes_pooled = 0;
+    std::size_t waiting_exchanges = 0;  // for a connection, past ExchangeOptions::max_connections
   };
   static Memory memory() noexcept;
 

@@ -347,8 +347,10 @@ TEST(ConnectionPool, PastMaxConnectionsExchangesWaitForOneToComeFreeInsteadOfOpe
 }
 
 TEST(ConnectionPool, AnExchangeStillWaitingForAConnectionAtItsDeadlineEndsHavingSentNothing) {
+  const auto before = ConnectionPool::memory().waiting_exchanges;
   Limited t(1, 0);
   Exchange slow, late;
+  std::size_t waiting = 0;
   asio::co_spawn(
       t.io,
       [&]() -> asio::awaitable<void> {
@@ -363,7 +365,10 @@ TEST(ConnectionPool, AnExchangeStillWaitingForAConnectionAtItsDeadlineEndsHaving
         t.release.expires_at(asio::steady_timer::time_point::min());  // now the slow one ends
       },
       asio::detached);
+  asio::post(t.io, [&] { waiting = ConnectionPool::memory().waiting_exchanges - before; });
   t.io.run_for(20s);
+  EXPECT_EQ(waiting, 1u) << "counted while it waits (squadron_http_upstream_waiting_requests)";
+  EXPECT_EQ(ConnectionPool::memory().waiting_exchanges, before);
   EXPECT_EQ(late.outcome, Outcome::kConnectTimeout) << late.error;
   EXPECT_FALSE(late.sent);
   EXPECT_NE(late.error.find("max_connections"), std::string::npos) << late.error;

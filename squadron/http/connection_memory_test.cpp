@@ -211,6 +211,7 @@ TEST(ConnectionMetrics, SayWhatConnectionsHold) {
   pool.idle_connections = 2;
   pool.idle_bytes = 400;
   pool.buffer_bytes_pooled = 8192;
+  pool.waiting_exchanges = 5;
   std::string out;
   append_connection_metrics(out, R"(service="s")", server, pool);
   EXPECT_NE(out.find("squadron_http_connections{service=\"s\"} 3\n"), std::string::npos);
@@ -224,6 +225,8 @@ TEST(ConnectionMetrics, SayWhatConnectionsHold) {
   EXPECT_NE(out.find("squadron_http_upstream_idle_connections{service=\"s\"} 2\n"),
             std::string::npos);
   EXPECT_NE(out.find("squadron_http_upstream_memory_bytes{service=\"s\",held=\"pooled\"} 8192\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("squadron_http_upstream_waiting_requests{service=\"s\"} 5\n"),
             std::string::npos);
   std::string bare;
   append_connection_metrics(bare, "", server, pool);

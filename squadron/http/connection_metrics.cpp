@@ -44,6 +44,10 @@ void append_connection_metrics(std::string& out, std::string_view labels,
   gauge("squadron_http_upstream_idle_connections",
         "Pooled keep-alive connections to upstreams, waiting for a request.",
         {{"", pool.idle_connections}});
+  gauge("squadron_http_upstream_waiting_requests",
+        "Requests waiting for a connection to their upstream, all of whose connections allowed "
+        "(proxy.max_connections) are in use.",
+        {{"", pool.waiting_exchanges}});
   gauge("squadron_http_upstream_memory_bytes",
         "Memory held for upstream connections: the idle ones' records, and read buffers in use "
         "or pooled for reuse.",
