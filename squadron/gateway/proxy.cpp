@@ -15,6 +15,7 @@
 #include "squadron/gateway/upstream_request.hpp"
 #include "squadron/http/client.hpp"
 #include "squadron/http/h2_client.hpp"
+#include "squadron/resilience/concurrency_limit.hpp"
 
 namespace squadron::gateway {
 
@@ -214,9 +215,10 @@ asio::awaitable<void> Proxy::forward(ThreadState& w, std::shared_ptr<const Snaps
   ensure_request_id(req, w.rng);
   UpstreamRequest up(w.heads);
   up.build(req, match, trusts(req.remote_address()), timeout, account.start());
-  // Each thread's pool holds its share of every instance's connections.
-  up.options.max_connections = std::max<std::size_t>(
-      1, static_cast<std::size_t>(service.policy.max_connections) / workers_.size());
+  // Each thread's pool holds its share of every instance's connections, shared out as the
+  // circuit breaker's requests are.
+  up.options.max_connections = static_cast<std::size_t>(
+      resilience::ConcurrencyLimit(service.policy.max_connections, workers_.size()).share());
   Affinity affinity = affinity_of(req, service.policy);
   if (up.upgrade) {  // a WebSocket's handshake: a connection of its own, then a tunnel
     Stats& stats = account.service();
